@@ -1,0 +1,40 @@
+//! Generates tonic server stubs for Temporal's services from the descriptor set that the
+//! `temporalio-protos` crate exports, so no Temporal `.proto` file is copied into Durin.
+use prost::Message;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let path = std::env::var("DEP_TEMPORALIO_PROTOS_DESCRIPTOR_PATH")
+        .map_err(|_| "temporalio-protos did not export its descriptor set")?;
+    println!("cargo:rerun-if-changed={path}");
+    let bytes = std::fs::read(&path)?;
+    let mut fds = prost_types::FileDescriptorSet::decode(bytes.as_slice())?;
+    // Only the services Durin serves; their message types come from `temporalio_protos`.
+    let wanted = [
+        "temporal/api/workflowservice/v1/service.proto",
+        "temporal/api/operatorservice/v1/service.proto",
+    ];
+    let mut keep = Vec::new();
+    for f in fds.file.drain(..) {
+        let name = f.name.clone().unwrap_or_default();
+        let is_service = !f.service.is_empty();
+        if !is_service || wanted.contains(&name.as_str()) {
+            keep.push(f);
+        }
+    }
+    fds.file = keep;
+    let mut cfg = tonic_prost_build::configure()
+        .build_client(false)
+        .build_server(true)
+        .generate_default_stubs(true);
+    for pkg in [
+        ".temporal",
+        ".coresdk",
+        ".google.rpc",
+        ".grpc",
+        ".nexusannotations",
+    ] {
+        cfg = cfg.extern_path(pkg, format!("::temporalio_protos{pkg}").replace('.', "::"));
+    }
+    cfg.compile_fds(fds)?;
+    Ok(())
+}

@@ -1,0 +1,436 @@
+//! `temporal.api.workflowservice.v1.WorkflowService`: where SDK requests enter Durin. Each
+//! handler validates what the engine cannot know (deadlines, request shape) and delegates.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use temporalio_protos::temporal::api::workflowservice::v1::*;
+use tonic::{Request, Response, Status};
+
+use super::errors::to_status;
+use crate::engine::Engine;
+use crate::engine::activity::{ActivityRef, AttemptEnd};
+use crate::proto::workflowservice::workflow_service_server::WorkflowService;
+
+/// A long poll answers this long before the caller's own deadline.
+const LONG_POLL_TAIL_ROOM: Duration = Duration::from_secs(1);
+
+pub struct WorkflowHandler {
+    engine: Arc<Engine>,
+}
+
+impl WorkflowHandler {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Self { engine }
+    }
+
+    /// When a long poll must answer: the server's limit, or just before the client's deadline.
+    fn poll_deadline<T>(&self, req: &Request<T>, limit: Duration) -> tokio::time::Instant {
+        let client = req
+            .metadata()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_grpc_timeout)
+            .map(|d| d.saturating_sub(LONG_POLL_TAIL_ROOM));
+        let wait = client.map_or(limit, |c| c.min(limit));
+        tokio::time::Instant::now() + wait
+    }
+}
+
+fn parse_grpc_timeout(v: &str) -> Option<Duration> {
+    if v.len() < 2 {
+        return None;
+    }
+    let (digits, unit) = v.split_at(v.len() - 1);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+fn ok<T>(r: Result<T, crate::engine::Error>) -> Reply<T> {
+    r.map(Response::new).map_err(to_status)
+}
+
+#[tonic::async_trait]
+impl WorkflowService for WorkflowHandler {
+    async fn get_system_info(
+        &self,
+        _req: Request<GetSystemInfoRequest>,
+    ) -> Reply<GetSystemInfoResponse> {
+        Ok(Response::new(GetSystemInfoResponse {
+            server_version: format!("durin-{}", env!("CARGO_PKG_VERSION")),
+            capabilities: Some(get_system_info_response::Capabilities {
+                signal_and_query_header: true,
+                internal_error_differentiation: true,
+                activity_failure_include_heartbeat: true,
+                supports_schedules: false,
+                encoded_failure_attributes: true,
+                build_id_based_versioning: false,
+                upsert_memo: true,
+                eager_workflow_start: false,
+                sdk_metadata: true,
+                count_group_by_execution_status: false,
+                nexus: false,
+                server_scaled_deployments: false,
+                server_scaled_provider_cloud_run: false,
+            }),
+        }))
+    }
+
+    async fn register_namespace(
+        &self,
+        req: Request<RegisterNamespaceRequest>,
+    ) -> Reply<RegisterNamespaceResponse> {
+        ok(self
+            .engine
+            .register_namespace(req.into_inner())
+            .await
+            .map(|_| RegisterNamespaceResponse {}))
+    }
+
+    async fn describe_namespace(
+        &self,
+        req: Request<DescribeNamespaceRequest>,
+    ) -> Reply<DescribeNamespaceResponse> {
+        ok(self.engine.describe_namespace(req.into_inner()).await)
+    }
+
+    async fn list_namespaces(
+        &self,
+        req: Request<ListNamespacesRequest>,
+    ) -> Reply<ListNamespacesResponse> {
+        ok(self.engine.list_namespaces(req.into_inner()).await)
+    }
+
+    async fn update_namespace(
+        &self,
+        req: Request<UpdateNamespaceRequest>,
+    ) -> Reply<UpdateNamespaceResponse> {
+        ok(self.engine.update_namespace(req.into_inner()).await)
+    }
+
+    async fn start_workflow_execution(
+        &self,
+        req: Request<StartWorkflowExecutionRequest>,
+    ) -> Reply<StartWorkflowExecutionResponse> {
+        ok(self.engine.start_workflow(req.into_inner()).await)
+    }
+
+    async fn signal_with_start_workflow_execution(
+        &self,
+        req: Request<SignalWithStartWorkflowExecutionRequest>,
+    ) -> Reply<SignalWithStartWorkflowExecutionResponse> {
+        ok(self
+            .engine
+            .signal_with_start(req.into_inner())
+            .await
+            .map(|r| SignalWithStartWorkflowExecutionResponse {
+                run_id: r.run_id,
+                started: r.started,
+                ..Default::default()
+            }))
+    }
+
+    async fn poll_workflow_task_queue(
+        &self,
+        req: Request<PollWorkflowTaskQueueRequest>,
+    ) -> Reply<PollWorkflowTaskQueueResponse> {
+        let deadline = self.poll_deadline(&req, self.engine.config.long_poll_timeout);
+        ok(self
+            .engine
+            .poll_workflow_task(req.into_inner(), deadline)
+            .await)
+    }
+
+    async fn respond_workflow_task_completed(
+        &self,
+        req: Request<RespondWorkflowTaskCompletedRequest>,
+    ) -> Reply<RespondWorkflowTaskCompletedResponse> {
+        ok(self.engine.complete_workflow_task(req.into_inner()).await)
+    }
+
+    async fn respond_workflow_task_failed(
+        &self,
+        req: Request<RespondWorkflowTaskFailedRequest>,
+    ) -> Reply<RespondWorkflowTaskFailedResponse> {
+        ok(self
+            .engine
+            .fail_workflow_task(req.into_inner())
+            .await
+            .map(|_| RespondWorkflowTaskFailedResponse {}))
+    }
+
+    async fn poll_activity_task_queue(
+        &self,
+        req: Request<PollActivityTaskQueueRequest>,
+    ) -> Reply<PollActivityTaskQueueResponse> {
+        let deadline = self.poll_deadline(&req, self.engine.config.long_poll_timeout);
+        ok(self
+            .engine
+            .poll_activity_task(req.into_inner(), deadline)
+            .await)
+    }
+
+    async fn record_activity_task_heartbeat(
+        &self,
+        req: Request<RecordActivityTaskHeartbeatRequest>,
+    ) -> Reply<RecordActivityTaskHeartbeatResponse> {
+        let r = req.into_inner();
+        let cancel = self
+            .engine
+            .heartbeat(ActivityRef::Token(&r.task_token), r.details)
+            .await;
+        ok(
+            cancel.map(|cancel_requested| RecordActivityTaskHeartbeatResponse {
+                cancel_requested,
+                ..Default::default()
+            }),
+        )
+    }
+
+    async fn record_activity_task_heartbeat_by_id(
+        &self,
+        req: Request<RecordActivityTaskHeartbeatByIdRequest>,
+    ) -> Reply<RecordActivityTaskHeartbeatByIdResponse> {
+        let r = req.into_inner();
+        let activity = ActivityRef::Id {
+            namespace: &r.namespace,
+            workflow_id: &r.workflow_id,
+            run_id: &r.run_id,
+            activity_id: &r.activity_id,
+        };
+        let cancel = self.engine.heartbeat(activity, r.details.clone()).await;
+        ok(
+            cancel.map(|cancel_requested| RecordActivityTaskHeartbeatByIdResponse {
+                cancel_requested,
+                ..Default::default()
+            }),
+        )
+    }
+
+    async fn respond_activity_task_completed(
+        &self,
+        req: Request<RespondActivityTaskCompletedRequest>,
+    ) -> Reply<RespondActivityTaskCompletedResponse> {
+        let r = req.into_inner();
+        let end = AttemptEnd::Completed {
+            result: r.result,
+            identity: r.identity,
+        };
+        ok(self
+            .engine
+            .end_activity_attempt(ActivityRef::Token(&r.task_token), end)
+            .await
+            .map(|_| Default::default()))
+    }
+
+    async fn respond_activity_task_completed_by_id(
+        &self,
+        req: Request<RespondActivityTaskCompletedByIdRequest>,
+    ) -> Reply<RespondActivityTaskCompletedByIdResponse> {
+        let r = req.into_inner();
+        let activity = ActivityRef::Id {
+            namespace: &r.namespace,
+            workflow_id: &r.workflow_id,
+            run_id: &r.run_id,
+            activity_id: &r.activity_id,
+        };
+        let end = AttemptEnd::Completed {
+            result: r.result.clone(),
+            identity: r.identity.clone(),
+        };
+        ok(self
+            .engine
+            .end_activity_attempt(activity, end)
+            .await
+            .map(|_| Default::default()))
+    }
+
+    async fn respond_activity_task_failed(
+        &self,
+        req: Request<RespondActivityTaskFailedRequest>,
+    ) -> Reply<RespondActivityTaskFailedResponse> {
+        let r = req.into_inner();
+        let failure = r
+            .failure
+            .ok_or_else(|| Status::invalid_argument("Failure is not set on request."))?;
+        let end = AttemptEnd::Failed {
+            failure,
+            last_heartbeat_details: r.last_heartbeat_details,
+            identity: r.identity,
+        };
+        ok(self
+            .engine
+            .end_activity_attempt(ActivityRef::Token(&r.task_token), end)
+            .await
+            .map(|_| Default::default()))
+    }
+
+    async fn respond_activity_task_failed_by_id(
+        &self,
+        req: Request<RespondActivityTaskFailedByIdRequest>,
+    ) -> Reply<RespondActivityTaskFailedByIdResponse> {
+        let r = req.into_inner();
+        let failure = r
+            .failure
+            .clone()
+            .ok_or_else(|| Status::invalid_argument("Failure is not set on request."))?;
+        let activity = ActivityRef::Id {
+            namespace: &r.namespace,
+            workflow_id: &r.workflow_id,
+            run_id: &r.run_id,
+            activity_id: &r.activity_id,
+        };
+        let end = AttemptEnd::Failed {
+            failure,
+            last_heartbeat_details: r.last_heartbeat_details.clone(),
+            identity: r.identity.clone(),
+        };
+        ok(self
+            .engine
+            .end_activity_attempt(activity, end)
+            .await
+            .map(|_| Default::default()))
+    }
+
+    async fn respond_activity_task_canceled(
+        &self,
+        req: Request<RespondActivityTaskCanceledRequest>,
+    ) -> Reply<RespondActivityTaskCanceledResponse> {
+        let r = req.into_inner();
+        let end = AttemptEnd::Canceled {
+            details: r.details,
+            identity: r.identity,
+        };
+        ok(self
+            .engine
+            .end_activity_attempt(ActivityRef::Token(&r.task_token), end)
+            .await
+            .map(|_| Default::default()))
+    }
+
+    async fn respond_activity_task_canceled_by_id(
+        &self,
+        req: Request<RespondActivityTaskCanceledByIdRequest>,
+    ) -> Reply<RespondActivityTaskCanceledByIdResponse> {
+        let r = req.into_inner();
+        let activity = ActivityRef::Id {
+            namespace: &r.namespace,
+            workflow_id: &r.workflow_id,
+            run_id: &r.run_id,
+            activity_id: &r.activity_id,
+        };
+        let end = AttemptEnd::Canceled {
+            details: r.details.clone(),
+            identity: r.identity.clone(),
+        };
+        ok(self
+            .engine
+            .end_activity_attempt(activity, end)
+            .await
+            .map(|_| Default::default()))
+    }
+
+    async fn signal_workflow_execution(
+        &self,
+        req: Request<SignalWorkflowExecutionRequest>,
+    ) -> Reply<SignalWorkflowExecutionResponse> {
+        ok(self
+            .engine
+            .signal(req.into_inner())
+            .await
+            .map(|_| Default::default()))
+    }
+
+    async fn query_workflow(
+        &self,
+        req: Request<QueryWorkflowRequest>,
+    ) -> Reply<QueryWorkflowResponse> {
+        let deadline = self.poll_deadline(&req, Duration::from_secs(60));
+        ok(self.engine.query(req.into_inner(), deadline).await)
+    }
+
+    async fn respond_query_task_completed(
+        &self,
+        req: Request<RespondQueryTaskCompletedRequest>,
+    ) -> Reply<RespondQueryTaskCompletedResponse> {
+        ok(self
+            .engine
+            .respond_query_task(req.into_inner())
+            .await
+            .map(|_| Default::default()))
+    }
+
+    async fn request_cancel_workflow_execution(
+        &self,
+        req: Request<RequestCancelWorkflowExecutionRequest>,
+    ) -> Reply<RequestCancelWorkflowExecutionResponse> {
+        ok(self
+            .engine
+            .request_cancel(req.into_inner())
+            .await
+            .map(|_| Default::default()))
+    }
+
+    async fn terminate_workflow_execution(
+        &self,
+        req: Request<TerminateWorkflowExecutionRequest>,
+    ) -> Reply<TerminateWorkflowExecutionResponse> {
+        ok(self
+            .engine
+            .terminate(req.into_inner())
+            .await
+            .map(|_| Default::default()))
+    }
+
+    async fn get_workflow_execution_history(
+        &self,
+        req: Request<GetWorkflowExecutionHistoryRequest>,
+    ) -> Reply<GetWorkflowExecutionHistoryResponse> {
+        ok(self.engine.get_history(req.into_inner()).await)
+    }
+
+    async fn describe_workflow_execution(
+        &self,
+        req: Request<DescribeWorkflowExecutionRequest>,
+    ) -> Reply<DescribeWorkflowExecutionResponse> {
+        ok(self.engine.describe(req.into_inner()).await)
+    }
+
+    async fn shutdown_worker(
+        &self,
+        _req: Request<ShutdownWorkerRequest>,
+    ) -> Reply<ShutdownWorkerResponse> {
+        Ok(Response::new(ShutdownWorkerResponse::default()))
+    }
+
+    async fn reset_sticky_task_queue(
+        &self,
+        _req: Request<ResetStickyTaskQueueRequest>,
+    ) -> Reply<ResetStickyTaskQueueResponse> {
+        // Durin never dispatches to sticky queues, so there is nothing to reset.
+        Ok(Response::new(ResetStickyTaskQueueResponse::default()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_grpc_timeouts() {
+        assert_eq!(parse_grpc_timeout("70000m"), Some(Duration::from_secs(70)));
+        assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_grpc_timeout("x"), None);
+        assert_eq!(parse_grpc_timeout("12Q"), None);
+    }
+}

@@ -1,0 +1,50 @@
+//! Wall-clock helpers. Durin stores absolute times so timers survive restarts.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prost_wkt_types::{Duration, Timestamp};
+
+pub fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub fn ts_from_millis(ms: i64) -> Timestamp {
+    Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+    }
+}
+
+pub fn now_ts() -> Timestamp {
+    ts_from_millis(now_millis())
+}
+
+pub fn ts_millis(ts: &Timestamp) -> i64 {
+    ts.seconds.saturating_mul(1000) + (ts.nanos as i64) / 1_000_000
+}
+
+pub fn opt_ts_millis(ts: &Option<Timestamp>) -> i64 {
+    ts.as_ref().map(ts_millis).unwrap_or(0)
+}
+
+/// Milliseconds in a protobuf duration; absent or negative durations count as zero.
+pub fn dur_millis(d: &Option<Duration>) -> i64 {
+    match d {
+        Some(d) => (d.seconds.saturating_mul(1000) + (d.nanos as i64) / 1_000_000).max(0),
+        None => 0,
+    }
+}
+
+pub fn dur_from_millis(ms: i64) -> Duration {
+    Duration {
+        seconds: ms.div_euclid(1000),
+        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+    }
+}
+
+pub fn is_negative(d: &Option<Duration>) -> bool {
+    matches!(d, Some(d) if d.seconds < 0 || d.nanos < 0)
+}

@@ -1,0 +1,452 @@
+//! Applying the commands of a completed workflow task to a run, in order. Validation errors
+//! stop the whole completion (the caller rolls the run back and fails the task).
+
+use temporalio_protos::temporal::api::command::v1::{Command, command};
+use temporalio_protos::temporal::api::common::v1::{Memo, SearchAttributes};
+use temporalio_protos::temporal::api::enums::v1::{
+    CommandType, RetryState, WorkflowExecutionStatus, WorkflowTaskFailedCause,
+};
+use temporalio_protos::temporal::api::history::v1::history_event::Attributes;
+use temporalio_protos::temporal::api::history::v1::*;
+
+use super::clock::{self, dur_from_millis, dur_millis, ts_from_millis};
+use super::matching::{QueueKey, QueueKind, TaskRef};
+use super::state::{ActivityInfo, TimerInfo};
+use super::timers::TimerTask;
+use super::{ChangeKind, Run, RunKey, retry};
+
+pub struct CommandError {
+    pub cause: WorkflowTaskFailedCause,
+    pub message: String,
+}
+
+fn bad(cause: WorkflowTaskFailedCause, message: impl Into<String>) -> CommandError {
+    CommandError {
+        cause,
+        message: message.into(),
+    }
+}
+
+/// Side effects applied only once the whole completion is accepted.
+pub enum Effect {
+    Task(QueueKey, TaskRef),
+    Timer(i64, TimerTask),
+}
+
+#[derive(Default)]
+pub struct Outcome {
+    pub closed: Option<WorkflowExecutionStatus>,
+    pub new_workflow_task: bool,
+}
+
+pub fn is_close_command(c: &Command) -> bool {
+    matches!(
+        c.attributes,
+        Some(
+            command::Attributes::CompleteWorkflowExecutionCommandAttributes(_)
+                | command::Attributes::FailWorkflowExecutionCommandAttributes(_)
+                | command::Attributes::CancelWorkflowExecutionCommandAttributes(_)
+                | command::Attributes::ContinueAsNewWorkflowExecutionCommandAttributes(_)
+        )
+    )
+}
+
+pub fn apply(
+    run: &mut Run,
+    key: &RunKey,
+    commands: &[Command],
+    wtc_id: i64,
+    effects: &mut Vec<Effect>,
+) -> Result<Outcome, CommandError> {
+    use WorkflowTaskFailedCause as C;
+    use command::Attributes as CA;
+    let mut outcome = Outcome::default();
+    for (i, cmd) in commands.iter().enumerate() {
+        if outcome.closed.is_some() {
+            return Err(bad(
+                C::UnhandledCommand,
+                "a workflow close command must be the last command",
+            ));
+        }
+        let Some(attrs) = &cmd.attributes else {
+            let name = CommandType::try_from(cmd.command_type)
+                .map(|t| t.as_str_name().to_string())
+                .unwrap_or_else(|_| cmd.command_type.to_string());
+            return Err(bad(
+                C::UnhandledCommand,
+                format!("command {i} ({name}) has no attributes"),
+            ));
+        };
+        let user_metadata = cmd.user_metadata.clone();
+        let before = run.staged.len();
+        match attrs {
+            CA::ScheduleActivityTaskCommandAttributes(a) => {
+                schedule_activity(run, key, a, wtc_id, effects)?;
+            }
+            CA::RequestCancelActivityTaskCommandAttributes(a) => {
+                let Some(info) = run.ms.activities.get(&a.scheduled_event_id).cloned() else {
+                    return Err(bad(
+                        C::BadRequestCancelActivityAttributes,
+                        format!(
+                            "no pending activity with scheduled event id {}",
+                            a.scheduled_event_id
+                        ),
+                    ));
+                };
+                let requested_id =
+                    run.append(Attributes::ActivityTaskCancelRequestedEventAttributes(
+                        ActivityTaskCancelRequestedEventAttributes {
+                            scheduled_event_id: a.scheduled_event_id,
+                            workflow_task_completed_event_id: wtc_id,
+                        },
+                    ));
+                if info.started_time.is_none() {
+                    run.ms.activities.remove(&a.scheduled_event_id);
+                    run.append(Attributes::ActivityTaskCanceledEventAttributes(
+                        ActivityTaskCanceledEventAttributes {
+                            latest_cancel_requested_event_id: requested_id,
+                            scheduled_event_id: a.scheduled_event_id,
+                            ..Default::default()
+                        },
+                    ));
+                    outcome.new_workflow_task = true;
+                } else if let Some(info) = run.ms.activities.get_mut(&a.scheduled_event_id) {
+                    info.cancel_requested = true;
+                    info.cancel_requested_event_id = requested_id;
+                }
+            }
+            CA::StartTimerCommandAttributes(a) => {
+                if a.timer_id.is_empty() {
+                    return Err(bad(
+                        C::BadStartTimerAttributes,
+                        "TimerId is not set on StartTimerCommand",
+                    ));
+                }
+                if run.ms.timers.contains_key(&a.timer_id) {
+                    return Err(bad(
+                        C::StartTimerDuplicateId,
+                        format!("timer id {} is already in use", a.timer_id),
+                    ));
+                }
+                let ms = dur_millis(&a.start_to_fire_timeout);
+                if ms <= 0 {
+                    return Err(bad(
+                        C::BadStartTimerAttributes,
+                        "StartToFireTimeout must be positive",
+                    ));
+                }
+                let started_event_id = run.append(Attributes::TimerStartedEventAttributes(
+                    TimerStartedEventAttributes {
+                        timer_id: a.timer_id.clone(),
+                        start_to_fire_timeout: a.start_to_fire_timeout,
+                        workflow_task_completed_event_id: wtc_id,
+                    },
+                ));
+                let due = clock::now_millis() + ms;
+                run.ms.timers.insert(
+                    a.timer_id.clone(),
+                    TimerInfo {
+                        timer_id: a.timer_id.clone(),
+                        started_event_id,
+                        fire_time: Some(ts_from_millis(due)),
+                    },
+                );
+                effects.push(Effect::Timer(
+                    due,
+                    TimerTask::UserTimer {
+                        key: key.clone(),
+                        timer_id: a.timer_id.clone(),
+                        started_event_id,
+                    },
+                ));
+            }
+            CA::CancelTimerCommandAttributes(a) => {
+                let started_event_id = if let Some(t) = run.ms.timers.remove(&a.timer_id) {
+                    t.started_event_id
+                } else if let Some(pos) = run.ms.buffered.iter().position(|e| {
+                    matches!(&e.attributes, Some(Attributes::TimerFiredEventAttributes(f)) if f.timer_id == a.timer_id)
+                }) {
+                    match run.ms.buffered.remove(pos).attributes {
+                        Some(Attributes::TimerFiredEventAttributes(f)) => f.started_event_id,
+                        _ => 0,
+                    }
+                } else {
+                    return Err(bad(C::BadCancelTimerAttributes, format!("no pending timer with id {}", a.timer_id)));
+                };
+                run.append(Attributes::TimerCanceledEventAttributes(
+                    TimerCanceledEventAttributes {
+                        timer_id: a.timer_id.clone(),
+                        started_event_id,
+                        workflow_task_completed_event_id: wtc_id,
+                        identity: String::new(),
+                    },
+                ));
+            }
+            CA::CompleteWorkflowExecutionCommandAttributes(a) => {
+                run.append(Attributes::WorkflowExecutionCompletedEventAttributes(
+                    WorkflowExecutionCompletedEventAttributes {
+                        result: a.result.clone(),
+                        workflow_task_completed_event_id: wtc_id,
+                        new_execution_run_id: String::new(),
+                    },
+                ));
+                outcome.closed = Some(WorkflowExecutionStatus::Completed);
+            }
+            CA::FailWorkflowExecutionCommandAttributes(a) => {
+                let has_policy = run
+                    .ms
+                    .started
+                    .as_ref()
+                    .is_some_and(|s| s.retry_policy.is_some());
+                let retry_state = if has_policy {
+                    RetryState::NonRetryableFailure
+                } else {
+                    RetryState::RetryPolicyNotSet
+                };
+                run.append(Attributes::WorkflowExecutionFailedEventAttributes(
+                    WorkflowExecutionFailedEventAttributes {
+                        failure: a.failure.clone(),
+                        retry_state: retry_state as i32,
+                        workflow_task_completed_event_id: wtc_id,
+                        new_execution_run_id: String::new(),
+                    },
+                ));
+                outcome.closed = Some(WorkflowExecutionStatus::Failed);
+            }
+            CA::CancelWorkflowExecutionCommandAttributes(a) => {
+                run.append(Attributes::WorkflowExecutionCanceledEventAttributes(
+                    WorkflowExecutionCanceledEventAttributes {
+                        workflow_task_completed_event_id: wtc_id,
+                        details: a.details.clone(),
+                    },
+                ));
+                outcome.closed = Some(WorkflowExecutionStatus::Canceled);
+            }
+            CA::RecordMarkerCommandAttributes(a) => {
+                if a.marker_name.is_empty() {
+                    return Err(bad(
+                        C::BadRecordMarkerAttributes,
+                        "MarkerName is not set on RecordMarkerCommand",
+                    ));
+                }
+                run.append(Attributes::MarkerRecordedEventAttributes(
+                    MarkerRecordedEventAttributes {
+                        marker_name: a.marker_name.clone(),
+                        details: a.details.clone(),
+                        workflow_task_completed_event_id: wtc_id,
+                        header: a.header.clone(),
+                        failure: a.failure.clone(),
+                    },
+                ));
+            }
+            CA::UpsertWorkflowSearchAttributesCommandAttributes(a) => {
+                let upsert = a.search_attributes.clone().unwrap_or_default();
+                merge_search_attributes(&mut run.ms.search_attributes, &upsert);
+                run.append(Attributes::UpsertWorkflowSearchAttributesEventAttributes(
+                    UpsertWorkflowSearchAttributesEventAttributes {
+                        workflow_task_completed_event_id: wtc_id,
+                        search_attributes: Some(upsert),
+                    },
+                ));
+            }
+            CA::ModifyWorkflowPropertiesCommandAttributes(a) => {
+                let upsert = a.upserted_memo.clone().unwrap_or_default();
+                merge_memo(&mut run.ms.memo, &upsert);
+                run.append(Attributes::WorkflowPropertiesModifiedEventAttributes(
+                    WorkflowPropertiesModifiedEventAttributes {
+                        workflow_task_completed_event_id: wtc_id,
+                        upserted_memo: Some(upsert),
+                    },
+                ));
+            }
+            other => {
+                let name = CommandType::try_from(cmd.command_type)
+                    .map(|t| t.as_str_name().to_string())
+                    .unwrap_or_else(|_| format!("{other:?}").chars().take(60).collect());
+                return Err(bad(
+                    C::UnhandledCommand,
+                    format!("command {name} is not supported by this Durin version yet"),
+                ));
+            }
+        }
+        if user_metadata.is_some() {
+            for event in run.staged[before..].iter_mut() {
+                event.user_metadata = user_metadata.clone();
+            }
+        }
+    }
+    Ok(outcome)
+}
+
+fn schedule_activity(
+    run: &mut Run,
+    key: &RunKey,
+    a: &temporalio_protos::temporal::api::command::v1::ScheduleActivityTaskCommandAttributes,
+    wtc_id: i64,
+    effects: &mut Vec<Effect>,
+) -> Result<(), CommandError> {
+    use WorkflowTaskFailedCause as C;
+    let fail = |m: &str| Err(bad(C::BadScheduleActivityAttributes, m));
+    if a.activity_id.is_empty() {
+        return fail("ActivityId is not set on ScheduleActivityTaskCommand");
+    }
+    if a.activity_type.as_ref().is_none_or(|t| t.name.is_empty()) {
+        return fail("ActivityType is not set on ScheduleActivityTaskCommand");
+    }
+    if run
+        .ms
+        .activities
+        .values()
+        .any(|x| x.activity_id == a.activity_id)
+    {
+        return Err(bad(
+            C::ScheduleActivityDuplicateId,
+            format!("activity id {} is already in use", a.activity_id),
+        ));
+    }
+    for d in [
+        &a.schedule_to_close_timeout,
+        &a.schedule_to_start_timeout,
+        &a.start_to_close_timeout,
+        &a.heartbeat_timeout,
+    ] {
+        if clock::is_negative(d) {
+            return fail("activity timeouts must not be negative");
+        }
+    }
+    let run_timeout = dur_millis(&run.ms.started.as_ref().and_then(|s| s.workflow_run_timeout));
+    let (mut s2c, mut s2s, mut stc, mut hb) = (
+        dur_millis(&a.schedule_to_close_timeout),
+        dur_millis(&a.schedule_to_start_timeout),
+        dur_millis(&a.start_to_close_timeout),
+        dur_millis(&a.heartbeat_timeout),
+    );
+    if s2c > 0 {
+        s2s = if s2s > 0 { s2s.min(s2c) } else { s2c };
+        stc = if stc > 0 { stc.min(s2c) } else { s2c };
+    } else if stc > 0 {
+        s2c = run_timeout;
+        if s2s == 0 {
+            s2s = run_timeout;
+        }
+    } else {
+        return fail(
+            "A valid StartToClose or ScheduleToCloseTimeout is not set on ScheduleActivityTaskCommand",
+        );
+    }
+    if run_timeout > 0 {
+        let cap = |v: i64| {
+            if v == 0 || v > run_timeout {
+                run_timeout
+            } else {
+                v
+            }
+        };
+        s2c = cap(s2c);
+        s2s = cap(s2s);
+        stc = cap(stc);
+    }
+    if hb > stc {
+        hb = stc;
+    }
+    let mut policy = a.retry_policy.clone().unwrap_or_default();
+    retry::fill_defaults(&mut policy);
+    retry::validate(&policy).map_err(|m| bad(C::BadScheduleActivityAttributes, m))?;
+    let tq = match &a.task_queue {
+        Some(t) if !t.name.is_empty() => t.name.clone(),
+        _ => run.task_queue(),
+    };
+    let opt = |v: i64| (v > 0).then(|| dur_from_millis(v));
+    let scheduled_event_id = run.append(Attributes::ActivityTaskScheduledEventAttributes(
+        ActivityTaskScheduledEventAttributes {
+            activity_id: a.activity_id.clone(),
+            activity_type: a.activity_type.clone(),
+            task_queue: Some(super::workflow_task::normal_queue(&tq)),
+            header: a.header.clone(),
+            input: a.input.clone(),
+            schedule_to_close_timeout: opt(s2c),
+            schedule_to_start_timeout: opt(s2s),
+            start_to_close_timeout: opt(stc),
+            heartbeat_timeout: opt(hb),
+            workflow_task_completed_event_id: wtc_id,
+            retry_policy: Some(policy.clone()),
+            priority: a.priority.clone(),
+            ..Default::default()
+        },
+    ));
+    let now = clock::now_millis();
+    let info = ActivityInfo {
+        scheduled_event_id,
+        activity_id: a.activity_id.clone(),
+        activity_type: a.activity_type.clone(),
+        task_queue: tq.clone(),
+        header: a.header.clone(),
+        input: a.input.clone(),
+        schedule_to_close_timeout: opt(s2c),
+        schedule_to_start_timeout: opt(s2s),
+        start_to_close_timeout: opt(stc),
+        heartbeat_timeout: opt(hb),
+        retry_policy: Some(policy),
+        attempt: 1,
+        first_scheduled_time: Some(ts_from_millis(now)),
+        scheduled_time: Some(ts_from_millis(now)),
+        ..Default::default()
+    };
+    run.ms.activities.insert(scheduled_event_id, info);
+    run.changes.push(ChangeKind::ActivityTaskScheduled);
+    effects.push(Effect::Task(
+        QueueKey::new(&key.namespace, &tq, QueueKind::Activity),
+        TaskRef::Activity {
+            key: key.clone(),
+            scheduled_event_id,
+            attempt: 1,
+        },
+    ));
+    if s2c > 0 {
+        effects.push(Effect::Timer(
+            now + s2c,
+            TimerTask::ActivityScheduleToClose {
+                key: key.clone(),
+                scheduled_event_id,
+            },
+        ));
+    }
+    if s2s > 0 && (s2c == 0 || s2s < s2c) {
+        effects.push(Effect::Timer(
+            now + s2s,
+            TimerTask::ActivityScheduleToStart {
+                key: key.clone(),
+                scheduled_event_id,
+                attempt: 1,
+            },
+        ));
+    }
+    Ok(())
+}
+
+/// Merges upserted search attributes; a null or empty-list payload removes the key.
+pub fn merge_search_attributes(current: &mut Option<SearchAttributes>, upsert: &SearchAttributes) {
+    let cur = current.get_or_insert_with(Default::default);
+    for (k, v) in &upsert.indexed_fields {
+        if is_empty_payload(&v.data) {
+            cur.indexed_fields.remove(k);
+        } else {
+            cur.indexed_fields.insert(k.clone(), v.clone());
+        }
+    }
+}
+
+pub fn merge_memo(current: &mut Option<Memo>, upsert: &Memo) {
+    let cur = current.get_or_insert_with(Default::default);
+    for (k, v) in &upsert.fields {
+        if is_empty_payload(&v.data) {
+            cur.fields.remove(k);
+        } else {
+            cur.fields.insert(k.clone(), v.clone());
+        }
+    }
+}
+
+fn is_empty_payload(data: &[u8]) -> bool {
+    data.is_empty() || data == b"null" || data == b"[]"
+}

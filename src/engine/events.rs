@@ -1,0 +1,106 @@
+//! Building history events.
+
+use temporalio_protos::temporal::api::enums::v1::EventType;
+use temporalio_protos::temporal::api::history::v1::HistoryEvent;
+use temporalio_protos::temporal::api::history::v1::history_event::Attributes;
+
+use super::clock;
+
+pub fn event_type_of(attrs: &Attributes) -> EventType {
+    use Attributes as A;
+    match attrs {
+        A::WorkflowExecutionStartedEventAttributes(_) => EventType::WorkflowExecutionStarted,
+        A::WorkflowExecutionCompletedEventAttributes(_) => EventType::WorkflowExecutionCompleted,
+        A::WorkflowExecutionFailedEventAttributes(_) => EventType::WorkflowExecutionFailed,
+        A::WorkflowExecutionTimedOutEventAttributes(_) => EventType::WorkflowExecutionTimedOut,
+        A::WorkflowTaskScheduledEventAttributes(_) => EventType::WorkflowTaskScheduled,
+        A::WorkflowTaskStartedEventAttributes(_) => EventType::WorkflowTaskStarted,
+        A::WorkflowTaskCompletedEventAttributes(_) => EventType::WorkflowTaskCompleted,
+        A::WorkflowTaskTimedOutEventAttributes(_) => EventType::WorkflowTaskTimedOut,
+        A::WorkflowTaskFailedEventAttributes(_) => EventType::WorkflowTaskFailed,
+        A::ActivityTaskScheduledEventAttributes(_) => EventType::ActivityTaskScheduled,
+        A::ActivityTaskStartedEventAttributes(_) => EventType::ActivityTaskStarted,
+        A::ActivityTaskCompletedEventAttributes(_) => EventType::ActivityTaskCompleted,
+        A::ActivityTaskFailedEventAttributes(_) => EventType::ActivityTaskFailed,
+        A::ActivityTaskTimedOutEventAttributes(_) => EventType::ActivityTaskTimedOut,
+        A::ActivityTaskCancelRequestedEventAttributes(_) => EventType::ActivityTaskCancelRequested,
+        A::ActivityTaskCanceledEventAttributes(_) => EventType::ActivityTaskCanceled,
+        A::TimerStartedEventAttributes(_) => EventType::TimerStarted,
+        A::TimerFiredEventAttributes(_) => EventType::TimerFired,
+        A::TimerCanceledEventAttributes(_) => EventType::TimerCanceled,
+        A::MarkerRecordedEventAttributes(_) => EventType::MarkerRecorded,
+        A::WorkflowExecutionSignaledEventAttributes(_) => EventType::WorkflowExecutionSignaled,
+        A::WorkflowExecutionTerminatedEventAttributes(_) => EventType::WorkflowExecutionTerminated,
+        A::WorkflowExecutionCancelRequestedEventAttributes(_) => {
+            EventType::WorkflowExecutionCancelRequested
+        }
+        A::WorkflowExecutionCanceledEventAttributes(_) => EventType::WorkflowExecutionCanceled,
+        A::UpsertWorkflowSearchAttributesEventAttributes(_) => {
+            EventType::UpsertWorkflowSearchAttributes
+        }
+        A::WorkflowPropertiesModifiedEventAttributes(_) => EventType::WorkflowPropertiesModified,
+        _ => EventType::Unspecified,
+    }
+}
+
+/// A new event with no id yet (ids are assigned when it enters history).
+pub fn new_event(attrs: Attributes) -> HistoryEvent {
+    HistoryEvent {
+        event_time: Some(clock::now_ts()),
+        event_type: event_type_of(&attrs) as i32,
+        attributes: Some(attrs),
+        ..Default::default()
+    }
+}
+
+/// Events that report an activity's outcome: they go after every other event of a flush.
+pub fn is_activity_outcome(event: &HistoryEvent) -> bool {
+    matches!(
+        event.attributes,
+        Some(
+            Attributes::ActivityTaskCompletedEventAttributes(_)
+                | Attributes::ActivityTaskFailedEventAttributes(_)
+                | Attributes::ActivityTaskTimedOutEventAttributes(_)
+                | Attributes::ActivityTaskCanceledEventAttributes(_)
+        )
+    )
+}
+
+/// Sets `started_event_id` on an activity outcome event.
+pub fn set_activity_started_id(event: &mut HistoryEvent, started_id: i64) {
+    match &mut event.attributes {
+        Some(Attributes::ActivityTaskCompletedEventAttributes(a)) => {
+            a.started_event_id = started_id
+        }
+        Some(Attributes::ActivityTaskFailedEventAttributes(a)) => a.started_event_id = started_id,
+        Some(Attributes::ActivityTaskTimedOutEventAttributes(a)) => a.started_event_id = started_id,
+        Some(Attributes::ActivityTaskCanceledEventAttributes(a)) => a.started_event_id = started_id,
+        _ => {}
+    }
+}
+
+/// The scheduled-event id an activity event refers to, if it is one.
+pub fn activity_scheduled_id(event: &HistoryEvent) -> Option<i64> {
+    match &event.attributes {
+        Some(Attributes::ActivityTaskStartedEventAttributes(a)) => Some(a.scheduled_event_id),
+        Some(Attributes::ActivityTaskCompletedEventAttributes(a)) => Some(a.scheduled_event_id),
+        Some(Attributes::ActivityTaskFailedEventAttributes(a)) => Some(a.scheduled_event_id),
+        Some(Attributes::ActivityTaskTimedOutEventAttributes(a)) => Some(a.scheduled_event_id),
+        Some(Attributes::ActivityTaskCanceledEventAttributes(a)) => Some(a.scheduled_event_id),
+        _ => None,
+    }
+}
+
+pub fn is_close_event(event: &HistoryEvent) -> bool {
+    matches!(
+        event.attributes,
+        Some(
+            Attributes::WorkflowExecutionCompletedEventAttributes(_)
+                | Attributes::WorkflowExecutionFailedEventAttributes(_)
+                | Attributes::WorkflowExecutionTimedOutEventAttributes(_)
+                | Attributes::WorkflowExecutionCanceledEventAttributes(_)
+                | Attributes::WorkflowExecutionTerminatedEventAttributes(_)
+                | Attributes::WorkflowExecutionContinuedAsNewEventAttributes(_)
+        )
+    )
+}

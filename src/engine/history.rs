@@ -1,0 +1,196 @@
+//! Reading runs: history pages (with long polls for new or closing events) and descriptions.
+
+use temporalio_protos::temporal::api::enums::v1::{HistoryEventFilterType, PendingActivityState};
+use temporalio_protos::temporal::api::history::v1::History;
+use temporalio_protos::temporal::api::workflow::v1::{
+    PendingActivityInfo, PendingWorkflowTaskInfo, WorkflowExecutionConfig, WorkflowExecutionInfo,
+};
+use temporalio_protos::temporal::api::workflowservice::v1::{
+    DescribeWorkflowExecutionRequest, DescribeWorkflowExecutionResponse,
+    GetWorkflowExecutionHistoryRequest, GetWorkflowExecutionHistoryResponse,
+};
+
+use super::clock::ts_from_millis;
+use super::run::RunProgress;
+use super::workflow_task::normal_queue;
+use super::{Engine, Error, Result, Run, events};
+
+const DEFAULT_PAGE_SIZE: usize = 256;
+
+fn encode_page_token(next_event_id: i64) -> Vec<u8> {
+    next_event_id.to_le_bytes().to_vec()
+}
+
+fn decode_page_token(token: &[u8]) -> Result<Option<i64>> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let bytes: [u8; 8] = token
+        .try_into()
+        .map_err(|_| Error::InvalidArgument("Invalid NextPageToken.".into()))?;
+    let id = i64::from_le_bytes(bytes);
+    if id < 1 {
+        return Err(Error::InvalidArgument("Invalid NextPageToken.".into()));
+    }
+    Ok(Some(id))
+}
+
+impl Engine {
+    pub async fn get_history(
+        &self,
+        req: GetWorkflowExecutionHistoryRequest,
+    ) -> Result<GetWorkflowExecutionHistoryResponse> {
+        let close_only = req.history_event_filter_type == HistoryEventFilterType::CloseEvent as i32;
+        let from = decode_page_token(&req.next_page_token)?.unwrap_or(1);
+        let page_size = if req.maximum_page_size > 0 {
+            req.maximum_page_size as usize
+        } else {
+            DEFAULT_PAGE_SIZE
+        };
+        let deadline = tokio::time::Instant::now() + self.config.history_poll_timeout;
+        loop {
+            let (resp, mut progress) = self
+                .transact(|core| {
+                    let exec = req.execution.clone().unwrap_or_default();
+                    let key = core.resolve_run(&req.namespace, &exec.workflow_id, &exec.run_id)?;
+                    let run = core.run(&key)?;
+                    let progress = run.progress.subscribe();
+                    let open = run.is_open();
+                    if close_only {
+                        if !open {
+                            let last = run.last_event().cloned().filter(events::is_close_event);
+                            return Ok((Some(page(last.into_iter().collect(), None)), progress));
+                        }
+                        if !req.wait_new_event {
+                            return Ok((
+                                Some(page(Vec::new(), Some(run.ms.next_event_id))),
+                                progress,
+                            ));
+                        }
+                        return Ok((None, progress));
+                    }
+                    let next = run.ms.next_event_id;
+                    if from >= next && open && req.wait_new_event {
+                        return Ok((None, progress));
+                    }
+                    let events: Vec<_> = run.events_from(from).take(page_size).cloned().collect();
+                    let after = from + events.len() as i64;
+                    let token = (after < next || (open && req.wait_new_event)).then_some(after);
+                    Ok((Some(page(events, token)), progress))
+                })
+                .await?;
+            if let Some(resp) = resp {
+                return Ok(resp);
+            }
+            let changed = tokio::time::timeout_at(
+                deadline,
+                progress.wait_for(|p: &RunProgress| {
+                    p.closed || (!close_only && p.next_event_id > from)
+                }),
+            )
+            .await;
+            if changed.is_err() {
+                let token = if close_only { Some(1) } else { Some(from) };
+                return Ok(page(Vec::new(), token));
+            }
+        }
+    }
+
+    pub async fn describe(
+        &self,
+        req: DescribeWorkflowExecutionRequest,
+    ) -> Result<DescribeWorkflowExecutionResponse> {
+        self.transact(|core| {
+            let exec = req.execution.clone().unwrap_or_default();
+            let key = core.resolve_run(&req.namespace, &exec.workflow_id, &exec.run_id)?;
+            Ok(describe_run(core.run(&key)?))
+        })
+        .await
+    }
+}
+
+fn page(
+    events: Vec<temporalio_protos::temporal::api::history::v1::HistoryEvent>,
+    next: Option<i64>,
+) -> GetWorkflowExecutionHistoryResponse {
+    GetWorkflowExecutionHistoryResponse {
+        history: Some(History { events }),
+        next_page_token: next.map(encode_page_token).unwrap_or_default(),
+        ..Default::default()
+    }
+}
+
+pub(crate) fn describe_run(run: &Run) -> DescribeWorkflowExecutionResponse {
+    let ms = &run.ms;
+    let started = ms.started.clone().unwrap_or_default();
+    let tq = run.task_queue();
+    let info = WorkflowExecutionInfo {
+        execution: Some(run.execution()),
+        r#type: started.workflow_type.clone(),
+        start_time: ms.start_time,
+        close_time: ms.close_time,
+        status: ms.status,
+        history_length: ms.next_event_id - 1,
+        execution_time: ms.execution_time,
+        memo: ms.memo.clone(),
+        search_attributes: ms.search_attributes.clone(),
+        task_queue: tq.clone(),
+        state_transition_count: ms.state_transition_count,
+        history_size_bytes: ms.history_size_bytes,
+        first_run_id: started.first_execution_run_id.clone(),
+        root_execution: Some(run.execution()),
+        ..Default::default()
+    };
+    let pending_activities = ms
+        .activities
+        .values()
+        .map(|a| PendingActivityInfo {
+            activity_id: a.activity_id.clone(),
+            activity_type: a.activity_type.clone(),
+            state: if a.cancel_requested {
+                PendingActivityState::CancelRequested
+            } else if a.started_time.is_some() {
+                PendingActivityState::Started
+            } else {
+                PendingActivityState::Scheduled
+            } as i32,
+            heartbeat_details: a.heartbeat_details.clone(),
+            last_heartbeat_time: a.last_heartbeat_time,
+            last_started_time: a.started_time,
+            attempt: a.attempt,
+            maximum_attempts: a
+                .retry_policy
+                .as_ref()
+                .map(|p| p.maximum_attempts)
+                .unwrap_or(0),
+            scheduled_time: a.scheduled_time,
+            expiration_time: a.schedule_to_close_timeout.map(|d| {
+                let first = super::clock::opt_ts_millis(&a.first_scheduled_time);
+                ts_from_millis(first + super::clock::dur_millis(&Some(d)))
+            }),
+            last_failure: a.last_failure.clone(),
+            last_worker_identity: a.last_worker_identity.clone(),
+            ..Default::default()
+        })
+        .collect();
+    let pending_workflow_task = ms.workflow_task.as_ref().map(|w| PendingWorkflowTaskInfo {
+        state: if w.started_event_id != 0 { 2 } else { 1 },
+        scheduled_time: w.scheduled_time,
+        original_scheduled_time: w.scheduled_time,
+        started_time: w.started_time,
+        attempt: w.attempt,
+    });
+    DescribeWorkflowExecutionResponse {
+        execution_config: Some(WorkflowExecutionConfig {
+            task_queue: Some(normal_queue(&tq)),
+            workflow_execution_timeout: started.workflow_execution_timeout,
+            workflow_run_timeout: started.workflow_run_timeout,
+            default_workflow_task_timeout: started.workflow_task_timeout,
+            ..Default::default()
+        }),
+        workflow_execution_info: Some(info),
+        pending_activities,
+        pending_workflow_task,
+        ..Default::default()
+    }
+}

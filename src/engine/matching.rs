@@ -1,0 +1,105 @@
+//! Task queues: tasks waiting for pollers and pollers waiting for tasks.
+//!
+//! A queue holds references to tasks, not the tasks themselves; the engine checks a reference
+//! against the run's mutable state when a poller takes it, and drops it if it went stale.
+
+use std::collections::{HashMap, VecDeque};
+
+use tokio::sync::oneshot;
+
+use super::RunKey;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum QueueKind {
+    Workflow,
+    Activity,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct QueueKey {
+    pub namespace: String,
+    pub name: String,
+    pub kind: QueueKind,
+}
+
+impl QueueKey {
+    pub fn new(namespace: &str, name: &str, kind: QueueKind) -> Self {
+        Self {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            kind,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum TaskRef {
+    Workflow {
+        key: RunKey,
+        scheduled_event_id: i64,
+        attempt: i32,
+    },
+    Query {
+        key: RunKey,
+        query_id: String,
+    },
+    Activity {
+        key: RunKey,
+        scheduled_event_id: i64,
+        attempt: i32,
+    },
+}
+
+#[derive(Default)]
+struct Queue {
+    backlog: VecDeque<TaskRef>,
+    pollers: VecDeque<oneshot::Sender<TaskRef>>,
+}
+
+#[derive(Default)]
+pub struct Matching {
+    queues: HashMap<QueueKey, Queue>,
+}
+
+impl Matching {
+    /// Hands the task to a waiting poller, or keeps it until one comes.
+    pub fn push(&mut self, queue: QueueKey, mut task: TaskRef) {
+        let q = self.queues.entry(queue).or_default();
+        while let Some(poller) = q.pollers.pop_front() {
+            match poller.send(task) {
+                Ok(()) => return,
+                Err(returned) => task = returned,
+            }
+        }
+        q.backlog.push_back(task);
+    }
+
+    /// Puts a task back at the head of its queue (a poller left before using it).
+    pub fn push_front(&mut self, queue: QueueKey, task: TaskRef) {
+        let q = self.queues.entry(queue.clone()).or_default();
+        if q.pollers.iter().all(|p| p.is_closed()) {
+            q.backlog.push_front(task);
+        } else {
+            self.push(queue, task);
+        }
+    }
+
+    /// Takes the oldest task, or registers the caller as a waiting poller.
+    pub fn take_or_wait(
+        &mut self,
+        queue: &QueueKey,
+    ) -> Result<TaskRef, oneshot::Receiver<TaskRef>> {
+        let q = self.queues.entry(queue.clone()).or_default();
+        if let Some(task) = q.backlog.pop_front() {
+            return Ok(task);
+        }
+        q.pollers.retain(|p| !p.is_closed());
+        let (tx, rx) = oneshot::channel();
+        q.pollers.push_back(tx);
+        Err(rx)
+    }
+
+    pub fn backlog_len(&self, queue: &QueueKey) -> usize {
+        self.queues.get(queue).map(|q| q.backlog.len()).unwrap_or(0)
+    }
+}

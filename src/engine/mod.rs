@@ -1,0 +1,548 @@
+//! The durable-execution engine.
+//!
+//! All mutable state sits in memory behind one lock ([`Core`]); every change to a run is
+//! recorded as one [`ExecutionRecord`] (the run's mutable state plus the history events it
+//! appended) and handed to the [`Store`] in the order the changes were made. Public operations
+//! return only after the store reports the record durable.
+
+pub mod activity;
+pub mod clock;
+pub mod commands;
+pub mod events;
+pub mod history;
+pub mod matching;
+pub mod namespace;
+pub mod query;
+pub mod retry;
+pub mod run;
+pub mod signal;
+pub mod start;
+pub mod state;
+pub mod timers;
+pub mod workflow_task;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use prost::Message;
+use temporalio_protos::temporal::api::failure::v1::Failure;
+use tokio::sync::{Notify, broadcast, oneshot};
+
+use crate::store::{ExecutionRecord, LogRecord, NamespaceRecord, Store, StoreError, log_record};
+use matching::{Matching, QueueKey, TaskRef};
+pub use run::Run;
+use state::{MutableState, TOKEN_MAGIC, TaskToken};
+use timers::{TimerQueue, TimerTask};
+
+/// Identifies one run of a workflow.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RunKey {
+    pub namespace: String,
+    pub workflow_id: String,
+    pub run_id: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("Namespace {0} is not found.")]
+    NamespaceNotFound(String),
+    #[error("Namespace {0} already exists.")]
+    NamespaceAlreadyExists(String),
+    #[error("Workflow execution is already running. WorkflowId: {workflow_id}, RunId: {run_id}.")]
+    AlreadyStarted {
+        workflow_id: String,
+        run_id: String,
+        start_request_id: String,
+    },
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("{message}")]
+    QueryFailed {
+        message: String,
+        failure: Option<Failure>,
+    },
+    #[error("{0}")]
+    DeadlineExceeded(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// What changed in an execution; published to in-process subscribers (the Kubernetes
+/// controllers build on this instead of polling).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    Started,
+    Signaled,
+    CancelRequested,
+    WorkflowTaskScheduled,
+    ActivityTaskScheduled,
+    Closed { status: i32 },
+}
+
+#[derive(Clone, Debug)]
+pub struct ExecutionChange {
+    pub key: RunKey,
+    pub kind: ChangeKind,
+}
+
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// How long a task-queue poll waits before answering empty.
+    pub long_poll_timeout: Duration,
+    /// How long a history long poll waits before answering with an empty page.
+    pub history_poll_timeout: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            long_poll_timeout: Duration::from_secs(60),
+            history_poll_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+pub struct Engine {
+    core: Mutex<Core>,
+    store: Arc<dyn Store>,
+    timer_wake: Arc<Notify>,
+    changes: broadcast::Sender<ExecutionChange>,
+    pub config: EngineConfig,
+}
+
+/// Everything mutable, guarded by the engine's lock.
+pub struct Core {
+    store: Arc<dyn Store>,
+    pub(crate) namespaces: HashMap<String, NamespaceRecord>,
+    pub(crate) runs: HashMap<RunKey, Run>,
+    /// (namespace, workflow id) -> the latest run id.
+    pub(crate) current: HashMap<(String, String), String>,
+    pub(crate) matching: Matching,
+    timers: TimerQueue,
+    timer_wake: Arc<Notify>,
+    changes: broadcast::Sender<ExecutionChange>,
+    query_seq: u64,
+}
+
+impl Engine {
+    /// Loads everything the store holds and rebuilds task queues and timers from it.
+    pub fn open(store: Arc<dyn Store>, config: EngineConfig) -> Result<Arc<Self>> {
+        let timer_wake = Arc::new(Notify::new());
+        let (changes, _) = broadcast::channel(4096);
+        let mut core = Core {
+            store: store.clone(),
+            namespaces: HashMap::new(),
+            runs: HashMap::new(),
+            current: HashMap::new(),
+            matching: Matching::default(),
+            timers: TimerQueue::default(),
+            timer_wake: timer_wake.clone(),
+            changes: changes.clone(),
+            query_seq: 0,
+        };
+        let records = store.load()?;
+        let count = records.len();
+        for record in records {
+            core.replay(record);
+        }
+        core.rearm_all();
+        tracing::info!(
+            records = count,
+            runs = core.runs.len(),
+            namespaces = core.namespaces.len(),
+            "engine state loaded"
+        );
+        Ok(Arc::new(Self {
+            core: Mutex::new(core),
+            store,
+            timer_wake,
+            changes,
+            config,
+        }))
+    }
+
+    /// Subscribes to execution changes.
+    pub fn subscribe(&self) -> broadcast::Receiver<ExecutionChange> {
+        self.changes.subscribe()
+    }
+
+    /// Runs `f` under the engine lock, then waits until everything it (or anything before it)
+    /// wrote is durable.
+    pub(crate) async fn transact<T>(&self, f: impl FnOnce(&mut Core) -> Result<T>) -> Result<T> {
+        let (result, lsn) = {
+            let mut core = self.core.lock();
+            let r = f(&mut core);
+            (r, self.store.last_lsn())
+        };
+        self.store.wait_durable(lsn).await?;
+        result
+    }
+
+    /// Fires due timers until the engine is dropped.
+    pub fn spawn_timer_loop(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        let wake = self.timer_wake.clone();
+        tokio::spawn(async move {
+            loop {
+                let Some(engine) = weak.upgrade() else { return };
+                let next = {
+                    let mut core = engine.core.lock();
+                    core.fire_due_timers();
+                    core.timers.next_due()
+                };
+                drop(engine);
+                let sleep_ms = next
+                    .map(|due| (due - clock::now_millis()).clamp(1, 60_000))
+                    .unwrap_or(60_000);
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(sleep_ms as u64)) => {}
+                    _ = wake.notified() => {}
+                }
+            }
+        })
+    }
+
+    /// Long-polls a task queue; `start` turns a task reference into a response (None if stale).
+    pub(crate) async fn poll_queue<T>(
+        self: &Arc<Self>,
+        queue: QueueKey,
+        deadline: tokio::time::Instant,
+        mut start: impl FnMut(&mut Core, TaskRef) -> Result<Option<T>>,
+    ) -> Result<Option<T>> {
+        loop {
+            let taken = self.core.lock().matching.take_or_wait(&queue);
+            let waiting = match taken {
+                Ok(task) => {
+                    let (started, lsn) = {
+                        let mut core = self.core.lock();
+                        (start(&mut core, task), self.store.last_lsn())
+                    };
+                    match started? {
+                        Some(resp) => {
+                            self.store.wait_durable(lsn).await?;
+                            return Ok(Some(resp));
+                        }
+                        None => continue,
+                    }
+                }
+                Err(rx) => rx,
+            };
+            let mut guard = PollWaiter {
+                rx: Some(waiting),
+                engine: self.clone(),
+                queue: queue.clone(),
+            };
+            let rx = guard
+                .rx
+                .as_mut()
+                .expect("receiver is set until the guard is dropped");
+            match tokio::time::timeout_at(deadline, rx).await {
+                Ok(Ok(task)) => {
+                    guard.rx = None;
+                    let (started, lsn) = {
+                        let mut core = self.core.lock();
+                        (start(&mut core, task), self.store.last_lsn())
+                    };
+                    if let Some(resp) = started? {
+                        self.store.wait_durable(lsn).await?;
+                        return Ok(Some(resp));
+                    }
+                }
+                Ok(Err(_)) => continue,
+                Err(_) => return Ok(None),
+            }
+        }
+    }
+
+    pub fn namespaces_len(&self) -> usize {
+        self.core.lock().namespaces.len()
+    }
+}
+
+/// Returns a task that was handed to a poller which went away before taking it.
+struct PollWaiter {
+    rx: Option<oneshot::Receiver<TaskRef>>,
+    engine: Arc<Engine>,
+    queue: QueueKey,
+}
+
+impl Drop for PollWaiter {
+    fn drop(&mut self) {
+        if let Some(mut rx) = self.rx.take() {
+            rx.close();
+            if let Ok(task) = rx.try_recv() {
+                self.engine
+                    .core
+                    .lock()
+                    .matching
+                    .push_front(self.queue.clone(), task);
+            }
+        }
+    }
+}
+
+impl Core {
+    fn replay(&mut self, record: LogRecord) {
+        match record.kind {
+            Some(log_record::Kind::Namespace(ns)) => {
+                if let Some(name) = ns
+                    .namespace
+                    .as_ref()
+                    .and_then(|n| n.namespace_info.as_ref())
+                    .map(|i| i.name.clone())
+                {
+                    self.namespaces.insert(name, ns);
+                }
+            }
+            Some(log_record::Kind::Execution(exec)) => {
+                let Some(ms) = exec.state else { return };
+                let key = RunKey {
+                    namespace: ms.namespace.clone(),
+                    workflow_id: ms.workflow_id.clone(),
+                    run_id: ms.run_id.clone(),
+                };
+                self.current.insert(
+                    (key.namespace.clone(), key.workflow_id.clone()),
+                    key.run_id.clone(),
+                );
+                let run = self.runs.entry(key).or_insert_with(|| Run::new(ms.clone()));
+                run.ms = ms;
+                run.history.extend(exec.new_events);
+                run.publish_progress();
+            }
+            None => {}
+        }
+    }
+
+    /// Re-creates queue entries and timers for every open run after a restart.
+    fn rearm_all(&mut self) {
+        let keys: Vec<RunKey> = self
+            .runs
+            .iter()
+            .filter(|(_, r)| r.is_open())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in keys {
+            self.rearm_run(&key);
+        }
+    }
+
+    /// Appends a record for the run's staged changes. Every mutation of a run ends here.
+    pub(crate) fn commit(&mut self, key: &RunKey) {
+        let Some(run) = self.runs.get_mut(key) else {
+            return;
+        };
+        run.ms.state_transition_count += 1;
+        let mut record = LogRecord {
+            kind: Some(log_record::Kind::Execution(ExecutionRecord {
+                state: Some(run.ms.clone()),
+                new_events: std::mem::take(&mut run.staged),
+            })),
+        };
+        self.store.append(&record);
+        if let Some(log_record::Kind::Execution(exec)) = record.kind.as_mut() {
+            run.history.append(&mut exec.new_events);
+        }
+        run.publish_progress();
+        for kind in run.changes.drain(..) {
+            let _ = self.changes.send(ExecutionChange {
+                key: key.clone(),
+                kind,
+            });
+        }
+    }
+
+    pub(crate) fn commit_namespace(&mut self, record: NamespaceRecord) {
+        self.store.append(&LogRecord {
+            kind: Some(log_record::Kind::Namespace(record.clone())),
+        });
+        if let Some(name) = record
+            .namespace
+            .as_ref()
+            .and_then(|n| n.namespace_info.as_ref())
+            .map(|i| i.name.clone())
+        {
+            self.namespaces.insert(name, record);
+        }
+    }
+
+    pub(crate) fn push_timer(&mut self, due_ms: i64, task: TimerTask) {
+        if self.timers.push(due_ms, task) {
+            self.timer_wake.notify_one();
+        }
+    }
+
+    pub(crate) fn push_task(&mut self, queue: QueueKey, task: TaskRef) {
+        self.matching.push(queue, task);
+    }
+
+    pub(crate) fn check_namespace(&self, namespace: &str) -> Result<()> {
+        if namespace.is_empty() {
+            return Err(Error::InvalidArgument(
+                "Namespace is not set on request.".into(),
+            ));
+        }
+        if !self.namespaces.contains_key(namespace) {
+            return Err(Error::NamespaceNotFound(namespace.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Resolves a run: the given run id, or the workflow id's latest run when it is empty.
+    pub(crate) fn resolve_run(
+        &self,
+        namespace: &str,
+        workflow_id: &str,
+        run_id: &str,
+    ) -> Result<RunKey> {
+        self.check_namespace(namespace)?;
+        if workflow_id.is_empty() {
+            return Err(Error::InvalidArgument(
+                "WorkflowId is not set on request.".into(),
+            ));
+        }
+        let run_id = if run_id.is_empty() {
+            self.current
+                .get(&(namespace.to_string(), workflow_id.to_string()))
+                .cloned()
+                .ok_or_else(|| {
+                    Error::NotFound(format!(
+                        "workflow execution not found for workflow id {workflow_id}"
+                    ))
+                })?
+        } else {
+            if uuid::Uuid::parse_str(run_id).is_err() {
+                return Err(Error::InvalidArgument(format!("Invalid RunId: {run_id}.")));
+            }
+            run_id.to_string()
+        };
+        let key = RunKey {
+            namespace: namespace.to_string(),
+            workflow_id: workflow_id.to_string(),
+            run_id,
+        };
+        if !self.runs.contains_key(&key) {
+            return Err(Error::NotFound(format!(
+                "workflow execution not found for workflow id {workflow_id} and run id {}",
+                key.run_id
+            )));
+        }
+        Ok(key)
+    }
+
+    pub(crate) fn run(&self, key: &RunKey) -> Result<&Run> {
+        self.runs.get(key).ok_or_else(|| {
+            Error::NotFound(format!("workflow execution {} not found", key.workflow_id))
+        })
+    }
+
+    pub(crate) fn run_mut(&mut self, key: &RunKey) -> Result<&mut Run> {
+        self.runs.get_mut(key).ok_or_else(|| {
+            Error::NotFound(format!("workflow execution {} not found", key.workflow_id))
+        })
+    }
+
+    pub(crate) fn next_query_id(&mut self) -> String {
+        self.query_seq += 1;
+        format!("q{}-{}", self.query_seq, uuid::Uuid::new_v4().simple())
+    }
+
+    fn fire_due_timers(&mut self) {
+        let now = clock::now_millis();
+        while let Some(task) = self.timers.pop_due(now) {
+            self.fire_timer(task);
+        }
+    }
+
+    fn fire_timer(&mut self, task: TimerTask) {
+        match task {
+            TimerTask::UserTimer {
+                key,
+                timer_id,
+                started_event_id,
+            } => self.fire_user_timer(&key, &timer_id, started_event_id),
+            TimerTask::WorkflowTaskTimeout {
+                key,
+                scheduled_event_id,
+                attempt,
+            } => self.workflow_task_timed_out(&key, scheduled_event_id, attempt),
+            TimerTask::WorkflowBackoff { key } => self.workflow_backoff_fired(&key),
+            TimerTask::WorkflowRunTimeout { key } => self.workflow_run_timed_out(&key),
+            TimerTask::ActivityRetry {
+                key,
+                scheduled_event_id,
+                attempt,
+            } => self.activity_retry_due(&key, scheduled_event_id, attempt),
+            TimerTask::ActivityStartToClose {
+                key,
+                scheduled_event_id,
+                attempt,
+            } => self.activity_start_to_close_fired(&key, scheduled_event_id, attempt),
+            TimerTask::ActivityHeartbeat {
+                key,
+                scheduled_event_id,
+                attempt,
+            } => self.activity_heartbeat_fired(&key, scheduled_event_id, attempt),
+            TimerTask::ActivityScheduleToStart {
+                key,
+                scheduled_event_id,
+                attempt,
+            } => self.activity_schedule_to_start_fired(&key, scheduled_event_id, attempt),
+            TimerTask::ActivityScheduleToClose {
+                key,
+                scheduled_event_id,
+            } => self.activity_schedule_to_close_fired(&key, scheduled_event_id),
+        }
+    }
+}
+
+pub fn encode_token(
+    key: &RunKey,
+    scheduled_event_id: i64,
+    attempt: i32,
+    started_event_id: i64,
+    query_id: &str,
+) -> Vec<u8> {
+    TaskToken {
+        namespace: key.namespace.clone(),
+        workflow_id: key.workflow_id.clone(),
+        run_id: key.run_id.clone(),
+        scheduled_event_id,
+        attempt,
+        query_id: query_id.to_string(),
+        started_event_id,
+        magic: TOKEN_MAGIC,
+    }
+    .encode_to_vec()
+}
+
+pub fn decode_token(bytes: &[u8]) -> Result<(RunKey, TaskToken)> {
+    if bytes.is_empty() {
+        return Err(Error::InvalidArgument(
+            "Task token not set on request.".into(),
+        ));
+    }
+    let token = TaskToken::decode(bytes)
+        .ok()
+        .filter(|t| t.magic == TOKEN_MAGIC)
+        .ok_or_else(|| Error::InvalidArgument("Error deserializing task token.".into()))?;
+    let key = RunKey {
+        namespace: token.namespace.clone(),
+        workflow_id: token.workflow_id.clone(),
+        run_id: token.run_id.clone(),
+    };
+    Ok((key, token))
+}
+
+pub(crate) fn is_running(ms: &MutableState) -> bool {
+    ms.status
+        == temporalio_protos::temporal::api::enums::v1::WorkflowExecutionStatus::Running as i32
+}

@@ -1,0 +1,185 @@
+//! Namespaces: registration, description, listing and updates.
+
+use temporalio_protos::temporal::api::enums::v1::NamespaceState;
+use temporalio_protos::temporal::api::namespace::v1::{
+    NamespaceConfig, NamespaceInfo, namespace_info::Capabilities,
+};
+use temporalio_protos::temporal::api::workflowservice::v1::{
+    DescribeNamespaceRequest, DescribeNamespaceResponse, ListNamespacesRequest,
+    ListNamespacesResponse, RegisterNamespaceRequest, UpdateNamespaceRequest,
+    UpdateNamespaceResponse,
+};
+
+use super::clock::{dur_from_millis, dur_millis};
+use super::{Engine, Error, Result};
+use crate::store::NamespaceRecord;
+
+const MIN_RETENTION_MS: i64 = 3_600_000;
+const DEFAULT_RETENTION_MS: i64 = 72 * 3_600_000;
+
+impl Engine {
+    /// Creates the namespace if it does not exist yet (used for `default` at start-up).
+    pub async fn ensure_namespace(&self, name: &str) -> Result<()> {
+        let req = RegisterNamespaceRequest {
+            namespace: name.to_string(),
+            workflow_execution_retention_period: Some(dur_from_millis(DEFAULT_RETENTION_MS)),
+            ..Default::default()
+        };
+        match self.register_namespace(req).await {
+            Ok(()) | Err(Error::NamespaceAlreadyExists(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn register_namespace(&self, req: RegisterNamespaceRequest) -> Result<()> {
+        self.transact(|core| {
+            if req.namespace.is_empty() {
+                return Err(Error::InvalidArgument(
+                    "Namespace is not set on request.".into(),
+                ));
+            }
+            if core.namespaces.contains_key(&req.namespace) {
+                return Err(Error::NamespaceAlreadyExists(req.namespace.clone()));
+            }
+            let retention = dur_millis(&req.workflow_execution_retention_period);
+            if retention < MIN_RETENTION_MS {
+                return Err(Error::InvalidArgument(
+                    "WorkflowExecutionRetentionPeriod must be at least 1 hour.".into(),
+                ));
+            }
+            let ns = DescribeNamespaceResponse {
+                namespace_info: Some(NamespaceInfo {
+                    name: req.namespace.clone(),
+                    state: NamespaceState::Registered as i32,
+                    description: req.description.clone(),
+                    owner_email: req.owner_email.clone(),
+                    data: req.data.clone(),
+                    id: uuid::Uuid::new_v4().to_string(),
+                    capabilities: Some(Capabilities::default()),
+                    ..Default::default()
+                }),
+                config: Some(NamespaceConfig {
+                    workflow_execution_retention_ttl: Some(dur_from_millis(retention)),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            core.commit_namespace(NamespaceRecord {
+                namespace: Some(ns),
+            });
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn describe_namespace(
+        &self,
+        req: DescribeNamespaceRequest,
+    ) -> Result<DescribeNamespaceResponse> {
+        self.transact(|core| {
+            let found = if !req.namespace.is_empty() {
+                core.namespaces.get(&req.namespace)
+            } else if !req.id.is_empty() {
+                core.namespaces.values().find(|n| {
+                    n.namespace
+                        .as_ref()
+                        .and_then(|d| d.namespace_info.as_ref())
+                        .is_some_and(|i| i.id == req.id)
+                })
+            } else {
+                return Err(Error::InvalidArgument(
+                    "Namespace or namespace id is required.".into(),
+                ));
+            };
+            found.and_then(|r| r.namespace.clone()).ok_or_else(|| {
+                Error::NamespaceNotFound(if req.namespace.is_empty() {
+                    req.id.clone()
+                } else {
+                    req.namespace.clone()
+                })
+            })
+        })
+        .await
+    }
+
+    pub async fn list_namespaces(
+        &self,
+        req: ListNamespacesRequest,
+    ) -> Result<ListNamespacesResponse> {
+        self.transact(|core| {
+            let mut names: Vec<&String> = core.namespaces.keys().collect();
+            names.sort();
+            let start = if req.next_page_token.is_empty() {
+                0
+            } else {
+                String::from_utf8_lossy(&req.next_page_token)
+                    .parse::<usize>()
+                    .map_err(|_| Error::InvalidArgument("Invalid NextPageToken.".into()))?
+            };
+            let size = if req.page_size > 0 {
+                req.page_size as usize
+            } else {
+                100
+            };
+            let page: Vec<DescribeNamespaceResponse> = names
+                .iter()
+                .skip(start)
+                .take(size)
+                .filter_map(|n| core.namespaces.get(*n).and_then(|r| r.namespace.clone()))
+                .collect();
+            let next = start + page.len();
+            Ok(ListNamespacesResponse {
+                namespaces: page,
+                next_page_token: if next < names.len() {
+                    next.to_string().into_bytes()
+                } else {
+                    Vec::new()
+                },
+            })
+        })
+        .await
+    }
+
+    pub async fn update_namespace(
+        &self,
+        req: UpdateNamespaceRequest,
+    ) -> Result<UpdateNamespaceResponse> {
+        self.transact(|core| {
+            let mut ns = core
+                .namespaces
+                .get(&req.namespace)
+                .and_then(|r| r.namespace.clone())
+                .ok_or_else(|| Error::NamespaceNotFound(req.namespace.clone()))?;
+            if let (Some(update), Some(info)) = (&req.update_info, ns.namespace_info.as_mut()) {
+                if !update.description.is_empty() {
+                    info.description = update.description.clone();
+                }
+                if !update.owner_email.is_empty() {
+                    info.owner_email = update.owner_email.clone();
+                }
+                info.data.extend(update.data.clone());
+            }
+            if let Some(config) = &req.config {
+                let current = ns.config.get_or_insert_with(Default::default);
+                if let Some(ttl) = config.workflow_execution_retention_ttl {
+                    if dur_millis(&Some(ttl)) < MIN_RETENTION_MS {
+                        return Err(Error::InvalidArgument(
+                            "WorkflowExecutionRetentionPeriod must be at least 1 hour.".into(),
+                        ));
+                    }
+                    current.workflow_execution_retention_ttl = Some(ttl);
+                }
+            }
+            core.commit_namespace(NamespaceRecord {
+                namespace: Some(ns.clone()),
+            });
+            Ok(UpdateNamespaceResponse {
+                namespace_info: ns.namespace_info,
+                config: ns.config,
+                replication_config: ns.replication_config,
+                ..Default::default()
+            })
+        })
+        .await
+    }
+}

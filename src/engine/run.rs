@@ -1,0 +1,146 @@
+//! One workflow run in memory: its persisted mutable state, its history, and what is staged
+//! for the next commit.
+
+use prost::Message;
+use temporalio_protos::temporal::api::common::v1::WorkflowExecution;
+use temporalio_protos::temporal::api::history::v1::HistoryEvent;
+use temporalio_protos::temporal::api::history::v1::history_event::Attributes;
+use tokio::sync::watch;
+
+use super::query::PendingQuery;
+use super::state::MutableState;
+use super::{ChangeKind, events, is_running};
+
+/// What history long-polls wait on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunProgress {
+    pub next_event_id: i64,
+    pub closed: bool,
+}
+
+pub struct Run {
+    pub ms: MutableState,
+    /// Durable (or committed and about to be) history, in event-id order.
+    pub history: Vec<HistoryEvent>,
+    /// Events appended by the change in progress; moved to `history` at commit.
+    pub(crate) staged: Vec<HistoryEvent>,
+    pub(crate) changes: Vec<ChangeKind>,
+    pub(crate) progress: watch::Sender<RunProgress>,
+    /// Queries waiting for an answer (kept in memory only; callers retry after a restart).
+    pub(crate) queries: Vec<PendingQuery>,
+}
+
+impl Run {
+    pub fn new(ms: MutableState) -> Self {
+        let (progress, _) = watch::channel(RunProgress {
+            next_event_id: ms.next_event_id,
+            closed: !is_running(&ms),
+        });
+        Self {
+            ms,
+            history: Vec::new(),
+            staged: Vec::new(),
+            changes: Vec::new(),
+            progress,
+            queries: Vec::new(),
+        }
+    }
+
+    pub fn is_open(&self) -> bool {
+        is_running(&self.ms)
+    }
+
+    pub fn execution(&self) -> WorkflowExecution {
+        WorkflowExecution {
+            workflow_id: self.ms.workflow_id.clone(),
+            run_id: self.ms.run_id.clone(),
+        }
+    }
+
+    pub fn task_queue(&self) -> String {
+        self.ms
+            .started
+            .as_ref()
+            .and_then(|s| s.task_queue.as_ref())
+            .map(|t| t.name.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn wft_started(&self) -> bool {
+        self.ms
+            .workflow_task
+            .as_ref()
+            .is_some_and(|w| w.started_event_id != 0)
+    }
+
+    /// Appends an event to history now and returns its id.
+    pub fn append(&mut self, attrs: Attributes) -> i64 {
+        let mut event = events::new_event(attrs);
+        let id = self.ms.next_event_id;
+        event.event_id = id;
+        self.ms.next_event_id += 1;
+        self.ms.history_size_bytes += event.encoded_len() as i64;
+        self.staged.push(event);
+        id
+    }
+
+    /// Moves buffered events into history: activity outcomes after everything else, with
+    /// `started_event_id` wired to the matching `ActivityTaskStarted`. Returns how many moved.
+    pub fn flush_buffer(&mut self) -> usize {
+        if self.ms.buffered.is_empty() {
+            return 0;
+        }
+        let buffered = std::mem::take(&mut self.ms.buffered);
+        let count = buffered.len();
+        let (outcomes, others): (Vec<_>, Vec<_>) =
+            buffered.into_iter().partition(events::is_activity_outcome);
+        let mut started_ids = std::collections::HashMap::new();
+        for event in others {
+            let started_for = match &event.attributes {
+                Some(Attributes::ActivityTaskStartedEventAttributes(a)) => {
+                    Some(a.scheduled_event_id)
+                }
+                _ => None,
+            };
+            let id = self.append_event(event);
+            if let Some(sched) = started_for {
+                started_ids.insert(sched, id);
+            }
+        }
+        for mut event in outcomes {
+            if let Some(sched) = events::activity_scheduled_id(&event)
+                && let Some(started) = started_ids.get(&sched)
+            {
+                events::set_activity_started_id(&mut event, *started);
+            }
+            self.append_event(event);
+        }
+        count
+    }
+
+    fn append_event(&mut self, mut event: HistoryEvent) -> i64 {
+        let id = self.ms.next_event_id;
+        event.event_id = id;
+        self.ms.next_event_id += 1;
+        self.ms.history_size_bytes += event.encoded_len() as i64;
+        self.staged.push(event);
+        id
+    }
+
+    pub(crate) fn publish_progress(&self) {
+        self.progress.send_replace(RunProgress {
+            next_event_id: self.ms.next_event_id,
+            closed: !self.is_open(),
+        });
+    }
+
+    /// All events with id >= `from`, including ones staged but not yet committed.
+    pub fn events_from(&self, from: i64) -> impl Iterator<Item = &HistoryEvent> {
+        let start = (from.max(1) - 1) as usize;
+        self.history.iter().chain(self.staged.iter()).skip(start)
+    }
+
+    pub fn last_event(&self) -> Option<&HistoryEvent> {
+        self.staged.last().or(self.history.last())
+    }
+}

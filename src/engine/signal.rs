@@ -1,0 +1,114 @@
+//! Requests from outside a run: signals, cancellation requests, termination.
+
+use temporalio_protos::temporal::api::history::v1::history_event::Attributes;
+use temporalio_protos::temporal::api::history::v1::{
+    WorkflowExecutionCancelRequestedEventAttributes, WorkflowExecutionSignaledEventAttributes,
+};
+use temporalio_protos::temporal::api::workflowservice::v1::{
+    RequestCancelWorkflowExecutionRequest, SignalWorkflowExecutionRequest,
+    TerminateWorkflowExecutionRequest,
+};
+
+use super::{ChangeKind, Core, Engine, Error, Result, RunKey};
+
+/// How many recent signal request ids a run remembers for de-duplication.
+const SIGNAL_DEDUP_WINDOW: usize = 100;
+
+impl Engine {
+    pub async fn signal(&self, req: SignalWorkflowExecutionRequest) -> Result<()> {
+        self.transact(|core| {
+            let exec = req.workflow_execution.clone().unwrap_or_default();
+            let key = core.resolve_run(&req.namespace, &exec.workflow_id, &exec.run_id)?;
+            if req.signal_name.is_empty() {
+                return Err(Error::InvalidArgument(
+                    "SignalName is not set on request.".into(),
+                ));
+            }
+            core.signal_run(
+                &key,
+                WorkflowExecutionSignaledEventAttributes {
+                    signal_name: req.signal_name,
+                    input: req.input,
+                    identity: req.identity,
+                    header: req.header,
+                    request_id: req.request_id,
+                    ..Default::default()
+                },
+            )
+        })
+        .await
+    }
+
+    pub async fn request_cancel(&self, req: RequestCancelWorkflowExecutionRequest) -> Result<()> {
+        self.transact(|core| {
+            let exec = req.workflow_execution.clone().unwrap_or_default();
+            let key = core.resolve_run(&req.namespace, &exec.workflow_id, &exec.run_id)?;
+            let run = core.run_mut(&key)?;
+            if !run.is_open() {
+                return Err(Error::NotFound(
+                    "Workflow execution already completed.".into(),
+                ));
+            }
+            if run.ms.cancel_requested {
+                // Repeated requests are accepted once and then ignored.
+                return Ok(());
+            }
+            run.ms.cancel_requested = true;
+            run.ms.cancel_request_id = req.request_id.clone();
+            run.changes.push(ChangeKind::CancelRequested);
+            core.add_event(
+                &key,
+                Attributes::WorkflowExecutionCancelRequestedEventAttributes(
+                    WorkflowExecutionCancelRequestedEventAttributes {
+                        cause: req.reason,
+                        identity: req.identity,
+                        ..Default::default()
+                    },
+                ),
+            );
+            core.commit(&key);
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn terminate(&self, req: TerminateWorkflowExecutionRequest) -> Result<()> {
+        self.transact(|core| {
+            let exec = req.workflow_execution.clone().unwrap_or_default();
+            let key = core.resolve_run(&req.namespace, &exec.workflow_id, &exec.run_id)?;
+            core.terminate_run(&key, &req.reason, req.details, &req.identity)
+        })
+        .await
+    }
+}
+
+impl Core {
+    pub(crate) fn signal_run(
+        &mut self,
+        key: &RunKey,
+        signal: WorkflowExecutionSignaledEventAttributes,
+    ) -> Result<()> {
+        let run = self.run_mut(key)?;
+        if !run.is_open() {
+            return Err(Error::NotFound(
+                "Workflow execution already completed.".into(),
+            ));
+        }
+        if !signal.request_id.is_empty() {
+            if run.ms.signal_request_ids.contains(&signal.request_id) {
+                return Ok(());
+            }
+            run.ms.signal_request_ids.push(signal.request_id.clone());
+            if run.ms.signal_request_ids.len() > SIGNAL_DEDUP_WINDOW {
+                run.ms.signal_request_ids.remove(0);
+            }
+        }
+        run.changes.push(ChangeKind::Signaled);
+        self.add_event(
+            key,
+            Attributes::WorkflowExecutionSignaledEventAttributes(signal),
+        );
+        self.commit(key);
+        Ok(())
+    }
+}

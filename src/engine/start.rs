@@ -1,0 +1,464 @@
+//! Starting runs (with id reuse and conflict policies), closing them, and re-arming their
+//! timers and tasks after a restart.
+
+use temporalio_protos::temporal::api::common::v1::Payloads;
+use temporalio_protos::temporal::api::enums::v1::{
+    ContinueAsNewInitiator, RetryState, TaskQueueKind, WorkflowExecutionStatus,
+    WorkflowIdConflictPolicy, WorkflowIdReusePolicy,
+};
+use temporalio_protos::temporal::api::history::v1::history_event::Attributes;
+use temporalio_protos::temporal::api::history::v1::{
+    WorkflowExecutionSignaledEventAttributes, WorkflowExecutionStartedEventAttributes,
+    WorkflowExecutionTerminatedEventAttributes, WorkflowExecutionTimedOutEventAttributes,
+};
+use temporalio_protos::temporal::api::taskqueue::v1::TaskQueue;
+use temporalio_protos::temporal::api::workflowservice::v1::{
+    SignalWithStartWorkflowExecutionRequest, StartWorkflowExecutionRequest,
+    StartWorkflowExecutionResponse,
+};
+
+use super::clock::{self, dur_from_millis, dur_millis, opt_ts_millis, ts_from_millis};
+use super::matching::{QueueKey, QueueKind, TaskRef};
+use super::state::MutableState;
+use super::timers::TimerTask;
+use super::{ChangeKind, Core, Engine, Error, Result, Run, RunKey};
+
+const MAX_ID_LENGTH: usize = 1000;
+const DEFAULT_WORKFLOW_TASK_TIMEOUT_MS: i64 = 10_000;
+const MAX_WORKFLOW_TASK_TIMEOUT_MS: i64 = 120_000;
+
+impl Engine {
+    pub async fn start_workflow(
+        &self,
+        req: StartWorkflowExecutionRequest,
+    ) -> Result<StartWorkflowExecutionResponse> {
+        self.transact(|core| core.start_workflow(req, None)).await
+    }
+
+    pub async fn signal_with_start(
+        &self,
+        req: SignalWithStartWorkflowExecutionRequest,
+    ) -> Result<StartWorkflowExecutionResponse> {
+        self.transact(|core| {
+            if req.signal_name.is_empty() {
+                return Err(Error::InvalidArgument(
+                    "SignalName is not set on request.".into(),
+                ));
+            }
+            let signal = WorkflowExecutionSignaledEventAttributes {
+                signal_name: req.signal_name.clone(),
+                input: req.signal_input.clone(),
+                identity: req.identity.clone(),
+                header: req.header.clone(),
+                request_id: req.request_id.clone(),
+                ..Default::default()
+            };
+            core.check_namespace(&req.namespace)?;
+            let current = core
+                .current
+                .get(&(req.namespace.clone(), req.workflow_id.clone()))
+                .cloned();
+            if let Some(run_id) = current {
+                let key = RunKey {
+                    namespace: req.namespace.clone(),
+                    workflow_id: req.workflow_id.clone(),
+                    run_id,
+                };
+                let conflict = req.workflow_id_conflict_policy;
+                if core.run(&key)?.is_open()
+                    && conflict != WorkflowIdConflictPolicy::TerminateExisting as i32
+                {
+                    core.signal_run(&key, signal)?;
+                    return Ok(StartWorkflowExecutionResponse {
+                        run_id: key.run_id,
+                        started: false,
+                        ..Default::default()
+                    });
+                }
+            }
+            let start = StartWorkflowExecutionRequest {
+                namespace: req.namespace,
+                workflow_id: req.workflow_id,
+                workflow_type: req.workflow_type,
+                task_queue: req.task_queue,
+                input: req.input,
+                workflow_execution_timeout: req.workflow_execution_timeout,
+                workflow_run_timeout: req.workflow_run_timeout,
+                workflow_task_timeout: req.workflow_task_timeout,
+                identity: req.identity,
+                request_id: req.request_id,
+                workflow_id_reuse_policy: req.workflow_id_reuse_policy,
+                workflow_id_conflict_policy: req.workflow_id_conflict_policy,
+                retry_policy: req.retry_policy,
+                cron_schedule: req.cron_schedule,
+                memo: req.memo,
+                search_attributes: req.search_attributes,
+                header: req.header,
+                workflow_start_delay: req.workflow_start_delay,
+                user_metadata: req.user_metadata,
+                priority: req.priority,
+                ..Default::default()
+            };
+            core.start_workflow(start, Some(signal))
+        })
+        .await
+    }
+}
+
+fn validate_start(req: &StartWorkflowExecutionRequest) -> Result<()> {
+    let invalid = |m: &str| Err(Error::InvalidArgument(m.to_string()));
+    if req.workflow_id.is_empty() {
+        return invalid("WorkflowId is not set on request.");
+    }
+    if req.workflow_id.len() > MAX_ID_LENGTH {
+        return invalid("WorkflowId exceeds length limit.");
+    }
+    if req.workflow_type.as_ref().is_none_or(|t| t.name.is_empty()) {
+        return invalid("WorkflowType is not set on request.");
+    }
+    if req.task_queue.as_ref().is_none_or(|t| t.name.is_empty()) {
+        return invalid("TaskQueue is not set on request.");
+    }
+    if clock::is_negative(&req.workflow_execution_timeout) {
+        return invalid("Invalid WorkflowExecutionTimeout.");
+    }
+    if clock::is_negative(&req.workflow_run_timeout) {
+        return invalid("Invalid WorkflowRunTimeout.");
+    }
+    if clock::is_negative(&req.workflow_task_timeout) {
+        return invalid("Invalid WorkflowTaskTimeout.");
+    }
+    if clock::is_negative(&req.workflow_start_delay) {
+        return invalid("Invalid WorkflowStartDelay.");
+    }
+    if !req.cron_schedule.is_empty() {
+        return Err(Error::InvalidArgument(
+            "cron_schedule is not supported by this Durin version yet.".into(),
+        ));
+    }
+    if let Some(p) = &req.retry_policy {
+        super::retry::validate(p).map_err(Error::InvalidArgument)?;
+    }
+    Ok(())
+}
+
+fn is_closed_unsuccessfully(status: i32) -> bool {
+    status == WorkflowExecutionStatus::Failed as i32
+        || status == WorkflowExecutionStatus::Canceled as i32
+        || status == WorkflowExecutionStatus::Terminated as i32
+        || status == WorkflowExecutionStatus::TimedOut as i32
+}
+
+impl Core {
+    pub(crate) fn start_workflow(
+        &mut self,
+        mut req: StartWorkflowExecutionRequest,
+        signal: Option<WorkflowExecutionSignaledEventAttributes>,
+    ) -> Result<StartWorkflowExecutionResponse> {
+        self.check_namespace(&req.namespace)?;
+        validate_start(&req)?;
+        if req.request_id.is_empty() {
+            req.request_id = uuid::Uuid::new_v4().to_string();
+        }
+        let id_key = (req.namespace.clone(), req.workflow_id.clone());
+        if let Some(run_id) = self.current.get(&id_key).cloned() {
+            let key = RunKey {
+                namespace: req.namespace.clone(),
+                workflow_id: req.workflow_id.clone(),
+                run_id: run_id.clone(),
+            };
+            let existing = self.run(&key)?;
+            let already = || Error::AlreadyStarted {
+                workflow_id: req.workflow_id.clone(),
+                run_id: run_id.clone(),
+                start_request_id: existing.ms.start_request_id.clone(),
+            };
+            if existing.ms.start_request_id == req.request_id {
+                return Ok(StartWorkflowExecutionResponse {
+                    run_id,
+                    started: true,
+                    status: existing.ms.status,
+                    ..Default::default()
+                });
+            }
+            if existing.is_open() {
+                let conflict = req.workflow_id_conflict_policy;
+                #[allow(deprecated)]
+                let terminate = conflict == WorkflowIdConflictPolicy::TerminateExisting as i32
+                    || req.workflow_id_reuse_policy
+                        == WorkflowIdReusePolicy::TerminateIfRunning as i32;
+                if conflict == WorkflowIdConflictPolicy::UseExisting as i32 {
+                    if let Some(signal) = signal {
+                        self.signal_run(&key, signal)?;
+                    }
+                    return Ok(StartWorkflowExecutionResponse {
+                        run_id,
+                        started: false,
+                        status: WorkflowExecutionStatus::Running as i32,
+                        ..Default::default()
+                    });
+                }
+                if !terminate {
+                    return Err(already());
+                }
+                self.terminate_run(
+                    &key,
+                    "terminated by a new start (workflow id conflict policy)",
+                    None,
+                    &req.identity,
+                )?;
+            } else {
+                let reuse = req.workflow_id_reuse_policy;
+                if reuse == WorkflowIdReusePolicy::RejectDuplicate as i32
+                    || (reuse == WorkflowIdReusePolicy::AllowDuplicateFailedOnly as i32
+                        && !is_closed_unsuccessfully(existing.ms.status))
+                {
+                    return Err(already());
+                }
+            }
+        }
+        let key = self.create_run(req, signal);
+        let status = self.run(&key)?.ms.status;
+        Ok(StartWorkflowExecutionResponse {
+            run_id: key.run_id,
+            started: true,
+            status,
+            ..Default::default()
+        })
+    }
+
+    fn create_run(
+        &mut self,
+        req: StartWorkflowExecutionRequest,
+        signal: Option<WorkflowExecutionSignaledEventAttributes>,
+    ) -> RunKey {
+        let run_id = uuid::Uuid::new_v4().to_string();
+        let key = RunKey {
+            namespace: req.namespace.clone(),
+            workflow_id: req.workflow_id.clone(),
+            run_id: run_id.clone(),
+        };
+        let now = clock::now_millis();
+        let exec_timeout = dur_millis(&req.workflow_execution_timeout);
+        let mut run_timeout = dur_millis(&req.workflow_run_timeout);
+        if run_timeout == 0 || (exec_timeout > 0 && run_timeout > exec_timeout) {
+            run_timeout = exec_timeout;
+        }
+        let mut task_timeout = dur_millis(&req.workflow_task_timeout);
+        if task_timeout == 0 {
+            task_timeout = DEFAULT_WORKFLOW_TASK_TIMEOUT_MS;
+        }
+        task_timeout = task_timeout.min(MAX_WORKFLOW_TASK_TIMEOUT_MS);
+        if run_timeout > 0 {
+            task_timeout = task_timeout.min(run_timeout);
+        }
+        let backoff = dur_millis(&req.workflow_start_delay);
+        let task_queue = req.task_queue.clone().map(|tq| TaskQueue {
+            name: tq.name,
+            kind: TaskQueueKind::Normal as i32,
+            normal_name: String::new(),
+        });
+        let started = WorkflowExecutionStartedEventAttributes {
+            workflow_id: req.workflow_id.clone(),
+            workflow_type: req.workflow_type.clone(),
+            task_queue,
+            input: req.input.clone(),
+            workflow_execution_timeout: (exec_timeout > 0).then(|| dur_from_millis(exec_timeout)),
+            workflow_run_timeout: (run_timeout > 0).then(|| dur_from_millis(run_timeout)),
+            workflow_task_timeout: Some(dur_from_millis(task_timeout)),
+            initiator: ContinueAsNewInitiator::Unspecified as i32,
+            original_execution_run_id: run_id.clone(),
+            identity: req.identity.clone(),
+            first_execution_run_id: run_id.clone(),
+            retry_policy: req.retry_policy.clone(),
+            attempt: 1,
+            workflow_execution_expiration_time: (exec_timeout > 0)
+                .then(|| ts_from_millis(now + exec_timeout)),
+            first_workflow_task_backoff: (backoff > 0).then(|| dur_from_millis(backoff)),
+            memo: req.memo.clone(),
+            search_attributes: req.search_attributes.clone(),
+            header: req.header.clone(),
+            priority: req.priority.clone(),
+            ..Default::default()
+        };
+        let ms = MutableState {
+            namespace: key.namespace.clone(),
+            workflow_id: key.workflow_id.clone(),
+            run_id: run_id.clone(),
+            status: WorkflowExecutionStatus::Running as i32,
+            next_event_id: 1,
+            start_time: Some(ts_from_millis(now)),
+            execution_time: Some(ts_from_millis(now + backoff)),
+            start_request_id: req.request_id.clone(),
+            started: Some(started.clone()),
+            memo: req.memo.clone(),
+            search_attributes: req.search_attributes.clone(),
+            run_expiration_time: (run_timeout > 0).then(|| ts_from_millis(now + run_timeout)),
+            ..Default::default()
+        };
+        let mut run = Run::new(ms);
+        run.append(Attributes::WorkflowExecutionStartedEventAttributes(started));
+        if let Some(signal) = signal {
+            run.append(Attributes::WorkflowExecutionSignaledEventAttributes(signal));
+        }
+        run.changes.push(ChangeKind::Started);
+        self.runs.insert(key.clone(), run);
+        self.current
+            .insert((key.namespace.clone(), key.workflow_id.clone()), run_id);
+        if backoff > 0 {
+            self.push_timer(
+                now + backoff,
+                TimerTask::WorkflowBackoff { key: key.clone() },
+            );
+        } else {
+            self.schedule_workflow_task(&key, 1);
+        }
+        if run_timeout > 0 {
+            self.push_timer(
+                now + run_timeout,
+                TimerTask::WorkflowRunTimeout { key: key.clone() },
+            );
+        }
+        self.commit(&key);
+        key
+    }
+
+    pub(crate) fn workflow_backoff_fired(&mut self, key: &RunKey) {
+        let Some(run) = self.runs.get(key) else {
+            return;
+        };
+        if !run.is_open()
+            || run.ms.workflow_task.is_some()
+            || run.ms.last_completed_wft_started_id > 0
+        {
+            return;
+        }
+        self.schedule_workflow_task(key, 1);
+        self.commit(key);
+    }
+
+    pub(crate) fn workflow_run_timed_out(&mut self, key: &RunKey) {
+        let Some(run) = self.runs.get_mut(key) else {
+            return;
+        };
+        if !run.is_open() {
+            return;
+        }
+        let due = opt_ts_millis(&run.ms.run_expiration_time);
+        if due == 0 {
+            return;
+        }
+        if due > clock::now_millis() {
+            self.push_timer(due, TimerTask::WorkflowRunTimeout { key: key.clone() });
+            return;
+        }
+        run.flush_buffer();
+        run.append(Attributes::WorkflowExecutionTimedOutEventAttributes(
+            WorkflowExecutionTimedOutEventAttributes {
+                retry_state: RetryState::Timeout as i32,
+                new_execution_run_id: String::new(),
+            },
+        ));
+        self.close_run(key, WorkflowExecutionStatus::TimedOut);
+        self.commit(key);
+    }
+
+    /// Marks a run closed after its close event was appended.
+    pub(crate) fn close_run(&mut self, key: &RunKey, status: WorkflowExecutionStatus) {
+        let Some(run) = self.runs.get_mut(key) else {
+            return;
+        };
+        run.ms.status = status as i32;
+        run.ms.close_time = Some(clock::now_ts());
+        run.ms.workflow_task = None;
+        run.ms.activities.clear();
+        run.ms.timers.clear();
+        run.ms.buffered.clear();
+        run.changes.push(ChangeKind::Closed {
+            status: status as i32,
+        });
+        self.redirect_queries_after_close(key);
+    }
+
+    pub(crate) fn terminate_run(
+        &mut self,
+        key: &RunKey,
+        reason: &str,
+        details: Option<Payloads>,
+        identity: &str,
+    ) -> Result<()> {
+        let run = self.run_mut(key)?;
+        if !run.is_open() {
+            return Err(Error::NotFound(
+                "workflow execution already completed".into(),
+            ));
+        }
+        run.flush_buffer();
+        run.append(Attributes::WorkflowExecutionTerminatedEventAttributes(
+            WorkflowExecutionTerminatedEventAttributes {
+                reason: reason.to_string(),
+                details,
+                identity: identity.to_string(),
+            },
+        ));
+        self.close_run(key, WorkflowExecutionStatus::Terminated);
+        self.commit(key);
+        Ok(())
+    }
+
+    /// Re-creates the queue entries and timers an open run needs (used after a restart).
+    pub(crate) fn rearm_run(&mut self, key: &RunKey) {
+        let Some(run) = self.runs.get(key) else {
+            return;
+        };
+        let ms = run.ms.clone();
+        let tq = run.task_queue();
+        if let Some(wft) = &ms.workflow_task {
+            if wft.started_event_id == 0 {
+                self.push_task(
+                    QueueKey::new(&key.namespace, &tq, QueueKind::Workflow),
+                    TaskRef::Workflow {
+                        key: key.clone(),
+                        scheduled_event_id: wft.scheduled_event_id,
+                        attempt: wft.attempt,
+                    },
+                );
+            } else {
+                let due =
+                    opt_ts_millis(&wft.started_time) + dur_millis(&wft.start_to_close_timeout);
+                self.push_timer(
+                    due,
+                    TimerTask::WorkflowTaskTimeout {
+                        key: key.clone(),
+                        scheduled_event_id: wft.scheduled_event_id,
+                        attempt: wft.attempt,
+                    },
+                );
+            }
+        } else if ms.last_completed_wft_started_id == 0 {
+            self.push_timer(
+                opt_ts_millis(&ms.execution_time),
+                TimerTask::WorkflowBackoff { key: key.clone() },
+            );
+        }
+        if let Some(t) = &ms.run_expiration_time {
+            self.push_timer(
+                clock::ts_millis(t),
+                TimerTask::WorkflowRunTimeout { key: key.clone() },
+            );
+        }
+        for timer in ms.timers.values() {
+            self.push_timer(
+                opt_ts_millis(&timer.fire_time),
+                TimerTask::UserTimer {
+                    key: key.clone(),
+                    timer_id: timer.timer_id.clone(),
+                    started_event_id: timer.started_event_id,
+                },
+            );
+        }
+        for activity in ms.activities.values() {
+            self.arm_activity(key, activity);
+        }
+    }
+}

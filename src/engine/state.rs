@@ -1,0 +1,183 @@
+//! The persisted mutable state of one workflow run. Everything needed to resume a run after a
+//! restart lives here (history is stored separately, append-only); task queues and timers are
+//! rebuilt from it.
+
+use std::collections::BTreeMap;
+
+use prost_wkt_types::{Duration, Timestamp};
+use temporalio_protos::temporal::api::common::v1::{
+    ActivityType, Header, Memo, Payloads, RetryPolicy, SearchAttributes,
+};
+use temporalio_protos::temporal::api::failure::v1::Failure;
+use temporalio_protos::temporal::api::history::v1::{
+    HistoryEvent, WorkflowExecutionStartedEventAttributes,
+};
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MutableState {
+    #[prost(string, tag = "1")]
+    pub namespace: String,
+    #[prost(string, tag = "2")]
+    pub workflow_id: String,
+    #[prost(string, tag = "3")]
+    pub run_id: String,
+    /// `temporal.api.enums.v1.WorkflowExecutionStatus`.
+    #[prost(int32, tag = "4")]
+    pub status: i32,
+    #[prost(int64, tag = "5")]
+    pub next_event_id: i64,
+    #[prost(message, optional, tag = "6")]
+    pub start_time: Option<Timestamp>,
+    #[prost(message, optional, tag = "7")]
+    pub close_time: Option<Timestamp>,
+    /// When the first workflow task may run (start time plus any start delay or backoff).
+    #[prost(message, optional, tag = "8")]
+    pub execution_time: Option<Timestamp>,
+    #[prost(string, tag = "9")]
+    pub start_request_id: String,
+    /// The attributes of the run's `WorkflowExecutionStarted` event (type, queue, timeouts...).
+    #[prost(message, optional, tag = "10")]
+    pub started: Option<WorkflowExecutionStartedEventAttributes>,
+    #[prost(message, optional, tag = "11")]
+    pub workflow_task: Option<WorkflowTaskInfo>,
+    /// Started-event id of the last completed workflow task (0: none completed yet).
+    #[prost(int64, tag = "12")]
+    pub last_completed_wft_started_id: i64,
+    /// Events that arrived while a workflow task was running; ids are assigned at flush.
+    #[prost(message, repeated, tag = "13")]
+    pub buffered: Vec<HistoryEvent>,
+    #[prost(btree_map = "int64, message", tag = "14")]
+    pub activities: BTreeMap<i64, ActivityInfo>,
+    #[prost(btree_map = "string, message", tag = "15")]
+    pub timers: BTreeMap<String, TimerInfo>,
+    #[prost(bool, tag = "16")]
+    pub cancel_requested: bool,
+    #[prost(string, tag = "17")]
+    pub cancel_request_id: String,
+    #[prost(message, optional, tag = "18")]
+    pub memo: Option<Memo>,
+    #[prost(message, optional, tag = "19")]
+    pub search_attributes: Option<SearchAttributes>,
+    #[prost(int64, tag = "20")]
+    pub history_size_bytes: i64,
+    /// Request ids of recent signals, for de-duplication of retried signal calls.
+    #[prost(string, repeated, tag = "21")]
+    pub signal_request_ids: Vec<String>,
+    /// When the run times out (run timeout), if it has one.
+    #[prost(message, optional, tag = "22")]
+    pub run_expiration_time: Option<Timestamp>,
+    #[prost(int64, tag = "23")]
+    pub state_transition_count: i64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct WorkflowTaskInfo {
+    #[prost(int64, tag = "1")]
+    pub scheduled_event_id: i64,
+    /// 0 while the task waits for a poller.
+    #[prost(int64, tag = "2")]
+    pub started_event_id: i64,
+    #[prost(int32, tag = "3")]
+    pub attempt: i32,
+    #[prost(message, optional, tag = "4")]
+    pub scheduled_time: Option<Timestamp>,
+    #[prost(message, optional, tag = "5")]
+    pub started_time: Option<Timestamp>,
+    #[prost(string, tag = "6")]
+    pub identity: String,
+    #[prost(string, tag = "7")]
+    pub request_id: String,
+    /// A retry (attempt > 1) whose Scheduled/Started events are not in history yet.
+    #[prost(bool, tag = "8")]
+    pub transient: bool,
+    #[prost(message, optional, tag = "9")]
+    pub start_to_close_timeout: Option<Duration>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ActivityInfo {
+    #[prost(int64, tag = "1")]
+    pub scheduled_event_id: i64,
+    #[prost(string, tag = "2")]
+    pub activity_id: String,
+    #[prost(message, optional, tag = "3")]
+    pub activity_type: Option<ActivityType>,
+    #[prost(string, tag = "4")]
+    pub task_queue: String,
+    #[prost(message, optional, tag = "5")]
+    pub header: Option<Header>,
+    #[prost(message, optional, tag = "6")]
+    pub input: Option<Payloads>,
+    #[prost(message, optional, tag = "7")]
+    pub schedule_to_close_timeout: Option<Duration>,
+    #[prost(message, optional, tag = "8")]
+    pub schedule_to_start_timeout: Option<Duration>,
+    #[prost(message, optional, tag = "9")]
+    pub start_to_close_timeout: Option<Duration>,
+    #[prost(message, optional, tag = "10")]
+    pub heartbeat_timeout: Option<Duration>,
+    #[prost(message, optional, tag = "11")]
+    pub retry_policy: Option<RetryPolicy>,
+    #[prost(int32, tag = "12")]
+    pub attempt: i32,
+    /// When the activity was first scheduled (schedule-to-close counts from here).
+    #[prost(message, optional, tag = "13")]
+    pub first_scheduled_time: Option<Timestamp>,
+    /// When the current attempt becomes available to pollers (after any retry backoff).
+    #[prost(message, optional, tag = "14")]
+    pub scheduled_time: Option<Timestamp>,
+    /// Set while an attempt is running.
+    #[prost(message, optional, tag = "15")]
+    pub started_time: Option<Timestamp>,
+    #[prost(string, tag = "16")]
+    pub started_identity: String,
+    #[prost(string, tag = "17")]
+    pub started_request_id: String,
+    #[prost(message, optional, tag = "18")]
+    pub heartbeat_details: Option<Payloads>,
+    #[prost(message, optional, tag = "19")]
+    pub last_heartbeat_time: Option<Timestamp>,
+    #[prost(bool, tag = "20")]
+    pub cancel_requested: bool,
+    #[prost(int64, tag = "21")]
+    pub cancel_requested_event_id: i64,
+    #[prost(message, optional, tag = "22")]
+    pub last_failure: Option<Failure>,
+    #[prost(string, tag = "23")]
+    pub last_worker_identity: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TimerInfo {
+    #[prost(string, tag = "1")]
+    pub timer_id: String,
+    #[prost(int64, tag = "2")]
+    pub started_event_id: i64,
+    #[prost(message, optional, tag = "3")]
+    pub fire_time: Option<Timestamp>,
+}
+
+/// The opaque token handed to workers with each task.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TaskToken {
+    #[prost(string, tag = "1")]
+    pub namespace: String,
+    #[prost(string, tag = "2")]
+    pub workflow_id: String,
+    #[prost(string, tag = "3")]
+    pub run_id: String,
+    #[prost(int64, tag = "4")]
+    pub scheduled_event_id: i64,
+    #[prost(int32, tag = "5")]
+    pub attempt: i32,
+    /// Set for legacy query tasks.
+    #[prost(string, tag = "6")]
+    pub query_id: String,
+    #[prost(int64, tag = "7")]
+    pub started_event_id: i64,
+    /// Marks tokens Durin issued, so arbitrary bytes are refused rather than misread.
+    #[prost(fixed32, tag = "15")]
+    pub magic: u32,
+}
+
+pub const TOKEN_MAGIC: u32 = 0x4455_5231;

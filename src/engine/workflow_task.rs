@@ -1,0 +1,567 @@
+//! The workflow-task state machine: scheduling, dispatch to pollers, completion (with the
+//! unhandled-command rule), failure, start-to-close timeouts and transient retries.
+
+use std::sync::Arc;
+
+use temporalio_protos::temporal::api::enums::v1::{
+    TaskQueueKind, TimeoutType, WorkflowTaskFailedCause,
+};
+use temporalio_protos::temporal::api::failure::v1::{Failure, ServerFailureInfo, failure};
+use temporalio_protos::temporal::api::history::v1::history_event::Attributes;
+use temporalio_protos::temporal::api::history::v1::{
+    History, HistoryEvent, TimerFiredEventAttributes, WorkflowTaskCompletedEventAttributes,
+    WorkflowTaskFailedEventAttributes, WorkflowTaskScheduledEventAttributes,
+    WorkflowTaskStartedEventAttributes, WorkflowTaskTimedOutEventAttributes,
+};
+use temporalio_protos::temporal::api::taskqueue::v1::TaskQueue;
+use temporalio_protos::temporal::api::workflowservice::v1::{
+    PollWorkflowTaskQueueRequest, PollWorkflowTaskQueueResponse,
+    RespondWorkflowTaskCompletedRequest, RespondWorkflowTaskCompletedResponse,
+    RespondWorkflowTaskFailedRequest,
+};
+
+use super::clock::{self, dur_millis, opt_ts_millis};
+use super::commands::{CommandError, Effect};
+use super::matching::{QueueKey, QueueKind, TaskRef};
+use super::state::WorkflowTaskInfo;
+use super::timers::TimerTask;
+use super::{ChangeKind, Core, Engine, Error, Result, RunKey, decode_token, encode_token, events};
+
+/// Histories at or past these sizes get `suggest_continue_as_new` on their workflow tasks.
+const SUGGEST_CAN_EVENTS: i64 = 4096;
+const SUGGEST_CAN_BYTES: i64 = 4 * 1024 * 1024;
+
+pub(crate) enum WftEnd {
+    Failed {
+        cause: WorkflowTaskFailedCause,
+        failure: Option<Failure>,
+        identity: String,
+    },
+    TimedOut,
+}
+
+impl Engine {
+    pub async fn poll_workflow_task(
+        self: &Arc<Self>,
+        req: PollWorkflowTaskQueueRequest,
+        deadline: tokio::time::Instant,
+    ) -> Result<PollWorkflowTaskQueueResponse> {
+        let queue_name = req
+            .task_queue
+            .as_ref()
+            .map(|t| t.name.clone())
+            .unwrap_or_default();
+        if queue_name.is_empty() {
+            return Err(Error::InvalidArgument(
+                "TaskQueue is not set on request.".into(),
+            ));
+        }
+        self.transact(|core| core.check_namespace(&req.namespace))
+            .await?;
+        let is_sticky = req
+            .task_queue
+            .as_ref()
+            .is_some_and(|t| t.kind == TaskQueueKind::Sticky as i32);
+        if is_sticky {
+            // Durin dispatches every workflow task on the normal queue with full history, so
+            // sticky pollers only ever receive empty responses.
+            tokio::time::sleep_until(deadline).await;
+            return Ok(PollWorkflowTaskQueueResponse::default());
+        }
+        let queue = QueueKey::new(&req.namespace, &queue_name, QueueKind::Workflow);
+        let identity = req.identity.clone();
+        let resp = self
+            .poll_queue(queue, deadline, |core, task| {
+                core.start_workflow_task(task, &identity)
+            })
+            .await?;
+        Ok(resp.unwrap_or_default())
+    }
+
+    pub async fn complete_workflow_task(
+        &self,
+        req: RespondWorkflowTaskCompletedRequest,
+    ) -> Result<RespondWorkflowTaskCompletedResponse> {
+        self.transact(|core| core.complete_workflow_task(req)).await
+    }
+
+    pub async fn fail_workflow_task(&self, req: RespondWorkflowTaskFailedRequest) -> Result<()> {
+        self.transact(|core| {
+            let (key, token) = decode_token(&req.task_token)?;
+            core.check_started_wft(&key, token.scheduled_event_id, token.attempt)?;
+            let cause = WorkflowTaskFailedCause::try_from(req.cause)
+                .unwrap_or(WorkflowTaskFailedCause::WorkflowWorkerUnhandledFailure);
+            core.end_workflow_task(
+                &key,
+                WftEnd::Failed {
+                    cause,
+                    failure: req.failure,
+                    identity: req.identity,
+                },
+            );
+            core.commit(&key);
+            Ok(())
+        })
+        .await
+    }
+}
+
+pub(crate) fn server_failure(message: &str) -> Failure {
+    Failure {
+        message: message.to_string(),
+        failure_info: Some(failure::FailureInfo::ServerFailureInfo(ServerFailureInfo {
+            non_retryable: false,
+        })),
+        ..Default::default()
+    }
+}
+
+impl Core {
+    /// Schedules a workflow task unless one is pending or running. Attempts above 1 are
+    /// transient: their events stay out of history until the task completes.
+    pub(crate) fn schedule_workflow_task(&mut self, key: &RunKey, attempt: i32) {
+        let Some(run) = self.runs.get_mut(key) else {
+            return;
+        };
+        if !run.is_open() || run.ms.workflow_task.is_some() {
+            return;
+        }
+        let tq = run.task_queue();
+        let timeout = run
+            .ms
+            .started
+            .as_ref()
+            .and_then(|s| s.workflow_task_timeout);
+        let transient = attempt > 1;
+        let scheduled_event_id = if transient {
+            run.ms.next_event_id
+        } else {
+            run.append(Attributes::WorkflowTaskScheduledEventAttributes(
+                WorkflowTaskScheduledEventAttributes {
+                    task_queue: Some(normal_queue(&tq)),
+                    start_to_close_timeout: timeout,
+                    attempt,
+                },
+            ))
+        };
+        run.ms.workflow_task = Some(WorkflowTaskInfo {
+            scheduled_event_id,
+            attempt,
+            scheduled_time: Some(clock::now_ts()),
+            transient,
+            start_to_close_timeout: timeout,
+            ..Default::default()
+        });
+        run.changes.push(ChangeKind::WorkflowTaskScheduled);
+        self.push_task(
+            QueueKey::new(&key.namespace, &tq, QueueKind::Workflow),
+            TaskRef::Workflow {
+                key: key.clone(),
+                scheduled_event_id,
+                attempt,
+            },
+        );
+    }
+
+    /// Adds an event that did not come from a command (signal, timer fired, activity outcome,
+    /// cancel request) and makes sure a workflow task will see it.
+    pub(crate) fn add_event(&mut self, key: &RunKey, attrs: Attributes) {
+        self.add_events(key, vec![attrs]);
+    }
+
+    /// Like [`Core::add_event`] for several events that belong together.
+    pub(crate) fn add_events(&mut self, key: &RunKey, attrs: Vec<Attributes>) {
+        let Some(run) = self.runs.get_mut(key) else {
+            return;
+        };
+        if run
+            .ms
+            .workflow_task
+            .as_ref()
+            .is_some_and(|w| w.transient && w.started_event_id == 0)
+        {
+            // New events turn a scheduled retry into a regular workflow task.
+            run.ms.workflow_task = None;
+        }
+        run.ms
+            .buffered
+            .extend(attrs.into_iter().map(events::new_event));
+        if !run.wft_started() {
+            run.flush_buffer();
+        }
+        self.schedule_workflow_task(key, 1);
+    }
+
+    pub(crate) fn start_workflow_task(
+        &mut self,
+        task: TaskRef,
+        identity: &str,
+    ) -> Result<Option<PollWorkflowTaskQueueResponse>> {
+        let (key, scheduled_event_id, attempt) = match task {
+            TaskRef::Workflow {
+                key,
+                scheduled_event_id,
+                attempt,
+            } => (key, scheduled_event_id, attempt),
+            TaskRef::Query { key, query_id } => return Ok(self.start_query_task(&key, &query_id)),
+            TaskRef::Activity { .. } => return Ok(None),
+        };
+        let Some(run) = self.runs.get_mut(&key) else {
+            return Ok(None);
+        };
+        let Some(wft) = run.ms.workflow_task.clone() else {
+            return Ok(None);
+        };
+        if !run.is_open()
+            || wft.scheduled_event_id != scheduled_event_id
+            || wft.attempt != attempt
+            || wft.started_event_id != 0
+        {
+            return Ok(None);
+        }
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let size = run.ms.history_size_bytes;
+        let suggest = run.ms.next_event_id >= SUGGEST_CAN_EVENTS || size >= SUGGEST_CAN_BYTES;
+        let started_event_id = if wft.transient {
+            scheduled_event_id + 1
+        } else {
+            run.append(Attributes::WorkflowTaskStartedEventAttributes(
+                WorkflowTaskStartedEventAttributes {
+                    scheduled_event_id,
+                    identity: identity.to_string(),
+                    request_id: request_id.clone(),
+                    suggest_continue_as_new: suggest,
+                    history_size_bytes: size,
+                    ..Default::default()
+                },
+            ))
+        };
+        let now = clock::now_millis();
+        if let Some(w) = run.ms.workflow_task.as_mut() {
+            w.started_event_id = started_event_id;
+            w.started_time = Some(clock::ts_from_millis(now));
+            w.identity = identity.to_string();
+            w.request_id = request_id;
+        }
+        let queries = run.attach_waiting_queries(scheduled_event_id);
+        let timeout = dur_millis(&wft.start_to_close_timeout);
+        self.push_timer(
+            now + timeout,
+            TimerTask::WorkflowTaskTimeout {
+                key: key.clone(),
+                scheduled_event_id,
+                attempt,
+            },
+        );
+        self.commit(&key);
+        let run = self.run(&key)?;
+        let mut history: Vec<HistoryEvent> = run.history.clone();
+        history.extend(transient_events(run.ms.workflow_task.as_ref()));
+        let ms = &run.ms;
+        Ok(Some(PollWorkflowTaskQueueResponse {
+            task_token: encode_token(&key, scheduled_event_id, attempt, started_event_id, ""),
+            workflow_execution: Some(run.execution()),
+            workflow_type: ms.started.as_ref().and_then(|s| s.workflow_type.clone()),
+            previous_started_event_id: ms.last_completed_wft_started_id,
+            started_event_id,
+            attempt,
+            history: Some(History { events: history }),
+            workflow_execution_task_queue: Some(normal_queue(&run.task_queue())),
+            scheduled_time: wft.scheduled_time,
+            started_time: Some(clock::ts_from_millis(now)),
+            queries,
+            ..Default::default()
+        }))
+    }
+
+    /// The running workflow task named by a token, or NOT_FOUND.
+    pub(crate) fn check_started_wft(
+        &self,
+        key: &RunKey,
+        scheduled_event_id: i64,
+        attempt: i32,
+    ) -> Result<WorkflowTaskInfo> {
+        self.check_namespace(&key.namespace)?;
+        let run = self.run(key)?;
+        let not_found = || Error::NotFound("Workflow task not found.".into());
+        if !run.is_open() {
+            return Err(Error::NotFound(
+                "Workflow execution already completed.".into(),
+            ));
+        }
+        let wft = run.ms.workflow_task.clone().ok_or_else(not_found)?;
+        if wft.scheduled_event_id != scheduled_event_id
+            || wft.attempt != attempt
+            || wft.started_event_id == 0
+        {
+            return Err(not_found());
+        }
+        Ok(wft)
+    }
+
+    fn complete_workflow_task(
+        &mut self,
+        req: RespondWorkflowTaskCompletedRequest,
+    ) -> Result<RespondWorkflowTaskCompletedResponse> {
+        let (key, token) = decode_token(&req.task_token)?;
+        if !token.query_id.is_empty() {
+            return Err(Error::InvalidArgument(
+                "A query task token cannot complete a workflow task.".into(),
+            ));
+        }
+        let wft = self.check_started_wft(&key, token.scheduled_event_id, token.attempt)?;
+        let has_close = req.commands.iter().any(super::commands::is_close_command);
+        if has_close && !self.run(&key)?.ms.buffered.is_empty() {
+            self.end_workflow_task(
+                &key,
+                WftEnd::Failed {
+                    cause: WorkflowTaskFailedCause::UnhandledCommand,
+                    failure: Some(server_failure("UnhandledCommand")),
+                    identity: req.identity.clone(),
+                },
+            );
+            self.commit(&key);
+            return Err(Error::InvalidArgument("UnhandledCommand".into()));
+        }
+        let run = self.run_mut(&key)?;
+        let snapshot = (run.ms.clone(), run.staged.len(), run.changes.len());
+        materialize_transient(run, &wft);
+        #[allow(deprecated)]
+        let completed_id = run.append(Attributes::WorkflowTaskCompletedEventAttributes(
+            WorkflowTaskCompletedEventAttributes {
+                scheduled_event_id: wft.scheduled_event_id,
+                started_event_id: wft.started_event_id,
+                identity: req.identity.clone(),
+                binary_checksum: req.binary_checksum.clone(),
+                sdk_metadata: req.sdk_metadata.clone(),
+                metering_metadata: req.metering_metadata,
+                ..Default::default()
+            },
+        ));
+        run.ms.workflow_task = None;
+        run.ms.last_completed_wft_started_id = wft.started_event_id;
+        let mut effects = Vec::new();
+        let outcome = super::commands::apply(run, &key, &req.commands, completed_id, &mut effects);
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(CommandError { cause, message }) => {
+                let run = self.run_mut(&key)?;
+                run.ms = snapshot.0;
+                run.staged.truncate(snapshot.1);
+                run.changes.truncate(snapshot.2);
+                self.end_workflow_task(
+                    &key,
+                    WftEnd::Failed {
+                        cause,
+                        failure: Some(server_failure(&message)),
+                        identity: req.identity,
+                    },
+                );
+                self.commit(&key);
+                return Err(Error::InvalidArgument(message));
+            }
+        };
+        for effect in effects {
+            match effect {
+                Effect::Task(queue, task) => self.push_task(queue, task),
+                Effect::Timer(due, task) => self.push_timer(due, task),
+            }
+        }
+        let run = self.run_mut(&key)?;
+        run.resolve_query_results(req.query_results);
+        if let Some(status) = outcome.closed {
+            self.close_run(&key, status);
+        } else {
+            let flushed = run.flush_buffer();
+            if flushed > 0 || req.force_create_new_workflow_task || outcome.new_workflow_task {
+                self.schedule_workflow_task(&key, 1);
+            }
+            self.dispatch_waiting_queries(&key);
+        }
+        self.commit(&key);
+        Ok(RespondWorkflowTaskCompletedResponse::default())
+    }
+
+    /// Ends the running workflow task without completion and schedules the next attempt.
+    pub(crate) fn end_workflow_task(&mut self, key: &RunKey, end: WftEnd) {
+        let Some(run) = self.runs.get_mut(key) else {
+            return;
+        };
+        let Some(wft) = run.ms.workflow_task.take() else {
+            return;
+        };
+        let unhandled = matches!(
+            end,
+            WftEnd::Failed {
+                cause: WorkflowTaskFailedCause::UnhandledCommand,
+                ..
+            }
+        );
+        // A transient attempt leaves no trace in history, except for the unhandled-command
+        // rejection, which must be visible to the worker's next replay.
+        if !wft.transient || unhandled {
+            materialize_transient(run, &wft);
+            match end {
+                WftEnd::Failed {
+                    cause,
+                    failure,
+                    identity,
+                } => {
+                    run.append(Attributes::WorkflowTaskFailedEventAttributes(
+                        WorkflowTaskFailedEventAttributes {
+                            scheduled_event_id: wft.scheduled_event_id,
+                            started_event_id: wft.started_event_id,
+                            cause: cause as i32,
+                            failure,
+                            identity,
+                            ..Default::default()
+                        },
+                    ));
+                }
+                WftEnd::TimedOut => {
+                    run.append(Attributes::WorkflowTaskTimedOutEventAttributes(
+                        WorkflowTaskTimedOutEventAttributes {
+                            scheduled_event_id: wft.scheduled_event_id,
+                            started_event_id: wft.started_event_id,
+                            timeout_type: TimeoutType::StartToClose as i32,
+                        },
+                    ));
+                }
+            }
+        }
+        run.requeue_attached_queries();
+        let flushed = run.flush_buffer();
+        let attempt = if unhandled || flushed > 0 {
+            1
+        } else {
+            wft.attempt + 1
+        };
+        self.schedule_workflow_task(key, attempt);
+    }
+
+    pub(crate) fn workflow_task_timed_out(
+        &mut self,
+        key: &RunKey,
+        scheduled_event_id: i64,
+        attempt: i32,
+    ) {
+        let Some(run) = self.runs.get(key) else {
+            return;
+        };
+        let Some(wft) = run.ms.workflow_task.as_ref() else {
+            return;
+        };
+        if !run.is_open()
+            || wft.scheduled_event_id != scheduled_event_id
+            || wft.attempt != attempt
+            || wft.started_event_id == 0
+        {
+            return;
+        }
+        let due = opt_ts_millis(&wft.started_time) + dur_millis(&wft.start_to_close_timeout);
+        if due > clock::now_millis() {
+            self.push_timer(
+                due,
+                TimerTask::WorkflowTaskTimeout {
+                    key: key.clone(),
+                    scheduled_event_id,
+                    attempt,
+                },
+            );
+            return;
+        }
+        tracing::debug!(workflow_id = %key.workflow_id, attempt, "workflow task timed out");
+        self.end_workflow_task(key, WftEnd::TimedOut);
+        self.commit(key);
+    }
+
+    pub(crate) fn fire_user_timer(&mut self, key: &RunKey, timer_id: &str, started_event_id: i64) {
+        let Some(run) = self.runs.get_mut(key) else {
+            return;
+        };
+        let Some(timer) = run.ms.timers.get(timer_id) else {
+            return;
+        };
+        if !run.is_open() || timer.started_event_id != started_event_id {
+            return;
+        }
+        let due = opt_ts_millis(&timer.fire_time);
+        if due > clock::now_millis() {
+            self.push_timer(
+                due,
+                TimerTask::UserTimer {
+                    key: key.clone(),
+                    timer_id: timer_id.into(),
+                    started_event_id,
+                },
+            );
+            return;
+        }
+        run.ms.timers.remove(timer_id);
+        self.add_event(
+            key,
+            Attributes::TimerFiredEventAttributes(TimerFiredEventAttributes {
+                timer_id: timer_id.to_string(),
+                started_event_id,
+            }),
+        );
+        self.commit(key);
+    }
+}
+
+pub(crate) fn normal_queue(name: &str) -> TaskQueue {
+    TaskQueue {
+        name: name.to_string(),
+        kind: TaskQueueKind::Normal as i32,
+        normal_name: String::new(),
+    }
+}
+
+/// The Scheduled/Started events of a transient workflow task, as shipped to the worker.
+fn transient_events(wft: Option<&WorkflowTaskInfo>) -> Vec<HistoryEvent> {
+    let Some(wft) = wft.filter(|w| w.transient) else {
+        return Vec::new();
+    };
+    let mut scheduled = events::new_event(Attributes::WorkflowTaskScheduledEventAttributes(
+        WorkflowTaskScheduledEventAttributes {
+            task_queue: None,
+            start_to_close_timeout: wft.start_to_close_timeout,
+            attempt: wft.attempt,
+        },
+    ));
+    scheduled.event_id = wft.scheduled_event_id;
+    scheduled.event_time = wft.scheduled_time;
+    let mut out = vec![scheduled];
+    if wft.started_event_id != 0 {
+        let mut started = events::new_event(Attributes::WorkflowTaskStartedEventAttributes(
+            WorkflowTaskStartedEventAttributes {
+                scheduled_event_id: wft.scheduled_event_id,
+                identity: wft.identity.clone(),
+                request_id: wft.request_id.clone(),
+                ..Default::default()
+            },
+        ));
+        started.event_id = wft.started_event_id;
+        started.event_time = wft.started_time;
+        out.push(started);
+    }
+    out
+}
+
+/// Writes a transient task's Scheduled/Started events for real (when it completes).
+fn materialize_transient(run: &mut super::Run, wft: &WorkflowTaskInfo) {
+    if !wft.transient {
+        return;
+    }
+    for mut event in transient_events(Some(wft)) {
+        if let Some(Attributes::WorkflowTaskScheduledEventAttributes(a)) = event.attributes.as_mut()
+        {
+            a.task_queue = Some(normal_queue(&run.task_queue()));
+        }
+        let attrs = event.attributes.take();
+        if let Some(attrs) = attrs {
+            let id = run.append(attrs);
+            debug_assert!(id == wft.scheduled_event_id || id == wft.started_event_id);
+        }
+    }
+}

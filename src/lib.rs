@@ -1,0 +1,12 @@
+//! Durin: durable execution on Kubernetes.
+//!
+//! Request flow: `api` (gRPC services, request validation and error mapping) calls into
+//! `engine` (in-memory mutable state, history and task state machines, matching, timers),
+//! which persists every change through `store` (an append-only log with group commit) before
+//! any reply is sent.
+
+pub mod api;
+pub mod cli;
+pub mod engine;
+pub mod proto;
+pub mod store;

@@ -1,0 +1,39 @@
+//! The records Durin persists, as protobuf messages (hand-written with `prost` derives so that
+//! Temporal's own message types can be embedded without copying any `.proto` file).
+
+use crate::engine::state::MutableState;
+use temporalio_protos::temporal::api::history::v1::HistoryEvent;
+use temporalio_protos::temporal::api::workflowservice::v1::DescribeNamespaceResponse;
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LogRecord {
+    #[prost(oneof = "log_record::Kind", tags = "1, 2")]
+    pub kind: Option<log_record::Kind>,
+}
+
+pub mod log_record {
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub enum Kind {
+        #[prost(message, tag = "1")]
+        Namespace(super::NamespaceRecord),
+        #[prost(message, tag = "2")]
+        Execution(super::ExecutionRecord),
+    }
+}
+
+/// The full description of a namespace after a change.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct NamespaceRecord {
+    #[prost(message, optional, tag = "1")]
+    pub namespace: Option<DescribeNamespaceResponse>,
+}
+
+/// One transaction on one workflow run: the run's mutable state after the change, plus the
+/// history events the change appended (history is only ever appended, never rewritten).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ExecutionRecord {
+    #[prost(message, optional, tag = "1")]
+    pub state: Option<MutableState>,
+    #[prost(message, repeated, tag = "2")]
+    pub new_events: Vec<HistoryEvent>,
+}
