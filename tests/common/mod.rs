@@ -1,0 +1,303 @@
+//! Test harness: runs a real `durin` server as a child process and connects the official
+//! Temporal Rust SDK (client + worker) to it.
+//!
+//! * [`DurinServer::start`] starts `durin dev` on a fresh temp dir and a free port.
+//! * [`DurinServer::kill`] sends SIGKILL (no graceful shutdown) and reaps the child.
+//! * [`DurinServer::restart`] starts it again on the same data dir and port.
+//! * Dropping a [`DurinServer`] kills the child. If the test is panicking, the temp dir is kept
+//!   and the server log path plus its tail are printed to stderr. Set `DURIN_TEST_KEEP=1` to
+//!   keep every test's temp dir (data + `durin.log`).
+
+#![allow(dead_code)]
+
+use std::{
+    fs::{File, OpenOptions},
+    future::Future,
+    io::Write,
+    net::{SocketAddr, TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    pin::pin,
+    process::{Child, Command, Stdio},
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions, Url};
+use temporalio_sdk::{Runtime, Worker, WorkerOptions};
+
+/// Namespace created by `durin dev` at start.
+pub const NAMESPACE: &str = "default";
+
+/// How long to wait for the server to accept SDK connections.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A `durin dev` child process plus the temp dir holding its data and log.
+pub struct DurinServer {
+    child: Option<Child>,
+    port: u16,
+    tmp: tempfile::TempDir,
+    data_dir: PathBuf,
+    log_path: PathBuf,
+    starts: u32,
+}
+
+impl DurinServer {
+    /// Start a fresh server (new temp dir, new free port) and wait until it accepts SDK
+    /// connections.
+    pub async fn start() -> Self {
+        let tmp = tempfile::Builder::new()
+            .prefix("durin-sdk-test-")
+            .tempdir()
+            .expect("create temp dir");
+        let data_dir = tmp.path().join("data");
+        std::fs::create_dir_all(&data_dir).expect("create data dir");
+        let log_path = tmp.path().join("durin.log");
+        let mut server = DurinServer {
+            child: None,
+            port: free_port(),
+            tmp,
+            data_dir,
+            log_path,
+            starts: 0,
+        };
+        server.spawn();
+        server.wait_ready().await;
+        server
+    }
+
+    /// Port the server listens on (stable across restarts).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Data dir passed to `--data-dir` (stable across restarts).
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// File receiving the server's stdout/stderr (appended to across restarts).
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> Url {
+        Url::parse(&format!("http://127.0.0.1:{}", self.port)).expect("valid url")
+    }
+
+    /// Connect a new SDK client bound to the `default` namespace. Panics if that fails.
+    pub async fn client(&self) -> Client {
+        match try_connect(self.url()).await {
+            Ok(c) => c,
+            Err(e) => panic!(
+                "could not connect SDK client to durin at {}: {e}\nserver log: {}",
+                self.url(),
+                self.log_path.display()
+            ),
+        }
+    }
+
+    /// SIGKILL the server (no chance to flush or shut down cleanly) and reap it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // `Child::kill` sends SIGKILL on unix.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Start the server again on the same data dir and port, and wait until it is ready.
+    /// Kills the current process first if it is still running.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+        self.wait_ready().await;
+    }
+
+    /// True if something accepts TCP connections on the server's port.
+    pub fn is_accepting(&self) -> bool {
+        let addr: SocketAddr = ([127, 0, 0, 1], self.port).into();
+        TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+    }
+
+    /// Last `n` lines of the server log.
+    pub fn log_tail(&self, n: usize) -> String {
+        let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    fn spawn(&mut self) {
+        self.starts += 1;
+        let mut log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .expect("open server log");
+        let _ = writeln!(
+            log,
+            "===== durin start #{} (port {}, data dir {}) =====",
+            self.starts,
+            self.port,
+            self.data_dir.display()
+        );
+        let stderr: File = log.try_clone().expect("clone log handle");
+        let child = Command::new(env!("CARGO_BIN_EXE_durin"))
+            .arg("dev")
+            .arg("--ip")
+            .arg("127.0.0.1")
+            .arg("--port")
+            .arg(self.port.to_string())
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(stderr))
+            .spawn()
+            .expect("spawn durin binary");
+        self.child = Some(child);
+    }
+
+    async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let addr: SocketAddr = ([127, 0, 0, 1], self.port).into();
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!(
+                    "durin exited during startup with {status}\nserver log: {}\n{}",
+                    self.log_path.display(),
+                    self.log_tail(40)
+                );
+            }
+            let last_err = if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+            {
+                match try_connect(self.url()).await {
+                    Ok(_) => return,
+                    Err(e) => e,
+                }
+            } else {
+                "TCP connect refused".to_string()
+            };
+            if Instant::now() > deadline {
+                panic!(
+                    "durin not ready after {READY_TIMEOUT:?} on port {}: {last_err}\nserver log: {}\n{}",
+                    self.port,
+                    self.log_path.display(),
+                    self.log_tail(40)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for DurinServer {
+    fn drop(&mut self) {
+        self.kill();
+        if std::env::var_os("DURIN_TEST_KEEP").is_some() {
+            self.tmp.disable_cleanup(true);
+            eprintln!("durin test dir kept: {}", self.tmp.path().display());
+        }
+        if std::thread::panicking() {
+            self.tmp.disable_cleanup(true);
+            eprintln!(
+                "---- durin server log (kept): {} ----\n{}\n---- end of durin log tail ----",
+                self.log_path.display(),
+                self.log_tail(60)
+            );
+        }
+    }
+}
+
+async fn try_connect(url: Url) -> Result<Client, String> {
+    let opts = ConnectionOptions::new(url)
+        .identity("durin-sdk-test".to_string())
+        .connect_timeout(Duration::from_secs(2))
+        .build();
+    let conn = tokio::time::timeout(Duration::from_secs(10), Connection::connect(opts))
+        .await
+        .map_err(|_| "Connection::connect timed out".to_string())?
+        .map_err(|e| format!("{e:?}"))?;
+    Client::new(conn, ClientOptions::new(NAMESPACE).build()).map_err(|e| format!("{e:?}"))
+}
+
+/// Pick a free TCP port on 127.0.0.1 by binding port 0 and dropping the listener.
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// A string unique within this machine run, for task queue / workflow ids.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// SDK runtime on the current tokio runtime.
+pub fn sdk_runtime() -> Runtime {
+    Runtime::from_current_tokio(Default::default()).expect("create SDK runtime")
+}
+
+/// Build a worker for `client` with the given options.
+pub fn new_worker(runtime: &Runtime, client: &Client, options: WorkerOptions) -> Worker {
+    Worker::new(runtime, client.clone(), options).expect("create worker")
+}
+
+/// Run `worker` concurrently with `body` on the current task (the worker's `run()` future is
+/// `!Send`, so it cannot be spawned). When `body` finishes the worker is shut down gracefully
+/// and `body`'s output is returned. Panics if the worker stops on its own before `body`
+/// finishes. A worker that does not finish shutting down within 10 s only causes a warning.
+pub async fn with_worker<T>(worker: &mut Worker, body: impl Future<Output = T>) -> T {
+    drive_worker(worker, body, false).await
+}
+
+/// Like [`with_worker`], but the worker must shut down cleanly within 10 s after `body`
+/// finishes (used where a lingering worker would interfere with the rest of the test).
+pub async fn with_worker_strict<T>(worker: &mut Worker, body: impl Future<Output = T>) -> T {
+    drive_worker(worker, body, true).await
+}
+
+async fn drive_worker<T>(worker: &mut Worker, body: impl Future<Output = T>, strict: bool) -> T {
+    let shutdown = worker.shutdown_handle();
+    let mut run = pin!(worker.run());
+    let mut body = pin!(body);
+    tokio::select! {
+        biased;
+        res = &mut run => panic!("worker stopped before the test body finished: {res:?}"),
+        out = &mut body => {
+            shutdown();
+            let problem = match tokio::time::timeout(Duration::from_secs(10), run).await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(format!("worker returned an error on shutdown: {e:?}")),
+                Err(_) => Some("worker did not finish shutting down within 10s".to_string()),
+            };
+            if let Some(problem) = problem {
+                if strict {
+                    panic!("{problem}");
+                }
+                eprintln!("warning: {problem}");
+            }
+            out
+        }
+    }
+}
+
+/// Await `fut`, panicking with a descriptive message if it takes longer than `secs` seconds.
+pub async fn within<F: Future>(secs: u64, what: &str, fut: F) -> F::Output {
+    match tokio::time::timeout(Duration::from_secs(secs), fut).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out after {secs}s waiting for {what}"),
+    }
+}
