@@ -29,15 +29,21 @@ use temporalio_client::{
         WorkflowStartError,
     },
 };
-use temporalio_common::protos::{
-    TaskToken,
-    temporal::api::history::v1::{HistoryEvent, history_event::Attributes},
+use temporalio_common::{
+    RetryPolicy,
+    protos::{
+        TaskToken,
+        temporal::api::{
+            failure::v1::Failure,
+            history::v1::{HistoryEvent, history_event::Attributes},
+        },
+    },
 };
 use temporalio_macros::{activities, workflow, workflow_methods};
 use temporalio_sdk::{
-    ActivityCancellationType, ActivityExecutionError, ActivityOptions, CancellableFuture,
-    SyncWorkflowContext, TimerResult, WorkerOptions, WorkflowCancellationToken, WorkflowContext,
-    WorkflowContextView, WorkflowResult, WorkflowTermination,
+    ActivityCancellationType, ActivityExecutionError, ActivityOptions, ApplicationFailure,
+    CancellableFuture, SyncWorkflowContext, TimerResult, WorkerOptions, WorkflowCancellationToken,
+    WorkflowContext, WorkflowContextView, WorkflowResult, WorkflowTermination,
     activities::{ActivityContext, ActivityError},
 };
 
@@ -310,6 +316,151 @@ impl ApprovalWorkflow {
             )
             .await?;
         Ok(format!("approved: {answer}"))
+    }
+}
+
+// ---- 11. activity retries and non-retryable failures ---------------------------------------
+
+#[derive(Default)]
+pub struct RetryCounters {
+    flaky_calls: AtomicU32,
+    doomed_calls: AtomicU32,
+}
+
+pub struct RetryActivities {
+    counters: Arc<RetryCounters>,
+}
+
+#[activities]
+impl RetryActivities {
+    /// Fails (retryably) until attempt `succeed_on`.
+    #[activity]
+    pub async fn flaky(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        succeed_on: u32,
+    ) -> Result<String, ActivityError> {
+        self.counters.flaky_calls.fetch_add(1, Ordering::SeqCst);
+        let attempt = ctx.info().attempt;
+        if attempt < succeed_on {
+            return Err(anyhow::anyhow!("transient failure on attempt {attempt}").into());
+        }
+        Ok(format!("succeeded on attempt {attempt}"))
+    }
+
+    /// Always fails with a non-retryable application failure.
+    #[activity]
+    pub async fn doomed(self: Arc<Self>, _ctx: ActivityContext) -> Result<String, ActivityError> {
+        self.counters.doomed_calls.fetch_add(1, Ordering::SeqCst);
+        Err(ActivityError::application(
+            ApplicationFailure::non_retryable("permanently broken"),
+        ))
+    }
+}
+
+fn fast_retry_options() -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(10))
+        .retry_policy(
+            RetryPolicy::builder()
+                .initial_interval(Duration::from_millis(100))
+                .backoff_coefficient(1.0)
+                .maximum_attempts(5)
+                .build(),
+        )
+        .build()
+}
+
+#[workflow]
+#[derive(Default)]
+pub struct RetryingWorkflow;
+
+#[workflow_methods]
+impl RetryingWorkflow {
+    #[run]
+    pub async fn run(ctx: &mut WorkflowContext<Self>, succeed_on: u32) -> WorkflowResult<String> {
+        Ok(ctx
+            .execute_activity(RetryActivities::flaky, succeed_on, fast_retry_options())
+            .await?)
+    }
+}
+
+#[workflow]
+#[derive(Default)]
+pub struct DoomedWorkflow;
+
+#[workflow_methods]
+impl DoomedWorkflow {
+    #[run]
+    pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<String> {
+        Ok(ctx
+            .execute_activity(RetryActivities::doomed, (), fast_retry_options())
+            .await?)
+    }
+}
+
+// ---- 12. heartbeat timeout and resuming from heartbeat details ------------------------------
+
+pub struct ResumableActivities {
+    attempts_seen: Arc<Mutex<Vec<(u32, Option<u32>)>>>,
+}
+
+#[activities]
+impl ResumableActivities {
+    /// Attempt 1 heartbeats progress 1..=3 and then hangs without heartbeating, so the server
+    /// must time it out (heartbeat timeout) and retry. Later attempts resume from the last
+    /// heartbeat details recorded by attempt 1.
+    #[activity]
+    pub async fn resumable(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        _input: (),
+    ) -> Result<String, ActivityError> {
+        let attempt = ctx.info().attempt;
+        let resume_from: Option<u32> = ctx.heartbeat_details().deserialize()?;
+        self.attempts_seen
+            .lock()
+            .unwrap()
+            .push((attempt, resume_from));
+        if attempt == 1 {
+            for progress in 1..=3u32 {
+                ctx.record_heartbeat(progress).await?;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            // Stuck: no more heartbeats. Give up well after the heartbeat timeout.
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            return Err(anyhow::anyhow!("attempt 1 was stuck").into());
+        }
+        Ok(format!(
+            "resumed from {} on attempt {attempt}",
+            resume_from.map_or("nothing".to_string(), |p| p.to_string())
+        ))
+    }
+}
+
+#[workflow]
+#[derive(Default)]
+pub struct ResumableWorkflow;
+
+#[workflow_methods]
+impl ResumableWorkflow {
+    #[run]
+    pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<String> {
+        Ok(ctx
+            .execute_activity(
+                ResumableActivities::resumable,
+                (),
+                ActivityOptions::with_start_to_close_timeout(Duration::from_secs(20))
+                    .heartbeat_timeout(Duration::from_secs(1))
+                    .retry_policy(
+                        RetryPolicy::builder()
+                            .initial_interval(Duration::from_millis(100))
+                            .backoff_coefficient(1.0)
+                            .maximum_attempts(3)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .await?)
     }
 }
 
@@ -1205,6 +1356,135 @@ async fn start_conflict_and_reuse_policies() {
             .await
             .expect("second run completes");
         assert_eq!(r2, vec!["run 2".to_string()]);
+    })
+    .await;
+}
+
+/// 11. Activity retries: a retryable failure is retried by the server per the retry policy
+/// until it succeeds; a non-retryable failure is not retried and fails the workflow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activity_retries_and_non_retryable_failure() {
+    let server = DurinServer::start().await;
+    let client = server.client().await;
+    let tq = unique("tq-retry");
+    let counters = Arc::new(RetryCounters::default());
+    let runtime = sdk_runtime();
+    let mut worker = new_worker(
+        &runtime,
+        &client,
+        WorkerOptions::new(tq.clone())
+            .register_workflow::<RetryingWorkflow>()
+            .unwrap()
+            .register_workflow::<DoomedWorkflow>()
+            .unwrap()
+            .register_activities(RetryActivities {
+                counters: counters.clone(),
+            })
+            .build(),
+    );
+
+    with_worker(&mut worker, async {
+        let retrying = client
+            .start_workflow(
+                RetryingWorkflow::run,
+                3u32,
+                start_opts(&tq, &unique("retrying")),
+            )
+            .await
+            .expect("start workflow");
+        let result = within(
+            20,
+            "retrying workflow result",
+            retrying.get_result(result_opts()),
+        )
+        .await
+        .expect("workflow should complete after activity retries");
+        assert_eq!(result, "succeeded on attempt 3");
+        assert_eq!(counters.flaky_calls.load(Ordering::SeqCst), 3);
+
+        let doomed = client
+            .start_workflow(DoomedWorkflow::run, (), start_opts(&tq, &unique("doomed")))
+            .await
+            .expect("start workflow");
+        let outcome = within(
+            20,
+            "doomed workflow result",
+            doomed.get_result(result_opts()),
+        )
+        .await;
+        match outcome {
+            Err(WorkflowGetResultError::Failed(err)) => {
+                let messages = failure_messages(err.failure());
+                assert!(
+                    messages.iter().any(|m| m.contains("permanently broken")),
+                    "workflow failure should carry the activity's error, got {messages:?}"
+                );
+            }
+            other => panic!("expected the workflow to fail, got {other:?}"),
+        }
+        assert_eq!(
+            counters.doomed_calls.load(Ordering::SeqCst),
+            1,
+            "a non-retryable failure must not be retried"
+        );
+        let desc = doomed.describe(Default::default()).await.expect("describe");
+        assert_eq!(desc.status(), WorkflowExecutionStatus::Failed);
+    })
+    .await;
+}
+
+/// Messages of a failure and all its causes, outermost first.
+fn failure_messages(failure: &Failure) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = Some(failure);
+    while let Some(f) = cur {
+        out.push(f.message.clone());
+        cur = f.cause.as_deref();
+    }
+    out
+}
+
+/// 12. An activity that stops heartbeating is timed out by the server (heartbeat timeout) and
+/// retried; the retry sees the last heartbeat details of the timed-out attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeat_timeout_retries_with_last_details() {
+    let server = DurinServer::start().await;
+    let client = server.client().await;
+    let tq = unique("tq-hb-timeout");
+    let attempts_seen = Arc::new(Mutex::new(Vec::new()));
+    let runtime = sdk_runtime();
+    let mut worker = new_worker(
+        &runtime,
+        &client,
+        WorkerOptions::new(tq.clone())
+            .register_workflow::<ResumableWorkflow>()
+            .unwrap()
+            .register_activities(ResumableActivities {
+                attempts_seen: attempts_seen.clone(),
+            })
+            .build(),
+    );
+
+    with_worker(&mut worker, async {
+        let started = Instant::now();
+        let handle = client
+            .start_workflow(
+                ResumableWorkflow::run,
+                (),
+                start_opts(&tq, &unique("resumable")),
+            )
+            .await
+            .expect("start workflow");
+        let result = within(20, "workflow result", handle.get_result(result_opts()))
+            .await
+            .expect("workflow should complete once the retried activity succeeds");
+        assert_eq!(result, "resumed from 3 on attempt 2");
+        assert_eq!(
+            attempts_seen.lock().unwrap().clone(),
+            vec![(1, None), (2, Some(3))]
+        );
+        // Attempt 2 can only start after attempt 1 missed its 1 s heartbeat deadline.
+        assert!(started.elapsed() >= Duration::from_secs(1));
     })
     .await;
 }

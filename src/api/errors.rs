@@ -77,7 +77,9 @@ pub fn to_status(err: Error) -> Status {
             message,
             any(
                 "temporal.api.errordetails.v1.QueryFailedFailure",
-                &QueryFailedFailure { failure },
+                &QueryFailedFailure {
+                    failure: failure.map(|f| *f),
+                },
             ),
         ),
         Error::DeadlineExceeded(_) => Status::deadline_exceeded(message),

@@ -264,7 +264,7 @@ impl WorkflowService for WorkflowHandler {
             .failure
             .ok_or_else(|| Status::invalid_argument("Failure is not set on request."))?;
         let end = AttemptEnd::Failed {
-            failure,
+            failure: Box::new(failure),
             last_heartbeat_details: r.last_heartbeat_details,
             identity: r.identity,
         };
@@ -291,7 +291,7 @@ impl WorkflowService for WorkflowHandler {
             activity_id: &r.activity_id,
         };
         let end = AttemptEnd::Failed {
-            failure,
+            failure: Box::new(failure),
             last_heartbeat_details: r.last_heartbeat_details.clone(),
             identity: r.identity.clone(),
         };

@@ -24,7 +24,7 @@ pub(crate) enum AttemptEnd {
         identity: String,
     },
     Failed {
-        failure: Failure,
+        failure: Box<Failure>,
         last_heartbeat_details: Option<Payloads>,
         identity: String,
     },
@@ -323,7 +323,7 @@ impl Core {
                 last_heartbeat_details,
                 identity,
             } => (
-                failure,
+                *failure,
                 last_heartbeat_details.or(info.heartbeat_details.clone()),
                 identity,
             ),

@@ -65,7 +65,7 @@ pub enum Error {
     #[error("{message}")]
     QueryFailed {
         message: String,
-        failure: Option<Failure>,
+        failure: Option<Box<Failure>>,
     },
     #[error("{0}")]
     DeadlineExceeded(String),

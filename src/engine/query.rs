@@ -28,7 +28,7 @@ pub enum QueryOutcome {
     Answered(Option<Payloads>),
     Failed {
         message: String,
-        failure: Option<Failure>,
+        failure: Option<Box<Failure>>,
     },
 }
 
@@ -110,11 +110,9 @@ impl Engine {
                 "query was dropped before it was answered".into(),
             )),
             Err(_) => {
-                self.core
-                    .lock()
-                    .runs
-                    .get_mut(&key)
-                    .map(|r| r.queries.retain(|q| q.id != id));
+                if let Some(run) = self.core.lock().runs.get_mut(&key) {
+                    run.queries.retain(|q| q.id != id);
+                }
                 Err(Error::DeadlineExceeded(
                     "query timed out before a worker answered it".into(),
                 ))
@@ -142,7 +140,7 @@ impl Engine {
             } else {
                 QueryOutcome::Failed {
                     message: req.error_message,
-                    failure: req.failure,
+                    failure: req.failure.map(Box::new),
                 }
             };
             if let Some(tx) = query.reply.take() {
@@ -282,7 +280,7 @@ impl Run {
             } else {
                 QueryOutcome::Failed {
                     message: result.error_message,
-                    failure: result.failure,
+                    failure: result.failure.map(Box::new),
                 }
             };
             if let Some(tx) = q.reply.take() {

@@ -31,6 +31,7 @@ use super::{ChangeKind, Core, Engine, Error, Result, RunKey, decode_token, encod
 const SUGGEST_CAN_EVENTS: i64 = 4096;
 const SUGGEST_CAN_BYTES: i64 = 4 * 1024 * 1024;
 
+#[allow(clippy::large_enum_variant)] // short-lived; never stored
 pub(crate) enum WftEnd {
     Failed {
         cause: WorkflowTaskFailedCause,

@@ -13,6 +13,7 @@ pub struct LogRecord {
 
 pub mod log_record {
     #[derive(Clone, PartialEq, prost::Oneof)]
+    #[allow(clippy::large_enum_variant)] // records are encoded right away, never kept
     pub enum Kind {
         #[prost(message, tag = "1")]
         Namespace(super::NamespaceRecord),

@@ -19,6 +19,8 @@ use super::{DurableFuture, LogRecord, Lsn, Store, StoreError};
 const FRAME_HEADER: usize = 8;
 const LOG_FILE: &str = "durin.log";
 
+type WriterQueue = mpsc::Sender<(Lsn, Vec<u8>)>;
+
 #[derive(Clone, Debug, Default)]
 struct Durable {
     lsn: Lsn,
@@ -27,7 +29,9 @@ struct Durable {
 
 pub struct Wal {
     path: PathBuf,
-    sender: Mutex<(Lsn, mpsc::Sender<(Lsn, Vec<u8>)>)>,
+    /// The last position handed out, and the writer thread's queue (locked together so that
+    /// positions enter the queue in order).
+    sender: Mutex<(Lsn, WriterQueue)>,
     durable: watch::Receiver<Durable>,
 }
 
@@ -168,13 +172,15 @@ mod tests {
     use crate::store::{NamespaceRecord, log_record};
 
     fn record(name: &str) -> LogRecord {
-        let mut ns = temporalio_protos::temporal::api::workflowservice::v1::DescribeNamespaceResponse::default();
-        ns.namespace_info = Some(
-            temporalio_protos::temporal::api::namespace::v1::NamespaceInfo {
-                name: name.into(),
-                ..Default::default()
-            },
-        );
+        let ns = temporalio_protos::temporal::api::workflowservice::v1::DescribeNamespaceResponse {
+            namespace_info: Some(
+                temporalio_protos::temporal::api::namespace::v1::NamespaceInfo {
+                    name: name.into(),
+                    ..Default::default()
+                },
+            ),
+            ..Default::default()
+        };
         LogRecord {
             kind: Some(log_record::Kind::Namespace(NamespaceRecord {
                 namespace: Some(ns),
