@@ -154,6 +154,13 @@ impl Engine {
             core.replay(record);
         }
         core.rearm_all();
+        // The log holds one record per change; once it is mostly superseded state, rewrite
+        // it as one record per live object so start-up stays fast and the disk stays small.
+        let live = core.runs.len() + core.namespaces.len();
+        if count > 1000 && count > 2 * live {
+            let lsn = store.compact(core.snapshot_records());
+            tracing::info!(before = count, after = live, lsn, "compacting the log");
+        }
         tracing::info!(
             records = count,
             runs = core.runs.len(),
@@ -289,6 +296,9 @@ impl Drop for PollWaiter {
     }
 }
 
+#[cfg(test)]
+mod tests;
+
 impl Core {
     fn replay(&mut self, record: LogRecord) {
         match record.kind {
@@ -309,10 +319,23 @@ impl Core {
                     workflow_id: ms.workflow_id.clone(),
                     run_id: ms.run_id.clone(),
                 };
-                self.current.insert(
-                    (key.namespace.clone(), key.workflow_id.clone()),
-                    key.run_id.clone(),
-                );
+                let id_key = (key.namespace.clone(), key.workflow_id.clone());
+                let newer = match self.current.get(&id_key) {
+                    Some(cur) if *cur != key.run_id => self
+                        .runs
+                        .get(&RunKey {
+                            run_id: cur.clone(),
+                            ..key.clone()
+                        })
+                        .is_none_or(|r| {
+                            clock::opt_ts_millis(&r.ms.start_time)
+                                <= clock::opt_ts_millis(&ms.start_time)
+                        }),
+                    _ => true,
+                };
+                if newer {
+                    self.current.insert(id_key, key.run_id.clone());
+                }
                 let run = self.runs.entry(key).or_insert_with(|| Run::new(ms.clone()));
                 run.ms = ms;
                 run.history.extend(exec.new_events);
@@ -320,6 +343,33 @@ impl Core {
             }
             None => {}
         }
+    }
+
+    /// One record per namespace and per run that together restore the current state.
+    fn snapshot_records(&self) -> Vec<LogRecord> {
+        let namespaces = self.namespaces.values().map(|ns| LogRecord {
+            kind: Some(log_record::Kind::Namespace(ns.clone())),
+        });
+        let mut keys: Vec<&RunKey> = self.runs.keys().collect();
+        // Runs of one workflow id in start order, so the latest becomes current on replay.
+        keys.sort_by_key(|k| {
+            let r = &self.runs[*k];
+            (
+                k.namespace.clone(),
+                k.workflow_id.clone(),
+                clock::opt_ts_millis(&r.ms.start_time),
+            )
+        });
+        let runs = keys.into_iter().map(|k| {
+            let run = &self.runs[k];
+            LogRecord {
+                kind: Some(log_record::Kind::Execution(ExecutionRecord {
+                    state: Some(run.ms.clone()),
+                    new_events: run.history.clone(),
+                })),
+            }
+        });
+        namespaces.chain(runs).collect()
     }
 
     /// Re-creates queue entries and timers for every open run after a restart.

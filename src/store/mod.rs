@@ -33,6 +33,9 @@ pub trait Store: Send + Sync + 'static {
     fn append(&self, record: &LogRecord) -> Lsn;
     /// Resolves once `lsn` (and so everything before it) is on disk.
     fn wait_durable(&self, lsn: Lsn) -> DurableFuture;
+    /// Replaces everything appended so far with `records`, which must describe the same
+    /// state; later appends follow them.
+    fn compact(&self, records: Vec<LogRecord>) -> Lsn;
     /// The last position handed out by `append`.
     fn last_lsn(&self) -> Lsn;
 }

@@ -19,7 +19,13 @@ use super::{DurableFuture, LogRecord, Lsn, Store, StoreError};
 const FRAME_HEADER: usize = 8;
 const LOG_FILE: &str = "durin.log";
 
-type WriterQueue = mpsc::Sender<(Lsn, Vec<u8>)>;
+type WriterQueue = mpsc::Sender<WriterMsg>;
+
+enum WriterMsg {
+    Append(Lsn, Vec<u8>),
+    /// Replace the whole log with these records (which stand for everything before `Lsn`).
+    Rewrite(Lsn, Vec<Vec<u8>>),
+}
 
 #[derive(Clone, Debug, Default)]
 struct Durable {
@@ -55,11 +61,14 @@ impl Wal {
         if let Ok(d) = File::open(dir) {
             let _ = d.sync_all();
         }
-        let (tx, rx) = mpsc::channel::<(Lsn, Vec<u8>)>();
+        let (tx, rx) = mpsc::channel::<WriterMsg>();
         let (durable_tx, durable_rx) = watch::channel(Durable::default());
         std::thread::Builder::new()
             .name("durin-wal".into())
-            .spawn(move || writer_loop(file, rx, durable_tx))?;
+            .spawn({
+                let path = path.clone();
+                move || writer_loop(file, &path, rx, durable_tx)
+            })?;
         Ok(Arc::new(Self {
             path,
             sender: Mutex::new((0, tx)),
@@ -70,21 +79,40 @@ impl Wal {
 
 fn writer_loop(
     mut file: File,
-    rx: mpsc::Receiver<(Lsn, Vec<u8>)>,
+    path: &Path,
+    rx: mpsc::Receiver<WriterMsg>,
     durable: watch::Sender<Durable>,
 ) {
     let mut buf = Vec::with_capacity(1 << 20);
-    while let Ok((mut last, first)) = rx.recv() {
+    while let Ok(first) = rx.recv() {
         buf.clear();
-        frame(&mut buf, &first);
-        while let Ok((lsn, bytes)) = rx.try_recv() {
-            frame(&mut buf, &bytes);
-            last = lsn;
+        let mut last = 0;
+        let mut next = Some(first);
+        let mut result = Ok(());
+        // Drain everything queued, writing appends in batches and rewrites as they come.
+        while let Some(msg) = next.take() {
+            match msg {
+                WriterMsg::Append(lsn, bytes) => {
+                    frame(&mut buf, &bytes);
+                    last = lsn;
+                }
+                WriterMsg::Rewrite(lsn, records) => {
+                    result = result
+                        .and_then(|_| file.write_all(&buf))
+                        .and_then(|_| file.sync_data());
+                    buf.clear();
+                    result = result.and_then(|_| rewrite(path, &records).map(|f| file = f));
+                    last = lsn;
+                }
+            }
+            next = rx.try_recv().ok();
         }
-        let result = file.write_all(&buf).and_then(|_| file.sync_data());
+        let result = result
+            .and_then(|_| file.write_all(&buf))
+            .and_then(|_| file.sync_data());
         match result {
             Ok(()) => {
-                durable.send_modify(|d| d.lsn = last);
+                durable.send_modify(|d| d.lsn = d.lsn.max(last));
             }
             Err(e) => {
                 tracing::error!(error = %e, "log write failed; the store stops accepting writes");
@@ -93,6 +121,27 @@ fn writer_loop(
             }
         }
     }
+}
+
+/// Writes `records` to a new file and atomically puts it in place of the log.
+fn rewrite(path: &Path, records: &[Vec<u8>]) -> std::io::Result<File> {
+    let tmp = path.with_extension("log.compacting");
+    let mut out = File::create(&tmp)?;
+    let mut buf = Vec::new();
+    for r in records {
+        frame(&mut buf, r);
+        if buf.len() > (8 << 20) {
+            out.write_all(&buf)?;
+            buf.clear();
+        }
+    }
+    out.write_all(&buf)?;
+    out.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)?.sync_all()?;
+    }
+    OpenOptions::new().append(true).open(path)
 }
 
 fn frame(buf: &mut Vec<u8>, payload: &[u8]) {
@@ -143,7 +192,16 @@ impl Store for Wal {
         guard.0 += 1;
         let lsn = guard.0;
         // A send error means the writer stopped after an I/O failure; `wait_durable` reports it.
-        let _ = guard.1.send((lsn, bytes));
+        let _ = guard.1.send(WriterMsg::Append(lsn, bytes));
+        lsn
+    }
+
+    fn compact(&self, records: Vec<LogRecord>) -> Lsn {
+        let encoded = records.iter().map(|r| r.encode_to_vec()).collect();
+        let mut guard = self.sender.lock();
+        guard.0 += 1;
+        let lsn = guard.0;
+        let _ = guard.1.send(WriterMsg::Rewrite(lsn, encoded));
         lsn
     }
 
@@ -213,5 +271,11 @@ mod tests {
         let lsn = wal.append(&record("after"));
         wal.wait_durable(lsn).await.unwrap();
         assert_eq!(Wal::open(dir.path()).unwrap().load().unwrap().len(), 101);
+        let lsn = wal.compact(vec![record("a"), record("b")]);
+        let after = wal.append(&record("c"));
+        assert!(after > lsn);
+        wal.wait_durable(after).await.unwrap();
+        let loaded = Wal::open(dir.path()).unwrap().load().unwrap();
+        assert_eq!(loaded, vec![record("a"), record("b"), record("c")]);
     }
 }

@@ -123,6 +123,7 @@ def durin_server(tmp_path_factory: pytest.TempPathFactory):
     ]
     env = dict(os.environ)
     env.setdefault("RUST_BACKTRACE", "1")
+    env.setdefault("NO_COLOR", "1")  # plain text in the log file
     with open(log_path, "wb") as log:
         log.write(("$ " + " ".join(cmd) + "\n").encode())
         log.flush()

@@ -1,0 +1,139 @@
+//! Engine tests on a real log in a temporary directory (the SDK-level behaviour is covered by
+//! the integration tests under `tests/`).
+
+use std::sync::Arc;
+
+use temporalio_protos::temporal::api::common::v1::{WorkflowExecution, WorkflowType};
+use temporalio_protos::temporal::api::enums::v1::WorkflowExecutionStatus;
+use temporalio_protos::temporal::api::taskqueue::v1::TaskQueue;
+use temporalio_protos::temporal::api::workflowservice::v1::{
+    DescribeWorkflowExecutionRequest, SignalWorkflowExecutionRequest,
+    StartWorkflowExecutionRequest, TerminateWorkflowExecutionRequest,
+};
+
+use super::{ChangeKind, Engine, EngineConfig};
+use crate::store::Store;
+use crate::store::wal::Wal;
+
+fn start_request(id: &str) -> StartWorkflowExecutionRequest {
+    StartWorkflowExecutionRequest {
+        namespace: "default".into(),
+        workflow_id: id.into(),
+        workflow_type: Some(WorkflowType { name: "wf".into() }),
+        task_queue: Some(TaskQueue {
+            name: "tq".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn terminate_request(id: &str) -> TerminateWorkflowExecutionRequest {
+    TerminateWorkflowExecutionRequest {
+        namespace: "default".into(),
+        workflow_execution: Some(WorkflowExecution {
+            workflow_id: id.into(),
+            run_id: String::new(),
+        }),
+        reason: "test".into(),
+        ..Default::default()
+    }
+}
+
+async fn open(dir: &std::path::Path) -> (Arc<Engine>, Arc<Wal>) {
+    let wal = Wal::open(dir).unwrap();
+    let engine = Engine::open(wal.clone(), EngineConfig::default()).unwrap();
+    engine.ensure_namespace("default").await.unwrap();
+    (engine, wal)
+}
+
+#[tokio::test]
+async fn subscribers_see_start_task_and_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _wal) = open(dir.path()).await;
+    let mut changes = engine.subscribe();
+    let started = engine.start_workflow(start_request("w1")).await.unwrap();
+    engine.terminate(terminate_request("w1")).await.unwrap();
+    let mut kinds = Vec::new();
+    while let Ok(change) = changes.try_recv() {
+        assert_eq!(change.key.workflow_id, "w1");
+        assert_eq!(change.key.run_id, started.run_id);
+        kinds.push(change.kind);
+    }
+    assert_eq!(
+        kinds,
+        vec![
+            ChangeKind::Started,
+            ChangeKind::WorkflowTaskScheduled,
+            ChangeKind::Closed {
+                status: WorkflowExecutionStatus::Terminated as i32
+            },
+        ]
+    );
+}
+
+#[tokio::test]
+async fn restart_compacts_the_log_and_keeps_every_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let count = 300;
+    {
+        let (engine, _wal) = open(dir.path()).await;
+        let mut tasks = Vec::new();
+        for i in 0..count {
+            let engine = engine.clone();
+            tasks.push(tokio::spawn(async move {
+                let id = format!("w{i}");
+                engine.start_workflow(start_request(&id)).await.unwrap();
+                for n in 0..3 {
+                    let signal = SignalWorkflowExecutionRequest {
+                        namespace: "default".into(),
+                        workflow_execution: Some(WorkflowExecution {
+                            workflow_id: id.clone(),
+                            run_id: String::new(),
+                        }),
+                        signal_name: format!("s{n}"),
+                        ..Default::default()
+                    };
+                    engine.signal(signal).await.unwrap();
+                }
+                if i % 2 == 0 {
+                    engine.terminate(terminate_request(&id)).await.unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    }
+    let records_before = Wal::open(dir.path()).unwrap().load().unwrap().len();
+    assert!(records_before > 1000, "{records_before} records");
+    let (engine, wal) = open(dir.path()).await;
+    wal.wait_durable(wal.last_lsn()).await.unwrap();
+    let records_after = wal.load().unwrap().len();
+    assert_eq!(
+        records_after,
+        count + 1,
+        "one record per run plus the namespace"
+    );
+    for i in [0, 1, count - 1] {
+        let resp = engine
+            .describe(DescribeWorkflowExecutionRequest {
+                namespace: "default".into(),
+                execution: Some(WorkflowExecution {
+                    workflow_id: format!("w{i}"),
+                    run_id: String::new(),
+                }),
+            })
+            .await
+            .unwrap();
+        let info = resp.workflow_execution_info.unwrap();
+        let expected = if i % 2 == 0 {
+            WorkflowExecutionStatus::Terminated
+        } else {
+            WorkflowExecutionStatus::Running
+        };
+        assert_eq!(info.status, expected as i32, "w{i}");
+        let expected_len = if i % 2 == 0 { 6 } else { 5 };
+        assert_eq!(info.history_length, expected_len, "w{i}");
+    }
+}
