@@ -400,8 +400,11 @@ impl DoomedWorkflow {
 
 // ---- 12. heartbeat timeout and resuming from heartbeat details ------------------------------
 
+/// (attempt, heartbeat details the attempt started from), one entry per attempt.
+type AttemptLog = Arc<Mutex<Vec<(u32, Option<u32>)>>>;
+
 pub struct ResumableActivities {
-    attempts_seen: Arc<Mutex<Vec<(u32, Option<u32>)>>>,
+    attempts_seen: AttemptLog,
 }
 
 #[activities]

@@ -1,0 +1,281 @@
+"""Wire-level rules of the workflow-task protocol, driven through the raw WorkflowService the
+way an SDK worker would, so each rule is exercised deterministically:
+
+- the exact `UnhandledCommand` rejection when a signal arrives during a closing task;
+- transient workflow-task retries (attempt > 1 events are shipped but not persisted);
+- queries attached to a pending workflow task and answered in its completion;
+- history paging, and the close-event long poll that clients use to await results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from temporalio.api.command.v1 import Command, CompleteWorkflowExecutionCommandAttributes
+from temporalio.api.common.v1 import Payload, Payloads, WorkflowExecution, WorkflowType
+from temporalio.api.enums.v1 import (
+    CommandType,
+    EventType,
+    HistoryEventFilterType,
+    QueryResultType,
+    WorkflowTaskFailedCause,
+)
+from temporalio.api.query.v1 import WorkflowQuery, WorkflowQueryResult
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import (
+    GetWorkflowExecutionHistoryRequest,
+    PollWorkflowTaskQueueRequest,
+    QueryWorkflowRequest,
+    RespondWorkflowTaskCompletedRequest,
+    RespondWorkflowTaskFailedRequest,
+    SignalWorkflowExecutionRequest,
+    StartWorkflowExecutionRequest,
+)
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+RPC_TIMEOUT = timedelta(seconds=15)
+IDENTITY = "durin-protocol-tests"
+
+
+def payload(text: str) -> Payloads:
+    return Payloads(payloads=[Payload(metadata={"encoding": b"json/plain"}, data=f'"{text}"'.encode())])
+
+
+async def start(client: Client, wf_id: str, tq: str, task_timeout_s: int = 10) -> str:
+    resp = await client.workflow_service.start_workflow_execution(
+        StartWorkflowExecutionRequest(
+            namespace="default",
+            workflow_id=wf_id,
+            workflow_type=WorkflowType(name="RawWorkflow"),
+            task_queue=TaskQueue(name=tq),
+            request_id=f"{wf_id}-start",
+            workflow_task_timeout={"seconds": task_timeout_s},
+        ),
+        timeout=RPC_TIMEOUT,
+    )
+    return resp.run_id
+
+
+async def poll(client: Client, tq: str):
+    task = await client.workflow_service.poll_workflow_task_queue(
+        PollWorkflowTaskQueueRequest(namespace="default", task_queue=TaskQueue(name=tq), identity=IDENTITY),
+        timeout=timedelta(seconds=70),
+    )
+    assert task.task_token, "expected a workflow task"
+    return task
+
+
+async def history(client: Client, wf_id: str, run_id: str = "", **kwargs):
+    return await client.workflow_service.get_workflow_execution_history(
+        GetWorkflowExecutionHistoryRequest(
+            namespace="default", execution=WorkflowExecution(workflow_id=wf_id, run_id=run_id), **kwargs
+        ),
+        timeout=timedelta(seconds=70),
+    )
+
+
+def complete_command(result: str) -> Command:
+    return Command(
+        command_type=CommandType.COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION,
+        complete_workflow_execution_command_attributes=CompleteWorkflowExecutionCommandAttributes(result=payload(result)),
+    )
+
+
+def types(events) -> list[int]:
+    return [e.event_type for e in events]
+
+
+E = EventType
+
+
+async def test_signal_during_closing_task_is_unhandled_command(client: Client, unique: str) -> None:
+    tq, wf_id = f"tq-{unique}", f"unhandled-{unique}"
+    await start(client, wf_id, tq)
+    task = await poll(client, tq)
+    await client.workflow_service.signal_workflow_execution(
+        SignalWorkflowExecutionRequest(
+            namespace="default",
+            workflow_execution=WorkflowExecution(workflow_id=wf_id),
+            signal_name="late",
+            input=payload("hello"),
+        ),
+        timeout=RPC_TIMEOUT,
+    )
+    with pytest.raises(RPCError) as err:
+        await client.workflow_service.respond_workflow_task_completed(
+            RespondWorkflowTaskCompletedRequest(task_token=task.task_token, commands=[complete_command("done")], identity=IDENTITY),
+            timeout=RPC_TIMEOUT,
+        )
+    assert err.value.status == RPCStatusCode.INVALID_ARGUMENT
+    assert err.value.message == "UnhandledCommand"
+
+    # The next task carries the failure, the signal and a fresh attempt-1 task, in that order.
+    task = await poll(client, tq)
+    assert task.attempt == 1
+    assert types(task.history.events) == [
+        E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED,
+        E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+        E.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+        E.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+        E.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
+        E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+        E.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+    ]
+    failed = task.history.events[3].workflow_task_failed_event_attributes
+    assert failed.cause == WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND
+    assert task.previous_started_event_id == 0
+    assert [e.event_id for e in task.history.events] == list(range(1, 8))
+
+    await client.workflow_service.respond_workflow_task_completed(
+        RespondWorkflowTaskCompletedRequest(task_token=task.task_token, commands=[complete_command("done")], identity=IDENTITY),
+        timeout=RPC_TIMEOUT,
+    )
+    closed = await history(
+        client, wf_id, wait_new_event=True, history_event_filter_type=HistoryEventFilterType.HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT
+    )
+    assert types(closed.history.events) == [E.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED]
+    assert closed.history.events[0].event_id == 9
+    assert not closed.next_page_token
+
+
+async def test_transient_workflow_task_retries_leave_no_events_until_success(client: Client, unique: str) -> None:
+    tq, wf_id = f"tq-{unique}", f"transient-{unique}"
+    await start(client, wf_id, tq)
+    task = await poll(client, tq)
+    assert task.attempt == 1
+    await client.workflow_service.respond_workflow_task_failed(
+        RespondWorkflowTaskFailedRequest(
+            task_token=task.task_token,
+            cause=WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE,
+            identity=IDENTITY,
+        ),
+        timeout=RPC_TIMEOUT,
+    )
+    # Attempt 2 is transient: shipped as events 5 and 6, not persisted.
+    task = await poll(client, tq)
+    assert task.attempt == 2
+    assert types(task.history.events)[-3:] == [
+        E.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+        E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+        E.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+    ]
+    assert [e.event_id for e in task.history.events] == [1, 2, 3, 4, 5, 6]
+    assert task.history.events[4].workflow_task_scheduled_event_attributes.attempt == 2
+    stored = await history(client, wf_id)
+    assert len(stored.history.events) == 4
+
+    # Failing the transient attempt writes nothing; attempt 3 reuses the same ids.
+    await client.workflow_service.respond_workflow_task_failed(
+        RespondWorkflowTaskFailedRequest(
+            task_token=task.task_token,
+            cause=WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE,
+            identity=IDENTITY,
+        ),
+        timeout=RPC_TIMEOUT,
+    )
+    task = await poll(client, tq)
+    assert task.attempt == 3
+    assert [e.event_id for e in task.history.events] == [1, 2, 3, 4, 5, 6]
+    assert len((await history(client, wf_id)).history.events) == 4
+
+    # Success makes the attempt's events real.
+    await client.workflow_service.respond_workflow_task_completed(
+        RespondWorkflowTaskCompletedRequest(task_token=task.task_token, commands=[complete_command("ok")], identity=IDENTITY),
+        timeout=RPC_TIMEOUT,
+    )
+    final = await history(client, wf_id)
+    assert types(final.history.events)[4:] == [
+        E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+        E.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+        E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+        E.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
+    ]
+    assert final.history.events[4].workflow_task_scheduled_event_attributes.attempt == 3
+
+
+async def test_query_rides_on_pending_workflow_task(client: Client, unique: str) -> None:
+    tq, wf_id = f"tq-{unique}", f"query-{unique}"
+    await start(client, wf_id, tq)
+    # The first workflow task is pending, so the query must travel with it.
+    query = asyncio.create_task(
+        client.workflow_service.query_workflow(
+            QueryWorkflowRequest(
+                namespace="default",
+                execution=WorkflowExecution(workflow_id=wf_id),
+                query=WorkflowQuery(query_type="status"),
+            ),
+            timeout=RPC_TIMEOUT,
+        )
+    )
+    await asyncio.sleep(0.3)
+    task = await poll(client, tq)
+    assert len(task.queries) == 1
+    (query_id, carried), = task.queries.items()
+    assert carried.query_type == "status"
+    await client.workflow_service.respond_workflow_task_completed(
+        RespondWorkflowTaskCompletedRequest(
+            task_token=task.task_token,
+            identity=IDENTITY,
+            query_results={
+                query_id: WorkflowQueryResult(result_type=QueryResultType.QUERY_RESULT_TYPE_ANSWERED, answer=payload("busy"))
+            },
+        ),
+        timeout=RPC_TIMEOUT,
+    )
+    answer = await query
+    assert answer.query_result.payloads[0].data == b'"busy"'
+
+
+async def test_history_pages_and_close_event_long_poll(client: Client, unique: str) -> None:
+    tq, wf_id = f"tq-{unique}", f"paging-{unique}"
+    run_id = await start(client, wf_id, tq)
+    for n in range(5):
+        await client.workflow_service.signal_workflow_execution(
+            SignalWorkflowExecutionRequest(
+                namespace="default", workflow_execution=WorkflowExecution(workflow_id=wf_id), signal_name=f"s{n}"
+            ),
+            timeout=RPC_TIMEOUT,
+        )
+    # 7 events: started, task scheduled, 5 signals; read two at a time.
+    ids, token = [], b""
+    while True:
+        page = await history(client, wf_id, run_id, maximum_page_size=2, next_page_token=token)
+        assert len(page.history.events) <= 2
+        ids += [e.event_id for e in page.history.events]
+        token = page.next_page_token
+        if not token:
+            break
+    assert ids == list(range(1, 8))
+
+    # A close-event long poll returns as soon as the run closes.
+    waiter = asyncio.create_task(
+        history(
+            client,
+            wf_id,
+            run_id,
+            wait_new_event=True,
+            history_event_filter_type=HistoryEventFilterType.HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT,
+        )
+    )
+    await asyncio.sleep(0.3)
+    assert not waiter.done()
+    task = await poll(client, tq)
+    await client.workflow_service.respond_workflow_task_completed(
+        RespondWorkflowTaskCompletedRequest(task_token=task.task_token, commands=[complete_command("paged")], identity=IDENTITY),
+        timeout=RPC_TIMEOUT,
+    )
+    closed = await asyncio.wait_for(waiter, 10)
+    assert types(closed.history.events) == [E.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED]
+    result = closed.history.events[0].workflow_execution_completed_event_attributes.result
+    assert result.payloads[0].data == b'"paged"'
+
+    # Completing again with the spent token is NOT_FOUND.
+    with pytest.raises(RPCError) as err:
+        await client.workflow_service.respond_workflow_task_completed(
+            RespondWorkflowTaskCompletedRequest(task_token=task.task_token, commands=[complete_command("again")], identity=IDENTITY),
+            timeout=RPC_TIMEOUT,
+        )
+    assert err.value.status == RPCStatusCode.NOT_FOUND
