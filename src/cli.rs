@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -70,7 +69,12 @@ async fn dev(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
     let addr = SocketAddr::new(args.ip, args.port);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(address = %listener.local_addr()?, data_dir = %data_dir.display(), "durin dev server listening");
-    crate::api::serve(engine, listener, shutdown_signal()).await?;
+    let stopping = engine.clone();
+    let shutdown = async move {
+        shutdown_signal().await;
+        stopping.begin_shutdown();
+    };
+    crate::api::serve(engine, listener, shutdown).await?;
     tracing::info!("durin stopped");
     Ok(())
 }
@@ -97,6 +101,4 @@ async fn shutdown_signal() {
         let _ = ctrl_c.await;
     }
     tracing::info!("shutting down");
-    // Give in-flight replies a moment; long polls end with the server.
-    tokio::time::sleep(Duration::from_millis(50)).await;
 }

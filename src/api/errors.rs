@@ -58,6 +58,7 @@ pub fn to_status(err: Error) -> Status {
         Error::AlreadyStarted {
             run_id,
             start_request_id,
+            first_execution_run_id,
             ..
         } => with_detail(
             Code::AlreadyExists,
@@ -67,7 +68,7 @@ pub fn to_status(err: Error) -> Status {
                 &WorkflowExecutionAlreadyStartedFailure {
                     start_request_id,
                     run_id,
-                    ..Default::default()
+                    first_execution_run_id,
                 },
             ),
         ),

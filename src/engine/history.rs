@@ -82,14 +82,11 @@ impl Engine {
             if let Some(resp) = resp {
                 return Ok(resp);
             }
-            let changed = tokio::time::timeout_at(
-                deadline,
-                progress.wait_for(|p: &RunProgress| {
-                    p.closed || (!close_only && p.next_event_id > from)
-                }),
-            )
-            .await;
-            if changed.is_err() {
+            let changed = tokio::select! {
+                r = progress.wait_for(|p: &RunProgress| p.closed || (!close_only && p.next_event_id > from)) => r.is_ok(),
+                _ = self.poll_expiry(deadline) => false,
+            };
+            if !changed {
                 let token = if close_only { Some(1) } else { Some(from) };
                 return Ok(page(Vec::new(), token));
             }

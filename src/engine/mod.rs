@@ -28,7 +28,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use prost::Message;
 use temporalio_protos::temporal::api::failure::v1::Failure;
-use tokio::sync::{Notify, broadcast, oneshot};
+use tokio::sync::{Notify, broadcast, oneshot, watch};
 
 use crate::store::{ExecutionRecord, LogRecord, NamespaceRecord, Store, StoreError, log_record};
 use matching::{Matching, QueueKey, TaskRef};
@@ -59,6 +59,7 @@ pub enum Error {
         workflow_id: String,
         run_id: String,
         start_request_id: String,
+        first_execution_run_id: String,
     },
     #[error("{0}")]
     FailedPrecondition(String),
@@ -115,6 +116,7 @@ pub struct Engine {
     store: Arc<dyn Store>,
     timer_wake: Arc<Notify>,
     changes: broadcast::Sender<ExecutionChange>,
+    shutdown: watch::Sender<bool>,
     pub config: EngineConfig,
 }
 
@@ -172,6 +174,7 @@ impl Engine {
             store,
             timer_wake,
             changes,
+            shutdown: watch::channel(false).0,
             config,
         }))
     }
@@ -251,7 +254,11 @@ impl Engine {
                 .rx
                 .as_mut()
                 .expect("receiver is set until the guard is dropped");
-            match tokio::time::timeout_at(deadline, rx).await {
+            let received = tokio::select! {
+                r = rx => Ok(r),
+                _ = self.poll_expiry(deadline) => Err(()),
+            };
+            match received {
                 Ok(Ok(task)) => {
                     guard.rx = None;
                     let (started, lsn) = {
@@ -269,8 +276,19 @@ impl Engine {
         }
     }
 
-    pub fn namespaces_len(&self) -> usize {
-        self.core.lock().namespaces.len()
+    /// Resolves at `deadline`, or as soon as the engine begins shutting down, so that long
+    /// polls answer (empty) instead of holding the server open.
+    pub(crate) async fn poll_expiry(&self, deadline: tokio::time::Instant) {
+        let mut shutdown = self.shutdown.subscribe();
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = shutdown.wait_for(|s| *s) => {}
+        }
+    }
+
+    /// Ends every long poll now and any started later.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
     }
 }
 

@@ -172,6 +172,12 @@ impl Core {
                 workflow_id: req.workflow_id.clone(),
                 run_id: run_id.clone(),
                 start_request_id: existing.ms.start_request_id.clone(),
+                first_execution_run_id: existing
+                    .ms
+                    .started
+                    .as_ref()
+                    .map(|s| s.first_execution_run_id.clone())
+                    .unwrap_or_default(),
             };
             if existing.ms.start_request_id == req.request_id {
                 return Ok(StartWorkflowExecutionResponse {

@@ -66,7 +66,7 @@ impl Engine {
         if is_sticky {
             // Durin dispatches every workflow task on the normal queue with full history, so
             // sticky pollers only ever receive empty responses.
-            tokio::time::sleep_until(deadline).await;
+            self.poll_expiry(deadline).await;
             return Ok(PollWorkflowTaskQueueResponse::default());
         }
         let queue = QueueKey::new(&req.namespace, &queue_name, QueueKind::Workflow);
