@@ -4,7 +4,8 @@ way an SDK worker would, so each rule is exercised deterministically:
 - the exact `UnhandledCommand` rejection when a signal arrives during a closing task;
 - transient workflow-task retries (attempt > 1 events are shipped but not persisted);
 - queries attached to a pending workflow task and answered in its completion;
-- history paging, and the close-event long poll that clients use to await results.
+- history paging, and the close-event long poll that clients use to await results;
+- workflow-task and activity start-to-close timeouts, and activities addressed by id.
 """
 
 from __future__ import annotations
@@ -13,18 +14,30 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from temporalio.api.command.v1 import Command, CompleteWorkflowExecutionCommandAttributes
-from temporalio.api.common.v1 import Payload, Payloads, WorkflowExecution, WorkflowType
+from temporalio.api.command.v1 import (
+    Command,
+    CompleteWorkflowExecutionCommandAttributes,
+    ScheduleActivityTaskCommandAttributes,
+)
+from temporalio.api.common.v1 import ActivityType, Payload, Payloads, RetryPolicy, WorkflowExecution, WorkflowType
 from temporalio.api.enums.v1 import (
     CommandType,
     EventType,
     HistoryEventFilterType,
+    PendingActivityState,
     QueryResultType,
+    RetryState,
+    TimeoutType,
     WorkflowTaskFailedCause,
 )
 from temporalio.api.query.v1 import WorkflowQuery, WorkflowQueryResult
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import (
+    DescribeWorkflowExecutionRequest,
+    PollActivityTaskQueueRequest,
+    RecordActivityTaskHeartbeatByIdRequest,
+    RespondActivityTaskCompletedByIdRequest,
+    RespondActivityTaskCompletedRequest,
     GetWorkflowExecutionHistoryRequest,
     PollWorkflowTaskQueueRequest,
     QueryWorkflowRequest,
@@ -279,3 +292,142 @@ async def test_history_pages_and_close_event_long_poll(client: Client, unique: s
             timeout=RPC_TIMEOUT,
         )
     assert err.value.status == RPCStatusCode.NOT_FOUND
+
+
+async def test_workflow_task_timeout_retries_the_task(client: Client, unique: str) -> None:
+    tq, wf_id = f"tq-{unique}", f"wft-timeout-{unique}"
+    await start(client, wf_id, tq, task_timeout_s=1)
+    first = await poll(client, tq)
+    assert first.attempt == 1
+    # Never answer: the start-to-close timeout must hand the task out again as attempt 2.
+    second = await poll(client, tq)
+    assert second.attempt == 2
+    assert types(second.history.events) == [
+        E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED,
+        E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+        E.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+        E.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
+        E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+        E.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+    ]
+    # The stale token of attempt 1 no longer completes anything.
+    with pytest.raises(RPCError) as err:
+        await client.workflow_service.respond_workflow_task_completed(
+            RespondWorkflowTaskCompletedRequest(task_token=first.task_token, commands=[complete_command("late")], identity=IDENTITY),
+            timeout=RPC_TIMEOUT,
+        )
+    assert err.value.status == RPCStatusCode.NOT_FOUND
+    await client.workflow_service.respond_workflow_task_completed(
+        RespondWorkflowTaskCompletedRequest(task_token=second.task_token, commands=[complete_command("on time")], identity=IDENTITY),
+        timeout=RPC_TIMEOUT,
+    )
+    final = await history(client, wf_id)
+    assert types(final.history.events)[-1] == E.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
+
+
+def schedule_activity(activity_id: str, tq: str, start_to_close_s: int, max_attempts: int = 0) -> Command:
+    return Command(
+        command_type=CommandType.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK,
+        schedule_activity_task_command_attributes=ScheduleActivityTaskCommandAttributes(
+            activity_id=activity_id,
+            activity_type=ActivityType(name="RawActivity"),
+            task_queue=TaskQueue(name=tq),
+            input=payload("in"),
+            start_to_close_timeout={"seconds": start_to_close_s},
+            retry_policy=RetryPolicy(maximum_attempts=max_attempts) if max_attempts else None,
+        ),
+    )
+
+
+async def poll_activity(client: Client, tq: str):
+    task = await client.workflow_service.poll_activity_task_queue(
+        PollActivityTaskQueueRequest(namespace="default", task_queue=TaskQueue(name=tq), identity=IDENTITY),
+        timeout=timedelta(seconds=70),
+    )
+    assert task.task_token, "expected an activity task"
+    return task
+
+
+async def describe(client: Client, wf_id: str):
+    return await client.workflow_service.describe_workflow_execution(
+        DescribeWorkflowExecutionRequest(namespace="default", execution=WorkflowExecution(workflow_id=wf_id)),
+        timeout=RPC_TIMEOUT,
+    )
+
+
+async def test_activity_by_id_heartbeat_describe_and_completion(client: Client, unique: str) -> None:
+    tq, wf_id = f"tq-{unique}", f"by-id-{unique}"
+    await start(client, wf_id, tq)
+    task = await poll(client, tq)
+    await client.workflow_service.respond_workflow_task_completed(
+        RespondWorkflowTaskCompletedRequest(
+            task_token=task.task_token, commands=[schedule_activity("a1", tq, 30)], identity=IDENTITY
+        ),
+        timeout=RPC_TIMEOUT,
+    )
+    pending = (await describe(client, wf_id)).pending_activities
+    assert [(p.activity_id, p.state) for p in pending] == [("a1", PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED)]
+
+    act = await poll_activity(client, tq)
+    assert act.activity_id == "a1" and act.attempt == 1
+    assert act.input.payloads[0].data == b'"in"'
+    assert act.retry_policy.backoff_coefficient == 2.0  # server-filled default policy
+    hb = await client.workflow_service.record_activity_task_heartbeat_by_id(
+        RecordActivityTaskHeartbeatByIdRequest(
+            namespace="default", workflow_id=wf_id, activity_id="a1", details=payload("halfway")
+        ),
+        timeout=RPC_TIMEOUT,
+    )
+    assert not hb.cancel_requested
+    pending = (await describe(client, wf_id)).pending_activities
+    assert pending[0].state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+    assert pending[0].heartbeat_details.payloads[0].data == b'"halfway"'
+
+    await client.workflow_service.respond_activity_task_completed_by_id(
+        RespondActivityTaskCompletedByIdRequest(
+            namespace="default", workflow_id=wf_id, activity_id="a1", result=payload("by id"), identity="async-completer"
+        ),
+        timeout=RPC_TIMEOUT,
+    )
+    task = await poll(client, tq)
+    events = task.history.events
+    assert types(events)[4:] == [
+        E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
+        E.EVENT_TYPE_ACTIVITY_TASK_STARTED,
+        E.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
+        E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+        E.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+    ]
+    completed = events[6].activity_task_completed_event_attributes
+    assert (completed.scheduled_event_id, completed.started_event_id) == (5, 6)
+    assert completed.result.payloads[0].data == b'"by id"'
+    assert task.previous_started_event_id == 3
+    assert not (await describe(client, wf_id)).pending_activities
+    # The original task token is spent.
+    with pytest.raises(RPCError) as err:
+        await client.workflow_service.respond_activity_task_completed(
+            RespondActivityTaskCompletedRequest(task_token=act.task_token, result=payload("twice")), timeout=RPC_TIMEOUT
+        )
+    assert err.value.status == RPCStatusCode.NOT_FOUND
+
+
+async def test_activity_start_to_close_timeout_without_retries(client: Client, unique: str) -> None:
+    tq, wf_id = f"tq-{unique}", f"act-timeout-{unique}"
+    await start(client, wf_id, tq)
+    task = await poll(client, tq)
+    await client.workflow_service.respond_workflow_task_completed(
+        RespondWorkflowTaskCompletedRequest(
+            task_token=task.task_token, commands=[schedule_activity("slow", tq, 1, max_attempts=1)], identity=IDENTITY
+        ),
+        timeout=RPC_TIMEOUT,
+    )
+    act = await poll_activity(client, tq)
+    assert act.start_to_close_timeout.seconds == 1
+    # Never answer the activity: after one second the workflow hears of the timeout.
+    task = await poll(client, tq)
+    events = task.history.events
+    assert types(events)[5:7] == [E.EVENT_TYPE_ACTIVITY_TASK_STARTED, E.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT]
+    timed_out = events[6].activity_task_timed_out_event_attributes
+    assert timed_out.retry_state == RetryState.RETRY_STATE_MAXIMUM_ATTEMPTS_REACHED
+    assert timed_out.failure.timeout_failure_info.timeout_type == TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE
+    assert events[5].activity_task_started_event_attributes.attempt == 1
