@@ -1,7 +1,13 @@
 //! Applying the commands of a completed workflow task to a run, in order. Validation errors
 //! stop the whole completion (the caller rolls the run back and fails the task).
+// Temporal marks fields deprecated (`control`, per-command `namespace`) that SDKs still send;
+// Durin carries them through faithfully.
+#![allow(deprecated)]
 
-use temporalio_protos::temporal::api::command::v1::{Command, command};
+use temporalio_protos::temporal::api::command::v1::{
+    Command, RequestCancelExternalWorkflowExecutionCommandAttributes,
+    SignalExternalWorkflowExecutionCommandAttributes, command,
+};
 use temporalio_protos::temporal::api::common::v1::{Memo, SearchAttributes};
 use temporalio_protos::temporal::api::enums::v1::{
     CommandType, RetryState, WorkflowExecutionStatus, WorkflowTaskFailedCause,
@@ -9,8 +15,10 @@ use temporalio_protos::temporal::api::enums::v1::{
 use temporalio_protos::temporal::api::history::v1::history_event::Attributes;
 use temporalio_protos::temporal::api::history::v1::*;
 
+use super::chain::{self, Continuation};
 use super::clock::{self, dur_from_millis, dur_millis, ts_from_millis};
 use super::matching::{QueueKey, QueueKind, TaskRef};
+use super::state::ChildInfo;
 use super::state::{ActivityInfo, TimerInfo};
 use super::timers::TimerTask;
 use super::{ChangeKind, Run, RunKey, retry};
@@ -31,11 +39,22 @@ fn bad(cause: WorkflowTaskFailedCause, message: impl Into<String>) -> CommandErr
 pub enum Effect {
     Task(QueueKey, TaskRef),
     Timer(i64, TimerTask),
+    StartChild(
+        i64,
+        Box<StartChildWorkflowExecutionInitiatedEventAttributes>,
+    ),
+    SignalExternal(i64, Box<SignalExternalWorkflowExecutionCommandAttributes>),
+    CancelExternal(
+        i64,
+        Box<RequestCancelExternalWorkflowExecutionCommandAttributes>,
+    ),
 }
 
 #[derive(Default)]
 pub struct Outcome {
     pub closed: Option<WorkflowExecutionStatus>,
+    /// The run that continues this one (continue-as-new, retry, cron).
+    pub continuation: Option<Continuation>,
     pub new_workflow_task: bool,
 }
 
@@ -183,35 +202,201 @@ pub fn apply(
                 ));
             }
             CA::CompleteWorkflowExecutionCommandAttributes(a) => {
+                let next = chain::cron(&run.ms, a.result.as_ref(), None, clock::now_millis());
                 run.append(Attributes::WorkflowExecutionCompletedEventAttributes(
                     WorkflowExecutionCompletedEventAttributes {
                         result: a.result.clone(),
                         workflow_task_completed_event_id: wtc_id,
-                        new_execution_run_id: String::new(),
+                        new_execution_run_id: next
+                            .as_ref()
+                            .map(|n| n.run_id.clone())
+                            .unwrap_or_default(),
                     },
                 ));
                 outcome.closed = Some(WorkflowExecutionStatus::Completed);
+                outcome.continuation = next;
             }
             CA::FailWorkflowExecutionCommandAttributes(a) => {
-                let has_policy = run
-                    .ms
-                    .started
-                    .as_ref()
-                    .is_some_and(|s| s.retry_policy.is_some());
-                let retry_state = if has_policy {
-                    RetryState::NonRetryableFailure
-                } else {
-                    RetryState::RetryPolicyNotSet
+                let failure = a.failure.clone().unwrap_or_default();
+                let now = clock::now_millis();
+                let (retry_state, next) = match chain::retry(&run.ms, &failure, now) {
+                    Ok(next) => (RetryState::InProgress, Some(next)),
+                    Err(state) => (state, chain::cron(&run.ms, None, Some(&failure), now)),
                 };
                 run.append(Attributes::WorkflowExecutionFailedEventAttributes(
                     WorkflowExecutionFailedEventAttributes {
                         failure: a.failure.clone(),
                         retry_state: retry_state as i32,
                         workflow_task_completed_event_id: wtc_id,
-                        new_execution_run_id: String::new(),
+                        new_execution_run_id: next
+                            .as_ref()
+                            .map(|n| n.run_id.clone())
+                            .unwrap_or_default(),
                     },
                 ));
                 outcome.closed = Some(WorkflowExecutionStatus::Failed);
+                outcome.continuation = next;
+            }
+            CA::ContinueAsNewWorkflowExecutionCommandAttributes(a) => {
+                let next = chain::continue_as_new(&run.ms, a, clock::now_millis());
+                if next
+                    .started
+                    .workflow_type
+                    .as_ref()
+                    .is_none_or(|t| t.name.is_empty())
+                {
+                    return Err(bad(
+                        C::BadContinueAsNewAttributes,
+                        "WorkflowType is not set on ContinueAsNewCommand",
+                    ));
+                }
+                let s = &next.started;
+                run.append(Attributes::WorkflowExecutionContinuedAsNewEventAttributes(
+                    WorkflowExecutionContinuedAsNewEventAttributes {
+                        new_execution_run_id: next.run_id.clone(),
+                        workflow_type: s.workflow_type.clone(),
+                        task_queue: s.task_queue.clone(),
+                        input: s.input.clone(),
+                        workflow_run_timeout: s.workflow_run_timeout,
+                        workflow_task_timeout: s.workflow_task_timeout,
+                        workflow_task_completed_event_id: wtc_id,
+                        backoff_start_interval: a.backoff_start_interval,
+                        initiator: s.initiator,
+                        failure: a.failure.clone(),
+                        last_completion_result: a.last_completion_result.clone(),
+                        header: s.header.clone(),
+                        memo: s.memo.clone(),
+                        search_attributes: s.search_attributes.clone(),
+                        ..Default::default()
+                    },
+                ));
+                outcome.closed = Some(WorkflowExecutionStatus::ContinuedAsNew);
+                outcome.continuation = Some(next);
+            }
+            CA::StartChildWorkflowExecutionCommandAttributes(a) => {
+                if a.workflow_id.is_empty() {
+                    return Err(bad(
+                        C::BadStartChildExecutionAttributes,
+                        "WorkflowId is not set on StartChildWorkflowExecutionCommand",
+                    ));
+                }
+                if a.workflow_type.as_ref().is_none_or(|t| t.name.is_empty()) {
+                    return Err(bad(
+                        C::BadStartChildExecutionAttributes,
+                        "WorkflowType is not set on StartChildWorkflowExecutionCommand",
+                    ));
+                }
+                if !a.cron_schedule.is_empty() {
+                    chain::validate_cron(&a.cron_schedule)
+                        .map_err(|m| bad(C::BadStartChildExecutionAttributes, m))?;
+                }
+                let task_queue = match &a.task_queue {
+                    Some(t) if !t.name.is_empty() => t.name.clone(),
+                    _ => run.task_queue(),
+                };
+                let initiated = StartChildWorkflowExecutionInitiatedEventAttributes {
+                    namespace: if a.namespace.is_empty() {
+                        key.namespace.clone()
+                    } else {
+                        a.namespace.clone()
+                    },
+                    workflow_id: a.workflow_id.clone(),
+                    workflow_type: a.workflow_type.clone(),
+                    task_queue: Some(super::workflow_task::normal_queue(&task_queue)),
+                    input: a.input.clone(),
+                    workflow_execution_timeout: a.workflow_execution_timeout,
+                    workflow_run_timeout: a.workflow_run_timeout,
+                    workflow_task_timeout: a.workflow_task_timeout,
+                    parent_close_policy: a.parent_close_policy,
+                    control: a.control.clone(),
+                    workflow_task_completed_event_id: wtc_id,
+                    workflow_id_reuse_policy: a.workflow_id_reuse_policy,
+                    retry_policy: a.retry_policy.clone(),
+                    cron_schedule: a.cron_schedule.clone(),
+                    header: a.header.clone(),
+                    memo: a.memo.clone(),
+                    search_attributes: a.search_attributes.clone(),
+                    priority: a.priority.clone(),
+                    ..Default::default()
+                };
+                let id = run.append(
+                    Attributes::StartChildWorkflowExecutionInitiatedEventAttributes(
+                        initiated.clone(),
+                    ),
+                );
+                run.ms.children.insert(
+                    id,
+                    ChildInfo {
+                        initiated_event_id: id,
+                        namespace: initiated.namespace.clone(),
+                        workflow_id: a.workflow_id.clone(),
+                        run_id: String::new(),
+                        workflow_type: a.workflow_type.clone(),
+                        started_event_id: 0,
+                        parent_close_policy: a.parent_close_policy,
+                    },
+                );
+                effects.push(Effect::StartChild(id, Box::new(initiated)));
+            }
+            CA::SignalExternalWorkflowExecutionCommandAttributes(a) => {
+                let target = a.execution.clone().unwrap_or_default();
+                if target.workflow_id.is_empty() || a.signal_name.is_empty() {
+                    return Err(bad(
+                        C::BadSignalWorkflowExecutionAttributes,
+                        "WorkflowId and SignalName must be set on SignalExternalWorkflowExecutionCommand",
+                    ));
+                }
+                let id = run.append(
+                    Attributes::SignalExternalWorkflowExecutionInitiatedEventAttributes(
+                        SignalExternalWorkflowExecutionInitiatedEventAttributes {
+                            workflow_task_completed_event_id: wtc_id,
+                            namespace: if a.namespace.is_empty() {
+                                key.namespace.clone()
+                            } else {
+                                a.namespace.clone()
+                            },
+                            workflow_execution: Some(target),
+                            signal_name: a.signal_name.clone(),
+                            input: a.input.clone(),
+                            control: a.control.clone(),
+                            child_workflow_only: a.child_workflow_only,
+                            header: a.header.clone(),
+                            ..Default::default()
+                        },
+                    ),
+                );
+                effects.push(Effect::SignalExternal(id, Box::new(a.clone())));
+            }
+            CA::RequestCancelExternalWorkflowExecutionCommandAttributes(a) => {
+                if a.workflow_id.is_empty() {
+                    return Err(bad(
+                        C::BadRequestCancelExternalWorkflowExecutionAttributes,
+                        "WorkflowId is not set on RequestCancelExternalWorkflowExecutionCommand",
+                    ));
+                }
+                let id = run.append(
+                    Attributes::RequestCancelExternalWorkflowExecutionInitiatedEventAttributes(
+                        RequestCancelExternalWorkflowExecutionInitiatedEventAttributes {
+                            workflow_task_completed_event_id: wtc_id,
+                            namespace: if a.namespace.is_empty() {
+                                key.namespace.clone()
+                            } else {
+                                a.namespace.clone()
+                            },
+                            workflow_execution: Some(
+                                temporalio_protos::temporal::api::common::v1::WorkflowExecution {
+                                    workflow_id: a.workflow_id.clone(),
+                                    run_id: a.run_id.clone(),
+                                },
+                            ),
+                            control: a.control.clone(),
+                            child_workflow_only: a.child_workflow_only,
+                            reason: a.reason.clone(),
+                            ..Default::default()
+                        },
+                    ),
+                );
+                effects.push(Effect::CancelExternal(id, Box::new(a.clone())));
             }
             CA::CancelWorkflowExecutionCommandAttributes(a) => {
                 run.append(Attributes::WorkflowExecutionCanceledEventAttributes(

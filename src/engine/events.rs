@@ -39,6 +39,51 @@ pub fn event_type_of(attrs: &Attributes) -> EventType {
             EventType::UpsertWorkflowSearchAttributes
         }
         A::WorkflowPropertiesModifiedEventAttributes(_) => EventType::WorkflowPropertiesModified,
+        A::WorkflowExecutionContinuedAsNewEventAttributes(_) => {
+            EventType::WorkflowExecutionContinuedAsNew
+        }
+        A::StartChildWorkflowExecutionInitiatedEventAttributes(_) => {
+            EventType::StartChildWorkflowExecutionInitiated
+        }
+        A::StartChildWorkflowExecutionFailedEventAttributes(_) => {
+            EventType::StartChildWorkflowExecutionFailed
+        }
+        A::ChildWorkflowExecutionStartedEventAttributes(_) => {
+            EventType::ChildWorkflowExecutionStarted
+        }
+        A::ChildWorkflowExecutionCompletedEventAttributes(_) => {
+            EventType::ChildWorkflowExecutionCompleted
+        }
+        A::ChildWorkflowExecutionFailedEventAttributes(_) => {
+            EventType::ChildWorkflowExecutionFailed
+        }
+        A::ChildWorkflowExecutionCanceledEventAttributes(_) => {
+            EventType::ChildWorkflowExecutionCanceled
+        }
+        A::ChildWorkflowExecutionTimedOutEventAttributes(_) => {
+            EventType::ChildWorkflowExecutionTimedOut
+        }
+        A::ChildWorkflowExecutionTerminatedEventAttributes(_) => {
+            EventType::ChildWorkflowExecutionTerminated
+        }
+        A::SignalExternalWorkflowExecutionInitiatedEventAttributes(_) => {
+            EventType::SignalExternalWorkflowExecutionInitiated
+        }
+        A::SignalExternalWorkflowExecutionFailedEventAttributes(_) => {
+            EventType::SignalExternalWorkflowExecutionFailed
+        }
+        A::ExternalWorkflowExecutionSignaledEventAttributes(_) => {
+            EventType::ExternalWorkflowExecutionSignaled
+        }
+        A::RequestCancelExternalWorkflowExecutionInitiatedEventAttributes(_) => {
+            EventType::RequestCancelExternalWorkflowExecutionInitiated
+        }
+        A::RequestCancelExternalWorkflowExecutionFailedEventAttributes(_) => {
+            EventType::RequestCancelExternalWorkflowExecutionFailed
+        }
+        A::ExternalWorkflowExecutionCancelRequestedEventAttributes(_) => {
+            EventType::ExternalWorkflowExecutionCancelRequested
+        }
         _ => EventType::Unspecified,
     }
 }
@@ -53,17 +98,50 @@ pub fn new_event(attrs: Attributes) -> HistoryEvent {
     }
 }
 
-/// Events that report an activity's outcome: they go after every other event of a flush.
-pub fn is_activity_outcome(event: &HistoryEvent) -> bool {
-    matches!(
-        event.attributes,
+/// Events that report an activity's or a child's outcome: they go after every other event
+/// of a flush.
+pub fn is_outcome(event: &HistoryEvent) -> bool {
+    match &event.attributes {
         Some(
             Attributes::ActivityTaskCompletedEventAttributes(_)
-                | Attributes::ActivityTaskFailedEventAttributes(_)
-                | Attributes::ActivityTaskTimedOutEventAttributes(_)
-                | Attributes::ActivityTaskCanceledEventAttributes(_)
-        )
-    )
+            | Attributes::ActivityTaskFailedEventAttributes(_)
+            | Attributes::ActivityTaskTimedOutEventAttributes(_)
+            | Attributes::ActivityTaskCanceledEventAttributes(_),
+        ) => true,
+        Some(a) => super::children::is_child_outcome(a),
+        None => false,
+    }
+}
+
+/// Fills a child outcome's `started_event_id` when its `ChildWorkflowExecutionStarted`
+/// entered history in the same flush.
+pub fn wire_child_started_id(
+    event: &mut HistoryEvent,
+    started: &std::collections::HashMap<i64, i64>,
+) {
+    let (initiated, slot) = match &mut event.attributes {
+        Some(Attributes::ChildWorkflowExecutionCompletedEventAttributes(a)) => {
+            (a.initiated_event_id, &mut a.started_event_id)
+        }
+        Some(Attributes::ChildWorkflowExecutionFailedEventAttributes(a)) => {
+            (a.initiated_event_id, &mut a.started_event_id)
+        }
+        Some(Attributes::ChildWorkflowExecutionCanceledEventAttributes(a)) => {
+            (a.initiated_event_id, &mut a.started_event_id)
+        }
+        Some(Attributes::ChildWorkflowExecutionTimedOutEventAttributes(a)) => {
+            (a.initiated_event_id, &mut a.started_event_id)
+        }
+        Some(Attributes::ChildWorkflowExecutionTerminatedEventAttributes(a)) => {
+            (a.initiated_event_id, &mut a.started_event_id)
+        }
+        _ => return,
+    };
+    if *slot == 0
+        && let Some(id) = started.get(&initiated)
+    {
+        *slot = *id;
+    }
 }
 
 /// Sets `started_event_id` on an activity outcome event.

@@ -3,7 +3,8 @@
 use temporalio_protos::temporal::api::enums::v1::{HistoryEventFilterType, PendingActivityState};
 use temporalio_protos::temporal::api::history::v1::History;
 use temporalio_protos::temporal::api::workflow::v1::{
-    PendingActivityInfo, PendingWorkflowTaskInfo, WorkflowExecutionConfig, WorkflowExecutionInfo,
+    PendingActivityInfo, PendingChildExecutionInfo, PendingWorkflowTaskInfo,
+    WorkflowExecutionConfig, WorkflowExecutionInfo,
 };
 use temporalio_protos::temporal::api::workflowservice::v1::{
     DescribeWorkflowExecutionRequest, DescribeWorkflowExecutionResponse,
@@ -135,7 +136,12 @@ pub(crate) fn describe_run(run: &Run) -> DescribeWorkflowExecutionResponse {
         state_transition_count: ms.state_transition_count,
         history_size_bytes: ms.history_size_bytes,
         first_run_id: started.first_execution_run_id.clone(),
-        root_execution: Some(run.execution()),
+        parent_execution: started.parent_workflow_execution.clone(),
+        parent_namespace_id: started.parent_workflow_namespace.clone(),
+        root_execution: started
+            .root_workflow_execution
+            .clone()
+            .or(Some(run.execution())),
         ..Default::default()
     };
     let pending_activities = ms
@@ -177,7 +183,23 @@ pub(crate) fn describe_run(run: &Run) -> DescribeWorkflowExecutionResponse {
         started_time: w.started_time,
         attempt: w.attempt,
     });
+    let pending_children = ms
+        .children
+        .values()
+        .map(|c| PendingChildExecutionInfo {
+            workflow_id: c.workflow_id.clone(),
+            run_id: c.run_id.clone(),
+            workflow_type_name: c
+                .workflow_type
+                .as_ref()
+                .map(|t| t.name.clone())
+                .unwrap_or_default(),
+            initiated_id: c.initiated_event_id,
+            parent_close_policy: c.parent_close_policy,
+        })
+        .collect();
     DescribeWorkflowExecutionResponse {
+        pending_children,
         execution_config: Some(WorkflowExecutionConfig {
             task_queue: Some(normal_queue(&tq)),
             workflow_execution_timeout: started.workflow_execution_timeout,

@@ -6,6 +6,8 @@
 //! return only after the store reports the record durable.
 
 pub mod activity;
+pub mod chain;
+pub mod children;
 pub mod clock;
 pub mod commands;
 pub mod events;
@@ -30,7 +32,9 @@ use prost::Message;
 use temporalio_protos::temporal::api::failure::v1::Failure;
 use tokio::sync::{Notify, broadcast, oneshot, watch};
 
-use crate::store::{ExecutionRecord, LogRecord, NamespaceRecord, Store, StoreError, log_record};
+use crate::store::{
+    ExecutionRecord, LogRecord, NamespaceRecord, RecordBatch, Store, StoreError, log_record,
+};
 use matching::{Matching, QueueKey, TaskRef};
 pub use run::Run;
 use state::{MutableState, TOKEN_MAGIC, TaskToken};
@@ -132,6 +136,8 @@ pub struct Core {
     timer_wake: Arc<Notify>,
     changes: broadcast::Sender<ExecutionChange>,
     query_seq: u64,
+    /// Records of the operation in progress; `flush` appends them as one.
+    pending: Vec<LogRecord>,
 }
 
 impl Engine {
@@ -149,6 +155,7 @@ impl Engine {
             timer_wake: timer_wake.clone(),
             changes: changes.clone(),
             query_seq: 0,
+            pending: Vec::new(),
         };
         let records = store.load()?;
         let count = records.len();
@@ -187,13 +194,18 @@ impl Engine {
     /// Runs `f` under the engine lock, then waits until everything it (or anything before it)
     /// wrote is durable.
     pub(crate) async fn transact<T>(&self, f: impl FnOnce(&mut Core) -> Result<T>) -> Result<T> {
-        let (result, lsn) = {
-            let mut core = self.core.lock();
-            let r = f(&mut core);
-            (r, self.store.last_lsn())
-        };
+        let (result, lsn) = self.with_core(f);
         self.store.wait_durable(lsn).await?;
         result
+    }
+
+    /// Runs `f` under the engine lock and hands everything it changed to the store as one
+    /// record (so a crash keeps all of it or none). Returns the position to wait for.
+    fn with_core<T>(&self, f: impl FnOnce(&mut Core) -> T) -> (T, crate::store::Lsn) {
+        let mut core = self.core.lock();
+        let r = f(&mut core);
+        core.flush();
+        (r, self.store.last_lsn())
     }
 
     /// Fires due timers until the engine is dropped.
@@ -203,11 +215,10 @@ impl Engine {
         tokio::spawn(async move {
             loop {
                 let Some(engine) = weak.upgrade() else { return };
-                let next = {
-                    let mut core = engine.core.lock();
+                let (next, _) = engine.with_core(|core| {
                     core.fire_due_timers();
                     core.timers.next_due()
-                };
+                });
                 drop(engine);
                 let sleep_ms = next
                     .map(|due| (due - clock::now_millis()).clamp(1, 60_000))
@@ -231,10 +242,7 @@ impl Engine {
             let taken = self.core.lock().matching.take_or_wait(&queue);
             let waiting = match taken {
                 Ok(task) => {
-                    let (started, lsn) = {
-                        let mut core = self.core.lock();
-                        (start(&mut core, task), self.store.last_lsn())
-                    };
+                    let (started, lsn) = self.with_core(|core| start(core, task));
                     match started? {
                         Some(resp) => {
                             self.store.wait_durable(lsn).await?;
@@ -261,10 +269,7 @@ impl Engine {
             match received {
                 Ok(Ok(task)) => {
                     guard.rx = None;
-                    let (started, lsn) = {
-                        let mut core = self.core.lock();
-                        (start(&mut core, task), self.store.last_lsn())
-                    };
+                    let (started, lsn) = self.with_core(|core| start(core, task));
                     if let Some(resp) = started? {
                         self.store.wait_durable(lsn).await?;
                         return Ok(Some(resp));
@@ -359,6 +364,11 @@ impl Core {
                 run.history.extend(exec.new_events);
                 run.publish_progress();
             }
+            Some(log_record::Kind::Batch(batch)) => {
+                for record in batch.records {
+                    self.replay(record);
+                }
+            }
             None => {}
         }
     }
@@ -409,16 +419,14 @@ impl Core {
             return;
         };
         run.ms.state_transition_count += 1;
-        let mut record = LogRecord {
+        let new_events = std::mem::take(&mut run.staged);
+        self.pending.push(LogRecord {
             kind: Some(log_record::Kind::Execution(ExecutionRecord {
                 state: Some(run.ms.clone()),
-                new_events: std::mem::take(&mut run.staged),
+                new_events: new_events.clone(),
             })),
-        };
-        self.store.append(&record);
-        if let Some(log_record::Kind::Execution(exec)) = record.kind.as_mut() {
-            run.history.append(&mut exec.new_events);
-        }
+        });
+        run.history.extend(new_events);
         run.publish_progress();
         for kind in run.changes.drain(..) {
             let _ = self.changes.send(ExecutionChange {
@@ -428,8 +436,26 @@ impl Core {
         }
     }
 
+    /// Hands the records of the current operation to the store as one frame.
+    pub(crate) fn flush(&mut self) {
+        match self.pending.len() {
+            0 => {}
+            1 => {
+                if let Some(record) = self.pending.pop() {
+                    self.store.append(&record);
+                }
+            }
+            _ => {
+                let records = std::mem::take(&mut self.pending);
+                self.store.append(&LogRecord {
+                    kind: Some(log_record::Kind::Batch(RecordBatch { records })),
+                });
+            }
+        }
+    }
+
     pub(crate) fn commit_namespace(&mut self, record: NamespaceRecord) {
-        self.store.append(&LogRecord {
+        self.pending.push(LogRecord {
             kind: Some(log_record::Kind::Namespace(record.clone())),
         });
         if let Some(name) = record

@@ -93,18 +93,31 @@ impl Run {
         let buffered = std::mem::take(&mut self.ms.buffered);
         let count = buffered.len();
         let (outcomes, others): (Vec<_>, Vec<_>) =
-            buffered.into_iter().partition(events::is_activity_outcome);
+            buffered.into_iter().partition(events::is_outcome);
         let mut started_ids = std::collections::HashMap::new();
+        let mut child_started_ids = std::collections::HashMap::new();
         for event in others {
-            let started_for = match &event.attributes {
+            let activity = match &event.attributes {
                 Some(Attributes::ActivityTaskStartedEventAttributes(a)) => {
                     Some(a.scheduled_event_id)
                 }
                 _ => None,
             };
+            let child = match &event.attributes {
+                Some(Attributes::ChildWorkflowExecutionStartedEventAttributes(c)) => {
+                    Some(c.initiated_event_id)
+                }
+                _ => None,
+            };
             let id = self.append_event(event);
-            if let Some(sched) = started_for {
+            if let Some(sched) = activity {
                 started_ids.insert(sched, id);
+            }
+            if let Some(initiated) = child {
+                child_started_ids.insert(initiated, id);
+                if let Some(info) = self.ms.children.get_mut(&initiated) {
+                    info.started_event_id = id;
+                }
             }
         }
         for mut event in outcomes {
@@ -113,6 +126,7 @@ impl Run {
             {
                 events::set_activity_started_id(&mut event, *started);
             }
+            events::wire_child_started_id(&mut event, &child_started_ids);
             self.append_event(event);
         }
         count

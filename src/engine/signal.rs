@@ -1,9 +1,7 @@
 //! Requests from outside a run: signals, cancellation requests, termination.
 
+use temporalio_protos::temporal::api::history::v1::WorkflowExecutionSignaledEventAttributes;
 use temporalio_protos::temporal::api::history::v1::history_event::Attributes;
-use temporalio_protos::temporal::api::history::v1::{
-    WorkflowExecutionCancelRequestedEventAttributes, WorkflowExecutionSignaledEventAttributes,
-};
 use temporalio_protos::temporal::api::workflowservice::v1::{
     RequestCancelWorkflowExecutionRequest, SignalWorkflowExecutionRequest,
     TerminateWorkflowExecutionRequest,
@@ -43,30 +41,13 @@ impl Engine {
         self.transact(|core| {
             let exec = req.workflow_execution.clone().unwrap_or_default();
             let key = core.resolve_run(&req.namespace, &exec.workflow_id, &exec.run_id)?;
-            let run = core.run_mut(&key)?;
-            if !run.is_open() {
+            if !core.run(&key)?.is_open() {
                 return Err(Error::NotFound(
                     "Workflow execution already completed.".into(),
                 ));
             }
-            if run.ms.cancel_requested {
-                // Repeated requests are accepted once and then ignored.
-                return Ok(());
-            }
-            run.ms.cancel_requested = true;
-            run.ms.cancel_request_id = req.request_id.clone();
-            run.changes.push(ChangeKind::CancelRequested);
-            core.add_event(
-                &key,
-                Attributes::WorkflowExecutionCancelRequestedEventAttributes(
-                    WorkflowExecutionCancelRequestedEventAttributes {
-                        cause: req.reason,
-                        identity: req.identity,
-                        ..Default::default()
-                    },
-                ),
-            );
-            core.commit(&key);
+            // Repeated requests are accepted once and then ignored.
+            core.request_cancel_run(&key, &req.reason, &req.identity, 0, None);
             Ok(())
         })
         .await

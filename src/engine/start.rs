@@ -3,9 +3,10 @@
 
 use temporalio_protos::temporal::api::common::v1::Payloads;
 use temporalio_protos::temporal::api::enums::v1::{
-    ContinueAsNewInitiator, RetryState, TaskQueueKind, WorkflowExecutionStatus,
+    ContinueAsNewInitiator, RetryState, TaskQueueKind, TimeoutType, WorkflowExecutionStatus,
     WorkflowIdConflictPolicy, WorkflowIdReusePolicy,
 };
+use temporalio_protos::temporal::api::failure::v1::{Failure, TimeoutFailureInfo, failure};
 use temporalio_protos::temporal::api::history::v1::history_event::Attributes;
 use temporalio_protos::temporal::api::history::v1::{
     WorkflowExecutionSignaledEventAttributes, WorkflowExecutionStartedEventAttributes,
@@ -132,9 +133,7 @@ fn validate_start(req: &StartWorkflowExecutionRequest) -> Result<()> {
         return invalid("Invalid WorkflowStartDelay.");
     }
     if !req.cron_schedule.is_empty() {
-        return Err(Error::InvalidArgument(
-            "cron_schedule is not supported by this Durin version yet.".into(),
-        ));
+        super::chain::validate_cron(&req.cron_schedule).map_err(Error::InvalidArgument)?;
     }
     if let Some(p) = &req.retry_policy {
         super::retry::validate(p).map_err(Error::InvalidArgument)?;
@@ -239,67 +238,97 @@ impl Core {
         signal: Option<WorkflowExecutionSignaledEventAttributes>,
     ) -> RunKey {
         let run_id = uuid::Uuid::new_v4().to_string();
-        let key = RunKey {
-            namespace: req.namespace.clone(),
-            workflow_id: req.workflow_id.clone(),
-            run_id: run_id.clone(),
-        };
-        let now = clock::now_millis();
-        let exec_timeout = dur_millis(&req.workflow_execution_timeout);
-        let mut run_timeout = dur_millis(&req.workflow_run_timeout);
-        if run_timeout == 0 || (exec_timeout > 0 && run_timeout > exec_timeout) {
-            run_timeout = exec_timeout;
-        }
-        let mut task_timeout = dur_millis(&req.workflow_task_timeout);
-        if task_timeout == 0 {
-            task_timeout = DEFAULT_WORKFLOW_TASK_TIMEOUT_MS;
-        }
-        task_timeout = task_timeout.min(MAX_WORKFLOW_TASK_TIMEOUT_MS);
-        if run_timeout > 0 {
-            task_timeout = task_timeout.min(run_timeout);
-        }
         let backoff = dur_millis(&req.workflow_start_delay);
         let task_queue = req.task_queue.clone().map(|tq| TaskQueue {
             name: tq.name,
             kind: TaskQueueKind::Normal as i32,
             normal_name: String::new(),
         });
-        let started = WorkflowExecutionStartedEventAttributes {
+        let mut started = WorkflowExecutionStartedEventAttributes {
             workflow_id: req.workflow_id.clone(),
             workflow_type: req.workflow_type.clone(),
             task_queue,
             input: req.input.clone(),
-            workflow_execution_timeout: (exec_timeout > 0).then(|| dur_from_millis(exec_timeout)),
-            workflow_run_timeout: (run_timeout > 0).then(|| dur_from_millis(run_timeout)),
-            workflow_task_timeout: Some(dur_from_millis(task_timeout)),
+            workflow_execution_timeout: req.workflow_execution_timeout,
+            workflow_run_timeout: req.workflow_run_timeout,
+            workflow_task_timeout: req.workflow_task_timeout,
             initiator: ContinueAsNewInitiator::Unspecified as i32,
             original_execution_run_id: run_id.clone(),
             identity: req.identity.clone(),
             first_execution_run_id: run_id.clone(),
             retry_policy: req.retry_policy.clone(),
             attempt: 1,
-            workflow_execution_expiration_time: (exec_timeout > 0)
-                .then(|| ts_from_millis(now + exec_timeout)),
             first_workflow_task_backoff: (backoff > 0).then(|| dur_from_millis(backoff)),
             memo: req.memo.clone(),
             search_attributes: req.search_attributes.clone(),
             header: req.header.clone(),
             priority: req.priority.clone(),
+            cron_schedule: req.cron_schedule.clone(),
+            continued_failure: req.continued_failure.clone(),
+            last_completion_result: req.last_completion_result.clone(),
             ..Default::default()
         };
+        normalize_timeouts(&mut started, clock::now_millis());
+        self.create_run_from(&req.namespace, &run_id, &req.request_id, started, signal)
+    }
+
+    /// Creates a run from its complete `WorkflowExecutionStarted` attributes (timeouts already
+    /// normalised) and schedules its first workflow task, or the backoff before it.
+    pub(crate) fn create_run_from(
+        &mut self,
+        namespace: &str,
+        run_id: &str,
+        request_id: &str,
+        mut started: WorkflowExecutionStartedEventAttributes,
+        signal: Option<WorkflowExecutionSignaledEventAttributes>,
+    ) -> RunKey {
+        let key = RunKey {
+            namespace: namespace.to_string(),
+            workflow_id: started.workflow_id.clone(),
+            run_id: run_id.to_string(),
+        };
+        let now = clock::now_millis();
+        // A cron run waits for its schedule's next time (retries and cron successors already
+        // carry their backoff).
+        let waits_for_cron = started.initiator == ContinueAsNewInitiator::Unspecified as i32
+            || started.initiator == ContinueAsNewInitiator::Workflow as i32;
+        if waits_for_cron
+            && !started.cron_schedule.is_empty()
+            && let Some(next) = super::chain::cron_backoff(&started.cron_schedule, now)
+        {
+            let backoff = dur_millis(&started.first_workflow_task_backoff).max(next);
+            started.first_workflow_task_backoff = Some(dur_from_millis(backoff));
+        }
+        let backoff = dur_millis(&started.first_workflow_task_backoff);
+        let run_timeout = dur_millis(&started.workflow_run_timeout);
+        let mut run_expiration = if run_timeout > 0 {
+            now + backoff + run_timeout
+        } else {
+            0
+        };
+        let execution_expiration = opt_ts_millis(&started.workflow_execution_expiration_time);
+        if execution_expiration > 0
+            && (run_expiration == 0 || execution_expiration < run_expiration)
+        {
+            run_expiration = execution_expiration;
+        }
         let ms = MutableState {
             namespace: key.namespace.clone(),
             workflow_id: key.workflow_id.clone(),
-            run_id: run_id.clone(),
+            run_id: key.run_id.clone(),
             status: WorkflowExecutionStatus::Running as i32,
             next_event_id: 1,
             start_time: Some(ts_from_millis(now)),
             execution_time: Some(ts_from_millis(now + backoff)),
-            start_request_id: req.request_id.clone(),
+            start_request_id: if request_id.is_empty() {
+                uuid::Uuid::new_v4().to_string()
+            } else {
+                request_id.to_string()
+            },
             started: Some(started.clone()),
-            memo: req.memo.clone(),
-            search_attributes: req.search_attributes.clone(),
-            run_expiration_time: (run_timeout > 0).then(|| ts_from_millis(now + run_timeout)),
+            memo: started.memo.clone(),
+            search_attributes: started.search_attributes.clone(),
+            run_expiration_time: (run_expiration > 0).then(|| ts_from_millis(run_expiration)),
             ..Default::default()
         };
         let mut run = Run::new(ms);
@@ -309,8 +338,10 @@ impl Core {
         }
         run.changes.push(ChangeKind::Started);
         self.runs.insert(key.clone(), run);
-        self.current
-            .insert((key.namespace.clone(), key.workflow_id.clone()), run_id);
+        self.current.insert(
+            (key.namespace.clone(), key.workflow_id.clone()),
+            key.run_id.clone(),
+        );
         if backoff > 0 {
             self.push_timer(
                 now + backoff,
@@ -319,9 +350,9 @@ impl Core {
         } else {
             self.schedule_workflow_task(&key, 1);
         }
-        if run_timeout > 0 {
+        if run_expiration > 0 {
             self.push_timer(
-                now + run_timeout,
+                run_expiration,
                 TimerTask::WorkflowRunTimeout { key: key.clone() },
             );
         }
@@ -359,18 +390,58 @@ impl Core {
             return;
         }
         run.flush_buffer();
+        let now = clock::now_millis();
+        let expiration = run
+            .ms
+            .started
+            .as_ref()
+            .map(|s| opt_ts_millis(&s.workflow_execution_expiration_time))
+            .unwrap_or(0);
+        let failure = Failure {
+            message: "workflow run timed out".into(),
+            failure_info: Some(failure::FailureInfo::TimeoutFailureInfo(
+                TimeoutFailureInfo {
+                    timeout_type: TimeoutType::StartToClose as i32,
+                    last_heartbeat_details: None,
+                },
+            )),
+            ..Default::default()
+        };
+        let (retry_state, next) = if expiration > 0 && now >= expiration {
+            (RetryState::Timeout, None)
+        } else {
+            match super::chain::retry(&run.ms, &failure, now) {
+                Ok(next) => (RetryState::InProgress, Some(next)),
+                Err(state) => (
+                    state,
+                    super::chain::cron(&run.ms, None, Some(&failure), now),
+                ),
+            }
+        };
+        let retry_state = if retry_state == RetryState::RetryPolicyNotSet {
+            RetryState::Timeout
+        } else {
+            retry_state
+        };
         run.append(Attributes::WorkflowExecutionTimedOutEventAttributes(
             WorkflowExecutionTimedOutEventAttributes {
-                retry_state: RetryState::Timeout as i32,
-                new_execution_run_id: String::new(),
+                retry_state: retry_state as i32,
+                new_execution_run_id: next.as_ref().map(|n| n.run_id.clone()).unwrap_or_default(),
             },
         ));
-        self.close_run(key, WorkflowExecutionStatus::TimedOut);
+        self.close_run(key, WorkflowExecutionStatus::TimedOut, next);
         self.commit(key);
     }
 
-    /// Marks a run closed after its close event was appended.
-    pub(crate) fn close_run(&mut self, key: &RunKey, status: WorkflowExecutionStatus) {
+    /// Marks a run closed after its close event was appended, then settles what the close
+    /// implies: children's parent-close policies, the report to a parent, and the run that
+    /// continues this one, if any.
+    pub(crate) fn close_run(
+        &mut self,
+        key: &RunKey,
+        status: WorkflowExecutionStatus,
+        continuation: Option<super::chain::Continuation>,
+    ) {
         let Some(run) = self.runs.get_mut(key) else {
             return;
         };
@@ -384,6 +455,12 @@ impl Core {
             status: status as i32,
         });
         self.redirect_queries_after_close(key);
+        // The closed run's record goes first so that replay sees the new run last.
+        self.commit(key);
+        self.after_close(key, continuation.is_some());
+        if let Some(next) = continuation {
+            self.start_continuation(key, next);
+        }
     }
 
     pub(crate) fn terminate_run(
@@ -407,7 +484,7 @@ impl Core {
                 identity: identity.to_string(),
             },
         ));
-        self.close_run(key, WorkflowExecutionStatus::Terminated);
+        self.close_run(key, WorkflowExecutionStatus::Terminated, None);
         self.commit(key);
         Ok(())
     }
@@ -466,5 +543,30 @@ impl Core {
         for activity in ms.activities.values() {
             self.arm_activity(key, activity);
         }
+    }
+}
+
+/// Applies Temporal's timeout rules: run timeout defaults to (and is capped by) the execution
+/// timeout; the task timeout defaults to 10 s and is capped at 120 s and by the run timeout.
+/// Also sets the chain-wide expiration time when there is an execution timeout.
+pub(crate) fn normalize_timeouts(started: &mut WorkflowExecutionStartedEventAttributes, now: i64) {
+    let exec_timeout = dur_millis(&started.workflow_execution_timeout);
+    let mut run_timeout = dur_millis(&started.workflow_run_timeout);
+    if run_timeout == 0 || (exec_timeout > 0 && run_timeout > exec_timeout) {
+        run_timeout = exec_timeout;
+    }
+    let mut task_timeout = dur_millis(&started.workflow_task_timeout);
+    if task_timeout == 0 {
+        task_timeout = DEFAULT_WORKFLOW_TASK_TIMEOUT_MS;
+    }
+    task_timeout = task_timeout.min(MAX_WORKFLOW_TASK_TIMEOUT_MS);
+    if run_timeout > 0 {
+        task_timeout = task_timeout.min(run_timeout);
+    }
+    started.workflow_execution_timeout = (exec_timeout > 0).then(|| dur_from_millis(exec_timeout));
+    started.workflow_run_timeout = (run_timeout > 0).then(|| dur_from_millis(run_timeout));
+    started.workflow_task_timeout = Some(dur_from_millis(task_timeout));
+    if exec_timeout > 0 && started.workflow_execution_expiration_time.is_none() {
+        started.workflow_execution_expiration_time = Some(ts_from_millis(now + exec_timeout));
     }
 }

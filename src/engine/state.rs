@@ -68,6 +68,29 @@ pub struct MutableState {
     pub run_expiration_time: Option<Timestamp>,
     #[prost(int64, tag = "23")]
     pub state_transition_count: i64,
+    /// Child workflows started by this run and not yet closed, by initiated-event id.
+    #[prost(btree_map = "int64, message", tag = "24")]
+    pub children: BTreeMap<i64, ChildInfo>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ChildInfo {
+    #[prost(int64, tag = "1")]
+    pub initiated_event_id: i64,
+    #[prost(string, tag = "2")]
+    pub namespace: String,
+    #[prost(string, tag = "3")]
+    pub workflow_id: String,
+    /// The run started for it (its latest run once it continues as new or retries).
+    #[prost(string, tag = "4")]
+    pub run_id: String,
+    #[prost(message, optional, tag = "5")]
+    pub workflow_type: Option<temporalio_protos::temporal::api::common::v1::WorkflowType>,
+    #[prost(int64, tag = "6")]
+    pub started_event_id: i64,
+    /// `temporal.api.enums.v1.ParentClosePolicy`.
+    #[prost(int32, tag = "7")]
+    pub parent_close_policy: i32,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

@@ -362,16 +362,20 @@ impl Core {
                 return Err(Error::InvalidArgument(message));
             }
         };
+        let record = outcome.closed.is_none();
         for effect in effects {
             match effect {
                 Effect::Task(queue, task) => self.push_task(queue, task),
                 Effect::Timer(due, task) => self.push_timer(due, task),
+                Effect::StartChild(id, attrs) => self.start_child(&key, &attrs, id, record),
+                Effect::SignalExternal(id, attrs) => self.signal_external(&key, &attrs, id, record),
+                Effect::CancelExternal(id, attrs) => self.cancel_external(&key, &attrs, id, record),
             }
         }
         let run = self.run_mut(&key)?;
         run.resolve_query_results(req.query_results);
         if let Some(status) = outcome.closed {
-            self.close_run(&key, status);
+            self.close_run(&key, status, outcome.continuation);
         } else {
             let flushed = run.flush_buffer();
             if flushed > 0 || req.force_create_new_workflow_task || outcome.new_workflow_task {

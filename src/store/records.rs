@@ -7,7 +7,7 @@ use temporalio_protos::temporal::api::workflowservice::v1::DescribeNamespaceResp
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct LogRecord {
-    #[prost(oneof = "log_record::Kind", tags = "1, 2")]
+    #[prost(oneof = "log_record::Kind", tags = "1, 2, 3")]
     pub kind: Option<log_record::Kind>,
 }
 
@@ -19,6 +19,10 @@ pub mod log_record {
         Namespace(super::NamespaceRecord),
         #[prost(message, tag = "2")]
         Execution(super::ExecutionRecord),
+        /// Several changes that must survive a crash together (one engine operation that
+        /// touched several runs, e.g. a parent and the child it started).
+        #[prost(message, tag = "3")]
+        Batch(super::RecordBatch),
     }
 }
 
@@ -37,4 +41,10 @@ pub struct ExecutionRecord {
     pub state: Option<MutableState>,
     #[prost(message, repeated, tag = "2")]
     pub new_events: Vec<HistoryEvent>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RecordBatch {
+    #[prost(message, repeated, tag = "1")]
+    pub records: Vec<LogRecord>,
 }

@@ -1,0 +1,474 @@
+//! Child workflows and operations on other workflows (signal, cancel), and what a closing
+//! run owes its parent and its children. Everything here happens inside the operation that
+//! caused it, so the log records all runs involved together.
+// Temporal marks fields deprecated (`control`, per-command `namespace`) that SDKs still send;
+// Durin carries them through faithfully.
+#![allow(deprecated)]
+
+use temporalio_protos::temporal::api::command::v1::{
+    RequestCancelExternalWorkflowExecutionCommandAttributes,
+    SignalExternalWorkflowExecutionCommandAttributes,
+};
+use temporalio_protos::temporal::api::common::v1::WorkflowExecution;
+use temporalio_protos::temporal::api::enums::v1::{
+    CancelExternalWorkflowExecutionFailedCause, ContinueAsNewInitiator, ParentClosePolicy,
+    SignalExternalWorkflowExecutionFailedCause, StartChildWorkflowExecutionFailedCause,
+};
+use temporalio_protos::temporal::api::history::v1::history_event::Attributes;
+use temporalio_protos::temporal::api::history::v1::*;
+
+use super::chain::Continuation;
+use super::state::ChildInfo;
+use super::{ChangeKind, Core, RunKey, start::normalize_timeouts};
+
+impl Core {
+    /// Starts the child recorded by `StartChildWorkflowExecutionInitiated` event `initiated`.
+    /// `record` is false when the parent closes in the same task (nothing more goes into its
+    /// history; the parent-close policy then applies to the child).
+    pub(crate) fn start_child(
+        &mut self,
+        parent: &RunKey,
+        initiated: &StartChildWorkflowExecutionInitiatedEventAttributes,
+        initiated_event_id: i64,
+        record: bool,
+    ) {
+        let namespace = if initiated.namespace.is_empty() {
+            parent.namespace.clone()
+        } else {
+            initiated.namespace.clone()
+        };
+        let failed = |cause: StartChildWorkflowExecutionFailedCause| {
+            Attributes::StartChildWorkflowExecutionFailedEventAttributes(
+                StartChildWorkflowExecutionFailedEventAttributes {
+                    namespace: namespace.clone(),
+                    workflow_id: initiated.workflow_id.clone(),
+                    workflow_type: initiated.workflow_type.clone(),
+                    cause: cause as i32,
+                    control: initiated.control.clone(),
+                    initiated_event_id,
+                    workflow_task_completed_event_id: initiated.workflow_task_completed_event_id,
+                    ..Default::default()
+                },
+            )
+        };
+        let cause = if !self.namespaces.contains_key(&namespace) {
+            Some(StartChildWorkflowExecutionFailedCause::NamespaceNotFound)
+        } else if self
+            .current
+            .get(&(namespace.clone(), initiated.workflow_id.clone()))
+            .and_then(|run_id| {
+                self.runs.get(&RunKey {
+                    namespace: namespace.clone(),
+                    workflow_id: initiated.workflow_id.clone(),
+                    run_id: run_id.clone(),
+                })
+            })
+            .is_some_and(|r| r.is_open())
+        {
+            Some(StartChildWorkflowExecutionFailedCause::WorkflowAlreadyExists)
+        } else {
+            None
+        };
+        if let Some(cause) = cause {
+            if let Some(run) = self.runs.get_mut(parent) {
+                run.ms.children.remove(&initiated_event_id);
+            }
+            if record {
+                self.add_event(parent, failed(cause));
+                self.commit(parent);
+            }
+            return;
+        }
+        let Some(parent_run) = self.runs.get(parent) else {
+            return;
+        };
+        let parent_started = parent_run.ms.started.clone().unwrap_or_default();
+        let run_id = uuid::Uuid::new_v4().to_string();
+        let mut started = WorkflowExecutionStartedEventAttributes {
+            workflow_id: initiated.workflow_id.clone(),
+            workflow_type: initiated.workflow_type.clone(),
+            parent_workflow_namespace: parent.namespace.clone(),
+            parent_workflow_execution: Some(parent_run.execution()),
+            parent_initiated_event_id: initiated_event_id,
+            task_queue: initiated.task_queue.clone(),
+            input: initiated.input.clone(),
+            workflow_execution_timeout: initiated.workflow_execution_timeout,
+            workflow_run_timeout: initiated.workflow_run_timeout,
+            workflow_task_timeout: initiated.workflow_task_timeout,
+            initiator: ContinueAsNewInitiator::Unspecified as i32,
+            original_execution_run_id: run_id.clone(),
+            first_execution_run_id: run_id.clone(),
+            retry_policy: initiated.retry_policy.clone(),
+            attempt: 1,
+            cron_schedule: initiated.cron_schedule.clone(),
+            memo: initiated.memo.clone(),
+            search_attributes: initiated.search_attributes.clone(),
+            header: initiated.header.clone(),
+            root_workflow_execution: parent_started
+                .root_workflow_execution
+                .clone()
+                .or(Some(parent_run.execution())),
+            priority: initiated.priority.clone(),
+            ..Default::default()
+        };
+        normalize_timeouts(&mut started, super::clock::now_millis());
+        let request_id = format!("{}:{}:{}", parent.run_id, initiated_event_id, "child");
+        let child = self.create_run_from(&namespace, &run_id, &request_id, started, None);
+        if let Some(info) = self
+            .runs
+            .get_mut(parent)
+            .and_then(|r| r.ms.children.get_mut(&initiated_event_id))
+        {
+            info.run_id = child.run_id.clone();
+            info.namespace = namespace.clone();
+        }
+        if record {
+            self.add_event(
+                parent,
+                Attributes::ChildWorkflowExecutionStartedEventAttributes(
+                    ChildWorkflowExecutionStartedEventAttributes {
+                        namespace,
+                        initiated_event_id,
+                        workflow_execution: Some(WorkflowExecution {
+                            workflow_id: child.workflow_id,
+                            run_id: child.run_id,
+                        }),
+                        workflow_type: initiated.workflow_type.clone(),
+                        header: initiated.header.clone(),
+                        ..Default::default()
+                    },
+                ),
+            );
+        }
+        self.commit(parent);
+    }
+
+    pub(crate) fn signal_external(
+        &mut self,
+        source: &RunKey,
+        a: &SignalExternalWorkflowExecutionCommandAttributes,
+        initiated_event_id: i64,
+        record: bool,
+    ) {
+        let namespace = if a.namespace.is_empty() {
+            source.namespace.clone()
+        } else {
+            a.namespace.clone()
+        };
+        let target_exec = a.execution.clone().unwrap_or_default();
+        let source_exec = WorkflowExecution {
+            workflow_id: source.workflow_id.clone(),
+            run_id: source.run_id.clone(),
+        };
+        let target = self
+            .resolve_run(&namespace, &target_exec.workflow_id, &target_exec.run_id)
+            .ok()
+            .filter(|k| self.runs.get(k).is_some_and(|r| r.is_open()));
+        let outcome = match target {
+            Some(target) => {
+                let signal = WorkflowExecutionSignaledEventAttributes {
+                    signal_name: a.signal_name.clone(),
+                    input: a.input.clone(),
+                    header: a.header.clone(),
+                    external_workflow_execution: Some(source_exec),
+                    ..Default::default()
+                };
+                let _ = self.signal_run(&target, signal);
+                Attributes::ExternalWorkflowExecutionSignaledEventAttributes(ExternalWorkflowExecutionSignaledEventAttributes {
+                    initiated_event_id,
+                    namespace,
+                    workflow_execution: Some(target_exec),
+                    control: a.control.clone(),
+                    ..Default::default()
+                })
+            }
+            None => Attributes::SignalExternalWorkflowExecutionFailedEventAttributes(
+                SignalExternalWorkflowExecutionFailedEventAttributes {
+                    cause: SignalExternalWorkflowExecutionFailedCause::ExternalWorkflowExecutionNotFound as i32,
+                    namespace,
+                    workflow_execution: Some(target_exec),
+                    initiated_event_id,
+                    control: a.control.clone(),
+                    ..Default::default()
+                },
+            ),
+        };
+        if record {
+            self.add_event(source, outcome);
+            self.commit(source);
+        }
+    }
+
+    pub(crate) fn cancel_external(
+        &mut self,
+        source: &RunKey,
+        a: &RequestCancelExternalWorkflowExecutionCommandAttributes,
+        initiated_event_id: i64,
+        record: bool,
+    ) {
+        let namespace = if a.namespace.is_empty() {
+            source.namespace.clone()
+        } else {
+            a.namespace.clone()
+        };
+        let target_exec = WorkflowExecution {
+            workflow_id: a.workflow_id.clone(),
+            run_id: a.run_id.clone(),
+        };
+        let target = self
+            .resolve_run(&namespace, &a.workflow_id, &a.run_id)
+            .ok()
+            .filter(|k| self.runs.get(k).is_some_and(|r| r.is_open()));
+        let outcome = match target {
+            Some(target) => {
+                let source_exec = WorkflowExecution { workflow_id: source.workflow_id.clone(), run_id: source.run_id.clone() };
+                self.request_cancel_run(&target, &a.reason, "", initiated_event_id, Some(source_exec));
+                Attributes::ExternalWorkflowExecutionCancelRequestedEventAttributes(
+                    ExternalWorkflowExecutionCancelRequestedEventAttributes {
+                        initiated_event_id,
+                        namespace,
+                        workflow_execution: Some(target_exec),
+                        ..Default::default()
+                    },
+                )
+            }
+            None => Attributes::RequestCancelExternalWorkflowExecutionFailedEventAttributes(
+                RequestCancelExternalWorkflowExecutionFailedEventAttributes {
+                    cause: CancelExternalWorkflowExecutionFailedCause::ExternalWorkflowExecutionNotFound as i32,
+                    namespace,
+                    workflow_execution: Some(target_exec),
+                    initiated_event_id,
+                    control: a.control.clone(),
+                    ..Default::default()
+                },
+            ),
+        };
+        if record {
+            self.add_event(source, outcome);
+            self.commit(source);
+        }
+    }
+
+    /// Records a cancellation request on an open run (de-duplicated).
+    pub(crate) fn request_cancel_run(
+        &mut self,
+        key: &RunKey,
+        reason: &str,
+        identity: &str,
+        external_initiated_event_id: i64,
+        external: Option<WorkflowExecution>,
+    ) {
+        let Some(run) = self.runs.get_mut(key) else {
+            return;
+        };
+        if !run.is_open() || run.ms.cancel_requested {
+            return;
+        }
+        run.ms.cancel_requested = true;
+        run.changes.push(ChangeKind::CancelRequested);
+        self.add_event(
+            key,
+            Attributes::WorkflowExecutionCancelRequestedEventAttributes(
+                WorkflowExecutionCancelRequestedEventAttributes {
+                    cause: reason.to_string(),
+                    identity: identity.to_string(),
+                    external_initiated_event_id,
+                    external_workflow_execution: external,
+                },
+            ),
+        );
+        self.commit(key);
+    }
+
+    /// After a run closed: apply each open child's parent-close policy, and, unless another
+    /// run continues this one, report the close to the parent.
+    pub(crate) fn after_close(&mut self, key: &RunKey, continuing: bool) {
+        let Some(run) = self.runs.get(key) else {
+            return;
+        };
+        let children: Vec<ChildInfo> = run.ms.children.values().cloned().collect();
+        for child in children {
+            if child.run_id.is_empty() {
+                continue;
+            }
+            let child_key = RunKey {
+                namespace: child.namespace.clone(),
+                workflow_id: child.workflow_id.clone(),
+                run_id: String::new(),
+            };
+            let Ok(child_key) = self.resolve_run(&child_key.namespace, &child_key.workflow_id, "")
+            else {
+                continue;
+            };
+            let policy = ParentClosePolicy::try_from(child.parent_close_policy)
+                .unwrap_or(ParentClosePolicy::Terminate);
+            match policy {
+                ParentClosePolicy::Abandon => {}
+                ParentClosePolicy::RequestCancel => self.request_cancel_run(
+                    &child_key,
+                    "parent closed (parent close policy REQUEST_CANCEL)",
+                    "",
+                    0,
+                    None,
+                ),
+                ParentClosePolicy::Terminate | ParentClosePolicy::Unspecified => {
+                    let _ = self.terminate_run(
+                        &child_key,
+                        "parent closed (parent close policy TERMINATE)",
+                        None,
+                        "durin",
+                    );
+                }
+            }
+        }
+        if let Some(run) = self.runs.get_mut(key) {
+            run.ms.children.clear();
+        }
+        if !continuing {
+            self.report_to_parent(key);
+        }
+    }
+
+    fn report_to_parent(&mut self, key: &RunKey) {
+        let Some(run) = self.runs.get(key) else {
+            return;
+        };
+        let Some(started) = run.ms.started.as_ref() else {
+            return;
+        };
+        let Some(parent_exec) = started.parent_workflow_execution.clone() else {
+            return;
+        };
+        let parent = RunKey {
+            namespace: started.parent_workflow_namespace.clone(),
+            workflow_id: parent_exec.workflow_id,
+            run_id: parent_exec.run_id,
+        };
+        let initiated_event_id = started.parent_initiated_event_id;
+        let Some(close) = run.last_event().and_then(|e| e.attributes.clone()) else {
+            return;
+        };
+        let Some(info) = self
+            .runs
+            .get(&parent)
+            .filter(|p| p.is_open())
+            .and_then(|p| p.ms.children.get(&initiated_event_id))
+            .cloned()
+        else {
+            return;
+        };
+        let exec = Some(run.execution());
+        let workflow_type = info.workflow_type.clone();
+        let namespace = info.namespace.clone();
+        let started_event_id = info.started_event_id;
+        let outcome = match close {
+            Attributes::WorkflowExecutionCompletedEventAttributes(c) => {
+                Attributes::ChildWorkflowExecutionCompletedEventAttributes(
+                    ChildWorkflowExecutionCompletedEventAttributes {
+                        result: c.result,
+                        namespace,
+                        workflow_execution: exec,
+                        workflow_type,
+                        initiated_event_id,
+                        started_event_id,
+                        ..Default::default()
+                    },
+                )
+            }
+            Attributes::WorkflowExecutionFailedEventAttributes(f) => {
+                Attributes::ChildWorkflowExecutionFailedEventAttributes(
+                    ChildWorkflowExecutionFailedEventAttributes {
+                        failure: f.failure,
+                        namespace,
+                        workflow_execution: exec,
+                        workflow_type,
+                        initiated_event_id,
+                        started_event_id,
+                        retry_state: f.retry_state,
+                        ..Default::default()
+                    },
+                )
+            }
+            Attributes::WorkflowExecutionCanceledEventAttributes(c) => {
+                Attributes::ChildWorkflowExecutionCanceledEventAttributes(
+                    ChildWorkflowExecutionCanceledEventAttributes {
+                        details: c.details,
+                        namespace,
+                        workflow_execution: exec,
+                        workflow_type,
+                        initiated_event_id,
+                        started_event_id,
+                        ..Default::default()
+                    },
+                )
+            }
+            Attributes::WorkflowExecutionTimedOutEventAttributes(t) => {
+                Attributes::ChildWorkflowExecutionTimedOutEventAttributes(
+                    ChildWorkflowExecutionTimedOutEventAttributes {
+                        namespace,
+                        workflow_execution: exec,
+                        workflow_type,
+                        initiated_event_id,
+                        started_event_id,
+                        retry_state: t.retry_state,
+                        ..Default::default()
+                    },
+                )
+            }
+            Attributes::WorkflowExecutionTerminatedEventAttributes(_) => {
+                Attributes::ChildWorkflowExecutionTerminatedEventAttributes(
+                    ChildWorkflowExecutionTerminatedEventAttributes {
+                        namespace,
+                        workflow_execution: exec,
+                        workflow_type,
+                        initiated_event_id,
+                        started_event_id,
+                        ..Default::default()
+                    },
+                )
+            }
+            _ => return,
+        };
+        if let Some(p) = self.runs.get_mut(&parent) {
+            p.ms.children.remove(&initiated_event_id);
+        }
+        self.add_event(&parent, outcome);
+        self.commit(&parent);
+    }
+
+    /// Creates the run that continues `prev` (continue-as-new, retry or cron) and points the
+    /// parent's record of the child at it.
+    pub(crate) fn start_continuation(&mut self, prev: &RunKey, next: Continuation) {
+        let parent = next
+            .started
+            .parent_workflow_execution
+            .clone()
+            .map(|p| RunKey {
+                namespace: next.started.parent_workflow_namespace.clone(),
+                workflow_id: p.workflow_id,
+                run_id: p.run_id,
+            });
+        let initiated = next.started.parent_initiated_event_id;
+        let key = self.create_run_from(&prev.namespace, &next.run_id, "", next.started, None);
+        if let Some(parent) = parent
+            && let Some(info) = self
+                .runs
+                .get_mut(&parent)
+                .and_then(|p| p.ms.children.get_mut(&initiated))
+        {
+            info.run_id = key.run_id.clone();
+            self.commit(&parent);
+        }
+    }
+}
+
+pub(crate) fn is_child_outcome(attrs: &Attributes) -> bool {
+    matches!(
+        attrs,
+        Attributes::ChildWorkflowExecutionCompletedEventAttributes(_)
+            | Attributes::ChildWorkflowExecutionFailedEventAttributes(_)
+            | Attributes::ChildWorkflowExecutionCanceledEventAttributes(_)
+            | Attributes::ChildWorkflowExecutionTimedOutEventAttributes(_)
+            | Attributes::ChildWorkflowExecutionTerminatedEventAttributes(_)
+    )
+}
