@@ -1,6 +1,7 @@
 //! The gRPC front door: Temporal's WorkflowService and OperatorService plus gRPC health.
 
 pub mod errors;
+pub mod multi_operation;
 pub mod operator_service;
 pub mod workflow_service;
 

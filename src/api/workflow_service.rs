@@ -15,6 +15,10 @@ use crate::proto::workflowservice::workflow_service_server::WorkflowService;
 /// A long poll answers this long before the caller's own deadline.
 const LONG_POLL_TAIL_ROOM: Duration = Duration::from_secs(1);
 
+/// How long an update call waits for its stage before answering with the stage so far
+/// (clients then poll again).
+const UPDATE_WAIT: Duration = Duration::from_secs(20);
+
 pub struct WorkflowHandler {
     engine: Arc<Engine>,
 }
@@ -404,6 +408,33 @@ impl WorkflowService for WorkflowHandler {
         req: Request<DescribeWorkflowExecutionRequest>,
     ) -> Reply<DescribeWorkflowExecutionResponse> {
         ok(self.engine.describe(req.into_inner()).await)
+    }
+
+    async fn update_workflow_execution(
+        &self,
+        req: Request<UpdateWorkflowExecutionRequest>,
+    ) -> Reply<UpdateWorkflowExecutionResponse> {
+        let deadline = self.poll_deadline(&req, UPDATE_WAIT);
+        ok(self
+            .engine
+            .update_workflow(req.into_inner(), deadline)
+            .await)
+    }
+
+    async fn poll_workflow_execution_update(
+        &self,
+        req: Request<PollWorkflowExecutionUpdateRequest>,
+    ) -> Reply<PollWorkflowExecutionUpdateResponse> {
+        let deadline = self.poll_deadline(&req, UPDATE_WAIT);
+        ok(self.engine.poll_update(req.into_inner(), deadline).await)
+    }
+
+    async fn execute_multi_operation(
+        &self,
+        req: Request<ExecuteMultiOperationRequest>,
+    ) -> Reply<ExecuteMultiOperationResponse> {
+        let deadline = self.poll_deadline(&req, UPDATE_WAIT);
+        super::multi_operation::execute(&self.engine, req.into_inner(), deadline).await
     }
 
     async fn shutdown_worker(

@@ -74,9 +74,11 @@ pub fn apply(
     run: &mut Run,
     key: &RunKey,
     commands: &[Command],
+    messages: &[temporalio_protos::temporal::api::protocol::v1::Message],
     wtc_id: i64,
     effects: &mut Vec<Effect>,
 ) -> Result<Outcome, CommandError> {
+    let mut used_messages = std::collections::HashSet::new();
     use WorkflowTaskFailedCause as C;
     use command::Attributes as CA;
     let mut outcome = Outcome::default();
@@ -444,6 +446,19 @@ pub fn apply(
                     },
                 ));
             }
+            CA::ProtocolMessageCommandAttributes(a) => {
+                let message = messages
+                    .iter()
+                    .find(|m| m.id == a.message_id)
+                    .ok_or_else(|| {
+                        bad(
+                            C::UnhandledCommand,
+                            format!("no protocol message with id {}", a.message_id),
+                        )
+                    })?;
+                used_messages.insert(message.id.clone());
+                run.apply_update_message(message)?;
+            }
             other => {
                 let name = CommandType::try_from(cmd.command_type)
                     .map(|t| t.as_str_name().to_string())
@@ -458,6 +473,11 @@ pub fn apply(
             for event in run.staged[before..].iter_mut() {
                 event.user_metadata = user_metadata.clone();
             }
+        }
+    }
+    if outcome.closed.is_none() {
+        for message in messages.iter().filter(|m| !used_messages.contains(&m.id)) {
+            run.apply_update_message(message)?;
         }
     }
     Ok(outcome)

@@ -84,6 +84,18 @@ pub fn event_type_of(attrs: &Attributes) -> EventType {
         A::ExternalWorkflowExecutionCancelRequestedEventAttributes(_) => {
             EventType::ExternalWorkflowExecutionCancelRequested
         }
+        A::WorkflowExecutionUpdateAcceptedEventAttributes(_) => {
+            EventType::WorkflowExecutionUpdateAccepted
+        }
+        A::WorkflowExecutionUpdateCompletedEventAttributes(_) => {
+            EventType::WorkflowExecutionUpdateCompleted
+        }
+        A::WorkflowExecutionUpdateAdmittedEventAttributes(_) => {
+            EventType::WorkflowExecutionUpdateAdmitted
+        }
+        A::WorkflowExecutionUpdateRejectedEventAttributes(_) => {
+            EventType::WorkflowExecutionUpdateRejected
+        }
         _ => EventType::Unspecified,
     }
 }

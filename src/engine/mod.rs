@@ -21,6 +21,7 @@ pub mod signal;
 pub mod start;
 pub mod state;
 pub mod timers;
+pub mod update;
 pub mod workflow_task;
 
 use std::collections::HashMap;
@@ -428,6 +429,9 @@ impl Core {
         });
         run.history.extend(new_events);
         run.publish_progress();
+        if std::mem::take(&mut run.updates_dirty) || !run.is_open() {
+            run.updates_changed.send_modify(|n| *n += 1);
+        }
         for kind in run.changes.drain(..) {
             let _ = self.changes.send(ExecutionChange {
                 key: key.clone(),

@@ -55,7 +55,11 @@ impl Engine {
                     owner_email: req.owner_email.clone(),
                     data: req.data.clone(),
                     id: uuid::Uuid::new_v4().to_string(),
-                    capabilities: Some(Capabilities::default()),
+                    capabilities: Some(Capabilities {
+                        sync_update: true,
+                        async_update: true,
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 }),
                 config: Some(NamespaceConfig {

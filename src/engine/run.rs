@@ -28,6 +28,9 @@ pub struct Run {
     pub(crate) progress: watch::Sender<RunProgress>,
     /// Queries waiting for an answer (kept in memory only; callers retry after a restart).
     pub(crate) queries: Vec<PendingQuery>,
+    /// Bumped at commit whenever an update changed stage; update callers wait on it.
+    pub(crate) updates_changed: watch::Sender<u64>,
+    pub(crate) updates_dirty: bool,
 }
 
 impl Run {
@@ -43,6 +46,8 @@ impl Run {
             changes: Vec::new(),
             progress,
             queries: Vec::new(),
+            updates_changed: watch::channel(0).0,
+            updates_dirty: false,
         }
     }
 

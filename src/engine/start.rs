@@ -451,6 +451,7 @@ impl Core {
         run.ms.activities.clear();
         run.ms.timers.clear();
         run.ms.buffered.clear();
+        run.abort_updates();
         run.changes.push(ChangeKind::Closed {
             status: status as i32,
         });

@@ -71,6 +71,25 @@ pub struct MutableState {
     /// Child workflows started by this run and not yet closed, by initiated-event id.
     #[prost(btree_map = "int64, message", tag = "24")]
     pub children: BTreeMap<i64, ChildInfo>,
+    /// Workflow updates by update id, from admission until (and after) their outcome.
+    #[prost(btree_map = "string, message", tag = "25")]
+    pub updates: BTreeMap<String, UpdateInfo>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct UpdateInfo {
+    #[prost(message, optional, tag = "1")]
+    pub request: Option<temporalio_protos::temporal::api::update::v1::Request>,
+    /// `temporal.api.enums.v1.UpdateWorkflowExecutionLifecycleStage` reached so far.
+    #[prost(int32, tag = "2")]
+    pub stage: i32,
+    /// Scheduled-event id of the workflow task that carries the request (0: not yet sent).
+    #[prost(int64, tag = "3")]
+    pub delivered_in: i64,
+    #[prost(int64, tag = "4")]
+    pub accepted_event_id: i64,
+    #[prost(message, optional, tag = "5")]
+    pub outcome: Option<temporalio_protos::temporal::api::update::v1::Outcome>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

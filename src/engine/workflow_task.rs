@@ -245,6 +245,7 @@ impl Core {
             w.request_id = request_id;
         }
         let queries = run.attach_waiting_queries(scheduled_event_id);
+        let messages = run.deliver_updates(scheduled_event_id, started_event_id);
         let timeout = dur_millis(&wft.start_to_close_timeout);
         self.push_timer(
             now + timeout,
@@ -271,6 +272,7 @@ impl Core {
             scheduled_time: wft.scheduled_time,
             started_time: Some(clock::ts_from_millis(now)),
             queries,
+            messages,
             ..Default::default()
         }))
     }
@@ -342,7 +344,14 @@ impl Core {
         run.ms.workflow_task = None;
         run.ms.last_completed_wft_started_id = wft.started_event_id;
         let mut effects = Vec::new();
-        let outcome = super::commands::apply(run, &key, &req.commands, completed_id, &mut effects);
+        let outcome = super::commands::apply(
+            run,
+            &key,
+            &req.commands,
+            &req.messages,
+            completed_id,
+            &mut effects,
+        );
         let outcome = match outcome {
             Ok(o) => o,
             Err(CommandError { cause, message }) => {
@@ -377,8 +386,13 @@ impl Core {
         if let Some(status) = outcome.closed {
             self.close_run(&key, status, outcome.continuation);
         } else {
+            run.reject_unanswered_updates(wft.scheduled_event_id);
             let flushed = run.flush_buffer();
-            if flushed > 0 || req.force_create_new_workflow_task || outcome.new_workflow_task {
+            if flushed > 0
+                || req.force_create_new_workflow_task
+                || outcome.new_workflow_task
+                || run.has_undelivered_updates()
+            {
                 self.schedule_workflow_task(&key, 1);
             }
             self.dispatch_waiting_queries(&key);
@@ -435,6 +449,7 @@ impl Core {
             }
         }
         run.requeue_attached_queries();
+        run.redeliver_updates();
         let flushed = run.flush_buffer();
         let attempt = if unhandled || flushed > 0 {
             1

@@ -127,3 +127,32 @@ class Messenger:
 
 
 RETRY_FAST = RetryPolicy(initial_interval=timedelta(milliseconds=100), maximum_attempts=5)
+
+
+@workflow.defn
+class Counter:
+    """Adds amounts through an update (negative amounts are rejected by the validator)."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.done = False
+
+    @workflow.run
+    async def run(self) -> int:
+        await workflow.wait_condition(lambda: self.done)
+        return self.total
+
+    @workflow.update
+    async def add(self, amount: int) -> int:
+        await asyncio.sleep(0.05)  # an update handler may wait on timers too
+        self.total += amount
+        return self.total
+
+    @add.validator
+    def check_add(self, amount: int) -> None:
+        if amount < 0:
+            raise ValueError("amounts must not be negative")
+
+    @workflow.signal
+    def finish(self) -> None:
+        self.done = True
