@@ -10,3 +10,4 @@ pub mod cli;
 pub mod engine;
 pub mod proto;
 pub mod store;
+pub mod visibility;

@@ -1,0 +1,3 @@
+//! Visibility: listing and counting workflow executions with Temporal's query language.
+
+pub mod query;
