@@ -82,7 +82,7 @@ impl WorkflowService for WorkflowHandler {
                 upsert_memo: true,
                 eager_workflow_start: false,
                 sdk_metadata: true,
-                count_group_by_execution_status: false,
+                count_group_by_execution_status: true,
                 nexus: false,
                 server_scaled_deployments: false,
                 server_scaled_provider_cloud_run: false,
@@ -435,6 +435,53 @@ impl WorkflowService for WorkflowHandler {
     ) -> Reply<ExecuteMultiOperationResponse> {
         let deadline = self.poll_deadline(&req, UPDATE_WAIT);
         super::multi_operation::execute(&self.engine, req.into_inner(), deadline).await
+    }
+
+    async fn list_workflow_executions(
+        &self,
+        req: Request<ListWorkflowExecutionsRequest>,
+    ) -> Reply<ListWorkflowExecutionsResponse> {
+        ok(self.engine.list_workflows(req.into_inner()).await)
+    }
+
+    async fn scan_workflow_executions(
+        &self,
+        req: Request<ScanWorkflowExecutionsRequest>,
+    ) -> Reply<ScanWorkflowExecutionsResponse> {
+        let r = req.into_inner();
+        let list = ListWorkflowExecutionsRequest {
+            namespace: r.namespace,
+            page_size: r.page_size,
+            next_page_token: r.next_page_token,
+            query: r.query,
+        };
+        ok(self
+            .engine
+            .list_workflows(list)
+            .await
+            .map(|l| ScanWorkflowExecutionsResponse {
+                executions: l.executions,
+                next_page_token: l.next_page_token,
+            }))
+    }
+
+    async fn count_workflow_executions(
+        &self,
+        req: Request<CountWorkflowExecutionsRequest>,
+    ) -> Reply<CountWorkflowExecutionsResponse> {
+        ok(self.engine.count_workflows(req.into_inner()).await)
+    }
+
+    async fn get_search_attributes(
+        &self,
+        _req: Request<GetSearchAttributesRequest>,
+    ) -> Reply<GetSearchAttributesResponse> {
+        let keys = crate::visibility::search_attributes::SYSTEM
+            .iter()
+            .chain(crate::visibility::search_attributes::DEV_DEFAULTS)
+            .map(|(n, t)| (n.to_string(), *t as i32))
+            .collect();
+        Ok(Response::new(GetSearchAttributesResponse { keys }))
     }
 
     async fn shutdown_worker(

@@ -75,6 +75,7 @@ pub fn apply(
     key: &RunKey,
     commands: &[Command],
     messages: &[temporalio_protos::temporal::api::protocol::v1::Message],
+    custom_search_attributes: &std::collections::BTreeMap<String, i32>,
     wtc_id: i64,
     effects: &mut Vec<Effect>,
 ) -> Result<Outcome, CommandError> {
@@ -428,6 +429,8 @@ pub fn apply(
             }
             CA::UpsertWorkflowSearchAttributesCommandAttributes(a) => {
                 let upsert = a.search_attributes.clone().unwrap_or_default();
+                crate::visibility::search_attributes::validate(custom_search_attributes, &upsert)
+                    .map_err(|m| bad(C::BadSearchAttributes, m))?;
                 merge_search_attributes(&mut run.ms.search_attributes, &upsert);
                 run.append(Attributes::UpsertWorkflowSearchAttributesEventAttributes(
                     UpsertWorkflowSearchAttributesEventAttributes {

@@ -101,7 +101,8 @@ impl Engine {
         self.transact(|core| {
             let exec = req.execution.clone().unwrap_or_default();
             let key = core.resolve_run(&req.namespace, &exec.workflow_id, &exec.run_id)?;
-            Ok(describe_run(core.run(&key)?))
+            let custom = core.custom_search_attributes(&key.namespace);
+            Ok(describe_run(core.run(&key)?, &custom))
         })
         .await
     }
@@ -118,7 +119,10 @@ fn page(
     }
 }
 
-pub(crate) fn describe_run(run: &Run) -> DescribeWorkflowExecutionResponse {
+pub(crate) fn describe_run(
+    run: &Run,
+    custom_search_attributes: &std::collections::BTreeMap<String, i32>,
+) -> DescribeWorkflowExecutionResponse {
     let ms = &run.ms;
     let started = ms.started.clone().unwrap_or_default();
     let tq = run.task_queue();
@@ -131,7 +135,9 @@ pub(crate) fn describe_run(run: &Run) -> DescribeWorkflowExecutionResponse {
         history_length: ms.next_event_id - 1,
         execution_time: ms.execution_time,
         memo: ms.memo.clone(),
-        search_attributes: ms.search_attributes.clone(),
+        search_attributes: ms.search_attributes.as_ref().map(|a| {
+            crate::visibility::search_attributes::with_type_metadata(custom_search_attributes, a)
+        }),
         task_queue: tq.clone(),
         state_transition_count: ms.state_transition_count,
         history_size_bytes: ms.history_size_bytes,

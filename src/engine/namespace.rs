@@ -13,6 +13,7 @@ use temporalio_protos::temporal::api::workflowservice::v1::{
 use super::clock::{dur_from_millis, dur_millis};
 use super::{Engine, Error, Result};
 use crate::store::NamespaceRecord;
+use temporalio_protos::temporal::api::operatorservice::v1::AddSearchAttributesRequest;
 
 const MIN_RETENTION_MS: i64 = 3_600_000;
 const DEFAULT_RETENTION_MS: i64 = 72 * 3_600_000;
@@ -26,9 +27,19 @@ impl Engine {
             ..Default::default()
         };
         match self.register_namespace(req).await {
-            Ok(()) | Err(Error::NamespaceAlreadyExists(_)) => Ok(()),
-            Err(e) => Err(e),
+            Ok(()) => {}
+            Err(Error::NamespaceAlreadyExists(_)) => return Ok(()),
+            Err(e) => return Err(e),
         }
+        let defaults = crate::visibility::search_attributes::DEV_DEFAULTS;
+        self.add_search_attributes(AddSearchAttributesRequest {
+            namespace: name.to_string(),
+            search_attributes: defaults
+                .iter()
+                .map(|(n, t)| (n.to_string(), *t as i32))
+                .collect(),
+        })
+        .await
     }
 
     pub async fn register_namespace(&self, req: RegisterNamespaceRequest) -> Result<()> {
@@ -70,6 +81,7 @@ impl Engine {
             };
             core.commit_namespace(NamespaceRecord {
                 namespace: Some(ns),
+                ..Default::default()
             });
             Ok(())
         })
@@ -174,9 +186,13 @@ impl Engine {
                     current.workflow_execution_retention_ttl = Some(ttl);
                 }
             }
-            core.commit_namespace(NamespaceRecord {
-                namespace: Some(ns.clone()),
-            });
+            let mut record = core
+                .namespaces
+                .get(&req.namespace)
+                .cloned()
+                .unwrap_or_default();
+            record.namespace = Some(ns.clone());
+            core.commit_namespace(record);
             Ok(UpdateNamespaceResponse {
                 namespace_info: ns.namespace_info,
                 config: ns.config,

@@ -156,6 +156,13 @@ impl Core {
     ) -> Result<StartWorkflowExecutionResponse> {
         self.check_namespace(&req.namespace)?;
         validate_start(&req)?;
+        if let Some(attrs) = &req.search_attributes {
+            crate::visibility::search_attributes::validate(
+                &self.custom_search_attributes(&req.namespace),
+                attrs,
+            )
+            .map_err(Error::InvalidArgument)?;
+        }
         if req.request_id.is_empty() {
             req.request_id = uuid::Uuid::new_v4().to_string();
         }

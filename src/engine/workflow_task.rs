@@ -326,6 +326,7 @@ impl Core {
             self.commit(&key);
             return Err(Error::InvalidArgument("UnhandledCommand".into()));
         }
+        let custom = self.custom_search_attributes(&key.namespace);
         let run = self.run_mut(&key)?;
         let snapshot = (run.ms.clone(), run.staged.len(), run.changes.len());
         materialize_transient(run, &wft);
@@ -349,6 +350,7 @@ impl Core {
             &key,
             &req.commands,
             &req.messages,
+            &custom,
             completed_id,
             &mut effects,
         );

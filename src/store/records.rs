@@ -31,6 +31,9 @@ pub mod log_record {
 pub struct NamespaceRecord {
     #[prost(message, optional, tag = "1")]
     pub namespace: Option<DescribeNamespaceResponse>,
+    /// Custom search attributes: name -> `temporal.api.enums.v1.IndexedValueType`.
+    #[prost(btree_map = "string, int32", tag = "2")]
+    pub custom_search_attributes: std::collections::BTreeMap<String, i32>,
 }
 
 /// One transaction on one workflow run: the run's mutable state after the change, plus the
