@@ -486,17 +486,27 @@ impl WorkflowService for WorkflowHandler {
 
     async fn shutdown_worker(
         &self,
-        _req: Request<ShutdownWorkerRequest>,
+        req: Request<ShutdownWorkerRequest>,
     ) -> Reply<ShutdownWorkerResponse> {
-        Ok(Response::new(ShutdownWorkerResponse::default()))
+        let r = req.into_inner();
+        let done = self
+            .engine
+            .shutdown_worker(&r.namespace, &r.sticky_task_queue)
+            .await;
+        ok(done.map(|_| Default::default()))
     }
 
     async fn reset_sticky_task_queue(
         &self,
-        _req: Request<ResetStickyTaskQueueRequest>,
+        req: Request<ResetStickyTaskQueueRequest>,
     ) -> Reply<ResetStickyTaskQueueResponse> {
-        // Durin never dispatches to sticky queues, so there is nothing to reset.
-        Ok(Response::new(ResetStickyTaskQueueResponse::default()))
+        let r = req.into_inner();
+        let exec = r.execution.unwrap_or_default();
+        let done = self
+            .engine
+            .reset_sticky(&r.namespace, &exec.workflow_id, &exec.run_id)
+            .await;
+        ok(done.map(|_| Default::default()))
     }
 }
 

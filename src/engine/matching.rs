@@ -54,7 +54,12 @@ pub enum TaskRef {
 struct Queue {
     backlog: VecDeque<TaskRef>,
     pollers: VecDeque<oneshot::Sender<TaskRef>>,
+    /// When a poller last came (ms since the epoch); 0: never, or its worker shut down.
+    last_poll_ms: i64,
 }
+
+/// A sticky queue nobody polled for this long is treated as gone.
+const STICKY_LIVENESS_MS: i64 = 10_000;
 
 #[derive(Default)]
 pub struct Matching {
@@ -90,6 +95,7 @@ impl Matching {
         queue: &QueueKey,
     ) -> Result<TaskRef, oneshot::Receiver<TaskRef>> {
         let q = self.queues.entry(queue.clone()).or_default();
+        q.last_poll_ms = super::clock::now_millis();
         if let Some(task) = q.backlog.pop_front() {
             return Ok(task);
         }
@@ -97,6 +103,22 @@ impl Matching {
         let (tx, rx) = oneshot::channel();
         q.pollers.push_back(tx);
         Err(rx)
+    }
+
+    /// Whether a worker is polling this queue (now or within the last few seconds).
+    pub fn is_live(&self, queue: &QueueKey, now_ms: i64) -> bool {
+        self.queues.get(queue).is_some_and(|q| {
+            q.pollers.iter().any(|p| !p.is_closed())
+                || (q.last_poll_ms > 0 && now_ms - q.last_poll_ms < STICKY_LIVENESS_MS)
+        })
+    }
+
+    /// Forgets a queue's pollers (its worker shut down) and returns the tasks it held.
+    pub fn retire(&mut self, queue: &QueueKey) -> Vec<TaskRef> {
+        match self.queues.remove(queue) {
+            Some(q) => q.backlog.into_iter().collect(),
+            None => Vec::new(),
+        }
     }
 
     pub fn backlog_len(&self, queue: &QueueKey) -> usize {

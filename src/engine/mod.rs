@@ -572,6 +572,11 @@ impl Core {
                 scheduled_event_id,
                 attempt,
             } => self.workflow_task_timed_out(&key, scheduled_event_id, attempt),
+            TimerTask::StickyScheduleToStart {
+                key,
+                scheduled_event_id,
+                attempt,
+            } => self.sticky_schedule_to_start_fired(&key, scheduled_event_id, attempt),
             TimerTask::WorkflowBackoff { key } => self.workflow_backoff_fired(&key),
             TimerTask::WorkflowRunTimeout { key } => self.workflow_run_timed_out(&key),
             TimerTask::ActivityRetry {

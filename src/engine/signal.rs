@@ -63,6 +63,39 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// A worker stopped: tasks waiting on its sticky queue go to the normal queue now.
+    pub async fn shutdown_worker(&self, namespace: &str, sticky_task_queue: &str) -> Result<()> {
+        if sticky_task_queue.is_empty() {
+            return Ok(());
+        }
+        self.transact(|core| {
+            core.retire_sticky_queue(namespace, sticky_task_queue);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Forgets which worker has the run cached; its next task goes out with full history.
+    pub async fn reset_sticky(
+        &self,
+        namespace: &str,
+        workflow_id: &str,
+        run_id: &str,
+    ) -> Result<()> {
+        self.transact(|core| {
+            let key = core.resolve_run(namespace, workflow_id, run_id)?;
+            let run = core.run_mut(&key)?;
+            if !run.ms.sticky_task_queue.is_empty() {
+                run.ms.sticky_task_queue.clear();
+                core.commit(&key);
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
 impl Core {
     pub(crate) fn signal_run(
         &mut self,

@@ -506,14 +506,32 @@ impl Core {
         let tq = run.task_queue();
         if let Some(wft) = &ms.workflow_task {
             if wft.started_event_id == 0 {
-                self.push_task(
-                    QueueKey::new(&key.namespace, &tq, QueueKind::Workflow),
-                    TaskRef::Workflow {
-                        key: key.clone(),
-                        scheduled_event_id: wft.scheduled_event_id,
-                        attempt: wft.attempt,
-                    },
-                );
+                let task = TaskRef::Workflow {
+                    key: key.clone(),
+                    scheduled_event_id: wft.scheduled_event_id,
+                    attempt: wft.attempt,
+                };
+                if wft.sticky {
+                    // The sticky worker may be gone after a restart; the sticky timeout
+                    // moves the task to the normal queue if nobody takes it.
+                    let sticky =
+                        QueueKey::new(&key.namespace, &ms.sticky_task_queue, QueueKind::Workflow);
+                    self.push_task(sticky, task);
+                    let wait = dur_millis(&ms.sticky_schedule_to_start_timeout).max(1000);
+                    self.push_timer(
+                        opt_ts_millis(&wft.scheduled_time) + wait,
+                        TimerTask::StickyScheduleToStart {
+                            key: key.clone(),
+                            scheduled_event_id: wft.scheduled_event_id,
+                            attempt: wft.attempt,
+                        },
+                    );
+                } else {
+                    self.push_task(
+                        QueueKey::new(&key.namespace, &tq, QueueKind::Workflow),
+                        task,
+                    );
+                }
             } else {
                 let due =
                     opt_ts_millis(&wft.started_time) + dur_millis(&wft.start_to_close_timeout);

@@ -74,6 +74,12 @@ pub struct MutableState {
     /// Workflow updates by update id, from admission until (and after) their outcome.
     #[prost(btree_map = "string, message", tag = "25")]
     pub updates: BTreeMap<String, UpdateInfo>,
+    /// The worker queue that has this run cached (empty: none); its workflow tasks go there
+    /// with partial history until that worker stops polling.
+    #[prost(string, tag = "26")]
+    pub sticky_task_queue: String,
+    #[prost(message, optional, tag = "27")]
+    pub sticky_schedule_to_start_timeout: Option<Duration>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -134,6 +140,9 @@ pub struct WorkflowTaskInfo {
     pub transient: bool,
     #[prost(message, optional, tag = "9")]
     pub start_to_close_timeout: Option<Duration>,
+    /// Dispatched to the run's sticky queue rather than the normal one.
+    #[prost(bool, tag = "10")]
+    pub sticky: bool,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

@@ -19,6 +19,11 @@ pub enum TimerTask {
         scheduled_event_id: i64,
         attempt: i32,
     },
+    StickyScheduleToStart {
+        key: RunKey,
+        scheduled_event_id: i64,
+        attempt: i32,
+    },
     WorkflowBackoff {
         key: RunKey,
     },

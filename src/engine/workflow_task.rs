@@ -30,6 +30,8 @@ use super::{ChangeKind, Core, Engine, Error, Result, RunKey, decode_token, encod
 /// Histories at or past these sizes get `suggest_continue_as_new` on their workflow tasks.
 const SUGGEST_CAN_EVENTS: i64 = 4096;
 const SUGGEST_CAN_BYTES: i64 = 4 * 1024 * 1024;
+/// Sticky schedule-to-start timeout when the worker names none.
+const DEFAULT_STICKY_TIMEOUT_MS: i64 = 10_000;
 
 #[allow(clippy::large_enum_variant)] // short-lived; never stored
 pub(crate) enum WftEnd {
@@ -63,17 +65,11 @@ impl Engine {
             .task_queue
             .as_ref()
             .is_some_and(|t| t.kind == TaskQueueKind::Sticky as i32);
-        if is_sticky {
-            // Durin dispatches every workflow task on the normal queue with full history, so
-            // sticky pollers only ever receive empty responses.
-            self.poll_expiry(deadline).await;
-            return Ok(PollWorkflowTaskQueueResponse::default());
-        }
         let queue = QueueKey::new(&req.namespace, &queue_name, QueueKind::Workflow);
         let identity = req.identity.clone();
         let resp = self
             .poll_queue(queue, deadline, |core, task| {
-                core.start_workflow_task(task, &identity)
+                core.start_workflow_task(task, &identity, is_sticky)
             })
             .await?;
         Ok(resp.unwrap_or_default())
@@ -134,12 +130,31 @@ impl Core {
             .as_ref()
             .and_then(|s| s.workflow_task_timeout);
         let transient = attempt > 1;
+        let now = clock::now_millis();
+        let sticky_queue = QueueKey::new(
+            &key.namespace,
+            &run.ms.sticky_task_queue,
+            QueueKind::Workflow,
+        );
+        let sticky = !transient
+            && !run.ms.sticky_task_queue.is_empty()
+            && self.matching.is_live(&sticky_queue, now);
+        tracing::debug!(workflow_id = %key.workflow_id, attempt, sticky, sticky_queue = %run.ms.sticky_task_queue, "scheduling workflow task");
+        let event_queue = if sticky {
+            TaskQueue {
+                name: run.ms.sticky_task_queue.clone(),
+                kind: TaskQueueKind::Sticky as i32,
+                normal_name: tq.clone(),
+            }
+        } else {
+            normal_queue(&tq)
+        };
         let scheduled_event_id = if transient {
             run.ms.next_event_id
         } else {
             run.append(Attributes::WorkflowTaskScheduledEventAttributes(
                 WorkflowTaskScheduledEventAttributes {
-                    task_queue: Some(normal_queue(&tq)),
+                    task_queue: Some(event_queue),
                     start_to_close_timeout: timeout,
                     attempt,
                 },
@@ -148,20 +163,88 @@ impl Core {
         run.ms.workflow_task = Some(WorkflowTaskInfo {
             scheduled_event_id,
             attempt,
-            scheduled_time: Some(clock::now_ts()),
+            scheduled_time: Some(clock::ts_from_millis(now)),
             transient,
             start_to_close_timeout: timeout,
+            sticky,
             ..Default::default()
         });
         run.changes.push(ChangeKind::WorkflowTaskScheduled);
-        self.push_task(
-            QueueKey::new(&key.namespace, &tq, QueueKind::Workflow),
-            TaskRef::Workflow {
-                key: key.clone(),
+        let task = TaskRef::Workflow {
+            key: key.clone(),
+            scheduled_event_id,
+            attempt,
+        };
+        if sticky {
+            let wait = match dur_millis(&run.ms.sticky_schedule_to_start_timeout) {
+                0 => DEFAULT_STICKY_TIMEOUT_MS,
+                ms => ms,
+            };
+            self.push_task(sticky_queue, task);
+            self.push_timer(
+                now + wait,
+                TimerTask::StickyScheduleToStart {
+                    key: key.clone(),
+                    scheduled_event_id,
+                    attempt,
+                },
+            );
+        } else {
+            self.push_task(
+                QueueKey::new(&key.namespace, &tq, QueueKind::Workflow),
+                task,
+            );
+        }
+    }
+
+    /// Nobody took a sticky workflow task in time: record the timeout and hand the task to
+    /// the normal queue (same attempt) with full history.
+    pub(crate) fn sticky_schedule_to_start_fired(
+        &mut self,
+        key: &RunKey,
+        scheduled_event_id: i64,
+        attempt: i32,
+    ) {
+        let Some(run) = self.runs.get_mut(key) else {
+            return;
+        };
+        let still_waiting = run.ms.workflow_task.as_ref().is_some_and(|w| {
+            w.sticky
+                && w.scheduled_event_id == scheduled_event_id
+                && w.attempt == attempt
+                && w.started_event_id == 0
+        });
+        if !run.is_open() || !still_waiting {
+            return;
+        }
+        run.append(Attributes::WorkflowTaskTimedOutEventAttributes(
+            WorkflowTaskTimedOutEventAttributes {
+                scheduled_event_id,
+                started_event_id: 0,
+                timeout_type: TimeoutType::ScheduleToStart as i32,
+            },
+        ));
+        run.ms.workflow_task = None;
+        run.ms.sticky_task_queue.clear();
+        run.redeliver_updates();
+        self.schedule_workflow_task(key, attempt);
+        self.commit(key);
+    }
+
+    /// A worker shut down: its sticky queue is gone, so its runs' pending tasks move to the
+    /// normal queue now instead of waiting for the sticky timeout.
+    pub(crate) fn retire_sticky_queue(&mut self, namespace: &str, name: &str) {
+        let queue = QueueKey::new(namespace, name, QueueKind::Workflow);
+        for task in self.matching.retire(&queue) {
+            if let TaskRef::Workflow {
+                key,
                 scheduled_event_id,
                 attempt,
-            },
-        );
+            } = task
+            {
+                self.sticky_schedule_to_start_fired(&key, scheduled_event_id, attempt);
+            }
+        }
     }
 
     /// Adds an event that did not come from a command (signal, timer fired, activity outcome,
@@ -193,10 +276,13 @@ impl Core {
         self.schedule_workflow_task(key, 1);
     }
 
+    /// Hands a workflow task to a poller. A poller of a sticky queue gets only the events after
+    /// the last completed task (its worker has the rest cached); others get full history.
     pub(crate) fn start_workflow_task(
         &mut self,
         task: TaskRef,
         identity: &str,
+        from_sticky: bool,
     ) -> Result<Option<PollWorkflowTaskQueueResponse>> {
         let (key, scheduled_event_id, attempt) = match task {
             TaskRef::Workflow {
@@ -217,6 +303,7 @@ impl Core {
             || wft.scheduled_event_id != scheduled_event_id
             || wft.attempt != attempt
             || wft.started_event_id != 0
+            || wft.sticky != from_sticky
         {
             return Ok(None);
         }
@@ -257,7 +344,12 @@ impl Core {
         );
         self.commit(&key);
         let run = self.run(&key)?;
-        let mut history: Vec<HistoryEvent> = run.history.clone();
+        let first = if from_sticky {
+            run.ms.last_completed_wft_started_id + 1
+        } else {
+            1
+        };
+        let mut history: Vec<HistoryEvent> = run.events_from(first).cloned().collect();
         history.extend(transient_events(run.ms.workflow_task.as_ref()));
         let ms = &run.ms;
         Ok(Some(PollWorkflowTaskQueueResponse {
@@ -344,6 +436,17 @@ impl Core {
         ));
         run.ms.workflow_task = None;
         run.ms.last_completed_wft_started_id = wft.started_event_id;
+        match req
+            .sticky_attributes
+            .as_ref()
+            .and_then(|a| a.worker_task_queue.as_ref().map(|q| (q, a)))
+        {
+            Some((queue, attrs)) if !queue.name.is_empty() => {
+                run.ms.sticky_task_queue = queue.name.clone();
+                run.ms.sticky_schedule_to_start_timeout = attrs.schedule_to_start_timeout;
+            }
+            _ => run.ms.sticky_task_queue.clear(),
+        }
         let mut effects = Vec::new();
         let outcome = super::commands::apply(
             run,

@@ -242,6 +242,7 @@ mod tests {
         LogRecord {
             kind: Some(log_record::Kind::Namespace(NamespaceRecord {
                 namespace: Some(ns),
+                ..Default::default()
             })),
         }
     }

@@ -27,11 +27,12 @@ from temporalio.api.enums.v1 import (
     PendingActivityState,
     QueryResultType,
     RetryState,
+    TaskQueueKind,
     TimeoutType,
     WorkflowTaskFailedCause,
 )
 from temporalio.api.query.v1 import WorkflowQuery, WorkflowQueryResult
-from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.taskqueue.v1 import StickyExecutionAttributes, TaskQueue
 from temporalio.api.workflowservice.v1 import (
     DescribeWorkflowExecutionRequest,
     PollActivityTaskQueueRequest,
@@ -431,3 +432,66 @@ async def test_activity_start_to_close_timeout_without_retries(client: Client, u
     assert timed_out.retry_state == RetryState.RETRY_STATE_MAXIMUM_ATTEMPTS_REACHED
     assert timed_out.failure.timeout_failure_info.timeout_type == TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE
     assert events[5].activity_task_started_event_attributes.attempt == 1
+
+
+async def test_sticky_queue_gets_partial_history_and_falls_back_when_unpolled(client: Client, unique: str) -> None:
+    tq, sticky, wf_id = f"tq-{unique}", f"sticky-{unique}", f"sticky-{unique}"
+    await start(client, wf_id, tq)
+    sticky_attrs = StickyExecutionAttributes(
+        worker_task_queue=TaskQueue(name=sticky, kind=TaskQueueKind.TASK_QUEUE_KIND_STICKY, normal_name=tq),
+        schedule_to_start_timeout={"seconds": 1},
+    )
+
+    async def poll_sticky():
+        return await client.workflow_service.poll_workflow_task_queue(
+            PollWorkflowTaskQueueRequest(
+                namespace="default",
+                task_queue=TaskQueue(name=sticky, kind=TaskQueueKind.TASK_QUEUE_KIND_STICKY, normal_name=tq),
+                identity=IDENTITY,
+            ),
+            timeout=timedelta(seconds=70),
+        )
+
+    # A sticky poller is waiting, so the next task goes to it with only the new events.
+    sticky_poll = asyncio.create_task(poll_sticky())
+    task = await poll(client, tq)
+    await client.workflow_service.respond_workflow_task_completed(
+        RespondWorkflowTaskCompletedRequest(task_token=task.task_token, identity=IDENTITY, sticky_attributes=sticky_attrs),
+        timeout=RPC_TIMEOUT,
+    )
+    await client.workflow_service.signal_workflow_execution(
+        SignalWorkflowExecutionRequest(namespace="default", workflow_execution=WorkflowExecution(workflow_id=wf_id), signal_name="one"),
+        timeout=RPC_TIMEOUT,
+    )
+    task = await asyncio.wait_for(sticky_poll, 10)
+    assert [e.event_id for e in task.history.events] == [4, 5, 6, 7]
+    assert types(task.history.events) == [
+        E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+        E.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
+        E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+        E.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+    ]
+    assert task.previous_started_event_id == 3
+    assert task.history.events[2].workflow_task_scheduled_event_attributes.task_queue.name == sticky
+
+    # Nobody polls the sticky queue now: after its 1 s schedule-to-start timeout the task
+    # moves to the normal queue, with full history.
+    await client.workflow_service.respond_workflow_task_completed(
+        RespondWorkflowTaskCompletedRequest(task_token=task.task_token, identity=IDENTITY, sticky_attributes=sticky_attrs),
+        timeout=RPC_TIMEOUT,
+    )
+    await client.workflow_service.signal_workflow_execution(
+        SignalWorkflowExecutionRequest(namespace="default", workflow_execution=WorkflowExecution(workflow_id=wf_id), signal_name="two"),
+        timeout=RPC_TIMEOUT,
+    )
+    task = await poll(client, tq)
+    assert task.history.events[0].event_id == 1
+    assert types(task.history.events)[-4:] == [
+        E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+        E.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
+        E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+        E.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+    ]
+    timed_out = task.history.events[-3].workflow_task_timed_out_event_attributes
+    assert timed_out.timeout_type == TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START
+    assert task.attempt == 1
