@@ -26,12 +26,15 @@ use super::{ChangeKind, Run, RunKey, retry};
 pub struct CommandError {
     pub cause: WorkflowTaskFailedCause,
     pub message: String,
+    /// The violation ends the run (oversized payloads), not just the workflow task.
+    pub terminate: bool,
 }
 
 fn bad(cause: WorkflowTaskFailedCause, message: impl Into<String>) -> CommandError {
     CommandError {
         cause,
         message: message.into(),
+        terminate: false,
     }
 }
 
@@ -99,6 +102,13 @@ pub fn apply(
                 format!("command {i} ({name}) has no attributes"),
             ));
         };
+        if let Err(message) = check_command_size(attrs) {
+            return Err(CommandError {
+                cause: C::WorkflowWorkerUnhandledFailure,
+                message,
+                terminate: true,
+            });
+        }
         let user_metadata = cmd.user_metadata.clone();
         let before = run.staged.len();
         match attrs {
@@ -657,4 +667,34 @@ pub fn merge_memo(current: &mut Option<Memo>, upsert: &Memo) {
 
 fn is_empty_payload(data: &[u8]) -> bool {
     data.is_empty() || data == b"null" || data == b"[]"
+}
+
+/// The payloads a command carries must each stay under the payload limit.
+fn check_command_size(attrs: &command::Attributes) -> Result<(), String> {
+    use super::limits::check_payloads;
+    use command::Attributes as CA;
+    match attrs {
+        CA::ScheduleActivityTaskCommandAttributes(a) => {
+            check_payloads("ScheduleActivityTask input", &a.input)
+        }
+        CA::CompleteWorkflowExecutionCommandAttributes(a) => {
+            check_payloads("CompleteWorkflowExecution result", &a.result)
+        }
+        CA::CancelWorkflowExecutionCommandAttributes(a) => {
+            check_payloads("CancelWorkflowExecution details", &a.details)
+        }
+        CA::ContinueAsNewWorkflowExecutionCommandAttributes(a) => {
+            check_payloads("ContinueAsNewWorkflowExecution input", &a.input)
+        }
+        CA::StartChildWorkflowExecutionCommandAttributes(a) => {
+            check_payloads("StartChildWorkflowExecution input", &a.input)
+        }
+        CA::SignalExternalWorkflowExecutionCommandAttributes(a) => {
+            check_payloads("SignalExternalWorkflowExecution input", &a.input)
+        }
+        CA::RecordMarkerCommandAttributes(a) => a.details.iter().try_for_each(|(name, p)| {
+            check_payloads(&format!("marker detail {name}"), &Some(p.clone()))
+        }),
+        _ => Ok(()),
+    }
 }

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod commands;
 pub mod events;
 pub mod history;
+pub mod limits;
 pub mod matching;
 pub mod namespace;
 pub mod query;

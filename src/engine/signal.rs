@@ -102,6 +102,8 @@ impl Core {
         key: &RunKey,
         signal: WorkflowExecutionSignaledEventAttributes,
     ) -> Result<()> {
+        super::limits::check_payloads("signal input", &signal.input)
+            .map_err(Error::InvalidArgument)?;
         let run = self.run_mut(key)?;
         if !run.is_open() {
             return Err(Error::NotFound(

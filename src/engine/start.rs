@@ -135,6 +135,7 @@ fn validate_start(req: &StartWorkflowExecutionRequest) -> Result<()> {
     if !req.cron_schedule.is_empty() {
         super::chain::validate_cron(&req.cron_schedule).map_err(Error::InvalidArgument)?;
     }
+    super::limits::check_payloads("workflow input", &req.input).map_err(Error::InvalidArgument)?;
     if let Some(p) = &req.retry_policy {
         super::retry::validate(p).map_err(Error::InvalidArgument)?;
     }

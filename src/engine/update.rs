@@ -274,6 +274,7 @@ impl Run {
         let bad = |m: String| CommandError {
             cause: C::UnhandledCommand,
             message: m,
+            terminate: false,
         };
         let body = message
             .body

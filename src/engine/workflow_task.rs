@@ -459,7 +459,11 @@ impl Core {
         );
         let outcome = match outcome {
             Ok(o) => o,
-            Err(CommandError { cause, message }) => {
+            Err(CommandError {
+                cause,
+                message,
+                terminate,
+            }) => {
                 let run = self.run_mut(&key)?;
                 run.ms = snapshot.0;
                 run.staged.truncate(snapshot.1);
@@ -473,6 +477,9 @@ impl Core {
                     },
                 );
                 self.commit(&key);
+                if terminate {
+                    self.terminate_run(&key, &message, None, "durin")?;
+                }
                 return Err(Error::InvalidArgument(message));
             }
         };
@@ -503,6 +510,15 @@ impl Core {
             self.dispatch_waiting_queries(&key);
         }
         self.commit(&key);
+        let run = self.run(&key)?;
+        if run.is_open()
+            && let Some(reason) = super::limits::history_over_limit(
+                run.ms.next_event_id - 1,
+                run.ms.history_size_bytes,
+            )
+        {
+            self.terminate_run(&key, &reason, None, "durin")?;
+        }
         Ok(RespondWorkflowTaskCompletedResponse::default())
     }
 

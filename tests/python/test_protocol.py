@@ -495,3 +495,41 @@ async def test_sticky_queue_gets_partial_history_and_falls_back_when_unpolled(cl
     timed_out = task.history.events[-3].workflow_task_timed_out_event_attributes
     assert timed_out.timeout_type == TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START
     assert task.attempt == 1
+
+
+async def test_oversized_payloads_are_refused(client: Client, unique: str) -> None:
+    tq, wf_id = f"tq-{unique}", f"big-{unique}"
+    big = Payloads(payloads=[Payload(metadata={"encoding": b"binary/plain"}, data=b"x" * (3 * 1024 * 1024))])
+    with pytest.raises(RPCError) as err:
+        await client.workflow_service.start_workflow_execution(
+            StartWorkflowExecutionRequest(
+                namespace="default",
+                workflow_id=wf_id,
+                workflow_type=WorkflowType(name="RawWorkflow"),
+                task_queue=TaskQueue(name=tq),
+                input=big,
+            ),
+            timeout=RPC_TIMEOUT,
+        )
+    assert err.value.status == RPCStatusCode.INVALID_ARGUMENT
+    assert "limited to" in err.value.message
+
+    # A workflow that tries to complete with an oversized result is terminated, as in Temporal.
+    await start(client, wf_id, tq)
+    task = await poll(client, tq)
+    command = Command(
+        command_type=CommandType.COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION,
+        complete_workflow_execution_command_attributes=CompleteWorkflowExecutionCommandAttributes(result=big),
+    )
+    with pytest.raises(RPCError) as err:
+        await client.workflow_service.respond_workflow_task_completed(
+            RespondWorkflowTaskCompletedRequest(task_token=task.task_token, commands=[command], identity=IDENTITY),
+            timeout=RPC_TIMEOUT,
+        )
+    assert err.value.status == RPCStatusCode.INVALID_ARGUMENT
+    final = await history(client, wf_id)
+    assert types(final.history.events)[-2:] == [
+        E.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+        E.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
+    ]
+    assert "limited to" in final.history.events[-1].workflow_execution_terminated_event_attributes.reason
