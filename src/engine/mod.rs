@@ -35,7 +35,8 @@ use temporalio_protos::temporal::api::failure::v1::Failure;
 use tokio::sync::{Notify, broadcast, oneshot, watch};
 
 use crate::store::{
-    ExecutionRecord, LogRecord, NamespaceRecord, RecordBatch, Store, StoreError, log_record,
+    DeletedRun, ExecutionRecord, LogRecord, NamespaceRecord, RecordBatch, Store, StoreError,
+    log_record,
 };
 use matching::{Matching, QueueKey, TaskRef};
 pub use run::Run;
@@ -371,6 +372,13 @@ impl Core {
                     self.replay(record);
                 }
             }
+            Some(log_record::Kind::Deleted(d)) => {
+                self.forget_run(&RunKey {
+                    namespace: d.namespace,
+                    workflow_id: d.workflow_id,
+                    run_id: d.run_id,
+                });
+            }
             None => {}
         }
     }
@@ -404,14 +412,83 @@ impl Core {
 
     /// Re-creates queue entries and timers for every open run after a restart.
     fn rearm_all(&mut self) {
-        let keys: Vec<RunKey> = self
+        let keys: Vec<(RunKey, bool)> = self
             .runs
             .iter()
-            .filter(|(_, r)| r.is_open())
-            .map(|(k, _)| k.clone())
+            .map(|(k, r)| (k.clone(), r.is_open()))
             .collect();
-        for key in keys {
-            self.rearm_run(&key);
+        for (key, open) in keys {
+            if open {
+                self.rearm_run(&key);
+            } else {
+                self.arm_retention(&key);
+            }
+        }
+    }
+
+    /// Schedules the removal of a closed run once its namespace's retention has passed.
+    pub(crate) fn arm_retention(&mut self, key: &RunKey) {
+        let Some(run) = self.runs.get(key) else {
+            return;
+        };
+        let retention = self
+            .namespaces
+            .get(&key.namespace)
+            .and_then(|n| n.namespace.as_ref())
+            .and_then(|n| n.config.as_ref())
+            .map(|c| clock::dur_millis(&c.workflow_execution_retention_ttl))
+            .unwrap_or(0);
+        if retention > 0 && run.ms.close_time.is_some() {
+            let due = clock::opt_ts_millis(&run.ms.close_time) + retention;
+            self.push_timer(due, TimerTask::RetentionExpired { key: key.clone() });
+        }
+    }
+
+    /// Removes a closed run whose retention has passed (open runs are never removed).
+    pub(crate) fn retention_expired(&mut self, key: &RunKey) {
+        let Some(run) = self.runs.get(key) else {
+            return;
+        };
+        if run.is_open() {
+            return;
+        }
+        let due = clock::opt_ts_millis(&run.ms.close_time)
+            + self
+                .namespaces
+                .get(&key.namespace)
+                .and_then(|n| n.namespace.as_ref())
+                .and_then(|n| n.config.as_ref())
+                .map(|c| clock::dur_millis(&c.workflow_execution_retention_ttl))
+                .unwrap_or(i64::MAX / 4);
+        if due > clock::now_millis() {
+            self.push_timer(due, TimerTask::RetentionExpired { key: key.clone() });
+            return;
+        }
+        self.forget_run(key);
+        self.pending.push(LogRecord {
+            kind: Some(log_record::Kind::Deleted(DeletedRun {
+                namespace: key.namespace.clone(),
+                workflow_id: key.workflow_id.clone(),
+                run_id: key.run_id.clone(),
+            })),
+        });
+    }
+
+    fn forget_run(&mut self, key: &RunKey) {
+        self.runs.remove(key);
+        let id_key = (key.namespace.clone(), key.workflow_id.clone());
+        if self.current.get(&id_key) == Some(&key.run_id) {
+            // The newest remaining run of this workflow id, if any, becomes current.
+            let newest = self
+                .runs
+                .iter()
+                .filter(|(k, _)| k.namespace == key.namespace && k.workflow_id == key.workflow_id)
+                .max_by_key(|(_, r)| clock::opt_ts_millis(&r.ms.start_time))
+                .map(|(k, _)| k.run_id.clone());
+            match newest {
+                Some(run_id) => self.current.insert(id_key, run_id),
+                None => self.current.remove(&id_key),
+            };
         }
     }
 
@@ -579,6 +656,7 @@ impl Core {
                 attempt,
             } => self.sticky_schedule_to_start_fired(&key, scheduled_event_id, attempt),
             TimerTask::WorkflowBackoff { key } => self.workflow_backoff_fired(&key),
+            TimerTask::RetentionExpired { key } => self.retention_expired(&key),
             TimerTask::WorkflowRunTimeout { key } => self.workflow_run_timed_out(&key),
             TimerTask::ActivityRetry {
                 key,

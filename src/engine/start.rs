@@ -466,6 +466,7 @@ impl Core {
         self.redirect_queries_after_close(key);
         // The closed run's record goes first so that replay sees the new run last.
         self.commit(key);
+        self.arm_retention(key);
         self.after_close(key, continuation.is_some());
         if let Some(next) = continuation {
             self.start_continuation(key, next);

@@ -137,3 +137,49 @@ async fn restart_compacts_the_log_and_keeps_every_run() {
         assert_eq!(info.history_length, expected_len, "w{i}");
     }
 }
+
+#[tokio::test]
+async fn closed_runs_are_removed_after_retention_and_stay_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let describe = |id: &str| DescribeWorkflowExecutionRequest {
+        namespace: "default".into(),
+        execution: Some(WorkflowExecution {
+            workflow_id: id.into(),
+            run_id: String::new(),
+        }),
+    };
+    {
+        let (engine, _wal) = open(dir.path()).await;
+        engine.start_workflow(start_request("old")).await.unwrap();
+        engine.terminate(terminate_request("old")).await.unwrap();
+        engine.start_workflow(start_request("young")).await.unwrap();
+        engine.terminate(terminate_request("young")).await.unwrap();
+        // Pretend "old" closed four days ago (retention is three days).
+        let key = {
+            let mut core = engine.core.lock();
+            let key = core.resolve_run("default", "old", "").unwrap();
+            core.runs.get_mut(&key).unwrap().ms.close_time = Some(super::clock::ts_from_millis(
+                super::clock::now_millis() - 4 * 86_400_000,
+            ));
+            key
+        };
+        engine
+            .transact(|core| {
+                core.retention_expired(&key);
+                Ok(())
+            })
+            .await
+            .unwrap();
+        assert!(matches!(
+            engine.describe(describe("old")).await,
+            Err(super::Error::NotFound(_))
+        ));
+        assert!(engine.describe(describe("young")).await.is_ok());
+    }
+    let (engine, _wal) = open(dir.path()).await;
+    assert!(matches!(
+        engine.describe(describe("old")).await,
+        Err(super::Error::NotFound(_))
+    ));
+    assert!(engine.describe(describe("young")).await.is_ok());
+}

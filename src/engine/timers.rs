@@ -19,6 +19,9 @@ pub enum TimerTask {
         scheduled_event_id: i64,
         attempt: i32,
     },
+    RetentionExpired {
+        key: RunKey,
+    },
     StickyScheduleToStart {
         key: RunKey,
         scheduled_event_id: i64,

@@ -8,7 +8,9 @@ pub mod wal;
 use std::future::Future;
 use std::pin::Pin;
 
-pub use records::{ExecutionRecord, LogRecord, NamespaceRecord, RecordBatch, log_record};
+pub use records::{
+    DeletedRun, ExecutionRecord, LogRecord, NamespaceRecord, RecordBatch, log_record,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -7,7 +7,7 @@ use temporalio_protos::temporal::api::workflowservice::v1::DescribeNamespaceResp
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct LogRecord {
-    #[prost(oneof = "log_record::Kind", tags = "1, 2, 3")]
+    #[prost(oneof = "log_record::Kind", tags = "1, 2, 3, 4")]
     pub kind: Option<log_record::Kind>,
 }
 
@@ -23,6 +23,9 @@ pub mod log_record {
         /// touched several runs, e.g. a parent and the child it started).
         #[prost(message, tag = "3")]
         Batch(super::RecordBatch),
+        /// A closed run removed after its namespace's retention period.
+        #[prost(message, tag = "4")]
+        Deleted(super::DeletedRun),
     }
 }
 
@@ -50,4 +53,14 @@ pub struct ExecutionRecord {
 pub struct RecordBatch {
     #[prost(message, repeated, tag = "1")]
     pub records: Vec<LogRecord>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct DeletedRun {
+    #[prost(string, tag = "1")]
+    pub namespace: String,
+    #[prost(string, tag = "2")]
+    pub workflow_id: String,
+    #[prost(string, tag = "3")]
+    pub run_id: String,
 }
