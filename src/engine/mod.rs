@@ -16,6 +16,7 @@ pub mod limits;
 pub mod matching;
 pub mod namespace;
 pub mod query;
+pub mod retention;
 pub mod retry;
 pub mod run;
 pub mod signal;
@@ -35,8 +36,7 @@ use temporalio_protos::temporal::api::failure::v1::Failure;
 use tokio::sync::{Notify, broadcast, oneshot, watch};
 
 use crate::store::{
-    DeletedRun, ExecutionRecord, LogRecord, NamespaceRecord, RecordBatch, Store, StoreError,
-    log_record,
+    ExecutionRecord, LogRecord, NamespaceRecord, RecordBatch, Store, StoreError, log_record,
 };
 use matching::{Matching, QueueKey, TaskRef};
 pub use run::Run;
@@ -140,7 +140,7 @@ pub struct Core {
     changes: broadcast::Sender<ExecutionChange>,
     query_seq: u64,
     /// Records of the operation in progress; `flush` appends them as one.
-    pending: Vec<LogRecord>,
+    pub(crate) pending: Vec<LogRecord>,
 }
 
 impl Engine {
@@ -423,72 +423,6 @@ impl Core {
             } else {
                 self.arm_retention(&key);
             }
-        }
-    }
-
-    /// Schedules the removal of a closed run once its namespace's retention has passed.
-    pub(crate) fn arm_retention(&mut self, key: &RunKey) {
-        let Some(run) = self.runs.get(key) else {
-            return;
-        };
-        let retention = self
-            .namespaces
-            .get(&key.namespace)
-            .and_then(|n| n.namespace.as_ref())
-            .and_then(|n| n.config.as_ref())
-            .map(|c| clock::dur_millis(&c.workflow_execution_retention_ttl))
-            .unwrap_or(0);
-        if retention > 0 && run.ms.close_time.is_some() {
-            let due = clock::opt_ts_millis(&run.ms.close_time) + retention;
-            self.push_timer(due, TimerTask::RetentionExpired { key: key.clone() });
-        }
-    }
-
-    /// Removes a closed run whose retention has passed (open runs are never removed).
-    pub(crate) fn retention_expired(&mut self, key: &RunKey) {
-        let Some(run) = self.runs.get(key) else {
-            return;
-        };
-        if run.is_open() {
-            return;
-        }
-        let due = clock::opt_ts_millis(&run.ms.close_time)
-            + self
-                .namespaces
-                .get(&key.namespace)
-                .and_then(|n| n.namespace.as_ref())
-                .and_then(|n| n.config.as_ref())
-                .map(|c| clock::dur_millis(&c.workflow_execution_retention_ttl))
-                .unwrap_or(i64::MAX / 4);
-        if due > clock::now_millis() {
-            self.push_timer(due, TimerTask::RetentionExpired { key: key.clone() });
-            return;
-        }
-        self.forget_run(key);
-        self.pending.push(LogRecord {
-            kind: Some(log_record::Kind::Deleted(DeletedRun {
-                namespace: key.namespace.clone(),
-                workflow_id: key.workflow_id.clone(),
-                run_id: key.run_id.clone(),
-            })),
-        });
-    }
-
-    fn forget_run(&mut self, key: &RunKey) {
-        self.runs.remove(key);
-        let id_key = (key.namespace.clone(), key.workflow_id.clone());
-        if self.current.get(&id_key) == Some(&key.run_id) {
-            // The newest remaining run of this workflow id, if any, becomes current.
-            let newest = self
-                .runs
-                .iter()
-                .filter(|(k, _)| k.namespace == key.namespace && k.workflow_id == key.workflow_id)
-                .max_by_key(|(_, r)| clock::opt_ts_millis(&r.ms.start_time))
-                .map(|(k, _)| k.run_id.clone());
-            match newest {
-                Some(run_id) => self.current.insert(id_key, run_id),
-                None => self.current.remove(&id_key),
-            };
         }
     }
 
