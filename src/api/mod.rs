@@ -40,7 +40,11 @@ pub async fn serve(
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     Server::builder()
         .tcp_nodelay(true)
-        .add_service(health_service)
+        .add_service(
+            health_service
+                .accept_compressed(CompressionEncoding::Gzip)
+                .send_compressed(CompressionEncoding::Gzip),
+        )
         .add_service(workflow)
         .add_service(operator)
         .serve_with_incoming_shutdown(incoming, shutdown)

@@ -472,6 +472,39 @@ impl WorkflowService for WorkflowHandler {
         ok(self.engine.count_workflows(req.into_inner()).await)
     }
 
+    async fn describe_task_queue(
+        &self,
+        req: Request<DescribeTaskQueueRequest>,
+    ) -> Reply<DescribeTaskQueueResponse> {
+        ok(self.engine.describe_task_queue(req.into_inner()).await)
+    }
+
+    async fn delete_workflow_execution(
+        &self,
+        req: Request<DeleteWorkflowExecutionRequest>,
+    ) -> Reply<DeleteWorkflowExecutionResponse> {
+        ok(self
+            .engine
+            .delete_workflow(req.into_inner())
+            .await
+            .map(|_| Default::default()))
+    }
+
+    async fn get_cluster_info(
+        &self,
+        _req: Request<GetClusterInfoRequest>,
+    ) -> Reply<GetClusterInfoResponse> {
+        Ok(Response::new(GetClusterInfoResponse {
+            server_version: env!("CARGO_PKG_VERSION").to_string(),
+            cluster_id: "durin".into(),
+            cluster_name: crate::engine::namespace::CLUSTER_NAME.into(),
+            history_shard_count: 1,
+            persistence_store: "durin-log".into(),
+            visibility_store: "durin-memory".into(),
+            ..Default::default()
+        }))
+    }
+
     async fn get_search_attributes(
         &self,
         _req: Request<GetSearchAttributesRequest>,

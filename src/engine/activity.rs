@@ -69,7 +69,7 @@ impl Engine {
         let queue = QueueKey::new(&req.namespace, &queue_name, QueueKind::Activity);
         let identity = req.identity.clone();
         let resp = self
-            .poll_queue(queue, deadline, |core, task| {
+            .poll_queue(queue, &req.identity, deadline, |core, task| {
                 Ok(core.start_activity_task(task, &identity))
             })
             .await?;

@@ -56,10 +56,15 @@ struct Queue {
     pollers: VecDeque<oneshot::Sender<TaskRef>>,
     /// When a poller last came (ms since the epoch); 0: never, or its worker shut down.
     last_poll_ms: i64,
+    /// Poller identities and when each last polled, for DescribeTaskQueue.
+    seen: HashMap<String, i64>,
 }
 
 /// A sticky queue nobody polled for this long is treated as gone.
 const STICKY_LIVENESS_MS: i64 = 10_000;
+/// Pollers listed by DescribeTaskQueue: those seen within this window, at most this many.
+const POLLER_WINDOW_MS: i64 = 5 * 60_000;
+const MAX_POLLERS_TRACKED: usize = 1000;
 
 #[derive(Default)]
 pub struct Matching {
@@ -93,9 +98,13 @@ impl Matching {
     pub fn take_or_wait(
         &mut self,
         queue: &QueueKey,
+        identity: &str,
     ) -> Result<TaskRef, oneshot::Receiver<TaskRef>> {
         let q = self.queues.entry(queue.clone()).or_default();
         q.last_poll_ms = super::clock::now_millis();
+        if q.seen.len() < MAX_POLLERS_TRACKED || q.seen.contains_key(identity) {
+            q.seen.insert(identity.to_string(), q.last_poll_ms);
+        }
         if let Some(task) = q.backlog.pop_front() {
             return Ok(task);
         }
@@ -119,6 +128,18 @@ impl Matching {
             Some(q) => q.backlog.into_iter().collect(),
             None => Vec::new(),
         }
+    }
+
+    /// Identities that polled recently, with the time of their last poll (ms since the epoch).
+    pub fn recent_pollers(&mut self, queue: &QueueKey, now_ms: i64) -> Vec<(String, i64)> {
+        let Some(q) = self.queues.get_mut(queue) else {
+            return Vec::new();
+        };
+        q.seen.retain(|_, last| now_ms - *last < POLLER_WINDOW_MS);
+        q.seen
+            .iter()
+            .map(|(id, last)| (id.clone(), *last))
+            .collect()
     }
 
     pub fn backlog_len(&self, queue: &QueueKey) -> usize {

@@ -6,6 +6,7 @@
 //! return only after the store reports the record durable.
 
 pub mod activity;
+pub mod admin;
 pub mod chain;
 pub mod children;
 pub mod clock;
@@ -238,11 +239,12 @@ impl Engine {
     pub(crate) async fn poll_queue<T>(
         self: &Arc<Self>,
         queue: QueueKey,
+        identity: &str,
         deadline: tokio::time::Instant,
         mut start: impl FnMut(&mut Core, TaskRef) -> Result<Option<T>>,
     ) -> Result<Option<T>> {
         loop {
-            let taken = self.core.lock().matching.take_or_wait(&queue);
+            let taken = self.core.lock().matching.take_or_wait(&queue, identity);
             let waiting = match taken {
                 Ok(task) => {
                     let (started, lsn) = self.with_core(|core| start(core, task));

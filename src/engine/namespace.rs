@@ -1,8 +1,11 @@
 //! Namespaces: registration, description, listing and updates.
 
-use temporalio_protos::temporal::api::enums::v1::NamespaceState;
+use temporalio_protos::temporal::api::enums::v1::{NamespaceState, ReplicationState};
 use temporalio_protos::temporal::api::namespace::v1::{
     NamespaceConfig, NamespaceInfo, namespace_info::Capabilities,
+};
+use temporalio_protos::temporal::api::replication::v1::{
+    ClusterReplicationConfig, NamespaceReplicationConfig,
 };
 use temporalio_protos::temporal::api::workflowservice::v1::{
     DescribeNamespaceRequest, DescribeNamespaceResponse, ListNamespacesRequest,
@@ -16,6 +19,27 @@ use crate::store::NamespaceRecord;
 use temporalio_protos::temporal::api::operatorservice::v1::AddSearchAttributesRequest;
 
 const MIN_RETENTION_MS: i64 = 3_600_000;
+/// The one cluster a Durin deployment is, as named in namespace replication configs.
+pub const CLUSTER_NAME: &str = "active";
+
+/// Temporal servers always describe a namespace's replication; clients (the CLI) rely on it.
+fn single_cluster() -> NamespaceReplicationConfig {
+    NamespaceReplicationConfig {
+        active_cluster_name: CLUSTER_NAME.into(),
+        clusters: vec![ClusterReplicationConfig {
+            cluster_name: CLUSTER_NAME.into(),
+            ..Default::default()
+        }],
+        state: ReplicationState::Normal as i32,
+    }
+}
+
+fn with_replication(mut ns: DescribeNamespaceResponse) -> DescribeNamespaceResponse {
+    if ns.replication_config.is_none() {
+        ns.replication_config = Some(single_cluster());
+    }
+    ns
+}
 const DEFAULT_RETENTION_MS: i64 = 72 * 3_600_000;
 
 impl Engine {
@@ -107,13 +131,16 @@ impl Engine {
                     "Namespace or namespace id is required.".into(),
                 ));
             };
-            found.and_then(|r| r.namespace.clone()).ok_or_else(|| {
-                Error::NamespaceNotFound(if req.namespace.is_empty() {
-                    req.id.clone()
-                } else {
-                    req.namespace.clone()
+            found
+                .and_then(|r| r.namespace.clone())
+                .map(with_replication)
+                .ok_or_else(|| {
+                    Error::NamespaceNotFound(if req.namespace.is_empty() {
+                        req.id.clone()
+                    } else {
+                        req.namespace.clone()
+                    })
                 })
-            })
         })
         .await
     }
@@ -141,7 +168,12 @@ impl Engine {
                 .iter()
                 .skip(start)
                 .take(size)
-                .filter_map(|n| core.namespaces.get(*n).and_then(|r| r.namespace.clone()))
+                .filter_map(|n| {
+                    core.namespaces
+                        .get(*n)
+                        .and_then(|r| r.namespace.clone())
+                        .map(with_replication)
+                })
                 .collect();
             let next = start + page.len();
             Ok(ListNamespacesResponse {
@@ -165,6 +197,7 @@ impl Engine {
                 .namespaces
                 .get(&req.namespace)
                 .and_then(|r| r.namespace.clone())
+                .map(with_replication)
                 .ok_or_else(|| Error::NamespaceNotFound(req.namespace.clone()))?;
             if let (Some(update), Some(info)) = (&req.update_info, ns.namespace_info.as_mut()) {
                 if !update.description.is_empty() {

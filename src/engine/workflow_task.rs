@@ -68,7 +68,7 @@ impl Engine {
         let queue = QueueKey::new(&req.namespace, &queue_name, QueueKind::Workflow);
         let identity = req.identity.clone();
         let resp = self
-            .poll_queue(queue, deadline, |core, task| {
+            .poll_queue(queue, &req.identity, deadline, |core, task| {
                 core.start_workflow_task(task, &identity, is_sticky)
             })
             .await?;
