@@ -426,11 +426,6 @@ impl Core {
                 ),
             }
         };
-        let retry_state = if retry_state == RetryState::RetryPolicyNotSet {
-            RetryState::Timeout
-        } else {
-            retry_state
-        };
         run.append(Attributes::WorkflowExecutionTimedOutEventAttributes(
             WorkflowExecutionTimedOutEventAttributes {
                 retry_state: retry_state as i32,
