@@ -6,11 +6,17 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 from temporalio import activity, workflow
 from temporalio.api.common.v1 import Payload
 from temporalio.common import RawValue
-from temporalio.converter import PayloadCodec
+from temporalio.converter import (
+    CompositePayloadConverter,
+    DefaultPayloadConverter,
+    EncodingPayloadConverter,
+    PayloadCodec,
+)
 
 
 @activity.defn(dynamic=True)
@@ -88,3 +94,39 @@ class OrderWorkflow:
     async def run(self, order: Order) -> str:
         total = await workflow.execute_activity(price, order, start_to_close_timeout=timedelta(seconds=30))
         return f"{order.quantity} x {order.item} = {total}"
+
+
+@dataclasses.dataclass
+class Money:
+    cents: int
+    currency: str
+
+
+class MoneyPayloadConverter(EncodingPayloadConverter):
+    """Encodes `Money` as compact text under an encoding of its own (`text/money`)."""
+
+    @property
+    def encoding(self) -> str:
+        return "text/money"
+
+    def to_payload(self, value: Any) -> Payload | None:
+        # By name: the workflow sandbox re-imports this module, so its Money is another class.
+        if type(value).__name__ != "Money":
+            return None
+        return Payload(metadata={"encoding": self.encoding.encode()}, data=f"{value.cents} {value.currency}".encode())
+
+    def from_payload(self, payload: Payload, type_hint: type | None = None) -> Any:
+        cents, currency = payload.data.decode().split(" ")
+        return Money(int(cents), currency)
+
+
+class MoneyConverter(CompositePayloadConverter):
+    def __init__(self) -> None:
+        super().__init__(MoneyPayloadConverter(), *DefaultPayloadConverter.default_encoding_payload_converters)
+
+
+@workflow.defn
+class DoubleMoney:
+    @workflow.run
+    async def run(self, amount: Money) -> Money:
+        return Money(amount.cents * 2, amount.currency)
