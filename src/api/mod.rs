@@ -37,9 +37,18 @@ pub async fn serve(
     let operator = OperatorServiceServer::new(operator_service::OperatorHandler::new(engine))
         .accept_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Gzip);
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // The builder's TCP options only apply to listeners it binds itself; with our own listener
+    // Nagle must be turned off per connection, or small replies wait for delayed ACKs (~40 ms).
+    let incoming = tokio_stream::StreamExt::map(
+        tokio_stream::wrappers::TcpListenerStream::new(listener),
+        |conn| {
+            if let Ok(stream) = &conn {
+                let _ = stream.set_nodelay(true);
+            }
+            conn
+        },
+    );
     Server::builder()
-        .tcp_nodelay(true)
         .add_service(
             health_service
                 .accept_compressed(CompressionEncoding::Gzip)
