@@ -5,7 +5,6 @@ pub mod multi_operation;
 pub mod operator_service;
 pub mod workflow_service;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tonic::codec::CompressionEncoding;
@@ -58,8 +57,4 @@ pub async fn serve(
         .add_service(operator)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
-}
-
-pub fn describe_addr(addr: &SocketAddr) -> String {
-    addr.to_string()
 }
