@@ -108,6 +108,9 @@ pub struct EngineConfig {
     pub long_poll_timeout: Duration,
     /// How long a history long poll waits before answering with an empty page.
     pub history_poll_timeout: Duration,
+    /// The log is rewritten as one record per live object once it holds at least this many
+    /// records and more than twice as many as live objects.
+    pub compact_min_records: u64,
 }
 
 impl Default for EngineConfig {
@@ -115,6 +118,7 @@ impl Default for EngineConfig {
         Self {
             long_poll_timeout: Duration::from_secs(60),
             history_poll_timeout: Duration::from_secs(20),
+            compact_min_records: 200_000,
         }
     }
 }
@@ -142,6 +146,9 @@ pub struct Core {
     query_seq: u64,
     /// Records of the operation in progress; `flush` appends them as one.
     pub(crate) pending: Vec<LogRecord>,
+    /// Records in the log since it was last written whole (drives compaction).
+    records_in_log: u64,
+    compact_min_records: u64,
 }
 
 impl Engine {
@@ -160,6 +167,8 @@ impl Engine {
             changes: changes.clone(),
             query_seq: 0,
             pending: Vec::new(),
+            records_in_log: 0,
+            compact_min_records: 0,
         };
         let records = store.load()?;
         let count = records.len();
@@ -169,11 +178,9 @@ impl Engine {
         core.rearm_all();
         // The log holds one record per change; once it is mostly superseded state, rewrite
         // it as one record per live object so start-up stays fast and the disk stays small.
-        let live = core.runs.len() + core.namespaces.len();
-        if count > 1000 && count > 2 * live {
-            let lsn = store.compact(core.snapshot_records());
-            tracing::info!(before = count, after = live, lsn, "compacting the log");
-        }
+        core.records_in_log = count as u64;
+        core.compact_min_records = config.compact_min_records;
+        core.compact_if_superseded();
         tracing::info!(
             records = count,
             runs = core.runs.len(),
@@ -209,6 +216,7 @@ impl Engine {
         let mut core = self.core.lock();
         let r = f(&mut core);
         core.flush();
+        core.compact_if_superseded();
         (r, self.store.last_lsn())
     }
 
@@ -454,8 +462,28 @@ impl Core {
         }
     }
 
+    /// The log holds one record per change; once it is mostly superseded state, rewrite it as
+    /// one record per live object so the disk stays small and start-up stays fast. The writer
+    /// thread swaps the files in order with other appends.
+    fn compact_if_superseded(&mut self) {
+        let live = (self.runs.len() + self.namespaces.len()) as u64;
+        if self.records_in_log >= self.compact_min_records && self.records_in_log > 2 * live {
+            let lsn = self.store.compact(self.snapshot_records());
+            tracing::info!(
+                before = self.records_in_log,
+                after = live,
+                lsn,
+                "compacting the log"
+            );
+            self.records_in_log = live;
+        }
+    }
+
     /// Hands the records of the current operation to the store as one frame.
     pub(crate) fn flush(&mut self) {
+        if !self.pending.is_empty() {
+            self.records_in_log += 1;
+        }
         match self.pending.len() {
             0 => {}
             1 => {

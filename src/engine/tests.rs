@@ -41,8 +41,16 @@ fn terminate_request(id: &str) -> TerminateWorkflowExecutionRequest {
 }
 
 async fn open(dir: &std::path::Path) -> (Arc<Engine>, Arc<Wal>) {
+    open_with(dir, 1000).await
+}
+
+async fn open_with(dir: &std::path::Path, compact_min_records: u64) -> (Arc<Engine>, Arc<Wal>) {
     let wal = Wal::open(dir).unwrap();
-    let engine = Engine::open(wal.clone(), EngineConfig::default()).unwrap();
+    let config = EngineConfig {
+        compact_min_records,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::open(wal.clone(), config).unwrap();
     engine.ensure_namespace("default").await.unwrap();
     (engine, wal)
 }
@@ -77,7 +85,7 @@ async fn restart_compacts_the_log_and_keeps_every_run() {
     let dir = tempfile::tempdir().unwrap();
     let count = 300;
     {
-        let (engine, _wal) = open(dir.path()).await;
+        let (engine, _wal) = open_with(dir.path(), u64::MAX).await;
         let mut tasks = Vec::new();
         for i in 0..count {
             let engine = engine.clone();
@@ -182,4 +190,43 @@ async fn closed_runs_are_removed_after_retention_and_stay_removed() {
         Err(super::Error::NotFound(_))
     ));
     assert!(engine.describe(describe("young")).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_running_engine_compacts_its_log_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (engine, wal) = open_with(dir.path(), 200).await;
+        engine.start_workflow(start_request("busy")).await.unwrap();
+        for n in 0..450 {
+            let signal = SignalWorkflowExecutionRequest {
+                namespace: "default".into(),
+                workflow_execution: Some(WorkflowExecution {
+                    workflow_id: "busy".into(),
+                    run_id: String::new(),
+                }),
+                signal_name: format!("s{n}"),
+                ..Default::default()
+            };
+            engine.signal(signal).await.unwrap();
+        }
+        wal.wait_durable(wal.last_lsn()).await.unwrap();
+        // Two compactions happened (at 200 and 400 records), so the log holds the snapshot
+        // (namespace + run) plus the records since the last one.
+        let records = wal.load().unwrap().len();
+        assert!(records < 100, "{records} records after online compaction");
+    }
+    let (engine, _wal) = open_with(dir.path(), 200).await;
+    let resp = engine
+        .describe(DescribeWorkflowExecutionRequest {
+            namespace: "default".into(),
+            execution: Some(WorkflowExecution {
+                workflow_id: "busy".into(),
+                run_id: String::new(),
+            }),
+        })
+        .await
+        .unwrap();
+    // Started, task scheduled, 450 signals.
+    assert_eq!(resp.workflow_execution_info.unwrap().history_length, 452);
 }
