@@ -143,6 +143,22 @@ impl Core {
         self.commit(parent);
     }
 
+    /// The open run a workflow-to-workflow operation targets, if there is one.
+    fn open_target(&self, namespace: &str, workflow_id: &str, run_id: &str) -> Option<RunKey> {
+        self.resolve_run(namespace, workflow_id, run_id)
+            .ok()
+            .filter(|k| self.runs.get(k).is_some_and(|r| r.is_open()))
+    }
+
+    /// Records the result of a workflow-to-workflow operation in the source run, unless that
+    /// run is closing in the same task.
+    fn record_in_source(&mut self, source: &RunKey, outcome: Attributes, record: bool) {
+        if record {
+            self.add_event(source, outcome);
+            self.commit(source);
+        }
+    }
+
     pub(crate) fn signal_external(
         &mut self,
         source: &RunKey,
@@ -160,10 +176,7 @@ impl Core {
             workflow_id: source.workflow_id.clone(),
             run_id: source.run_id.clone(),
         };
-        let target = self
-            .resolve_run(&namespace, &target_exec.workflow_id, &target_exec.run_id)
-            .ok()
-            .filter(|k| self.runs.get(k).is_some_and(|r| r.is_open()));
+        let target = self.open_target(&namespace, &target_exec.workflow_id, &target_exec.run_id);
         let outcome = match target {
             Some(target) => {
                 let signal = WorkflowExecutionSignaledEventAttributes {
@@ -193,10 +206,7 @@ impl Core {
                 },
             ),
         };
-        if record {
-            self.add_event(source, outcome);
-            self.commit(source);
-        }
+        self.record_in_source(source, outcome, record);
     }
 
     pub(crate) fn cancel_external(
@@ -215,10 +225,7 @@ impl Core {
             workflow_id: a.workflow_id.clone(),
             run_id: a.run_id.clone(),
         };
-        let target = self
-            .resolve_run(&namespace, &a.workflow_id, &a.run_id)
-            .ok()
-            .filter(|k| self.runs.get(k).is_some_and(|r| r.is_open()));
+        let target = self.open_target(&namespace, &a.workflow_id, &a.run_id);
         let outcome = match target {
             Some(target) => {
                 let source_exec = WorkflowExecution { workflow_id: source.workflow_id.clone(), run_id: source.run_id.clone() };
@@ -243,10 +250,7 @@ impl Core {
                 },
             ),
         };
-        if record {
-            self.add_event(source, outcome);
-            self.commit(source);
-        }
+        self.record_in_source(source, outcome, record);
     }
 
     /// Records a cancellation request on an open run (de-duplicated).
