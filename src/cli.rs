@@ -1,11 +1,16 @@
-//! Command line: `durin dev` runs the engine with the embedded store.
+//! Command line: `durin dev` runs the engine with the embedded store, `durin operator` adds
+//! the Kubernetes controllers, `durin crds` prints the CRDs, `durin apply` takes resource
+//! manifests to a running server without a cluster.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
 use crate::engine::{Engine, EngineConfig};
+use crate::operator::leader::LeaseConfig;
+use crate::operator::run::OperatorConfig;
 use crate::store::wal::Wal;
 
 #[derive(Parser, Debug)]
@@ -23,6 +28,12 @@ pub struct Cli {
 pub enum Command {
     /// Run the engine locally with the embedded store (no other service needed).
     Dev(DevArgs),
+    /// Run the engine and the Kubernetes controllers (in a cluster, or with a kubeconfig).
+    Operator(OperatorArgs),
+    /// Print the CustomResourceDefinitions (YAML) for `kubectl apply -f -`.
+    Crds,
+    /// Apply Workflow manifests to a running Durin server, no cluster needed.
+    Apply(crate::operator::apply::ApplyArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -30,6 +41,12 @@ pub struct DevArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1", env = "DURIN_IP")]
     pub ip: std::net::IpAddr,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct EngineArgs {
     /// Port for the Temporal gRPC API.
     #[arg(long, default_value_t = 7233, env = "DURIN_PORT")]
     pub port: u16,
@@ -39,6 +56,36 @@ pub struct DevArgs {
     /// Namespaces to create at start besides `default`.
     #[arg(long = "namespace")]
     pub namespaces: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct OperatorArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0", env = "DURIN_IP")]
+    pub ip: std::net::IpAddr,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Engine address given to worker pods as TEMPORAL_ADDRESS (default: 127.0.0.1:<port>;
+    /// in a cluster, the Service's DNS name).
+    #[arg(long, env = "DURIN_ENGINE_ADDRESS")]
+    pub engine_address: Option<String>,
+    /// Only watch resources in this Kubernetes namespace.
+    #[arg(long, env = "DURIN_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
+    /// Elect a leader with a Lease so only one replica runs the controllers.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, env = "DURIN_LEADER_ELECTION")]
+    pub leader_election: bool,
+    /// Namespace of the leader Lease (in a pod: its own namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+    #[arg(long, default_value = "durin-operator")]
+    pub lease_name: String,
+    /// Seconds a leader keeps the lease without renewing it.
+    #[arg(long, default_value_t = 15)]
+    pub lease_duration: u64,
+    /// This replica's identity in the Lease (in a pod: its name).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -54,21 +101,40 @@ fn default_data_dir() -> PathBuf {
 pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
         Command::Dev(args) => dev(args).await,
+        Command::Operator(args) => operator(args).await,
+        Command::Crds => {
+            print!("{}", crate::operator::crd::to_yaml()?);
+            Ok(())
+        }
+        Command::Apply(args) => crate::operator::apply::run(args).await,
     }
 }
 
-async fn dev(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
+struct Started {
+    engine: Arc<Engine>,
+    listener: tokio::net::TcpListener,
+}
+
+async fn start_engine(
+    ip: std::net::IpAddr,
+    args: &EngineArgs,
+) -> Result<Started, Box<dyn std::error::Error>> {
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     let store = Wal::open(&data_dir)?;
     let engine = Engine::open(store, EngineConfig::default())?;
     engine.ensure_namespace("default").await?;
     for ns in &args.namespaces {
         engine.ensure_namespace(ns).await?;
     }
-    let _timers = engine.spawn_timer_loop();
-    let addr = SocketAddr::new(args.ip, args.port);
+    let addr = SocketAddr::new(ip, args.port);
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(address = %listener.local_addr()?, data_dir = %data_dir.display(), "durin dev server listening");
+    tracing::info!(address = %listener.local_addr()?, data_dir = %data_dir.display(), "durin listening");
+    Ok(Started { engine, listener })
+}
+
+async fn serve(started: Started) -> Result<(), Box<dyn std::error::Error>> {
+    let Started { engine, listener } = started;
+    let _timers = engine.spawn_timer_loop();
     let stopping = engine.clone();
     let shutdown = async move {
         shutdown_signal().await;
@@ -77,6 +143,46 @@ async fn dev(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
     crate::api::serve(engine, listener, shutdown).await?;
     tracing::info!("durin stopped");
     Ok(())
+}
+
+async fn dev(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let started = start_engine(args.ip, &args.engine).await?;
+    serve(started).await
+}
+
+async fn operator(args: OperatorArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let client = kube::Client::try_default().await.map_err(|e| {
+        format!("cannot configure a Kubernetes client (in-cluster or KUBECONFIG): {e}")
+    })?;
+    let started = start_engine(args.ip, &args.engine).await?;
+    let port = started.listener.local_addr()?.port();
+    let identity = args.identity.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "durin".into());
+        format!("{host}-{}", std::process::id())
+    });
+    let cfg = OperatorConfig {
+        engine_address: args
+            .engine_address
+            .clone()
+            .unwrap_or_else(|| format!("127.0.0.1:{port}")),
+        watch_namespace: args.watch_namespace.clone(),
+        lease: args.leader_election.then(|| LeaseConfig {
+            namespace: args.lease_namespace.clone(),
+            name: args.lease_name.clone(),
+            identity,
+            duration_secs: args.lease_duration.max(2),
+        }),
+    };
+    let controllers = tokio::spawn(crate::operator::run::run(
+        started.engine.clone(),
+        client,
+        cfg,
+    ));
+    let result = serve(started).await;
+    controllers.abort();
+    result
 }
 
 async fn shutdown_signal() {

@@ -8,6 +8,8 @@
 pub mod api;
 pub mod cli;
 pub mod engine;
+pub mod go_duration;
+pub mod operator;
 pub mod proto;
 pub mod store;
 pub mod visibility;

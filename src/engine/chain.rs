@@ -187,7 +187,8 @@ fn parse_cron(spec: &str) -> Result<CronSpec, String> {
         rest = expr.trim();
     }
     if let Some(d) = rest.strip_prefix("@every") {
-        let ms = parse_go_duration(d.trim()).ok_or_else(|| bad("bad @every duration"))?;
+        let ms =
+            crate::go_duration::parse_millis(d.trim()).ok_or_else(|| bad("bad @every duration"))?;
         if ms <= 0 {
             return Err(bad("@every needs a positive duration"));
         }
@@ -250,40 +251,6 @@ fn day_of_week_from_sunday(field: &str) -> String {
     }
     flush(&mut number, &mut out);
     out
-}
-
-/// Parses Go duration strings such as `2s`, `1m30s`, `1h`, `500ms`.
-fn parse_go_duration(s: &str) -> Option<i64> {
-    if s.is_empty() {
-        return None;
-    }
-    let mut total = 0f64;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return None;
-        }
-        let value: f64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let factor = match &rest[..unit_len] {
-            "ns" => 1e-6,
-            "us" | "µs" => 1e-3,
-            "ms" => 1.0,
-            "s" => 1e3,
-            "m" => 60e3,
-            "h" => 3600e3,
-            _ => return None,
-        };
-        total += value * factor;
-        rest = &rest[unit_len..];
-    }
-    Some(total as i64)
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@
 
 #![allow(dead_code)]
 
+pub mod kube_env;
+
 use std::{
     fs::{File, OpenOptions},
     future::Future,
@@ -39,12 +41,33 @@ pub struct DurinServer {
     data_dir: PathBuf,
     log_path: PathBuf,
     starts: u32,
+    /// `dev`, or `operator` with its flags and KUBECONFIG.
+    subcommand: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl DurinServer {
     /// Start a fresh server (new temp dir, new free port) and wait until it accepts SDK
     /// connections.
     pub async fn start() -> Self {
+        Self::start_with(vec!["dev".into()], Vec::new()).await
+    }
+
+    /// Start `durin operator` (engine + controllers) against the cluster in `kubeconfig`.
+    pub async fn start_operator(kubeconfig: &Path, extra: &[&str]) -> Self {
+        let mut args = vec!["operator".to_string()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let env = vec![
+            ("KUBECONFIG".to_string(), kubeconfig.display().to_string()),
+            (
+                "RUST_LOG".to_string(),
+                "info,durin=debug,kube=info".to_string(),
+            ),
+        ];
+        Self::start_with(args, env).await
+    }
+
+    async fn start_with(subcommand: Vec<String>, env: Vec<(String, String)>) -> Self {
         let tmp = tempfile::Builder::new()
             .prefix("durin-sdk-test-")
             .tempdir()
@@ -59,6 +82,8 @@ impl DurinServer {
             data_dir,
             log_path,
             starts: 0,
+            subcommand,
+            env,
         };
         server.spawn();
         server.wait_ready().await;
@@ -143,7 +168,7 @@ impl DurinServer {
         );
         let stderr: File = log.try_clone().expect("clone log handle");
         let child = Command::new(env!("CARGO_BIN_EXE_durin"))
-            .arg("dev")
+            .args(&self.subcommand)
             .arg("--ip")
             .arg("127.0.0.1")
             .arg("--port")
@@ -152,6 +177,7 @@ impl DurinServer {
             .arg(&self.data_dir)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(stderr))

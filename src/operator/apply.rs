@@ -1,0 +1,178 @@
+//! `durin apply -f FILE`: the same Workflow manifests the operator reconciles, applied to a
+//! running server (`durin dev`) with no cluster. Applying twice is harmless: the start and
+//! every signal carry request ids derived from the resource, so the engine deduplicates them.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use super::crd::workflow::{DesiredState, Workflow};
+use super::frontend::{Frontend, Remote};
+use super::workflow_actions::{self as actions, SignalOutcome, StartError, Target};
+use super::workflow_status;
+use crate::proto::api::enums::v1::HistoryEventFilterType;
+use crate::proto::api::workflowservice::v1::GetWorkflowExecutionHistoryRequest;
+
+#[derive(clap::Args, Debug)]
+pub struct ApplyArgs {
+    /// Manifest file (`-` for standard input); several YAML documents may be separated by `---`.
+    #[arg(short = 'f', long = "filename")]
+    pub file: PathBuf,
+    /// Durin server address.
+    #[arg(long, default_value = "127.0.0.1:7233", env = "TEMPORAL_ADDRESS")]
+    pub address: String,
+    /// Kubernetes namespace assumed for manifests without one (maps to the Durin namespace).
+    #[arg(short = 'n', long = "namespace", default_value = "default")]
+    pub namespace: String,
+    /// Wait for each workflow to close and print its phase and result.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+type BoxError = Box<dyn std::error::Error>;
+
+pub async fn run(args: ApplyArgs) -> Result<(), BoxError> {
+    let text = if args.file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(&args.file)
+            .map_err(|e| format!("cannot read {}: {e}", args.file.display()))?
+    };
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&text)
+        .map_err(|e| format!("{}: not valid YAML: {e}", args.file.display()))?;
+    let frontend = Remote::connect(&args.address)
+        .await
+        .map_err(|e| format!("cannot reach Durin at {}: {e}", args.address))?;
+    let mut failed = false;
+    for doc in docs.into_iter().filter(|d| !d.is_null()) {
+        let kind = doc
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let api_version = doc.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        if api_version != "durin.dev/v1alpha1" {
+            eprintln!("skipping {kind} ({api_version}): not a durin.dev/v1alpha1 resource");
+            continue;
+        }
+        let outcome = match kind.as_str() {
+            "Workflow" => apply_workflow(&frontend, doc, &args).await,
+            "Schedule" | "Worker" => Err(format!(
+                "{kind} resources need the operator on a cluster; `durin apply` takes Workflow manifests"
+            )
+            .into()),
+            other => Err(format!("unknown kind {other:?}").into()),
+        };
+        if let Err(e) = outcome {
+            eprintln!("error: {e}");
+            failed = true;
+        }
+    }
+    if failed {
+        return Err("some resources were not applied".into());
+    }
+    Ok(())
+}
+
+async fn apply_workflow(frontend: &Remote, doc: Value, args: &ApplyArgs) -> Result<(), BoxError> {
+    let mut wf: Workflow =
+        serde_json::from_value(doc).map_err(|e| format!("invalid Workflow manifest: {e}"))?;
+    let name = wf
+        .metadata
+        .name
+        .clone()
+        .ok_or("Workflow manifest has no metadata.name")?;
+    wf.metadata
+        .namespace
+        .get_or_insert_with(|| args.namespace.clone());
+    let target = Target::of(&wf);
+    // Stands in for the resource uid the operator would use.
+    let uid = format!("durin-apply/{}/{}", target.namespace, name);
+    let run_id = match actions::start(frontend, &target, &uid, &wf.spec).await {
+        Ok(run_id) => run_id,
+        Err(StartError::Transient(s)) => {
+            return Err(format!("workflow.durin.dev/{name}: {}", s.message()).into());
+        }
+        Err(e) => return Err(format!("workflow.durin.dev/{name}: {e}").into()),
+    };
+    println!(
+        "workflow.durin.dev/{name} applied (namespace {}, workflow id {}, run {run_id})",
+        target.namespace, target.workflow_id
+    );
+    for entry in &wf.spec.signals {
+        match actions::signal(frontend, &target, &uid, entry).await? {
+            SignalOutcome::Delivered => {
+                println!("  signal {} ({}) delivered", entry.id, entry.name)
+            }
+            SignalOutcome::Undeliverable(why) => {
+                println!(
+                    "  signal {} ({}) not delivered: {why}",
+                    entry.id, entry.name
+                )
+            }
+        }
+    }
+    let desired = wf.spec.desired_state.unwrap_or_default();
+    if desired != DesiredState::Running {
+        let reason = wf
+            .spec
+            .reason
+            .clone()
+            .unwrap_or_else(|| format!("desiredState {desired:?}"));
+        actions::apply_state(frontend, &target, &uid, desired, &reason).await?;
+        println!("  desiredState {desired:?} applied");
+    }
+    if args.wait {
+        wait_for_close(frontend, &target).await?;
+        let obs = workflow_status::observe(frontend, &target, &Default::default())
+            .await?
+            .ok_or("the workflow disappeared")?;
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let status = workflow_status::fold(
+            Default::default(),
+            &obs,
+            None,
+            &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now),
+            now.as_millisecond(),
+        );
+        let phase = status.phase.map(|p| format!("{p:?}")).unwrap_or_default();
+        println!("  phase: {phase}");
+        if let Some(r) = &status.result {
+            println!("  result: {}", serde_json::to_string(r)?);
+        }
+        if let Some(f) = &status.failure {
+            println!("  failure: {}", f.message);
+        }
+    }
+    Ok(())
+}
+
+/// Long-polls the history for the close event of the chain's current run.
+async fn wait_for_close(frontend: &Remote, target: &Target) -> Result<(), BoxError> {
+    loop {
+        let resp = frontend
+            .history(GetWorkflowExecutionHistoryRequest {
+                namespace: target.namespace.clone(),
+                execution: super::translate::execution(&target.workflow_id, ""),
+                wait_new_event: true,
+                history_event_filter_type: HistoryEventFilterType::CloseEvent as i32,
+                ..Default::default()
+            })
+            .await?;
+        if resp.history.is_some_and(|h| !h.events.is_empty()) {
+            // A continued run hands over to the next; its describe shows the newest run.
+            let obs = workflow_status::observe(frontend, target, &Default::default()).await?;
+            let running = obs.is_some_and(|o| {
+                workflow_status::phase_of(
+                    o.describe
+                        .workflow_execution_info
+                        .map(|i| i.status)
+                        .unwrap_or(0),
+                ) == super::crd::workflow::WorkflowPhase::Running
+            });
+            if !running {
+                return Ok(());
+            }
+        }
+    }
+}

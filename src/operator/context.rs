@@ -1,0 +1,126 @@
+//! What every controller shares: the Kubernetes client, the in-process engine, the event
+//! recorder, and the map from engine executions back to the resources that own them.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Client, Resource};
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+
+use super::crd::Workflow;
+use super::frontend::{Frontend, Local};
+use super::workflow_actions::Target;
+use crate::engine::Engine;
+
+/// Field manager for every write the operator makes (server-side apply).
+pub const MANAGER: &str = "durin-operator";
+
+pub struct Context {
+    pub client: Client,
+    pub engine: Arc<Engine>,
+    pub frontend: Local,
+    pub recorder: Recorder,
+    /// The engine address worker pods are given (`TEMPORAL_ADDRESS`).
+    pub engine_address: String,
+    /// Execution → resource, so an engine change wakes the right reconcile.
+    workflows: Mutex<HashMap<Target, ObjectRef<Workflow>>>,
+    wake_workflow: mpsc::UnboundedSender<ObjectRef<Workflow>>,
+    namespaces: Mutex<HashSet<String>>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        engine: Arc<Engine>,
+        engine_address: String,
+        reporter_instance: Option<String>,
+    ) -> (Arc<Self>, mpsc::UnboundedReceiver<ObjectRef<Workflow>>) {
+        let (wake_workflow, woken) = mpsc::unbounded_channel();
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: MANAGER.into(),
+                instance: reporter_instance,
+            },
+        );
+        let ctx = Arc::new(Self {
+            frontend: Local::new(engine.clone()),
+            client,
+            engine,
+            recorder,
+            engine_address,
+            workflows: Mutex::new(HashMap::new()),
+            wake_workflow,
+            namespaces: Mutex::new(HashSet::new()),
+        });
+        (ctx, woken)
+    }
+
+    pub fn track_workflow(&self, target: Target, obj: ObjectRef<Workflow>) {
+        self.workflows.lock().insert(target, obj);
+    }
+
+    pub fn forget_workflow(&self, target: &Target) {
+        self.workflows.lock().remove(target);
+    }
+
+    /// Creates a Durin namespace on first use (remembered, so only the first call pays).
+    pub async fn ensure_namespace(&self, namespace: &str) -> Result<(), tonic::Status> {
+        if self.namespaces.lock().contains(namespace) {
+            return Ok(());
+        }
+        self.frontend.ensure_namespace(namespace).await?;
+        self.namespaces.lock().insert(namespace.to_string());
+        Ok(())
+    }
+
+    /// Publishes a Kubernetes event; a failure is logged, never fails a reconcile.
+    pub async fn event<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
+        let ev = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
+            tracing::warn!(error = %e, reason, "could not publish event");
+        }
+    }
+
+    /// Forwards engine changes to the reconciles of the resources that own them: status
+    /// follows the engine without polling.
+    pub async fn forward_engine_changes(self: Arc<Self>) {
+        let mut changes = self.engine.subscribe();
+        loop {
+            match changes.recv().await {
+                Ok(change) => {
+                    let target = Target {
+                        namespace: change.key.namespace,
+                        workflow_id: change.key.workflow_id,
+                    };
+                    let obj = self.workflows.lock().get(&target).cloned();
+                    if let Some(obj) = obj {
+                        let _ = self.wake_workflow.send(obj);
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    let all: Vec<_> = self.workflows.lock().values().cloned().collect();
+                    for obj in all {
+                        let _ = self.wake_workflow.send(obj);
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! The custom resources of API group `durin.dev`, version `v1alpha1`.
+//!
+//! Spec fields keep what the user wrote (durations stay strings, parsed by the controllers);
+//! status holds a bounded summary, the engine keeps histories and large payloads.
+
+pub mod schedule;
+
+mod schema;
+pub mod worker;
+pub mod workflow;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+
+pub use schedule::{Schedule, ScheduleSpec, ScheduleStatus};
+pub use worker::{Worker, WorkerSpec, WorkerStatus};
+pub use workflow::{Workflow, WorkflowSpec, WorkflowStatus};
+
+pub const GROUP: &str = "durin.dev";
+
+/// Every CRD Durin serves, in a stable order.
+pub fn all() -> Vec<CustomResourceDefinition> {
+    vec![Workflow::crd(), Schedule::crd(), Worker::crd()]
+}
+
+/// The CRDs as one multi-document YAML stream (what `durin crds` prints and `crds/` holds).
+pub fn to_yaml() -> Result<String, serde_saphyr::SerializeError> {
+    let mut out = String::new();
+    for crd in all() {
+        out.push_str("---\n");
+        out.push_str(&serde_saphyr::to_string(&crd)?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crds_are_structural_and_small() {
+        for crd in all() {
+            let json = serde_json::to_string(&crd).expect("crd serializes");
+            assert!(
+                json.len() < 256 * 1024,
+                "{} is {} bytes",
+                crd.spec.names.kind,
+                json.len()
+            );
+            assert!(json.contains("openAPIV3Schema"));
+        }
+    }
+
+    #[test]
+    fn committed_crds_are_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/durin.dev.yaml");
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        let generated = to_yaml().expect("crds render");
+        assert!(
+            committed == generated,
+            "crds/durin.dev.yaml is stale: run `cargo run -- crds > crds/durin.dev.yaml`"
+        );
+    }
+}

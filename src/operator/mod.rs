@@ -1,0 +1,15 @@
+//! The Kubernetes face of Durin: custom resources and the controllers that reconcile them
+//! into executions on the engine.
+
+pub mod apply;
+pub mod conditions;
+pub mod context;
+pub mod crd;
+pub mod frontend;
+pub mod leader;
+pub mod run;
+pub mod translate;
+pub mod worker_controller;
+pub mod workflow_actions;
+pub mod workflow_controller;
+pub mod workflow_status;

@@ -1,0 +1,71 @@
+//! `durin operator`: the controllers, started under leader election next to the engine.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::{Api, Client};
+
+use super::context::Context;
+use super::crd::{Worker, Workflow};
+use super::leader::{self, LeaseConfig};
+use super::{worker_controller, workflow_controller};
+use crate::engine::Engine;
+
+pub struct OperatorConfig {
+    /// Address worker pods use to reach the engine.
+    pub engine_address: String,
+    /// Only watch this Kubernetes namespace (all when `None`).
+    pub watch_namespace: Option<String>,
+    /// `None` runs without leader election (a single replica).
+    pub lease: Option<LeaseConfig>,
+}
+
+pub async fn run(engine: Arc<Engine>, client: Client, cfg: OperatorConfig) {
+    let OperatorConfig {
+        engine_address,
+        watch_namespace,
+        lease,
+    } = cfg;
+    let instance = lease.as_ref().map(|l| l.identity.clone());
+    let lease_client = client.clone();
+    let lead = move || {
+        let (client, engine) = (client.clone(), engine.clone());
+        let (address, ns, instance) = (
+            engine_address.clone(),
+            watch_namespace.clone(),
+            instance.clone(),
+        );
+        async move { controllers(client, engine, address, ns, instance).await }
+    };
+    match lease {
+        Some(cfg) => leader::run_while_leader(lease_client, cfg, lead).await,
+        None => lead().await,
+    }
+}
+
+async fn controllers(
+    client: Client,
+    engine: Arc<Engine>,
+    engine_address: String,
+    watch_namespace: Option<String>,
+    instance: Option<String>,
+) {
+    let (ctx, woken) = Context::new(client.clone(), engine, engine_address, instance);
+    let (workflows, workers, deployments) = match &watch_namespace {
+        Some(ns) => (
+            Api::<Workflow>::namespaced(client.clone(), ns),
+            Api::<Worker>::namespaced(client.clone(), ns),
+            Api::<Deployment>::namespaced(client.clone(), ns),
+        ),
+        None => (
+            Api::<Workflow>::all(client.clone()),
+            Api::<Worker>::all(client.clone()),
+            Api::<Deployment>::all(client.clone()),
+        ),
+    };
+    tokio::join!(
+        ctx.clone().forward_engine_changes(),
+        workflow_controller::run(ctx.clone(), woken, workflows),
+        worker_controller::run(ctx.clone(), workers, deployments),
+    );
+}

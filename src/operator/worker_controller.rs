@@ -1,0 +1,400 @@
+//! Reconciles `Worker` resources into `apps/v1` Deployments and reports the task queue's
+//! pollers and backlog from the engine.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{EnvVar, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::EventType;
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+
+use super::conditions;
+use super::context::{Context, MANAGER};
+use super::crd::worker::{Poller, Worker, WorkerStatus};
+use super::frontend::Frontend;
+use crate::proto::api::enums::v1::TaskQueueType;
+use crate::proto::api::taskqueue::v1::TaskQueue;
+use crate::proto::api::workflowservice::v1::DescribeTaskQueueRequest;
+
+/// Pollers and backlog live in the engine's matching layer, not in the change feed; they are
+/// re-read this often.
+const REFRESH: Duration = Duration::from_secs(5);
+pub const WORKER_LABEL: &str = "durin.dev/worker";
+const DEFAULT_BACKLOG_PER_REPLICA: i64 = 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("kubernetes: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("engine: {0}")]
+    Engine(#[from] tonic::Status),
+}
+
+pub async fn run(ctx: Arc<Context>, api: Api<Worker>, deployments: Api<Deployment>) {
+    Controller::new(api, watcher::Config::default().any_semantic())
+        .owns(deployments, watcher::Config::default().labels(WORKER_LABEL))
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "worker reconcile");
+            }
+        })
+        .await;
+}
+
+fn error_policy(w: Arc<Worker>, err: &Error, _: Arc<Context>) -> Action {
+    tracing::warn!(worker = %w.name_any(), error = %err, "worker reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// The Deployment a Worker stands for, or why its template is unusable.
+pub fn deployment(
+    w: &Worker,
+    engine_address: &str,
+    replicas: Option<i32>,
+) -> Result<Deployment, String> {
+    let name = w.name_any();
+    let durin_ns = durin_namespace(w);
+    let mut template: PodTemplateSpec = serde_json::from_value(w.spec.template.clone())
+        .map_err(|e| format!("spec.template is not a pod template: {e}"))?;
+    let selector = BTreeMap::from([(WORKER_LABEL.to_string(), name.clone())]);
+    let meta = template.metadata.get_or_insert_with(ObjectMeta::default);
+    let labels = meta.labels.get_or_insert_with(BTreeMap::new);
+    labels.extend(selector.clone());
+    labels.insert("app.kubernetes.io/name".into(), "durin-worker".into());
+    labels.insert("app.kubernetes.io/instance".into(), name.clone());
+    let pod = template
+        .spec
+        .as_mut()
+        .ok_or_else(|| "spec.template.spec is required".to_string())?;
+    if pod.containers.is_empty() {
+        return Err("spec.template.spec.containers needs at least one container".into());
+    }
+    let env = [
+        ("TEMPORAL_ADDRESS", engine_address.to_string()),
+        ("TEMPORAL_NAMESPACE", durin_ns),
+        ("TEMPORAL_TASK_QUEUE", w.spec.task_queue.clone()),
+    ];
+    for c in &mut pod.containers {
+        let vars = c.env.get_or_insert_with(Vec::new);
+        for (k, v) in &env {
+            // A value the user set explicitly wins.
+            if !vars.iter().any(|e| e.name == *k) {
+                vars.push(EnvVar {
+                    name: k.to_string(),
+                    value: Some(v.clone()),
+                    value_from: None,
+                });
+            }
+        }
+    }
+    let mut labels = BTreeMap::from([
+        (
+            "app.kubernetes.io/name".to_string(),
+            "durin-worker".to_string(),
+        ),
+        (
+            "app.kubernetes.io/managed-by".to_string(),
+            MANAGER.to_string(),
+        ),
+    ]);
+    labels.extend(selector.clone());
+    let owner = w
+        .controller_owner_ref(&())
+        .ok_or_else(|| "resource has no uid yet".to_string())?;
+    Ok(Deployment {
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: w.namespace(),
+            labels: Some(labels),
+            owner_references: Some(vec![owner]),
+            ..Default::default()
+        },
+        spec: Some(DeploymentSpec {
+            replicas,
+            selector: LabelSelector {
+                match_labels: Some(selector),
+                match_expressions: None,
+            },
+            template,
+            ..Default::default()
+        }),
+        status: None,
+    })
+}
+
+fn durin_namespace(w: &Worker) -> String {
+    w.spec
+        .namespace
+        .clone()
+        .or_else(|| w.namespace())
+        .unwrap_or_else(|| "default".into())
+}
+
+/// Replicas for backlog-driven scaling: enough pods for the backlog, within the bounds.
+pub fn autoscaled_replicas(w: &Worker, backlog: i64, current: Option<i32>) -> Option<i32> {
+    let a = w.spec.autoscaling.as_ref()?;
+    let per = a
+        .target_backlog_per_replica
+        .unwrap_or(DEFAULT_BACKLOG_PER_REPLICA)
+        .max(1);
+    let min = a.min_replicas.unwrap_or(1);
+    let wanted = ((backlog + per - 1) / per) as i32;
+    // Scale down one step at a time to avoid flapping on a momentarily empty queue.
+    let wanted = match current {
+        Some(c) if wanted < c => c - 1,
+        _ => wanted,
+    };
+    Some(wanted.clamp(min, a.max_replicas.max(min)))
+}
+
+struct QueueState {
+    pollers: Vec<Poller>,
+    backlog: i64,
+}
+
+async fn queue_state(ctx: &Context, w: &Worker) -> Result<QueueState, tonic::Status> {
+    let namespace = durin_namespace(w);
+    let mut pollers = Vec::new();
+    let mut backlog = 0;
+    for (kind, label) in [
+        (TaskQueueType::Workflow, "workflow"),
+        (TaskQueueType::Activity, "activity"),
+    ] {
+        let resp = ctx
+            .frontend
+            .describe_task_queue(DescribeTaskQueueRequest {
+                namespace: namespace.clone(),
+                task_queue: Some(TaskQueue {
+                    name: w.spec.task_queue.clone(),
+                    ..Default::default()
+                }),
+                task_queue_type: kind as i32,
+                ..Default::default()
+            })
+            .await?;
+        backlog += resp.stats.map(|s| s.approximate_backlog_count).unwrap_or(0);
+        pollers.extend(resp.pollers.into_iter().map(|p| Poller {
+            identity: p.identity,
+            last_access_time: p.last_access_time.as_ref().map(super::translate::rfc3339),
+            kind: label.into(),
+        }));
+    }
+    Ok(QueueState { pollers, backlog })
+}
+
+async fn reconcile(w: Arc<Worker>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = w.namespace().unwrap_or_else(|| "default".into());
+    let api: Api<Worker> = Api::namespaced(ctx.client.clone(), &ns);
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
+    let generation = w.meta().generation;
+    let old = w.status.clone().unwrap_or_default();
+    let mut status = old.clone();
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+
+    ctx.ensure_namespace(&durin_namespace(&w)).await?;
+    let queue = queue_state(&ctx, &w).await?;
+    let existing = deployments.get_opt(&w.name_any()).await?;
+    let current = existing
+        .as_ref()
+        .and_then(|d| d.spec.as_ref())
+        .and_then(|s| s.replicas);
+    let replicas = autoscaled_replicas(&w, queue.backlog, current).or(w.spec.replicas);
+
+    match deployment(&w, &ctx.engine_address, replicas) {
+        Ok(desired) => {
+            let applied = deployments
+                .patch(
+                    &w.name_any(),
+                    &PatchParams::apply(MANAGER).force(),
+                    &Patch::Apply(&desired),
+                )
+                .await?;
+            let ds = applied.status.unwrap_or_default();
+            status.replicas = Some(ds.replicas.unwrap_or(0));
+            status.ready_replicas = Some(ds.ready_replicas.unwrap_or(0));
+            status.deployment = Some(w.name_any());
+            status.selector = Some(format!("{WORKER_LABEL}={}", w.name_any()));
+            let accepted_before = conditions::is_true(&old.conditions, "Accepted");
+            conditions::set(
+                &mut status.conditions,
+                "Accepted",
+                true,
+                "DeploymentApplied",
+                "",
+                generation,
+                &now,
+            );
+            if !accepted_before {
+                ctx.event(
+                    &*w,
+                    EventType::Normal,
+                    "DeploymentApplied",
+                    format!(
+                        "deployment {} polls task queue {}",
+                        w.name_any(),
+                        w.spec.task_queue
+                    ),
+                )
+                .await;
+            }
+        }
+        Err(message) => {
+            let already = conditions::find(&old.conditions, "Accepted")
+                .is_some_and(|c| c.status == "False" && c.message == message);
+            conditions::set(
+                &mut status.conditions,
+                "Accepted",
+                false,
+                "InvalidSpec",
+                &message,
+                generation,
+                &now,
+            );
+            if !already {
+                ctx.event(&*w, EventType::Warning, "InvalidSpec", message)
+                    .await;
+            }
+        }
+    }
+    let ready = status.ready_replicas.unwrap_or(0);
+    conditions::set(
+        &mut status.conditions,
+        "Available",
+        ready > 0,
+        if ready > 0 {
+            "PodsReady"
+        } else {
+            "NoReadyPods"
+        },
+        "",
+        generation,
+        &now,
+    );
+    let polling = !queue.pollers.is_empty();
+    conditions::set(
+        &mut status.conditions,
+        "Polling",
+        polling,
+        if polling { "PollersSeen" } else { "NoPollers" },
+        "",
+        generation,
+        &now,
+    );
+    status.poller_count = Some(queue.pollers.len() as i32);
+    status.pollers = queue.pollers;
+    status.backlog = Some(queue.backlog);
+    status.observed_generation = generation;
+    if status != old {
+        write_status(&api, &w, &status).await?;
+    }
+    Ok(Action::requeue(REFRESH))
+}
+
+async fn write_status(api: &Api<Worker>, w: &Worker, status: &WorkerStatus) -> Result<(), Error> {
+    let patch = serde_json::json!({
+        "apiVersion": "durin.dev/v1alpha1",
+        "kind": "Worker",
+        "status": status,
+    });
+    api.patch_status(
+        &w.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operator::crd::worker::{Autoscaling, WorkerSpec};
+
+    fn worker(autoscaling: Option<Autoscaling>) -> Worker {
+        let mut w = Worker::new(
+            "greeter",
+            WorkerSpec {
+                task_queue: "greetings".into(),
+                namespace: None,
+                replicas: Some(2),
+                autoscaling,
+                template: serde_json::json!({
+                    "spec": {"containers": [{"name": "worker", "image": "example/worker:1",
+                        "env": [{"name": "TEMPORAL_NAMESPACE", "value": "mine"}]}]}
+                }),
+            },
+        );
+        w.metadata.namespace = Some("team-a".into());
+        w.metadata.uid = Some("uid-1".into());
+        w
+    }
+
+    #[test]
+    fn deployment_carries_engine_environment_and_owner() {
+        let d = deployment(&worker(None), "durin.durin-system:7233", Some(2)).unwrap();
+        let spec = d.spec.unwrap();
+        assert_eq!(spec.replicas, Some(2));
+        let env = spec.template.spec.unwrap().containers[0]
+            .env
+            .clone()
+            .unwrap();
+        let get = |k: &str| {
+            env.iter()
+                .find(|e| e.name == k)
+                .and_then(|e| e.value.clone())
+        };
+        assert_eq!(
+            get("TEMPORAL_ADDRESS").as_deref(),
+            Some("durin.durin-system:7233")
+        );
+        assert_eq!(
+            get("TEMPORAL_NAMESPACE").as_deref(),
+            Some("mine"),
+            "user value wins"
+        );
+        assert_eq!(get("TEMPORAL_TASK_QUEUE").as_deref(), Some("greetings"));
+        let owner = &d.metadata.owner_references.unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.controller),
+            ("Worker", Some(true))
+        );
+        assert_eq!(spec.selector.match_labels.unwrap()[WORKER_LABEL], "greeter");
+    }
+
+    #[test]
+    fn bad_template_is_reported() {
+        let mut w = worker(None);
+        w.spec.template = serde_json::json!({"spec": {"containers": []}});
+        assert!(
+            deployment(&w, "x:1", None)
+                .unwrap_err()
+                .contains("container")
+        );
+    }
+
+    #[test]
+    fn autoscaling_follows_backlog_within_bounds() {
+        let w = worker(Some(Autoscaling {
+            min_replicas: Some(1),
+            max_replicas: 5,
+            target_backlog_per_replica: Some(10),
+        }));
+        assert_eq!(autoscaled_replicas(&w, 0, None), Some(1));
+        assert_eq!(autoscaled_replicas(&w, 25, Some(1)), Some(3));
+        assert_eq!(autoscaled_replicas(&w, 1000, Some(3)), Some(5));
+        assert_eq!(
+            autoscaled_replicas(&w, 0, Some(5)),
+            Some(4),
+            "one step down at a time"
+        );
+        assert_eq!(autoscaled_replicas(&worker(None), 100, Some(2)), None);
+    }
+}

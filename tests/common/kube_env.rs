@@ -1,0 +1,323 @@
+//! A real kube-apiserver and etcd on loopback ports for the operator tests (envtest's
+//! approach; no Docker, no mock). Binaries come from `scripts/kube-env build`, which builds
+//! them from their Go modules once and caches them. Certificates are generated here.
+
+use std::fs::File;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+
+use super::free_port;
+
+pub struct KubeEnv {
+    tmp: tempfile::TempDir,
+    etcd: Option<Child>,
+    apiserver: Option<Child>,
+    pub kubeconfig: PathBuf,
+    pub kubectl: PathBuf,
+    pub server: String,
+}
+
+struct Binaries {
+    apiserver: PathBuf,
+    kubectl: PathBuf,
+    etcd: PathBuf,
+}
+
+fn binaries() -> Binaries {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = Command::new(format!("{root}/scripts/kube-env"))
+        .arg("build")
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run scripts/kube-env build");
+    assert!(
+        out.status.success(),
+        "scripts/kube-env build failed (kube-apiserver/etcd could not be built from their Go modules)"
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let get = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .map(PathBuf::from)
+            .unwrap_or_else(|| panic!("scripts/kube-env build printed no {key}"))
+    };
+    Binaries {
+        apiserver: get("KUBE_APISERVER"),
+        kubectl: get("KUBECTL"),
+        etcd: get("ETCD"),
+    }
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
+
+/// CA, serving certificate for 127.0.0.1, an admin client certificate (system:masters) and
+/// the service-account signing key.
+fn make_certs(dir: &Path) {
+    let ca_key = KeyPair::generate().expect("ca key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca.distinguished_name
+        .push(DnType::CommonName, "durin-test-ca");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_cert = ca.self_signed(&ca_key).expect("ca cert");
+    let issuer = Issuer::new(ca, ca_key);
+
+    let serving_key = KeyPair::generate().expect("serving key");
+    let mut serving =
+        CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .expect("serving params");
+    serving
+        .distinguished_name
+        .push(DnType::CommonName, "kube-apiserver");
+    serving.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let serving_cert = serving
+        .signed_by(&serving_key, &issuer)
+        .expect("serving cert");
+
+    let client_key = KeyPair::generate().expect("client key");
+    let mut client = CertificateParams::new(Vec::<String>::new()).expect("client params");
+    client
+        .distinguished_name
+        .push(DnType::CommonName, "durin-test-admin");
+    client
+        .distinguished_name
+        .push(DnType::OrganizationName, "system:masters");
+    client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let client_cert = client.signed_by(&client_key, &issuer).expect("client cert");
+
+    let sa_key = KeyPair::generate().expect("sa key");
+    std::fs::create_dir_all(dir.join("serving")).expect("cert dir");
+    write(&dir.join("ca.crt"), &ca_cert.pem());
+    write(&dir.join("serving/apiserver.crt"), &serving_cert.pem());
+    write(
+        &dir.join("serving/apiserver.key"),
+        &serving_key.serialize_pem(),
+    );
+    write(&dir.join("client.crt"), &client_cert.pem());
+    write(&dir.join("client.key"), &client_key.serialize_pem());
+    write(&dir.join("sa.key"), &sa_key.serialize_pem());
+    write(&dir.join("sa.pub"), &sa_key.public_key_pem());
+}
+
+fn log_file(path: &Path) -> (Stdio, Stdio) {
+    let f = File::create(path).expect("log file");
+    let g = f.try_clone().expect("clone log");
+    (Stdio::from(f), Stdio::from(g))
+}
+
+impl KubeEnv {
+    /// Starts etcd and kube-apiserver and waits until the API server is ready.
+    pub async fn start() -> Self {
+        let bins = binaries();
+        let tmp = tempfile::Builder::new()
+            .prefix("durin-kube-")
+            .tempdir()
+            .expect("temp dir");
+        let d = tmp.path();
+        let certs = d.join("certs");
+        make_certs(&certs);
+
+        let (etcd_port, peer_port, api_port) = (free_port(), free_port(), free_port());
+        let etcd_url = format!("http://127.0.0.1:{etcd_port}");
+        let peer_url = format!("http://127.0.0.1:{peer_port}");
+        let (out, err) = log_file(&d.join("etcd.log"));
+        let etcd = Command::new(&bins.etcd)
+            .arg("--name=default")
+            .arg(format!("--data-dir={}", d.join("etcd-data").display()))
+            .arg(format!("--listen-client-urls={etcd_url}"))
+            .arg(format!("--advertise-client-urls={etcd_url}"))
+            .arg(format!("--listen-peer-urls={peer_url}"))
+            .arg(format!("--initial-advertise-peer-urls={peer_url}"))
+            .arg(format!("--initial-cluster=default={peer_url}"))
+            .arg("--unsafe-no-fsync=true")
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawn etcd");
+
+        let server = format!("https://127.0.0.1:{api_port}");
+        let c = |name: &str| certs.join(name).display().to_string();
+        let (out, err) = log_file(&d.join("kube-apiserver.log"));
+        let apiserver = Command::new(&bins.apiserver)
+            .arg(format!("--etcd-servers={etcd_url}"))
+            .arg("--bind-address=127.0.0.1")
+            .arg("--advertise-address=127.0.0.1")
+            // The lease reconciler refuses a loopback advertise address since 1.37.
+            .arg("--endpoint-reconciler-type=none")
+            .arg(format!("--secure-port={api_port}"))
+            .arg(format!("--cert-dir={}", c("serving")))
+            .arg("--service-cluster-ip-range=10.0.0.0/24")
+            .arg("--authorization-mode=RBAC")
+            .arg("--disable-admission-plugins=ServiceAccount")
+            .arg("--allow-privileged=true")
+            .arg(format!("--service-account-issuer={server}"))
+            .arg(format!("--service-account-key-file={}", c("sa.pub")))
+            .arg(format!(
+                "--service-account-signing-key-file={}",
+                c("sa.key")
+            ))
+            .arg(format!("--client-ca-file={}", c("ca.crt")))
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawn kube-apiserver");
+
+        let kubeconfig = d.join("kubeconfig");
+        write(
+            &kubeconfig,
+            &format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: durin-test\n  cluster:\n    server: {server}\n    certificate-authority: {ca}\nusers:\n- name: admin\n  user:\n    client-certificate: {crt}\n    client-key: {key}\ncontexts:\n- name: durin-test\n  context:\n    cluster: durin-test\n    user: admin\n    namespace: default\ncurrent-context: durin-test\n",
+                ca = c("ca.crt"),
+                crt = c("client.crt"),
+                key = c("client.key"),
+            ),
+        );
+        let env = KubeEnv {
+            tmp,
+            etcd: Some(etcd),
+            apiserver: Some(apiserver),
+            kubeconfig,
+            kubectl: bins.kubectl,
+            server,
+        };
+        env.wait_ready(api_port).await;
+        env
+    }
+
+    async fn wait_ready(&self, port: u16) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "kube-apiserver never listened\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        loop {
+            let out = self.kubectl(&["get", "--raw", "/readyz"]).await;
+            if out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "kube-apiserver not ready\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        // The default namespace and RBAC bootstrap appear shortly after /readyz.
+        while !self
+            .kubectl(&["get", "namespace", "default"])
+            .await
+            .status
+            .success()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "no default namespace\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// Runs the built kubectl against this API server.
+    pub async fn kubectl(&self, args: &[&str]) -> Output {
+        tokio::process::Command::new(&self.kubectl)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .output()
+            .await
+            .expect("run kubectl")
+    }
+
+    /// Runs kubectl and panics with its output unless it succeeds; returns stdout.
+    pub async fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args).await;
+        assert!(
+            out.status.success(),
+            "kubectl {} failed: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// kubectl apply with a manifest given as text.
+    pub async fn apply(&self, manifest: &str) -> Output {
+        let path = self
+            .tmp
+            .path()
+            .join(format!("manifest-{}.yaml", super::unique("m")));
+        write(&path, manifest);
+        self.kubectl(&["apply", "-f", &path.display().to_string()])
+            .await
+    }
+
+    /// `kubectl get ... -o json` parsed.
+    pub async fn get_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut full = vec!["get"];
+        full.extend_from_slice(args);
+        full.extend_from_slice(&["-o", "json"]);
+        serde_json::from_str(&self.kubectl_ok(&full).await).expect("kubectl json")
+    }
+
+    pub fn logs(&self) -> String {
+        let tail = |name: &str| {
+            let text = std::fs::read_to_string(self.tmp.path().join(name)).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(20)..].join("\n")
+        };
+        format!(
+            "--- etcd.log ---\n{}\n--- kube-apiserver.log ---\n{}",
+            tail("etcd.log"),
+            tail("kube-apiserver.log")
+        )
+    }
+
+    /// Stops the API server (etcd keeps the data) — for tests of an operator riding out an
+    /// API server outage.
+    pub fn stop_apiserver(&mut self) {
+        if let Some(mut c) = self.apiserver.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for KubeEnv {
+    fn drop(&mut self) {
+        for child in [self.apiserver.take(), self.etcd.take()]
+            .into_iter()
+            .flatten()
+        {
+            let mut child = child;
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() || std::env::var_os("DURIN_TEST_KEEP").is_some() {
+            self.tmp.disable_cleanup(true);
+            eprintln!(
+                "kube test dir kept: {}\n{}",
+                self.tmp.path().display(),
+                self.logs()
+            );
+        }
+    }
+}

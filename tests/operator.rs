@@ -1,0 +1,442 @@
+//! The operator end to end: a real kube-apiserver and etcd (built from their Go modules by
+//! `scripts/kube-env`), `durin operator` as a child process, the built `kubectl`, and an
+//! official Rust SDK worker in this process polling the operator's engine. The manifests are
+//! the ones in `examples/k8s/`.
+//!
+//! One API server serves every case (it takes seconds to start); the cases run in order.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::kube_env::KubeEnv;
+use common::{DurinServer, new_worker, sdk_runtime, with_worker};
+use serde_json::Value;
+use temporalio_macros::{workflow, workflow_methods};
+use temporalio_sdk::{
+    SyncWorkflowContext, TimerResult, WorkerOptions, WorkflowContext, WorkflowResult,
+    WorkflowTermination,
+};
+
+const TASK_QUEUE: &str = "durin-k8s-examples";
+const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/k8s");
+
+#[workflow]
+#[derive(Default)]
+pub struct HelloWorkflow;
+
+#[workflow_methods]
+impl HelloWorkflow {
+    #[run]
+    pub async fn run(_ctx: &mut WorkflowContext<Self>, name: String) -> WorkflowResult<String> {
+        Ok(format!("Hello, {name}!"))
+    }
+}
+
+#[workflow]
+#[derive(Default)]
+pub struct MailboxWorkflow {
+    messages: Vec<String>,
+}
+
+#[workflow_methods]
+impl MailboxWorkflow {
+    #[run]
+    pub async fn run(
+        ctx: &mut WorkflowContext<Self>,
+        expected: u32,
+    ) -> WorkflowResult<Vec<String>> {
+        ctx.wait_condition(|s| s.messages.len() >= expected as usize)
+            .await?;
+        Ok(ctx.state(|s| s.messages.clone()))
+    }
+
+    #[signal]
+    pub fn deliver(&mut self, _ctx: &mut SyncWorkflowContext<Self>, message: String) {
+        self.messages.push(message);
+    }
+}
+
+#[workflow]
+#[derive(Default)]
+pub struct SleeperWorkflow;
+
+#[workflow_methods]
+impl SleeperWorkflow {
+    #[run]
+    pub async fn run(ctx: &mut WorkflowContext<Self>, secs: u64) -> WorkflowResult<String> {
+        if ctx.timer(Duration::from_secs(secs)).await == TimerResult::Fired {
+            Ok("slept".into())
+        } else {
+            // Cancelled: report it, so the execution closes as Canceled.
+            Err(WorkflowTermination::cancelled())
+        }
+    }
+}
+
+fn example(name: &str) -> String {
+    std::fs::read_to_string(format!("{EXAMPLES}/{name}")).expect("example manifest")
+}
+
+/// Polls `check` until it returns `Some`, or panics after `secs`.
+async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs}s waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn status(kube: &KubeEnv, kind: &str, name: &str) -> Value {
+    kube.get_json(&[kind, name]).await["status"].clone()
+}
+
+async fn wait_phase(kube: &KubeEnv, name: &str, phase: &str) -> Value {
+    eventually(60, &format!("workflow/{name} phase {phase}"), || async {
+        let s = status(kube, "workflow", name).await;
+        (s["phase"] == phase).then_some(s)
+    })
+    .await
+}
+
+fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
+    status["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == type_))
+        .unwrap_or(&Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_reconciles_workflows_and_workers_on_a_real_api_server() {
+    let kube = KubeEnv::start().await;
+    let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/durin.dev.yaml");
+    kube.kubectl_ok(&["apply", "--server-side", "-f", crds])
+        .await;
+    kube.kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd",
+        "--all",
+        "--timeout=60s",
+    ])
+    .await;
+    let operator = DurinServer::start_operator(&kube.kubeconfig, &[]).await;
+
+    let runtime = sdk_runtime();
+    let client = operator.client().await;
+    let mut worker = new_worker(
+        &runtime,
+        &client,
+        WorkerOptions::new(TASK_QUEUE)
+            .register_workflow::<HelloWorkflow>()
+            .unwrap()
+            .register_workflow::<MailboxWorkflow>()
+            .unwrap()
+            .register_workflow::<SleeperWorkflow>()
+            .unwrap()
+            .build(),
+    );
+    with_worker(&mut worker, async {
+        leader_lease_is_held(&kube).await;
+        workflow_runs_to_completed(&kube).await;
+        signals_in_spec_are_delivered_once(&kube).await;
+        desired_state_cancels_and_terminates(&kube).await;
+        deletion_applies_policy(&kube, &client).await;
+        invalid_specs_are_refused_or_reported(&kube).await;
+        worker_becomes_a_deployment(&kube).await;
+    })
+    .await;
+    drop(operator);
+}
+
+async fn leader_lease_is_held(kube: &KubeEnv) {
+    let holder = eventually(30, "leader lease", || async {
+        let out = kube
+            .kubectl(&["get", "lease", "durin-operator", "-o", "json"])
+            .await;
+        if !out.status.success() {
+            return None;
+        }
+        let lease: Value = serde_json::from_slice(&out.stdout).ok()?;
+        lease["spec"]["holderIdentity"].as_str().map(str::to_string)
+    })
+    .await;
+    assert!(!holder.is_empty());
+}
+
+async fn workflow_runs_to_completed(kube: &KubeEnv) {
+    let out = kube.apply(&example("hello-workflow.yaml")).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // What a user runs: kubectl wait returns once the Completed condition is true.
+    kube.kubectl_ok(&[
+        "wait",
+        "--for=condition=Completed",
+        "workflow/hello",
+        "--timeout=60s",
+    ])
+    .await;
+    let s = status(kube, "workflow", "hello").await;
+    assert_eq!(s["phase"], "Completed");
+    assert_eq!(s["result"], "Hello, Kubernetes!");
+    assert_eq!(s["workflowId"], "hello");
+    assert_eq!(s["namespace"], "default");
+    assert_eq!(s["attempt"], 1);
+    assert!(s["runId"].as_str().is_some_and(|r| !r.is_empty()));
+    assert_eq!(s["runId"], s["firstRunId"]);
+    assert!(s["historyLength"].as_i64().unwrap_or(0) >= 5, "{s}");
+    assert!(s["closeTime"].is_string() && s["startTime"].is_string());
+    assert_eq!(condition(&s, "Running")["status"], "False");
+    // Re-applying the same manifest changes nothing: the resource uid is the request id.
+    let again = kube.apply(&example("hello-workflow.yaml")).await;
+    assert!(again.status.success());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(status(kube, "workflow", "hello").await["runId"], s["runId"]);
+    // Events tell the story on the resource.
+    let events = kube
+        .kubectl_ok(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=hello",
+            "-o",
+            "json",
+        ])
+        .await;
+    assert!(
+        events.contains("Started") && events.contains("Completed"),
+        "{events}"
+    );
+}
+
+async fn signals_in_spec_are_delivered_once(kube: &KubeEnv) {
+    let out = kube.apply(&example("mailbox-workflow.yaml")).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_phase(kube, "mailbox", "Running").await;
+    let out = kube.apply(&example("mailbox-signals.yaml")).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    kube.kubectl_ok(&[
+        "wait",
+        "--for=condition=Completed",
+        "workflow/mailbox",
+        "--timeout=60s",
+    ])
+    .await;
+    let s = status(kube, "workflow", "mailbox").await;
+    assert_eq!(s["result"], serde_json::json!(["hello", "world"]));
+    assert_eq!(
+        s["signalsDelivered"],
+        serde_json::json!(["first", "second"])
+    );
+    // Removing a signal is refused by the schema's CEL rule (append-only).
+    let out = kube.apply(&example("mailbox-workflow.yaml")).await;
+    assert!(!out.status.success(), "removing signals must be refused");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("append-only"));
+}
+
+async fn desired_state_cancels_and_terminates(kube: &KubeEnv) {
+    for (name, state, phase) in [
+        ("sleep-cancel", "Canceled", "Canceled"),
+        ("sleep-terminate", "Terminated", "Terminated"),
+    ] {
+        let manifest =
+            example("sleeper-workflow.yaml").replace("name: sleeper", &format!("name: {name}"));
+        assert!(kube.apply(&manifest).await.status.success());
+        wait_phase(kube, name, "Running").await;
+        let patch = format!(r#"{{"spec":{{"desiredState":"{state}","reason":"test says stop"}}}}"#);
+        kube.kubectl_ok(&["patch", "workflow", name, "--type", "merge", "-p", &patch])
+            .await;
+        kube.kubectl_ok(&[
+            "wait",
+            &format!("--for=condition={phase}"),
+            &format!("workflow/{name}"),
+            "--timeout=60s",
+        ])
+        .await;
+        let s = status(kube, "workflow", name).await;
+        assert_eq!(s["phase"], phase);
+        assert_eq!(s["appliedState"], state);
+        if phase == "Terminated" {
+            assert_eq!(s["failure"]["message"], "test says stop");
+        }
+    }
+    // Terminated is final: the schema refuses going back to Running.
+    let out = kube
+        .kubectl(&[
+            "patch",
+            "workflow",
+            "sleep-terminate",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"desiredState":"Running","reason":null}}"#,
+        ])
+        .await;
+    assert!(!out.status.success());
+}
+
+async fn deletion_applies_policy(kube: &KubeEnv, client: &temporalio_client::Client) {
+    assert!(
+        kube.apply(&example("sleeper-workflow.yaml"))
+            .await
+            .status
+            .success()
+    );
+    let s = wait_phase(kube, "sleeper", "Running").await;
+    let run_id = s["runId"].as_str().unwrap_or_default().to_string();
+    let finalizers =
+        kube.get_json(&["workflow", "sleeper"]).await["metadata"]["finalizers"].clone();
+    assert_eq!(finalizers, serde_json::json!(["durin.dev/cleanup"]));
+    kube.kubectl_ok(&["delete", "workflow", "sleeper", "--timeout=60s"])
+        .await;
+    // deletionPolicy: Terminate — the execution is terminated in the engine.
+    let describe = client
+        .get_workflow_handle::<SleeperWorkflow>("sleeper")
+        .describe(Default::default())
+        .await
+        .expect("describe sleeper");
+    assert_eq!(
+        describe
+            .raw_description
+            .workflow_execution_info
+            .as_ref()
+            .unwrap()
+            .execution
+            .as_ref()
+            .unwrap()
+            .run_id,
+        run_id
+    );
+    assert_eq!(
+        describe
+            .raw_description
+            .workflow_execution_info
+            .as_ref()
+            .unwrap()
+            .status,
+        temporalio_common::protos::temporal::api::enums::v1::WorkflowExecutionStatus::Terminated
+            as i32
+    );
+}
+
+async fn invalid_specs_are_refused_or_reported(kube: &KubeEnv) {
+    // A malformed duration never reaches the operator: the schema refuses it.
+    let bad_duration = example("hello-workflow.yaml")
+        .replace("name: hello", "name: bad-duration")
+        .replace("executionTimeout: 10m", "executionTimeout: 10 minutes");
+    let out = kube.apply(&bad_duration).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("executionTimeout"));
+    // An unknown policy is refused too.
+    let bad_policy = example("hello-workflow.yaml")
+        .replace("name: hello", "name: bad-policy")
+        .replace("executionTimeout: 10m", "idReusePolicy: Sometimes");
+    assert!(!kube.apply(&bad_policy).await.status.success());
+    // What only the engine can judge (a cron string) becomes a condition and an event.
+    let bad_cron = example("hello-workflow.yaml")
+        .replace("name: hello", "name: bad-cron")
+        .replace("executionTimeout: 10m", "cronSchedule: every tuesday-ish");
+    assert!(kube.apply(&bad_cron).await.status.success());
+    let s = eventually(30, "Accepted=False on bad-cron", || async {
+        let s = status(kube, "workflow", "bad-cron").await;
+        (condition(&s, "Accepted")["status"] == "False").then_some(s)
+    })
+    .await;
+    assert_eq!(condition(&s, "Accepted")["reason"], "InvalidSpec");
+    assert_eq!(s["phase"], "Pending");
+    let events = kube
+        .kubectl_ok(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=bad-cron,reason=InvalidSpec",
+            "-o",
+            "name",
+        ])
+        .await;
+    assert!(
+        !events.trim().is_empty(),
+        "a Warning event explains the refusal"
+    );
+    // Immutable identity: the workflow type cannot change.
+    let changed = example("hello-workflow.yaml").replace("HelloWorkflow", "OtherWorkflow");
+    let out = kube.apply(&changed).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot change"));
+}
+
+async fn worker_becomes_a_deployment(kube: &KubeEnv) {
+    assert!(kube.apply(&example("worker.yaml")).await.status.success());
+    let deployment = eventually(30, "deployment/examples", || async {
+        let out = kube
+            .kubectl(&["get", "deployment", "examples", "-o", "json"])
+            .await;
+        out.status
+            .success()
+            .then(|| serde_json::from_slice::<Value>(&out.stdout).ok())
+            .flatten()
+    })
+    .await;
+    assert_eq!(deployment["spec"]["replicas"], 1);
+    let owner = &deployment["metadata"]["ownerReferences"][0];
+    assert_eq!(
+        (owner["kind"].as_str(), owner["controller"].as_bool()),
+        (Some("Worker"), Some(true))
+    );
+    let env = &deployment["spec"]["template"]["spec"]["containers"][0]["env"];
+    let var = |k: &str| {
+        env.as_array()
+            .and_then(|e| e.iter().find(|v| v["name"] == k))
+            .map(|v| v["value"].clone())
+            .unwrap_or(Value::Null)
+    };
+    assert!(
+        var("TEMPORAL_ADDRESS")
+            .as_str()
+            .is_some_and(|a| a.starts_with("127.0.0.1:"))
+    );
+    assert_eq!(var("TEMPORAL_NAMESPACE"), "default");
+    assert_eq!(var("TEMPORAL_TASK_QUEUE"), TASK_QUEUE);
+    // The task queue's pollers (this test's SDK worker) show in status.
+    let s = eventually(30, "worker pollers in status", || async {
+        let s = status(kube, "worker", "examples").await;
+        (s["pollerCount"].as_i64().unwrap_or(0) >= 1).then_some(s)
+    })
+    .await;
+    assert!(
+        s["pollers"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["kind"] == "workflow"))
+    );
+    assert_eq!(s["selector"], "durin.dev/worker=examples");
+    assert!(s["backlog"].is_i64());
+    // /scale: kubectl scale (what an HPA does) reaches the Deployment.
+    kube.kubectl_ok(&["scale", "worker/examples", "--replicas=3"])
+        .await;
+    eventually(30, "deployment scaled to 3", || async {
+        let d = kube.get_json(&["deployment", "examples"]).await;
+        (d["spec"]["replicas"] == 3).then_some(())
+    })
+    .await;
+}
