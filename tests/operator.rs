@@ -10,69 +10,11 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::kube_env::KubeEnv;
-use common::{DurinServer, new_worker, sdk_runtime, with_worker};
+use common::{DurinServer, ExampleWorker};
 use serde_json::Value;
-use temporalio_macros::{workflow, workflow_methods};
-use temporalio_sdk::{
-    SyncWorkflowContext, TimerResult, WorkerOptions, WorkflowContext, WorkflowResult,
-    WorkflowTermination,
-};
 
 const TASK_QUEUE: &str = "durin-k8s-examples";
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/k8s");
-
-#[workflow]
-#[derive(Default)]
-pub struct HelloWorkflow;
-
-#[workflow_methods]
-impl HelloWorkflow {
-    #[run]
-    pub async fn run(_ctx: &mut WorkflowContext<Self>, name: String) -> WorkflowResult<String> {
-        Ok(format!("Hello, {name}!"))
-    }
-}
-
-#[workflow]
-#[derive(Default)]
-pub struct MailboxWorkflow {
-    messages: Vec<String>,
-}
-
-#[workflow_methods]
-impl MailboxWorkflow {
-    #[run]
-    pub async fn run(
-        ctx: &mut WorkflowContext<Self>,
-        expected: u32,
-    ) -> WorkflowResult<Vec<String>> {
-        ctx.wait_condition(|s| s.messages.len() >= expected as usize)
-            .await?;
-        Ok(ctx.state(|s| s.messages.clone()))
-    }
-
-    #[signal]
-    pub fn deliver(&mut self, _ctx: &mut SyncWorkflowContext<Self>, message: String) {
-        self.messages.push(message);
-    }
-}
-
-#[workflow]
-#[derive(Default)]
-pub struct SleeperWorkflow;
-
-#[workflow_methods]
-impl SleeperWorkflow {
-    #[run]
-    pub async fn run(ctx: &mut WorkflowContext<Self>, secs: u64) -> WorkflowResult<String> {
-        if ctx.timer(Duration::from_secs(secs)).await == TimerResult::Fired {
-            Ok("slept".into())
-        } else {
-            // Cancelled: report it, so the execution closes as Canceled.
-            Err(WorkflowTermination::cancelled())
-        }
-    }
-}
 
 fn example(name: &str) -> String {
     std::fs::read_to_string(format!("{EXAMPLES}/{name}")).expect("example manifest")
@@ -118,7 +60,7 @@ fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_reconciles_workflows_and_workers_on_a_real_api_server() {
-    let kube = KubeEnv::start().await;
+    let mut kube = KubeEnv::start().await;
     let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/durin.dev.yaml");
     kube.kubectl_ok(&["apply", "--server-side", "-f", crds])
         .await;
@@ -130,23 +72,12 @@ async fn operator_reconciles_workflows_and_workers_on_a_real_api_server() {
         "--timeout=60s",
     ])
     .await;
-    let operator = DurinServer::start_operator(&kube.kubeconfig, &[]).await;
+    let mut operator = DurinServer::start_operator(&kube.kubeconfig, &LEADER_A).await;
 
-    let runtime = sdk_runtime();
+    // The worker behind examples/k8s, as its own process (what a Worker's pods run).
+    let _worker = ExampleWorker::start(operator.port(), "default", TASK_QUEUE);
     let client = operator.client().await;
-    let mut worker = new_worker(
-        &runtime,
-        &client,
-        WorkerOptions::new(TASK_QUEUE)
-            .register_workflow::<HelloWorkflow>()
-            .unwrap()
-            .register_workflow::<MailboxWorkflow>()
-            .unwrap()
-            .register_workflow::<SleeperWorkflow>()
-            .unwrap()
-            .build(),
-    );
-    with_worker(&mut worker, async {
+    {
         leader_lease_is_held(&kube).await;
         workflow_runs_to_completed(&kube).await;
         signals_in_spec_are_delivered_once(&kube).await;
@@ -154,24 +85,82 @@ async fn operator_reconciles_workflows_and_workers_on_a_real_api_server() {
         deletion_applies_policy(&kube, &client).await;
         invalid_specs_are_refused_or_reported(&kube).await;
         worker_becomes_a_deployment(&kube).await;
+        survives_api_server_outage(&mut kube).await;
+        standby_takes_over_the_lease(&kube, &mut operator).await;
+    }
+}
+
+const LEADER_A: [&str; 4] = ["--identity", "op-a", "--lease-duration", "4"];
+const LEADER_B: [&str; 4] = ["--identity", "op-b", "--lease-duration", "4"];
+
+async fn lease_holder(kube: &KubeEnv) -> Option<String> {
+    let out = kube
+        .kubectl(&["get", "lease", "durin-operator", "-o", "json"])
+        .await;
+    let lease: Value = serde_json::from_slice(&out.stdout).ok()?;
+    lease["spec"]["holderIdentity"].as_str().map(str::to_string)
+}
+
+async fn survives_api_server_outage(kube: &mut KubeEnv) {
+    kube.stop_apiserver();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    kube.start_apiserver().await;
+    // The operator reconnects on its own and goes on reconciling.
+    let manifest = example("hello-workflow.yaml").replace("name: hello", "name: after-outage");
+    let out = kube.apply(&manifest).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    kube.kubectl_ok(&[
+        "wait",
+        "--for=condition=Completed",
+        "workflow/after-outage",
+        "--timeout=60s",
+    ])
+    .await;
+}
+
+/// A second replica waits on the Lease without acting; when the leader dies it takes over.
+async fn standby_takes_over_the_lease(kube: &KubeEnv, leader: &mut DurinServer) {
+    let standby = DurinServer::start_operator(&kube.kubeconfig, &LEADER_B).await;
+    eventually(30, "op-a holds the lease", || async {
+        (lease_holder(kube).await.as_deref() == Some("op-a")).then_some(())
     })
     .await;
-    drop(operator);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        lease_holder(kube).await.as_deref(),
+        Some("op-a"),
+        "the leader keeps renewing"
+    );
+    let log = std::fs::read_to_string(standby.log_path()).unwrap_or_default();
+    assert!(
+        !log.contains("became leader"),
+        "the standby must not act while op-a leads"
+    );
+
+    leader.kill();
+    eventually(30, "op-b takes the lease", || async {
+        (lease_holder(kube).await.as_deref() == Some("op-b")).then_some(())
+    })
+    .await;
+    // The new leader reconciles (a spec only the engine can judge needs no worker).
+    let bad = example("hello-workflow.yaml")
+        .replace("name: hello", "name: after-failover")
+        .replace("executionTimeout: 10m", "cronSchedule: not-a-cron");
+    assert!(kube.apply(&bad).await.status.success());
+    eventually(30, "op-b reconciles after-failover", || async {
+        let s = status(kube, "workflow", "after-failover").await;
+        (condition(&s, "Accepted")["status"] == "False").then_some(())
+    })
+    .await;
 }
 
 async fn leader_lease_is_held(kube: &KubeEnv) {
-    let holder = eventually(30, "leader lease", || async {
-        let out = kube
-            .kubectl(&["get", "lease", "durin-operator", "-o", "json"])
-            .await;
-        if !out.status.success() {
-            return None;
-        }
-        let lease: Value = serde_json::from_slice(&out.stdout).ok()?;
-        lease["spec"]["holderIdentity"].as_str().map(str::to_string)
-    })
-    .await;
-    assert!(!holder.is_empty());
+    let holder = eventually(30, "leader lease", || lease_holder(kube)).await;
+    assert_eq!(holder, "op-a");
 }
 
 async fn workflow_runs_to_completed(kube: &KubeEnv) {
@@ -312,7 +301,7 @@ async fn deletion_applies_policy(kube: &KubeEnv, client: &temporalio_client::Cli
         .await;
     // deletionPolicy: Terminate — the execution is terminated in the engine.
     let describe = client
-        .get_workflow_handle::<SleeperWorkflow>("sleeper")
+        .get_workflow_handle::<temporalio_client::UntypedWorkflow>("sleeper")
         .describe(Default::default())
         .await
         .expect("describe sleeper");

@@ -22,6 +22,24 @@ pub struct KubeEnv {
     pub kubeconfig: PathBuf,
     pub kubectl: PathBuf,
     pub server: String,
+    apiserver_bin: PathBuf,
+    apiserver_args: Vec<String>,
+    api_port: u16,
+}
+
+fn spawn_apiserver(bin: &Path, args: &[String], dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("kube-apiserver.log"))
+        .expect("apiserver log");
+    let err = log.try_clone().expect("clone log");
+    Command::new(bin)
+        .args(args)
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(err))
+        .spawn()
+        .expect("spawn kube-apiserver")
 }
 
 struct Binaries {
@@ -146,30 +164,24 @@ impl KubeEnv {
 
         let server = format!("https://127.0.0.1:{api_port}");
         let c = |name: &str| certs.join(name).display().to_string();
-        let (out, err) = log_file(&d.join("kube-apiserver.log"));
-        let apiserver = Command::new(&bins.apiserver)
-            .arg(format!("--etcd-servers={etcd_url}"))
-            .arg("--bind-address=127.0.0.1")
-            .arg("--advertise-address=127.0.0.1")
+        let apiserver_args: Vec<String> = vec![
+            format!("--etcd-servers={etcd_url}"),
+            "--bind-address=127.0.0.1".into(),
+            "--advertise-address=127.0.0.1".into(),
             // The lease reconciler refuses a loopback advertise address since 1.37.
-            .arg("--endpoint-reconciler-type=none")
-            .arg(format!("--secure-port={api_port}"))
-            .arg(format!("--cert-dir={}", c("serving")))
-            .arg("--service-cluster-ip-range=10.0.0.0/24")
-            .arg("--authorization-mode=RBAC")
-            .arg("--disable-admission-plugins=ServiceAccount")
-            .arg("--allow-privileged=true")
-            .arg(format!("--service-account-issuer={server}"))
-            .arg(format!("--service-account-key-file={}", c("sa.pub")))
-            .arg(format!(
-                "--service-account-signing-key-file={}",
-                c("sa.key")
-            ))
-            .arg(format!("--client-ca-file={}", c("ca.crt")))
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("spawn kube-apiserver");
+            "--endpoint-reconciler-type=none".into(),
+            format!("--secure-port={api_port}"),
+            format!("--cert-dir={}", c("serving")),
+            "--service-cluster-ip-range=10.0.0.0/24".into(),
+            "--authorization-mode=RBAC".into(),
+            "--disable-admission-plugins=ServiceAccount".into(),
+            "--allow-privileged=true".into(),
+            format!("--service-account-issuer={server}"),
+            format!("--service-account-key-file={}", c("sa.pub")),
+            format!("--service-account-signing-key-file={}", c("sa.key")),
+            format!("--client-ca-file={}", c("ca.crt")),
+        ];
+        let apiserver = spawn_apiserver(&bins.apiserver, &apiserver_args, d);
 
         let kubeconfig = d.join("kubeconfig");
         write(
@@ -185,6 +197,9 @@ impl KubeEnv {
             tmp,
             etcd: Some(etcd),
             apiserver: Some(apiserver),
+            apiserver_bin: bins.apiserver,
+            apiserver_args,
+            api_port,
             kubeconfig,
             kubectl: bins.kubectl,
             server,
@@ -298,6 +313,17 @@ impl KubeEnv {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Starts the API server again on the same port and data, and waits until it is ready.
+    pub async fn start_apiserver(&mut self) {
+        self.stop_apiserver();
+        self.apiserver = Some(spawn_apiserver(
+            &self.apiserver_bin,
+            &self.apiserver_args,
+            self.tmp.path(),
+        ));
+        self.wait_ready(self.api_port).await;
     }
 }
 

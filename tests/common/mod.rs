@@ -327,3 +327,52 @@ pub async fn within<F: Future>(secs: u64, what: &str, fut: F) -> F::Output {
         Err(_) => panic!("timed out after {secs}s waiting for {what}"),
     }
 }
+
+/// The example worker `examples/k8s_worker` (the one behind `examples/k8s/`) as a child
+/// process, polling a durin server like any user's worker would.
+pub struct ExampleWorker {
+    child: Child,
+}
+
+impl ExampleWorker {
+    pub fn start(port: u16, namespace: &str, task_queue: &str) -> Self {
+        let exe = example_binary("k8s-worker");
+        let child = Command::new(&exe)
+            .env("TEMPORAL_ADDRESS", format!("127.0.0.1:{port}"))
+            .env("TEMPORAL_NAMESPACE", namespace)
+            .env("TEMPORAL_TASK_QUEUE", task_queue)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", exe.display()));
+        ExampleWorker { child }
+    }
+}
+
+impl Drop for ExampleWorker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Path of a built example, building it first when `cargo test` was asked for one test only.
+pub fn example_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let path = profile_dir.join("examples").join(name);
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--example", name])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build --example");
+        assert!(status.success(), "cargo build --example {name} failed");
+    }
+    path
+}

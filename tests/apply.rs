@@ -1,0 +1,96 @@
+//! `durin apply -f`: the Workflow manifests of `examples/k8s/` against `durin dev`, no cluster.
+
+mod common;
+
+use std::process::Output;
+
+use common::{DurinServer, ExampleWorker};
+
+const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/k8s");
+
+async fn apply(server: &DurinServer, args: &[&str]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_durin"))
+        .arg("apply")
+        .arg("--address")
+        .arg(format!("127.0.0.1:{}", server.port()))
+        .args(args)
+        .output()
+        .await
+        .expect("run durin apply")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn run_id(out: &Output) -> String {
+    let s = String::from_utf8_lossy(&out.stdout);
+    s.split("run ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test]
+async fn apply_runs_workflow_manifests_without_a_cluster() {
+    let server = DurinServer::start().await;
+    let _worker = ExampleWorker::start(server.port(), "default", "durin-k8s-examples");
+    let hello = format!("{EXAMPLES}/hello-workflow.yaml");
+
+    let out = apply(&server, &["-f", &hello, "--wait"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("workflow.durin.dev/hello applied"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("phase: Completed"), "{stdout}");
+    assert!(
+        stdout.contains(r#"result: "Hello, Kubernetes!""#),
+        "{stdout}"
+    );
+
+    // Applying the same manifest again is a no-op, as with kubectl: same run.
+    let again = apply(&server, &["-f", &hello]).await;
+    assert!(again.status.success(), "{}", text(&again));
+    assert_eq!(run_id(&again), run_id(&out));
+
+    // Signals from the manifest are delivered once, however often it is applied.
+    let mailbox = format!("{EXAMPLES}/mailbox-workflow.yaml");
+    let signals = format!("{EXAMPLES}/mailbox-signals.yaml");
+    assert!(apply(&server, &["-f", &mailbox]).await.status.success());
+    let out = apply(&server, &["-f", &signals, "--wait"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(r#"result: ["hello","world"]"#), "{stdout}");
+}
+
+#[tokio::test]
+async fn apply_explains_what_it_cannot_take() {
+    let server = DurinServer::start().await;
+    let worker = format!("{EXAMPLES}/worker.yaml");
+    let out = apply(&server, &["-f", &worker]).await;
+    assert!(!out.status.success());
+    assert!(text(&out).contains("need the operator"), "{}", text(&out));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "apiVersion: durin.dev/v1alpha1\nkind: Workflow\nmetadata: {name: x}\nspec:\n  workflowType: W\n  taskQueue: q\n  runTimeout: soon\n",
+    )
+    .expect("write");
+    let out = apply(&server, &["-f", &bad.display().to_string()]).await;
+    assert!(!out.status.success());
+    assert!(text(&out).contains("runTimeout"), "{}", text(&out));
+
+    std::fs::write(&bad, "kind: [unclosed").expect("write");
+    let out = apply(&server, &["-f", &bad.display().to_string()]).await;
+    assert!(!out.status.success());
+    assert!(text(&out).contains("not valid YAML"), "{}", text(&out));
+}
