@@ -32,7 +32,7 @@ pub enum Command {
     Operator(OperatorArgs),
     /// Print the CustomResourceDefinitions (YAML) for `kubectl apply -f -`.
     Crds,
-    /// Apply Workflow manifests to a running Durin server, no cluster needed.
+    /// Apply Workflow and Schedule manifests to a running Durin server, no cluster needed.
     Apply(crate::operator::apply::ApplyArgs),
 }
 

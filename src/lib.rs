@@ -11,5 +11,6 @@ pub mod engine;
 pub mod go_duration;
 pub mod operator;
 pub mod proto;
+pub mod schedule;
 pub mod store;
 pub mod visibility;

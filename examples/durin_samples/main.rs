@@ -21,6 +21,7 @@ mod dynamic_handlers;
 mod heartbeats;
 mod hello_activity;
 mod payload_codec;
+mod schedules;
 mod signals_and_queries;
 mod timeouts_and_retries;
 mod updates;
@@ -68,6 +69,10 @@ const SAMPLES: &[(&str, &str)] = &[
     (
         "payload-codec",
         "an XOR \"encryption\" payload codec; history holds only encoded bytes",
+    ),
+    (
+        "schedules",
+        "a schedule every 2 s: pause, trigger, backfill, list, delete",
     ),
 ];
 
@@ -122,6 +127,7 @@ async fn main() -> ExitCode {
         "updates" => updates::run(&env).await,
         "dynamic-handlers" => dynamic_handlers::run(&env).await,
         "payload-codec" => payload_codec::run(&env).await,
+        "schedules" => schedules::run(&env).await,
         _ => unreachable!("sample names are checked above"),
     };
     match outcome {

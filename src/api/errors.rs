@@ -72,6 +72,14 @@ pub fn to_status(err: Error) -> Status {
                 },
             ),
         ),
+        Error::ScheduleAlreadyExists(_) => with_detail(
+            Code::AlreadyExists,
+            message,
+            any(
+                "temporal.api.errordetails.v1.WorkflowExecutionAlreadyStartedFailure",
+                &WorkflowExecutionAlreadyStartedFailure::default(),
+            ),
+        ),
         Error::FailedPrecondition(_) => Status::failed_precondition(message),
         Error::QueryFailed { failure, .. } => with_detail(
             Code::InvalidArgument,

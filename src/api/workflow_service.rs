@@ -541,6 +541,58 @@ impl WorkflowService for WorkflowHandler {
             .await;
         ok(done.map(|_| Default::default()))
     }
+
+    async fn create_schedule(
+        &self,
+        req: Request<CreateScheduleRequest>,
+    ) -> Reply<CreateScheduleResponse> {
+        ok(self.engine.create_schedule(req.into_inner()).await)
+    }
+
+    async fn describe_schedule(
+        &self,
+        req: Request<DescribeScheduleRequest>,
+    ) -> Reply<DescribeScheduleResponse> {
+        ok(self.engine.describe_schedule(req.into_inner()).await)
+    }
+
+    async fn update_schedule(
+        &self,
+        req: Request<UpdateScheduleRequest>,
+    ) -> Reply<UpdateScheduleResponse> {
+        ok(self.engine.update_schedule(req.into_inner()).await)
+    }
+
+    async fn patch_schedule(
+        &self,
+        req: Request<PatchScheduleRequest>,
+    ) -> Reply<PatchScheduleResponse> {
+        ok(self.engine.patch_schedule(req.into_inner()).await)
+    }
+
+    async fn delete_schedule(
+        &self,
+        req: Request<DeleteScheduleRequest>,
+    ) -> Reply<DeleteScheduleResponse> {
+        ok(self.engine.delete_schedule(req.into_inner()).await)
+    }
+
+    async fn list_schedules(
+        &self,
+        req: Request<ListSchedulesRequest>,
+    ) -> Reply<ListSchedulesResponse> {
+        ok(self.engine.list_schedules(req.into_inner()).await)
+    }
+
+    async fn list_schedule_matching_times(
+        &self,
+        req: Request<ListScheduleMatchingTimesRequest>,
+    ) -> Reply<ListScheduleMatchingTimesResponse> {
+        ok(self
+            .engine
+            .list_schedule_matching_times(req.into_inner())
+            .await)
+    }
 }
 
 #[cfg(test)]

@@ -20,6 +20,8 @@ pub mod query;
 pub mod retention;
 pub mod retry;
 pub mod run;
+pub mod schedule_api;
+pub mod schedules;
 pub mod signal;
 pub mod start;
 pub mod state;
@@ -71,6 +73,8 @@ pub enum Error {
     },
     #[error("{0}")]
     FailedPrecondition(String),
+    #[error("schedule with this ID is already registered: {0}")]
+    ScheduleAlreadyExists(String),
     #[error("{message}")]
     QueryFailed {
         message: String,
@@ -140,6 +144,7 @@ pub struct Core {
     /// (namespace, workflow id) -> the latest run id.
     pub(crate) current: HashMap<(String, String), String>,
     pub(crate) matching: Matching,
+    pub(crate) schedules: HashMap<schedules::ScheduleKey, schedules::LiveSchedule>,
     timers: TimerQueue,
     timer_wake: Arc<Notify>,
     changes: broadcast::Sender<ExecutionChange>,
@@ -162,6 +167,7 @@ impl Engine {
             runs: HashMap::new(),
             current: HashMap::new(),
             matching: Matching::default(),
+            schedules: HashMap::new(),
             timers: TimerQueue::default(),
             timer_wake: timer_wake.clone(),
             changes: changes.clone(),
@@ -389,6 +395,10 @@ impl Core {
                     run_id: d.run_id,
                 });
             }
+            Some(log_record::Kind::Schedule(record)) => self.replay_schedule(record),
+            Some(log_record::Kind::ScheduleDeleted(k)) => {
+                self.schedules.remove(&(k.namespace, k.schedule_id));
+            }
             None => {}
         }
     }
@@ -417,7 +427,10 @@ impl Core {
                 })),
             }
         });
-        namespaces.chain(runs).collect()
+        namespaces
+            .chain(runs)
+            .chain(self.schedule_snapshot())
+            .collect()
     }
 
     /// Re-creates queue entries and timers for every open run after a restart.
@@ -434,6 +447,7 @@ impl Core {
                 self.arm_retention(&key);
             }
         }
+        self.rearm_schedules();
     }
 
     /// Appends a record for the run's staged changes. Every mutation of a run ends here.
@@ -466,7 +480,7 @@ impl Core {
     /// one record per live object so the disk stays small and start-up stays fast. The writer
     /// thread swaps the files in order with other appends.
     fn compact_if_superseded(&mut self) {
-        let live = (self.runs.len() + self.namespaces.len()) as u64;
+        let live = (self.runs.len() + self.namespaces.len() + self.schedules.len()) as u64;
         if self.records_in_log >= self.compact_min_records && self.records_in_log > 2 * live {
             let lsn = self.store.compact(self.snapshot_records());
             tracing::info!(
@@ -646,6 +660,10 @@ impl Core {
                 key,
                 scheduled_event_id,
             } => self.activity_schedule_to_close_fired(&key, scheduled_event_id),
+            TimerTask::ScheduleWake {
+                namespace,
+                schedule_id,
+            } => self.schedule_wake_fired(&namespace, &schedule_id),
         }
     }
 }

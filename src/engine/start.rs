@@ -463,6 +463,7 @@ impl Core {
         self.commit(key);
         self.arm_retention(key);
         self.after_close(key, continuation.is_some());
+        self.schedule_run_closed(key, continuation.is_some());
         if let Some(next) = continuation {
             self.start_continuation(key, next);
         }

@@ -57,6 +57,10 @@ pub enum TimerTask {
         key: RunKey,
         scheduled_event_id: i64,
     },
+    ScheduleWake {
+        namespace: String,
+        schedule_id: String,
+    },
 }
 
 #[derive(Debug, PartialEq, Eq)]

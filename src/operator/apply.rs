@@ -57,10 +57,12 @@ pub async fn run(args: ApplyArgs) -> Result<(), BoxError> {
         }
         let outcome = match kind.as_str() {
             "Workflow" => apply_workflow(&frontend, doc, &args).await,
-            "Schedule" | "Worker" => Err(format!(
-                "{kind} resources need the operator on a cluster; `durin apply` takes Workflow manifests"
-            )
-            .into()),
+            "Schedule" => apply_schedule(&frontend, doc, &args).await,
+            "Worker" => Err(
+                "Worker resources need the operator on a cluster (they become Deployments); \
+                 `durin apply` takes Workflow and Schedule manifests"
+                    .into(),
+            ),
             other => Err(format!("unknown kind {other:?}").into()),
         };
         if let Err(e) = outcome {
@@ -175,4 +177,47 @@ async fn wait_for_close(frontend: &Remote, target: &Target) -> Result<(), BoxErr
             }
         }
     }
+}
+
+async fn apply_schedule(frontend: &Remote, doc: Value, args: &ApplyArgs) -> Result<(), BoxError> {
+    use super::crd::schedule::Schedule;
+    use super::schedule_actions::{self as sched, Ensured, ScheduleTarget};
+    let mut s: Schedule =
+        serde_json::from_value(doc).map_err(|e| format!("invalid Schedule manifest: {e}"))?;
+    let name = s
+        .metadata
+        .name
+        .clone()
+        .ok_or("Schedule manifest has no metadata.name")?;
+    s.metadata
+        .namespace
+        .get_or_insert_with(|| args.namespace.clone());
+    let target = ScheduleTarget::of(&s);
+    let request_id = format!("durin-apply/{}/{}", target.namespace, name);
+    let done = sched::ensure(frontend, &target, &request_id, &s)
+        .await
+        .map_err(|e| format!("schedule.durin.dev/{name}: {e}"))?;
+    let verb = match done {
+        Ensured::Created => "created",
+        Ensured::Updated => "updated",
+    };
+    println!(
+        "schedule.durin.dev/{name} {verb} (namespace {}, schedule id {})",
+        target.namespace, target.schedule_id
+    );
+    // Without a resource status to remember them, triggers and backfills run only when the
+    // schedule is first created.
+    if matches!(done, Ensured::Created) {
+        for t in &s.spec.triggers {
+            sched::trigger(frontend, &target, t).await?;
+            println!("  trigger {} ran", t.id);
+        }
+        for b in &s.spec.backfills {
+            sched::backfill(frontend, &target, b).await?;
+            println!("  backfill {} ran", b.id);
+        }
+    } else if !s.spec.triggers.is_empty() || !s.spec.backfills.is_empty() {
+        println!("  triggers and backfills already ran when the schedule was created");
+    }
+    Ok(())
 }

@@ -50,6 +50,26 @@ pub trait Frontend: Send + Sync {
         &self,
         req: RegisterNamespaceRequest,
     ) -> impl Future<Output = Result<(), Status>> + Send;
+    fn create_schedule(
+        &self,
+        req: CreateScheduleRequest,
+    ) -> impl Future<Output = Result<CreateScheduleResponse, Status>> + Send;
+    fn describe_schedule(
+        &self,
+        req: DescribeScheduleRequest,
+    ) -> impl Future<Output = Result<DescribeScheduleResponse, Status>> + Send;
+    fn update_schedule(
+        &self,
+        req: UpdateScheduleRequest,
+    ) -> impl Future<Output = Result<UpdateScheduleResponse, Status>> + Send;
+    fn patch_schedule(
+        &self,
+        req: PatchScheduleRequest,
+    ) -> impl Future<Output = Result<PatchScheduleResponse, Status>> + Send;
+    fn delete_schedule(
+        &self,
+        req: DeleteScheduleRequest,
+    ) -> impl Future<Output = Result<DeleteScheduleResponse, Status>> + Send;
 
     /// Creates the namespace unless it exists.
     fn ensure_namespace(&self, namespace: &str) -> impl Future<Output = Result<(), Status>> + Send {
@@ -150,6 +170,56 @@ impl Frontend for Local {
             .await
             .map(|_| ())
     }
+    async fn create_schedule(
+        &self,
+        req: CreateScheduleRequest,
+    ) -> Result<CreateScheduleResponse, Status> {
+        Ok(self
+            .handler
+            .create_schedule(Request::new(req))
+            .await?
+            .into_inner())
+    }
+    async fn describe_schedule(
+        &self,
+        req: DescribeScheduleRequest,
+    ) -> Result<DescribeScheduleResponse, Status> {
+        Ok(self
+            .handler
+            .describe_schedule(Request::new(req))
+            .await?
+            .into_inner())
+    }
+    async fn update_schedule(
+        &self,
+        req: UpdateScheduleRequest,
+    ) -> Result<UpdateScheduleResponse, Status> {
+        Ok(self
+            .handler
+            .update_schedule(Request::new(req))
+            .await?
+            .into_inner())
+    }
+    async fn patch_schedule(
+        &self,
+        req: PatchScheduleRequest,
+    ) -> Result<PatchScheduleResponse, Status> {
+        Ok(self
+            .handler
+            .patch_schedule(Request::new(req))
+            .await?
+            .into_inner())
+    }
+    async fn delete_schedule(
+        &self,
+        req: DeleteScheduleRequest,
+    ) -> Result<DeleteScheduleResponse, Status> {
+        Ok(self
+            .handler
+            .delete_schedule(Request::new(req))
+            .await?
+            .into_inner())
+    }
 }
 
 /// A Durin (or any Temporal-compatible) server over gRPC.
@@ -244,5 +314,40 @@ impl Frontend for Remote {
             .register_namespace(req)
             .await
             .map(|_| ())
+    }
+    async fn create_schedule(
+        &self,
+        req: CreateScheduleRequest,
+    ) -> Result<CreateScheduleResponse, Status> {
+        Ok(self.client.clone().create_schedule(req).await?.into_inner())
+    }
+    async fn describe_schedule(
+        &self,
+        req: DescribeScheduleRequest,
+    ) -> Result<DescribeScheduleResponse, Status> {
+        Ok(self
+            .client
+            .clone()
+            .describe_schedule(req)
+            .await?
+            .into_inner())
+    }
+    async fn update_schedule(
+        &self,
+        req: UpdateScheduleRequest,
+    ) -> Result<UpdateScheduleResponse, Status> {
+        Ok(self.client.clone().update_schedule(req).await?.into_inner())
+    }
+    async fn patch_schedule(
+        &self,
+        req: PatchScheduleRequest,
+    ) -> Result<PatchScheduleResponse, Status> {
+        Ok(self.client.clone().patch_schedule(req).await?.into_inner())
+    }
+    async fn delete_schedule(
+        &self,
+        req: DeleteScheduleRequest,
+    ) -> Result<DeleteScheduleResponse, Status> {
+        Ok(self.client.clone().delete_schedule(req).await?.into_inner())
     }
 }

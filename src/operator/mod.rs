@@ -8,6 +8,8 @@ pub mod crd;
 pub mod frontend;
 pub mod leader;
 pub mod run;
+pub mod schedule_actions;
+pub mod schedule_controller;
 pub mod translate;
 pub mod worker_controller;
 pub mod workflow_actions;

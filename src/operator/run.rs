@@ -6,9 +6,9 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::{Api, Client};
 
 use super::context::Context;
-use super::crd::{Worker, Workflow};
+use super::crd::{Schedule, Worker, Workflow};
 use super::leader::{self, LeaseConfig};
-use super::{worker_controller, workflow_controller};
+use super::{schedule_controller, worker_controller, workflow_controller};
 use crate::engine::Engine;
 
 pub struct OperatorConfig {
@@ -51,21 +51,24 @@ async fn controllers(
     instance: Option<String>,
 ) {
     let (ctx, woken) = Context::new(client.clone(), engine, engine_address, instance);
-    let (workflows, workers, deployments) = match &watch_namespace {
+    let (workflows, workers, deployments, schedules) = match &watch_namespace {
         Some(ns) => (
             Api::<Workflow>::namespaced(client.clone(), ns),
             Api::<Worker>::namespaced(client.clone(), ns),
             Api::<Deployment>::namespaced(client.clone(), ns),
+            Api::<Schedule>::namespaced(client.clone(), ns),
         ),
         None => (
             Api::<Workflow>::all(client.clone()),
             Api::<Worker>::all(client.clone()),
             Api::<Deployment>::all(client.clone()),
+            Api::<Schedule>::all(client.clone()),
         ),
     };
     tokio::join!(
         ctx.clone().forward_engine_changes(),
         workflow_controller::run(ctx.clone(), woken, workflows),
         worker_controller::run(ctx.clone(), workers, deployments),
+        schedule_controller::run(ctx.clone(), schedules),
     );
 }

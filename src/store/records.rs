@@ -7,7 +7,7 @@ use temporalio_protos::temporal::api::workflowservice::v1::DescribeNamespaceResp
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct LogRecord {
-    #[prost(oneof = "log_record::Kind", tags = "1, 2, 3, 4")]
+    #[prost(oneof = "log_record::Kind", tags = "1, 2, 3, 4, 5, 6")]
     pub kind: Option<log_record::Kind>,
 }
 
@@ -26,6 +26,11 @@ pub mod log_record {
         /// A closed run removed after its namespace's retention period.
         #[prost(message, tag = "4")]
         Deleted(super::DeletedRun),
+        /// A schedule's full state after a change.
+        #[prost(message, tag = "5")]
+        Schedule(super::ScheduleRecord),
+        #[prost(message, tag = "6")]
+        ScheduleDeleted(super::ScheduleKeyRecord),
     }
 }
 
@@ -63,4 +68,61 @@ pub struct DeletedRun {
     pub workflow_id: String,
     #[prost(string, tag = "3")]
     pub run_id: String,
+}
+
+/// Everything a schedule needs to go on after a restart.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ScheduleRecord {
+    #[prost(string, tag = "1")]
+    pub namespace: String,
+    #[prost(string, tag = "2")]
+    pub schedule_id: String,
+    /// Canonical spec, action, policies and state.
+    #[prost(message, optional, tag = "3")]
+    pub schedule: Option<temporalio_protos::temporal::api::schedule::v1::Schedule>,
+    /// Counters, running workflows, recent actions, create/update time (future action
+    /// times are computed when described).
+    #[prost(message, optional, tag = "4")]
+    pub info: Option<temporalio_protos::temporal::api::schedule::v1::ScheduleInfo>,
+    #[prost(message, optional, tag = "5")]
+    pub memo: Option<temporalio_protos::temporal::api::common::v1::Memo>,
+    #[prost(message, optional, tag = "6")]
+    pub search_attributes: Option<temporalio_protos::temporal::api::common::v1::SearchAttributes>,
+    #[prost(int64, tag = "7")]
+    pub conflict_token: i64,
+    /// Scheduled times up to here (Unix ms) have been handled.
+    #[prost(int64, tag = "8")]
+    pub processed_until_ms: i64,
+    #[prost(message, repeated, tag = "9")]
+    pub buffered: Vec<BufferedStart>,
+    #[prost(message, optional, tag = "10")]
+    pub last_completion_result: Option<temporalio_protos::temporal::api::common::v1::Payloads>,
+    #[prost(message, optional, tag = "11")]
+    pub continued_failure: Option<temporalio_protos::temporal::api::failure::v1::Failure>,
+    /// Workflow ids whose cancellation this schedule already requested (CANCEL_OTHER).
+    #[prost(string, repeated, tag = "12")]
+    pub cancel_requested: Vec<String>,
+}
+
+/// An action waiting for its turn under the overlap policy.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct BufferedStart {
+    #[prost(int64, tag = "1")]
+    pub nominal_ms: i64,
+    #[prost(int64, tag = "2")]
+    pub actual_ms: i64,
+    /// `temporal.api.enums.v1.ScheduleOverlapPolicy`.
+    #[prost(int32, tag = "3")]
+    pub overlap_policy: i32,
+    /// Triggered or backfilled by a user rather than by the spec.
+    #[prost(bool, tag = "4")]
+    pub manual: bool,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ScheduleKeyRecord {
+    #[prost(string, tag = "1")]
+    pub namespace: String,
+    #[prost(string, tag = "2")]
+    pub schedule_id: String,
 }

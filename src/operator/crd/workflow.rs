@@ -208,6 +208,19 @@ impl WorkflowPhase {
     pub fn is_final(self) -> bool {
         !matches!(self, Self::Pending | Self::Running)
     }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Running => "Running",
+            Self::Completed => "Completed",
+            Self::Failed => "Failed",
+            Self::Canceled => "Canceled",
+            Self::Terminated => "Terminated",
+            Self::TimedOut => "TimedOut",
+            Self::ContinuedAsNew => "ContinuedAsNew",
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
