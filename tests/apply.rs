@@ -71,6 +71,40 @@ async fn apply_runs_workflow_manifests_without_a_cluster() {
 }
 
 #[tokio::test]
+async fn apply_creates_then_updates_a_schedule() {
+    let server = DurinServer::start().await;
+    let _worker = ExampleWorker::start(server.port(), "default", "durin-k8s-examples");
+    let manifest = format!("{EXAMPLES}/schedule.yaml");
+    let out = apply(&server, &["-f", &manifest]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("schedule.durin.dev/every-second created"),
+        "{}",
+        text(&out)
+    );
+    let again = apply(&server, &["-f", &manifest]).await;
+    assert!(
+        text(&again).contains("schedule.durin.dev/every-second updated"),
+        "{}",
+        text(&again)
+    );
+    let client = server.client().await;
+    let handle = client.get_schedule_handle("every-second");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let d = handle.describe(Default::default()).await.expect("describe");
+        if d.action_count() >= 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the applied schedule never acted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
 async fn apply_explains_what_it_cannot_take() {
     let server = DurinServer::start().await;
     let worker = format!("{EXAMPLES}/worker.yaml");

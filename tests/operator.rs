@@ -85,6 +85,7 @@ async fn operator_reconciles_workflows_and_workers_on_a_real_api_server() {
         deletion_applies_policy(&kube, &client).await;
         invalid_specs_are_refused_or_reported(&kube).await;
         worker_becomes_a_deployment(&kube).await;
+        schedule_runs_on_a_timetable(&kube, &client).await;
         survives_api_server_outage(&mut kube).await;
         standby_takes_over_the_lease(&kube, &mut operator).await;
     }
@@ -428,4 +429,132 @@ async fn worker_becomes_a_deployment(kube: &KubeEnv) {
         (d["spec"]["replicas"] == 3).then_some(())
     })
     .await;
+}
+
+async fn schedule_count(kube: &KubeEnv) -> i64 {
+    status(kube, "schedule", "every-second").await["actionCount"]
+        .as_i64()
+        .unwrap_or(0)
+}
+
+async fn schedule_runs_on_a_timetable(kube: &KubeEnv, client: &temporalio_client::Client) {
+    let out = kube.apply(&example("schedule.yaml")).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = eventually(30, "scheduled actions in status", || async {
+        let s = status(kube, "schedule", "every-second").await;
+        (s["actionCount"].as_i64().unwrap_or(0) >= 2).then_some(s)
+    })
+    .await;
+    assert_eq!(condition(&s, "Accepted")["status"], "True");
+    assert!(
+        s["nextActionTimes"]
+            .as_array()
+            .is_some_and(|t| !t.is_empty()),
+        "{s}"
+    );
+    let recent = s["recentActions"].as_array().cloned().unwrap_or_default();
+    assert!(
+        recent.iter().all(|a| a["workflowId"]
+            .as_str()
+            .is_some_and(|w| w.starts_with("hello-scheduled-"))),
+        "{s}"
+    );
+    // The scheduled workflows really run on the example worker.
+    let wf = recent[0]["workflowId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    eventually(30, "a scheduled workflow completes", || async {
+        let d = client
+            .get_workflow_handle::<temporalio_client::UntypedWorkflow>(&wf)
+            .describe(Default::default())
+            .await
+            .ok()?;
+        (d.raw_description.workflow_execution_info.as_ref()?.status
+            == temporalio_common::protos::temporal::api::enums::v1::WorkflowExecutionStatus::Completed as i32)
+            .then_some(())
+    })
+    .await;
+
+    // Pause from the spec.
+    kube.kubectl_ok(&[
+        "patch",
+        "schedule",
+        "every-second",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"state":{"paused":true,"note":"maintenance"}}}"#,
+    ])
+    .await;
+    kube.kubectl_ok(&[
+        "wait",
+        "--for=condition=Paused",
+        "schedule/every-second",
+        "--timeout=30s",
+    ])
+    .await;
+    let paused_at = schedule_count(kube).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        schedule_count(kube).await,
+        paused_at,
+        "no actions while paused"
+    );
+
+    // A trigger entry runs once, even while paused.
+    kube.kubectl_ok(&[
+        "patch",
+        "schedule",
+        "every-second",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"triggers":[{"id":"now-1","overlap":"AllowAll"}]}}"#,
+    ])
+    .await;
+    let s = eventually(30, "trigger ran", || async {
+        let s = status(kube, "schedule", "every-second").await;
+        (s["actionCount"].as_i64().unwrap_or(0) == paused_at + 1).then_some(s)
+    })
+    .await;
+    assert_eq!(s["triggersDone"], serde_json::json!(["now-1"]));
+
+    // A backfill entry: three past seconds, inclusive.
+    let backfill = r#"{"spec":{"backfills":[{"id":"jan-1","startAt":"2026-01-01T00:00:00Z","endAt":"2026-01-01T00:00:02Z","overlap":"AllowAll"}]}}"#;
+    kube.kubectl_ok(&[
+        "patch",
+        "schedule",
+        "every-second",
+        "--type",
+        "merge",
+        "-p",
+        backfill,
+    ])
+    .await;
+    let s = eventually(30, "backfill ran", || async {
+        let s = status(kube, "schedule", "every-second").await;
+        (s["actionCount"].as_i64().unwrap_or(0) == paused_at + 4).then_some(s)
+    })
+    .await;
+    assert_eq!(s["backfillsDone"], serde_json::json!(["jan-1"]));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        schedule_count(kube).await,
+        paused_at + 4,
+        "each entry runs once"
+    );
+
+    // Deleting the resource deletes the engine schedule.
+    kube.kubectl_ok(&["delete", "schedule", "every-second", "--timeout=30s"])
+        .await;
+    let gone = client
+        .get_schedule_handle("every-second")
+        .describe(Default::default())
+        .await;
+    assert!(gone.is_err(), "the engine schedule must be gone");
 }
