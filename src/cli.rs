@@ -56,6 +56,9 @@ pub struct EngineArgs {
     /// Namespaces to create at start besides `default`.
     #[arg(long = "namespace")]
     pub namespaces: Vec<String>,
+    /// Serve Prometheus metrics on this port (`/metrics`), on the same address.
+    #[arg(long, env = "DURIN_METRICS_PORT")]
+    pub metrics_port: Option<u16>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -125,6 +128,12 @@ async fn start_engine(
     engine.ensure_namespace("default").await?;
     for ns in &args.namespaces {
         engine.ensure_namespace(ns).await?;
+    }
+    if let Some(port) = args.metrics_port {
+        let metrics = tokio::net::TcpListener::bind(SocketAddr::new(ip, port)).await?;
+        tracing::info!(address = %metrics.local_addr()?, "metrics on /metrics");
+        crate::metrics::spawn_engine_counters(&engine);
+        tokio::spawn(crate::metrics::serve(engine.clone(), metrics));
     }
     let addr = SocketAddr::new(ip, args.port);
     let listener = tokio::net::TcpListener::bind(addr).await?;

@@ -9,6 +9,7 @@ pub mod api;
 pub mod cli;
 pub mod engine;
 pub mod go_duration;
+pub mod metrics;
 pub mod operator;
 pub mod proto;
 pub mod schedule;

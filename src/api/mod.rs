@@ -48,6 +48,7 @@ pub async fn serve(
         },
     );
     Server::builder()
+        .layer(crate::metrics::RpcMetricsLayer)
         .add_service(
             health_service
                 .accept_compressed(CompressionEncoding::Gzip)

@@ -145,4 +145,13 @@ impl Matching {
     pub fn backlog_len(&self, queue: &QueueKey) -> usize {
         self.queues.get(queue).map(|q| q.backlog.len()).unwrap_or(0)
     }
+
+    /// Every queue with tasks waiting, and how many.
+    pub fn backlogs(&self) -> Vec<(QueueKey, usize)> {
+        self.queues
+            .iter()
+            .filter(|(_, q)| !q.backlog.is_empty())
+            .map(|(k, q)| (k.clone(), q.backlog.len()))
+            .collect()
+    }
 }

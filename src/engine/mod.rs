@@ -203,6 +203,13 @@ impl Engine {
         }))
     }
 
+    /// Tasks waiting per task queue (for metrics), and the number of open runs.
+    pub fn load_snapshot(&self) -> (Vec<(matching::QueueKey, usize)>, usize) {
+        let core = self.core.lock();
+        let open = core.runs.values().filter(|r| r.is_open()).count();
+        (core.matching.backlogs(), open)
+    }
+
     /// Subscribes to execution changes.
     pub fn subscribe(&self) -> broadcast::Receiver<ExecutionChange> {
         self.changes.subscribe()

@@ -29,6 +29,8 @@ pub struct Context {
     workflows: Mutex<HashMap<Target, ObjectRef<Workflow>>>,
     wake_workflow: mpsc::UnboundedSender<ObjectRef<Workflow>>,
     namespaces: Mutex<HashSet<String>>,
+    /// When the engine first changed an execution whose status is not yet written.
+    unreflected: Mutex<HashMap<Target, std::time::Instant>>,
 }
 
 impl Context {
@@ -55,6 +57,7 @@ impl Context {
             workflows: Mutex::new(HashMap::new()),
             wake_workflow,
             namespaces: Mutex::new(HashSet::new()),
+            unreflected: Mutex::new(HashMap::new()),
         });
         (ctx, woken)
     }
@@ -65,6 +68,12 @@ impl Context {
 
     pub fn forget_workflow(&self, target: &Target) {
         self.workflows.lock().remove(target);
+        self.unreflected.lock().remove(target);
+    }
+
+    /// When the engine first changed this execution since its status was last written.
+    pub fn take_unreflected(&self, target: &Target) -> Option<std::time::Instant> {
+        self.unreflected.lock().remove(target)
     }
 
     /// Creates a Durin namespace on first use (remembered, so only the first call pays).
@@ -110,6 +119,10 @@ impl Context {
                     };
                     let obj = self.workflows.lock().get(&target).cloned();
                     if let Some(obj) = obj {
+                        self.unreflected
+                            .lock()
+                            .entry(target)
+                            .or_insert_with(std::time::Instant::now);
                         let _ = self.wake_workflow.send(obj);
                     }
                 }

@@ -41,6 +41,7 @@ pub async fn run(ctx: Arc<Context>, api: Api<Schedule>) {
     Controller::new(api, watcher::Config::default().any_semantic())
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {
+            crate::metrics::record_reconcile("schedule", res.is_ok());
             if let Err(e) = res {
                 tracing::debug!(error = %e, "schedule reconcile");
             }

@@ -42,6 +42,7 @@ pub async fn run(ctx: Arc<Context>, api: Api<Worker>, deployments: Api<Deploymen
         .owns(deployments, watcher::Config::default().labels(WORKER_LABEL))
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {
+            crate::metrics::record_reconcile("worker", res.is_ok());
             if let Err(e) = res {
                 tracing::debug!(error = %e, "worker reconcile");
             }

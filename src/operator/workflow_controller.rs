@@ -48,6 +48,7 @@ pub async fn run(
         .reconcile_on(UnboundedReceiverStream::new(woken))
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {
+            crate::metrics::record_reconcile("workflow", res.is_ok());
             if let Err(e) = res {
                 tracing::debug!(error = %e, "workflow reconcile");
             }
@@ -196,6 +197,8 @@ async fn apply(wf: &Workflow, api: &Api<Workflow>, ctx: &Context) -> Result<Acti
         status.applied_state = Some(desired);
     }
 
+    // Changes the engine reports from here on are covered by the status written below.
+    let since_change = ctx.take_unreflected(&target);
     let observed = workflow_status::observe(&ctx.frontend, &target, &status).await?;
     if let Some(obs) = &observed {
         status = workflow_status::fold(status, obs, generation, &now, now_ms);
@@ -217,6 +220,9 @@ async fn apply(wf: &Workflow, api: &Api<Workflow>, ctx: &Context) -> Result<Acti
         ctx.event(wf, kind, &format!("{phase:?}"), note).await;
     }
     write_status(api, wf, &old, &status).await?;
+    if let Some(since) = since_change {
+        crate::metrics::record_reflection_lag(since.elapsed());
+    }
 
     let phase = status.phase.unwrap_or(WorkflowPhase::Pending);
     if phase.is_final() {

@@ -21,6 +21,7 @@ pub struct KubeEnv {
     apiserver: Option<Child>,
     pub kubeconfig: PathBuf,
     pub kubectl: PathBuf,
+    pub helm: PathBuf,
     pub server: String,
     apiserver_bin: PathBuf,
     apiserver_args: Vec<String>,
@@ -46,6 +47,7 @@ struct Binaries {
     apiserver: PathBuf,
     kubectl: PathBuf,
     etcd: PathBuf,
+    helm: PathBuf,
 }
 
 fn binaries() -> Binaries {
@@ -70,6 +72,7 @@ fn binaries() -> Binaries {
         apiserver: get("KUBE_APISERVER"),
         kubectl: get("KUBECTL"),
         etcd: get("ETCD"),
+        helm: get("HELM"),
     }
 }
 
@@ -202,6 +205,7 @@ impl KubeEnv {
             api_port,
             kubeconfig,
             kubectl: bins.kubectl,
+            helm: bins.helm,
             server,
         };
         env.wait_ready(api_port).await;
@@ -259,6 +263,35 @@ impl KubeEnv {
             .output()
             .await
             .expect("run kubectl")
+    }
+
+    /// Runs the built helm against this API server.
+    pub async fn helm(&self, args: &[&str]) -> Output {
+        tokio::process::Command::new(&self.helm)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .env("HELM_CACHE_HOME", self.tmp.path().join("helm-cache"))
+            .env("HELM_CONFIG_HOME", self.tmp.path().join("helm-config"))
+            .env("HELM_DATA_HOME", self.tmp.path().join("helm-data"))
+            .output()
+            .await
+            .expect("run helm")
+    }
+
+    /// A kubeconfig that authenticates with `token` (a ServiceAccount's) instead of the
+    /// admin certificate.
+    pub fn token_kubeconfig(&self, name: &str, token: &str) -> PathBuf {
+        let path = self.tmp.path().join(format!("kubeconfig-{name}"));
+        write(
+            &path,
+            &format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: durin-test\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: {name}\n  user:\n    token: {token}\ncontexts:\n- name: {name}\n  context:\n    cluster: durin-test\n    user: {name}\ncurrent-context: {name}\n",
+                self.server,
+                self.tmp.path().join("certs/ca.crt").display()
+            ),
+        );
+        path
     }
 
     /// Runs kubectl and panics with its output unless it succeeds; returns stdout.

@@ -67,7 +67,8 @@ impl DurinServer {
         Self::start_with(args, env).await
     }
 
-    async fn start_with(subcommand: Vec<String>, env: Vec<(String, String)>) -> Self {
+    /// Start `durin` with these leading arguments (`["dev", ...]`) and extra environment.
+    pub async fn start_with(subcommand: Vec<String>, env: Vec<(String, String)>) -> Self {
         let tmp = tempfile::Builder::new()
             .prefix("durin-sdk-test-")
             .tempdir()

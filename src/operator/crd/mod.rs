@@ -53,12 +53,20 @@ mod tests {
 
     #[test]
     fn committed_crds_are_current() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/durin.dev.yaml");
-        let committed = std::fs::read_to_string(path).unwrap_or_default();
         let generated = to_yaml().expect("crds render");
-        assert!(
-            committed == generated,
-            "crds/durin.dev.yaml is stale: run `cargo run -- crds > crds/durin.dev.yaml`"
-        );
+        for (file, fix) in [
+            (
+                "crds/durin.dev.yaml",
+                "cargo run -- crds > crds/durin.dev.yaml",
+            ),
+            (
+                "charts/durin/files/crds.yaml",
+                "cargo run -- crds > charts/durin/files/crds.yaml",
+            ),
+        ] {
+            let path = format!("{}/{file}", env!("CARGO_MANIFEST_DIR"));
+            let committed = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(committed == generated, "{file} is stale: run `{fix}`");
+        }
     }
 }

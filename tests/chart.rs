@@ -1,0 +1,395 @@
+//! The Helm chart: lint, render with default and non-default values and have the real API
+//! server validate every object (server-side dry run), install it, and run the operator with
+//! exactly the RBAC the chart grants (as its ServiceAccount, by token).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::kube_env::KubeEnv;
+use common::{DurinServer, ExampleWorker};
+
+const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/durin");
+const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/k8s");
+
+const CUSTOM_VALUES: &str = r#"
+fullnameOverride: durin-custom
+image:
+  repository: registry.example.com/durin
+  tag: "9.9.9"
+  pullPolicy: Always
+imagePullSecrets: [{name: regcred}]
+serviceAccount:
+  create: true
+  name: custom-sa
+  annotations: {team: platform}
+crds:
+  install: false
+leaderElection:
+  enabled: false
+operator:
+  watchNamespace: team-a
+  namespaces: [payments, billing]
+  engineAddress: durin.example.internal:7233
+  logLevel: debug
+service:
+  type: NodePort
+  grpcPort: 17233
+metrics:
+  enabled: true
+  port: 19090
+persistence:
+  enabled: false
+resources:
+  requests: {cpu: 250m, memory: 256Mi}
+  limits: {cpu: "2", memory: 2Gi}
+podAnnotations: {prometheus.io/scrape: "true"}
+podLabels: {tier: engine}
+nodeSelector: {kubernetes.io/os: linux}
+tolerations: [{key: dedicated, operator: Equal, value: durin, effect: NoSchedule}]
+extraArgs: ["--lease-duration=20"]
+extraEnv: [{name: EXTRA, value: "1"}]
+"#;
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+async fn ok(out: std::process::Output, what: &str) -> String {
+    assert!(out.status.success(), "{what} failed:\n{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chart_lints_renders_installs_and_runs_with_its_own_rbac() {
+    let kube = KubeEnv::start().await;
+    ok(
+        kube.helm(&["lint", "--strict", CHART]).await,
+        "helm lint --strict",
+    )
+    .await;
+    // The schema refuses what the chart cannot do.
+    let bad = kube
+        .helm(&["template", "x", CHART, "--set", "replicaCount=3"])
+        .await;
+    assert!(
+        !bad.status.success() && text(&bad).contains("replicaCount"),
+        "{}",
+        text(&bad)
+    );
+
+    kube.kubectl_ok(&["create", "namespace", "durin-system"])
+        .await;
+    kube.kubectl_ok(&["create", "namespace", "team-a"]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let values = dir.path().join("custom.yaml");
+    std::fs::write(&values, CUSTOM_VALUES).expect("values");
+
+    // Default values: everything the chart renders passes the API server's validation.
+    let rendered = ok(
+        kube.helm(&["template", "durin", CHART, "-n", "durin-system"])
+            .await,
+        "helm template",
+    )
+    .await;
+    for kind in [
+        "CustomResourceDefinition",
+        "StatefulSet",
+        "Service",
+        "ServiceAccount",
+        "ClusterRole",
+        "Role",
+    ] {
+        assert!(
+            rendered.contains(&format!("kind: {kind}\n")),
+            "no {kind} rendered"
+        );
+    }
+    let default_file = dir.path().join("default.yaml");
+    std::fs::write(&default_file, &rendered).expect("write");
+    kube.kubectl_ok(&[
+        "apply",
+        "--dry-run=server",
+        "-f",
+        &default_file.display().to_string(),
+    ])
+    .await;
+
+    // Non-default values render what they say, and validate too (CRDs from the default
+    // render are installed first, as crds.install=false expects).
+    let custom = ok(
+        kube.helm(&[
+            "template",
+            "durin",
+            CHART,
+            "-n",
+            "durin-system",
+            "-f",
+            &values.display().to_string(),
+        ])
+        .await,
+        "helm template with custom values",
+    )
+    .await;
+    for expected in [
+        "image: \"registry.example.com/durin:9.9.9\"",
+        "--watch-namespace=team-a",
+        "--namespace=payments",
+        "--engine-address=durin.example.internal:7233",
+        "--leader-election=false",
+        "--metrics-port=19090",
+        "--lease-duration=20",
+        "emptyDir: {}",
+        "name: custom-sa",
+        "type: NodePort",
+        "kubernetes.io/os: linux",
+    ] {
+        assert!(
+            custom.contains(expected),
+            "custom render lacks {expected:?}"
+        );
+    }
+    assert!(
+        !custom.contains("kind: CustomResourceDefinition"),
+        "crds.install=false"
+    );
+    assert!(
+        !custom.contains("kind: Role\n"),
+        "no Lease role without leader election"
+    );
+    let custom_file = dir.path().join("custom-rendered.yaml");
+    std::fs::write(&custom_file, &custom).expect("write");
+    kube.kubectl_ok(&[
+        "apply",
+        "--dry-run=server",
+        "-f",
+        &custom_file.display().to_string(),
+    ])
+    .await;
+
+    // Install: the objects exist, the CRDs are kept on uninstall.
+    ok(
+        kube.helm(&["install", "durin", CHART, "-n", "durin-system"])
+            .await,
+        "helm install",
+    )
+    .await;
+    kube.kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd",
+        "--all",
+        "--timeout=60s",
+    ])
+    .await;
+    for (kind, name) in [
+        ("statefulset", "durin"),
+        ("service", "durin"),
+        ("service", "durin-headless"),
+        ("serviceaccount", "durin"),
+        ("role", "durin-leader-election"),
+    ] {
+        kube.kubectl_ok(&["-n", "durin-system", "get", kind, name])
+            .await;
+    }
+    kube.kubectl_ok(&["get", "clusterrole", "durin-operator"])
+        .await;
+    let crd = kube.get_json(&["crd", "workflows.durin.dev"]).await;
+    assert_eq!(
+        crd["metadata"]["annotations"]["helm.sh/resource-policy"],
+        "keep"
+    );
+
+    // The operator as the chart's ServiceAccount: its RBAC is enough for every controller.
+    let token = ok(
+        kube.kubectl(&[
+            "-n",
+            "durin-system",
+            "create",
+            "token",
+            "durin",
+            "--duration=1h",
+        ])
+        .await,
+        "create token",
+    )
+    .await;
+    let sa_config = kube.token_kubeconfig("durin-sa", token.trim());
+    let operator = DurinServer::start_operator(
+        &sa_config,
+        &["--lease-namespace", "durin-system", "--identity", "durin-0"],
+    )
+    .await;
+    let hello =
+        std::fs::read_to_string(format!("{EXAMPLES}/hello-workflow.yaml")).expect("example");
+    let path = dir.path().join("hello.yaml");
+    std::fs::write(&path, hello).expect("write");
+    kube.kubectl_ok(&["-n", "team-a", "apply", "-f", &path.display().to_string()])
+        .await;
+    // The operator creates the `team-a` namespace in the engine on first use; the worker
+    // comes once it exists.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while kube.get_json(&["-n", "team-a", "workflow", "hello"]).await["status"]["runId"].is_null() {
+        assert!(Instant::now() < deadline, "the workflow never started");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _worker = ExampleWorker::start(operator.port(), "team-a", "durin-k8s-examples");
+    kube.kubectl_ok(&[
+        "-n",
+        "team-a",
+        "wait",
+        "--for=condition=Completed",
+        "workflow/hello",
+        "--timeout=60s",
+    ])
+    .await;
+    kube.kubectl_ok(&[
+        "-n",
+        "team-a",
+        "apply",
+        "-f",
+        &format!("{EXAMPLES}/worker.yaml"),
+    ])
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !kube
+        .kubectl(&["-n", "team-a", "get", "deployment", "examples"])
+        .await
+        .status
+        .success()
+    {
+        assert!(Instant::now() < deadline, "no Deployment for the Worker");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let events = kube
+        .kubectl_ok(&["-n", "team-a", "get", "events", "-o", "name"])
+        .await;
+    assert!(!events.trim().is_empty(), "events were recorded");
+    let log = std::fs::read_to_string(operator.log_path()).unwrap_or_default();
+    assert!(
+        !log.contains("forbidden"),
+        "the operator hit an RBAC refusal:\n{log}"
+    );
+
+    // durin-view and durin-edit join the built-in view/edit/admin roles by aggregation (done
+    // by kube-controller-manager, which this test cluster does not run); bound directly here.
+    let edit = kube.get_json(&["clusterrole", "durin-edit"]).await;
+    assert_eq!(
+        edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"],
+        "true"
+    );
+    let view = kube.get_json(&["clusterrole", "durin-view"]).await;
+    assert_eq!(
+        view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"],
+        "true"
+    );
+    // A namespace viewer can read but not create workflows; an editor can create them.
+    kube.kubectl_ok(&["-n", "team-a", "create", "serviceaccount", "viewer"])
+        .await;
+    kube.kubectl_ok(&[
+        "-n",
+        "team-a",
+        "create",
+        "rolebinding",
+        "viewer",
+        "--clusterrole=durin-view",
+        "--serviceaccount=team-a:viewer",
+    ])
+    .await;
+    let as_viewer = "--as=system:serviceaccount:team-a:viewer";
+    assert_eq!(
+        kube.kubectl_ok(&[
+            "-n",
+            "team-a",
+            "auth",
+            "can-i",
+            "get",
+            "workflows.durin.dev",
+            as_viewer
+        ])
+        .await
+        .trim(),
+        "yes"
+    );
+    let can_create = kube
+        .kubectl(&[
+            "-n",
+            "team-a",
+            "auth",
+            "can-i",
+            "create",
+            "workflows.durin.dev",
+            as_viewer,
+        ])
+        .await;
+    assert_eq!(String::from_utf8_lossy(&can_create.stdout).trim(), "no");
+    let unbound = kube
+        .kubectl(&[
+            "-n",
+            "team-a",
+            "auth",
+            "can-i",
+            "create",
+            "workflows.durin.dev",
+            "--as=system:serviceaccount:team-a:default",
+        ])
+        .await;
+    assert_eq!(
+        String::from_utf8_lossy(&unbound.stdout).trim(),
+        "no",
+        "no binding, no workflows"
+    );
+    let editor = kube
+        .kubectl(&[
+            "-n",
+            "team-a",
+            "auth",
+            "can-i",
+            "create",
+            "workflows.durin.dev",
+            "--as=system:serviceaccount:team-a:editor",
+        ])
+        .await;
+    assert_eq!(
+        String::from_utf8_lossy(&editor.stdout).trim(),
+        "no",
+        "not yet bound"
+    );
+    kube.kubectl_ok(&[
+        "-n",
+        "team-a",
+        "create",
+        "rolebinding",
+        "editor",
+        "--clusterrole=durin-edit",
+        "--serviceaccount=team-a:editor",
+    ])
+    .await;
+    assert_eq!(
+        kube.kubectl_ok(&[
+            "-n",
+            "team-a",
+            "auth",
+            "can-i",
+            "create",
+            "workflows.durin.dev",
+            "--as=system:serviceaccount:team-a:editor"
+        ])
+        .await
+        .trim(),
+        "yes",
+        "durin-edit lets a namespace editor start workflows"
+    );
+
+    drop(operator);
+    let uninstall = kube
+        .helm(&["uninstall", "durin", "-n", "durin-system"])
+        .await;
+    ok(uninstall, "helm uninstall").await;
+    kube.kubectl_ok(&["get", "crd", "workflows.durin.dev"])
+        .await;
+}
