@@ -31,7 +31,11 @@ pub enum Command {
     /// Run the engine and the Kubernetes controllers (in a cluster, or with a kubeconfig).
     Operator(OperatorArgs),
     /// Print the CustomResourceDefinitions (YAML) for `kubectl apply -f -`.
-    Crds,
+    Crds {
+        /// Print the field reference (Markdown) instead.
+        #[arg(long)]
+        reference: bool,
+    },
     /// Apply Workflow and Schedule manifests to a running Durin server, no cluster needed.
     Apply(crate::operator::apply::ApplyArgs),
 }
@@ -105,8 +109,12 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
         Command::Dev(args) => dev(args).await,
         Command::Operator(args) => operator(args).await,
-        Command::Crds => {
-            print!("{}", crate::operator::crd::to_yaml()?);
+        Command::Crds { reference } => {
+            if reference {
+                print!("{}", crate::operator::crd::reference::markdown());
+            } else {
+                print!("{}", crate::operator::crd::to_yaml()?);
+            }
             Ok(())
         }
         Command::Apply(args) => crate::operator::apply::run(args).await,

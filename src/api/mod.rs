@@ -59,3 +59,39 @@ pub async fn serve(
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    /// docs/compatibility.md must name every RPC the handlers implement.
+    #[test]
+    fn compatibility_table_lists_every_implemented_rpc() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let doc =
+            std::fs::read_to_string(format!("{root}/docs/compatibility.md")).unwrap_or_default();
+        for file in ["src/api/workflow_service.rs", "src/api/operator_service.rs"] {
+            let source = std::fs::read_to_string(format!("{root}/{file}")).unwrap_or_default();
+            for line in source.lines() {
+                let Some(rest) = line.trim().strip_prefix("async fn ") else {
+                    continue;
+                };
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| *c == '_' || c.is_ascii_alphanumeric())
+                    .collect();
+                let camel: String = name
+                    .split('_')
+                    .map(|w| {
+                        let mut c = w.chars();
+                        c.next()
+                            .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                            .unwrap_or_default()
+                    })
+                    .collect();
+                assert!(
+                    doc.contains(&format!("`{camel}`")),
+                    "docs/compatibility.md does not list {camel}"
+                );
+            }
+        }
+    }
+}

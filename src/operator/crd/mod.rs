@@ -5,6 +5,7 @@
 
 pub mod schedule;
 
+pub mod reference;
 mod schema;
 pub mod worker;
 pub mod workflow;

@@ -31,6 +31,7 @@ pub struct WorkflowTemplate {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "schema::json_list")]
     pub input: Vec<Value>,
+    /// Memo fields (not indexed), values as JSON.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(schema_with = "schema::json_map")]
     pub memo: BTreeMap<String, Value>,
@@ -50,6 +51,7 @@ pub struct WorkflowTemplate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "schema::duration")]
     pub task_timeout: Option<String>,
+    /// Retries of the whole workflow when a run fails (none by default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_policy: Option<RetryPolicy>,
 }
@@ -170,14 +172,17 @@ pub struct WorkflowSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "schema::duration")]
     pub start_delay: Option<String>,
+    /// Whether the workflow id may be used again after a closed run (default AllowDuplicate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_reuse_policy: Option<IdReusePolicy>,
+    /// What happens when a run with this id is still open (default Fail).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_conflict_policy: Option<IdConflictPolicy>,
     /// Signals to deliver, append-only; each entry is delivered exactly once.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 100))]
     pub signals: Vec<SignalSpec>,
+    /// Set to Canceled (graceful) or Terminated (immediate) to stop the workflow.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub desired_state: Option<DesiredState>,
     /// Reason recorded with a cancellation or termination.
