@@ -80,6 +80,7 @@ async fn operator_reconciles_workflows_and_workers_on_a_real_api_server() {
     {
         leader_lease_is_held(&kube).await;
         workflow_runs_to_completed(&kube).await;
+        finished_workflows_expire_after_their_ttl(&kube).await;
         signals_in_spec_are_delivered_once(&kube).await;
         desired_state_cancels_and_terminates(&kube).await;
         deletion_applies_policy(&kube, &client).await;
@@ -557,4 +558,17 @@ async fn schedule_runs_on_a_timetable(kube: &KubeEnv, client: &temporalio_client
         .describe(Default::default())
         .await;
     assert!(gone.is_err(), "the engine schedule must be gone");
+}
+
+async fn finished_workflows_expire_after_their_ttl(kube: &KubeEnv) {
+    let manifest = example("hello-workflow.yaml")
+        .replace("name: hello", "name: short-lived")
+        .replace("executionTimeout: 10m", "ttlSecondsAfterFinished: 1");
+    assert!(kube.apply(&manifest).await.status.success());
+    eventually(30, "short-lived deleted after its TTL", || async {
+        let out = kube.kubectl(&["get", "workflow", "short-lived"]).await;
+        (!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("NotFound"))
+            .then_some(())
+    })
+    .await;
 }
