@@ -13,18 +13,24 @@
 
 mod support;
 
+mod activity_cancellation;
 mod async_completion;
+mod cancel_terminate;
 mod child_workflows;
 mod continue_as_new;
 mod cron;
 mod dynamic_handlers;
+mod external_signal;
 mod heartbeats;
 mod hello_activity;
+mod namespaces;
 mod payload_codec;
 mod schedules;
 mod signals_and_queries;
 mod timeouts_and_retries;
+mod timers;
 mod updates;
+mod workflow_retries;
 
 use std::process::ExitCode;
 
@@ -73,6 +79,27 @@ const SAMPLES: &[(&str, &str)] = &[
     (
         "schedules",
         "a schedule every 2 s: pause, trigger, backfill, list, delete",
+    ),
+    ("timers", "durable timers; a timer raced against a signal"),
+    (
+        "cancel-terminate",
+        "cancel a workflow (it cleans up, ends Canceled); terminate another",
+    ),
+    (
+        "activity-cancellation",
+        "a workflow cancels heartbeating activities it started (token, future)",
+    ),
+    (
+        "workflow-retries",
+        "a workflow retry policy (succeeds on attempt 3); an execution timeout",
+    ),
+    (
+        "external-signal",
+        "a workflow signals another by id, with a custom signal name",
+    ),
+    (
+        "namespaces",
+        "register, describe and list a namespace; run a workflow in it",
     ),
 ];
 
@@ -128,6 +155,12 @@ async fn main() -> ExitCode {
         "dynamic-handlers" => dynamic_handlers::run(&env).await,
         "payload-codec" => payload_codec::run(&env).await,
         "schedules" => schedules::run(&env).await,
+        "timers" => timers::run(&env).await,
+        "cancel-terminate" => cancel_terminate::run(&env).await,
+        "activity-cancellation" => activity_cancellation::run(&env).await,
+        "workflow-retries" => workflow_retries::run(&env).await,
+        "external-signal" => external_signal::run(&env).await,
+        "namespaces" => namespaces::run(&env).await,
         _ => unreachable!("sample names are checked above"),
     };
     match outcome {

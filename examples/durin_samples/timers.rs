@@ -69,7 +69,10 @@ pub struct ApprovalWorkflow {
 #[workflow_methods]
 impl ApprovalWorkflow {
     #[run]
-    pub async fn run(ctx: &mut WorkflowContext<Self>, deadline_ms: u64) -> WorkflowResult<Decision> {
+    pub async fn run(
+        ctx: &mut WorkflowContext<Self>,
+        deadline_ms: u64,
+    ) -> WorkflowResult<Decision> {
         let start = ctx.workflow_time();
         let mut deadline = pin!(ctx.timer(Duration::from_millis(deadline_ms)));
         // `select!` polls its branches in order, so it is deterministic on replay (unlike
@@ -182,7 +185,12 @@ pub async fn run(env: &Env) -> Result<()> {
             .await?;
         println!("started ApprovalWorkflow {workflow_id} with a 60 s deadline");
         // Signal once the workflow is waiting on its timer.
-        within(20, "TimerStarted", wait_for_event(&client, &workflow_id, "TimerStarted")).await??;
+        within(
+            20,
+            "TimerStarted",
+            wait_for_event(&client, &workflow_id, "TimerStarted"),
+        )
+        .await??;
         handle
             .signal(
                 ApprovalWorkflow::approve,
@@ -234,7 +242,11 @@ pub async fn run(env: &Env) -> Result<()> {
             decision.decided_by == "timer" && decision.approved_by.is_none(),
             "the timer should win, got {decision:?}"
         );
-        ensure!(decision.waited_ms >= 1000, "waited only {} ms", decision.waited_ms);
+        ensure!(
+            decision.waited_ms >= 1000,
+            "waited only {} ms",
+            decision.waited_ms
+        );
         let events = event_names(&history(&client, &workflow_id, None).await?);
         ensure!(events.iter().any(|e| e == "TimerFired"));
         Ok(())
