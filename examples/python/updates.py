@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import traceback
 import uuid
 
 from temporalio import workflow
@@ -138,10 +139,15 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    exit_code = 0
     try:
         asyncio.run(main())
     except Exception as err:  # print the reason and exit non-zero
-        import traceback
-
         traceback.print_exc()
-        sys.exit(f"updates: FAILED: {err!r}")
+        print(f"updates: FAILED: {err!r}", file=sys.stderr)
+        exit_code = 1
+    # Exit without interpreter teardown: the SDK's Rust runtime threads can abort a finalizing
+    # interpreter ("PyGILState_Release ... must be current", temporalio/sdk-python#300).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(exit_code)

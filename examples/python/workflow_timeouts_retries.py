@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import traceback
 import uuid
 from datetime import timedelta
 
@@ -103,10 +104,15 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    exit_code = 0
     try:
         asyncio.run(main())
     except Exception as err:  # print the reason and exit non-zero
-        import traceback
-
         traceback.print_exc()
-        sys.exit(f"workflow_timeouts_retries: FAILED: {err!r}")
+        print(f"workflow_timeouts_retries: FAILED: {err!r}", file=sys.stderr)
+        exit_code = 1
+    # Exit without interpreter teardown: the SDK's Rust runtime threads can abort a finalizing
+    # interpreter ("PyGILState_Release ... must be current", temporalio/sdk-python#300).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(exit_code)
