@@ -63,6 +63,38 @@ pub struct EngineArgs {
     /// Serve Prometheus metrics on this port (`/metrics`), on the same address.
     #[arg(long, env = "DURIN_METRICS_PORT")]
     pub metrics_port: Option<u16>,
+    /// Serve the gRPC port over TLS with this certificate chain (PEM; re-read when it changes).
+    #[arg(long, env = "DURIN_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, env = "DURIN_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Require client certificates signed by this CA (mutual TLS).
+    #[arg(long, env = "DURIN_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Require a bearer token from this file (YAML: tokens with the namespaces each may use).
+    #[arg(long, env = "DURIN_AUTH_FILE")]
+    pub auth_file: Option<PathBuf>,
+}
+
+impl EngineArgs {
+    fn access(&self) -> Result<crate::api::Access, Box<dyn std::error::Error>> {
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::api::tls::ReloadingAcceptor::new(
+                crate::api::tls::TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    client_ca: self.tls_client_ca.clone(),
+                },
+            )?),
+            _ => None,
+        };
+        let auth = match &self.auth_file {
+            Some(path) => Some(crate::api::auth::AuthPolicy::load(path.clone())?),
+            None => None,
+        };
+        Ok(crate::api::Access { tls, auth })
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -124,12 +156,14 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
 struct Started {
     engine: Arc<Engine>,
     listener: tokio::net::TcpListener,
+    access: crate::api::Access,
 }
 
 async fn start_engine(
     ip: std::net::IpAddr,
     args: &EngineArgs,
 ) -> Result<Started, Box<dyn std::error::Error>> {
+    let access = args.access()?;
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     let store = Wal::open(&data_dir)?;
     let engine = Engine::open(store, EngineConfig::default())?;
@@ -145,19 +179,33 @@ async fn start_engine(
     }
     let addr = SocketAddr::new(ip, args.port);
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(address = %listener.local_addr()?, data_dir = %data_dir.display(), "durin listening");
-    Ok(Started { engine, listener })
+    tracing::info!(
+        address = %listener.local_addr()?,
+        data_dir = %data_dir.display(),
+        tls = access.tls.is_some(),
+        auth = access.auth.is_some(),
+        "durin listening"
+    );
+    Ok(Started {
+        engine,
+        listener,
+        access,
+    })
 }
 
 async fn serve(started: Started) -> Result<(), Box<dyn std::error::Error>> {
-    let Started { engine, listener } = started;
+    let Started {
+        engine,
+        listener,
+        access,
+    } = started;
     let _timers = engine.spawn_timer_loop();
     let stopping = engine.clone();
     let shutdown = async move {
         shutdown_signal().await;
         stopping.begin_shutdown();
     };
-    crate::api::serve(engine, listener, shutdown).await?;
+    crate::api::serve(engine, listener, access, shutdown).await?;
     tracing::info!("durin stopped");
     Ok(())
 }

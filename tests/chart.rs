@@ -47,6 +47,11 @@ podAnnotations: {prometheus.io/scrape: "true"}
 podLabels: {tier: engine}
 nodeSelector: {kubernetes.io/os: linux}
 tolerations: [{key: dedicated, operator: Equal, value: durin, effect: NoSchedule}]
+tls:
+  secretName: durin-tls
+  clientCA: true
+auth:
+  secretName: durin-tokens
 extraArgs: ["--lease-duration=20"]
 extraEnv: [{name: EXTRA, value: "1"}]
 "#;
@@ -147,6 +152,10 @@ async fn chart_lints_renders_installs_and_runs_with_its_own_rbac() {
         "name: custom-sa",
         "type: NodePort",
         "kubernetes.io/os: linux",
+        "--tls-client-ca=/etc/durin/tls/ca.crt",
+        "--auth-file=/etc/durin/auth/tokens.yaml",
+        "secretName: durin-tls",
+        "tcpSocket:",
     ] {
         assert!(
             custom.contains(expected),

@@ -1,8 +1,11 @@
 //! The gRPC front door: Temporal's WorkflowService and OperatorService plus gRPC health.
 
+pub mod auth;
+pub mod authz;
 pub mod errors;
 pub mod multi_operation;
 pub mod operator_service;
+pub mod tls;
 pub mod workflow_service;
 
 use std::sync::Arc;
@@ -13,29 +16,59 @@ use tonic::transport::Server;
 use crate::engine::Engine;
 use crate::proto::operatorservice::operator_service_server::OperatorServiceServer;
 use crate::proto::workflowservice::workflow_service_server::WorkflowServiceServer;
+use authz::Guarded;
 
 /// Largest request or response the server handles (histories ship in one response).
 const MAX_MESSAGE_BYTES: usize = 128 * 1024 * 1024;
+
+/// Who may talk to the gRPC port, and how.
+#[derive(Default, Clone)]
+pub struct Access {
+    /// TLS (mutual TLS with a client CA) from files re-read when they change.
+    pub tls: Option<Arc<tls::ReloadingAcceptor>>,
+    /// Bearer tokens with the namespaces each may use.
+    pub auth: Option<Arc<auth::AuthPolicy>>,
+}
 
 /// Serves until `shutdown` resolves.
 pub async fn serve(
     engine: Arc<Engine>,
     listener: tokio::net::TcpListener,
+    access: Access,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
-        .set_serving::<WorkflowServiceServer<workflow_service::WorkflowHandler>>()
+        .set_serving::<WorkflowServiceServer<Guarded<workflow_service::WorkflowHandler>>>()
         .await;
-    let workflow =
-        WorkflowServiceServer::new(workflow_service::WorkflowHandler::new(engine.clone()))
-            .accept_compressed(CompressionEncoding::Gzip)
-            .send_compressed(CompressionEncoding::Gzip)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let operator = OperatorServiceServer::new(operator_service::OperatorHandler::new(engine))
-        .accept_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Gzip);
+    let workflow = WorkflowServiceServer::new(Guarded::new(
+        workflow_service::WorkflowHandler::new(engine.clone()),
+        access.auth.clone(),
+    ))
+    .accept_compressed(CompressionEncoding::Gzip)
+    .send_compressed(CompressionEncoding::Gzip)
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let operator = OperatorServiceServer::new(Guarded::new(
+        operator_service::OperatorHandler::new(engine),
+        access.auth.clone(),
+    ))
+    .accept_compressed(CompressionEncoding::Gzip)
+    .send_compressed(CompressionEncoding::Gzip);
+    let router = Server::builder()
+        .layer(crate::metrics::RpcMetricsLayer)
+        .add_service(
+            health_service
+                .accept_compressed(CompressionEncoding::Gzip)
+                .send_compressed(CompressionEncoding::Gzip),
+        )
+        .add_service(workflow)
+        .add_service(operator);
+    if let Some(acceptor) = access.tls {
+        return router
+            .serve_with_incoming_shutdown(acceptor.incoming(listener), shutdown)
+            .await;
+    }
     // The builder's TCP options only apply to listeners it binds itself; with our own listener
     // Nagle must be turned off per connection, or small replies wait for delayed ACKs (~40 ms).
     let incoming = tokio_stream::StreamExt::map(
@@ -47,15 +80,7 @@ pub async fn serve(
             conn
         },
     );
-    Server::builder()
-        .layer(crate::metrics::RpcMetricsLayer)
-        .add_service(
-            health_service
-                .accept_compressed(CompressionEncoding::Gzip)
-                .send_compressed(CompressionEncoding::Gzip),
-        )
-        .add_service(workflow)
-        .add_service(operator)
+    router
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }

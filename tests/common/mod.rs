@@ -67,6 +67,47 @@ impl DurinServer {
         Self::start_with(args, env).await
     }
 
+    /// Start `durin` with these arguments and wait only until its port accepts TCP (for
+    /// servers a plain SDK client cannot reach: TLS, tokens).
+    pub async fn start_listening(subcommand: Vec<String>) -> Self {
+        let tmp = tempfile::Builder::new()
+            .prefix("durin-sdk-test-")
+            .tempdir()
+            .expect("create temp dir");
+        let data_dir = tmp.path().join("data");
+        std::fs::create_dir_all(&data_dir).expect("create data dir");
+        let log_path = tmp.path().join("durin.log");
+        let mut server = DurinServer {
+            child: None,
+            port: free_port(),
+            tmp,
+            data_dir,
+            log_path,
+            starts: 0,
+            subcommand,
+            env: Vec::new(),
+        };
+        server.spawn();
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while !server.is_accepting() {
+            if let Some(child) = server.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!(
+                    "durin exited during startup with {status}\n{}",
+                    server.log_tail(40)
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "durin never listened\n{}",
+                server.log_tail(40)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        server
+    }
+
     /// Start `durin` with these leading arguments (`["dev", ...]`) and extra environment.
     pub async fn start_with(subcommand: Vec<String>, env: Vec<(String, String)>) -> Self {
         let tmp = tempfile::Builder::new()

@@ -1,0 +1,171 @@
+//! TLS and mutual TLS for the gRPC port, from PEM files that are re-read when they change
+//! (certificate rotation without a restart). A client CA file turns on mutual TLS: clients
+//! without a certificate signed by it are refused during the handshake.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use parking_lot::Mutex;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::server::WebPkiClientVerifier;
+use tokio_rustls::rustls::{RootCertStore, ServerConfig};
+use tokio_rustls::server::TlsStream;
+
+/// How often the files' modification times are checked.
+const RELOAD_CHECK: Duration = Duration::from_secs(2);
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// CA for client certificates; set means mutual TLS.
+    pub client_ca: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("TLS configuration: {0}")]
+pub struct TlsError(String);
+
+fn load(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
+    let err = |what: &str, e: &dyn std::fmt::Display| TlsError(format!("{what}: {e}"));
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
+        .map_err(|e| err(&files.cert.display().to_string(), &e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| err(&files.cert.display().to_string(), &e))?;
+    if certs.is_empty() {
+        return Err(TlsError(format!(
+            "{}: no certificate",
+            files.cert.display()
+        )));
+    }
+    let key = PrivateKeyDer::from_pem_file(&files.key)
+        .map_err(|e| err(&files.key.display().to_string(), &e))?;
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| err("protocol versions", &e))?;
+    let builder = match &files.client_ca {
+        Some(ca) => {
+            let mut roots = RootCertStore::empty();
+            for c in
+                CertificateDer::pem_file_iter(ca).map_err(|e| err(&ca.display().to_string(), &e))?
+            {
+                let c = c.map_err(|e| err(&ca.display().to_string(), &e))?;
+                roots
+                    .add(c)
+                    .map_err(|e| err(&ca.display().to_string(), &e))?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| err("client CA", &e))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| err("certificate and key", &e))?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(config)
+}
+
+fn mtimes(files: &TlsFiles) -> Vec<Option<SystemTime>> {
+    [
+        Some(&files.cert),
+        Some(&files.key),
+        files.client_ca.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+    .collect()
+}
+
+struct Current {
+    acceptor: TlsAcceptor,
+    mtimes: Vec<Option<SystemTime>>,
+    checked: Instant,
+}
+
+/// Hands out an acceptor for the current files, reloading them when they change. A reload
+/// that fails (a half-written file) keeps the previous configuration and is logged.
+pub struct ReloadingAcceptor {
+    files: TlsFiles,
+    current: Mutex<Current>,
+}
+
+impl ReloadingAcceptor {
+    pub fn new(files: TlsFiles) -> Result<Arc<Self>, TlsError> {
+        let config = load(&files)?;
+        Ok(Arc::new(Self {
+            current: Mutex::new(Current {
+                acceptor: TlsAcceptor::from(Arc::new(config)),
+                mtimes: mtimes(&files),
+                checked: Instant::now(),
+            }),
+            files,
+        }))
+    }
+
+    fn acceptor(&self) -> TlsAcceptor {
+        let mut cur = self.current.lock();
+        if cur.checked.elapsed() >= RELOAD_CHECK {
+            cur.checked = Instant::now();
+            let now = mtimes(&self.files);
+            if now != cur.mtimes {
+                match load(&self.files) {
+                    Ok(config) => {
+                        cur.acceptor = TlsAcceptor::from(Arc::new(config));
+                        cur.mtimes = now;
+                        tracing::info!(cert = %self.files.cert.display(), "TLS files changed; reloaded");
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "TLS files changed but do not load; keeping the previous ones")
+                    }
+                }
+            }
+        }
+        cur.acceptor.clone()
+    }
+
+    /// TLS connections from a TCP listener, handshaken off the accept loop.
+    pub fn incoming(
+        self: Arc<Self>,
+        listener: tokio::net::TcpListener,
+    ) -> tokio_stream::wrappers::ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                let (tcp, peer) = match listener.accept().await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = tcp.set_nodelay(true);
+                let acceptor = self.acceptor();
+                let conn_tx = tx.clone();
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => {
+                            let _ = conn_tx.send(Ok(stream)).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake refused"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+                if tx.is_closed() {
+                    return;
+                }
+            }
+        });
+        tokio_stream::wrappers::ReceiverStream::new(rx)
+    }
+}

@@ -1,0 +1,235 @@
+//! Access to the gRPC port: TLS and mutual TLS from certificate files (re-read when they
+//! change), bearer tokens with per-namespace authorization. Refused clients: no TLS, no
+//! client certificate, a certificate from another CA, no token, a wrong token, a token used
+//! on a namespace it does not list.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::DurinServer;
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+};
+use temporalio_client::{
+    ClientTlsOptions, Connection, ConnectionOptions, TlsOptions, Url,
+    grpc::WorkflowService,
+    tonic::{Code, Request},
+};
+use temporalio_common::protos::temporal::api::workflowservice::v1::{
+    DescribeNamespaceRequest, RegisterNamespaceRequest,
+};
+
+struct Ca {
+    pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+fn ca(name: &str) -> Ca {
+    let key = KeyPair::generate().expect("key");
+    let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
+    p.distinguished_name.push(DnType::CommonName, name);
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let cert = p.self_signed(&key).expect("ca");
+    Ca {
+        pem: cert.pem(),
+        issuer: Issuer::new(p, key),
+    }
+}
+
+/// (certificate PEM, key PEM)
+fn leaf(ca: &Ca, name: &str, server: bool) -> (String, String) {
+    let key = KeyPair::generate().expect("key");
+    let mut p = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .expect("params");
+    p.distinguished_name.push(DnType::CommonName, name);
+    p.extended_key_usages = vec![if server {
+        ExtendedKeyUsagePurpose::ServerAuth
+    } else {
+        ExtendedKeyUsagePurpose::ClientAuth
+    }];
+    let cert = p.signed_by(&key, &ca.issuer).expect("leaf");
+    (cert.pem(), key.serialize_pem())
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write");
+    path.display().to_string()
+}
+
+async fn connect(
+    port: u16,
+    server_ca: Option<&str>,
+    client: Option<&(String, String)>,
+    token: Option<&str>,
+) -> Result<temporalio_client::Connection, String> {
+    let scheme = if server_ca.is_some() { "https" } else { "http" };
+    let url = Url::parse(&format!("{scheme}://localhost:{port}")).expect("url");
+    let tls = server_ca.map(|ca| {
+        TlsOptions::builder()
+            .server_root_ca_cert(ca.as_bytes().to_vec())
+            .domain("localhost".to_string())
+            .maybe_client_tls_options(client.map(|(c, k)| {
+                ClientTlsOptions::builder()
+                    .client_cert(c.as_bytes().to_vec())
+                    .client_private_key(k.as_bytes().to_vec())
+                    .build()
+            }))
+            .build()
+    });
+    let opts = ConnectionOptions::new(url)
+        .identity("security-test".to_string())
+        .maybe_tls_options(tls)
+        .maybe_api_key(token.map(str::to_string))
+        .connect_timeout(Duration::from_secs(3))
+        .build();
+    match tokio::time::timeout(Duration::from_secs(10), Connection::connect(opts)).await {
+        Ok(Ok(c)) => Ok(c),
+        Ok(Err(e)) => Err(format!("{e:?}")),
+        Err(_) => Err("timed out".into()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_mtls_and_tokens_refuse_who_does_not_belong() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let server_ca = ca("server-ca");
+    let client_ca = ca("client-ca");
+    let rogue_ca = ca("rogue-ca");
+    let (scert, skey) = leaf(&server_ca, "durin", true);
+    let good = leaf(&client_ca, "worker", false);
+    let rogue = leaf(&rogue_ca, "intruder", false);
+    let cert_path = write(d, "server.crt", &scert);
+    let key_path = write(d, "server.key", &skey);
+    let client_ca_path = write(d, "clients.crt", &client_ca.pem);
+    let auth_path = write(
+        d,
+        "tokens.yaml",
+        "tokens:\n  - name: admin\n    token: admin-token-0123456789\n    namespaces: [\"*\"]\n  - name: team-a\n    token: team-a-token-0123456789\n    namespaces: [team-a]\n",
+    );
+    let server = DurinServer::start_listening(vec![
+        "dev".into(),
+        format!("--tls-cert={cert_path}"),
+        format!("--tls-key={key_path}"),
+        format!("--tls-client-ca={client_ca_path}"),
+        format!("--auth-file={auth_path}"),
+    ])
+    .await;
+    let port = server.port();
+    let admin = Some("admin-token-0123456789");
+
+    // Refused: plaintext, TLS without a client certificate, a certificate from another CA.
+    assert!(
+        connect(port, None, None, admin).await.is_err(),
+        "plaintext must be refused"
+    );
+    assert!(
+        connect(port, Some(&server_ca.pem), None, admin)
+            .await
+            .is_err(),
+        "no client cert"
+    );
+    assert!(
+        connect(port, Some(&server_ca.pem), Some(&rogue), admin)
+            .await
+            .is_err(),
+        "rogue CA"
+    );
+    // Refused: mutual TLS but no token, or a token nobody issued.
+    let err = connect(port, Some(&server_ca.pem), Some(&good), None)
+        .await
+        .err()
+        .unwrap_or_default();
+    assert!(
+        err.contains("Unauthenticated") || err.contains("token"),
+        "{err}"
+    );
+    let err = connect(
+        port,
+        Some(&server_ca.pem),
+        Some(&good),
+        Some("made-up-token-xyz"),
+    )
+    .await
+    .err()
+    .unwrap_or_default();
+    assert!(
+        err.contains("Unauthenticated") || err.contains("token"),
+        "{err}"
+    );
+
+    // Admitted: the admin token creates team-a; the team-a token may use team-a only.
+    let mut svc = connect(port, Some(&server_ca.pem), Some(&good), admin)
+        .await
+        .expect("admin connects");
+    WorkflowService::register_namespace(
+        &mut svc,
+        Request::new(RegisterNamespaceRequest {
+            namespace: "team-a".into(),
+            workflow_execution_retention_period: Some(prost_wkt_types::Duration {
+                seconds: 86400,
+                nanos: 0,
+            }),
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("admin registers team-a");
+    let mut svc = connect(
+        port,
+        Some(&server_ca.pem),
+        Some(&good),
+        Some("team-a-token-0123456789"),
+    )
+    .await
+    .expect("team-a connects");
+    WorkflowService::describe_namespace(
+        &mut svc,
+        Request::new(DescribeNamespaceRequest {
+            namespace: "team-a".into(),
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("team-a may use team-a");
+    let denied = WorkflowService::describe_namespace(
+        &mut svc,
+        Request::new(DescribeNamespaceRequest {
+            namespace: "default".into(),
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect_err("team-a may not use default");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+
+    // Rotation: new server certificate from a new CA, picked up without a restart.
+    let server_ca2 = ca("server-ca-2");
+    let (scert2, skey2) = leaf(&server_ca2, "durin", true);
+    std::fs::write(d.join("server.key"), &skey2).expect("rotate key");
+    std::fs::write(d.join("server.crt"), &scert2).expect("rotate cert");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if connect(port, Some(&server_ca2.pem), Some(&good), admin)
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rotated certificate never served\n{}",
+            server.log_tail(20)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(
+        connect(port, Some(&server_ca.pem), Some(&good), admin)
+            .await
+            .is_err(),
+        "the old CA no longer verifies the server"
+    );
+}
