@@ -75,6 +75,12 @@ pub struct EngineArgs {
     /// Require a bearer token from this file (YAML: tokens with the namespaces each may use).
     #[arg(long, env = "DURIN_AUTH_FILE")]
     pub auth_file: Option<PathBuf>,
+    /// Requests in flight beyond which new ones get RESOURCE_EXHAUSTED.
+    #[arg(long, default_value_t = crate::api::DEFAULT_MAX_INFLIGHT)]
+    pub max_inflight: usize,
+    /// Long polls (and other calls that wait) in flight beyond which new ones are refused.
+    #[arg(long, default_value_t = crate::api::DEFAULT_MAX_WAITING)]
+    pub max_waiting: usize,
 }
 
 impl EngineArgs {
@@ -93,7 +99,12 @@ impl EngineArgs {
             Some(path) => Some(crate::api::auth::AuthPolicy::load(path.clone())?),
             None => None,
         };
-        Ok(crate::api::Access { tls, auth })
+        Ok(crate::api::Access {
+            tls,
+            auth,
+            max_inflight: self.max_inflight,
+            max_waiting: self.max_waiting,
+        })
     }
 }
 

@@ -5,6 +5,7 @@ pub mod authz;
 pub mod errors;
 pub mod multi_operation;
 pub mod operator_service;
+pub mod overload;
 pub mod tls;
 pub mod workflow_service;
 
@@ -28,7 +29,14 @@ pub struct Access {
     pub tls: Option<Arc<tls::ReloadingAcceptor>>,
     /// Bearer tokens with the namespaces each may use.
     pub auth: Option<Arc<auth::AuthPolicy>>,
+    /// Requests in flight beyond which new ones get RESOURCE_EXHAUSTED (0: the default).
+    pub max_inflight: usize,
+    /// The same for long polls and other calls that wait by design.
+    pub max_waiting: usize,
 }
+
+pub const DEFAULT_MAX_INFLIGHT: usize = 4096;
+pub const DEFAULT_MAX_WAITING: usize = 16_384;
 
 /// Serves until `shutdown` resolves.
 pub async fn serve(
@@ -55,8 +63,13 @@ pub async fn serve(
     ))
     .accept_compressed(CompressionEncoding::Gzip)
     .send_compressed(CompressionEncoding::Gzip);
+    let or_default = |v: usize, d: usize| if v == 0 { d } else { v };
     let router = Server::builder()
         .layer(crate::metrics::RpcMetricsLayer)
+        .layer(overload::OverloadLayer::new(
+            or_default(access.max_inflight, DEFAULT_MAX_INFLIGHT),
+            or_default(access.max_waiting, DEFAULT_MAX_WAITING),
+        ))
         .add_service(
             health_service
                 .accept_compressed(CompressionEncoding::Gzip)

@@ -22,6 +22,34 @@ pub fn check_payloads(what: &str, payloads: &Option<Payloads>) -> Result<(), Str
     Ok(())
 }
 
+pub const MAX_MEMO_BYTES: usize = 2 * 1024 * 1024;
+/// Temporal's default limit on the total size of a workflow's search attributes.
+pub const MAX_SEARCH_ATTRIBUTES_BYTES: usize = 40 * 1024;
+
+pub fn check_memo(
+    memo: &Option<temporalio_protos::temporal::api::common::v1::Memo>,
+) -> Result<(), String> {
+    let size = memo.as_ref().map(prost::Message::encoded_len).unwrap_or(0);
+    if size > MAX_MEMO_BYTES {
+        return Err(format!(
+            "memo is {size} bytes; the limit is {MAX_MEMO_BYTES} bytes"
+        ));
+    }
+    Ok(())
+}
+
+pub fn check_search_attributes(
+    attrs: &Option<temporalio_protos::temporal::api::common::v1::SearchAttributes>,
+) -> Result<(), String> {
+    let size = attrs.as_ref().map(prost::Message::encoded_len).unwrap_or(0);
+    if size > MAX_SEARCH_ATTRIBUTES_BYTES {
+        return Err(format!(
+            "search attributes are {size} bytes; the limit is {MAX_SEARCH_ATTRIBUTES_BYTES} bytes"
+        ));
+    }
+    Ok(())
+}
+
 /// Why a history must end, if it grew past the hard limits.
 pub fn history_over_limit(events: i64, bytes: i64) -> Option<String> {
     if events > MAX_HISTORY_EVENTS {

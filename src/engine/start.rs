@@ -120,6 +120,26 @@ fn validate_start(req: &StartWorkflowExecutionRequest) -> Result<()> {
     if req.task_queue.as_ref().is_none_or(|t| t.name.is_empty()) {
         return invalid("TaskQueue is not set on request.");
     }
+    if req
+        .task_queue
+        .as_ref()
+        .is_some_and(|t| t.name.len() > MAX_ID_LENGTH)
+    {
+        return invalid("TaskQueue length exceeds limit.");
+    }
+    if req
+        .workflow_type
+        .as_ref()
+        .is_some_and(|t| t.name.len() > MAX_ID_LENGTH)
+    {
+        return invalid("WorkflowType length exceeds limit.");
+    }
+    if req.request_id.len() > MAX_ID_LENGTH {
+        return invalid("RequestId length exceeds limit.");
+    }
+    super::limits::check_memo(&req.memo).map_err(Error::InvalidArgument)?;
+    super::limits::check_search_attributes(&req.search_attributes)
+        .map_err(Error::InvalidArgument)?;
     if clock::is_negative(&req.workflow_execution_timeout) {
         return invalid("Invalid WorkflowExecutionTimeout.");
     }
