@@ -153,7 +153,7 @@ async fn apply_workflow(frontend: &Remote, doc: Value, args: &ApplyArgs) -> Resu
 async fn wait_for_close(frontend: &Remote, target: &Target) -> Result<(), BoxError> {
     loop {
         let resp = frontend
-            .history(GetWorkflowExecutionHistoryRequest {
+            .get_workflow_execution_history(GetWorkflowExecutionHistoryRequest {
                 namespace: target.namespace.clone(),
                 execution: super::translate::execution(&target.workflow_id, ""),
                 wait_new_event: true,

@@ -7,6 +7,7 @@ pub mod context;
 pub mod crd;
 pub mod frontend;
 pub mod leader;
+pub mod reconcile;
 pub mod run;
 pub mod schedule_actions;
 pub mod schedule_controller;

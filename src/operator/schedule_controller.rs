@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
@@ -16,6 +15,7 @@ use kube::{Resource, ResourceExt};
 use super::conditions;
 use super::context::{Context, MANAGER};
 use super::crd::schedule::{RecentAction, RunningWorkflow, Schedule, ScheduleStatus};
+use super::reconcile::{Error, drain, retry_after_error};
 use super::schedule_actions::{self as actions, Ensured, InvalidOrStatus, ScheduleTarget};
 use super::translate;
 use super::workflow_actions::StartError;
@@ -27,31 +27,13 @@ const SHOWN: usize = 5;
 /// Upper bound between status refreshes (next action times move with the clock).
 const MAX_REFRESH: Duration = Duration::from_secs(30);
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("kubernetes: {0}")]
-    Kube(#[from] kube::Error),
-    #[error("engine: {0}")]
-    Engine(#[from] tonic::Status),
-    #[error("{0}")]
-    Finalizer(#[source] Box<finalizer::Error<Error>>),
-}
-
 pub async fn run(ctx: Arc<Context>, api: Api<Schedule>) {
-    Controller::new(api, watcher::Config::default().any_semantic())
-        .run(reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            crate::metrics::record_reconcile("schedule", res.is_ok());
-            if let Err(e) = res {
-                tracing::debug!(error = %e, "schedule reconcile");
-            }
-        })
-        .await;
-}
-
-fn error_policy(s: Arc<Schedule>, err: &Error, _: Arc<Context>) -> Action {
-    tracing::warn!(schedule = %s.name_any(), error = %err, "schedule reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(5))
+    let results = Controller::new(api, watcher::Config::default().any_semantic()).run(
+        reconcile,
+        retry_after_error,
+        ctx,
+    );
+    drain("schedule", results).await;
 }
 
 async fn reconcile(s: Arc<Schedule>, ctx: Arc<Context>) -> Result<Action, Error> {

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{EnvVar, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
@@ -19,6 +18,7 @@ use super::conditions;
 use super::context::{Context, MANAGER};
 use super::crd::worker::{Poller, Worker, WorkerStatus};
 use super::frontend::Frontend;
+use super::reconcile::{Error, drain, retry_after_error};
 use crate::proto::api::enums::v1::TaskQueueType;
 use crate::proto::api::taskqueue::v1::TaskQueue;
 use crate::proto::api::workflowservice::v1::DescribeTaskQueueRequest;
@@ -29,30 +29,11 @@ const REFRESH: Duration = Duration::from_secs(5);
 pub const WORKER_LABEL: &str = "durin.dev/worker";
 const DEFAULT_BACKLOG_PER_REPLICA: i64 = 10;
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("kubernetes: {0}")]
-    Kube(#[from] kube::Error),
-    #[error("engine: {0}")]
-    Engine(#[from] tonic::Status),
-}
-
 pub async fn run(ctx: Arc<Context>, api: Api<Worker>, deployments: Api<Deployment>) {
-    Controller::new(api, watcher::Config::default().any_semantic())
+    let results = Controller::new(api, watcher::Config::default().any_semantic())
         .owns(deployments, watcher::Config::default().labels(WORKER_LABEL))
-        .run(reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            crate::metrics::record_reconcile("worker", res.is_ok());
-            if let Err(e) = res {
-                tracing::debug!(error = %e, "worker reconcile");
-            }
-        })
-        .await;
-}
-
-fn error_policy(w: Arc<Worker>, err: &Error, _: Arc<Context>) -> Action {
-    tracing::warn!(worker = %w.name_any(), error = %err, "worker reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(5))
+        .run(reconcile, retry_after_error, ctx);
+    drain("worker", results).await;
 }
 
 /// The Deployment a Worker stands for, or why its template is unusable.

@@ -70,7 +70,7 @@ pub async fn start<F: Frontend>(
         .ensure_namespace(&target.namespace)
         .await
         .map_err(classify)?;
-    match frontend.start(req).await {
+    match frontend.start_workflow_execution(req).await {
         Ok(resp) => Ok(resp.run_id),
         Err(s) => Err(classify(s)),
     }
@@ -112,8 +112,8 @@ pub async fn signal<F: Frontend>(
         request_id: signal_request_id(uid, &entry.id),
         ..Default::default()
     };
-    match frontend.signal(req).await {
-        Ok(()) => Ok(SignalOutcome::Delivered),
+    match frontend.signal_workflow_execution(req).await {
+        Ok(_) => Ok(SignalOutcome::Delivered),
         Err(s) if matches!(s.code(), Code::NotFound | Code::InvalidArgument) => {
             Ok(SignalOutcome::Undeliverable(s.message().to_string()))
         }
@@ -131,32 +131,31 @@ pub async fn apply_state<F: Frontend>(
 ) -> Result<(), Status> {
     let result = match state {
         DesiredState::Running => return Ok(()),
-        DesiredState::Canceled => {
-            frontend
-                .cancel(RequestCancelWorkflowExecutionRequest {
-                    namespace: target.namespace.clone(),
-                    workflow_execution: translate::execution(&target.workflow_id, ""),
-                    identity: IDENTITY.into(),
-                    request_id: format!("{uid}/cancel"),
-                    reason: reason.to_string(),
-                    ..Default::default()
-                })
-                .await
-        }
-        DesiredState::Terminated => {
-            frontend
-                .terminate(TerminateWorkflowExecutionRequest {
-                    namespace: target.namespace.clone(),
-                    workflow_execution: translate::execution(&target.workflow_id, ""),
-                    reason: reason.to_string(),
-                    identity: IDENTITY.into(),
-                    ..Default::default()
-                })
-                .await
-        }
+        DesiredState::Canceled => frontend
+            .request_cancel_workflow_execution(RequestCancelWorkflowExecutionRequest {
+                namespace: target.namespace.clone(),
+                workflow_execution: translate::execution(&target.workflow_id, ""),
+                identity: IDENTITY.into(),
+                request_id: format!("{uid}/cancel"),
+                reason: reason.to_string(),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ()),
+        DesiredState::Terminated => frontend
+            .terminate_workflow_execution(TerminateWorkflowExecutionRequest {
+                namespace: target.namespace.clone(),
+                workflow_execution: translate::execution(&target.workflow_id, ""),
+                reason: reason.to_string(),
+                identity: IDENTITY.into(),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ()),
     };
     match result {
+        Ok(()) => Ok(()),
         Err(s) if s.code() == Code::NotFound => Ok(()),
-        other => other,
+        Err(s) => Err(s),
     }
 }

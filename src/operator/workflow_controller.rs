@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
@@ -19,6 +18,7 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use super::conditions;
 use super::context::{Context, MANAGER};
 use super::crd::workflow::{DeletionPolicy, DesiredState, Workflow, WorkflowPhase, WorkflowStatus};
+use super::reconcile::{Error, drain, retry_after_error};
 use super::workflow_actions::{self as actions, SignalOutcome, StartError, Target};
 use super::workflow_status;
 
@@ -29,36 +29,15 @@ pub const SKIP_CLEANUP_ANNOTATION: &str = "durin.dev/skip-cleanup";
 /// A running workflow is re-read at least this often even without engine notifications.
 const RESYNC: Duration = Duration::from_secs(300);
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("kubernetes: {0}")]
-    Kube(#[from] kube::Error),
-    #[error("engine: {0}")]
-    Engine(#[from] tonic::Status),
-    #[error("{0}")]
-    Finalizer(#[source] Box<finalizer::Error<Error>>),
-}
-
 pub async fn run(
     ctx: Arc<Context>,
     woken: mpsc::UnboundedReceiver<ObjectRef<Workflow>>,
     api: Api<Workflow>,
 ) {
-    Controller::new(api, watcher::Config::default().any_semantic())
+    let results = Controller::new(api, watcher::Config::default().any_semantic())
         .reconcile_on(UnboundedReceiverStream::new(woken))
-        .run(reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            crate::metrics::record_reconcile("workflow", res.is_ok());
-            if let Err(e) = res {
-                tracing::debug!(error = %e, "workflow reconcile");
-            }
-        })
-        .await;
-}
-
-fn error_policy(wf: Arc<Workflow>, err: &Error, _: Arc<Context>) -> Action {
-    tracing::warn!(workflow = %wf.name_any(), error = %err, "workflow reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(5))
+        .run(reconcile, retry_after_error, ctx);
+    drain("workflow", results).await;
 }
 
 async fn reconcile(wf: Arc<Workflow>, ctx: Arc<Context>) -> Result<Action, Error> {

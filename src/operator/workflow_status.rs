@@ -29,7 +29,7 @@ pub async fn observe<F: Frontend>(
     target: &Target,
     known: &WorkflowStatus,
 ) -> Result<Option<Observation>, Status> {
-    let mut describe = match describe(frontend, target, "").await? {
+    let mut describe = match describe_run(frontend, target, "").await? {
         Some(d) => d,
         None => return Ok(None),
     };
@@ -52,19 +52,32 @@ pub async fn observe<F: Frontend>(
     });
     let attempt = match (&known.run_id, known.attempt) {
         (Some(r), Some(a)) if *r == run_id => a,
-        _ => first_event(frontend, target, &run_id)
-            .await?
-            .and_then(|e| match e.attributes {
-                Some(Attributes::WorkflowExecutionStartedEventAttributes(a)) => Some(a.attempt),
-                _ => None,
-            })
-            .unwrap_or(1),
+        _ => history_event(
+            frontend,
+            target,
+            &run_id,
+            HistoryEventFilterType::AllEvent,
+            1,
+        )
+        .await?
+        .and_then(|e| match e.attributes {
+            Some(Attributes::WorkflowExecutionStartedEventAttributes(a)) => Some(a.attempt),
+            _ => None,
+        })
+        .unwrap_or(1),
     };
     let status = info_field(&describe, |i| i.status);
     let close_event = if status != WorkflowExecutionStatus::Running as i32
         && status != WorkflowExecutionStatus::Unspecified as i32
     {
-        close_event(frontend, target, &run_id).await?
+        history_event(
+            frontend,
+            target,
+            &run_id,
+            HistoryEventFilterType::CloseEvent,
+            0,
+        )
+        .await?
     } else {
         None
     };
@@ -85,7 +98,7 @@ fn info_field<T: Default>(
         .unwrap_or_default()
 }
 
-async fn describe<F: Frontend>(
+async fn describe_run<F: Frontend>(
     frontend: &F,
     target: &Target,
     run_id: &str,
@@ -94,49 +107,11 @@ async fn describe<F: Frontend>(
         namespace: target.namespace.clone(),
         execution: translate::execution(&target.workflow_id, run_id),
     };
-    match frontend.describe(req).await {
+    match frontend.describe_workflow_execution(req).await {
         Ok(d) => Ok(Some(d)),
         Err(s) if s.code() == Code::NotFound => Ok(None),
         Err(s) => Err(s),
     }
-}
-
-async fn describe_run<F: Frontend>(
-    frontend: &F,
-    target: &Target,
-    run_id: &str,
-) -> Result<Option<DescribeWorkflowExecutionResponse>, Status> {
-    describe(frontend, target, run_id).await
-}
-
-async fn first_event<F: Frontend>(
-    frontend: &F,
-    target: &Target,
-    run_id: &str,
-) -> Result<Option<HistoryEvent>, Status> {
-    history_event(
-        frontend,
-        target,
-        run_id,
-        HistoryEventFilterType::AllEvent,
-        1,
-    )
-    .await
-}
-
-async fn close_event<F: Frontend>(
-    frontend: &F,
-    target: &Target,
-    run_id: &str,
-) -> Result<Option<HistoryEvent>, Status> {
-    history_event(
-        frontend,
-        target,
-        run_id,
-        HistoryEventFilterType::CloseEvent,
-        0,
-    )
-    .await
 }
 
 async fn history_event<F: Frontend>(
@@ -153,7 +128,7 @@ async fn history_event<F: Frontend>(
         history_event_filter_type: filter as i32,
         ..Default::default()
     };
-    match frontend.history(req).await {
+    match frontend.get_workflow_execution_history(req).await {
         Ok(resp) => Ok(resp.history.and_then(|h| h.events.into_iter().next())),
         Err(s) if s.code() == Code::NotFound => Ok(None),
         Err(s) => Err(s),

@@ -70,23 +70,7 @@ impl DurinServer {
     /// Start `durin` with these arguments and wait only until its port accepts TCP (for
     /// servers a plain SDK client cannot reach: TLS, tokens).
     pub async fn start_listening(subcommand: Vec<String>) -> Self {
-        let tmp = tempfile::Builder::new()
-            .prefix("durin-sdk-test-")
-            .tempdir()
-            .expect("create temp dir");
-        let data_dir = tmp.path().join("data");
-        std::fs::create_dir_all(&data_dir).expect("create data dir");
-        let log_path = tmp.path().join("durin.log");
-        let mut server = DurinServer {
-            child: None,
-            port: free_port(),
-            tmp,
-            data_dir,
-            log_path,
-            starts: 0,
-            subcommand,
-            env: Vec::new(),
-        };
+        let mut server = Self::unstarted(subcommand, Vec::new());
         server.spawn();
         let deadline = Instant::now() + READY_TIMEOUT;
         while !server.is_accepting() {
@@ -110,6 +94,14 @@ impl DurinServer {
 
     /// Start `durin` with these leading arguments (`["dev", ...]`) and extra environment.
     pub async fn start_with(subcommand: Vec<String>, env: Vec<(String, String)>) -> Self {
+        let mut server = Self::unstarted(subcommand, env);
+        server.spawn();
+        server.wait_ready().await;
+        server
+    }
+
+    /// A fresh temp dir and free port, nothing running yet.
+    fn unstarted(subcommand: Vec<String>, env: Vec<(String, String)>) -> Self {
         let tmp = tempfile::Builder::new()
             .prefix("durin-sdk-test-")
             .tempdir()
@@ -117,7 +109,7 @@ impl DurinServer {
         let data_dir = tmp.path().join("data");
         std::fs::create_dir_all(&data_dir).expect("create data dir");
         let log_path = tmp.path().join("durin.log");
-        let mut server = DurinServer {
+        DurinServer {
             child: None,
             port: free_port(),
             tmp,
@@ -126,10 +118,7 @@ impl DurinServer {
             starts: 0,
             subcommand,
             env,
-        };
-        server.spawn();
-        server.wait_ready().await;
-        server
+        }
     }
 
     /// Port the server listens on (stable across restarts).
