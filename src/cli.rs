@@ -170,10 +170,27 @@ struct Started {
     access: crate::api::Access,
 }
 
+/// A write past the file-size limit (RLIMIT_FSIZE) raises SIGXFSZ, whose default action
+/// kills the process; with a handler installed the write fails with EFBIG instead and the
+/// store reports it like a full disk.
+fn survive_file_size_limit() {
+    #[cfg(target_os = "linux")]
+    {
+        const SIGXFSZ: i32 = 25;
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(SIGXFSZ)) {
+            Ok(mut sig) => {
+                tokio::spawn(async move { while sig.recv().await.is_some() {} });
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot handle SIGXFSZ"),
+        }
+    }
+}
+
 async fn start_engine(
     ip: std::net::IpAddr,
     args: &EngineArgs,
 ) -> Result<Started, Box<dyn std::error::Error>> {
+    survive_file_size_limit();
     let access = args.access()?;
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     let store = Wal::open(&data_dir)?;

@@ -218,9 +218,16 @@ impl Engine {
     /// Runs `f` under the engine lock, then waits until everything it (or anything before it)
     /// wrote is durable.
     pub(crate) async fn transact<T>(&self, f: impl FnOnce(&mut Core) -> Result<T>) -> Result<T> {
+        let before = self.store.last_lsn();
         let (result, lsn) = self.with_core(f);
-        self.store.wait_durable(lsn).await?;
-        result
+        match self.store.wait_durable(lsn).await {
+            Ok(()) => result,
+            // A read (it wrote nothing) is still served while the disk refuses writes: what
+            // it sees is either durable or queued in the writer, which retries until the disk
+            // takes it.
+            Err(_) if lsn == before => result,
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Runs `f` under the engine lock and hands everything it changed to the store as one

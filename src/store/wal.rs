@@ -77,6 +77,9 @@ impl Wal {
     }
 }
 
+/// How long the writer waits before trying a failed write again.
+const RETRY_AFTER_FAILURE: std::time::Duration = std::time::Duration::from_secs(1);
+
 fn writer_loop(
     mut file: File,
     path: &Path,
@@ -84,11 +87,27 @@ fn writer_loop(
     durable: watch::Sender<Durable>,
 ) {
     let mut buf = Vec::with_capacity(1 << 20);
-    while let Ok(first) = rx.recv() {
-        buf.clear();
-        let mut last = 0;
-        let mut next = Some(first);
-        let mut result = Ok(());
+    // Length of the log up to the last successful sync: a failed write is cut back to it,
+    // so a half-written batch never sits before later records.
+    let mut good_len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut last = 0;
+    let mut failing = false;
+    loop {
+        // While a write is failing, keep the unwritten batch and take whatever else arrives
+        // without blocking; otherwise wait for work.
+        let first = if failing {
+            match rx.recv_timeout(RETRY_AFTER_FAILURE) {
+                Ok(m) => Some(m),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        } else {
+            match rx.recv() {
+                Ok(m) => Some(m),
+                Err(_) => return,
+            }
+        };
+        let mut next = first;
         // Drain everything queued, writing appends in batches and rewrites as they come.
         while let Some(msg) = next.take() {
             match msg {
@@ -97,28 +116,68 @@ fn writer_loop(
                     last = lsn;
                 }
                 WriterMsg::Rewrite(lsn, records) => {
-                    result = result
-                        .and_then(|_| file.write_all(&buf))
-                        .and_then(|_| file.sync_data());
-                    buf.clear();
-                    result = result.and_then(|_| rewrite(path, &records).map(|f| file = f));
-                    last = lsn;
+                    // Everything before the rewrite must be durable in the old file first.
+                    if write_batch(&mut file, &buf, &mut good_len).is_ok() {
+                        buf.clear();
+                        match rewrite(path, &records) {
+                            Ok(f) => {
+                                file = f;
+                                good_len = file.metadata().map(|m| m.len()).unwrap_or(good_len);
+                            }
+                            // The old log still holds everything: go on appending to it.
+                            Err(e) => {
+                                tracing::warn!(error = %e, "log compaction failed; keeping the uncompacted log");
+                                let _ = std::fs::remove_file(path.with_extension("log.compacting"));
+                            }
+                        }
+                    }
+                    last = last.max(lsn);
                 }
             }
             next = rx.try_recv().ok();
         }
-        let result = result
-            .and_then(|_| file.write_all(&buf))
-            .and_then(|_| file.sync_data());
-        match result {
+        match write_batch(&mut file, &buf, &mut good_len) {
             Ok(()) => {
-                durable.send_modify(|d| d.lsn = d.lsn.max(last));
+                buf.clear();
+                if failing {
+                    tracing::info!("log writes succeed again; the store accepts writes");
+                    failing = false;
+                }
+                durable.send_modify(|d| {
+                    d.lsn = d.lsn.max(last);
+                    d.failure = None;
+                });
             }
             Err(e) => {
-                tracing::error!(error = %e, "log write failed; the store stops accepting writes");
+                if !failing {
+                    tracing::error!(
+                        error = %e,
+                        path = %path.display(),
+                        "log write failed (disk full or I/O error?); writes answer UNAVAILABLE \
+                         and are retried every second, reads go on"
+                    );
+                    failing = true;
+                }
                 durable.send_modify(|d| d.failure = Some(e.to_string()));
-                return;
             }
+        }
+    }
+}
+
+/// Appends `buf` and syncs; on failure cuts the file back to `good_len`.
+fn write_batch(file: &mut File, buf: &[u8], good_len: &mut u64) -> std::io::Result<()> {
+    if buf.is_empty() {
+        return Ok(());
+    }
+    let result = file.write_all(buf).and_then(|_| file.sync_data());
+    match result {
+        Ok(()) => {
+            *good_len += buf.len() as u64;
+            Ok(())
+        }
+        Err(e) => {
+            let _ = file.set_len(*good_len);
+            Err(e)
         }
     }
 }

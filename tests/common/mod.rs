@@ -121,6 +121,11 @@ impl DurinServer {
         }
     }
 
+    /// The running child's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// Port the server listens on (stable across restarts).
     pub fn port(&self) -> u16 {
         self.port
