@@ -38,6 +38,19 @@ pub enum Command {
     },
     /// Apply Workflow and Schedule manifests to a running Durin server, no cluster needed.
     Apply(crate::operator::apply::ApplyArgs),
+    /// Copy a (possibly running) server's store to a file or standard output (`--out -`).
+    /// Restore: stop Durin, put the file in an empty data directory as `durin.log`, start.
+    Backup(BackupArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BackupArgs {
+    /// The server's data directory.
+    #[arg(long, env = "DURIN_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Where to write the backup (`-` for standard output).
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(clap::Args, Debug)]
@@ -161,6 +174,15 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             Ok(())
         }
         Command::Apply(args) => crate::operator::apply::run(args).await,
+        Command::Backup(args) => {
+            let dir = args.data_dir.unwrap_or_else(default_data_dir);
+            let (records, bytes) = crate::store::wal::backup(&dir, &args.out)?;
+            eprintln!(
+                "backed up {records} records ({bytes} bytes) from {}",
+                dir.display()
+            );
+            Ok(())
+        }
     }
 }
 
