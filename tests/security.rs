@@ -123,7 +123,7 @@ async fn tls_mtls_and_tokens_refuse_who_does_not_belong() {
 
     // Refused: plaintext, TLS without a client certificate, a certificate from another CA.
     assert!(
-        connect(port, None, None, admin).await.is_err(),
+        connect(port, None, None, None).await.is_err(),
         "plaintext must be refused"
     );
     assert!(

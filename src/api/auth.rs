@@ -56,7 +56,7 @@ fn read(path: &PathBuf) -> Result<AuthFile, AuthError> {
 }
 
 struct Loaded {
-    file: AuthFile,
+    file: Arc<AuthFile>,
     mtime: Option<SystemTime>,
     checked: Instant,
 }
@@ -72,7 +72,7 @@ impl AuthPolicy {
         let mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
         Ok(Arc::new(Self {
             loaded: Mutex::new(Loaded {
-                file,
+                file: Arc::new(file),
                 mtime,
                 checked: Instant::now(),
             }),
@@ -80,7 +80,8 @@ impl AuthPolicy {
         }))
     }
 
-    fn entries(&self) -> Vec<TokenEntry> {
+    /// The current tokens (checked on every RPC: shared, not copied).
+    fn entries(&self) -> Arc<AuthFile> {
         let mut l = self.loaded.lock();
         if l.checked.elapsed() >= RELOAD_CHECK {
             l.checked = Instant::now();
@@ -90,7 +91,7 @@ impl AuthPolicy {
             if mtime != l.mtime {
                 match read(&self.path) {
                     Ok(file) => {
-                        l.file = file;
+                        l.file = Arc::new(file);
                         l.mtime = mtime;
                         tracing::info!(path = %self.path.display(), "auth file changed; reloaded");
                     }
@@ -100,7 +101,7 @@ impl AuthPolicy {
                 }
             }
         }
-        l.file.tokens.clone()
+        l.file.clone()
     }
 
     /// Checks the request's bearer token, and that it may use `namespace`.
@@ -118,8 +119,8 @@ impl AuthPolicy {
             })
             .map(str::trim)
             .unwrap_or("");
-        let entries = self.entries();
-        let Some(entry) = entries.iter().find(|e| {
+        let file = self.entries();
+        let Some(entry) = file.tokens.iter().find(|e| {
             !presented.is_empty() && constant_time_eq(e.token.as_bytes(), presented.as_bytes())
         }) else {
             return Err(Status::unauthenticated(

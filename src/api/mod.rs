@@ -23,13 +23,13 @@ use authz::Guarded;
 const MAX_MESSAGE_BYTES: usize = 128 * 1024 * 1024;
 
 /// Who may talk to the gRPC port, and how.
-#[derive(Default, Clone)]
+#[derive(Clone)]
 pub struct Access {
     /// TLS (mutual TLS with a client CA) from files re-read when they change.
     pub tls: Option<Arc<tls::ReloadingAcceptor>>,
     /// Bearer tokens with the namespaces each may use.
     pub auth: Option<Arc<auth::AuthPolicy>>,
-    /// Requests in flight beyond which new ones get RESOURCE_EXHAUSTED (0: the default).
+    /// Requests in flight beyond which new ones get RESOURCE_EXHAUSTED.
     pub max_inflight: usize,
     /// The same for long polls and other calls that wait by design.
     pub max_waiting: usize,
@@ -37,6 +37,17 @@ pub struct Access {
 
 pub const DEFAULT_MAX_INFLIGHT: usize = 4096;
 pub const DEFAULT_MAX_WAITING: usize = 16_384;
+
+impl Default for Access {
+    fn default() -> Self {
+        Self {
+            tls: None,
+            auth: None,
+            max_inflight: DEFAULT_MAX_INFLIGHT,
+            max_waiting: DEFAULT_MAX_WAITING,
+        }
+    }
+}
 
 /// Serves until `shutdown` resolves.
 pub async fn serve(
@@ -63,12 +74,11 @@ pub async fn serve(
     ))
     .accept_compressed(CompressionEncoding::Gzip)
     .send_compressed(CompressionEncoding::Gzip);
-    let or_default = |v: usize, d: usize| if v == 0 { d } else { v };
     let router = Server::builder()
         .layer(crate::metrics::RpcMetricsLayer)
         .layer(overload::OverloadLayer::new(
-            or_default(access.max_inflight, DEFAULT_MAX_INFLIGHT),
-            or_default(access.max_waiting, DEFAULT_MAX_WAITING),
+            access.max_inflight,
+            access.max_waiting,
         ))
         .add_service(
             health_service

@@ -8,18 +8,23 @@ pub const MAX_PAYLOAD_BYTES: usize = 2 * 1024 * 1024;
 pub const MAX_HISTORY_EVENTS: i64 = 51_200;
 pub const MAX_HISTORY_BYTES: i64 = 50 * 1024 * 1024;
 
-/// An error message if `payloads` is over the limit.
-pub fn check_payloads(what: &str, payloads: &Option<Payloads>) -> Result<(), String> {
-    let size = payloads
-        .as_ref()
-        .map(prost::Message::encoded_len)
-        .unwrap_or(0);
-    if size > MAX_PAYLOAD_BYTES {
+/// An error message if `what` encodes to more than `limit` bytes.
+fn check_size<M: prost::Message>(
+    what: &str,
+    value: &Option<M>,
+    limit: usize,
+) -> Result<(), String> {
+    let size = value.as_ref().map(M::encoded_len).unwrap_or(0);
+    if size > limit {
         return Err(format!(
-            "{what} is {size} bytes; payloads are limited to {MAX_PAYLOAD_BYTES} bytes"
+            "{what} is {size} bytes; the limit is {limit} bytes"
         ));
     }
     Ok(())
+}
+
+pub fn check_payloads(what: &str, payloads: &Option<Payloads>) -> Result<(), String> {
+    check_size(what, payloads, MAX_PAYLOAD_BYTES)
 }
 
 pub const MAX_MEMO_BYTES: usize = 2 * 1024 * 1024;
@@ -29,25 +34,13 @@ pub const MAX_SEARCH_ATTRIBUTES_BYTES: usize = 40 * 1024;
 pub fn check_memo(
     memo: &Option<temporalio_protos::temporal::api::common::v1::Memo>,
 ) -> Result<(), String> {
-    let size = memo.as_ref().map(prost::Message::encoded_len).unwrap_or(0);
-    if size > MAX_MEMO_BYTES {
-        return Err(format!(
-            "memo is {size} bytes; the limit is {MAX_MEMO_BYTES} bytes"
-        ));
-    }
-    Ok(())
+    check_size("memo", memo, MAX_MEMO_BYTES)
 }
 
 pub fn check_search_attributes(
     attrs: &Option<temporalio_protos::temporal::api::common::v1::SearchAttributes>,
 ) -> Result<(), String> {
-    let size = attrs.as_ref().map(prost::Message::encoded_len).unwrap_or(0);
-    if size > MAX_SEARCH_ATTRIBUTES_BYTES {
-        return Err(format!(
-            "search attributes are {size} bytes; the limit is {MAX_SEARCH_ATTRIBUTES_BYTES} bytes"
-        ));
-    }
-    Ok(())
+    check_size("search attributes", attrs, MAX_SEARCH_ATTRIBUTES_BYTES)
 }
 
 /// Why a history must end, if it grew past the hard limits.

@@ -3,8 +3,6 @@
 //! written in the same frame as the workflow start it caused, so a crash never loses or
 //! repeats an action.
 
-use std::collections::HashMap;
-
 use temporalio_protos::temporal::api::common::v1::{
     Header, Payload, SearchAttributes, WorkflowExecution,
 };
@@ -547,14 +545,7 @@ pub fn datetime_payload(ms: i64) -> Payload {
     let text = chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_default();
-    Payload {
-        metadata: HashMap::from([
-            ("encoding".to_string(), b"json/plain".to_vec()),
-            ("type".to_string(), b"Datetime".to_vec()),
-        ]),
-        data: serde_json::to_vec(&text).unwrap_or_default(),
-        ..Default::default()
-    }
+    crate::visibility::search_attributes::typed_payload("Datetime", &text)
 }
 
 /// Search attributes of a schedule for visibility queries on ListSchedules.
@@ -562,14 +553,7 @@ pub fn list_search_attributes(s: &LiveSchedule) -> SearchAttributes {
     let mut sa = s.record.search_attributes.clone().unwrap_or_default();
     sa.indexed_fields.insert(
         "TemporalSchedulePaused".into(),
-        Payload {
-            metadata: HashMap::from([
-                ("encoding".to_string(), b"json/plain".to_vec()),
-                ("type".to_string(), b"Bool".to_vec()),
-            ]),
-            data: serde_json::to_vec(&s.paused()).unwrap_or_default(),
-            ..Default::default()
-        },
+        crate::visibility::search_attributes::typed_payload("Bool", &s.paused()),
     );
     sa
 }

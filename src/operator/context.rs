@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Client, Resource};
@@ -103,6 +104,27 @@ impl Context {
         };
         if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
             tracing::warn!(error = %e, reason, "could not publish event");
+        }
+    }
+
+    /// Marks the resource `Accepted=False` with `reason` and `message`, and publishes a
+    /// Warning event unless the same refusal is already recorded (no event per reconcile).
+    pub async fn refuse<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        conditions: &mut Vec<Condition>,
+        reason: &str,
+        message: String,
+        generation: Option<i64>,
+        now: &Time,
+    ) {
+        let already = super::conditions::find(conditions, "Accepted")
+            .is_some_and(|c| c.status == "False" && c.message == message);
+        super::conditions::set(
+            conditions, "Accepted", false, reason, &message, generation, now,
+        );
+        if !already {
+            self.event(obj, EventType::Warning, reason, message).await;
         }
     }
 

@@ -8,7 +8,7 @@ use super::crd::schedule::{
 };
 use super::frontend::Frontend;
 use super::translate::{self, IDENTITY, InvalidSpec};
-use super::workflow_actions::StartError;
+use super::workflow_actions::{StartError, classify};
 use crate::proto::api::common::v1::{Header, Memo, SearchAttributes, WorkflowType};
 use crate::proto::api::enums::v1::ScheduleOverlapPolicy;
 use crate::proto::api::schedule::v1::{
@@ -156,14 +156,6 @@ pub fn schedule_proto(s: &ScheduleResource) -> Result<sched::Schedule, InvalidSp
             remaining_actions: state.remaining_actions.unwrap_or(0),
         }),
     })
-}
-
-fn classify(s: Status) -> StartError {
-    match s.code() {
-        Code::InvalidArgument => StartError::Invalid(s.message().to_string()),
-        Code::FailedPrecondition | Code::NotFound => StartError::Rejected(s.message().to_string()),
-        _ => StartError::Transient(s),
-    }
 }
 
 pub enum Ensured {

@@ -89,23 +89,16 @@ async fn apply(s: &Schedule, api: &Api<Schedule>, ctx: &Context) -> Result<Actio
             }
             Err(StartError::Transient(e)) => return Err(Error::Engine(e)),
             Err(e) => {
-                let message = e.to_string();
-                let already = conditions::find(&old.conditions, "Accepted")
-                    .is_some_and(|c| c.status == "False" && c.message == message);
-                conditions::set(
+                ctx.refuse(
+                    s,
                     &mut status.conditions,
-                    "Accepted",
-                    false,
                     "InvalidSpec",
-                    &message,
+                    e.to_string(),
                     generation,
                     &now,
-                );
+                )
+                .await;
                 status.observed_generation = generation;
-                if !already {
-                    ctx.event(s, EventType::Warning, "InvalidSpec", message)
-                        .await;
-                }
                 write_status(api, s, &old, &status).await?;
                 return Ok(Action::await_change());
             }

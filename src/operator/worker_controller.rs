@@ -229,21 +229,15 @@ async fn reconcile(w: Arc<Worker>, ctx: Arc<Context>) -> Result<Action, Error> {
             }
         }
         Err(message) => {
-            let already = conditions::find(&old.conditions, "Accepted")
-                .is_some_and(|c| c.status == "False" && c.message == message);
-            conditions::set(
+            ctx.refuse(
+                &*w,
                 &mut status.conditions,
-                "Accepted",
-                false,
                 "InvalidSpec",
-                &message,
+                message,
                 generation,
                 &now,
-            );
-            if !already {
-                ctx.event(&*w, EventType::Warning, "InvalidSpec", message)
-                    .await;
-            }
+            )
+            .await;
         }
     }
     let ready = status.ready_replicas.unwrap_or(0);

@@ -76,7 +76,8 @@ pub async fn start<F: Frontend>(
     }
 }
 
-fn classify(s: Status) -> StartError {
+/// What an engine refusal means for a resource: fix the spec, wait for it, or retry.
+pub fn classify(s: Status) -> StartError {
     match s.code() {
         Code::InvalidArgument => StartError::Invalid(s.message().to_string()),
         Code::AlreadyExists | Code::FailedPrecondition | Code::NotFound => {

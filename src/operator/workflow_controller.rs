@@ -15,7 +15,6 @@ use kube::{Resource, ResourceExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
-use super::conditions;
 use super::context::{Context, MANAGER};
 use super::crd::workflow::{DeletionPolicy, DesiredState, Workflow, WorkflowPhase, WorkflowStatus};
 use super::reconcile::{Error, drain, retry_after_error};
@@ -98,23 +97,17 @@ async fn apply(wf: &Workflow, api: &Api<Workflow>, ctx: &Context) -> Result<Acti
                     StartError::Invalid(_) => "InvalidSpec",
                     _ => "StartRejected",
                 };
-                let message = e.to_string();
-                let already = conditions::find(&status.conditions, "Accepted")
-                    .is_some_and(|c| c.status == "False" && c.message == message);
-                conditions::set(
+                ctx.refuse(
+                    wf,
                     &mut status.conditions,
-                    "Accepted",
-                    false,
                     reason,
-                    &message,
+                    e.to_string(),
                     generation,
                     &now,
-                );
+                )
+                .await;
                 status.phase.get_or_insert(WorkflowPhase::Pending);
                 status.observed_generation = generation;
-                if !already {
-                    ctx.event(wf, EventType::Warning, reason, message).await;
-                }
                 write_status(api, wf, &old, &status).await?;
                 // Nothing to do until the spec changes.
                 return Ok(Action::await_change());

@@ -152,16 +152,21 @@ pub fn decode(t: IndexedValueType, data: &[u8]) -> Option<Value> {
     })
 }
 
-/// JSON payload for a Keyword value (used for GROUP BY results).
-pub fn keyword_payload(value: &str) -> Payload {
+/// JSON payload for a search attribute value of type `type_name` (`Keyword`, `Bool`, ...).
+pub fn typed_payload(type_name: &str, value: &impl serde::Serialize) -> Payload {
     Payload {
         metadata: HashMap::from([
             ("encoding".to_string(), b"json/plain".to_vec()),
-            ("type".to_string(), b"Keyword".to_vec()),
+            ("type".to_string(), type_name.as_bytes().to_vec()),
         ]),
         data: serde_json::to_vec(value).unwrap_or_default(),
         ..Default::default()
     }
+}
+
+/// JSON payload for a Keyword value (used for GROUP BY results).
+pub fn keyword_payload(value: &str) -> Payload {
+    typed_payload("Keyword", &value)
 }
 
 pub fn status_name(status: i32) -> &'static str {
