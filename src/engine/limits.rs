@@ -8,23 +8,24 @@ pub const MAX_PAYLOAD_BYTES: usize = 2 * 1024 * 1024;
 pub const MAX_HISTORY_EVENTS: i64 = 51_200;
 pub const MAX_HISTORY_BYTES: i64 = 50 * 1024 * 1024;
 
-/// An error message if `what` encodes to more than `limit` bytes.
+/// An error message if `what` (one of `kind`) encodes to more than `limit` bytes.
 fn check_size<M: prost::Message>(
     what: &str,
+    kind: &str,
     value: &Option<M>,
     limit: usize,
 ) -> Result<(), String> {
     let size = value.as_ref().map(M::encoded_len).unwrap_or(0);
     if size > limit {
         return Err(format!(
-            "{what} is {size} bytes; the limit is {limit} bytes"
+            "{what} is {size} bytes; {kind} are limited to {limit} bytes"
         ));
     }
     Ok(())
 }
 
 pub fn check_payloads(what: &str, payloads: &Option<Payloads>) -> Result<(), String> {
-    check_size(what, payloads, MAX_PAYLOAD_BYTES)
+    check_size(what, "payloads", payloads, MAX_PAYLOAD_BYTES)
 }
 
 pub const MAX_MEMO_BYTES: usize = 2 * 1024 * 1024;
@@ -34,13 +35,18 @@ pub const MAX_SEARCH_ATTRIBUTES_BYTES: usize = 40 * 1024;
 pub fn check_memo(
     memo: &Option<temporalio_protos::temporal::api::common::v1::Memo>,
 ) -> Result<(), String> {
-    check_size("memo", memo, MAX_MEMO_BYTES)
+    check_size("memo", "memos", memo, MAX_MEMO_BYTES)
 }
 
 pub fn check_search_attributes(
     attrs: &Option<temporalio_protos::temporal::api::common::v1::SearchAttributes>,
 ) -> Result<(), String> {
-    check_size("search attributes", attrs, MAX_SEARCH_ATTRIBUTES_BYTES)
+    check_size(
+        "search attributes",
+        "search attributes",
+        attrs,
+        MAX_SEARCH_ATTRIBUTES_BYTES,
+    )
 }
 
 /// Why a history must end, if it grew past the hard limits.
