@@ -349,7 +349,7 @@ impl Core {
             run_id: parent_exec.run_id,
         };
         let initiated_event_id = started.parent_initiated_event_id;
-        let Some(close) = run.last_event().and_then(|e| e.attributes.clone()) else {
+        let Some(close) = run.last_event().and_then(|e| e.attributes) else {
             return;
         };
         let Some(info) = self

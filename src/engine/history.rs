@@ -59,7 +59,7 @@ impl Engine {
                     let open = run.is_open();
                     if close_only {
                         if !open {
-                            let last = run.last_event().cloned().filter(events::is_close_event);
+                            let last = run.last_event().filter(events::is_close_event);
                             return Ok((Some(page(last.into_iter().collect(), None)), progress));
                         }
                         if !req.wait_new_event {
@@ -74,7 +74,7 @@ impl Engine {
                     if from >= next && open && req.wait_new_event {
                         return Ok((None, progress));
                     }
-                    let events: Vec<_> = run.events_from(from).take(page_size).cloned().collect();
+                    let events: Vec<_> = run.events_from(from).take(page_size).collect();
                     let after = from + events.len() as i64;
                     let token = (after < next || (open && req.wait_new_event)).then_some(after);
                     Ok((Some(page(events, token)), progress))

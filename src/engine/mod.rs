@@ -11,6 +11,7 @@ pub mod chain;
 pub mod children;
 pub mod clock;
 pub mod commands;
+pub mod encoded_history;
 pub mod events;
 pub mod history;
 pub mod limits;
@@ -394,7 +395,9 @@ impl Core {
                 }
                 let run = self.runs.entry(key).or_insert_with(|| Run::new(ms.clone()));
                 run.ms = ms;
-                run.history.extend(exec.new_events);
+                for event in &exec.new_events {
+                    run.history.push_encoded(event);
+                }
                 run.publish_progress();
             }
             Some(log_record::Kind::Batch(batch)) => {
@@ -437,7 +440,7 @@ impl Core {
             LogRecord {
                 kind: Some(log_record::Kind::Execution(ExecutionRecord {
                     state: Some(run.ms.clone()),
-                    new_events: run.history.clone(),
+                    new_events: run.history.encoded_from(0).map(<[u8]>::to_vec).collect(),
                 })),
             }
         });
@@ -470,14 +473,22 @@ impl Core {
             return;
         };
         run.ms.state_transition_count += 1;
-        let new_events = std::mem::take(&mut run.staged);
+        let new_events: Vec<Vec<u8>> = std::mem::take(&mut run.staged)
+            .iter()
+            .map(Message::encode_to_vec)
+            .collect();
+        for event in &new_events {
+            run.history.push_encoded(event);
+        }
+        if !run.is_open() {
+            run.history.shrink_to_fit();
+        }
         self.pending.push(LogRecord {
             kind: Some(log_record::Kind::Execution(ExecutionRecord {
                 state: Some(run.ms.clone()),
-                new_events: new_events.clone(),
+                new_events,
             })),
         });
-        run.history.extend(new_events);
         run.publish_progress();
         if std::mem::take(&mut run.updates_dirty) || !run.is_open() {
             run.updates_changed.send_modify(|n| *n += 1);

@@ -234,7 +234,7 @@ impl Core {
             started_event_id: 0,
             attempt: 1,
             history: Some(History {
-                events: run.history.clone(),
+                events: run.history.iter_from(0).collect(),
             }),
             workflow_execution_task_queue: Some(normal_queue(&run.task_queue())),
             query: Some(q.query.clone()),

@@ -7,6 +7,7 @@ use temporalio_protos::temporal::api::history::v1::HistoryEvent;
 use temporalio_protos::temporal::api::history::v1::history_event::Attributes;
 use tokio::sync::watch;
 
+use super::encoded_history::EncodedHistory;
 use super::query::PendingQuery;
 use super::state::MutableState;
 use super::{ChangeKind, events, is_running};
@@ -21,7 +22,7 @@ pub struct RunProgress {
 pub struct Run {
     pub ms: MutableState,
     /// Durable (or committed and about to be) history, in event-id order.
-    pub history: Vec<HistoryEvent>,
+    pub history: EncodedHistory,
     /// Events appended by the change in progress; moved to `history` at commit.
     pub(crate) staged: Vec<HistoryEvent>,
     pub(crate) changes: Vec<ChangeKind>,
@@ -41,7 +42,7 @@ impl Run {
         });
         Self {
             ms,
-            history: Vec::new(),
+            history: EncodedHistory::default(),
             staged: Vec::new(),
             changes: Vec::new(),
             progress,
@@ -154,12 +155,16 @@ impl Run {
     }
 
     /// All events with id >= `from`, including ones staged but not yet committed.
-    pub fn events_from(&self, from: i64) -> impl Iterator<Item = &HistoryEvent> {
+    pub fn events_from(&self, from: i64) -> impl Iterator<Item = HistoryEvent> + '_ {
         let start = (from.max(1) - 1) as usize;
-        self.history.iter().chain(self.staged.iter()).skip(start)
+        let committed = self.history.len();
+        let staged_from = start.saturating_sub(committed);
+        self.history
+            .iter_from(start)
+            .chain(self.staged.iter().skip(staged_from).cloned())
     }
 
-    pub fn last_event(&self) -> Option<&HistoryEvent> {
-        self.staged.last().or(self.history.last())
+    pub fn last_event(&self) -> Option<HistoryEvent> {
+        self.staged.last().cloned().or_else(|| self.history.last())
     }
 }

@@ -438,13 +438,9 @@ impl Core {
             return;
         }
         let status = run.ms.status;
-        let (result, failure) = match run.last_event().and_then(|e| e.attributes.as_ref()) {
-            Some(Attributes::WorkflowExecutionCompletedEventAttributes(a)) => {
-                (a.result.clone(), None)
-            }
-            Some(Attributes::WorkflowExecutionFailedEventAttributes(a)) => {
-                (None, a.failure.clone())
-            }
+        let (result, failure) = match run.last_event().and_then(|e| e.attributes) {
+            Some(Attributes::WorkflowExecutionCompletedEventAttributes(a)) => (a.result, None),
+            Some(Attributes::WorkflowExecutionFailedEventAttributes(a)) => (None, a.failure),
             _ => (None, None),
         };
         let workflow_id = run_key.workflow_id.clone();

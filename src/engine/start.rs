@@ -353,7 +353,7 @@ impl Core {
             } else {
                 request_id.to_string()
             },
-            started: Some(started.clone()),
+            started: Some(Box::new(started.clone())),
             memo: started.memo.clone(),
             search_attributes: started.search_attributes.clone(),
             run_expiration_time: (run_expiration > 0).then(|| ts_from_millis(run_expiration)),

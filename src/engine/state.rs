@@ -36,8 +36,9 @@ pub struct MutableState {
     #[prost(string, tag = "9")]
     pub start_request_id: String,
     /// The attributes of the run's `WorkflowExecutionStarted` event (type, queue, timeouts...).
-    #[prost(message, optional, tag = "10")]
-    pub started: Option<WorkflowExecutionStartedEventAttributes>,
+    /// Boxed: it is most of this struct's size, and a run in memory should stay small.
+    #[prost(message, optional, boxed, tag = "10")]
+    pub started: Option<Box<WorkflowExecutionStartedEventAttributes>>,
     #[prost(message, optional, tag = "11")]
     pub workflow_task: Option<WorkflowTaskInfo>,
     /// Started-event id of the last completed workflow task (0: none completed yet).

@@ -349,7 +349,7 @@ impl Core {
         } else {
             1
         };
-        let mut history: Vec<HistoryEvent> = run.events_from(first).cloned().collect();
+        let mut history: Vec<HistoryEvent> = run.events_from(first).collect();
         history.extend(transient_events(run.ms.workflow_task.as_ref()));
         let ms = &run.ms;
         Ok(Some(PollWorkflowTaskQueueResponse {

@@ -2,7 +2,6 @@
 //! Temporal's own message types can be embedded without copying any `.proto` file).
 
 use crate::engine::state::MutableState;
-use temporalio_protos::temporal::api::history::v1::HistoryEvent;
 use temporalio_protos::temporal::api::workflowservice::v1::DescribeNamespaceResponse;
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -50,8 +49,10 @@ pub struct NamespaceRecord {
 pub struct ExecutionRecord {
     #[prost(message, optional, tag = "1")]
     pub state: Option<MutableState>,
-    #[prost(message, repeated, tag = "2")]
-    pub new_events: Vec<HistoryEvent>,
+    /// Each an encoded `temporal.api.history.v1.HistoryEvent` (the same bytes on the wire as
+    /// an embedded message; kept encoded because that is how the engine holds history).
+    #[prost(bytes = "vec", repeated, tag = "2")]
+    pub new_events: Vec<Vec<u8>>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
