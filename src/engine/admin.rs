@@ -114,7 +114,7 @@ impl Engine {
                 core.terminate_run(&key, "Delete workflow execution", None, "durin")?;
             }
             core.forget_run(&key);
-            core.pending.push(LogRecord {
+            core.log(LogRecord {
                 kind: Some(log_record::Kind::Deleted(DeletedRun {
                     namespace: key.namespace.clone(),
                     workflow_id: key.workflow_id.clone(),

@@ -63,7 +63,7 @@ impl EncodedHistory {
     }
 
     /// Encoded events from `index` (0-based) on.
-    pub fn encoded_from(&self, index: usize) -> impl Iterator<Item = &[u8]> + '_ {
+    pub fn encoded_from(&self, index: usize) -> impl Iterator<Item = &[u8]> + Clone + '_ {
         (index..self.len()).filter_map(|i| self.encoded(i))
     }
 

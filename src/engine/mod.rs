@@ -40,7 +40,7 @@ use temporalio_protos::temporal::api::failure::v1::Failure;
 use tokio::sync::{Notify, broadcast, oneshot, watch};
 
 use crate::store::{
-    ExecutionRecord, LogRecord, NamespaceRecord, RecordBatch, Store, StoreError, log_record,
+    LogRecord, NamespaceRecord, Store, StoreError, encode_batch, encode_execution, log_record,
 };
 use matching::{Matching, QueueKey, TaskRef};
 pub use run::Run;
@@ -88,6 +88,8 @@ pub enum Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+const TIMERS_PER_ROUND: usize = 256;
 
 /// What changed in an execution; published to in-process subscribers (the Kubernetes
 /// controllers build on this instead of polling).
@@ -150,8 +152,8 @@ pub struct Core {
     timer_wake: Arc<Notify>,
     changes: broadcast::Sender<ExecutionChange>,
     query_seq: u64,
-    /// Records of the operation in progress; `flush` appends them as one.
-    pub(crate) pending: Vec<LogRecord>,
+    /// Encoded records of the operation in progress; `flush` appends them as one.
+    pending: Vec<Vec<u8>>,
     /// Records in the log since it was last written whole (drives compaction).
     records_in_log: u64,
     compact_min_records: u64,
@@ -248,11 +250,15 @@ impl Engine {
         tokio::spawn(async move {
             loop {
                 let Some(engine) = weak.upgrade() else { return };
-                let (next, _) = engine.with_core(|core| {
-                    core.fire_due_timers();
-                    core.timers.next_due()
+                let ((more, next), _) = engine.with_core(|core| {
+                    let more = core.fire_due_timers();
+                    (more, core.timers.next_due())
                 });
                 drop(engine);
+                if more {
+                    tokio::task::yield_now().await;
+                    continue;
+                }
                 let sleep_ms = next
                     .map(|due| (due - clock::now_millis()).clamp(1, 60_000))
                     .unwrap_or(60_000);
@@ -421,7 +427,7 @@ impl Core {
     }
 
     /// One record per namespace and per run that together restore the current state.
-    fn snapshot_records(&self) -> Vec<LogRecord> {
+    fn snapshot_records(&self) -> Vec<Vec<u8>> {
         let namespaces = self.namespaces.values().map(|ns| LogRecord {
             kind: Some(log_record::Kind::Namespace(ns.clone())),
         });
@@ -437,16 +443,12 @@ impl Core {
         });
         let runs = keys.into_iter().map(|k| {
             let run = &self.runs[k];
-            LogRecord {
-                kind: Some(log_record::Kind::Execution(ExecutionRecord {
-                    state: Some(run.ms.clone()),
-                    new_events: run.history.encoded_from(0).map(<[u8]>::to_vec).collect(),
-                })),
-            }
+            encode_execution(&run.ms, run.history.encoded_from(0))
         });
         namespaces
+            .map(|r| r.encode_to_vec())
             .chain(runs)
-            .chain(self.schedule_snapshot())
+            .chain(self.schedule_snapshot().iter().map(|r| r.encode_to_vec()))
             .collect()
     }
 
@@ -473,22 +475,17 @@ impl Core {
             return;
         };
         run.ms.state_transition_count += 1;
-        let new_events: Vec<Vec<u8>> = std::mem::take(&mut run.staged)
-            .iter()
-            .map(Message::encode_to_vec)
-            .collect();
-        for event in &new_events {
-            run.history.push_encoded(event);
+        let committed = run.history.len();
+        for event in std::mem::take(&mut run.staged) {
+            run.history.push(&event);
         }
         if !run.is_open() {
             run.history.shrink_to_fit();
         }
-        self.pending.push(LogRecord {
-            kind: Some(log_record::Kind::Execution(ExecutionRecord {
-                state: Some(run.ms.clone()),
-                new_events,
-            })),
-        });
+        self.pending.push(encode_execution(
+            &run.ms,
+            run.history.encoded_from(committed),
+        ));
         run.publish_progress();
         if std::mem::take(&mut run.updates_dirty) || !run.is_open() {
             run.updates_changed.send_modify(|n| *n += 1);
@@ -527,20 +524,23 @@ impl Core {
             0 => {}
             1 => {
                 if let Some(record) = self.pending.pop() {
-                    self.store.append(&record);
+                    self.store.append(record);
                 }
             }
             _ => {
                 let records = std::mem::take(&mut self.pending);
-                self.store.append(&LogRecord {
-                    kind: Some(log_record::Kind::Batch(RecordBatch { records })),
-                });
+                self.store.append(encode_batch(&records));
             }
         }
     }
 
+    /// Adds a record to the operation in progress.
+    pub(crate) fn log(&mut self, record: LogRecord) {
+        self.pending.push(record.encode_to_vec());
+    }
+
     pub(crate) fn commit_namespace(&mut self, record: NamespaceRecord) {
-        self.pending.push(LogRecord {
+        self.log(LogRecord {
             kind: Some(log_record::Kind::Namespace(record.clone())),
         });
         if let Some(name) = record
@@ -634,11 +634,18 @@ impl Core {
         format!("q{}-{}", self.query_seq, uuid::Uuid::new_v4().simple())
     }
 
-    fn fire_due_timers(&mut self) {
+    /// Fires up to `TIMERS_PER_ROUND` due timers; returns true if more are due. Bounding the
+    /// round keeps the lock (and the log frame carrying the round) short when many timers
+    /// fall due at once.
+    fn fire_due_timers(&mut self) -> bool {
         let now = clock::now_millis();
-        while let Some(task) = self.timers.pop_due(now) {
-            self.fire_timer(task);
+        for _ in 0..TIMERS_PER_ROUND {
+            match self.timers.pop_due(now) {
+                Some(task) => self.fire_timer(task),
+                None => return false,
+            }
         }
+        self.timers.next_due().is_some_and(|due| due <= now)
     }
 
     fn fire_timer(&mut self, task: TimerTask) {

@@ -44,7 +44,7 @@ impl Core {
             return;
         }
         self.forget_run(key);
-        self.pending.push(LogRecord {
+        self.log(LogRecord {
             kind: Some(log_record::Kind::Deleted(DeletedRun {
                 namespace: key.namespace.clone(),
                 workflow_id: key.workflow_id.clone(),

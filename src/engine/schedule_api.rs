@@ -286,7 +286,7 @@ impl Engine {
             let key = (req.namespace.clone(), req.schedule_id.clone());
             core.schedule_mut(&key)?;
             core.schedules.remove(&key);
-            core.pending.push(LogRecord {
+            core.log(LogRecord {
                 kind: Some(log_record::Kind::ScheduleDeleted(ScheduleKeyRecord {
                     namespace: key.0,
                     schedule_id: key.1,

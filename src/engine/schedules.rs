@@ -139,7 +139,7 @@ pub fn nominal_suffix(ms: i64) -> String {
 impl Core {
     pub(crate) fn commit_schedule(&mut self, key: &ScheduleKey) {
         if let Some(s) = self.schedules.get(key) {
-            self.pending.push(LogRecord {
+            self.log(LogRecord {
                 kind: Some(log_record::Kind::Schedule(s.record.clone())),
             });
         }

@@ -9,7 +9,8 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub use records::{
-    DeletedRun, ExecutionRecord, LogRecord, NamespaceRecord, RecordBatch, log_record,
+    DeletedRun, ExecutionRecord, LogRecord, NamespaceRecord, RecordBatch, encode_batch,
+    encode_execution, log_record,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -30,14 +31,14 @@ pub type DurableFuture = Pin<Box<dyn Future<Output = Result<(), StoreError>> + S
 pub trait Store: Send + Sync + 'static {
     /// Every record appended so far, in append order (used once, at start-up).
     fn load(&self) -> Result<Vec<LogRecord>, StoreError>;
-    /// Queues a record. Callers append in the order their changes were made; the returned
-    /// position becomes durable no earlier than every position before it.
-    fn append(&self, record: &LogRecord) -> Lsn;
+    /// Queues an encoded [`LogRecord`]. Callers append in the order their changes were made;
+    /// the returned position becomes durable no earlier than every position before it.
+    fn append(&self, record: Vec<u8>) -> Lsn;
     /// Resolves once `lsn` (and so everything before it) is on disk.
     fn wait_durable(&self, lsn: Lsn) -> DurableFuture;
-    /// Replaces everything appended so far with `records`, which must describe the same
-    /// state; later appends follow them.
-    fn compact(&self, records: Vec<LogRecord>) -> Lsn;
+    /// Replaces everything appended so far with `records` (encoded [`LogRecord`]s), which
+    /// must describe the same state; later appends follow them.
+    fn compact(&self, records: Vec<Vec<u8>>) -> Lsn;
     /// The last position handed out by `append`.
     fn last_lsn(&self) -> Lsn;
 }

@@ -268,8 +268,7 @@ impl Store for Wal {
             .collect()
     }
 
-    fn append(&self, record: &LogRecord) -> Lsn {
-        let bytes = record.encode_to_vec();
+    fn append(&self, bytes: Vec<u8>) -> Lsn {
         let mut guard = self.sender.lock();
         guard.0 += 1;
         let lsn = guard.0;
@@ -278,12 +277,11 @@ impl Store for Wal {
         lsn
     }
 
-    fn compact(&self, records: Vec<LogRecord>) -> Lsn {
-        let encoded = records.iter().map(|r| r.encode_to_vec()).collect();
+    fn compact(&self, records: Vec<Vec<u8>>) -> Lsn {
         let mut guard = self.sender.lock();
         guard.0 += 1;
         let lsn = guard.0;
-        let _ = guard.1.send(WriterMsg::Rewrite(lsn, encoded));
+        let _ = guard.1.send(WriterMsg::Rewrite(lsn, records));
         lsn
     }
 
@@ -336,7 +334,7 @@ mod tests {
             let wal = Wal::open(dir.path()).unwrap();
             let mut last = 0;
             for i in 0..100 {
-                last = wal.append(&record(&format!("ns{i}")));
+                last = wal.append(record(&format!("ns{i}")).encode_to_vec());
             }
             wal.wait_durable(last).await.unwrap();
         }
@@ -351,11 +349,14 @@ mod tests {
         let loaded = wal.load().unwrap();
         assert_eq!(loaded.len(), 100);
         assert_eq!(loaded[99], record("ns99"));
-        let lsn = wal.append(&record("after"));
+        let lsn = wal.append(record("after").encode_to_vec());
         wal.wait_durable(lsn).await.unwrap();
         assert_eq!(Wal::open(dir.path()).unwrap().load().unwrap().len(), 101);
-        let lsn = wal.compact(vec![record("a"), record("b")]);
-        let after = wal.append(&record("c"));
+        let lsn = wal.compact(vec![
+            record("a").encode_to_vec(),
+            record("b").encode_to_vec(),
+        ]);
+        let after = wal.append(record("c").encode_to_vec());
         assert!(after > lsn);
         wal.wait_durable(after).await.unwrap();
         let loaded = Wal::open(dir.path()).unwrap().load().unwrap();

@@ -203,7 +203,11 @@ impl DurinServer {
             self.data_dir.display()
         );
         let stderr: File = log.try_clone().expect("clone log handle");
-        let child = Command::new(env!("CARGO_BIN_EXE_durin"))
+        // DURIN_TEST_BIN runs the tests against another build (e.g. target/release/durin).
+        let binary = std::env::var_os("DURIN_TEST_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_durin")));
+        let child = Command::new(binary)
             .args(&self.subcommand)
             .arg("--ip")
             .arg("127.0.0.1")
