@@ -143,7 +143,8 @@ pub struct Engine {
 pub struct Core {
     store: Arc<dyn Store>,
     pub(crate) namespaces: HashMap<String, NamespaceRecord>,
-    pub(crate) runs: HashMap<RunKey, Run>,
+    /// Boxed so the table's slots stay small (it is sized for growth, and doubles at once).
+    pub(crate) runs: HashMap<RunKey, Box<Run>>,
     /// (namespace, workflow id) -> the latest run id.
     pub(crate) current: HashMap<(String, String), String>,
     pub(crate) matching: Matching,
@@ -399,7 +400,10 @@ impl Core {
                 if newer {
                     self.current.insert(id_key, key.run_id.clone());
                 }
-                let run = self.runs.entry(key).or_insert_with(|| Run::new(ms.clone()));
+                let run = self
+                    .runs
+                    .entry(key)
+                    .or_insert_with(|| Box::new(Run::new(ms.clone())));
                 run.ms = ms;
                 for event in &exec.new_events {
                     run.history.push_encoded(event);
@@ -433,11 +437,11 @@ impl Core {
         });
         let mut keys: Vec<&RunKey> = self.runs.keys().collect();
         // Runs of one workflow id in start order, so the latest becomes current on replay.
-        keys.sort_by_key(|k| {
+        keys.sort_by_cached_key(|k| {
             let r = &self.runs[*k];
             (
-                k.namespace.clone(),
-                k.workflow_id.clone(),
+                k.namespace.as_str(),
+                k.workflow_id.as_str(),
                 clock::opt_ts_millis(&r.ms.start_time),
             )
         });
@@ -504,11 +508,13 @@ impl Core {
     fn compact_if_superseded(&mut self) {
         let live = (self.runs.len() + self.namespaces.len() + self.schedules.len()) as u64;
         if self.records_in_log >= self.compact_min_records && self.records_in_log > 2 * live {
+            let began = std::time::Instant::now();
             let lsn = self.store.compact(self.snapshot_records());
             tracing::info!(
                 before = self.records_in_log,
                 after = live,
                 lsn,
+                snapshot_ms = began.elapsed().as_millis() as u64,
                 "compacting the log"
             );
             self.records_in_log = live;
@@ -618,13 +624,13 @@ impl Core {
     }
 
     pub(crate) fn run(&self, key: &RunKey) -> Result<&Run> {
-        self.runs.get(key).ok_or_else(|| {
+        self.runs.get(key).map(|r| &**r).ok_or_else(|| {
             Error::NotFound(format!("workflow execution {} not found", key.workflow_id))
         })
     }
 
     pub(crate) fn run_mut(&mut self, key: &RunKey) -> Result<&mut Run> {
-        self.runs.get_mut(key).ok_or_else(|| {
+        self.runs.get_mut(key).map(|r| &mut **r).ok_or_else(|| {
             Error::NotFound(format!("workflow execution {} not found", key.workflow_id))
         })
     }

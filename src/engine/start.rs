@@ -365,7 +365,7 @@ impl Core {
             run.append(Attributes::WorkflowExecutionSignaledEventAttributes(signal));
         }
         run.changes.push(ChangeKind::Started);
-        self.runs.insert(key.clone(), run);
+        self.runs.insert(key.clone(), Box::new(run));
         self.current.insert(
             (key.namespace.clone(), key.workflow_id.clone()),
             key.run_id.clone(),

@@ -45,7 +45,7 @@ impl Core {
             .runs
             .iter()
             .filter(|(k, _)| k.namespace == namespace)
-            .map(|(_, r)| r)
+            .map(|(_, r)| &**r)
             .filter(|r| {
                 query.matches(&RunRecord {
                     run: r,
