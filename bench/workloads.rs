@@ -228,6 +228,8 @@ pub struct Spec {
     pub concurrency: usize,
     /// Timers: how long each workflow sleeps.
     pub timer_secs: u64,
+    /// Timers: how many histories to read for the server-side fire lateness (evenly spread).
+    pub timer_histories: u64,
     /// Overall limit; timers get `timer_secs` on top.
     pub timeout: Duration,
 }
@@ -278,7 +280,7 @@ struct Progress {
     errors: Mutex<Vec<String>>,
     /// Timers: lateness per workflow, ms of workflow time.
     lateness_ms: Mutex<Vec<f64>>,
-    /// Timers: lateness from the server's TimerStarted/TimerFired events (a sample).
+    /// Timers: lateness from the server's TimerStarted/TimerFired events.
     fire_lateness_ms: Mutex<Vec<f64>>,
     start_window_s: Mutex<Option<f64>>,
     notes: Mutex<Vec<String>>,
@@ -480,8 +482,20 @@ async fn measure(
             let late = lateness.iter().filter(|&&l| l > 1000.0).count();
             f.insert("timers_late_over_1s".into(), late as f64);
         }
-        if let Some(v) = percentile(&lock(&progress.fire_lateness_ms), 1.0) {
-            f.insert("timer_fire_late_max_ms".into(), v);
+        let fire = lock(&progress.fire_lateness_ms).clone();
+        for (key, p) in [
+            ("timer_fire_late_p50_ms", 0.5),
+            ("timer_fire_late_p99_ms", 0.99),
+            ("timer_fire_late_max_ms", 1.0),
+        ] {
+            if let Some(v) = percentile(&fire, p) {
+                f.insert(key.into(), v);
+            }
+        }
+        if !fire.is_empty() {
+            let late = fire.iter().filter(|&&l| l > 1000.0).count();
+            f.insert("timers_fired_over_1s".into(), late as f64);
+            f.insert("timer_histories".into(), fire.len() as f64);
         }
         if let Some(v) = *lock(&progress.start_window_s) {
             f.insert("start_window_s".into(), v);
@@ -707,8 +721,12 @@ async fn timers(spec: &Spec, clients: &[Client], tq: &str, progress: &Arc<Progre
         }
     }
 
-    // Phase 3: the server's own record for a sample: TimerFired - (TimerStarted + secs).
-    let step = (handles.len() / 200).max(1);
+    // Phase 3: the server's own record, TimerFired - (TimerStarted + secs), for every workflow
+    // or an evenly spread sample.
+    let wanted = usize::try_from(spec.timer_histories)
+        .unwrap_or(usize::MAX)
+        .max(1);
+    let step = handles.len().div_ceil(wanted).max(1);
     let sample: Vec<_> = handles.iter().step_by(step).collect();
     let fetched = futures::stream::iter(sample)
         .map(|h| async move {
