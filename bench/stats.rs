@@ -108,6 +108,11 @@ pub const FIGURES: &[FigureDef] = &[
         "bench CPU: load gen + worker (cores)",
         Better::Info,
     ),
+    fig(
+        "other_cpu_cores",
+        "other processes' CPU (cores): noise",
+        Better::Info,
+    ),
 ];
 
 fn def(key: &str) -> Option<&'static FigureDef> {

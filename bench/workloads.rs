@@ -30,7 +30,7 @@ use temporalio_sdk::{
 };
 
 use crate::{
-    server::{ProcSample, Server, connect, self_cpu_secs},
+    server::{ProcSample, Server, connect, machine_busy_secs, self_cpu_secs},
     stats::{WorkloadRun, percentile},
 };
 
@@ -387,6 +387,7 @@ async fn measure(
     let before = ProcSample::of_pids(&pids);
     let disk_before = server.disk_bytes();
     let self_before = self_cpu_secs();
+    let machine_before = machine_busy_secs();
     let started = Instant::now();
 
     // RSS sampler: the max of VmRSS every 100 ms (VmHWM covers the peaks in between when the
@@ -412,6 +413,7 @@ async fn measure(
 
     let wall = started.elapsed().as_secs_f64();
     let self_cpu = self_cpu_secs() - self_before;
+    let machine_cpu = machine_busy_secs() - machine_before;
     let after = ProcSample::of_pids(&pids);
     let disk_after = server.disk_bytes();
     stop_sampler.store(true, Ordering::Relaxed);
@@ -452,11 +454,20 @@ async fn measure(
         out.error = Some(e);
     }
 
-    let f = &mut out.figures;
     let server_cpu = (after.cpu_secs - before.cpu_secs).max(0.0);
+    // Everything else on the machine: a busy neighbour (a build, another benchmark) makes the
+    // figures of this run unreliable.
+    let other = ((machine_cpu - server_cpu - self_cpu) / wall.max(1e-9)).max(0.0);
+    if other > 0.25 && wall > 1.0 {
+        out.notes.push(format!(
+            "other processes used {other:.2} cores during this run: its figures are unreliable"
+        ));
+    }
+    let f = &mut out.figures;
     f.insert("peak_rss_mib".into(), peak_kib as f64 / 1024.0);
     f.insert("server_cpu_cores".into(), server_cpu / wall.max(1e-9));
     f.insert("bench_cpu_cores".into(), self_cpu / wall.max(1e-9));
+    f.insert("other_cpu_cores".into(), other);
     if completed > 0 {
         f.insert(
             "server_cpu_per_1k".into(),
