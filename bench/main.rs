@@ -191,7 +191,7 @@ fn plan(args: &Args) -> Result<Plan> {
             } else {
                 ((n as f64 * args.scale).round() as u64).max(1)
             };
-            let mut timer_secs = if args.tiny { 2 } else { 10 };
+            let mut timer_secs = if args.tiny { 2 } else { 20 };
             if kind == Kind::Timers {
                 if args.timers_only {
                     n = 100_000;
