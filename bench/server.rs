@@ -316,6 +316,29 @@ pub fn clock_ticks() -> f64 {
     if t > 0 { t as f64 } else { 100.0 }
 }
 
+/// CPU seconds every process on the machine has used (all CPUs, not idle or iowait), from the
+/// first line of /proc/stat.
+pub fn machine_busy_secs() -> f64 {
+    let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(line) = text.lines().find(|l| l.starts_with("cpu ")) else {
+        return 0.0;
+    };
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let ticks: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    let busy: f64 = ticks
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, t)| t)
+        .sum();
+    busy / clock_ticks()
+}
+
 /// CPU seconds (user + system) this process has used, from getrusage(RUSAGE_SELF).
 pub fn self_cpu_secs() -> f64 {
     // SAFETY: getrusage writes into the struct we pass.

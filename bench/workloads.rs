@@ -30,7 +30,7 @@ use temporalio_sdk::{
 };
 
 use crate::{
-    server::{ProcSample, Server, connect, self_cpu_secs},
+    server::{ProcSample, Server, connect, machine_busy_secs, self_cpu_secs},
     stats::{WorkloadRun, percentile},
 };
 
@@ -228,6 +228,8 @@ pub struct Spec {
     pub concurrency: usize,
     /// Timers: how long each workflow sleeps.
     pub timer_secs: u64,
+    /// Timers: how many histories to read for the server-side fire lateness (evenly spread).
+    pub timer_histories: u64,
     /// Overall limit; timers get `timer_secs` on top.
     pub timeout: Duration,
 }
@@ -278,7 +280,7 @@ struct Progress {
     errors: Mutex<Vec<String>>,
     /// Timers: lateness per workflow, ms of workflow time.
     lateness_ms: Mutex<Vec<f64>>,
-    /// Timers: lateness from the server's TimerStarted/TimerFired events (a sample).
+    /// Timers: lateness from the server's TimerStarted/TimerFired events.
     fire_lateness_ms: Mutex<Vec<f64>>,
     start_window_s: Mutex<Option<f64>>,
     notes: Mutex<Vec<String>>,
@@ -385,6 +387,7 @@ async fn measure(
     let before = ProcSample::of_pids(&pids);
     let disk_before = server.disk_bytes();
     let self_before = self_cpu_secs();
+    let machine_before = machine_busy_secs();
     let started = Instant::now();
 
     // RSS sampler: the max of VmRSS every 100 ms (VmHWM covers the peaks in between when the
@@ -410,6 +413,7 @@ async fn measure(
 
     let wall = started.elapsed().as_secs_f64();
     let self_cpu = self_cpu_secs() - self_before;
+    let machine_cpu = machine_busy_secs() - machine_before;
     let after = ProcSample::of_pids(&pids);
     let disk_after = server.disk_bytes();
     stop_sampler.store(true, Ordering::Relaxed);
@@ -450,11 +454,20 @@ async fn measure(
         out.error = Some(e);
     }
 
-    let f = &mut out.figures;
     let server_cpu = (after.cpu_secs - before.cpu_secs).max(0.0);
+    // Everything else on the machine: a busy neighbour (a build, another benchmark) makes the
+    // figures of this run unreliable.
+    let other = ((machine_cpu - server_cpu - self_cpu) / wall.max(1e-9)).max(0.0);
+    if other > 0.25 && wall > 1.0 {
+        out.notes.push(format!(
+            "other processes used {other:.2} cores during this run: its figures are unreliable"
+        ));
+    }
+    let f = &mut out.figures;
     f.insert("peak_rss_mib".into(), peak_kib as f64 / 1024.0);
     f.insert("server_cpu_cores".into(), server_cpu / wall.max(1e-9));
     f.insert("bench_cpu_cores".into(), self_cpu / wall.max(1e-9));
+    f.insert("other_cpu_cores".into(), other);
     if completed > 0 {
         f.insert(
             "server_cpu_per_1k".into(),
@@ -480,8 +493,20 @@ async fn measure(
             let late = lateness.iter().filter(|&&l| l > 1000.0).count();
             f.insert("timers_late_over_1s".into(), late as f64);
         }
-        if let Some(v) = percentile(&lock(&progress.fire_lateness_ms), 1.0) {
-            f.insert("timer_fire_late_max_ms".into(), v);
+        let fire = lock(&progress.fire_lateness_ms).clone();
+        for (key, p) in [
+            ("timer_fire_late_p50_ms", 0.5),
+            ("timer_fire_late_p99_ms", 0.99),
+            ("timer_fire_late_max_ms", 1.0),
+        ] {
+            if let Some(v) = percentile(&fire, p) {
+                f.insert(key.into(), v);
+            }
+        }
+        if !fire.is_empty() {
+            let late = fire.iter().filter(|&&l| l > 1000.0).count();
+            f.insert("timers_fired_over_1s".into(), late as f64);
+            f.insert("timer_histories".into(), fire.len() as f64);
         }
         if let Some(v) = *lock(&progress.start_window_s) {
             f.insert("start_window_s".into(), v);
@@ -707,8 +732,12 @@ async fn timers(spec: &Spec, clients: &[Client], tq: &str, progress: &Arc<Progre
         }
     }
 
-    // Phase 3: the server's own record for a sample: TimerFired - (TimerStarted + secs).
-    let step = (handles.len() / 200).max(1);
+    // Phase 3: the server's own record, TimerFired - (TimerStarted + secs), for every workflow
+    // or an evenly spread sample.
+    let wanted = usize::try_from(spec.timer_histories)
+        .unwrap_or(usize::MAX)
+        .max(1);
+    let step = handles.len().div_ceil(wanted).max(1);
     let sample: Vec<_> = handles.iter().step_by(step).collect();
     let fetched = futures::stream::iter(sample)
         .map(|h| async move {
