@@ -1,6 +1,8 @@
 //! The records Durin persists, as protobuf messages (hand-written with `prost` derives so that
 //! Temporal's own message types can be embedded without copying any `.proto` file).
 
+use prost::Message;
+
 use crate::engine::state::MutableState;
 use temporalio_protos::temporal::api::workflowservice::v1::DescribeNamespaceResponse;
 
@@ -61,19 +63,18 @@ pub fn encode_execution<'a>(
     state: &MutableState,
     new_events: impl Iterator<Item = &'a [u8]> + Clone,
 ) -> Vec<u8> {
-    use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, message};
-    let events_len: usize = new_events
-        .clone()
-        .map(|e| 1 + encoded_len_varint(e.len() as u64) + e.len())
-        .sum();
-    let inner_len = message::encoded_len(1, state) + events_len;
-    let mut out = Vec::with_capacity(1 + encoded_len_varint(inner_len as u64) + inner_len);
-    encode_key(2, WireType::LengthDelimited, &mut out);
-    encode_varint(inner_len as u64, &mut out);
-    message::encode(1, state, &mut out);
+    let state_len = state.encoded_len();
+    let inner_len = field_len(state_len)
+        + new_events
+            .clone()
+            .map(|e| field_len(e.len()))
+            .sum::<usize>();
+    let mut out = Vec::with_capacity(field_len(inner_len));
+    put_header(2, inner_len, &mut out);
+    put_header(1, state_len, &mut out);
+    state.encode_raw(&mut out);
     for event in new_events {
-        encode_key(2, WireType::LengthDelimited, &mut out);
-        encode_varint(event.len() as u64, &mut out);
+        put_header(2, event.len(), &mut out);
         out.extend_from_slice(event);
     }
     out
@@ -81,20 +82,26 @@ pub fn encode_execution<'a>(
 
 /// Encodes `LogRecord { batch: RecordBatch { records } }` from already encoded records.
 pub fn encode_batch(records: &[Vec<u8>]) -> Vec<u8> {
-    use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
-    let inner_len: usize = records
-        .iter()
-        .map(|r| 1 + encoded_len_varint(r.len() as u64) + r.len())
-        .sum();
-    let mut out = Vec::with_capacity(1 + encoded_len_varint(inner_len as u64) + inner_len);
-    encode_key(3, WireType::LengthDelimited, &mut out);
-    encode_varint(inner_len as u64, &mut out);
+    let inner_len: usize = records.iter().map(|r| field_len(r.len())).sum();
+    let mut out = Vec::with_capacity(field_len(inner_len));
+    put_header(3, inner_len, &mut out);
     for record in records {
-        encode_key(1, WireType::LengthDelimited, &mut out);
-        encode_varint(record.len() as u64, &mut out);
+        put_header(1, record.len(), &mut out);
         out.extend_from_slice(record);
     }
     out
+}
+
+/// Encoded size of a length-delimited field of `len` bytes with a one-byte key (tag < 16).
+fn field_len(len: usize) -> usize {
+    1 + prost::encoding::encoded_len_varint(len as u64) + len
+}
+
+/// Writes the key and length of a length-delimited field.
+fn put_header(tag: u32, len: usize, out: &mut Vec<u8>) {
+    use prost::encoding::{WireType, encode_key, encode_varint};
+    encode_key(tag, WireType::LengthDelimited, out);
+    encode_varint(len as u64, out);
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
