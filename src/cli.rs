@@ -38,8 +38,8 @@ pub enum Command {
     },
     /// Apply Workflow and Schedule manifests to a running Durin server, no cluster needed.
     Apply(crate::operator::apply::ApplyArgs),
-    /// Copy a (possibly running) server's store to a file or standard output (`--out -`).
-    /// Restore: stop Durin, put the file in an empty data directory as `durin.log`, start.
+    /// Copy a (possibly running) server's data directory to a tar file or standard output
+    /// (`--out -`). Restore: `tar -xf FILE -C <empty data directory>`, then start Durin on it.
     Backup(BackupArgs),
 }
 
@@ -48,7 +48,7 @@ pub struct BackupArgs {
     /// The server's data directory.
     #[arg(long, env = "DURIN_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Where to write the backup (`-` for standard output).
+    /// Where to write the backup, a tar archive (`-` for standard output).
     #[arg(long)]
     pub out: PathBuf,
 }
@@ -94,6 +94,9 @@ pub struct EngineArgs {
     /// Long polls (and other calls that wait) in flight beyond which new ones are refused.
     #[arg(long, default_value_t = crate::api::DEFAULT_MAX_WAITING)]
     pub max_waiting: usize,
+    /// Seconds a closed run stays in memory before it moves to the on-disk archive.
+    #[arg(long, default_value_t = 10, env = "DURIN_ARCHIVE_AFTER")]
+    pub archive_after: u64,
 }
 
 impl EngineArgs {
@@ -176,9 +179,12 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Apply(args) => crate::operator::apply::run(args).await,
         Command::Backup(args) => {
             let dir = args.data_dir.unwrap_or_else(default_data_dir);
-            let (records, bytes) = crate::store::wal::backup(&dir, &args.out)?;
+            let stats = crate::store::backup::backup(&dir, &args.out)?;
             eprintln!(
-                "backed up {records} records ({bytes} bytes) from {}",
+                "backed up {} log records and {} archive segments ({} bytes) from {}",
+                stats.log_records,
+                stats.segments,
+                stats.bytes,
                 dir.display()
             );
             Ok(())
@@ -216,7 +222,14 @@ async fn start_engine(
     let access = args.access()?;
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     let store = Wal::open(&data_dir)?;
-    let engine = Engine::open(store, EngineConfig::default())?;
+    let engine = Engine::open(
+        store,
+        EngineConfig {
+            archive_dir: Some(data_dir.clone()),
+            archive_after: std::time::Duration::from_secs(args.archive_after),
+            ..EngineConfig::default()
+        },
+    )?;
     engine.ensure_namespace("default").await?;
     for ns in &args.namespaces {
         engine.ensure_namespace(ns).await?;
@@ -250,6 +263,7 @@ async fn serve(started: Started) -> Result<(), Box<dyn std::error::Error>> {
         access,
     } = started;
     let _timers = engine.spawn_timer_loop();
+    let _archiver = engine.spawn_archiver();
     let stopping = engine.clone();
     let shutdown = async move {
         shutdown_signal().await;

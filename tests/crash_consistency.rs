@@ -158,7 +158,12 @@ where
 async fn workflows_complete_exactly_once_across_repeated_sigkills() {
     let workflows = env_usize("DURIN_CHAOS_WORKFLOWS", 1000);
     let kills = env_usize("DURIN_CHAOS_KILLS", 4);
-    let mut server = DurinServer::start().await;
+    // Closed runs move to the archive after a second, so kills also land mid-archiving.
+    let mut server = DurinServer::start_with(
+        vec!["dev".into(), "--archive-after".into(), "1".into()],
+        Vec::new(),
+    )
+    .await;
     let client: Client = server.client().await;
     let tq = unique("tq-chaos");
     let prefix = unique("chaos");

@@ -5,9 +5,10 @@
 //! The test command runs it for 5 s; a real soak: `DURIN_SOAK_SECONDS=300 cargo test
 //! --release --test soak -- --nocapture`.
 //!
-//! Memory model: open runs and closed runs within their namespace's retention live in memory
-//! (history as encoded protobuf); nothing else grows with load. The test fails when memory
-//! grows by more than `MAX_BYTES_PER_CLOSED_RUN` per closed workflow.
+//! Memory model: open runs, and closed runs for `--archive-after` (here 1 s), live in memory
+//! (history as encoded protobuf); a closed run then moves to the on-disk archive and leaves
+//! a 16-byte hash and its location behind. The test fails when memory grows by more than
+//! `MAX_BYTES_PER_CLOSED_RUN` per closed workflow.
 
 mod common;
 
@@ -74,7 +75,12 @@ fn rss_kib(pid: u32) -> u64 {
 async fn sustained_load_keeps_memory_flat() {
     let seconds = env_u64("DURIN_SOAK_SECONDS", 5);
     let concurrency = env_u64("DURIN_SOAK_CONCURRENCY", 50);
-    let server = DurinServer::start().await;
+    // Closed runs leave memory for the archive after a second.
+    let server = DurinServer::start_with(
+        vec!["dev".into(), "--archive-after".into(), "1".into()],
+        Vec::new(),
+    )
+    .await;
     let pid = server.pid().expect("pid");
     let client = server.client().await;
     let tq = unique("tq-soak");
@@ -139,9 +145,8 @@ async fn sustained_load_keeps_memory_flat() {
         eprintln!("{s:>6}  {c:>9}  {:>7.1}", *r as f64 / 1024.0);
     }
     assert!(total > 0, "nothing completed");
-    // Closed runs stay in memory (history encoded) until their namespace's retention removes
-    // them, so memory may grow with the number of closed runs, but by no more than a small,
-    // fixed amount per run: anything more is a leak.
+    // Archived runs keep an index entry in memory, so memory may grow with the number of
+    // closed runs, but by no more than a small, fixed amount per run: anything more is a leak.
     if let (Some(first), Some(last)) = (samples.get(samples.len() / 3), samples.last())
         && last.1 > first.1 + 200
     {
@@ -154,5 +159,8 @@ async fn sustained_load_keeps_memory_flat() {
     }
 }
 
-/// What one closed run may cost in memory while retained (measured: about 7 KiB).
-const MAX_BYTES_PER_CLOSED_RUN: f64 = 16.0 * 1024.0;
+/// What one closed run may cost in memory while retained. Measured: about 450 bytes over a
+/// 40 s release run (flat by its end), about 1.8 KiB over the test command's 5 s (the
+/// one-second in-memory window and task timers still filling); 7 KiB before closed runs
+/// moved to the archive.
+const MAX_BYTES_PER_CLOSED_RUN: f64 = 4.0 * 1024.0;

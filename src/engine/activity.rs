@@ -167,7 +167,7 @@ impl Core {
                         "ActivityId is not set on request.".into(),
                     ));
                 }
-                let key = self.resolve_run(namespace, workflow_id, run_id)?;
+                let key = self.resolve_resident(namespace, workflow_id, run_id)?;
                 let run = self.run(&key)?;
                 if !run.is_open() {
                     return Err(Error::NotFound(

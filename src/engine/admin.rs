@@ -113,6 +113,7 @@ impl Engine {
             if core.run(&key)?.is_open() {
                 core.terminate_run(&key, "Delete workflow execution", None, "durin")?;
             }
+            core.forget_archived(&key)?;
             core.forget_run(&key);
             core.log(LogRecord {
                 kind: Some(log_record::Kind::Deleted(DeletedRun {

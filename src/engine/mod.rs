@@ -7,6 +7,7 @@
 
 pub mod activity;
 pub mod admin;
+pub mod archive;
 pub mod chain;
 pub mod children;
 pub mod clock;
@@ -118,6 +119,11 @@ pub struct EngineConfig {
     /// The log is rewritten as one record per live object once it holds at least this many
     /// records and more than twice as many as live objects.
     pub compact_min_records: u64,
+    /// Where closed runs are archived (the data directory); without one they stay in memory
+    /// until their retention ends.
+    pub archive_dir: Option<std::path::PathBuf>,
+    /// How long a closed run stays in memory before it is archived.
+    pub archive_after: Duration,
 }
 
 impl Default for EngineConfig {
@@ -126,12 +132,14 @@ impl Default for EngineConfig {
             long_poll_timeout: Duration::from_secs(60),
             history_poll_timeout: Duration::from_secs(20),
             compact_min_records: 200_000,
+            archive_dir: None,
+            archive_after: Duration::from_secs(10),
         }
     }
 }
 
 pub struct Engine {
-    core: Mutex<Core>,
+    pub(crate) core: Mutex<Core>,
     store: Arc<dyn Store>,
     timer_wake: Arc<Notify>,
     changes: broadcast::Sender<ExecutionChange>,
@@ -158,6 +166,8 @@ pub struct Core {
     /// Records in the log since it was last written whole (drives compaction).
     records_in_log: u64,
     compact_min_records: u64,
+    /// Closed runs on disk (None: closed runs stay in memory).
+    pub(crate) archive: Option<archive::Archive>,
 }
 
 impl Engine {
@@ -179,6 +189,10 @@ impl Engine {
             pending: Vec::new(),
             records_in_log: 0,
             compact_min_records: 0,
+            archive: match &config.archive_dir {
+                Some(dir) => Some(archive::Archive::open(dir, config.archive_after)?),
+                None => None,
+            },
         };
         let records = store.load()?;
         let count = records.len();
@@ -194,6 +208,7 @@ impl Engine {
         tracing::info!(
             records = count,
             runs = core.runs.len(),
+            archived = core.archive.as_ref().map_or(0, |a| a.len()),
             namespaces = core.namespaces.len(),
             "engine state loaded"
         );
@@ -383,6 +398,11 @@ impl Core {
                     workflow_id: ms.workflow_id.clone(),
                     run_id: ms.run_id.clone(),
                 };
+                // The archive holds a closed run's final state; older log records of it are
+                // superseded (they go at the next compaction).
+                if self.archive.as_ref().is_some_and(|a| a.contains(&key)) {
+                    return;
+                }
                 let id_key = (key.namespace.clone(), key.workflow_id.clone());
                 let newer = match self.current.get(&id_key) {
                     Some(cur) if *cur != key.run_id => self
@@ -435,7 +455,13 @@ impl Core {
         let namespaces = self.namespaces.values().map(|ns| LogRecord {
             kind: Some(log_record::Kind::Namespace(ns.clone())),
         });
-        let mut keys: Vec<&RunKey> = self.runs.keys().collect();
+        // Runs faulted in from the archive are durable there.
+        let mut keys: Vec<&RunKey> = self
+            .runs
+            .iter()
+            .filter(|(_, r)| !r.archived)
+            .map(|(k, _)| k)
+            .collect();
         // Runs of one workflow id in start order, so the latest becomes current on replay.
         keys.sort_by_cached_key(|k| {
             let r = &self.runs[*k];
@@ -468,6 +494,7 @@ impl Core {
                 self.rearm_run(&key);
             } else {
                 self.arm_retention(&key);
+                self.note_closed(&key);
             }
         }
         self.rearm_schedules();
@@ -475,6 +502,9 @@ impl Core {
 
     /// Appends a record for the run's staged changes. Every mutation of a run ends here.
     pub(crate) fn commit(&mut self, key: &RunKey) {
+        if self.runs.get(key).is_some_and(|r| r.archived) {
+            self.unarchive(key);
+        }
         let Some(run) = self.runs.get_mut(key) else {
             return;
         };
@@ -494,11 +524,16 @@ impl Core {
         if std::mem::take(&mut run.updates_dirty) || !run.is_open() {
             run.updates_changed.send_modify(|n| *n += 1);
         }
+        let mut closed = false;
         for kind in run.changes.drain(..) {
+            closed |= matches!(kind, ChangeKind::Closed { .. });
             let _ = self.changes.send(ExecutionChange {
                 key: key.clone(),
                 kind,
             });
+        }
+        if closed {
+            self.note_closed(key);
         }
     }
 
@@ -582,7 +617,59 @@ impl Core {
     }
 
     /// Resolves a run: the given run id, or the workflow id's latest run when it is empty.
+    /// An archived run is brought back into memory.
     pub(crate) fn resolve_run(
+        &mut self,
+        namespace: &str,
+        workflow_id: &str,
+        run_id: &str,
+    ) -> Result<RunKey> {
+        self.check_namespace(namespace)?;
+        if self.archive.is_some() && !workflow_id.is_empty() {
+            if run_id.is_empty() {
+                self.current_run_id(namespace, workflow_id)?;
+            } else if uuid::Uuid::parse_str(run_id).is_ok() {
+                self.fault_in(&RunKey {
+                    namespace: namespace.to_string(),
+                    workflow_id: workflow_id.to_string(),
+                    run_id: run_id.to_string(),
+                })?;
+            }
+        }
+        self.resolve_resident(namespace, workflow_id, run_id)
+    }
+
+    /// The latest run id of a workflow id, in memory or archived (an archived one is brought
+    /// back into memory and made current).
+    pub(crate) fn current_run_id(
+        &mut self,
+        namespace: &str,
+        workflow_id: &str,
+    ) -> Result<Option<String>> {
+        let id_key = (namespace.to_string(), workflow_id.to_string());
+        let resident = self.current.get(&id_key).cloned();
+        let Some((archived, archived_start)) = self.latest_archived(namespace, workflow_id)? else {
+            return Ok(resident);
+        };
+        let resident_start = resident.as_ref().and_then(|run_id| {
+            self.runs
+                .get(&RunKey {
+                    run_id: run_id.clone(),
+                    ..archived.clone()
+                })
+                .map(|r| clock::opt_ts_millis(&r.ms.start_time))
+        });
+        match resident_start {
+            Some(start) if start >= archived_start => Ok(resident),
+            _ => {
+                self.current.insert(id_key, archived.run_id.clone());
+                Ok(Some(archived.run_id))
+            }
+        }
+    }
+
+    /// Resolves a run among the runs in memory (archived runs are not found).
+    pub(crate) fn resolve_resident(
         &self,
         namespace: &str,
         workflow_id: &str,

@@ -6,7 +6,7 @@ use super::{Core, RunKey, clock};
 use crate::store::{DeletedRun, LogRecord, log_record};
 
 impl Core {
-    fn retention_ms(&self, namespace: &str) -> Option<i64> {
+    pub(crate) fn retention_ms(&self, namespace: &str) -> Option<i64> {
         self.namespaces
             .get(namespace)
             .and_then(|n| n.namespace.as_ref())
@@ -23,6 +23,13 @@ impl Core {
         if let (Some(retention), Some(_)) = (self.retention_ms(&key.namespace), &run.ms.close_time)
         {
             let due = clock::opt_ts_millis(&run.ms.close_time) + retention;
+            // A run archived before then expires with its archive segment instead, so no
+            // timer (and no memory) is kept per retained run.
+            if let Some(after) = self.archive_after_ms()
+                && due > clock::now_millis() + after
+            {
+                return;
+            }
             self.push_timer(due, TimerTask::RetentionExpired { key: key.clone() });
         }
     }
@@ -36,6 +43,11 @@ impl Core {
             return;
         };
         if run.is_open() {
+            return;
+        }
+        if run.archiving {
+            let later = clock::now_millis() + 1000;
+            self.push_timer(later, TimerTask::RetentionExpired { key: key.clone() });
             return;
         }
         let due = clock::opt_ts_millis(&run.ms.close_time) + retention;

@@ -32,6 +32,10 @@ pub struct Run {
     /// Bumped at commit whenever an update changed stage; update callers wait on it.
     pub(crate) updates_changed: watch::Sender<u64>,
     pub(crate) updates_dirty: bool,
+    /// Read back from the archive (its archived copy is current).
+    pub(crate) archived: bool,
+    /// Being written to the archive.
+    pub(crate) archiving: bool,
 }
 
 impl Run {
@@ -49,6 +53,8 @@ impl Run {
             queries: Vec::new(),
             updates_changed: watch::channel(0).0,
             updates_dirty: false,
+            archived: false,
+            archiving: false,
         }
     }
 

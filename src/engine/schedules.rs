@@ -229,7 +229,7 @@ impl Core {
             .unwrap_or_default()
             .into_iter()
             .filter(|w| {
-                self.resolve_run(&key.0, &w.workflow_id, "")
+                self.resolve_resident(&key.0, &w.workflow_id, "")
                     .ok()
                     .and_then(|k| self.runs.get(&k))
                     .is_some_and(|r| r.is_open())

@@ -187,8 +187,7 @@ impl Core {
         if req.request_id.is_empty() {
             req.request_id = uuid::Uuid::new_v4().to_string();
         }
-        let id_key = (req.namespace.clone(), req.workflow_id.clone());
-        if let Some(run_id) = self.current.get(&id_key).cloned() {
+        if let Some(run_id) = self.current_run_id(&req.namespace, &req.workflow_id)? {
             let key = RunKey {
                 namespace: req.namespace.clone(),
                 workflow_id: req.workflow_id.clone(),

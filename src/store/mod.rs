@@ -2,6 +2,8 @@
 //! the record carrying that change is durable. The embedded backend is [`wal::Wal`], an
 //! append-only log with group commit; other backends implement [`Store`].
 
+pub mod archive;
+pub mod backup;
 pub mod records;
 pub mod wal;
 

@@ -57,6 +57,31 @@ pub struct ExecutionRecord {
     pub new_events: Vec<Vec<u8>>,
 }
 
+/// The front of a [`LogRecord`] as the archive's scans read it: an execution's state without
+/// its history, or a deletion (same tags, so either decodes the other's bytes).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LogRecordHead {
+    #[prost(oneof = "log_record_head::Kind", tags = "2, 4")]
+    pub kind: Option<log_record_head::Kind>,
+}
+
+pub mod log_record_head {
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    #[allow(clippy::large_enum_variant)]
+    pub enum Kind {
+        #[prost(message, tag = "2")]
+        Execution(super::ExecutionHead),
+        #[prost(message, tag = "4")]
+        Deleted(super::DeletedRun),
+    }
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ExecutionHead {
+    #[prost(message, optional, tag = "1")]
+    pub state: Option<MutableState>,
+}
+
 /// Encodes `LogRecord { execution: ExecutionRecord { state, new_events } }` straight from
 /// the run's state, without first copying it into a record.
 pub fn encode_execution<'a>(

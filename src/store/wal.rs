@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use super::{DurableFuture, LogRecord, Lsn, Store, StoreError};
 
 const FRAME_HEADER: usize = 8;
-const LOG_FILE: &str = "durin.log";
+pub const LOG_FILE: &str = "durin.log";
 
 type WriterQueue = mpsc::Sender<WriterMsg>;
 
@@ -209,27 +209,17 @@ fn frame(buf: &mut Vec<u8>, payload: &[u8]) {
     buf.extend_from_slice(payload);
 }
 
-/// Copies the intact prefix of the log in `dir` to `out` (a path, or standard output for
-/// `-`). Safe while a server is writing: the log is only appended to, and a compaction
-/// replaces it with an atomic rename, so any moment's file holds a consistent prefix; a
-/// record being written at that moment fails its checksum and is left out. Returns the number
-/// of records and bytes copied.
-pub fn backup(dir: &Path, out: &Path) -> Result<(usize, u64), StoreError> {
+/// The intact prefix of the log in `dir` and how many records it holds. Safe while a server
+/// is writing: the log is only appended to, and a compaction replaces it with an atomic
+/// rename, so any moment's file holds a consistent prefix; a record being written at that
+/// moment fails its checksum and is left out.
+pub fn intact_log(dir: &Path) -> Result<(Vec<u8>, usize), StoreError> {
     let mut file = File::open(dir.join(LOG_FILE))?;
     let (records, len) = scan(&mut file)?;
     file.seek(SeekFrom::Start(0))?;
     let mut intact = vec![0u8; len as usize];
     file.read_exact(&mut intact)?;
-    if out.as_os_str() == "-" {
-        let mut stdout = std::io::stdout().lock();
-        stdout.write_all(&intact)?;
-        stdout.flush()?;
-    } else {
-        let mut f = File::create(out)?;
-        f.write_all(&intact)?;
-        f.sync_all()?;
-    }
-    Ok((records.len(), len))
+    Ok((intact, records.len()))
 }
 
 /// Reads every intact record from the start of `file`; returns them and the length of the

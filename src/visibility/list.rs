@@ -1,7 +1,7 @@
 //! ListWorkflowExecutions, CountWorkflowExecutions and the search-attribute registry
-//! (OperatorService), evaluated over the runs the engine holds in memory.
+//! (OperatorService), evaluated over the runs in memory and the archived runs on disk.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use temporalio_protos::temporal::api::enums::v1::IndexedValueType;
 use temporalio_protos::temporal::api::operatorservice::v1::{
@@ -17,8 +17,9 @@ use temporalio_protos::temporal::api::workflowservice::v1::{
 use super::query::{Query, Record, Value};
 use super::search_attributes::{self as sa, RunRecord};
 use crate::engine::clock::opt_ts_millis;
-use crate::engine::{Core, Engine, Error, Result, Run, history};
+use crate::engine::{Core, Engine, Error, Result, Run, RunKey, history};
 use crate::store::NamespaceRecord;
+use crate::store::archive::{Loc, Scanned};
 
 const DEFAULT_PAGE_SIZE: usize = 1000;
 
@@ -37,120 +38,214 @@ impl Core {
             .map_err(|e| Error::InvalidArgument(e.to_string()))
     }
 
-    /// Runs of the namespace that match, in Temporal's order: open runs first, then by close
-    /// time, newest first; ties by start time, newest first.
-    fn matching_runs(&self, namespace: &str, query: &Query) -> Vec<&Run> {
+    /// Runs in memory of the namespace that match.
+    fn resident_hits(&self, namespace: &str, query: &Query) -> Vec<Hit> {
         let custom = self.custom_search_attributes(namespace);
-        let mut runs: Vec<&Run> = self
-            .runs
+        self.runs
             .iter()
             .filter(|(k, _)| k.namespace == namespace)
-            .map(|(_, r)| &**r)
-            .filter(|r| {
-                query.matches(&RunRecord {
-                    run: r,
-                    custom: &custom,
-                })
-            })
-            .collect();
-        runs.sort_by_key(|r| {
-            let close =
-                r.ms.close_time
-                    .as_ref()
-                    .map(|_| opt_ts_millis(&r.ms.close_time))
-                    .unwrap_or(i64::MAX);
-            (
-                std::cmp::Reverse(close),
-                std::cmp::Reverse(opt_ts_millis(&r.ms.start_time)),
-                r.ms.run_id.clone(),
-            )
+            .filter_map(|(k, r)| Hit::of(r, &custom, query, Source::Resident(k.clone())))
+            .collect()
+    }
+
+    /// A run to describe for a page: from memory, or read back from the archive.
+    fn hit_run(&mut self, hit: &Hit) -> Result<Option<Run>> {
+        let (key, loc) = match &hit.source {
+            Source::Resident(key) => (key, None),
+            Source::Archived(key, loc) => (key, Some(*loc)),
+        };
+        if let Some(run) = self.runs.get(key) {
+            return Ok(Some(Run::new(run.ms.clone())));
+        }
+        match loc {
+            Some(loc) => self.read_archived(loc),
+            // Archived since the scan began.
+            None => Ok(if self.fault_in(key)? {
+                self.runs.get(key).map(|r| Run::new(r.ms.clone()))
+            } else {
+                None
+            }),
+        }
+    }
+}
+
+/// Where a matching run is.
+enum Source {
+    Resident(RunKey),
+    Archived(RunKey, Loc),
+}
+
+/// One run that matched a visibility query, with what it sorts and groups by.
+struct Hit {
+    close: i64,
+    start: i64,
+    run_id: String,
+    group: Option<String>,
+    source: Source,
+}
+
+impl Hit {
+    fn of(run: &Run, custom: &BTreeMap<String, i32>, query: &Query, source: Source) -> Option<Hit> {
+        let record = RunRecord { run, custom };
+        if !query.matches(&record) {
+            return None;
+        }
+        let group = query.group_by().map(|g| match record.get(g) {
+            Some(Value::Str(s)) => s,
+            Some(other) => format!("{other:?}"),
+            None => String::new(),
         });
-        runs
+        let ms = &run.ms;
+        Some(Hit {
+            close: ms
+                .close_time
+                .as_ref()
+                .map(|_| opt_ts_millis(&ms.close_time))
+                .unwrap_or(i64::MAX),
+            start: opt_ts_millis(&ms.start_time),
+            run_id: ms.run_id.clone(),
+            group,
+            source,
+        })
+    }
+
+    fn key(&self) -> &RunKey {
+        match &self.source {
+            Source::Resident(k) | Source::Archived(k, _) => k,
+        }
     }
 }
 
 impl Engine {
+    /// Runs of the namespace that match, in Temporal's order: open runs first, then by close
+    /// time, newest first; ties by start time, newest first. Runs in memory are matched under
+    /// the engine lock; archived runs are scanned from disk outside it.
+    async fn matching_runs(&self, namespace: &str, text: &str) -> Result<(Query, Vec<Hit>)> {
+        let (query, resident, plan, custom) = {
+            let core = self.core.lock();
+            let query = core.parse_query(namespace, text)?;
+            let resident = core.resident_hits(namespace, &query);
+            let custom = core.custom_search_attributes(namespace);
+            (query, resident, core.archive_scan_plan(), custom)
+        };
+        let mut hits = resident;
+        let Some((files, segments)) = plan else {
+            sort_hits(&mut hits);
+            return Ok((query, hits));
+        };
+        let namespace_owned = namespace.to_string();
+        let (query, scanned) = tokio::task::spawn_blocking(move || {
+            let mut found = Vec::new();
+            for id in segments {
+                files.scan_segment(id, &mut |scanned| {
+                    if let Scanned::Run { loc, state } = scanned
+                        && state.namespace == namespace_owned
+                    {
+                        let key = RunKey {
+                            namespace: state.namespace.clone(),
+                            workflow_id: state.workflow_id.clone(),
+                            run_id: state.run_id.clone(),
+                        };
+                        let run = Run::new(*state);
+                        if let Some(hit) =
+                            Hit::of(&run, &custom, &query, Source::Archived(key, loc))
+                        {
+                            found.push(hit);
+                        }
+                    }
+                })?;
+            }
+            Ok::<_, Error>((query, found))
+        })
+        .await
+        .map_err(|e| Error::Store(crate::store::StoreError::Failed(e.to_string())))??;
+        {
+            let core = self.core.lock();
+            let in_memory: HashSet<RunKey> = hits.iter().map(|h| h.key().clone()).collect();
+            hits.extend(scanned.into_iter().filter(|h| {
+                let Source::Archived(key, loc) = &h.source else {
+                    return false;
+                };
+                // Runs also in memory were counted there; records of deleted runs are skipped.
+                !in_memory.contains(key)
+                    && !core.runs.contains_key(key)
+                    && core.archived_at(key, *loc)
+            }));
+        }
+        sort_hits(&mut hits);
+        Ok((query, hits))
+    }
+
     pub async fn list_workflows(
         &self,
         req: ListWorkflowExecutionsRequest,
     ) -> Result<ListWorkflowExecutionsResponse> {
-        self.transact(|core| {
-            let query = core.parse_query(&req.namespace, &req.query)?;
-            let offset = if req.next_page_token.is_empty() {
-                0
-            } else {
-                std::str::from_utf8(&req.next_page_token)
-                    .ok()
-                    .and_then(|s| s.parse::<usize>().ok())
-                    .ok_or_else(|| Error::InvalidArgument("Invalid NextPageToken.".into()))?
-            };
-            let page_size = if req.page_size > 0 {
-                req.page_size as usize
-            } else {
-                DEFAULT_PAGE_SIZE
-            };
-            let custom = core.custom_search_attributes(&req.namespace);
-            let runs = core.matching_runs(&req.namespace, &query);
-            let executions = runs
-                .iter()
-                .skip(offset)
-                .take(page_size)
-                .filter_map(|r| history::describe_run(r, &custom).workflow_execution_info)
-                .collect::<Vec<_>>();
-            let next = offset + executions.len();
-            Ok(ListWorkflowExecutionsResponse {
-                executions,
-                next_page_token: if next < runs.len() {
-                    next.to_string().into_bytes()
-                } else {
-                    Vec::new()
-                },
+        let offset = if req.next_page_token.is_empty() {
+            0
+        } else {
+            std::str::from_utf8(&req.next_page_token)
+                .ok()
+                .and_then(|s| s.parse::<usize>().ok())
+                .ok_or_else(|| Error::InvalidArgument("Invalid NextPageToken.".into()))?
+        };
+        let page_size = if req.page_size > 0 {
+            req.page_size as usize
+        } else {
+            DEFAULT_PAGE_SIZE
+        };
+        let (_, hits) = self.matching_runs(&req.namespace, &req.query).await?;
+        let total = hits.len();
+        let page: Vec<Hit> = hits.into_iter().skip(offset).take(page_size).collect();
+        let taken = page.len();
+        let executions = self
+            .transact(|core| {
+                let custom = core.custom_search_attributes(&req.namespace);
+                let mut out = Vec::with_capacity(page.len());
+                for hit in &page {
+                    if let Some(run) = core.hit_run(hit)? {
+                        out.extend(history::describe_run(&run, &custom).workflow_execution_info);
+                    }
+                }
+                Ok(out)
             })
+            .await?;
+        let next = offset + taken;
+        Ok(ListWorkflowExecutionsResponse {
+            executions,
+            next_page_token: if next < total {
+                next.to_string().into_bytes()
+            } else {
+                Vec::new()
+            },
         })
-        .await
     }
 
     pub async fn count_workflows(
         &self,
         req: CountWorkflowExecutionsRequest,
     ) -> Result<CountWorkflowExecutionsResponse> {
-        self.transact(|core| {
-            let query = core.parse_query(&req.namespace, &req.query)?;
-            let custom = core.custom_search_attributes(&req.namespace);
-            let runs = core.matching_runs(&req.namespace, &query);
-            let count = runs.len() as i64;
-            let Some(group) = query.group_by() else {
-                return Ok(CountWorkflowExecutionsResponse {
-                    count,
-                    groups: Vec::new(),
-                });
-            };
-            let mut groups: BTreeMap<String, i64> = BTreeMap::new();
-            for r in &runs {
-                let value = match (RunRecord {
-                    run: r,
-                    custom: &custom,
-                })
-                .get(group)
-                {
-                    Some(Value::Str(s)) => s,
-                    Some(other) => format!("{other:?}"),
-                    None => String::new(),
-                };
-                *groups.entry(value).or_default() += 1;
-            }
-            Ok(CountWorkflowExecutionsResponse {
+        let (query, hits) = self.matching_runs(&req.namespace, &req.query).await?;
+        let count = hits.len() as i64;
+        if query.group_by().is_none() {
+            return Ok(CountWorkflowExecutionsResponse {
                 count,
-                groups: groups
-                    .into_iter()
-                    .map(|(value, count)| AggregationGroup {
-                        group_values: vec![sa::keyword_payload(&value)],
-                        count,
-                    })
-                    .collect(),
-            })
+                groups: Vec::new(),
+            });
+        }
+        let mut groups: BTreeMap<String, i64> = BTreeMap::new();
+        for hit in hits {
+            *groups.entry(hit.group.unwrap_or_default()).or_default() += 1;
+        }
+        Ok(CountWorkflowExecutionsResponse {
+            count,
+            groups: groups
+                .into_iter()
+                .map(|(value, count)| AggregationGroup {
+                    group_values: vec![sa::keyword_payload(&value)],
+                    count,
+                })
+                .collect(),
         })
-        .await
     }
 
     pub async fn add_search_attributes(&self, req: AddSearchAttributesRequest) -> Result<()> {
@@ -234,4 +329,19 @@ impl Core {
             .cloned()
             .ok_or_else(|| Error::NamespaceNotFound(namespace.to_string()))
     }
+}
+
+fn sort_hits(hits: &mut [Hit]) {
+    hits.sort_by(|a, b| {
+        (
+            std::cmp::Reverse(a.close),
+            std::cmp::Reverse(a.start),
+            &a.run_id,
+        )
+            .cmp(&(
+                std::cmp::Reverse(b.close),
+                std::cmp::Reverse(b.start),
+                &b.run_id,
+            ))
+    });
 }
