@@ -167,6 +167,13 @@ impl KubeEnv {
 
         let server = format!("https://127.0.0.1:{api_port}");
         let c = |name: &str| certs.join(name).display().to_string();
+        // Every request by a ServiceAccount is audited (metadata only), so tests can see
+        // exactly which verbs an operator running as one used.
+        let audit_policy = d.join("audit-policy.yaml");
+        write(
+            &audit_policy,
+            "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n  userGroups: [\"system:serviceaccounts\"]\n- level: None\n",
+        );
         let apiserver_args: Vec<String> = vec![
             format!("--etcd-servers={etcd_url}"),
             "--bind-address=127.0.0.1".into(),
@@ -183,6 +190,8 @@ impl KubeEnv {
             format!("--service-account-key-file={}", c("sa.pub")),
             format!("--service-account-signing-key-file={}", c("sa.key")),
             format!("--client-ca-file={}", c("ca.crt")),
+            format!("--audit-policy-file={}", audit_policy.display()),
+            format!("--audit-log-path={}", d.join("audit.log").display()),
         ];
         let apiserver = spawn_apiserver(&bins.apiserver, &apiserver_args, d);
 
@@ -324,6 +333,28 @@ impl KubeEnv {
         full.extend_from_slice(args);
         full.extend_from_slice(&["-o", "json"]);
         serde_json::from_str(&self.kubectl_ok(&full).await).expect("kubectl json")
+    }
+
+    /// The requests `user` made so far, as `group/resource[/subresource]:verb` (the core group
+    /// is empty), from the API server's audit log.
+    pub fn audited_requests(&self, user: &str) -> std::collections::BTreeSet<String> {
+        let text = std::fs::read_to_string(self.tmp.path().join("audit.log")).unwrap_or_default();
+        text.lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|e| e["user"]["username"] == user)
+            .filter_map(|e| {
+                let o = &e["objectRef"];
+                let mut resource = format!(
+                    "{}/{}",
+                    o["apiGroup"].as_str().unwrap_or(""),
+                    o["resource"].as_str()?
+                );
+                if let Some(sub) = o["subresource"].as_str() {
+                    resource = format!("{resource}/{sub}");
+                }
+                Some(format!("{resource}:{}", e["verb"].as_str()?))
+            })
+            .collect()
     }
 
     pub fn logs(&self) -> String {
