@@ -407,6 +407,16 @@ impl Core {
             .retain(|_, (loc, _)| !removed.contains(&loc.segment));
         archive.runs.shrink_to_fit();
         archive.latest.shrink_to_fit();
+        // Copies read back from those segments go too.
+        let gone: Vec<RunKey> = self
+            .runs
+            .iter()
+            .filter(|(k, r)| r.archived && !archive.runs.contains_key(&archive.run_hash(k)))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in gone {
+            self.evict(&key);
+        }
     }
 
     /// The archive's files and the segments to scan for a visibility query, oldest first.
@@ -495,30 +505,46 @@ impl Engine {
         }
     }
 
+    /// Begins a new archive segment, so the current one can expire as a whole.
+    pub(crate) fn roll_archive_segment(&self) {
+        let Some(files) = self.core.lock().archive_files() else {
+            return;
+        };
+        match files.roll() {
+            Ok(id) => {
+                self.with_core(|core| {
+                    if let Some(a) = core.archive.as_mut() {
+                        a.segments.entry(id).or_default();
+                        a.active_since_ms = clock::now_millis();
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "could not begin a new archive segment"),
+        }
+    }
+
     /// Deletes expired archive segments and begins a new segment when the active one is old.
-    async fn expire_archive(&self) {
+    pub(crate) async fn expire_archive(&self) {
         let ((expired, roll), _) = self.with_core(|core| core.expired_segments());
         let Some(files) = self.core.lock().archive_files() else {
             return;
         };
         if roll {
-            match files.roll() {
-                Ok(id) => {
-                    self.with_core(|core| {
-                        if let Some(a) = core.archive.as_mut() {
-                            a.segments.entry(id).or_default();
-                            a.active_since_ms = clock::now_millis();
-                        }
-                    });
-                }
-                Err(e) => tracing::warn!(error = %e, "could not begin a new archive segment"),
-            }
+            self.roll_archive_segment();
         }
         if expired.is_empty() {
             return;
         }
-        // Forget the runs first: a removed file must never be looked up.
-        self.with_core(|core| core.drop_segments(&expired));
+        // Forget the runs first: a removed file must never be looked up. Then rewrite the log
+        // without their superseded records, so a restart cannot bring them back from it.
+        let (compaction, _) = self.with_core(|core| {
+            core.drop_segments(&expired);
+            core.compact_now()
+        });
+        if let Err(e) = self.store.wait_durable(compaction).await {
+            tracing::warn!(error = %e, "log compaction before deleting expired archive segments failed; keeping them");
+            return;
+        }
         for id in &expired {
             if let Err(e) = files.remove_segment(*id) {
                 tracing::warn!(segment = id, error = %e, "could not delete an expired archive segment");

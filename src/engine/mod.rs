@@ -543,6 +543,14 @@ impl Core {
     fn compact_if_superseded(&mut self) {
         let live = (self.runs.len() + self.namespaces.len() + self.schedules.len()) as u64;
         if self.records_in_log >= self.compact_min_records && self.records_in_log > 2 * live {
+            self.compact_now();
+        }
+    }
+
+    /// Rewrites the log as one record per live object; returns the position to wait for.
+    pub(crate) fn compact_now(&mut self) -> crate::store::Lsn {
+        let live = (self.runs.len() + self.namespaces.len() + self.schedules.len()) as u64;
+        {
             let began = std::time::Instant::now();
             let lsn = self.store.compact(self.snapshot_records());
             tracing::info!(
@@ -553,6 +561,7 @@ impl Core {
                 "compacting the log"
             );
             self.records_in_log = live;
+            lsn
         }
     }
 

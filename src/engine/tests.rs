@@ -230,3 +230,68 @@ async fn a_running_engine_compacts_its_log_and_loses_nothing() {
     // Started, task scheduled, 450 signals.
     assert_eq!(resp.workflow_execution_info.unwrap().history_length, 452);
 }
+
+#[tokio::test]
+async fn archived_runs_expire_a_segment_at_a_time_and_stay_expired() {
+    let dir = tempfile::tempdir().unwrap();
+    let open_archived = |dir: std::path::PathBuf| async move {
+        let wal = Wal::open(&dir).unwrap();
+        let config = EngineConfig {
+            archive_dir: Some(dir),
+            archive_after: std::time::Duration::ZERO,
+            ..EngineConfig::default()
+        };
+        let engine = Engine::open(wal, config).unwrap();
+        engine.ensure_namespace("default").await.unwrap();
+        engine
+    };
+    let describe = |id: &str| DescribeWorkflowExecutionRequest {
+        namespace: "default".into(),
+        execution: Some(WorkflowExecution {
+            workflow_id: id.into(),
+            run_id: String::new(),
+        }),
+    };
+    let segments = |dir: &std::path::Path| {
+        crate::store::archive::segment_ids(&dir.join(crate::store::archive::ARCHIVE_DIR)).unwrap()
+    };
+    {
+        let engine = open_archived(dir.path().to_path_buf()).await;
+        engine.start_workflow(start_request("old")).await.unwrap();
+        engine.terminate(terminate_request("old")).await.unwrap();
+        // "old" closed four days ago (retention is three days).
+        {
+            let mut core = engine.core.lock();
+            let key = core.resolve_run("default", "old", "").unwrap();
+            core.runs.get_mut(&key).unwrap().ms.close_time = Some(super::clock::ts_from_millis(
+                super::clock::now_millis() - 4 * 86_400_000,
+            ));
+        }
+        engine.archive_once().await;
+        assert!(
+            engine.core.lock().runs.is_empty(),
+            "the closed run left memory"
+        );
+        engine.roll_archive_segment();
+        engine.start_workflow(start_request("young")).await.unwrap();
+        engine.terminate(terminate_request("young")).await.unwrap();
+        engine.archive_once().await;
+        assert_eq!(segments(dir.path()), [1, 2]);
+        // Both are served from the archive.
+        assert!(engine.describe(describe("old")).await.is_ok());
+        assert!(engine.describe(describe("young")).await.is_ok());
+        engine.expire_archive().await;
+        assert_eq!(segments(dir.path()), [2], "the expired segment is deleted");
+        assert!(matches!(
+            engine.describe(describe("old")).await,
+            Err(super::Error::NotFound(_))
+        ));
+        assert!(engine.describe(describe("young")).await.is_ok());
+    }
+    let engine = open_archived(dir.path().to_path_buf()).await;
+    assert!(matches!(
+        engine.describe(describe("old")).await,
+        Err(super::Error::NotFound(_))
+    ));
+    assert!(engine.describe(describe("young")).await.is_ok());
+}
