@@ -5,6 +5,7 @@
 //! which persists every change through `store` (an append-only log with group commit) before
 //! any reply is sent.
 
+pub mod allocator;
 pub mod api;
 pub mod cli;
 pub mod engine;

@@ -193,6 +193,15 @@ impl Core {
         Ok(true)
     }
 
+    /// When the latest archived run of a workflow id started, without reading it.
+    pub(crate) fn latest_archived_start(&self, namespace: &str, workflow_id: &str) -> Option<i64> {
+        let archive = self.archive.as_ref()?;
+        archive
+            .latest
+            .get(&hash_wf(&archive.hashers, namespace, workflow_id))
+            .map(|(_, start)| *start)
+    }
+
     /// The latest archived run of a workflow id (brought into memory), if any.
     pub(crate) fn latest_archived(
         &mut self,
@@ -234,6 +243,7 @@ impl Core {
             payloads: Vec::new(),
         };
         let mut leave = Vec::new();
+        let mut later = Vec::new();
         while round.keys.len() < RUNS_PER_ROUND
             && archive.resident.front().is_some_and(|(due, _)| *due <= now)
         {
@@ -244,6 +254,11 @@ impl Core {
                 continue;
             };
             if run.is_open() || run.archiving {
+                continue;
+            }
+            // A query waiting for a worker's answer keeps its run in memory.
+            if !run.queries.is_empty() {
+                later.push((now + archive.after_ms.max(1000), key));
                 continue;
             }
             if run.archived {
@@ -257,6 +272,7 @@ impl Core {
             ));
             round.keys.push(key);
         }
+        archive.resident.extend(later);
         for key in leave {
             self.evict(&key);
         }
@@ -461,6 +477,9 @@ impl Engine {
                 if now - last_expiry >= 10_000 {
                     last_expiry = now;
                     engine.expire_archive().await;
+                    // The runs that left memory were freed piecemeal; return whole free
+                    // pages to the system so the resident size follows the live data.
+                    crate::allocator::release_free_memory();
                 }
                 drop(engine);
                 if !more {

@@ -50,9 +50,21 @@ pub enum TaskRef {
     },
 }
 
+impl TaskRef {
+    pub fn key(&self) -> &RunKey {
+        match self {
+            TaskRef::Workflow { key, .. }
+            | TaskRef::Query { key, .. }
+            | TaskRef::Activity { key, .. } => key,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Queue {
     backlog: VecDeque<TaskRef>,
+    /// Backlog length at which stale references are next swept out.
+    sweep_at: usize,
     pollers: VecDeque<oneshot::Sender<TaskRef>>,
     /// When a poller last came (ms since the epoch); 0: never, or its worker shut down.
     last_poll_ms: i64,
@@ -60,6 +72,8 @@ struct Queue {
     seen: HashMap<String, i64>,
 }
 
+/// A backlog is first swept of stale references once it holds this many.
+const FIRST_SWEEP_AT: usize = 1024;
 /// A sticky queue nobody polled for this long is treated as gone.
 const STICKY_LIVENESS_MS: i64 = 10_000;
 /// Pollers listed by DescribeTaskQueue: those seen within this window, at most this many.
@@ -140,6 +154,21 @@ impl Matching {
             .iter()
             .map(|(id, last)| (id.clone(), *last))
             .collect()
+    }
+
+    /// Drops references `live` rejects once the backlog has doubled since the last sweep,
+    /// so a queue nobody polls does not keep references to runs long closed (amortized
+    /// constant work per task).
+    pub fn sweep_if_grown(&mut self, queue: &QueueKey, live: impl Fn(&TaskRef) -> bool) {
+        let Some(q) = self.queues.get_mut(queue) else {
+            return;
+        };
+        if q.backlog.len() < q.sweep_at.max(FIRST_SWEEP_AT) {
+            return;
+        }
+        q.backlog.retain(|t| live(t));
+        q.backlog.shrink_to_fit();
+        q.sweep_at = (2 * q.backlog.len()).max(FIRST_SWEEP_AT);
     }
 
     pub fn backlog_len(&self, queue: &QueueKey) -> usize {

@@ -205,6 +205,8 @@ impl Engine {
         core.records_in_log = count as u64;
         core.compact_min_records = config.compact_min_records;
         core.compact_if_superseded();
+        // Loading decoded the whole log at once; give that memory back.
+        crate::allocator::release_free_memory();
         tracing::info!(
             records = count,
             runs = core.runs.len(),
@@ -610,6 +612,12 @@ impl Core {
     }
 
     pub(crate) fn push_task(&mut self, queue: QueueKey, task: TaskRef) {
+        let runs = &self.runs;
+        self.matching.sweep_if_grown(&queue, |t| match t {
+            // Closed runs answer queries too.
+            TaskRef::Query { key, .. } => runs.contains_key(key),
+            _ => runs.get(t.key()).is_some_and(|r| r.is_open()),
+        });
         self.matching.push(queue, task);
     }
 
@@ -657,24 +665,28 @@ impl Core {
     ) -> Result<Option<String>> {
         let id_key = (namespace.to_string(), workflow_id.to_string());
         let resident = self.current.get(&id_key).cloned();
-        let Some((archived, archived_start)) = self.latest_archived(namespace, workflow_id)? else {
+        let Some(archived_start) = self.latest_archived_start(namespace, workflow_id) else {
             return Ok(resident);
         };
+        // Compared before reading anything back: the run in memory is usually the newer one
+        // (a continue-as-new chain's open run, say).
         let resident_start = resident.as_ref().and_then(|run_id| {
             self.runs
                 .get(&RunKey {
+                    namespace: namespace.to_string(),
+                    workflow_id: workflow_id.to_string(),
                     run_id: run_id.clone(),
-                    ..archived.clone()
                 })
                 .map(|r| clock::opt_ts_millis(&r.ms.start_time))
         });
-        match resident_start {
-            Some(start) if start >= archived_start => Ok(resident),
-            _ => {
-                self.current.insert(id_key, archived.run_id.clone());
-                Ok(Some(archived.run_id))
-            }
+        if resident_start.is_some_and(|start| start >= archived_start) {
+            return Ok(resident);
         }
+        let Some((archived, _)) = self.latest_archived(namespace, workflow_id)? else {
+            return Ok(resident);
+        };
+        self.current.insert(id_key, archived.run_id.clone());
+        Ok(Some(archived.run_id))
     }
 
     /// Resolves a run among the runs in memory (archived runs are not found).
