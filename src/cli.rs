@@ -97,6 +97,30 @@ pub struct EngineArgs {
     /// Seconds a closed run stays in memory before it moves to the on-disk archive.
     #[arg(long, default_value_t = 10, env = "DURIN_ARCHIVE_AFTER")]
     pub archive_after: u64,
+    /// Keep the store in PostgreSQL (a `postgres://` URL or libpq connection string) instead
+    /// of the data directory. The schema is created and migrated by Durin.
+    #[arg(long, env = "DURIN_POSTGRES_URL")]
+    pub postgres: Option<String>,
+    /// This replica's name, which holds the shard lease in PostgreSQL (default: the host
+    /// name, which is the pod name in Kubernetes).
+    #[arg(long, env = "DURIN_REPLICA_ID")]
+    pub replica_id: Option<String>,
+    /// Seconds a shard lease lasts without renewal before another replica may take it over.
+    #[arg(long, default_value_t = 10, env = "DURIN_LEASE_TTL")]
+    pub lease_ttl: u64,
+}
+
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+        })
+        .unwrap_or_else(|| "durin".to_string())
 }
 
 impl EngineArgs {
@@ -221,15 +245,28 @@ async fn start_engine(
     survive_file_size_limit();
     let access = args.access()?;
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
-    let store = Wal::open(&data_dir)?;
-    let engine = Engine::open(
-        store,
-        EngineConfig {
-            archive_dir: Some(data_dir.clone()),
-            archive_after: std::time::Duration::from_secs(args.archive_after),
-            ..EngineConfig::default()
-        },
-    )?;
+    let archive_after = std::time::Duration::from_secs(args.archive_after);
+    let engine = match &args.postgres {
+        Some(url) => {
+            let store = crate::store::postgres::PgStore::open(crate::store::postgres::PgConfig {
+                url: url.clone(),
+                shard: 0,
+                owner: args.replica_id.clone().unwrap_or_else(host_name),
+                lease_ttl: std::time::Duration::from_secs(args.lease_ttl.max(1)),
+            })
+            .await?;
+            // Closed runs stay in memory until their retention ends (no archive table yet).
+            Engine::open(store, EngineConfig::default())?
+        }
+        None => Engine::open(
+            Wal::open(&data_dir)?,
+            EngineConfig {
+                archive_dir: Some(data_dir.clone()),
+                archive_after,
+                ..EngineConfig::default()
+            },
+        )?,
+    };
     engine.ensure_namespace("default").await?;
     for ns in &args.namespaces {
         engine.ensure_namespace(ns).await?;
@@ -244,7 +281,10 @@ async fn start_engine(
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(
         address = %listener.local_addr()?,
-        data_dir = %data_dir.display(),
+        store = %match &args.postgres {
+            Some(_) => "postgres".to_string(),
+            None => data_dir.display().to_string(),
+        },
         tls = access.tls.is_some(),
         auth = access.auth.is_some(),
         "durin listening"

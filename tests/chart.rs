@@ -52,6 +52,8 @@ tls:
   clientCA: true
 auth:
   secretName: durin-tokens
+postgres:
+  secretName: durin-pg
 extraArgs: ["--lease-duration=20"]
 extraEnv: [{name: EXTRA, value: "1"}]
 "#;
@@ -170,6 +172,8 @@ async fn chart_lints_renders_installs_and_runs_with_its_own_rbac() {
         "--auth-file=/etc/durin/auth/tokens.yaml",
         "secretName: durin-tls",
         "tcpSocket:",
+        "name: DURIN_POSTGRES_URL",
+        "name: durin-pg",
     ] {
         assert!(
             custom.contains(expected),

@@ -1,9 +1,11 @@
 //! Persistence. Every engine change is one [`LogRecord`]; a reply to an RPC is sent only once
 //! the record carrying that change is durable. The embedded backend is [`wal::Wal`], an
-//! append-only log with group commit; other backends implement [`Store`].
+//! append-only log with group commit (closed runs move on to [`archive`]); [`postgres::PgStore`]
+//! keeps the same log in PostgreSQL.
 
 pub mod archive;
 pub mod backup;
+pub mod postgres;
 pub mod records;
 pub mod wal;
 

@@ -11,6 +11,7 @@
 #![allow(dead_code)]
 
 pub mod kube_env;
+pub mod pg_env;
 
 use std::{
     fs::{File, OpenOptions},
@@ -44,6 +45,8 @@ pub struct DurinServer {
     /// `dev`, or `operator` with its flags and KUBECONFIG.
     subcommand: Vec<String>,
     env: Vec<(String, String)>,
+    /// With `DURIN_TEST_STORE=postgres`: the server's own database.
+    postgres: Option<String>,
 }
 
 impl DurinServer {
@@ -109,6 +112,15 @@ impl DurinServer {
         let data_dir = tmp.path().join("data");
         std::fs::create_dir_all(&data_dir).expect("create data dir");
         let log_path = tmp.path().join("durin.log");
+        // DURIN_TEST_STORE=postgres runs the engine on PostgreSQL (the server at
+        // DURIN_TEST_POSTGRES_URL, which scripts/test starts), a database per server.
+        let postgres = (std::env::var("DURIN_TEST_STORE").as_deref() == Ok("postgres")
+            && !subcommand.iter().any(|a| a == "--postgres"))
+        .then(|| {
+            let url = std::env::var("DURIN_TEST_POSTGRES_URL")
+                .expect("DURIN_TEST_STORE=postgres needs DURIN_TEST_POSTGRES_URL");
+            pg_env::new_database(&url, "durin")
+        });
         DurinServer {
             child: None,
             port: free_port(),
@@ -118,6 +130,7 @@ impl DurinServer {
             starts: 0,
             subcommand,
             env,
+            postgres,
         }
     }
 
@@ -207,8 +220,16 @@ impl DurinServer {
         let binary = std::env::var_os("DURIN_TEST_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_durin")));
-        let child = Command::new(binary)
-            .args(&self.subcommand)
+        let mut command = Command::new(binary);
+        command.args(&self.subcommand);
+        if let Some(url) = &self.postgres {
+            command
+                .arg("--postgres")
+                .arg(url)
+                .arg("--replica-id")
+                .arg(format!("test-{}", self.port));
+        }
+        let child = command
             .arg("--ip")
             .arg("127.0.0.1")
             .arg("--port")

@@ -1,0 +1,183 @@
+//! The PostgreSQL store on a real PostgreSQL server (Debian's packages; `scripts/pg-env`):
+//! schema migrations run safely from many replicas at once, and a shard's lease fences a
+//! stale owner — a replica paused past its lease, whose shard another replica took over,
+//! cannot commit anything once it resumes, because the database rejects its epoch.
+//!
+//! The SDK suites also run against PostgreSQL: `scripts/test` runs them a second time with
+//! `DURIN_TEST_STORE=postgres`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::DurinServer;
+use common::pg_env::PgServer;
+use durin::proto::api::{
+    common::v1::{WorkflowExecution, WorkflowType},
+    taskqueue::v1::TaskQueue,
+    workflowservice::v1::{
+        CountWorkflowExecutionsRequest, DescribeWorkflowExecutionRequest,
+        StartWorkflowExecutionRequest,
+    },
+};
+use durin::proto::workflowservice::workflow_service_client::WorkflowServiceClient;
+use tonic::{Code, Request};
+
+type Client = WorkflowServiceClient<tonic::transport::Channel>;
+
+async fn client(port: u16) -> Client {
+    let ch = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    WorkflowServiceClient::new(ch)
+}
+
+async fn start(c: &mut Client, id: &str) -> Result<String, tonic::Status> {
+    c.start_workflow_execution(Request::new(StartWorkflowExecutionRequest {
+        namespace: "default".into(),
+        workflow_id: id.into(),
+        workflow_type: Some(WorkflowType { name: "W".into() }),
+        task_queue: Some(TaskQueue {
+            name: "pg-test".into(),
+            ..Default::default()
+        }),
+        request_id: uuid::Uuid::new_v4().to_string(),
+        ..Default::default()
+    }))
+    .await
+    .map(|r| r.into_inner().run_id)
+}
+
+async fn describe(c: &mut Client, id: &str) -> Result<String, Code> {
+    c.describe_workflow_execution(Request::new(DescribeWorkflowExecutionRequest {
+        namespace: "default".into(),
+        execution: Some(WorkflowExecution {
+            workflow_id: id.into(),
+            run_id: String::new(),
+        }),
+    }))
+    .await
+    .map(|r| {
+        r.into_inner()
+            .workflow_execution_info
+            .and_then(|i| i.execution)
+            .map(|e| e.run_id)
+            .unwrap_or_default()
+    })
+    .map_err(|s| s.code())
+}
+
+async fn count(c: &mut Client) -> i64 {
+    c.count_workflow_executions(Request::new(CountWorkflowExecutionsRequest {
+        namespace: "default".into(),
+        query: String::new(),
+    }))
+    .await
+    .expect("count")
+    .into_inner()
+    .count
+}
+
+fn replica(db: &str, id: &str) -> Vec<String> {
+    [
+        "dev",
+        "--postgres",
+        db,
+        "--replica-id",
+        id,
+        "--lease-ttl",
+        "2",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: sending a signal to our own child process.
+    let rc = unsafe { libc::kill(pid as i32, sig) };
+    assert_eq!(rc, 0, "kill({pid}, {sig})");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_owner_cannot_commit_after_another_replica_took_its_shard() {
+    let pg = PgServer::start();
+    let db = pg.new_database("fencing");
+    let mut a = DurinServer::start_with(replica(&db, "replica-a"), Vec::new()).await;
+    let mut ca = client(a.port()).await;
+    let first = start(&mut ca, "before-pause").await.expect("start on a");
+
+    // Pause A (as a long GC pause or a frozen VM would) until its lease has run out.
+    let a_pid = a.pid().expect("pid");
+    signal(a_pid, libc::SIGSTOP);
+    let took_over = std::time::Instant::now();
+    let b = DurinServer::start_with(replica(&db, "replica-b"), Vec::new()).await;
+    let takeover = took_over.elapsed();
+    let mut cb = client(b.port()).await;
+    assert_eq!(describe(&mut cb, "before-pause").await, Ok(first));
+    start(&mut cb, "on-b").await.expect("start on b");
+
+    // A wakes up, still believing it owns the shard: the database refuses its writes.
+    signal(a_pid, libc::SIGCONT);
+    let refused = tokio::time::timeout(Duration::from_secs(20), start(&mut ca, "stale-write"))
+        .await
+        .expect("a stale write is answered, not left hanging");
+    let status = refused.expect_err("a fenced replica must not commit");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eq!(describe(&mut cb, "stale-write").await, Err(Code::NotFound));
+    assert_eq!(count(&mut cb).await, 2);
+    let log = a.log_tail(80);
+    assert!(log.contains("another replica"), "{log}");
+    eprintln!("takeover after pausing the owner: {takeover:?} (lease 2 s)");
+    assert!(
+        takeover < Duration::from_secs(15),
+        "takeover took {takeover:?}"
+    );
+
+    // B restarting keeps everything (its own lease, same replica id: no wait).
+    drop(cb);
+    a.kill();
+    let mut b = b;
+    b.restart().await;
+    let mut cb = client(b.port()).await;
+    assert_eq!(count(&mut cb).await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_from_many_replicas_at_once_apply_each_version_once() {
+    let pg = PgServer::start();
+    let db = pg.new_database("migrate");
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut client, conn) = tokio_postgres::connect(&db, tokio_postgres::NoTls)
+                .await
+                .expect("connect");
+            tokio::spawn(conn);
+            durin::store::postgres::migrate(&mut client)
+                .await
+                .expect("migrate")
+        }));
+    }
+    let mut versions = Vec::new();
+    for t in tasks {
+        versions.push(t.await.expect("task"));
+    }
+    assert!(versions.iter().all(|v| *v == versions[0] && *v >= 1));
+    let (client, conn) = tokio_postgres::connect(&db, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    let rows = client
+        .query(
+            "SELECT version FROM durin_schema_migrations ORDER BY version",
+            &[],
+        )
+        .await
+        .expect("versions");
+    let applied: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(applied, (1..=versions[0]).collect::<Vec<_>>());
+}
