@@ -24,14 +24,7 @@ use tonic::{Code, Request};
 
 type Client = WorkflowServiceClient<tonic::transport::Channel>;
 
-async fn client(port: u16) -> Client {
-    let ch = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
-    WorkflowServiceClient::new(ch)
-}
+use common::grpc_client as client;
 
 async fn start(c: &mut Client, id: &str, reuse: WorkflowIdReusePolicy) -> Result<String, Code> {
     c.start_workflow_execution(Request::new(StartWorkflowExecutionRequest {

@@ -15,17 +15,9 @@ use durin::proto::api::{
         TerminateWorkflowExecutionRequest,
     },
 };
-use durin::proto::workflowservice::workflow_service_client::WorkflowServiceClient;
 use tonic::Request;
 
-async fn client(port: u16) -> WorkflowServiceClient<tonic::transport::Channel> {
-    let ch = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
-    WorkflowServiceClient::new(ch)
-}
+use common::grpc_client as client;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_of_a_busy_server_restores_consistently() {

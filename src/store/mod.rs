@@ -5,6 +5,7 @@
 
 pub mod archive;
 pub mod backup;
+mod durability;
 pub mod postgres;
 pub mod records;
 pub mod wal;

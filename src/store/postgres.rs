@@ -21,6 +21,7 @@ use prost::Message;
 use tokio::sync::{mpsc, watch};
 use tokio_postgres::{Client, NoTls};
 
+use super::durability::{Durable, WriterMsg, wait_durable};
 use super::{DurableFuture, LogRecord, Lsn, Store, StoreError};
 
 /// Versioned schema changes, applied in order, each once. Never edit a released entry; add a
@@ -55,17 +56,6 @@ pub struct PgConfig {
     pub owner: String,
     /// A lease not renewed for this long may be taken over.
     pub lease_ttl: Duration,
-}
-
-enum WriterMsg {
-    Append(Lsn, Vec<u8>),
-    Rewrite(Lsn, Vec<Vec<u8>>),
-}
-
-#[derive(Clone, Debug, Default)]
-struct Durable {
-    lsn: Lsn,
-    failure: Option<String>,
 }
 
 pub struct PgStore {
@@ -439,17 +429,7 @@ impl Store for PgStore {
     }
 
     fn wait_durable(&self, lsn: Lsn) -> DurableFuture {
-        let mut rx = self.durable.clone();
-        Box::pin(async move {
-            let state = rx
-                .wait_for(|d| d.lsn >= lsn || d.failure.is_some())
-                .await
-                .map_err(|_| StoreError::Failed("PostgreSQL writer stopped".into()))?;
-            match &state.failure {
-                Some(f) if state.lsn < lsn => Err(StoreError::Failed(f.clone())),
-                _ => Ok(()),
-            }
-        })
+        wait_durable(&self.durable, lsn)
     }
 
     fn compact(&self, records: Vec<Vec<u8>>) -> Lsn {

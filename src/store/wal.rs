@@ -14,24 +14,13 @@ use parking_lot::Mutex;
 use prost::Message;
 use tokio::sync::watch;
 
+use super::durability::{Durable, WriterMsg, wait_durable};
 use super::{DurableFuture, LogRecord, Lsn, Store, StoreError};
 
 const FRAME_HEADER: usize = 8;
 pub const LOG_FILE: &str = "durin.log";
 
 type WriterQueue = mpsc::Sender<WriterMsg>;
-
-enum WriterMsg {
-    Append(Lsn, Vec<u8>),
-    /// Replace the whole log with these records (which stand for everything before `Lsn`).
-    Rewrite(Lsn, Vec<Vec<u8>>),
-}
-
-#[derive(Clone, Debug, Default)]
-struct Durable {
-    lsn: Lsn,
-    failure: Option<String>,
-}
 
 pub struct Wal {
     path: PathBuf,
@@ -276,17 +265,7 @@ impl Store for Wal {
     }
 
     fn wait_durable(&self, lsn: Lsn) -> DurableFuture {
-        let mut rx = self.durable.clone();
-        Box::pin(async move {
-            let state = rx
-                .wait_for(|d| d.lsn >= lsn || d.failure.is_some())
-                .await
-                .map_err(|_| StoreError::Failed("log writer stopped".into()))?;
-            match &state.failure {
-                Some(f) if state.lsn < lsn => Err(StoreError::Failed(f.clone())),
-                _ => Ok(()),
-            }
-        })
+        wait_durable(&self.durable, lsn)
     }
 
     fn last_lsn(&self) -> Lsn {

@@ -312,6 +312,20 @@ async fn try_connect(url: Url) -> Result<Client, String> {
     Client::new(conn, ClientOptions::new(NAMESPACE).build()).map_err(|e| format!("{e:?}"))
 }
 
+/// A raw gRPC WorkflowService client (no SDK) to the server on `port`.
+pub async fn grpc_client(
+    port: u16,
+) -> durin::proto::workflowservice::workflow_service_client::WorkflowServiceClient<
+    tonic::transport::Channel,
+> {
+    let channel = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    durin::proto::workflowservice::workflow_service_client::WorkflowServiceClient::new(channel)
+}
+
 /// Pick a free TCP port on 127.0.0.1 by binding port 0 and dropping the listener.
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind ephemeral port");
