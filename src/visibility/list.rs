@@ -8,6 +8,7 @@ use temporalio_protos::temporal::api::operatorservice::v1::{
     AddSearchAttributesRequest, ListSearchAttributesRequest, ListSearchAttributesResponse,
     RemoveSearchAttributesRequest,
 };
+use temporalio_protos::temporal::api::workflow::v1::WorkflowExecutionInfo;
 use temporalio_protos::temporal::api::workflowservice::v1::count_workflow_executions_response::AggregationGroup;
 use temporalio_protos::temporal::api::workflowservice::v1::{
     CountWorkflowExecutionsRequest, CountWorkflowExecutionsResponse, ListWorkflowExecutionsRequest,
@@ -39,33 +40,42 @@ impl Core {
     }
 
     /// Runs in memory of the namespace that match.
-    fn resident_hits(&self, namespace: &str, query: &Query) -> Vec<Hit> {
-        let custom = self.custom_search_attributes(namespace);
+    fn resident_hits(
+        &self,
+        namespace: &str,
+        query: &Query,
+        custom: &BTreeMap<String, i32>,
+    ) -> Vec<Hit> {
         self.runs
             .iter()
             .filter(|(k, _)| k.namespace == namespace)
-            .filter_map(|(k, r)| Hit::of(r, &custom, query, Source::Resident(k.clone())))
+            .filter_map(|(k, r)| Hit::of(r, custom, query, Source::Resident(k.clone())))
             .collect()
     }
 
-    /// A run to describe for a page: from memory, or read back from the archive.
-    fn hit_run(&mut self, hit: &Hit) -> Result<Option<Run>> {
-        let (key, loc) = match &hit.source {
-            Source::Resident(key) => (key, None),
-            Source::Archived(key, loc) => (key, Some(*loc)),
+    /// Describes a run of a page: from memory, or read back from the archive.
+    fn describe_hit(
+        &mut self,
+        hit: &Hit,
+        custom: &BTreeMap<String, i32>,
+    ) -> Result<Option<WorkflowExecutionInfo>> {
+        let key = hit.key();
+        let archived_at = match &hit.source {
+            Source::Archived(_, loc) => Some(*loc),
+            Source::Resident(_) => None,
         };
+        // A run seen in memory may have been archived since the scan began.
+        if !self.runs.contains_key(key) && archived_at.is_none() {
+            self.fault_in(key)?;
+        }
+        let info = |run: &Run| history::describe_run(run, custom).workflow_execution_info;
         if let Some(run) = self.runs.get(key) {
-            return Ok(Some(Run::new(run.ms.clone())));
+            return Ok(info(run));
         }
-        match loc {
-            Some(loc) => self.read_archived(loc),
-            // Archived since the scan began.
-            None => Ok(if self.fault_in(key)? {
-                self.runs.get(key).map(|r| Run::new(r.ms.clone()))
-            } else {
-                None
-            }),
-        }
+        Ok(match archived_at {
+            Some(loc) => self.read_archived(loc)?.and_then(|run| info(&run)),
+            None => None,
+        })
     }
 }
 
@@ -79,7 +89,6 @@ enum Source {
 struct Hit {
     close: i64,
     start: i64,
-    run_id: String,
     group: Option<String>,
     source: Source,
 }
@@ -103,7 +112,6 @@ impl Hit {
                 .map(|_| opt_ts_millis(&ms.close_time))
                 .unwrap_or(i64::MAX),
             start: opt_ts_millis(&ms.start_time),
-            run_id: ms.run_id.clone(),
             group,
             source,
         })
@@ -124,8 +132,8 @@ impl Engine {
         let (query, resident, plan, custom) = {
             let core = self.core.lock();
             let query = core.parse_query(namespace, text)?;
-            let resident = core.resident_hits(namespace, &query);
             let custom = core.custom_search_attributes(namespace);
+            let resident = core.resident_hits(namespace, &query, &custom);
             (query, resident, core.archive_scan_plan(), custom)
         };
         let mut hits = resident;
@@ -166,10 +174,9 @@ impl Engine {
                 let Source::Archived(key, loc) = &h.source else {
                     return false;
                 };
-                // Runs also in memory were counted there; records of deleted runs are skipped.
-                !in_memory.contains(key)
-                    && !core.runs.contains_key(key)
-                    && core.archived_at(key, *loc)
+                // Runs matched in memory were counted there (a run read back into memory since
+                // is still counted once, from here); records of deleted runs are skipped.
+                !in_memory.contains(key) && core.archived_at(key, *loc)
             }));
         }
         sort_hits(&mut hits);
@@ -202,9 +209,7 @@ impl Engine {
                 let custom = core.custom_search_attributes(&req.namespace);
                 let mut out = Vec::with_capacity(page.len());
                 for hit in &page {
-                    if let Some(run) = core.hit_run(hit)? {
-                        out.extend(history::describe_run(&run, &custom).workflow_execution_info);
-                    }
+                    out.extend(core.describe_hit(hit, &custom)?);
                 }
                 Ok(out)
             })
@@ -336,12 +341,12 @@ fn sort_hits(hits: &mut [Hit]) {
         (
             std::cmp::Reverse(a.close),
             std::cmp::Reverse(a.start),
-            &a.run_id,
+            &a.key().run_id,
         )
             .cmp(&(
                 std::cmp::Reverse(b.close),
                 std::cmp::Reverse(b.start),
-                &b.run_id,
+                &b.key().run_id,
             ))
     });
 }
