@@ -15,7 +15,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Core, Engine, Error, Result, Run, RunKey, clock};
+use super::state::MutableState;
+use super::{Core, Engine, Result, Run, RunKey, clock};
 use crate::store::archive::{ArchiveFiles, Loc, Scanned, tombstone};
 use crate::store::{DeletedRun, StoreError, log_record};
 
@@ -34,14 +35,56 @@ struct SegmentInfo {
     max_close: HashMap<String, i64>,
 }
 
-pub(crate) struct Archive {
-    files: Arc<ArchiveFiles>,
+/// Where each archived run is, kept in memory.
+struct Index {
     hashers: (RandomState, RandomState),
     /// Run key hash -> where the run is.
     runs: HashMap<Hash, Loc>,
     /// (namespace, workflow id) hash -> the latest archived run of that id and its start time.
     latest: HashMap<Hash, (Loc, i64)>,
     segments: BTreeMap<u32, SegmentInfo>,
+}
+
+impl Index {
+    fn run_hash(&self, namespace: &str, workflow_id: &str, run_id: &str) -> Hash {
+        hash_run(&self.hashers, namespace, workflow_id, run_id)
+    }
+
+    fn wf_hash(&self, namespace: &str, workflow_id: &str) -> Hash {
+        hash_wf(&self.hashers, namespace, workflow_id)
+    }
+
+    /// Records that the run with this final state was written at `loc`.
+    fn add(&mut self, state: &MutableState, loc: Loc) {
+        let h = self.run_hash(&state.namespace, &state.workflow_id, &state.run_id);
+        self.runs.insert(h, loc);
+        let start = clock::opt_ts_millis(&state.start_time);
+        let w = self.wf_hash(&state.namespace, &state.workflow_id);
+        if self.latest.get(&w).is_none_or(|(_, s)| *s <= start) {
+            self.latest.insert(w, (loc, start));
+        }
+        let close = clock::opt_ts_millis(&state.close_time);
+        let info = self.segments.entry(loc.segment).or_default();
+        let max = info.max_close.entry(state.namespace.clone()).or_default();
+        *max = (*max).max(close);
+    }
+
+    /// Forgets a deleted run; returns where it was.
+    fn remove(&mut self, namespace: &str, workflow_id: &str, run_id: &str) -> Option<Loc> {
+        let loc = self
+            .runs
+            .remove(&self.run_hash(namespace, workflow_id, run_id))?;
+        let w = self.wf_hash(namespace, workflow_id);
+        if self.latest.get(&w).is_some_and(|(l, _)| *l == loc) {
+            self.latest.remove(&w);
+        }
+        Some(loc)
+    }
+}
+
+pub(crate) struct Archive {
+    files: Arc<ArchiveFiles>,
+    index: Index,
     /// Closed runs in memory, in the order they may leave it, with when.
     resident: VecDeque<(i64, RunKey)>,
     after_ms: i64,
@@ -51,48 +94,24 @@ pub(crate) struct Archive {
 impl Archive {
     /// Opens the archive under `data_dir` and indexes every run in it.
     pub(crate) fn open(data_dir: &Path, after: Duration) -> Result<Self> {
-        let hashers = (RandomState::new(), RandomState::new());
-        let mut runs: HashMap<Hash, Loc> = HashMap::new();
-        let mut latest: HashMap<Hash, (Loc, i64)> = HashMap::new();
-        let mut segments: BTreeMap<u32, SegmentInfo> = BTreeMap::new();
+        let mut index = Index {
+            hashers: (RandomState::new(), RandomState::new()),
+            runs: HashMap::new(),
+            latest: HashMap::new(),
+            segments: BTreeMap::new(),
+        };
         let (files, ids) = ArchiveFiles::open(data_dir, |scanned| match scanned {
-            Scanned::Run { loc, state } => {
-                let h = hash_run(
-                    &hashers,
-                    &state.namespace,
-                    &state.workflow_id,
-                    &state.run_id,
-                );
-                runs.insert(h, loc);
-                let start = clock::opt_ts_millis(&state.start_time);
-                let w = hash_wf(&hashers, &state.namespace, &state.workflow_id);
-                if latest.get(&w).is_none_or(|(_, s)| *s <= start) {
-                    latest.insert(w, (loc, start));
-                }
-                let close = clock::opt_ts_millis(&state.close_time);
-                let info = segments.entry(loc.segment).or_default();
-                let max = info.max_close.entry(state.namespace.clone()).or_default();
-                *max = (*max).max(close);
-            }
+            Scanned::Run { loc, state } => index.add(&state, loc),
             Scanned::Tombstone(d) => {
-                let h = hash_run(&hashers, &d.namespace, &d.workflow_id, &d.run_id);
-                if let Some(loc) = runs.remove(&h) {
-                    let w = hash_wf(&hashers, &d.namespace, &d.workflow_id);
-                    if latest.get(&w).is_some_and(|(l, _)| *l == loc) {
-                        latest.remove(&w);
-                    }
-                }
+                index.remove(&d.namespace, &d.workflow_id, &d.run_id);
             }
         })?;
         for id in ids {
-            segments.entry(id).or_default();
+            index.segments.entry(id).or_default();
         }
         Ok(Self {
             files: Arc::new(files),
-            hashers,
-            runs,
-            latest,
-            segments,
+            index,
             resident: VecDeque::new(),
             after_ms: after.as_millis() as i64,
             active_since_ms: clock::now_millis(),
@@ -100,16 +119,27 @@ impl Archive {
     }
 
     fn run_hash(&self, key: &RunKey) -> Hash {
-        hash_run(&self.hashers, &key.namespace, &key.workflow_id, &key.run_id)
+        self.index
+            .run_hash(&key.namespace, &key.workflow_id, &key.run_id)
+    }
+
+    fn loc(&self, key: &RunKey) -> Option<Loc> {
+        self.index.runs.get(&self.run_hash(key)).copied()
     }
 
     pub(crate) fn contains(&self, key: &RunKey) -> bool {
-        self.runs.contains_key(&self.run_hash(key))
+        self.loc(key).is_some()
     }
 
     /// How many runs the archive holds.
     pub(crate) fn len(&self) -> usize {
-        self.runs.len()
+        self.index.runs.len()
+    }
+
+    /// A segment was begun.
+    fn begin_segment(&mut self, id: u32) {
+        self.index.segments.entry(id).or_default();
+        self.active_since_ms = clock::now_millis();
     }
 
     /// Reads an archived run.
@@ -174,7 +204,7 @@ impl Core {
         let Some(archive) = self.archive.as_mut() else {
             return Ok(false);
         };
-        let Some(&loc) = archive.runs.get(&archive.run_hash(key)) else {
+        let Some(loc) = archive.loc(key) else {
             return Ok(false);
         };
         let Some(run) = archive.read(loc)? else {
@@ -186,19 +216,27 @@ impl Core {
         {
             return Ok(false);
         }
-        archive
-            .resident
-            .push_back((clock::now_millis() + archive.after_ms, key.clone()));
-        self.runs.insert(key.clone(), Box::new(run));
+        self.admit_archived(key.clone(), run);
         Ok(true)
+    }
+
+    /// Puts a run read back from the archive into the run table, until it leaves again.
+    fn admit_archived(&mut self, key: RunKey, run: Run) {
+        if let Some(archive) = self.archive.as_mut() {
+            archive
+                .resident
+                .push_back((clock::now_millis() + archive.after_ms, key.clone()));
+        }
+        self.runs.insert(key, Box::new(run));
     }
 
     /// When the latest archived run of a workflow id started, without reading it.
     pub(crate) fn latest_archived_start(&self, namespace: &str, workflow_id: &str) -> Option<i64> {
         let archive = self.archive.as_ref()?;
-        archive
+        let index = &archive.index;
+        index
             .latest
-            .get(&hash_wf(&archive.hashers, namespace, workflow_id))
+            .get(&index.wf_hash(namespace, workflow_id))
             .map(|(_, start)| *start)
     }
 
@@ -211,11 +249,8 @@ impl Core {
         let Some(archive) = self.archive.as_ref() else {
             return Ok(None);
         };
-        let Some(&(loc, start)) =
-            archive
-                .latest
-                .get(&hash_wf(&archive.hashers, namespace, workflow_id))
-        else {
+        let index = &archive.index;
+        let Some(&(loc, start)) = index.latest.get(&index.wf_hash(namespace, workflow_id)) else {
             return Ok(None);
         };
         let Some(run) = archive.read(loc)? else {
@@ -229,7 +264,9 @@ impl Core {
             workflow_id: workflow_id.to_string(),
             run_id: run.ms.run_id.clone(),
         };
-        self.fault_in(&key)?;
+        if !self.runs.contains_key(&key) {
+            self.admit_archived(key.clone(), run);
+        }
         Ok(Some((key, start)))
     }
 
@@ -285,34 +322,24 @@ impl Core {
             return;
         };
         for id in begun {
-            archive.segments.entry(id).or_default();
-            archive.active_since_ms = clock::now_millis();
+            archive.begin_segment(id);
         }
         let mut deleted_meanwhile = Vec::new();
         let mut archived = Vec::new();
         for (key, loc) in keys.into_iter().zip(locs) {
-            let h = archive.run_hash(&key);
-            archive.runs.insert(h, loc);
-            let Some(run) = self.runs.get(&key) else {
-                deleted_meanwhile.push(key);
-                continue;
-            };
-            let start = clock::opt_ts_millis(&run.ms.start_time);
-            let close = clock::opt_ts_millis(&run.ms.close_time);
-            let w = hash_wf(&archive.hashers, &key.namespace, &key.workflow_id);
-            if archive.latest.get(&w).is_none_or(|(_, s)| *s <= start) {
-                archive.latest.insert(w, (loc, start));
+            match self.runs.get(&key) {
+                Some(run) => {
+                    archive.index.add(&run.ms, loc);
+                    archived.push(key);
+                }
+                None => deleted_meanwhile.push(key),
             }
-            let info = archive.segments.entry(loc.segment).or_default();
-            let max = info.max_close.entry(key.namespace.clone()).or_default();
-            *max = (*max).max(close);
-            archived.push(key);
         }
         for key in archived {
             self.evict(&key);
         }
         for key in deleted_meanwhile {
-            if let Err(e) = self.forget_archived(&key) {
+            if let Err(e) = self.write_tombstone(&key) {
                 tracing::error!(error = %e, workflow_id = %key.workflow_id, "could not record the deletion of an archived run");
             }
         }
@@ -346,8 +373,21 @@ impl Core {
         let Some(archive) = self.archive.as_mut() else {
             return Ok(());
         };
-        let h = archive.run_hash(key);
-        let Some(loc) = archive.runs.get(&h).copied() else {
+        if !archive.contains(key) {
+            return Ok(());
+        }
+        self.write_tombstone(key)?;
+        if let Some(archive) = self.archive.as_mut() {
+            archive
+                .index
+                .remove(&key.namespace, &key.workflow_id, &key.run_id);
+        }
+        Ok(())
+    }
+
+    /// Makes a run's deletion durable in the archive.
+    fn write_tombstone(&self, key: &RunKey) -> Result<()> {
+        let Some(archive) = self.archive.as_ref() else {
             return Ok(());
         };
         archive
@@ -358,11 +398,6 @@ impl Core {
                 run_id: key.run_id.clone(),
             })])
             .map_err(StoreError::from)?;
-        archive.runs.remove(&h);
-        let w = hash_wf(&archive.hashers, &key.namespace, &key.workflow_id);
-        if archive.latest.get(&w).is_some_and(|(l, _)| *l == loc) {
-            archive.latest.remove(&w);
-        }
         Ok(())
     }
 
@@ -392,6 +427,7 @@ impl Core {
         // Oldest first, stopping at the first that must stay: a tombstone in a newer segment
         // must outlive the record it deletes.
         let expired = archive
+            .index
             .segments
             .iter()
             .take_while(|(id, info)| {
@@ -412,22 +448,21 @@ impl Core {
         let Some(archive) = self.archive.as_mut() else {
             return;
         };
+        let index = &mut archive.index;
         for id in removed {
-            archive.segments.remove(id);
+            index.segments.remove(id);
         }
-        archive
-            .runs
-            .retain(|_, loc| !removed.contains(&loc.segment));
-        archive
+        index.runs.retain(|_, loc| !removed.contains(&loc.segment));
+        index
             .latest
             .retain(|_, (loc, _)| !removed.contains(&loc.segment));
-        archive.runs.shrink_to_fit();
-        archive.latest.shrink_to_fit();
+        index.runs.shrink_to_fit();
+        index.latest.shrink_to_fit();
         // Copies read back from those segments go too.
         let gone: Vec<RunKey> = self
             .runs
             .iter()
-            .filter(|(k, r)| r.archived && !archive.runs.contains_key(&archive.run_hash(k)))
+            .filter(|(k, r)| r.archived && !archive.contains(k))
             .map(|(k, _)| k.clone())
             .collect();
         for key in gone {
@@ -440,7 +475,7 @@ impl Core {
         let archive = self.archive.as_ref()?;
         Some((
             archive.files.clone(),
-            archive.segments.keys().copied().collect(),
+            archive.index.segments.keys().copied().collect(),
         ))
     }
 
@@ -449,7 +484,7 @@ impl Core {
     pub(crate) fn archived_at(&self, key: &RunKey, loc: Loc) -> bool {
         self.archive
             .as_ref()
-            .is_some_and(|a| a.runs.get(&a.run_hash(key)) == Some(&loc))
+            .is_some_and(|a| a.loc(key) == Some(loc))
     }
 
     /// Reads one archived run for a visibility page.
@@ -533,8 +568,7 @@ impl Engine {
             Ok(id) => {
                 self.with_core(|core| {
                     if let Some(a) = core.archive.as_mut() {
-                        a.segments.entry(id).or_default();
-                        a.active_since_ms = clock::now_millis();
+                        a.begin_segment(id);
                     }
                 });
             }
@@ -576,11 +610,5 @@ impl Engine {
 impl Core {
     fn archive_files(&self) -> Option<Arc<ArchiveFiles>> {
         self.archive.as_ref().map(|a| a.files.clone())
-    }
-}
-
-impl From<std::io::Error> for Error {
-    fn from(e: std::io::Error) -> Self {
-        Error::Store(StoreError::Io(e))
     }
 }

@@ -543,28 +543,31 @@ impl Core {
     /// one record per live object so the disk stays small and start-up stays fast. The writer
     /// thread swaps the files in order with other appends.
     fn compact_if_superseded(&mut self) {
-        let live = (self.runs.len() + self.namespaces.len() + self.schedules.len()) as u64;
+        let live = self.live_objects();
         if self.records_in_log >= self.compact_min_records && self.records_in_log > 2 * live {
             self.compact_now();
         }
     }
 
+    /// Objects a compacted log holds one record for.
+    fn live_objects(&self) -> u64 {
+        (self.runs.len() + self.namespaces.len() + self.schedules.len()) as u64
+    }
+
     /// Rewrites the log as one record per live object; returns the position to wait for.
     pub(crate) fn compact_now(&mut self) -> crate::store::Lsn {
-        let live = (self.runs.len() + self.namespaces.len() + self.schedules.len()) as u64;
-        {
-            let began = std::time::Instant::now();
-            let lsn = self.store.compact(self.snapshot_records());
-            tracing::info!(
-                before = self.records_in_log,
-                after = live,
-                lsn,
-                snapshot_ms = began.elapsed().as_millis() as u64,
-                "compacting the log"
-            );
-            self.records_in_log = live;
-            lsn
-        }
+        let live = self.live_objects();
+        let began = std::time::Instant::now();
+        let lsn = self.store.compact(self.snapshot_records());
+        tracing::info!(
+            before = self.records_in_log,
+            after = live,
+            lsn,
+            snapshot_ms = began.elapsed().as_millis() as u64,
+            "compacting the log"
+        );
+        self.records_in_log = live;
+        lsn
     }
 
     /// Hands the records of the current operation to the store as one frame.
