@@ -62,8 +62,6 @@ pub struct PgStore {
     loaded: Mutex<Option<Vec<LogRecord>>>,
     sender: Mutex<(Lsn, mpsc::UnboundedSender<WriterMsg>)>,
     durable: watch::Receiver<Durable>,
-    fenced: Arc<AtomicBool>,
-    epoch: i64,
 }
 
 async fn connect(url: &str) -> Result<Client, StoreError> {
@@ -200,24 +198,12 @@ impl PgStore {
             durable_tx,
             fenced.clone(),
         ));
-        tokio::spawn(renew_loop(cfg, epoch, fenced.clone()));
+        tokio::spawn(renew_loop(cfg, epoch, fenced));
         Ok(Arc::new(Self {
             loaded: Mutex::new(Some(records)),
             sender: Mutex::new((0, tx)),
             durable: durable_rx,
-            fenced,
-            epoch,
         }))
-    }
-
-    /// The lease epoch this store writes under.
-    pub fn epoch(&self) -> i64 {
-        self.epoch
-    }
-
-    /// Whether another replica has taken the shard (every write now fails).
-    pub fn is_fenced(&self) -> bool {
-        self.fenced.load(Ordering::Relaxed)
     }
 }
 
