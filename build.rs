@@ -1,5 +1,6 @@
 //! Generates tonic server stubs for Temporal's services from the descriptor set that the
-//! `temporalio-protos` crate exports, so no Temporal `.proto` file is copied into Durin.
+//! `temporalio-protos` crate exports, so no Temporal `.proto` file is copied into Durin, and
+//! stubs for Durin's own protocol in `proto/`.
 use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -36,5 +37,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         cfg = cfg.extern_path(pkg, format!("::temporalio_protos{pkg}").replace('.', "::"));
     }
     cfg.compile_fds(fds)?;
+
+    // Durin's own replica-to-replica protocol.
+    println!("cargo:rerun-if-changed=proto");
+    let own = protox::compile(["durin/cluster/v1/cluster.proto"], ["proto"])?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(own)?;
     Ok(())
 }

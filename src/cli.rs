@@ -108,6 +108,13 @@ pub struct EngineArgs {
     /// Seconds a shard lease lasts without renewal before another replica may take it over.
     #[arg(long, default_value_t = 10, env = "DURIN_LEASE_TTL")]
     pub lease_ttl: u64,
+    /// Shards a new PostgreSQL cluster spreads executions over (fixed once created).
+    #[arg(long, default_value_t = 16, env = "DURIN_SHARDS")]
+    pub shards: u32,
+    /// host:port where other replicas reach this one's gRPC port (default: the listen
+    /// address, or the host name when listening on all interfaces).
+    #[arg(long, env = "DURIN_ADVERTISE_ADDRESS")]
+    pub advertise_address: Option<String>,
 }
 
 fn host_name() -> String {
@@ -218,6 +225,11 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
 
 struct Started {
     engine: Arc<Engine>,
+    /// With PostgreSQL: the store (for leases) and the request routing between replicas.
+    cluster: Option<(
+        Arc<crate::store::postgres::PgStore>,
+        Arc<crate::cluster::Cluster>,
+    )>,
     listener: tokio::net::TcpListener,
     access: crate::api::Access,
 }
@@ -246,17 +258,35 @@ async fn start_engine(
     let access = args.access()?;
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     let archive_after = std::time::Duration::from_secs(args.archive_after);
+    let mut cluster = None;
     let engine = match &args.postgres {
         Some(url) => {
+            let address = args.advertise_address.clone().unwrap_or_else(|| {
+                if ip.is_unspecified() {
+                    format!("{}:{}", host_name(), args.port)
+                } else {
+                    SocketAddr::new(ip, args.port).to_string()
+                }
+            });
             let store = crate::store::postgres::PgStore::open(crate::store::postgres::PgConfig {
                 url: url.clone(),
-                shard: 0,
                 owner: args.replica_id.clone().unwrap_or_else(host_name),
+                address,
                 lease_ttl: std::time::Duration::from_secs(args.lease_ttl.max(1)),
+                shards: args.shards,
             })
             .await?;
             // Closed runs stay in memory until their retention ends (no archive table yet).
-            Engine::open(store, EngineConfig::default())?
+            let engine = Engine::open(store.clone(), EngineConfig::default())?;
+            let view = crate::cluster::membership::spawn(store.clone(), &engine);
+            let routing = crate::cluster::Cluster::new(
+                store.replica_id().to_string(),
+                store.shard_count_u32(),
+                engine.clone(),
+                view,
+            );
+            cluster = Some((store, routing));
+            engine
         }
         None => Engine::open(
             Wal::open(&data_dir)?,
@@ -291,6 +321,7 @@ async fn start_engine(
     );
     Ok(Started {
         engine,
+        cluster,
         listener,
         access,
     })
@@ -299,6 +330,7 @@ async fn start_engine(
 async fn serve(started: Started) -> Result<(), Box<dyn std::error::Error>> {
     let Started {
         engine,
+        cluster,
         listener,
         access,
     } = started;
@@ -309,7 +341,11 @@ async fn serve(started: Started) -> Result<(), Box<dyn std::error::Error>> {
         shutdown_signal().await;
         stopping.begin_shutdown();
     };
-    crate::api::serve(engine, listener, access, shutdown).await?;
+    let routing = cluster.as_ref().map(|c| c.1.clone());
+    crate::api::serve(engine.clone(), routing, listener, access, shutdown).await?;
+    if let Some((store, _)) = &cluster {
+        crate::cluster::membership::leave(store, &engine).await;
+    }
     tracing::info!("durin stopped");
     Ok(())
 }
@@ -343,6 +379,7 @@ async fn operator(args: OperatorArgs) -> Result<(), Box<dyn std::error::Error>> 
             identity,
             duration_secs: args.lease_duration.max(2),
         }),
+        cluster: started.cluster.as_ref().map(|c| c.1.clone()),
     };
     let controllers = tokio::spawn(crate::operator::run::run(
         started.engine.clone(),

@@ -8,6 +8,7 @@
 pub mod allocator;
 pub mod api;
 pub mod cli;
+pub mod cluster;
 pub mod engine;
 pub mod go_duration;
 pub mod metrics;

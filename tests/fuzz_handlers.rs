@@ -163,7 +163,7 @@ async fn mutated_requests_never_panic_or_hang() {
     let engine: Arc<Engine> = Engine::open(store, config).expect("engine");
     engine.ensure_namespace("default").await.expect("namespace");
     let _timers = engine.spawn_timer_loop();
-    let h = WorkflowHandler::new(engine.clone());
+    let h = WorkflowHandler::new(engine.clone(), None);
 
     // A live workflow with a real task token, so mutated completions reach deep code.
     h.start_workflow_execution(Request::new(StartWorkflowExecutionRequest {

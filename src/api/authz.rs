@@ -10,6 +10,7 @@ use tonic::{Request, Response, Status};
 use super::auth::AuthPolicy;
 use super::operator_service::OperatorHandler;
 use super::workflow_service::WorkflowHandler;
+use crate::cluster::route::Routed;
 use crate::proto::operatorservice::operator_service_server::OperatorService;
 use crate::proto::workflowservice::workflow_service_server::WorkflowService;
 
@@ -49,7 +50,7 @@ macro_rules! guard {
     };
 }
 
-guard!(WorkflowService for WorkflowHandler {
+guard!(WorkflowService for Routed<WorkflowHandler> {
     get_system_info(GetSystemInfoRequest) -> GetSystemInfoResponse, |_| None;
     get_cluster_info(GetClusterInfoRequest) -> GetClusterInfoResponse, |_| None;
     get_search_attributes(GetSearchAttributesRequest) -> GetSearchAttributesResponse, |_| None;

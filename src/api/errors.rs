@@ -92,6 +92,9 @@ pub fn to_status(err: Error) -> Status {
             ),
         ),
         Error::DeadlineExceeded(_) => Status::deadline_exceeded(message),
+        Error::Unavailable(_) | Error::Store(crate::store::StoreError::Moved(_)) => {
+            Status::unavailable(message)
+        }
         Error::Store(e) => {
             tracing::error!(error = %e, "storage failure");
             Status::unavailable(format!("storage unavailable: {e}"))

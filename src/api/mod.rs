@@ -14,7 +14,9 @@ use std::sync::Arc;
 use tonic::codec::CompressionEncoding;
 use tonic::transport::Server;
 
+use crate::cluster::route::{ClusterHandler, Routed};
 use crate::engine::Engine;
+use crate::proto::cluster::cluster_service_server::ClusterServiceServer;
 use crate::proto::operatorservice::operator_service_server::OperatorServiceServer;
 use crate::proto::workflowservice::workflow_service_server::WorkflowServiceServer;
 use authz::Guarded;
@@ -52,22 +54,33 @@ impl Default for Access {
 /// Serves until `shutdown` resolves.
 pub async fn serve(
     engine: Arc<Engine>,
+    cluster: Option<Arc<crate::cluster::Cluster>>,
     listener: tokio::net::TcpListener,
     access: Access,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
-        .set_serving::<WorkflowServiceServer<Guarded<workflow_service::WorkflowHandler>>>()
+        .set_serving::<WorkflowServiceServer<Guarded<Routed<workflow_service::WorkflowHandler>>>>()
         .await;
-    let workflow = WorkflowServiceServer::new(Guarded::new(
-        workflow_service::WorkflowHandler::new(engine.clone()),
+    let handler = Arc::new(Guarded::new(
+        Routed::new(
+            workflow_service::WorkflowHandler::new(engine.clone(), cluster.clone()),
+            cluster.clone(),
+        ),
         access.auth.clone(),
-    ))
-    .accept_compressed(CompressionEncoding::Gzip)
-    .send_compressed(CompressionEncoding::Gzip)
-    .max_decoding_message_size(MAX_MESSAGE_BYTES)
-    .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    ));
+    // Replica-to-replica calls (only with several replicas).
+    let cluster_service = cluster.map(|_| {
+        ClusterServiceServer::new(ClusterHandler::new(handler.clone()))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    });
+    let workflow = WorkflowServiceServer::from_arc(handler)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let operator = OperatorServiceServer::new(Guarded::new(
         operator_service::OperatorHandler::new(engine),
         access.auth.clone(),
@@ -86,7 +99,8 @@ pub async fn serve(
                 .send_compressed(CompressionEncoding::Gzip),
         )
         .add_service(workflow)
-        .add_service(operator);
+        .add_service(operator)
+        .add_optional_service(cluster_service);
     if let Some(acceptor) = access.tls {
         return router
             .serve_with_incoming_shutdown(acceptor.incoming(listener), shutdown)

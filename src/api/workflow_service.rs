@@ -8,6 +8,7 @@ use temporalio_protos::temporal::api::workflowservice::v1::*;
 use tonic::{Request, Response, Status};
 
 use super::errors::to_status;
+use crate::cluster::fetch::PollTemplate;
 use crate::engine::Engine;
 use crate::engine::activity::{ActivityRef, AttemptEnd};
 use crate::proto::workflowservice::workflow_service_server::WorkflowService;
@@ -21,11 +22,33 @@ const UPDATE_WAIT: Duration = Duration::from_secs(20);
 
 pub struct WorkflowHandler {
     engine: Arc<Engine>,
+    /// With several replicas: polls here also fetch tasks from the others.
+    cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl WorkflowHandler {
-    pub fn new(engine: Arc<Engine>) -> Self {
-        Self { engine }
+    pub fn new(engine: Arc<Engine>, cluster: Option<Arc<crate::cluster::Cluster>>) -> Self {
+        Self { engine, cluster }
+    }
+
+    /// Whether a poll came from another replica's fetcher; if not, fetching from the other
+    /// replicas starts for its queue.
+    fn forwarded_or_fetch<T>(
+        &self,
+        req: &Request<T>,
+        template: impl FnOnce() -> PollTemplate,
+    ) -> bool {
+        if req
+            .extensions()
+            .get::<crate::cluster::Forwarded>()
+            .is_some()
+        {
+            return true;
+        }
+        if let Some(cluster) = &self.cluster {
+            cluster.ensure_fetching(template());
+        }
+        false
     }
 
     /// When a long poll must answer: the server's limit, or just before the client's deadline.
@@ -41,7 +64,7 @@ impl WorkflowHandler {
     }
 }
 
-fn parse_grpc_timeout(v: &str) -> Option<Duration> {
+pub fn parse_grpc_timeout(v: &str) -> Option<Duration> {
     if v.len() < 2 {
         return None;
     }
@@ -161,9 +184,11 @@ impl WorkflowService for WorkflowHandler {
         req: Request<PollWorkflowTaskQueueRequest>,
     ) -> Reply<PollWorkflowTaskQueueResponse> {
         let deadline = self.poll_deadline(&req, self.engine.config.long_poll_timeout);
+        let forwarded =
+            self.forwarded_or_fetch(&req, || PollTemplate::Workflow(req.get_ref().clone()));
         ok(self
             .engine
-            .poll_workflow_task(req.into_inner(), deadline)
+            .poll_workflow_task(req.into_inner(), deadline, forwarded)
             .await)
     }
 
@@ -190,9 +215,11 @@ impl WorkflowService for WorkflowHandler {
         req: Request<PollActivityTaskQueueRequest>,
     ) -> Reply<PollActivityTaskQueueResponse> {
         let deadline = self.poll_deadline(&req, self.engine.config.long_poll_timeout);
+        let forwarded =
+            self.forwarded_or_fetch(&req, || PollTemplate::Activity(req.get_ref().clone()));
         ok(self
             .engine
-            .poll_activity_task(req.into_inner(), deadline)
+            .poll_activity_task(req.into_inner(), deadline, forwarded)
             .await)
     }
 
@@ -481,7 +508,45 @@ impl WorkflowService for WorkflowHandler {
         &self,
         req: Request<CountWorkflowExecutionsRequest>,
     ) -> Reply<CountWorkflowExecutionsResponse> {
-        ok(self.engine.count_workflows(req.into_inner()).await)
+        let peers = match &self.cluster {
+            Some(c)
+                if req
+                    .extensions()
+                    .get::<crate::cluster::Forwarded>()
+                    .is_none() =>
+            {
+                c.peer_addresses()
+            }
+            _ => Vec::new(),
+        };
+        let mut total = self
+            .engine
+            .count_workflows(req.get_ref().clone())
+            .await
+            .map_err(to_status)?;
+        // With several replicas each counts its own shards.
+        if let Some(cluster) = &self.cluster {
+            for peer in peers {
+                let mut one = Request::new(req.get_ref().clone());
+                *one.metadata_mut() = req.metadata().clone();
+                let part: CountWorkflowExecutionsResponse = cluster
+                    .forward(&peer, "CountWorkflowExecutions", one)
+                    .await?
+                    .into_inner();
+                total.count += part.count;
+                for group in part.groups {
+                    match total
+                        .groups
+                        .iter_mut()
+                        .find(|g| g.group_values == group.group_values)
+                    {
+                        Some(g) => g.count += group.count,
+                        None => total.groups.push(group),
+                    }
+                }
+            }
+        }
+        Ok(Response::new(total))
     }
 
     async fn describe_task_queue(

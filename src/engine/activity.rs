@@ -12,7 +12,7 @@ use temporalio_protos::temporal::api::history::v1::*;
 use temporalio_protos::temporal::api::workflowservice::v1::*;
 
 use super::clock::{self, dur_millis, opt_ts_millis, ts_from_millis};
-use super::matching::{QueueKey, QueueKind, TaskRef};
+use super::matching::{QueueKey, QueueKind, ReadyTask, TaskRef};
 use super::state::ActivityInfo;
 use super::timers::TimerTask;
 use super::{Core, Engine, Error, Result, RunKey, decode_token, encode_token, retry};
@@ -53,6 +53,7 @@ impl Engine {
         self: &Arc<Self>,
         req: PollActivityTaskQueueRequest,
         deadline: tokio::time::Instant,
+        forwarded: bool,
     ) -> Result<PollActivityTaskQueueResponse> {
         let queue_name = req
             .task_queue
@@ -67,10 +68,17 @@ impl Engine {
         self.transact(|core| core.check_namespace(&req.namespace))
             .await?;
         let queue = QueueKey::new(&req.namespace, &queue_name, QueueKind::Activity);
-        let identity = req.identity.clone();
+        let poller = super::Poller {
+            identity: req.identity.clone(),
+            forwarded,
+        };
         let resp = self
-            .poll_queue(queue, &req.identity, deadline, |core, task| {
-                Ok(core.start_activity_task(task, &identity))
+            .poll_queue(queue, &poller, deadline, |core, task| match task {
+                TaskRef::Ready(ready) => match *ready {
+                    ReadyTask::Activity(resp) => Ok(Some(resp)),
+                    ReadyTask::Workflow(_) => Ok(None),
+                },
+                task => Ok(core.start_activity_task(task, &poller.identity)),
             })
             .await?;
         Ok(resp.unwrap_or_default())

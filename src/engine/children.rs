@@ -53,6 +53,14 @@ impl Core {
         };
         let cause = if !self.namespaces.contains_key(&namespace) {
             Some(StartChildWorkflowExecutionFailedCause::NamespaceNotFound)
+        } else if !self.owns(&namespace, &initiated.workflow_id) {
+            // Its shard is served by another replica; children across replicas need the
+            // cross-shard outbox, which is not built yet.
+            tracing::warn!(
+                workflow_id = %initiated.workflow_id,
+                "child workflow's shard is served by another replica: not supported yet"
+            );
+            Some(StartChildWorkflowExecutionFailedCause::Unspecified)
         } else if self
             .current
             .get(&(namespace.clone(), initiated.workflow_id.clone()))

@@ -48,14 +48,25 @@ pub enum TaskRef {
         scheduled_event_id: i64,
         attempt: i32,
     },
+    /// A task another replica already started for a poller here (see `cluster::fetch`).
+    Ready(Box<ReadyTask>),
+}
+
+/// A poll answer fetched from the replica that owns the task's run.
+#[derive(Clone, Debug)]
+pub enum ReadyTask {
+    Workflow(temporalio_protos::temporal::api::workflowservice::v1::PollWorkflowTaskQueueResponse),
+    Activity(temporalio_protos::temporal::api::workflowservice::v1::PollActivityTaskQueueResponse),
 }
 
 impl TaskRef {
-    pub fn key(&self) -> &RunKey {
+    /// The run the task belongs to (None for a task fetched from another replica).
+    pub fn key(&self) -> Option<&RunKey> {
         match self {
             TaskRef::Workflow { key, .. }
             | TaskRef::Query { key, .. }
-            | TaskRef::Activity { key, .. } => key,
+            | TaskRef::Activity { key, .. } => Some(key),
+            TaskRef::Ready(_) => None,
         }
     }
 }
@@ -63,9 +74,13 @@ impl TaskRef {
 #[derive(Default)]
 struct Queue {
     backlog: VecDeque<TaskRef>,
+    /// Tasks fetched from other replicas: only for pollers of this replica's own clients
+    /// (never handed on to another replica's fetcher, so they cannot travel in circles).
+    ready: VecDeque<TaskRef>,
     /// Backlog length at which stale references are next swept out.
     sweep_at: usize,
-    pollers: VecDeque<oneshot::Sender<TaskRef>>,
+    /// Waiting pollers, and whether each takes fetched tasks.
+    pollers: VecDeque<(oneshot::Sender<TaskRef>, bool)>,
     /// When a poller last came (ms since the epoch); 0: never, or its worker shut down.
     last_poll_ms: i64,
     /// Poller identities and when each last polled, for DescribeTaskQueue.
@@ -89,57 +104,78 @@ impl Matching {
     /// Hands the task to a waiting poller, or keeps it until one comes.
     pub fn push(&mut self, queue: QueueKey, mut task: TaskRef) {
         let q = self.queues.entry(queue).or_default();
-        while let Some(poller) = q.pollers.pop_front() {
+        let fetched = matches!(task, TaskRef::Ready(_));
+        while let Some(i) = q.pollers.iter().position(|p| p.1 || !fetched) {
+            let Some((poller, _)) = q.pollers.remove(i) else {
+                break;
+            };
             match poller.send(task) {
                 Ok(()) => return,
                 Err(returned) => task = returned,
             }
         }
-        q.backlog.push_back(task);
+        if fetched {
+            q.ready.push_back(task);
+        } else {
+            q.backlog.push_back(task);
+        }
     }
 
     /// Puts a task back at the head of its queue (a poller left before using it).
     pub fn push_front(&mut self, queue: QueueKey, task: TaskRef) {
         let q = self.queues.entry(queue.clone()).or_default();
-        if q.pollers.iter().all(|p| p.is_closed()) {
-            q.backlog.push_front(task);
+        if q.pollers.iter().all(|p| p.0.is_closed()) {
+            match task {
+                TaskRef::Ready(_) => q.ready.push_front(task),
+                _ => q.backlog.push_front(task),
+            }
         } else {
             self.push(queue, task);
         }
     }
 
-    /// Takes the oldest task, or registers the caller as a waiting poller.
+    /// Takes the oldest task, or registers the caller as a waiting poller. Pollers from
+    /// other replicas (`take_fetched` false) are served this replica's own tasks only.
     pub fn take_or_wait(
         &mut self,
         queue: &QueueKey,
         identity: &str,
+        take_fetched: bool,
     ) -> Result<TaskRef, oneshot::Receiver<TaskRef>> {
         let q = self.queues.entry(queue.clone()).or_default();
         q.last_poll_ms = super::clock::now_millis();
         if q.seen.len() < MAX_POLLERS_TRACKED || q.seen.contains_key(identity) {
             q.seen.insert(identity.to_string(), q.last_poll_ms);
         }
+        if take_fetched && let Some(task) = q.ready.pop_front() {
+            return Ok(task);
+        }
         if let Some(task) = q.backlog.pop_front() {
             return Ok(task);
         }
-        q.pollers.retain(|p| !p.is_closed());
+        q.pollers.retain(|p| !p.0.is_closed());
         let (tx, rx) = oneshot::channel();
-        q.pollers.push_back(tx);
+        q.pollers.push_back((tx, take_fetched));
         Err(rx)
     }
 
     /// Whether a worker is polling this queue (now or within the last few seconds).
     pub fn is_live(&self, queue: &QueueKey, now_ms: i64) -> bool {
         self.queues.get(queue).is_some_and(|q| {
-            q.pollers.iter().any(|p| !p.is_closed())
+            q.pollers.iter().any(|p| !p.0.is_closed())
                 || (q.last_poll_ms > 0 && now_ms - q.last_poll_ms < STICKY_LIVENESS_MS)
         })
+    }
+
+    /// Fetched tasks not yet taken (a fetcher stops adding while some wait).
+    pub fn fetched_len(&self, queue: &QueueKey) -> usize {
+        self.queues.get(queue).map_or(0, |q| q.ready.len())
     }
 
     /// Forgets a queue's pollers (its worker shut down) and returns the tasks it held.
     pub fn retire(&mut self, queue: &QueueKey) -> Vec<TaskRef> {
         match self.queues.remove(queue) {
-            Some(q) => q.backlog.into_iter().collect(),
+            Some(q) => q.backlog.into_iter().chain(q.ready).collect(),
             None => Vec::new(),
         }
     }

@@ -24,6 +24,7 @@ pub mod retry;
 pub mod run;
 pub mod schedule_api;
 pub mod schedules;
+pub mod shards;
 pub mod signal;
 pub mod start;
 pub mod state;
@@ -41,7 +42,8 @@ use temporalio_protos::temporal::api::failure::v1::Failure;
 use tokio::sync::{Notify, broadcast, oneshot, watch};
 
 use crate::store::{
-    LogRecord, NamespaceRecord, Store, StoreError, encode_batch, encode_execution, log_record,
+    LogRecord, NamespaceRecord, Shard, ShardedRecord, Store, StoreError, encode_execution,
+    log_record,
 };
 use matching::{Matching, QueueKey, TaskRef};
 pub use run::Run;
@@ -84,6 +86,9 @@ pub enum Error {
     },
     #[error("{0}")]
     DeadlineExceeded(String),
+    /// The execution's shard is not served here (it is moving between replicas); retry.
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -162,7 +167,10 @@ pub struct Core {
     changes: broadcast::Sender<ExecutionChange>,
     query_seq: u64,
     /// Encoded records of the operation in progress; `flush` appends them as one.
-    pending: Vec<Vec<u8>>,
+    pending: Vec<ShardedRecord>,
+    /// How many shards executions are spread over, and those this replica serves.
+    pub(crate) shard_count: u32,
+    pub(crate) owned_shards: std::collections::BTreeSet<u32>,
     /// Records in the log since it was last written whole (drives compaction).
     records_in_log: u64,
     compact_min_records: u64,
@@ -187,6 +195,8 @@ impl Engine {
             changes: changes.clone(),
             query_seq: 0,
             pending: Vec::new(),
+            shard_count: store.shard_count(),
+            owned_shards: store.initial_shards().into_iter().collect(),
             records_in_log: 0,
             compact_min_records: 0,
             archive: match &config.archive_dir {
@@ -199,7 +209,7 @@ impl Engine {
         for record in records {
             core.replay(record);
         }
-        core.rearm_all();
+        core.rearm_where(|_| true);
         // The log holds one record per change; once it is mostly superseded state, rewrite
         // it as one record per live object so start-up stays fast and the disk stays small.
         core.records_in_log = count as u64;
@@ -292,12 +302,16 @@ impl Engine {
     pub(crate) async fn poll_queue<T>(
         self: &Arc<Self>,
         queue: QueueKey,
-        identity: &str,
+        poller: &Poller,
         deadline: tokio::time::Instant,
         mut start: impl FnMut(&mut Core, TaskRef) -> Result<Option<T>>,
     ) -> Result<Option<T>> {
         loop {
-            let taken = self.core.lock().matching.take_or_wait(&queue, identity);
+            let taken =
+                self.core
+                    .lock()
+                    .matching
+                    .take_or_wait(&queue, &poller.identity, !poller.forwarded);
             let waiting = match taken {
                 Ok(task) => {
                     let (started, lsn) = self.with_core(|core| start(core, task));
@@ -353,6 +367,13 @@ impl Engine {
     pub fn begin_shutdown(&self) {
         self.shutdown.send_replace(true);
     }
+}
+
+/// Who polls a task queue.
+pub struct Poller {
+    pub identity: String,
+    /// The poll came from another replica's fetcher (see `cluster::fetch`).
+    pub forwarded: bool,
 }
 
 /// Returns a task that was handed to a poller which went away before taking it.
@@ -453,7 +474,7 @@ impl Core {
     }
 
     /// One record per namespace and per run that together restore the current state.
-    fn snapshot_records(&self) -> Vec<Vec<u8>> {
+    fn snapshot_records(&self) -> Vec<ShardedRecord> {
         let namespaces = self.namespaces.values().map(|ns| LogRecord {
             kind: Some(log_record::Kind::Namespace(ns.clone())),
         });
@@ -475,31 +496,16 @@ impl Core {
         });
         let runs = keys.into_iter().map(|k| {
             let run = &self.runs[k];
-            encode_execution(&run.ms, run.history.encoded_from(0))
+            (
+                Some(self.shard_of(&k.namespace, &k.workflow_id)),
+                encode_execution(&run.ms, run.history.encoded_from(0)),
+            )
         });
         namespaces
-            .map(|r| r.encode_to_vec())
+            .chain(self.schedule_snapshot())
+            .map(|r| (self.record_shard(&r), r.encode_to_vec()))
             .chain(runs)
-            .chain(self.schedule_snapshot().iter().map(|r| r.encode_to_vec()))
             .collect()
-    }
-
-    /// Re-creates queue entries and timers for every open run after a restart.
-    fn rearm_all(&mut self) {
-        let keys: Vec<(RunKey, bool)> = self
-            .runs
-            .iter()
-            .map(|(k, r)| (k.clone(), r.is_open()))
-            .collect();
-        for (key, open) in keys {
-            if open {
-                self.rearm_run(&key);
-            } else {
-                self.arm_retention(&key);
-                self.note_closed(&key);
-            }
-        }
-        self.rearm_schedules();
     }
 
     /// Appends a record for the run's staged changes. Every mutation of a run ends here.
@@ -518,10 +524,9 @@ impl Core {
         if !run.is_open() {
             run.history.shrink_to_fit();
         }
-        self.pending.push(encode_execution(
-            &run.ms,
-            run.history.encoded_from(committed),
-        ));
+        let record = encode_execution(&run.ms, run.history.encoded_from(committed));
+        let shard = crate::store::shard_of(self.shard_count, &key.namespace, &key.workflow_id);
+        self.pending.push((Some(shard), record));
         run.publish_progress();
         if std::mem::take(&mut run.updates_dirty) || !run.is_open() {
             run.updates_changed.send_modify(|n| *n += 1);
@@ -558,7 +563,8 @@ impl Core {
     pub(crate) fn compact_now(&mut self) -> crate::store::Lsn {
         let live = self.live_objects();
         let began = std::time::Instant::now();
-        let lsn = self.store.compact(self.snapshot_records());
+        let shards = self.owned_shards.iter().copied().collect();
+        let lsn = self.store.compact(shards, self.snapshot_records());
         tracing::info!(
             before = self.records_in_log,
             after = live,
@@ -575,26 +581,65 @@ impl Core {
         if !self.pending.is_empty() {
             self.records_in_log += 1;
         }
-        match self.pending.len() {
-            0 => {}
-            1 => {
-                if let Some(record) = self.pending.pop() {
-                    self.store.append(record);
-                }
-            }
-            _ => {
-                let records = std::mem::take(&mut self.pending);
-                self.store.append(encode_batch(&records));
-            }
+        if !self.pending.is_empty() {
+            self.store.append(std::mem::take(&mut self.pending));
         }
     }
 
     /// Adds a record to the operation in progress.
     pub(crate) fn log(&mut self, record: LogRecord) {
-        self.pending.push(record.encode_to_vec());
+        let shard = self.record_shard(&record);
+        self.pending.push((shard, record.encode_to_vec()));
     }
 
-    pub(crate) fn commit_namespace(&mut self, record: NamespaceRecord) {
+    /// The shard of an id (a workflow id, or a schedule id) in a namespace.
+    pub(crate) fn shard_of(&self, namespace: &str, id: &str) -> u32 {
+        crate::store::shard_of(self.shard_count, namespace, id)
+    }
+
+    /// Whether this replica serves the shard of `id` in `namespace`.
+    pub(crate) fn owns(&self, namespace: &str, id: &str) -> bool {
+        self.owned_shards.contains(&self.shard_of(namespace, id))
+    }
+
+    /// Fails when another replica serves the shard of `id` (it moved since the request was
+    /// routed here).
+    pub(crate) fn check_owned(&self, namespace: &str, id: &str) -> Result<()> {
+        if self.owns(namespace, id) {
+            Ok(())
+        } else {
+            Err(Error::Unavailable(format!(
+                "shard {} of {id} is served by another replica now; retry",
+                self.shard_of(namespace, id)
+            )))
+        }
+    }
+
+    fn record_shard(&self, record: &LogRecord) -> Shard {
+        match &record.kind {
+            Some(log_record::Kind::Execution(e)) => e
+                .state
+                .as_ref()
+                .map(|ms| self.shard_of(&ms.namespace, &ms.workflow_id)),
+            Some(log_record::Kind::Deleted(d)) => Some(self.shard_of(&d.namespace, &d.workflow_id)),
+            Some(log_record::Kind::Schedule(r)) => {
+                Some(self.shard_of(&r.namespace, &r.schedule_id))
+            }
+            Some(log_record::Kind::ScheduleDeleted(k)) => {
+                Some(self.shard_of(&k.namespace, &k.schedule_id))
+            }
+            Some(log_record::Kind::Namespace(_)) | Some(log_record::Kind::Batch(_)) | None => None,
+        }
+    }
+
+    pub(crate) fn commit_namespace(&mut self, mut record: NamespaceRecord) {
+        let name = record
+            .namespace
+            .as_ref()
+            .and_then(|n| n.namespace_info.as_ref())
+            .map(|i| i.name.as_str())
+            .unwrap_or("");
+        record.version = self.namespaces.get(name).map_or(0, |r| r.version) + 1;
         self.log(LogRecord {
             kind: Some(log_record::Kind::Namespace(record.clone())),
         });
@@ -619,7 +664,10 @@ impl Core {
         self.matching.sweep_if_grown(&queue, |t| match t {
             // Closed runs answer queries too.
             TaskRef::Query { key, .. } => runs.contains_key(key),
-            _ => runs.get(t.key()).is_some_and(|r| r.is_open()),
+            TaskRef::Ready(_) => true,
+            TaskRef::Workflow { key, .. } | TaskRef::Activity { key, .. } => {
+                runs.get(key).is_some_and(|r| r.is_open())
+            }
         });
         self.matching.push(queue, task);
     }
@@ -705,6 +753,7 @@ impl Core {
                 "WorkflowId is not set on request.".into(),
             ));
         }
+        self.check_owned(namespace, workflow_id)?;
         let run_id = if run_id.is_empty() {
             self.current
                 .get(&(namespace.to_string(), workflow_id.to_string()))

@@ -162,6 +162,7 @@ impl Engine {
                     "ScheduleId is not set on request.".into(),
                 ));
             }
+            core.check_owned(&req.namespace, &req.schedule_id)?;
             let key = (req.namespace.clone(), req.schedule_id.clone());
             if core.schedules.contains_key(&key) {
                 return Err(Error::ScheduleAlreadyExists(req.schedule_id.clone()));

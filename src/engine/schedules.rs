@@ -512,20 +512,6 @@ impl Core {
             })
             .collect()
     }
-
-    pub(crate) fn rearm_schedules(&mut self) {
-        let keys: Vec<ScheduleKey> = self.schedules.keys().cloned().collect();
-        for key in keys {
-            // Times missed while down are taken now (the catch-up window decides).
-            self.push_timer(
-                clock::now_millis(),
-                TimerTask::ScheduleWake {
-                    namespace: key.0.clone(),
-                    schedule_id: key.1.clone(),
-                },
-            );
-        }
-    }
 }
 
 fn push_buffered(s: &mut LiveSchedule, start: BufferedStart) {

@@ -55,6 +55,7 @@ impl Engine {
                 ..Default::default()
             };
             core.check_namespace(&req.namespace)?;
+            core.check_owned(&req.namespace, &req.workflow_id)?;
             let current = core
                 .current
                 .get(&(req.namespace.clone(), req.workflow_id.clone()))
@@ -177,6 +178,7 @@ impl Core {
     ) -> Result<StartWorkflowExecutionResponse> {
         self.check_namespace(&req.namespace)?;
         validate_start(&req)?;
+        self.check_owned(&req.namespace, &req.workflow_id)?;
         if let Some(attrs) = &req.search_attributes {
             crate::visibility::search_attributes::validate(
                 &self.custom_search_attributes(&req.namespace),

@@ -22,7 +22,7 @@ use temporalio_protos::temporal::api::workflowservice::v1::{
 
 use super::clock::{self, dur_millis, opt_ts_millis};
 use super::commands::{CommandError, Effect};
-use super::matching::{QueueKey, QueueKind, TaskRef};
+use super::matching::{QueueKey, QueueKind, ReadyTask, TaskRef};
 use super::state::WorkflowTaskInfo;
 use super::timers::TimerTask;
 use super::{ChangeKind, Core, Engine, Error, Result, RunKey, decode_token, encode_token, events};
@@ -48,6 +48,7 @@ impl Engine {
         self: &Arc<Self>,
         req: PollWorkflowTaskQueueRequest,
         deadline: tokio::time::Instant,
+        forwarded: bool,
     ) -> Result<PollWorkflowTaskQueueResponse> {
         let queue_name = req
             .task_queue
@@ -66,10 +67,17 @@ impl Engine {
             .as_ref()
             .is_some_and(|t| t.kind == TaskQueueKind::Sticky as i32);
         let queue = QueueKey::new(&req.namespace, &queue_name, QueueKind::Workflow);
-        let identity = req.identity.clone();
+        let poller = super::Poller {
+            identity: req.identity.clone(),
+            forwarded,
+        };
         let resp = self
-            .poll_queue(queue, &req.identity, deadline, |core, task| {
-                core.start_workflow_task(task, &identity, is_sticky)
+            .poll_queue(queue, &poller, deadline, |core, task| match task {
+                TaskRef::Ready(ready) => match *ready {
+                    ReadyTask::Workflow(resp) => Ok(Some(resp)),
+                    ReadyTask::Activity(_) => Ok(None),
+                },
+                task => core.start_workflow_task(task, &poller.identity, is_sticky),
             })
             .await?;
         Ok(resp.unwrap_or_default())
@@ -291,7 +299,7 @@ impl Core {
                 attempt,
             } => (key, scheduled_event_id, attempt),
             TaskRef::Query { key, query_id } => return Ok(self.start_query_task(&key, &query_id)),
-            TaskRef::Activity { .. } => return Ok(None),
+            TaskRef::Activity { .. } | TaskRef::Ready(_) => return Ok(None),
         };
         let Some(run) = self.runs.get_mut(&key) else {
             return Ok(None);

@@ -38,6 +38,7 @@ impl Context {
     pub fn new(
         client: Client,
         engine: Arc<Engine>,
+        cluster: Option<Arc<crate::cluster::Cluster>>,
         engine_address: String,
         reporter_instance: Option<String>,
     ) -> (Arc<Self>, mpsc::UnboundedReceiver<ObjectRef<Workflow>>) {
@@ -50,7 +51,7 @@ impl Context {
             },
         );
         let ctx = Arc::new(Self {
-            frontend: Local::new(engine.clone()),
+            frontend: Local::new(engine.clone(), cluster),
             client,
             engine,
             recorder,

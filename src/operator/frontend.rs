@@ -9,6 +9,8 @@ use tonic::transport::Channel;
 use tonic::{Request, Status};
 
 use crate::api::workflow_service::WorkflowHandler;
+use crate::cluster::Cluster;
+use crate::cluster::route::Routed;
 use crate::engine::Engine;
 use crate::proto::api::workflowservice::v1::*;
 use crate::proto::workflowservice::workflow_service_client::WorkflowServiceClient;
@@ -20,13 +22,17 @@ const NAMESPACE_RETENTION_SECS: i64 = 3 * 24 * 3600;
 /// The engine in this process, called through its gRPC handler without a network hop.
 #[derive(Clone)]
 pub struct Local {
-    handler: Arc<WorkflowHandler>,
+    handler: Arc<Routed<WorkflowHandler>>,
 }
 
 impl Local {
-    pub fn new(engine: Arc<Engine>) -> Self {
+    /// With several replicas (`cluster`), calls for another replica's shards go there.
+    pub fn new(engine: Arc<Engine>, cluster: Option<Arc<Cluster>>) -> Self {
         Self {
-            handler: Arc::new(WorkflowHandler::new(engine)),
+            handler: Arc::new(Routed::new(
+                WorkflowHandler::new(engine, cluster.clone()),
+                cluster,
+            )),
         }
     }
 }

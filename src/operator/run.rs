@@ -18,6 +18,8 @@ pub struct OperatorConfig {
     pub watch_namespace: Option<String>,
     /// `None` runs without leader election (a single replica).
     pub lease: Option<LeaseConfig>,
+    /// With several engine replicas: routes calls to the replica owning each workflow.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 pub async fn run(engine: Arc<Engine>, client: Client, cfg: OperatorConfig) {
@@ -25,17 +27,18 @@ pub async fn run(engine: Arc<Engine>, client: Client, cfg: OperatorConfig) {
         engine_address,
         watch_namespace,
         lease,
+        cluster,
     } = cfg;
     let instance = lease.as_ref().map(|l| l.identity.clone());
     let lease_client = client.clone();
     let lead = move || {
-        let (client, engine) = (client.clone(), engine.clone());
+        let (client, engine, cluster) = (client.clone(), engine.clone(), cluster.clone());
         let (address, ns, instance) = (
             engine_address.clone(),
             watch_namespace.clone(),
             instance.clone(),
         );
-        async move { controllers(client, engine, address, ns, instance).await }
+        async move { controllers(client, engine, cluster, address, ns, instance).await }
     };
     match lease {
         Some(cfg) => leader::run_while_leader(lease_client, cfg, lead).await,
@@ -46,11 +49,12 @@ pub async fn run(engine: Arc<Engine>, client: Client, cfg: OperatorConfig) {
 async fn controllers(
     client: Client,
     engine: Arc<Engine>,
+    cluster: Option<Arc<crate::cluster::Cluster>>,
     engine_address: String,
     watch_namespace: Option<String>,
     instance: Option<String>,
 ) {
-    let (ctx, woken) = Context::new(client.clone(), engine, engine_address, instance);
+    let (ctx, woken) = Context::new(client.clone(), engine, cluster, engine_address, instance);
     let (workflows, workers, deployments, schedules) = match &watch_namespace {
         Some(ns) => (
             Api::<Workflow>::namespaced(client.clone(), ns),

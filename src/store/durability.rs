@@ -3,14 +3,16 @@
 
 use tokio::sync::watch;
 
-use super::{DurableFuture, Lsn, StoreError};
+use std::collections::BTreeSet;
+
+use super::{DurableFuture, Lsn, ShardedRecord, StoreError};
 
 /// Work for a store's writer, in the order the engine made the changes.
 pub(crate) enum WriterMsg {
-    Append(Lsn, Vec<u8>),
-    /// Replace everything written so far with these records (they stand for everything
-    /// before `Lsn`).
-    Rewrite(Lsn, Vec<Vec<u8>>),
+    Append(Lsn, Vec<ShardedRecord>),
+    /// Replace everything written so far to these shards with these records (they stand for
+    /// everything before `Lsn`).
+    Rewrite(Lsn, Vec<u32>, Vec<ShardedRecord>),
 }
 
 /// What the writer publishes after each batch.
@@ -19,6 +21,23 @@ pub(crate) struct Durable {
     pub lsn: Lsn,
     /// Why the last write failed, until a write succeeds again.
     pub failure: Option<String>,
+    /// Positions at or below `lsn` that were refused for good (their shard moved to another
+    /// replica), and why.
+    pub refused: BTreeSet<Lsn>,
+    pub refused_reason: String,
+}
+
+/// Refused positions remembered; a waiter looks its position up as soon as it is woken.
+const REFUSED_KEPT: usize = 100_000;
+
+impl Durable {
+    pub fn refuse(&mut self, lsn: Lsn, reason: &str) {
+        self.refused.insert(lsn);
+        if self.refused.len() > REFUSED_KEPT {
+            self.refused.pop_first();
+        }
+        self.refused_reason = reason.to_string();
+    }
 }
 
 /// Resolves once `lsn` is durable, or fails once the writer reports a failure that leaves it
@@ -27,9 +46,12 @@ pub(crate) fn wait_durable(durable: &watch::Receiver<Durable>, lsn: Lsn) -> Dura
     let mut rx = durable.clone();
     Box::pin(async move {
         let state = rx
-            .wait_for(|d| d.lsn >= lsn || d.failure.is_some())
+            .wait_for(|d| d.lsn >= lsn || d.failure.is_some() || d.refused.contains(&lsn))
             .await
             .map_err(|_| StoreError::Failed("the store's writer stopped".into()))?;
+        if state.refused.contains(&lsn) {
+            return Err(StoreError::Moved(state.refused_reason.clone()));
+        }
         match &state.failure {
             Some(f) if state.lsn < lsn => Err(StoreError::Failed(f.clone())),
             _ => Ok(()),

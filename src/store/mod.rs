@@ -26,24 +26,57 @@ pub enum StoreError {
     Failed(String),
     #[error("corrupt record in the log: {0}")]
     Corrupt(String),
+    /// The record's shard belongs to another replica now; the operation did not happen.
+    #[error("{0}")]
+    Moved(String),
 }
 
 /// A monotonically increasing position in the log.
 pub type Lsn = u64;
 
+/// The shard a record belongs to; `None` for what the whole cluster shares (namespaces).
+pub type Shard = Option<u32>;
+
+/// An encoded [`LogRecord`] and its shard.
+pub type ShardedRecord = (Shard, Vec<u8>);
+
 pub type DurableFuture = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
 
 pub trait Store: Send + Sync + 'static {
-    /// Every record appended so far, in append order (used once, at start-up).
+    /// Every record appended so far to the shards this replica owns at start-up, in append
+    /// order (used once, at start-up).
     fn load(&self) -> Result<Vec<LogRecord>, StoreError>;
-    /// Queues an encoded [`LogRecord`]. Callers append in the order their changes were made;
-    /// the returned position becomes durable no earlier than every position before it.
-    fn append(&self, record: Vec<u8>) -> Lsn;
+    /// Queues the records of one operation (kept all or none). Callers append in the order
+    /// their changes were made; the returned position becomes durable no earlier than every
+    /// position before it.
+    fn append(&self, records: Vec<ShardedRecord>) -> Lsn;
     /// Resolves once `lsn` (and so everything before it) is on disk.
     fn wait_durable(&self, lsn: Lsn) -> DurableFuture;
-    /// Replaces everything appended so far with `records` (encoded [`LogRecord`]s), which
-    /// must describe the same state; later appends follow them.
-    fn compact(&self, records: Vec<Vec<u8>>) -> Lsn;
+    /// Replaces everything appended so far to `shards` (and to no shard) with `records`,
+    /// which must describe the same state; later appends follow them.
+    fn compact(&self, shards: Vec<u32>, records: Vec<ShardedRecord>) -> Lsn;
     /// The last position handed out by `append`.
     fn last_lsn(&self) -> Lsn;
+    /// How many shards executions are spread over (fixed for the life of the store).
+    fn shard_count(&self) -> u32 {
+        1
+    }
+    /// The shards whose records `load` returns.
+    fn initial_shards(&self) -> Vec<u32> {
+        vec![0]
+    }
+}
+
+/// The shard of an execution (or schedule) id: a stable hash of namespace and id, so every
+/// replica and every version of Durin agrees (FNV-1a, 64 bits).
+pub fn shard_of(shard_count: u32, namespace: &str, id: &str) -> u32 {
+    if shard_count <= 1 {
+        return 0;
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in namespace.bytes().chain([0xff]).chain(id.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % u64::from(shard_count)) as u32
 }

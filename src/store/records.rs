@@ -43,6 +43,9 @@ pub struct NamespaceRecord {
     /// Custom search attributes: name -> `temporal.api.enums.v1.IndexedValueType`.
     #[prost(btree_map = "string, int32", tag = "2")]
     pub custom_search_attributes: std::collections::BTreeMap<String, i32>,
+    /// Bumped by every change, so a replica refreshing from the store keeps the newer copy.
+    #[prost(uint64, tag = "3")]
+    pub version: u64,
 }
 
 /// One transaction on one workflow run: the run's mutable state after the change, plus the

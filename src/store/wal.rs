@@ -15,7 +15,7 @@ use prost::Message;
 use tokio::sync::watch;
 
 use super::durability::{Durable, WriterMsg, wait_durable};
-use super::{DurableFuture, LogRecord, Lsn, Store, StoreError};
+use super::{DurableFuture, LogRecord, Lsn, ShardedRecord, Store, StoreError, encode_batch};
 
 const FRAME_HEADER: usize = 8;
 pub const LOG_FILE: &str = "durin.log";
@@ -100,11 +100,17 @@ fn writer_loop(
         // Drain everything queued, writing appends in batches and rewrites as they come.
         while let Some(msg) = next.take() {
             match msg {
-                WriterMsg::Append(lsn, bytes) => {
-                    frame(&mut buf, &bytes);
+                WriterMsg::Append(lsn, records) => {
+                    // One operation is one frame, so a crash keeps all of it or none.
+                    if let [(_, bytes)] = records.as_slice() {
+                        frame(&mut buf, bytes);
+                    } else {
+                        let parts: Vec<Vec<u8>> = records.into_iter().map(|r| r.1).collect();
+                        frame(&mut buf, &encode_batch(&parts));
+                    }
                     last = lsn;
                 }
-                WriterMsg::Rewrite(lsn, records) => {
+                WriterMsg::Rewrite(lsn, _, records) => {
                     // Everything before the rewrite must be durable in the old file first.
                     if write_batch(&mut file, &buf, &mut good_len).is_ok() {
                         buf.clear();
@@ -172,11 +178,11 @@ fn write_batch(file: &mut File, buf: &[u8], good_len: &mut u64) -> std::io::Resu
 }
 
 /// Writes `records` to a new file and atomically puts it in place of the log.
-fn rewrite(path: &Path, records: &[Vec<u8>]) -> std::io::Result<File> {
+fn rewrite(path: &Path, records: &[ShardedRecord]) -> std::io::Result<File> {
     let tmp = path.with_extension("log.compacting");
     let mut out = File::create(&tmp)?;
     let mut buf = Vec::new();
-    for r in records {
+    for (_, r) in records {
         frame(&mut buf, r);
         if buf.len() > (8 << 20) {
             out.write_all(&buf)?;
@@ -247,20 +253,20 @@ impl Store for Wal {
             .collect()
     }
 
-    fn append(&self, bytes: Vec<u8>) -> Lsn {
+    fn append(&self, records: Vec<ShardedRecord>) -> Lsn {
         let mut guard = self.sender.lock();
         guard.0 += 1;
         let lsn = guard.0;
         // A send error means the writer stopped after an I/O failure; `wait_durable` reports it.
-        let _ = guard.1.send(WriterMsg::Append(lsn, bytes));
+        let _ = guard.1.send(WriterMsg::Append(lsn, records));
         lsn
     }
 
-    fn compact(&self, records: Vec<Vec<u8>>) -> Lsn {
+    fn compact(&self, shards: Vec<u32>, records: Vec<ShardedRecord>) -> Lsn {
         let mut guard = self.sender.lock();
         guard.0 += 1;
         let lsn = guard.0;
-        let _ = guard.1.send(WriterMsg::Rewrite(lsn, records));
+        let _ = guard.1.send(WriterMsg::Rewrite(lsn, shards, records));
         lsn
     }
 
@@ -303,7 +309,7 @@ mod tests {
             let wal = Wal::open(dir.path()).unwrap();
             let mut last = 0;
             for i in 0..100 {
-                last = wal.append(record(&format!("ns{i}")).encode_to_vec());
+                last = wal.append(vec![(None, record(&format!("ns{i}")).encode_to_vec())]);
             }
             wal.wait_durable(last).await.unwrap();
         }
@@ -318,14 +324,17 @@ mod tests {
         let loaded = wal.load().unwrap();
         assert_eq!(loaded.len(), 100);
         assert_eq!(loaded[99], record("ns99"));
-        let lsn = wal.append(record("after").encode_to_vec());
+        let lsn = wal.append(vec![(None, record("after").encode_to_vec())]);
         wal.wait_durable(lsn).await.unwrap();
         assert_eq!(Wal::open(dir.path()).unwrap().load().unwrap().len(), 101);
-        let lsn = wal.compact(vec![
-            record("a").encode_to_vec(),
-            record("b").encode_to_vec(),
-        ]);
-        let after = wal.append(record("c").encode_to_vec());
+        let lsn = wal.compact(
+            vec![0],
+            vec![
+                (None, record("a").encode_to_vec()),
+                (None, record("b").encode_to_vec()),
+            ],
+        );
+        let after = wal.append(vec![(None, record("c").encode_to_vec())]);
         assert!(after > lsn);
         wal.wait_durable(after).await.unwrap();
         let loaded = Wal::open(dir.path()).unwrap().load().unwrap();

@@ -1,0 +1,183 @@
+//! Several replicas sharing one PostgreSQL database.
+//!
+//! Executions are spread over a fixed number of shards (a hash of namespace and workflow id,
+//! [`crate::store::shard_of`]); each replica serves the shards whose leases it holds
+//! ([`membership`]). A request for a workflow whose shard another replica serves is forwarded
+//! to that replica over Durin's own protocol, `proto/durin/cluster/v1` ([`route`]).
+
+pub mod fetch;
+pub mod membership;
+pub mod route;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use prost::Message;
+use tokio::sync::watch;
+use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Response, Status};
+
+use crate::engine::Engine;
+use crate::proto::cluster::ForwardRequest;
+use crate::proto::cluster::cluster_service_client::ClusterServiceClient;
+use crate::store::postgres::ClusterView;
+
+/// Largest forwarded message (histories ship in one response).
+const MAX_MESSAGE_BYTES: usize = 128 * 1024 * 1024;
+
+/// What a request is routed by.
+pub enum RouteKey<'a> {
+    /// Served by whichever replica it reaches.
+    Local,
+    /// A workflow (or schedule) id in a namespace.
+    Id(&'a str, &'a str),
+    /// A task token, which names its workflow.
+    Token(&'a [u8]),
+}
+
+/// Marks a request that was forwarded here: it is served here or refused, never forwarded on.
+#[derive(Clone, Copy, Debug)]
+pub struct Forwarded;
+
+pub struct Cluster {
+    me: String,
+    shard_count: u32,
+    engine: Arc<Engine>,
+    view: watch::Receiver<ClusterView>,
+    peers: Mutex<HashMap<String, ClusterServiceClient<Channel>>>,
+    /// Fetchers running: (queue, replica address).
+    fetchers: Mutex<std::collections::HashSet<(crate::engine::matching::QueueKey, String)>>,
+}
+
+impl Cluster {
+    pub fn new(
+        me: String,
+        shard_count: u32,
+        engine: Arc<Engine>,
+        view: watch::Receiver<ClusterView>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            me,
+            shard_count,
+            engine,
+            view,
+            peers: Mutex::new(HashMap::new()),
+            fetchers: Mutex::new(Default::default()),
+        })
+    }
+
+    /// Where a request goes: None to serve it here, or the address of the replica that owns
+    /// its shard. UNAVAILABLE while the shard has no live owner (it is moving; clients retry).
+    pub fn remote_for(&self, key: RouteKey<'_>) -> Result<Option<String>, Status> {
+        let (namespace, id) = match key {
+            RouteKey::Local => return Ok(None),
+            RouteKey::Id(ns, id) => (ns.to_string(), id.to_string()),
+            RouteKey::Token(token) => match crate::engine::decode_token(token) {
+                Ok((key, _)) => (key.namespace, key.workflow_id),
+                // The handler answers a bad token.
+                Err(_) => return Ok(None),
+            },
+        };
+        if id.is_empty() {
+            return Ok(None);
+        }
+        let shard = crate::store::shard_of(self.shard_count, &namespace, &id);
+        if self.engine.owns_shard(shard) {
+            return Ok(None);
+        }
+        let view = self.view.borrow();
+        match view.owners.get(shard as usize) {
+            Some(Some(owner)) if *owner != self.me => match view.address_of(owner) {
+                Some(address) => Ok(Some(address.to_string())),
+                None => Err(Status::unavailable(format!(
+                    "shard {shard}'s owner {owner} is not reachable; retry"
+                ))),
+            },
+            _ => Err(Status::unavailable(format!(
+                "shard {shard} is moving between replicas; retry"
+            ))),
+        }
+    }
+
+    /// The other live replicas' addresses.
+    pub fn peer_addresses(&self) -> Vec<String> {
+        self.view
+            .borrow()
+            .replicas
+            .iter()
+            .filter(|(id, _)| *id != self.me)
+            .map(|(_, a)| a.clone())
+            .collect()
+    }
+
+    fn client(&self, address: &str) -> Result<ClusterServiceClient<Channel>, Status> {
+        let mut peers = self.peers.lock();
+        if let Some(c) = peers.get(address) {
+            return Ok(c.clone());
+        }
+        let endpoint = Endpoint::from_shared(format!("http://{address}"))
+            .map_err(|e| Status::internal(format!("bad replica address {address}: {e}")))?
+            .connect_timeout(Duration::from_secs(2))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(30));
+        let client = ClusterServiceClient::new(endpoint.connect_lazy())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        peers.insert(address.to_string(), client.clone());
+        Ok(client)
+    }
+
+    /// Runs `method` on the replica at `address` and returns its answer as if served here.
+    pub async fn forward<Req: Message, Resp: Message + Default>(
+        &self,
+        address: &str,
+        method: &str,
+        req: Request<Req>,
+    ) -> Result<Response<Resp>, Status> {
+        let timeout = req
+            .metadata()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::api::workflow_service::parse_grpc_timeout);
+        let metadata = req
+            .metadata()
+            .iter()
+            .filter_map(|entry| match entry {
+                tonic::metadata::KeyAndValueRef::Ascii(k, v) => {
+                    Some((k.as_str().to_string(), v.to_str().ok()?.to_string()))
+                }
+                tonic::metadata::KeyAndValueRef::Binary(..) => None,
+            })
+            .collect();
+        let mut outer = Request::new(ForwardRequest {
+            method: method.to_string(),
+            request: req.into_inner().encode_to_vec(),
+            metadata,
+        });
+        if let Some(t) = timeout {
+            outer.set_timeout(t + Duration::from_secs(1));
+        }
+        let reply = self.client(address)?.forward(outer).await?;
+        let bytes = reply.into_inner().response;
+        Resp::decode(bytes.as_slice())
+            .map(Response::new)
+            .map_err(|e| Status::internal(format!("bad forwarded response: {e}")))
+    }
+}
+
+/// The request metadata a forwarded call carried, restored for the handler.
+pub fn restore_metadata(pairs: HashMap<String, String>) -> MetadataMap {
+    let mut map = MetadataMap::new();
+    for (k, v) in pairs {
+        if let (Ok(key), Ok(value)) = (
+            k.parse::<MetadataKey<tonic::metadata::Ascii>>(),
+            v.parse::<MetadataValue<tonic::metadata::Ascii>>(),
+        ) {
+            map.insert(key, value);
+        }
+    }
+    map
+}

@@ -1,0 +1,128 @@
+//! Shards moving between replicas: adopting one loads its records and re-arms its queues and
+//! timers; releasing one drops its state from memory (its timers and queued task references
+//! then find nothing and are skipped).
+
+use crate::store::LogRecord;
+
+use super::timers::TimerTask;
+use super::{Core, Engine, clock};
+
+impl Engine {
+    /// Starts serving `shard` from its stored records (its lease is already held).
+    pub fn adopt_shard(&self, shard: u32, records: Vec<LogRecord>) {
+        let mut core = self.core.lock();
+        core.owned_shards.insert(shard);
+        core.records_in_log += records.len() as u64;
+        for record in records {
+            core.replay(record);
+        }
+        core.rearm_where(|s| s == shard);
+        tracing::info!(shard, runs = core.runs.len(), "serving shard");
+    }
+
+    /// Stops serving `shard`. Returns the log position to wait for before its lease may go:
+    /// everything written to it so far.
+    pub fn release_shard(&self, shard: u32) -> crate::store::Lsn {
+        let mut core = self.core.lock();
+        core.owned_shards.remove(&shard);
+        let count = core.shard_count;
+        let in_shard =
+            |namespace: &str, id: &str| crate::store::shard_of(count, namespace, id) == shard;
+        core.runs
+            .retain(|k, _| !in_shard(&k.namespace, &k.workflow_id));
+        core.current.retain(|(ns, id), _| !in_shard(ns, id));
+        core.schedules.retain(|(ns, id), _| !in_shard(ns, id));
+        tracing::info!(shard, runs = core.runs.len(), "stopped serving shard");
+        self.store.last_lsn()
+    }
+
+    /// Takes in namespaces as stored (other replicas register and update them too).
+    pub fn refresh_namespaces(&self, records: Vec<LogRecord>) {
+        let mut core = self.core.lock();
+        for record in records {
+            if let Some(crate::store::log_record::Kind::Namespace(ns)) = record.kind
+                && let Some(name) = ns
+                    .namespace
+                    .as_ref()
+                    .and_then(|n| n.namespace_info.as_ref())
+                    .map(|i| i.name.clone())
+                && core
+                    .namespaces
+                    .get(&name)
+                    .is_none_or(|known| known.version < ns.version)
+            {
+                core.namespaces.insert(name, ns);
+            }
+        }
+    }
+
+    /// Hands a task fetched from another replica to a poller here.
+    pub fn push_fetched(&self, queue: super::matching::QueueKey, task: super::matching::ReadyTask) {
+        self.core
+            .lock()
+            .matching
+            .push(queue, super::matching::TaskRef::Ready(Box::new(task)));
+    }
+
+    /// Whether fetching for `queue` should go on: a client polled it here lately and no
+    /// fetched task is still waiting for a poller.
+    pub fn wants_fetch(&self, queue: &super::matching::QueueKey) -> (bool, bool) {
+        let core = self.core.lock();
+        (
+            core.matching.is_live(queue, clock::now_millis()),
+            core.matching.fetched_len(queue) == 0,
+        )
+    }
+
+    /// Whether this replica serves `shard`.
+    pub fn owns_shard(&self, shard: u32) -> bool {
+        self.core.lock().owned_shards.contains(&shard)
+    }
+
+    /// The shards this replica serves.
+    pub fn owned_shards(&self) -> Vec<u32> {
+        self.core.lock().owned_shards.iter().copied().collect()
+    }
+
+    /// Waits until everything written so far is durable (or refused).
+    pub async fn settle(&self, lsn: crate::store::Lsn) {
+        let _ = self.store.wait_durable(lsn).await;
+    }
+}
+
+impl Core {
+    /// Re-creates queue entries and timers for the runs and schedules in the shards `pick`
+    /// selects (after a restart, or when a shard moves here).
+    pub(crate) fn rearm_where(&mut self, pick: impl Fn(u32) -> bool) {
+        let keys: Vec<(super::RunKey, bool)> = self
+            .runs
+            .iter()
+            .filter(|(k, _)| pick(self.shard_of(&k.namespace, &k.workflow_id)))
+            .map(|(k, r)| (k.clone(), r.is_open()))
+            .collect();
+        for (key, open) in keys {
+            if open {
+                self.rearm_run(&key);
+            } else {
+                self.arm_retention(&key);
+                self.note_closed(&key);
+            }
+        }
+        let schedules: Vec<(String, String)> = self
+            .schedules
+            .keys()
+            .filter(|(ns, id)| pick(self.shard_of(ns, id)))
+            .cloned()
+            .collect();
+        for (namespace, schedule_id) in schedules {
+            // Times missed while down are taken now (the catch-up window decides).
+            self.push_timer(
+                clock::now_millis(),
+                TimerTask::ScheduleWake {
+                    namespace,
+                    schedule_id,
+                },
+            );
+        }
+    }
+}
