@@ -279,12 +279,8 @@ async fn start_engine(
             // Closed runs stay in memory until their retention ends (no archive table yet).
             let engine = Engine::open(store.clone(), EngineConfig::default())?;
             let view = crate::cluster::membership::spawn(store.clone(), &engine);
-            let routing = crate::cluster::Cluster::new(
-                store.replica_id().to_string(),
-                store.shard_count_u32(),
-                engine.clone(),
-                view,
-            );
+            let routing = crate::cluster::Cluster::new(store.clone(), engine.clone(), view);
+            engine.set_transfer_router(routing.clone());
             cluster = Some((store, routing));
             engine
         }
@@ -335,6 +331,7 @@ async fn serve(started: Started) -> Result<(), Box<dyn std::error::Error>> {
         access,
     } = started;
     let _timers = engine.spawn_timer_loop();
+    let _transfers = engine.spawn_transfer_loop();
     let _archiver = engine.spawn_archiver();
     let stopping = engine.clone();
     let shutdown = async move {

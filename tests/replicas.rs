@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::pg_env::PgServer;
-use common::{DurinServer, NAMESPACE, new_worker, sdk_runtime, unique, with_worker};
+use common::{
+    DurinServer, NAMESPACE, new_worker, sdk_runtime, serving_shards, unique, with_worker,
+};
 use temporalio_client::{
     Client,
     grpc::WorkflowService,
@@ -131,33 +133,8 @@ fn replica(db: &str, id: &str) -> Vec<String> {
     .collect()
 }
 
-/// Shards a replica's log says it serves now.
 fn serving(server: &DurinServer) -> usize {
-    let log = std::fs::read_to_string(server.log_path()).unwrap_or_default();
-    let mut shards = std::collections::BTreeSet::new();
-    for line in log.lines() {
-        let shard = line
-            .split("shard=")
-            .nth(1)
-            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
-            .and_then(|d| d.parse::<u32>().ok());
-        if let Some(shard) = shard {
-            if line.contains("stopped serving shard") {
-                shards.remove(&shard);
-            } else if line.contains("serving shard") {
-                shards.insert(shard);
-            }
-        }
-        if line.contains("took shard leases")
-            && let Some(list) = line
-                .split("shards=[")
-                .nth(1)
-                .and_then(|r| r.split(']').next())
-        {
-            shards.extend(list.split(',').filter_map(|s| s.trim().parse::<u32>().ok()));
-        }
-    }
-    shards.len()
+    serving_shards(server.log_path())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

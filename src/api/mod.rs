@@ -71,10 +71,14 @@ pub async fn serve(
         access.auth.clone(),
     ));
     // Replica-to-replica calls (only with several replicas).
-    let cluster_service = cluster.map(|_| {
-        ClusterServiceServer::new(ClusterHandler::new(handler.clone()))
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    let cluster_service = cluster.clone().map(|c| {
+        ClusterServiceServer::new(ClusterHandler::new(
+            handler.clone(),
+            engine.clone(),
+            Some(c),
+        ))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
     });
     let workflow = WorkflowServiceServer::from_arc(handler)
         .accept_compressed(CompressionEncoding::Gzip)
@@ -82,7 +86,7 @@ pub async fn serve(
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let operator = OperatorServiceServer::new(Guarded::new(
-        operator_service::OperatorHandler::new(engine),
+        operator_service::OperatorHandler::new(engine, cluster),
         access.auth.clone(),
     ))
     .accept_compressed(CompressionEncoding::Gzip)

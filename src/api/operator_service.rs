@@ -12,11 +12,20 @@ use crate::proto::operatorservice::operator_service_server::OperatorService;
 
 pub struct OperatorHandler {
     engine: Arc<Engine>,
+    cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl OperatorHandler {
-    pub fn new(engine: Arc<Engine>) -> Self {
-        Self { engine }
+    pub fn new(engine: Arc<Engine>, cluster: Option<Arc<crate::cluster::Cluster>>) -> Self {
+        Self { engine, cluster }
+    }
+
+    /// Every replica sees a namespace change before its client gets the answer.
+    async fn propagate(&self) -> Result<(), Status> {
+        match &self.cluster {
+            Some(c) => c.namespaces_changed().await,
+            None => Ok(()),
+        }
     }
 }
 
@@ -29,8 +38,9 @@ impl OperatorService for OperatorHandler {
         self.engine
             .add_search_attributes(req.into_inner())
             .await
-            .map(|_| Response::new(AddSearchAttributesResponse {}))
-            .map_err(to_status)
+            .map_err(to_status)?;
+        self.propagate().await?;
+        Ok(Response::new(AddSearchAttributesResponse {}))
     }
 
     async fn remove_search_attributes(
@@ -40,8 +50,9 @@ impl OperatorService for OperatorHandler {
         self.engine
             .remove_search_attributes(req.into_inner())
             .await
-            .map(|_| Response::new(RemoveSearchAttributesResponse {}))
-            .map_err(to_status)
+            .map_err(to_status)?;
+        self.propagate().await?;
+        Ok(Response::new(RemoveSearchAttributesResponse {}))
     }
 
     async fn list_search_attributes(

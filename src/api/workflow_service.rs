@@ -31,6 +31,14 @@ impl WorkflowHandler {
         Self { engine, cluster }
     }
 
+    /// With several replicas, every one sees a namespace change before the client's answer.
+    async fn namespaces_changed(&self) -> Result<(), Status> {
+        match &self.cluster {
+            Some(c) => c.namespaces_changed().await,
+            None => Ok(()),
+        }
+    }
+
     /// Whether a poll came from another replica's fetcher; if not, fetching from the other
     /// replicas starts for its queue.
     fn forwarded_or_fetch<T>(
@@ -129,11 +137,12 @@ impl WorkflowService for WorkflowHandler {
         &self,
         req: Request<RegisterNamespaceRequest>,
     ) -> Reply<RegisterNamespaceResponse> {
-        ok(self
-            .engine
+        self.engine
             .register_namespace(req.into_inner())
             .await
-            .map(|_| RegisterNamespaceResponse {}))
+            .map_err(to_status)?;
+        self.namespaces_changed().await?;
+        Ok(Response::new(RegisterNamespaceResponse {}))
     }
 
     async fn describe_namespace(
@@ -154,7 +163,13 @@ impl WorkflowService for WorkflowHandler {
         &self,
         req: Request<UpdateNamespaceRequest>,
     ) -> Reply<UpdateNamespaceResponse> {
-        ok(self.engine.update_namespace(req.into_inner()).await)
+        let updated = self
+            .engine
+            .update_namespace(req.into_inner())
+            .await
+            .map_err(to_status)?;
+        self.namespaces_changed().await?;
+        Ok(Response::new(updated))
     }
 
     async fn start_workflow_execution(
@@ -480,7 +495,33 @@ impl WorkflowService for WorkflowHandler {
         &self,
         req: Request<ListWorkflowExecutionsRequest>,
     ) -> Reply<ListWorkflowExecutionsResponse> {
-        ok(self.engine.list_workflows(req.into_inner()).await)
+        let cluster = match &self.cluster {
+            Some(c)
+                if req
+                    .extensions()
+                    .get::<crate::cluster::Forwarded>()
+                    .is_none()
+                    && !c.peer_addresses().is_empty() =>
+            {
+                c
+            }
+            _ => return ok(self.engine.list_workflows(req.into_inner()).await),
+        };
+        // With several replicas each lists its own shards; the pages are merged here.
+        let (offset, page_size) =
+            crate::visibility::list::page_of(req.get_ref()).map_err(to_status)?;
+        let local = self
+            .engine
+            .list_workflows(crate::cluster::visibility::first_n(
+                req.get_ref(),
+                offset + page_size,
+            ))
+            .await
+            .map_err(to_status)?;
+        cluster
+            .list_everywhere(local, &req, offset, page_size)
+            .await
+            .map(Response::new)
     }
 
     async fn scan_workflow_executions(

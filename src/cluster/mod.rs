@@ -8,6 +8,7 @@
 pub mod fetch;
 pub mod membership;
 pub mod route;
+pub mod visibility;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -43,6 +44,7 @@ pub enum RouteKey<'a> {
 pub struct Forwarded;
 
 pub struct Cluster {
+    store: Arc<crate::store::postgres::PgStore>,
     me: String,
     shard_count: u32,
     engine: Arc<Engine>,
@@ -54,14 +56,14 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn new(
-        me: String,
-        shard_count: u32,
+        store: Arc<crate::store::postgres::PgStore>,
         engine: Arc<Engine>,
         view: watch::Receiver<ClusterView>,
     ) -> Arc<Self> {
         Arc::new(Self {
-            me,
-            shard_count,
+            me: store.replica_id().to_string(),
+            shard_count: store.shard_count_u32(),
+            store,
             engine,
             view,
             peers: Mutex::new(HashMap::new()),
@@ -88,10 +90,15 @@ impl Cluster {
         if self.engine.owns_shard(shard) {
             return Ok(None);
         }
+        self.owner_address(shard).map(Some)
+    }
+
+    /// The address of the replica serving `shard` (UNAVAILABLE while it has no live owner).
+    fn owner_address(&self, shard: u32) -> Result<String, Status> {
         let view = self.view.borrow();
         match view.owners.get(shard as usize) {
             Some(Some(owner)) if *owner != self.me => match view.address_of(owner) {
-                Some(address) => Ok(Some(address.to_string())),
+                Some(address) => Ok(address.to_string()),
                 None => Err(Status::unavailable(format!(
                     "shard {shard}'s owner {owner} is not reachable; retry"
                 ))),
@@ -100,6 +107,28 @@ impl Cluster {
                 "shard {shard} is moving between replicas; retry"
             ))),
         }
+    }
+
+    /// Re-reads namespaces from the database into this replica's engine.
+    pub async fn refresh_namespaces(&self) -> Result<(), Status> {
+        let records = self
+            .store
+            .namespaces()
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        self.engine.refresh_namespaces(records);
+        Ok(())
+    }
+
+    /// Makes every other replica re-read namespaces (after a change here), so a client that
+    /// changed one sees the change on every replica once it has its answer.
+    pub async fn namespaces_changed(&self) -> Result<(), Status> {
+        for peer in self.peer_addresses() {
+            let mut req = Request::new(crate::proto::cluster::RefreshNamespacesRequest {});
+            req.set_timeout(Duration::from_secs(5));
+            self.client(&peer)?.refresh_namespaces(req).await?;
+        }
+        Ok(())
     }
 
     /// The other live replicas' addresses.
@@ -165,6 +194,39 @@ impl Cluster {
         Resp::decode(bytes.as_slice())
             .map(Response::new)
             .map_err(|e| Status::internal(format!("bad forwarded response: {e}")))
+    }
+}
+
+impl crate::engine::transfer::TransferRouter for Cluster {
+    fn deliver(
+        &self,
+        shard: u32,
+        source: crate::engine::RunKey,
+        transfer: crate::engine::state::Transfer,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<crate::engine::state::TransferOutcome, String>>
+                + Send,
+        >,
+    > {
+        let client = self.owner_address(shard).and_then(|a| self.client(&a));
+        Box::pin(async move {
+            let mut client = client.map_err(|s| s.message().to_string())?;
+            let mut req = Request::new(crate::proto::cluster::TransferRequest {
+                source_namespace: source.namespace,
+                source_workflow_id: source.workflow_id,
+                source_run_id: source.run_id,
+                transfer: transfer.encode_to_vec(),
+            });
+            req.set_timeout(Duration::from_secs(10));
+            let reply = client
+                .transfer(req)
+                .await
+                .map_err(|s| s.message().to_string())?
+                .into_inner();
+            crate::engine::state::TransferOutcome::decode(reply.outcome.as_slice())
+                .map_err(|e| format!("bad transfer outcome: {e}"))
+        })
     }
 }
 

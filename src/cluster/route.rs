@@ -13,7 +13,10 @@ use super::{Cluster, Forwarded, RouteKey};
 use crate::api::authz::Guarded;
 use crate::api::workflow_service::WorkflowHandler;
 use crate::proto::cluster::cluster_service_server::ClusterService;
-use crate::proto::cluster::{ForwardRequest, ForwardResponse};
+use crate::proto::cluster::{
+    ForwardRequest, ForwardResponse, RefreshNamespacesRequest, RefreshNamespacesResponse,
+    TransferRequest, TransferResponse,
+};
 use crate::proto::workflowservice::workflow_service_server::WorkflowService;
 
 /// A handler that forwards calls for shards another replica owns.
@@ -150,11 +153,21 @@ routes! {
 /// The receiving end of `durin.cluster.v1.ClusterService`.
 pub struct ClusterHandler {
     svc: Arc<Guarded<Routed<WorkflowHandler>>>,
+    engine: Arc<crate::engine::Engine>,
+    cluster: Option<Arc<Cluster>>,
 }
 
 impl ClusterHandler {
-    pub fn new(svc: Arc<Guarded<Routed<WorkflowHandler>>>) -> Self {
-        Self { svc }
+    pub fn new(
+        svc: Arc<Guarded<Routed<WorkflowHandler>>>,
+        engine: Arc<crate::engine::Engine>,
+        cluster: Option<Arc<Cluster>>,
+    ) -> Self {
+        Self {
+            svc,
+            engine,
+            cluster,
+        }
     }
 }
 
@@ -177,5 +190,37 @@ impl ClusterService for ClusterHandler {
         )
         .await?;
         Ok(Response::new(ForwardResponse { response }))
+    }
+
+    async fn refresh_namespaces(
+        &self,
+        _req: Request<RefreshNamespacesRequest>,
+    ) -> Result<Response<RefreshNamespacesResponse>, Status> {
+        if let Some(cluster) = &self.cluster {
+            cluster.refresh_namespaces().await?;
+        }
+        Ok(Response::new(RefreshNamespacesResponse {}))
+    }
+
+    async fn transfer(
+        &self,
+        req: Request<TransferRequest>,
+    ) -> Result<Response<TransferResponse>, Status> {
+        let req = req.into_inner();
+        let transfer = crate::engine::state::Transfer::decode(req.transfer.as_slice())
+            .map_err(|e| Status::invalid_argument(format!("bad transfer: {e}")))?;
+        let source = crate::engine::RunKey {
+            namespace: req.source_namespace,
+            workflow_id: req.source_workflow_id,
+            run_id: req.source_run_id,
+        };
+        let outcome = self
+            .engine
+            .receive_transfer(source, transfer)
+            .await
+            .map_err(crate::api::errors::to_status)?;
+        Ok(Response::new(TransferResponse {
+            outcome: outcome.encode_to_vec(),
+        }))
     }
 }

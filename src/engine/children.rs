@@ -18,7 +18,10 @@ use temporalio_protos::temporal::api::history::v1::history_event::Attributes;
 use temporalio_protos::temporal::api::history::v1::*;
 
 use super::chain::Continuation;
-use super::state::ChildInfo;
+use super::state::{
+    CancelTransfer, ChildClosedTransfer, ChildInfo, CloseChildTransfer, SignalTransfer,
+    StartChildTransfer, TransferKind,
+};
 use super::{ChangeKind, Core, RunKey, start::normalize_timeouts};
 
 impl Core {
@@ -53,14 +56,6 @@ impl Core {
         };
         let cause = if !self.namespaces.contains_key(&namespace) {
             Some(StartChildWorkflowExecutionFailedCause::NamespaceNotFound)
-        } else if !self.owns(&namespace, &initiated.workflow_id) {
-            // Its shard is served by another replica; children across replicas need the
-            // cross-shard outbox, which is not built yet.
-            tracing::warn!(
-                workflow_id = %initiated.workflow_id,
-                "child workflow's shard is served by another replica: not supported yet"
-            );
-            Some(StartChildWorkflowExecutionFailedCause::Unspecified)
         } else if self
             .current
             .get(&(namespace.clone(), initiated.workflow_id.clone()))
@@ -121,6 +116,30 @@ impl Core {
         };
         normalize_timeouts(&mut started, super::clock::now_millis());
         let request_id = format!("{}:{}:{}", parent.run_id, initiated_event_id, "child");
+        if !self.owns(&namespace, &initiated.workflow_id) {
+            // Another replica serves the child's shard: it starts there, and the parent
+            // records the answer.
+            if let Some(info) = self
+                .runs
+                .get_mut(parent)
+                .and_then(|r| r.ms.children.get_mut(&initiated_event_id))
+            {
+                info.namespace = namespace.clone();
+            }
+            self.push_transfer(
+                parent,
+                TransferKind::StartChild(StartChildTransfer {
+                    initiated_event_id,
+                    initiated: Some(Box::new(initiated.clone())),
+                    started: Some(Box::new(started)),
+                    namespace,
+                    run_id,
+                    request_id,
+                }),
+            );
+            self.commit(parent);
+            return;
+        }
         let child = self.create_run_from(&namespace, &run_id, &request_id, started, None);
         if let Some(info) = self
             .runs
@@ -184,16 +203,32 @@ impl Core {
             workflow_id: source.workflow_id.clone(),
             run_id: source.run_id.clone(),
         };
+        let signal = WorkflowExecutionSignaledEventAttributes {
+            signal_name: a.signal_name.clone(),
+            input: a.input.clone(),
+            header: a.header.clone(),
+            external_workflow_execution: Some(source_exec),
+            request_id: format!("{}:{}:signal", source.run_id, initiated_event_id),
+            ..Default::default()
+        };
+        if !self.owns(&namespace, &target_exec.workflow_id) {
+            self.push_transfer(
+                source,
+                TransferKind::Signal(SignalTransfer {
+                    namespace,
+                    workflow_id: target_exec.workflow_id,
+                    run_id: target_exec.run_id,
+                    signal: Some(signal),
+                    initiated_event_id,
+                    control: a.control.clone(),
+                }),
+            );
+            self.commit(source);
+            return;
+        }
         let target = self.open_target(&namespace, &target_exec.workflow_id, &target_exec.run_id);
         let outcome = match target {
             Some(target) => {
-                let signal = WorkflowExecutionSignaledEventAttributes {
-                    signal_name: a.signal_name.clone(),
-                    input: a.input.clone(),
-                    header: a.header.clone(),
-                    external_workflow_execution: Some(source_exec),
-                    ..Default::default()
-                };
                 let _ = self.signal_run(&target, signal);
                 Attributes::ExternalWorkflowExecutionSignaledEventAttributes(ExternalWorkflowExecutionSignaledEventAttributes {
                     initiated_event_id,
@@ -233,6 +268,21 @@ impl Core {
             workflow_id: a.workflow_id.clone(),
             run_id: a.run_id.clone(),
         };
+        if !self.owns(&namespace, &a.workflow_id) {
+            self.push_transfer(
+                source,
+                TransferKind::Cancel(CancelTransfer {
+                    namespace,
+                    workflow_id: a.workflow_id.clone(),
+                    run_id: a.run_id.clone(),
+                    reason: a.reason.clone(),
+                    initiated_event_id,
+                    control: a.control.clone(),
+                }),
+            );
+            self.commit(source);
+            return;
+        }
         let target = self.open_target(&namespace, &a.workflow_id, &a.run_id);
         let outcome = match target {
             Some(target) => {
@@ -299,57 +349,77 @@ impl Core {
             return;
         };
         let children: Vec<ChildInfo> = run.ms.children.values().cloned().collect();
+        let mut transfers = false;
         for child in children {
+            // A child still starting in another shard gets the policy once its start is
+            // answered (see `transfer.rs`).
             if child.run_id.is_empty() {
                 continue;
             }
-            let child_key = RunKey {
-                namespace: child.namespace.clone(),
-                workflow_id: child.workflow_id.clone(),
-                run_id: String::new(),
-            };
-            let Ok(child_key) = self.resolve_run(&child_key.namespace, &child_key.workflow_id, "")
-            else {
+            if child.parent_close_policy == ParentClosePolicy::Abandon as i32 {
+                continue;
+            }
+            if !self.owns(&child.namespace, &child.workflow_id) {
+                self.push_transfer(
+                    key,
+                    TransferKind::CloseChild(CloseChildTransfer {
+                        namespace: child.namespace.clone(),
+                        workflow_id: child.workflow_id.clone(),
+                        policy: child.parent_close_policy,
+                    }),
+                );
+                transfers = true;
+                continue;
+            }
+            let Ok(child_key) = self.resolve_run(&child.namespace, &child.workflow_id, "") else {
                 continue;
             };
-            let policy = ParentClosePolicy::try_from(child.parent_close_policy)
-                .unwrap_or(ParentClosePolicy::Terminate);
-            match policy {
-                ParentClosePolicy::Abandon => {}
-                ParentClosePolicy::RequestCancel => self.request_cancel_run(
-                    &child_key,
-                    "parent closed (parent close policy REQUEST_CANCEL)",
-                    "",
-                    0,
-                    None,
-                ),
-                ParentClosePolicy::Terminate | ParentClosePolicy::Unspecified => {
-                    let _ = self.terminate_run(
-                        &child_key,
-                        "parent closed (parent close policy TERMINATE)",
-                        None,
-                        "durin",
-                    );
-                }
-            }
+            self.apply_parent_close_policy(&child_key, child.parent_close_policy);
         }
         if let Some(run) = self.runs.get_mut(key) {
             run.ms.children.clear();
         }
         if !continuing {
-            self.report_to_parent(key);
+            transfers |= self.report_to_parent(key);
+        }
+        if transfers {
+            self.commit(key);
         }
     }
 
-    fn report_to_parent(&mut self, key: &RunKey) {
+    /// Cancels or terminates a child whose parent closed, as its policy says.
+    pub(crate) fn apply_parent_close_policy(&mut self, child: &RunKey, policy: i32) {
+        match ParentClosePolicy::try_from(policy).unwrap_or(ParentClosePolicy::Terminate) {
+            ParentClosePolicy::Abandon => {}
+            ParentClosePolicy::RequestCancel => self.request_cancel_run(
+                child,
+                "parent closed (parent close policy REQUEST_CANCEL)",
+                "",
+                0,
+                None,
+            ),
+            ParentClosePolicy::Terminate | ParentClosePolicy::Unspecified => {
+                let _ = self.terminate_run(
+                    child,
+                    "parent closed (parent close policy TERMINATE)",
+                    None,
+                    "durin",
+                );
+            }
+        }
+    }
+
+    /// Reports a closed child's outcome to its parent; true if it went to the outbox (the
+    /// parent's shard is served by another replica).
+    fn report_to_parent(&mut self, key: &RunKey) -> bool {
         let Some(run) = self.runs.get(key) else {
-            return;
+            return false;
         };
         let Some(started) = run.ms.started.as_ref() else {
-            return;
+            return false;
         };
         let Some(parent_exec) = started.parent_workflow_execution.clone() else {
-            return;
+            return false;
         };
         let parent = RunKey {
             namespace: started.parent_workflow_namespace.clone(),
@@ -357,19 +427,56 @@ impl Core {
             run_id: parent_exec.run_id,
         };
         let initiated_event_id = started.parent_initiated_event_id;
-        let Some(close) = run.last_event().and_then(|e| e.attributes) else {
-            return;
+        let Some(close_event) = run.last_event() else {
+            return false;
         };
+        let child = run.execution();
+        if !self.owns(&parent.namespace, &parent.workflow_id) {
+            self.push_transfer(
+                key,
+                TransferKind::ChildClosed(ChildClosedTransfer {
+                    parent_namespace: parent.namespace,
+                    parent_workflow_id: parent.workflow_id,
+                    parent_run_id: parent.run_id,
+                    initiated_event_id,
+                    child: Some(child),
+                    close: Some(Box::new(close_event)),
+                }),
+            );
+            return true;
+        }
+        if let Some(close) = close_event.attributes {
+            self.child_closed_in_parent(&parent, initiated_event_id, child, close);
+        }
+        false
+    }
+
+    /// Records a child's close in its parent (if the parent is open and still waits for it).
+    pub(crate) fn child_closed_in_parent(
+        &mut self,
+        parent: &RunKey,
+        initiated_event_id: i64,
+        child: WorkflowExecution,
+        close: Attributes,
+    ) {
+        let waiting = self
+            .runs
+            .get(parent)
+            .filter(|p| p.is_open())
+            .is_some_and(|p| p.ms.children.contains_key(&initiated_event_id));
+        if !waiting {
+            return;
+        }
+        self.record_child_started(parent, initiated_event_id, child.clone());
         let Some(info) = self
             .runs
-            .get(&parent)
-            .filter(|p| p.is_open())
+            .get(parent)
             .and_then(|p| p.ms.children.get(&initiated_event_id))
             .cloned()
         else {
             return;
         };
-        let exec = Some(run.execution());
+        let exec = Some(child);
         let workflow_type = info.workflow_type.clone();
         let namespace = info.namespace.clone();
         let started_event_id = info.started_event_id;
@@ -441,11 +548,11 @@ impl Core {
             }
             _ => return,
         };
-        if let Some(p) = self.runs.get_mut(&parent) {
+        if let Some(p) = self.runs.get_mut(parent) {
             p.ms.children.remove(&initiated_event_id);
         }
-        self.add_event(&parent, outcome);
-        self.commit(&parent);
+        self.add_event(parent, outcome);
+        self.commit(parent);
     }
 
     /// Creates the run that continues `prev` (continue-as-new, retry or cron) and points the

@@ -29,6 +29,7 @@ pub mod signal;
 pub mod start;
 pub mod state;
 pub mod timers;
+pub mod transfer;
 pub mod update;
 pub mod workflow_task;
 
@@ -150,6 +151,9 @@ pub struct Engine {
     changes: broadcast::Sender<ExecutionChange>,
     shutdown: watch::Sender<bool>,
     pub config: EngineConfig,
+    /// Outbox items to deliver, taken by the transfer loop (see `transfer.rs`).
+    transfer_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<(RunKey, u64)>>>,
+    transfer_router: std::sync::OnceLock<Arc<dyn transfer::TransferRouter>>,
 }
 
 /// Everything mutable, guarded by the engine's lock.
@@ -176,6 +180,8 @@ pub struct Core {
     compact_min_records: u64,
     /// Closed runs on disk (None: closed runs stay in memory).
     pub(crate) archive: Option<archive::Archive>,
+    /// Where outbox items go for delivery.
+    pub(crate) transfers: Option<transfer::TransferQueue>,
 }
 
 impl Engine {
@@ -183,6 +189,7 @@ impl Engine {
     pub fn open(store: Arc<dyn Store>, config: EngineConfig) -> Result<Arc<Self>> {
         let timer_wake = Arc::new(Notify::new());
         let (changes, _) = broadcast::channel(4096);
+        let (transfer_tx, transfer_rx) = tokio::sync::mpsc::unbounded_channel();
         let mut core = Core {
             store: store.clone(),
             namespaces: HashMap::new(),
@@ -203,6 +210,7 @@ impl Engine {
                 Some(dir) => Some(archive::Archive::open(dir, config.archive_after)?),
                 None => None,
             },
+            transfers: Some(transfer_tx),
         };
         let records = store.load()?;
         let count = records.len();
@@ -231,6 +239,8 @@ impl Engine {
             changes,
             shutdown: watch::channel(false).0,
             config,
+            transfer_rx: Mutex::new(Some(transfer_rx)),
+            transfer_router: std::sync::OnceLock::new(),
         }))
     }
 

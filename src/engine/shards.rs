@@ -101,6 +101,7 @@ impl Core {
             .map(|(k, r)| (k.clone(), r.is_open()))
             .collect();
         for (key, open) in keys {
+            self.requeue_transfers(&key);
             if open {
                 self.rearm_run(&key);
             } else {

@@ -81,6 +81,138 @@ pub struct MutableState {
     pub sticky_task_queue: String,
     #[prost(message, optional, tag = "27")]
     pub sticky_schedule_to_start_timeout: Option<Duration>,
+    /// Operations on runs in shards another replica serves, not yet acknowledged there
+    /// (see `transfer.rs`).
+    #[prost(message, repeated, tag = "28")]
+    pub outbox: Vec<Transfer>,
+    #[prost(uint64, tag = "29")]
+    pub next_transfer_id: u64,
+}
+
+/// One operation a run owes a run in another shard; delivered (and retried) until the owner
+/// of that shard acknowledges it. The receiving side makes every kind idempotent.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Transfer {
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    #[prost(oneof = "TransferKind", tags = "2, 3, 4, 5, 6")]
+    pub kind: Option<TransferKind>,
+}
+
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub enum TransferKind {
+    /// Start a child (de-duplicated by the start request id).
+    #[prost(message, tag = "2")]
+    StartChild(StartChildTransfer),
+    /// A child closed: record its outcome in the parent.
+    #[prost(message, tag = "3")]
+    ChildClosed(ChildClosedTransfer),
+    /// Signal another workflow (de-duplicated by the signal's request id).
+    #[prost(message, tag = "4")]
+    Signal(SignalTransfer),
+    /// Ask another workflow to cancel (a second request changes nothing).
+    #[prost(message, tag = "5")]
+    Cancel(CancelTransfer),
+    /// Apply a closed parent's close policy to its child.
+    #[prost(message, tag = "6")]
+    CloseChild(CloseChildTransfer),
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StartChildTransfer {
+    #[prost(int64, tag = "1")]
+    pub initiated_event_id: i64,
+    #[prost(message, optional, boxed, tag = "2")]
+    pub initiated: Option<
+        Box<
+            temporalio_protos::temporal::api::history::v1::StartChildWorkflowExecutionInitiatedEventAttributes,
+        >,
+    >,
+    /// The child's first event, prepared by the parent (its run id included).
+    #[prost(message, optional, boxed, tag = "3")]
+    pub started: Option<Box<WorkflowExecutionStartedEventAttributes>>,
+    #[prost(string, tag = "4")]
+    pub namespace: String,
+    #[prost(string, tag = "5")]
+    pub run_id: String,
+    #[prost(string, tag = "6")]
+    pub request_id: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ChildClosedTransfer {
+    #[prost(string, tag = "1")]
+    pub parent_namespace: String,
+    #[prost(string, tag = "2")]
+    pub parent_workflow_id: String,
+    #[prost(string, tag = "3")]
+    pub parent_run_id: String,
+    #[prost(int64, tag = "4")]
+    pub initiated_event_id: i64,
+    #[prost(message, optional, tag = "5")]
+    pub child: Option<temporalio_protos::temporal::api::common::v1::WorkflowExecution>,
+    /// The child's closing event.
+    #[prost(message, optional, boxed, tag = "6")]
+    pub close: Option<Box<HistoryEvent>>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SignalTransfer {
+    #[prost(string, tag = "1")]
+    pub namespace: String,
+    #[prost(string, tag = "2")]
+    pub workflow_id: String,
+    #[prost(string, tag = "3")]
+    pub run_id: String,
+    #[prost(message, optional, tag = "4")]
+    pub signal: Option<
+        temporalio_protos::temporal::api::history::v1::WorkflowExecutionSignaledEventAttributes,
+    >,
+    #[prost(int64, tag = "5")]
+    pub initiated_event_id: i64,
+    #[prost(string, tag = "6")]
+    pub control: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CancelTransfer {
+    #[prost(string, tag = "1")]
+    pub namespace: String,
+    #[prost(string, tag = "2")]
+    pub workflow_id: String,
+    #[prost(string, tag = "3")]
+    pub run_id: String,
+    #[prost(string, tag = "4")]
+    pub reason: String,
+    #[prost(int64, tag = "5")]
+    pub initiated_event_id: i64,
+    #[prost(string, tag = "6")]
+    pub control: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CloseChildTransfer {
+    #[prost(string, tag = "1")]
+    pub namespace: String,
+    #[prost(string, tag = "2")]
+    pub workflow_id: String,
+    /// `temporal.api.enums.v1.ParentClosePolicy`.
+    #[prost(int32, tag = "3")]
+    pub policy: i32,
+}
+
+/// What the owner of the target answered.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TransferOutcome {
+    /// The target was found (or started).
+    #[prost(bool, tag = "1")]
+    pub ok: bool,
+    /// The child's run id (StartChild).
+    #[prost(string, tag = "2")]
+    pub run_id: String,
+    /// Why a child could not start (`StartChildWorkflowExecutionFailedCause`).
+    #[prost(int32, tag = "3")]
+    pub cause: i32,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

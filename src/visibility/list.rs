@@ -187,19 +187,7 @@ impl Engine {
         &self,
         req: ListWorkflowExecutionsRequest,
     ) -> Result<ListWorkflowExecutionsResponse> {
-        let offset = if req.next_page_token.is_empty() {
-            0
-        } else {
-            std::str::from_utf8(&req.next_page_token)
-                .ok()
-                .and_then(|s| s.parse::<usize>().ok())
-                .ok_or_else(|| Error::InvalidArgument("Invalid NextPageToken.".into()))?
-        };
-        let page_size = if req.page_size > 0 {
-            req.page_size as usize
-        } else {
-            DEFAULT_PAGE_SIZE
-        };
+        let (offset, page_size) = page_of(&req)?;
         let (_, hits) = self.matching_runs(&req.namespace, &req.query).await?;
         let total = hits.len();
         let page: Vec<Hit> = hits.into_iter().skip(offset).take(page_size).collect();
@@ -334,6 +322,25 @@ impl Core {
             .cloned()
             .ok_or_else(|| Error::NamespaceNotFound(namespace.to_string()))
     }
+}
+
+/// Where a list page starts (its token is an offset into the sorted matches) and how long
+/// it is.
+pub fn page_of(req: &ListWorkflowExecutionsRequest) -> Result<(usize, usize)> {
+    let offset = if req.next_page_token.is_empty() {
+        0
+    } else {
+        std::str::from_utf8(&req.next_page_token)
+            .ok()
+            .and_then(|s| s.parse::<usize>().ok())
+            .ok_or_else(|| Error::InvalidArgument("Invalid NextPageToken.".into()))?
+    };
+    let page_size = if req.page_size > 0 {
+        req.page_size as usize
+    } else {
+        DEFAULT_PAGE_SIZE
+    };
+    Ok((offset, page_size))
 }
 
 fn sort_hits(hits: &mut [Hit]) {

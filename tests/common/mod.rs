@@ -47,6 +47,15 @@ pub struct DurinServer {
     env: Vec<(String, String)>,
     /// With `DURIN_TEST_STORE=postgres`: the server's own database.
     postgres: Option<String>,
+    /// With `DURIN_TEST_STORE=postgres-cluster`: a second replica on the same database,
+    /// serving half the shards (the tests talk to the first one only).
+    peer: Option<Peer>,
+}
+
+struct Peer {
+    child: Option<Child>,
+    port: u16,
+    log_path: PathBuf,
 }
 
 impl DurinServer {
@@ -114,12 +123,18 @@ impl DurinServer {
         let log_path = tmp.path().join("durin.log");
         // DURIN_TEST_STORE=postgres runs the engine on PostgreSQL (the server at
         // DURIN_TEST_POSTGRES_URL, which scripts/test starts), a database per server.
-        let postgres = (std::env::var("DURIN_TEST_STORE").as_deref() == Ok("postgres")
+        let store = std::env::var("DURIN_TEST_STORE").unwrap_or_default();
+        let postgres = (store.starts_with("postgres")
             && !subcommand.iter().any(|a| a == "--postgres"))
         .then(|| {
             let url = std::env::var("DURIN_TEST_POSTGRES_URL")
                 .expect("DURIN_TEST_STORE=postgres needs DURIN_TEST_POSTGRES_URL");
             pg_env::new_database(&url, "durin")
+        });
+        let peer = (postgres.is_some() && store == "postgres-cluster").then(|| Peer {
+            child: None,
+            port: free_port(),
+            log_path: tmp.path().join("peer.log"),
         });
         DurinServer {
             child: None,
@@ -131,6 +146,7 @@ impl DurinServer {
             subcommand,
             env,
             postgres,
+            peer,
         }
     }
 
@@ -228,6 +244,9 @@ impl DurinServer {
                 .arg(url)
                 .arg("--replica-id")
                 .arg(format!("test-{}", self.port));
+            if self.peer.is_some() {
+                command.args(CLUSTER_ARGS);
+            }
         }
         let child = command
             .arg("--ip")
@@ -247,6 +266,51 @@ impl DurinServer {
         self.child = Some(child);
     }
 
+    /// Starts the second replica (cluster mode) and waits until the two share the shards.
+    async fn start_peer(&mut self) {
+        let (Some(peer), Some(url)) = (self.peer.as_mut(), self.postgres.as_ref()) else {
+            return;
+        };
+        if peer.child.is_none() {
+            let log = File::create(&peer.log_path).expect("create peer log");
+            let stderr = log.try_clone().expect("clone log handle");
+            let binary = std::env::var_os("DURIN_TEST_BIN")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_durin")));
+            let child = Command::new(binary)
+                .args(["dev", "--postgres", url.as_str()])
+                .arg("--replica-id")
+                .arg(format!("peer-{}", peer.port))
+                .args(CLUSTER_ARGS)
+                .args(["--ip", "127.0.0.1", "--port", &peer.port.to_string()])
+                .arg("--data-dir")
+                .arg(self.tmp.path().join("peer-data"))
+                .env("RUST_LOG", "info")
+                .env("NO_COLOR", "1")
+                .stdin(Stdio::null())
+                .stdout(Stdio::from(log))
+                .stderr(Stdio::from(stderr))
+                .spawn()
+                .expect("spawn durin peer");
+            peer.child = Some(child);
+        }
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let (mine, theirs) = (
+                serving_shards(&self.log_path),
+                serving_shards(&peer.log_path),
+            );
+            if mine >= 1 && theirs >= 1 && mine + theirs == 8 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the two replicas never shared the shards ({mine} + {theirs})"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn wait_ready(&mut self) {
         let deadline = Instant::now() + READY_TIMEOUT;
         let addr: SocketAddr = ([127, 0, 0, 1], self.port).into();
@@ -263,7 +327,10 @@ impl DurinServer {
             let last_err = if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
             {
                 match try_connect(self.url()).await {
-                    Ok(_) => return,
+                    Ok(_) => {
+                        self.start_peer().await;
+                        return;
+                    }
                     Err(e) => e,
                 }
             } else {
@@ -285,6 +352,10 @@ impl DurinServer {
 impl Drop for DurinServer {
     fn drop(&mut self) {
         self.kill();
+        if let Some(mut child) = self.peer.as_mut().and_then(|p| p.child.take()) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         if std::env::var_os("DURIN_TEST_KEEP").is_some() {
             self.tmp.disable_cleanup(true);
             eprintln!("durin test dir kept: {}", self.tmp.path().display());
@@ -324,6 +395,42 @@ pub async fn grpc_client(
         .await
         .expect("connect");
     durin::proto::workflowservice::workflow_service_client::WorkflowServiceClient::new(channel)
+}
+
+/// Flags of the test replicas in cluster mode: short leases, eight shards.
+const CLUSTER_ARGS: [&str; 4] = ["--lease-ttl", "2", "--shards", "8"];
+
+/// How many shards a replica serves now, from its log ("took shard leases" at start, then
+/// "serving shard" / "stopped serving shard" as shards move).
+pub fn serving_shards(log_path: &Path) -> usize {
+    let log = std::fs::read_to_string(log_path).unwrap_or_default();
+    let mut shards = std::collections::BTreeSet::new();
+    for line in log.lines() {
+        if line.contains("===== durin start") {
+            shards.clear();
+        }
+        let shard = line
+            .split("shard=")
+            .nth(1)
+            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|d| d.parse::<u32>().ok());
+        if let Some(shard) = shard {
+            if line.contains("stopped serving shard") || line.contains("lost the lease") {
+                shards.remove(&shard);
+            } else if line.contains("serving shard") {
+                shards.insert(shard);
+            }
+        }
+        if line.contains("took shard leases")
+            && let Some(list) = line
+                .split("shards=[")
+                .nth(1)
+                .and_then(|r| r.split(']').next())
+        {
+            shards.extend(list.split(',').filter_map(|s| s.trim().parse::<u32>().ok()));
+        }
+    }
+    shards.len()
 }
 
 /// Pick a free TCP port on 127.0.0.1 by binding port 0 and dropping the listener.

@@ -1,0 +1,78 @@
+//! Visibility across replicas: each replica lists and counts the runs of its own shards; the
+//! replica a client asked merges the answers.
+
+use std::cmp::Reverse;
+
+use temporalio_protos::temporal::api::workflow::v1::WorkflowExecutionInfo;
+use temporalio_protos::temporal::api::workflowservice::v1::{
+    ListWorkflowExecutionsRequest, ListWorkflowExecutionsResponse,
+};
+use tonic::{Request, Status};
+
+use super::Cluster;
+use crate::engine::clock::opt_ts_millis;
+
+/// The order every replica lists in: open runs first, then by close time, then start time,
+/// newest first.
+fn order(e: &WorkflowExecutionInfo) -> (Reverse<i64>, Reverse<i64>, String) {
+    let close = if e.close_time.is_some() {
+        opt_ts_millis(&e.close_time)
+    } else {
+        i64::MAX
+    };
+    (
+        Reverse(close),
+        Reverse(opt_ts_millis(&e.start_time)),
+        e.execution
+            .as_ref()
+            .map(|x| x.run_id.clone())
+            .unwrap_or_default(),
+    )
+}
+
+impl Cluster {
+    /// One page of a list over every replica. The page token is the offset into the merged
+    /// order, so each replica is asked for the first `offset + page_size` of its own runs.
+    pub async fn list_everywhere(
+        &self,
+        local: ListWorkflowExecutionsResponse,
+        req: &Request<ListWorkflowExecutionsRequest>,
+        offset: usize,
+        page_size: usize,
+    ) -> Result<ListWorkflowExecutionsResponse, Status> {
+        let mut more = !local.next_page_token.is_empty();
+        let mut all = local.executions;
+        for peer in self.peer_addresses() {
+            let mut one = Request::new(first_n(req.get_ref(), offset + page_size));
+            *one.metadata_mut() = req.metadata().clone();
+            let part: ListWorkflowExecutionsResponse = self
+                .forward(&peer, "ListWorkflowExecutions", one)
+                .await?
+                .into_inner();
+            more |= !part.next_page_token.is_empty();
+            all.extend(part.executions);
+        }
+        all.sort_by_cached_key(order);
+        let seen = all.len();
+        let executions: Vec<WorkflowExecutionInfo> =
+            all.into_iter().skip(offset).take(page_size).collect();
+        let next = offset + executions.len();
+        Ok(ListWorkflowExecutionsResponse {
+            executions,
+            next_page_token: if more || seen > next {
+                next.to_string().into_bytes()
+            } else {
+                Vec::new()
+            },
+        })
+    }
+}
+
+/// The same query asking for the first `n` runs.
+pub fn first_n(req: &ListWorkflowExecutionsRequest, n: usize) -> ListWorkflowExecutionsRequest {
+    ListWorkflowExecutionsRequest {
+        page_size: i32::try_from(n).unwrap_or(i32::MAX),
+        next_page_token: Vec::new(),
+        ..req.clone()
+    }
+}
