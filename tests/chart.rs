@@ -198,6 +198,52 @@ async fn chart_lints_renders_installs_and_runs_with_its_own_rbac() {
     ])
     .await;
 
+    // Several replicas on PostgreSQL: a disruption budget, replicas started together and
+    // reachable by each other through the headless Service, and no volume.
+    let replicated = ok(
+        kube.helm(&[
+            "template",
+            "durin",
+            CHART,
+            "-n",
+            "durin-system",
+            "--set",
+            "replicaCount=3",
+            "--set",
+            "postgres.secretName=durin-pg",
+        ])
+        .await,
+        "helm template with three replicas",
+    )
+    .await;
+    for expected in [
+        "kind: PodDisruptionBudget",
+        "maxUnavailable: 1",
+        "replicas: 3",
+        "podManagementPolicy: Parallel",
+        "name: DURIN_ADVERTISE_ADDRESS",
+        "$(POD_NAME).durin-headless.durin-system.svc:7233",
+        "name: DURIN_SHARDS",
+    ] {
+        assert!(
+            replicated.contains(expected),
+            "three-replica render lacks {expected:?}"
+        );
+    }
+    assert!(
+        !replicated.contains("volumeClaimTemplates"),
+        "no volume with PostgreSQL"
+    );
+    let replicated_file = dir.path().join("replicated-rendered.yaml");
+    std::fs::write(&replicated_file, &replicated).expect("write");
+    kube.kubectl_ok(&[
+        "apply",
+        "--dry-run=server",
+        "-f",
+        &replicated_file.display().to_string(),
+    ])
+    .await;
+
     // Install: the objects exist, the CRDs are kept on uninstall.
     ok(
         kube.helm(&["install", "durin", CHART, "-n", "durin-system"])

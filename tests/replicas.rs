@@ -330,4 +330,20 @@ async fn three_replicas_share_the_work_and_survive_a_sigkill() {
         takeover < Duration::from_secs(20),
         "takeover took {takeover:?}"
     );
+
+    drop(executions);
+
+    // Replica-to-replica calls need the cluster's secret (kept in the database).
+    let channel =
+        tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{}", replicas[0].port()))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect");
+    let mut raw = durin::proto::cluster::cluster_service_client::ClusterServiceClient::new(channel);
+    let denied = raw
+        .transfer(durin::proto::cluster::TransferRequest::default())
+        .await
+        .expect_err("a call without the secret is refused");
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied, "{denied:?}");
 }

@@ -26,6 +26,9 @@ use crate::proto::cluster::ForwardRequest;
 use crate::proto::cluster::cluster_service_client::ClusterServiceClient;
 use crate::store::postgres::ClusterView;
 
+/// Metadata carrying the cluster's secret on replica-to-replica calls.
+const SECRET_HEADER: &str = "x-durin-cluster-secret";
+
 /// Largest forwarded message (histories ship in one response).
 const MAX_MESSAGE_BYTES: usize = 128 * 1024 * 1024;
 
@@ -126,6 +129,7 @@ impl Cluster {
         for peer in self.peer_addresses() {
             let mut req = Request::new(crate::proto::cluster::RefreshNamespacesRequest {});
             req.set_timeout(Duration::from_secs(5));
+            self.sign(&mut req);
             self.client(&peer)?.refresh_namespaces(req).await?;
         }
         Ok(())
@@ -140,6 +144,37 @@ impl Cluster {
             .filter(|(id, _)| *id != self.me)
             .map(|(_, a)| a.clone())
             .collect()
+    }
+
+    /// Adds the cluster's secret: replicas accept each other's calls only with it.
+    fn sign<T>(&self, req: &mut Request<T>) {
+        if let Ok(v) = self.store.cluster_secret().parse() {
+            req.metadata_mut().insert(SECRET_HEADER, v);
+        }
+    }
+
+    /// Refuses a replica-to-replica call that does not carry the cluster's secret.
+    pub fn check_secret(&self, metadata: &MetadataMap) -> Result<(), Status> {
+        let given = metadata
+            .get(SECRET_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .as_bytes();
+        let wanted = self.store.cluster_secret().as_bytes();
+        // Compared in full whatever differs first, so timing tells nothing.
+        let same = given.len() == wanted.len()
+            && given
+                .iter()
+                .zip(wanted)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        if same {
+            Ok(())
+        } else {
+            Err(Status::permission_denied(
+                "replica-to-replica calls need the cluster's secret",
+            ))
+        }
     }
 
     fn client(&self, address: &str) -> Result<ClusterServiceClient<Channel>, Status> {
@@ -175,9 +210,10 @@ impl Cluster {
             .metadata()
             .iter()
             .filter_map(|entry| match entry {
-                tonic::metadata::KeyAndValueRef::Ascii(k, v) => {
+                tonic::metadata::KeyAndValueRef::Ascii(k, v) if k.as_str() != SECRET_HEADER => {
                     Some((k.as_str().to_string(), v.to_str().ok()?.to_string()))
                 }
+                tonic::metadata::KeyAndValueRef::Ascii(..) => None,
                 tonic::metadata::KeyAndValueRef::Binary(..) => None,
             })
             .collect();
@@ -189,6 +225,7 @@ impl Cluster {
         if let Some(t) = timeout {
             outer.set_timeout(t + Duration::from_secs(1));
         }
+        self.sign(&mut outer);
         let reply = self.client(address)?.forward(outer).await?;
         let bytes = reply.into_inner().response;
         Resp::decode(bytes.as_slice())
@@ -210,6 +247,7 @@ impl crate::engine::transfer::TransferRouter for Cluster {
         >,
     > {
         let client = self.owner_address(shard).and_then(|a| self.client(&a));
+        let secret = self.store.cluster_secret().to_string();
         Box::pin(async move {
             let mut client = client.map_err(|s| s.message().to_string())?;
             let mut req = Request::new(crate::proto::cluster::TransferRequest {
@@ -219,6 +257,9 @@ impl crate::engine::transfer::TransferRouter for Cluster {
                 transfer: transfer.encode_to_vec(),
             });
             req.set_timeout(Duration::from_secs(10));
+            if let Ok(v) = secret.parse() {
+                req.metadata_mut().insert(SECRET_HEADER, v);
+            }
             let reply = client
                 .transfer(req)
                 .await

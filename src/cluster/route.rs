@@ -171,12 +171,22 @@ impl ClusterHandler {
     }
 }
 
+impl ClusterHandler {
+    fn check<T>(&self, req: &Request<T>) -> Result<(), Status> {
+        match &self.cluster {
+            Some(c) => c.check_secret(req.metadata()),
+            None => Err(Status::unimplemented("this replica runs alone")),
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl ClusterService for ClusterHandler {
     async fn forward(
         &self,
         req: Request<ForwardRequest>,
     ) -> Result<Response<ForwardResponse>, Status> {
+        self.check(&req)?;
         let ForwardRequest {
             method,
             request,
@@ -194,8 +204,9 @@ impl ClusterService for ClusterHandler {
 
     async fn refresh_namespaces(
         &self,
-        _req: Request<RefreshNamespacesRequest>,
+        req: Request<RefreshNamespacesRequest>,
     ) -> Result<Response<RefreshNamespacesResponse>, Status> {
+        self.check(&req)?;
         if let Some(cluster) = &self.cluster {
             cluster.refresh_namespaces().await?;
         }
@@ -206,6 +217,7 @@ impl ClusterService for ClusterHandler {
         &self,
         req: Request<TransferRequest>,
     ) -> Result<Response<TransferResponse>, Status> {
+        self.check(&req)?;
         let req = req.into_inner();
         let transfer = crate::engine::state::Transfer::decode(req.transfer.as_slice())
             .map_err(|e| Status::invalid_argument(format!("bad transfer: {e}")))?;

@@ -26,6 +26,9 @@ pub struct Context {
     pub recorder: Recorder,
     /// The engine address worker pods are given (`TEMPORAL_ADDRESS`).
     pub engine_address: String,
+    /// Several engine replicas: changes to executions in other replicas' shards do not
+    /// reach this replica's change stream, so running workflows are refreshed often.
+    pub clustered: bool,
     /// Execution → resource, so an engine change wakes the right reconcile.
     workflows: Mutex<HashMap<Target, ObjectRef<Workflow>>>,
     wake_workflow: mpsc::UnboundedSender<ObjectRef<Workflow>>,
@@ -51,6 +54,7 @@ impl Context {
             },
         );
         let ctx = Arc::new(Self {
+            clustered: cluster.is_some(),
             frontend: Local::new(engine.clone(), cluster),
             client,
             engine,

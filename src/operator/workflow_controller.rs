@@ -27,6 +27,8 @@ pub const FINALIZER: &str = "durin.dev/cleanup";
 pub const SKIP_CLEANUP_ANNOTATION: &str = "durin.dev/skip-cleanup";
 /// A running workflow is re-read at least this often even without engine notifications.
 const RESYNC: Duration = Duration::from_secs(300);
+/// The same with several engine replicas, where most changes happen elsewhere.
+const CLUSTER_RESYNC: Duration = Duration::from_secs(2);
 
 pub async fn run(
     ctx: Arc<Context>,
@@ -217,8 +219,12 @@ async fn apply(wf: &Workflow, api: &Api<Workflow>, ctx: &Context) -> Result<Acti
         return Ok(Action::await_change());
     }
     // A Running phase with a duration column: refresh it now and then (engine changes wake
-    // the reconcile immediately in any case).
-    Ok(Action::requeue(RESYNC))
+    // the reconcile immediately, but only those of this replica's shards).
+    Ok(Action::requeue(if ctx.clustered {
+        CLUSTER_RESYNC
+    } else {
+        RESYNC
+    }))
 }
 
 async fn write_status(

@@ -45,6 +45,8 @@ pub struct PgConfig {
 pub struct PgStore {
     cfg: PgConfig,
     shard_count: u32,
+    /// Carried by replica-to-replica calls (see `schema`).
+    secret: String,
     initial: Vec<u32>,
     loaded: Mutex<Option<Vec<LogRecord>>>,
     sender: Mutex<(Lsn, mpsc::UnboundedSender<WriterMsg>)>,
@@ -120,7 +122,7 @@ impl PgStore {
     pub async fn open(cfg: PgConfig) -> Result<Arc<Self>, StoreError> {
         let mut client = connect(&cfg.url).await?;
         migrate(&mut client).await?;
-        let shard_count = schema::shard_count(&client, cfg.shards).await?;
+        let (shard_count, secret) = schema::cluster(&client, cfg.shards).await?;
         leases::heartbeat(&client, &cfg.owner, &cfg.address).await?;
         let view = leases::view(&client, cfg.lease_ttl).await?;
         let share = fair_share(shard_count, view.replicas.len());
@@ -169,6 +171,7 @@ impl PgStore {
         Ok(Arc::new(Self {
             cfg,
             shard_count,
+            secret,
             initial,
             loaded: Mutex::new(Some(records)),
             sender: Mutex::new((0, tx)),
@@ -177,6 +180,10 @@ impl PgStore {
             lost,
             admin: tokio::sync::Mutex::new(client),
         }))
+    }
+
+    pub fn cluster_secret(&self) -> &str {
+        &self.secret
     }
 
     pub fn replica_id(&self) -> &str {

@@ -44,6 +44,14 @@ const MIGRATIONS: &[(i32, &str)] = &[
              heartbeat timestamptz NOT NULL
          );",
     ),
+    (
+        3,
+        // Replicas prove to each other that they share the database: every replica-to-replica
+        // call carries this secret, which only readers of the database know.
+        "ALTER TABLE durin_cluster
+             ADD COLUMN secret text NOT NULL
+             DEFAULT replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '');",
+    ),
 ];
 
 /// Any constant: replicas migrating at once queue on this advisory lock.
@@ -93,9 +101,9 @@ pub async fn migrate(client: &mut Client) -> Result<i32, StoreError> {
     Ok(latest)
 }
 
-/// The cluster's shard count: `wanted` if this replica creates the cluster, else what the
-/// first replica chose (and one row per shard, created unowned).
-pub async fn shard_count(client: &Client, wanted: u32) -> Result<u32, StoreError> {
+/// The cluster's shard count (`wanted` if this replica creates the cluster, else what the
+/// first replica chose; one row per shard, created unowned) and its secret.
+pub async fn cluster(client: &Client, wanted: u32) -> Result<(u32, String), StoreError> {
     let wanted = i32::try_from(wanted.max(1)).unwrap_or(i32::MAX);
     client
         .execute(
@@ -104,11 +112,12 @@ pub async fn shard_count(client: &Client, wanted: u32) -> Result<u32, StoreError
         )
         .await
         .map_err(pg_error)?;
-    let count: i32 = client
-        .query_one("SELECT shard_count FROM durin_cluster", &[])
+    let row = client
+        .query_one("SELECT shard_count, secret FROM durin_cluster", &[])
         .await
-        .map_err(pg_error)?
-        .get(0);
+        .map_err(pg_error)?;
+    let count: i32 = row.get(0);
+    let secret: String = row.get(1);
     client
         .execute(
             "INSERT INTO durin_shards (shard_id, owner, epoch, lease_until)
@@ -118,11 +127,11 @@ pub async fn shard_count(client: &Client, wanted: u32) -> Result<u32, StoreError
         )
         .await
         .map_err(pg_error)?;
-    if count != wanted {
+    if count != wanted && wanted != 16 {
         tracing::info!(
             shards = count,
             "the cluster's shard count was fixed when it was created"
         );
     }
-    Ok(count as u32)
+    Ok((count as u32, secret))
 }
