@@ -311,17 +311,19 @@ async fn three_replicas_share_the_work_and_survive_a_sigkill() {
     .into_inner()
     .count;
     assert_eq!(count, workflows as i64);
-    let executions = executions.lock().unwrap();
-    let repeated: Vec<_> = executions.iter().filter(|(_, c)| **c > 1).collect();
-    assert!(
-        repeated.is_empty(),
-        "activities ran twice under one attempt: {repeated:?}"
-    );
-    let distinct = executions
-        .keys()
-        .map(|(w, _)| w)
-        .collect::<std::collections::HashSet<_>>();
-    assert_eq!(distinct.len(), workflows, "every workflow ran its activity");
+    {
+        let executions = executions.lock().unwrap();
+        let repeated: Vec<_> = executions.iter().filter(|(_, c)| **c > 1).collect();
+        assert!(
+            repeated.is_empty(),
+            "activities ran twice under one attempt: {repeated:?}"
+        );
+        let distinct = executions
+            .keys()
+            .map(|(w, _)| w)
+            .collect::<std::collections::HashSet<_>>();
+        assert_eq!(distinct.len(), workflows, "every workflow ran its activity");
+    }
     eprintln!(
         "three replicas: {workflows} workflows; after SIGKILL of one, every signal was accepted \
          within {takeover:?} (lease 2 s)"
@@ -330,8 +332,6 @@ async fn three_replicas_share_the_work_and_survive_a_sigkill() {
         takeover < Duration::from_secs(20),
         "takeover took {takeover:?}"
     );
-
-    drop(executions);
 
     // Replica-to-replica calls need the cluster's secret (kept in the database).
     let channel =
