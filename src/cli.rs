@@ -281,6 +281,7 @@ async fn start_engine(
             let view = crate::cluster::membership::spawn(store.clone(), &engine);
             let routing = crate::cluster::Cluster::new(store.clone(), engine.clone(), view);
             engine.set_transfer_router(routing.clone());
+            routing.spawn_refetch();
             cluster = Some((store, routing));
             engine
         }

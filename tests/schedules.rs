@@ -718,7 +718,13 @@ async fn overlap_policies() {
             for when in t {
                 api.trigger_at(&id, when, P::Unspecified).await;
             }
-            let info = api.info(&id).await;
+            // Every trigger is started, skipped or buffered once its start is answered (at
+            // once with one replica; shortly when another replica serves the workflow).
+            let info = api
+                .wait_info(&id, "the three triggers taken", |i| {
+                    i.action_count + i.overlap_skipped + i.buffer_size >= 3
+                })
+                .await;
             match policy {
                 P::Skip => {
                     assert_eq!(info.action_count, 1);
@@ -766,15 +772,16 @@ async fn overlap_policies() {
                 }
                 P::TerminateOther => {
                     assert_eq!(info.action_count, 3);
-                    assert_eq!(
-                        api.workflow_status(&wf(0)).await,
-                        WorkflowExecutionStatus::Terminated as i32
-                    );
-                    assert_eq!(
-                        api.workflow_status(&wf(1)).await,
-                        WorkflowExecutionStatus::Terminated as i32
-                    );
-                    assert_eq!(running_ids(&info), vec![wf(2)]);
+                    // Terminations (and the schedule's record of them) are immediate with one
+                    // replica and follow shortly when another replica serves the workflows.
+                    api.wait_workflow_status(&wf(0), WorkflowExecutionStatus::Terminated)
+                        .await;
+                    api.wait_workflow_status(&wf(1), WorkflowExecutionStatus::Terminated)
+                        .await;
+                    api.wait_info(&id, "only the last running", |i| {
+                        running_ids(i) == vec![wf(2)]
+                    })
+                    .await;
                     api.signal_release(&wf(2)).await;
                 }
                 P::AllowAll => {
@@ -952,20 +959,27 @@ async fn catch_up_after_a_crash_follows_the_window() {
         })
         .await;
     assert_eq!(long.missed_catchup_window, 0);
-    // Short window (10 s): times older than the window are counted, not run.
-    let short = api
-        .wait_info(&short_id, "short-window catch-up", |i| {
-            i.missed_catchup_window >= 2
-        })
-        .await;
-    assert!(
-        short.action_count >= before_short + 8,
-        "recent times still run: {short:?}"
-    );
-    assert!(
-        short.action_count < before_short + downtime,
-        "old times are not run: {short:?}"
-    );
+    if std::env::var("DURIN_TEST_STORE").as_deref() == Ok("postgres-cluster") {
+        // The other replica took this one's shards over within the lease: no time was
+        // missed, however short the window.
+        let short = api.info(&short_id).await;
+        assert_eq!(short.missed_catchup_window, 0, "{short:?}");
+    } else {
+        // Short window (10 s): times older than the window are counted, not run.
+        let short = api
+            .wait_info(&short_id, "short-window catch-up", |i| {
+                i.missed_catchup_window >= 2
+            })
+            .await;
+        assert!(
+            short.action_count >= before_short + 8,
+            "recent times still run: {short:?}"
+        );
+        assert!(
+            short.action_count < before_short + downtime,
+            "old times are not run: {short:?}"
+        );
+    }
 
     // The started workflows are real: a worker completes them.
     let runtime = sdk_runtime();

@@ -699,7 +699,32 @@ impl WorkflowService for WorkflowHandler {
         &self,
         req: Request<ListSchedulesRequest>,
     ) -> Reply<ListSchedulesResponse> {
-        ok(self.engine.list_schedules(req.into_inner()).await)
+        let cluster = match &self.cluster {
+            Some(c)
+                if req
+                    .extensions()
+                    .get::<crate::cluster::Forwarded>()
+                    .is_none()
+                    && !c.peer_addresses().is_empty() =>
+            {
+                c
+            }
+            _ => return ok(self.engine.list_schedules(req.into_inner()).await),
+        };
+        // With several replicas each lists the schedules of its own shards.
+        let page_size = match req.get_ref().maximum_page_size {
+            n if n > 0 => n as usize,
+            _ => crate::engine::schedule_api::DEFAULT_PAGE,
+        };
+        let local = self
+            .engine
+            .list_schedules(req.get_ref().clone())
+            .await
+            .map_err(to_status)?;
+        cluster
+            .list_schedules_everywhere(local, &req, page_size)
+            .await
+            .map(Response::new)
     }
 
     async fn list_schedule_matching_times(

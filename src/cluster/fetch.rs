@@ -76,6 +76,7 @@ impl Cluster {
         let Some(queue) = template.queue() else {
             return;
         };
+        self.polled.lock().insert(queue.clone(), template.clone());
         for peer in self.peer_addresses() {
             let key = (queue.clone(), peer.clone());
             if !self.fetchers.lock().insert(key.clone()) {
@@ -88,6 +89,35 @@ impl Cluster {
                 cluster.fetchers.lock().remove(&key);
             });
         }
+    }
+}
+
+impl Cluster {
+    /// When replicas join, fetching from them starts for every queue polled here lately
+    /// (pollers already waiting in a long poll would otherwise not ask again for a minute).
+    pub fn spawn_refetch(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let mut view = self.view.clone();
+        tokio::spawn(async move {
+            while view.changed().await.is_ok() {
+                let Some(cluster) = weak.upgrade() else {
+                    return;
+                };
+                let templates: Vec<(QueueKey, PollTemplate)> = cluster
+                    .polled
+                    .lock()
+                    .iter()
+                    .map(|(q, t)| (q.clone(), t.clone()))
+                    .collect();
+                for (queue, template) in templates {
+                    if cluster.engine.wants_fetch(&queue).0 {
+                        cluster.ensure_fetching(template);
+                    } else {
+                        cluster.polled.lock().remove(&queue);
+                    }
+                }
+            }
+        });
     }
 }
 

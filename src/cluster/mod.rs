@@ -53,6 +53,8 @@ pub struct Cluster {
     engine: Arc<Engine>,
     view: watch::Receiver<ClusterView>,
     peers: Mutex<HashMap<String, ClusterServiceClient<Channel>>>,
+    /// Queues polled here lately, with a poll to repeat at other replicas.
+    polled: Mutex<HashMap<crate::engine::matching::QueueKey, fetch::PollTemplate>>,
     /// Fetchers running: (queue, replica address).
     fetchers: Mutex<std::collections::HashSet<(crate::engine::matching::QueueKey, String)>>,
 }
@@ -71,6 +73,7 @@ impl Cluster {
             view,
             peers: Mutex::new(HashMap::new()),
             fetchers: Mutex::new(Default::default()),
+            polled: Mutex::new(HashMap::new()),
         })
     }
 
@@ -238,7 +241,7 @@ impl crate::engine::transfer::TransferRouter for Cluster {
     fn deliver(
         &self,
         shard: u32,
-        source: crate::engine::RunKey,
+        source: crate::engine::transfer::Source,
         transfer: crate::engine::state::Transfer,
     ) -> std::pin::Pin<
         Box<
@@ -250,11 +253,24 @@ impl crate::engine::transfer::TransferRouter for Cluster {
         let secret = self.store.cluster_secret().to_string();
         Box::pin(async move {
             let mut client = client.map_err(|s| s.message().to_string())?;
-            let mut req = Request::new(crate::proto::cluster::TransferRequest {
-                source_namespace: source.namespace,
-                source_workflow_id: source.workflow_id,
-                source_run_id: source.run_id,
-                transfer: transfer.encode_to_vec(),
+            let mut req = Request::new(match source {
+                crate::engine::transfer::Source::Run(key) => {
+                    crate::proto::cluster::TransferRequest {
+                        source_namespace: key.namespace,
+                        source_workflow_id: key.workflow_id,
+                        source_run_id: key.run_id,
+                        transfer: transfer.encode_to_vec(),
+                        ..Default::default()
+                    }
+                }
+                crate::engine::transfer::Source::Schedule((namespace, schedule_id)) => {
+                    crate::proto::cluster::TransferRequest {
+                        source_namespace: namespace,
+                        source_schedule_id: schedule_id,
+                        transfer: transfer.encode_to_vec(),
+                        ..Default::default()
+                    }
+                }
             });
             req.set_timeout(Duration::from_secs(10));
             if let Ok(v) = secret.parse() {

@@ -12,6 +12,7 @@ use tonic::{Request, Response, Status};
 use super::{Cluster, Forwarded, RouteKey};
 use crate::api::authz::Guarded;
 use crate::api::workflow_service::WorkflowHandler;
+use crate::engine::transfer::Source;
 use crate::proto::cluster::cluster_service_server::ClusterService;
 use crate::proto::cluster::{
     ForwardRequest, ForwardResponse, RefreshNamespacesRequest, RefreshNamespacesResponse,
@@ -221,10 +222,14 @@ impl ClusterService for ClusterHandler {
         let req = req.into_inner();
         let transfer = crate::engine::state::Transfer::decode(req.transfer.as_slice())
             .map_err(|e| Status::invalid_argument(format!("bad transfer: {e}")))?;
-        let source = crate::engine::RunKey {
-            namespace: req.source_namespace,
-            workflow_id: req.source_workflow_id,
-            run_id: req.source_run_id,
+        let source = if req.source_schedule_id.is_empty() {
+            Source::Run(crate::engine::RunKey {
+                namespace: req.source_namespace,
+                workflow_id: req.source_workflow_id,
+                run_id: req.source_run_id,
+            })
+        } else {
+            Source::Schedule((req.source_namespace, req.source_schedule_id))
         };
         let outcome = self
             .engine

@@ -5,7 +5,8 @@ use std::cmp::Reverse;
 
 use temporalio_protos::temporal::api::workflow::v1::WorkflowExecutionInfo;
 use temporalio_protos::temporal::api::workflowservice::v1::{
-    ListWorkflowExecutionsRequest, ListWorkflowExecutionsResponse,
+    ListSchedulesRequest, ListSchedulesResponse, ListWorkflowExecutionsRequest,
+    ListWorkflowExecutionsResponse,
 };
 use tonic::{Request, Status};
 
@@ -64,6 +65,41 @@ impl Cluster {
             } else {
                 Vec::new()
             },
+        })
+    }
+}
+
+impl Cluster {
+    /// One page of schedules over every replica. Pages are by schedule id (the token is the
+    /// last id of the previous page), so every replica is asked for the same page.
+    pub async fn list_schedules_everywhere(
+        &self,
+        local: ListSchedulesResponse,
+        req: &Request<ListSchedulesRequest>,
+        page_size: usize,
+    ) -> Result<ListSchedulesResponse, Status> {
+        let mut more = !local.next_page_token.is_empty();
+        let mut all = local.schedules;
+        for peer in self.peer_addresses() {
+            let mut one = Request::new(req.get_ref().clone());
+            *one.metadata_mut() = req.metadata().clone();
+            let part: ListSchedulesResponse = self
+                .forward(&peer, "ListSchedules", one)
+                .await?
+                .into_inner();
+            more |= !part.next_page_token.is_empty();
+            all.extend(part.schedules);
+        }
+        all.sort_by(|a, b| a.schedule_id.cmp(&b.schedule_id));
+        more |= all.len() > page_size;
+        all.truncate(page_size);
+        let next_page_token = match all.last() {
+            Some(last) if more => last.schedule_id.clone().into_bytes(),
+            _ => Vec::new(),
+        };
+        Ok(ListSchedulesResponse {
+            schedules: all,
+            next_page_token,
         })
     }
 }

@@ -152,7 +152,7 @@ pub struct Engine {
     shutdown: watch::Sender<bool>,
     pub config: EngineConfig,
     /// Outbox items to deliver, taken by the transfer loop (see `transfer.rs`).
-    transfer_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<(RunKey, u64)>>>,
+    transfer_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<(transfer::Source, u64)>>>,
     transfer_router: std::sync::OnceLock<Arc<dyn transfer::TransferRouter>>,
 }
 

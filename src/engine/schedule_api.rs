@@ -17,7 +17,7 @@ use crate::visibility::query::Query;
 const FUTURE_ACTIONS: usize = 10;
 const MAX_MATCHING_TIMES: usize = 1000;
 const MAX_BACKFILL_STARTS: usize = 1000;
-const DEFAULT_PAGE: usize = 1000;
+pub const DEFAULT_PAGE: usize = 1000;
 
 fn token_bytes(t: i64) -> Vec<u8> {
     t.to_be_bytes().to_vec()

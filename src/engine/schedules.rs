@@ -16,6 +16,9 @@ use temporalio_protos::temporal::api::schedule::v1::{
 use temporalio_protos::temporal::api::workflowservice::v1::StartWorkflowExecutionRequest;
 
 use super::clock::{self, dur_millis, ts_from_millis};
+use super::state::{
+    ScheduleOverlapTransfer, ScheduleRunClosedTransfer, ScheduleStartTransfer, TransferKind,
+};
 use super::timers::TimerTask;
 use super::{Core, RunKey};
 use crate::schedule::spec::CompiledSpec;
@@ -229,11 +232,25 @@ impl Core {
             .unwrap_or_default()
             .into_iter()
             .filter(|w| {
-                self.resolve_resident(&key.0, &w.workflow_id, "")
-                    .ok()
-                    .and_then(|k| self.runs.get(&k))
-                    .is_some_and(|r| r.is_open())
+                // A workflow in a shard another replica serves is running until its close is
+                // reported here.
+                !self.owns(&key.0, &w.workflow_id)
+                    || self
+                        .resolve_resident(&key.0, &w.workflow_id, "")
+                        .ok()
+                        .and_then(|k| self.runs.get(&k))
+                        .is_some_and(|r| r.is_open())
             })
+            // Starts sent to another replica and not yet answered count as running too.
+            .chain(s.record.outbox.iter().filter_map(|t| match &t.kind {
+                Some(TransferKind::ScheduleStart(t)) => {
+                    t.request.as_ref().map(|r| WorkflowExecution {
+                        workflow_id: r.workflow_id.clone(),
+                        run_id: String::new(),
+                    })
+                }
+                _ => None,
+            }))
             .collect()
     }
 
@@ -278,7 +295,9 @@ impl Core {
                         if asked {
                             continue;
                         }
-                        if let Ok(k) = self.resolve_run(&key.0, &w.workflow_id, "") {
+                        if !self.owns(&key.0, &w.workflow_id) {
+                            self.overlap_elsewhere(key, &w.workflow_id, false);
+                        } else if let Ok(k) = self.resolve_run(&key.0, &w.workflow_id, "") {
                             self.request_cancel_run(
                                 &k,
                                 "schedule overlap policy CANCEL_OTHER",
@@ -296,7 +315,9 @@ impl Core {
                 }
                 ScheduleOverlapPolicy::TerminateOther => {
                     for w in &running {
-                        if let Ok(k) = self.resolve_run(&key.0, &w.workflow_id, "") {
+                        if !self.owns(&key.0, &w.workflow_id) {
+                            self.overlap_elsewhere(key, &w.workflow_id, true);
+                        } else if let Ok(k) = self.resolve_run(&key.0, &w.workflow_id, "") {
                             let _ = self.terminate_run(
                                 &k,
                                 "schedule overlap policy TERMINATE_OTHER",
@@ -387,22 +408,48 @@ impl Core {
             priority: action.priority.clone(),
             ..Default::default()
         };
+        if !self.owns(&key.0, &workflow_id) {
+            // Another replica serves the workflow's shard: it starts there, and the answer
+            // is recorded here.
+            self.push_schedule_transfer(
+                key,
+                TransferKind::ScheduleStart(ScheduleStartTransfer {
+                    request: Some(Box::new(req)),
+                    nominal_ms: start.nominal_ms,
+                }),
+            );
+            return;
+        }
+        let started = self
+            .start_workflow(req, None)
+            .map(|r| r.run_id)
+            .map_err(|e| e.to_string());
+        self.record_schedule_action(key, start.nominal_ms, workflow_id, started);
+    }
+
+    /// Records a start the schedule made (or why it failed).
+    pub(crate) fn record_schedule_action(
+        &mut self,
+        key: &ScheduleKey,
+        nominal_ms: i64,
+        workflow_id: String,
+        started: Result<String, String>,
+    ) {
         let now = clock::now_millis();
-        let result = self.start_workflow(req, None);
         let Some(s) = self.schedules.get_mut(key) else {
             return;
         };
-        match result {
-            Ok(resp) => {
+        match started {
+            Ok(run_id) => {
                 let execution = WorkflowExecution {
                     workflow_id,
-                    run_id: resp.run_id,
+                    run_id,
                 };
                 let info = s.info_mut();
                 info.action_count += 1;
                 info.running_workflows.push(execution.clone());
                 info.recent_actions.push(ScheduleActionResult {
-                    schedule_time: Some(ts_from_millis(start.nominal_ms)),
+                    schedule_time: Some(ts_from_millis(nominal_ms)),
                     actual_time: Some(ts_from_millis(now)),
                     start_workflow_result: Some(execution),
                     start_workflow_status: WorkflowExecutionStatus::Running as i32,
@@ -418,7 +465,7 @@ impl Core {
 
     /// A run closed: if a schedule started it, record the outcome and run the buffer.
     pub(crate) fn schedule_run_closed(&mut self, run_key: &RunKey, continuing: bool) {
-        if continuing || self.schedules.is_empty() {
+        if continuing {
             return;
         }
         let Some(run) = self.runs.get(run_key) else {
@@ -433,17 +480,37 @@ impl Core {
         else {
             return;
         };
-        let key = (run_key.namespace.clone(), schedule_id);
-        if !self.schedules.contains_key(&key) {
-            return;
-        }
-        let status = run.ms.status;
         let (result, failure) = match run.last_event().and_then(|e| e.attributes) {
             Some(Attributes::WorkflowExecutionCompletedEventAttributes(a)) => (a.result, None),
             Some(Attributes::WorkflowExecutionFailedEventAttributes(a)) => (None, a.failure),
             _ => (None, None),
         };
-        let workflow_id = run_key.workflow_id.clone();
+        let closed = ScheduleRunClosedTransfer {
+            namespace: run_key.namespace.clone(),
+            schedule_id,
+            workflow_id: run_key.workflow_id.clone(),
+            status: run.ms.status,
+            result,
+            failure: failure.map(Box::new),
+        };
+        if self.owns(&closed.namespace, &closed.schedule_id) {
+            self.schedule_closed(closed);
+        } else {
+            // Another replica serves the schedule's shard.
+            self.push_transfer(run_key, TransferKind::ScheduleRunClosed(closed));
+            self.commit(run_key);
+        }
+    }
+
+    /// Records in its schedule that a workflow the schedule started closed, then runs the
+    /// schedule's buffer.
+    pub(crate) fn schedule_closed(&mut self, closed: ScheduleRunClosedTransfer) {
+        let key = (closed.namespace, closed.schedule_id);
+        if !self.schedules.contains_key(&key) {
+            return;
+        }
+        let (status, result, failure) = (closed.status, closed.result, closed.failure.map(|f| *f));
+        let workflow_id = closed.workflow_id;
         let failed = status == WorkflowExecutionStatus::Failed as i32
             || status == WorkflowExecutionStatus::TimedOut as i32;
         let Some(s) = self.schedules.get_mut(&key) else {
@@ -484,6 +551,55 @@ impl Core {
         }
         self.run_schedule_buffer(&key);
         self.commit_schedule(&key);
+    }
+
+    /// Asks the replica serving a running workflow's shard to cancel or terminate it.
+    fn overlap_elsewhere(&mut self, key: &ScheduleKey, workflow_id: &str, terminate: bool) {
+        self.push_schedule_transfer(
+            key,
+            TransferKind::ScheduleOverlap(ScheduleOverlapTransfer {
+                namespace: key.0.clone(),
+                workflow_id: workflow_id.to_string(),
+                schedule_id: key.1.clone(),
+                terminate,
+            }),
+        );
+    }
+
+    /// Cancels or terminates a workflow for its schedule's overlap policy, if it is still
+    /// running and that schedule's.
+    pub(crate) fn apply_schedule_overlap(&mut self, t: &ScheduleOverlapTransfer) {
+        let Ok(run_key) = self.resolve_resident(&t.namespace, &t.workflow_id, "") else {
+            return;
+        };
+        let ours = self.runs.get(&run_key).is_some_and(|r| {
+            r.is_open()
+                && r.ms
+                    .search_attributes
+                    .as_ref()
+                    .and_then(|sa| sa.indexed_fields.get(SCHEDULED_BY_ID))
+                    .and_then(|p| serde_json::from_slice::<String>(&p.data).ok())
+                    .is_some_and(|id| id == t.schedule_id)
+        });
+        if !ours {
+            return;
+        }
+        if t.terminate {
+            let _ = self.terminate_run(
+                &run_key,
+                "schedule overlap policy TERMINATE_OTHER",
+                None,
+                "",
+            );
+        } else {
+            self.request_cancel_run(
+                &run_key,
+                "schedule overlap policy CANCEL_OTHER",
+                "",
+                0,
+                None,
+            );
+        }
     }
 
     pub(crate) fn schedule_wake_fired(&mut self, namespace: &str, schedule_id: &str) {

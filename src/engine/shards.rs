@@ -116,6 +116,7 @@ impl Core {
             .cloned()
             .collect();
         for (namespace, schedule_id) in schedules {
+            self.requeue_schedule_transfers(&(namespace.clone(), schedule_id.clone()));
             // Times missed while down are taken now (the catch-up window decides).
             self.push_timer(
                 clock::now_millis(),

@@ -95,7 +95,7 @@ pub struct MutableState {
 pub struct Transfer {
     #[prost(uint64, tag = "1")]
     pub id: u64,
-    #[prost(oneof = "TransferKind", tags = "2, 3, 4, 5, 6")]
+    #[prost(oneof = "TransferKind", tags = "2, 3, 4, 5, 6, 7, 8, 9")]
     pub kind: Option<TransferKind>,
 }
 
@@ -116,6 +116,55 @@ pub enum TransferKind {
     /// Apply a closed parent's close policy to its child.
     #[prost(message, tag = "6")]
     CloseChild(CloseChildTransfer),
+    /// A schedule's action: start its workflow (de-duplicated by the start request id).
+    #[prost(message, tag = "7")]
+    ScheduleStart(ScheduleStartTransfer),
+    /// A workflow a schedule started closed: the schedule records it.
+    #[prost(message, tag = "8")]
+    ScheduleRunClosed(ScheduleRunClosedTransfer),
+    /// A schedule's overlap policy cancels or terminates a workflow it started.
+    #[prost(message, tag = "9")]
+    ScheduleOverlap(ScheduleOverlapTransfer),
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ScheduleStartTransfer {
+    #[prost(message, optional, boxed, tag = "1")]
+    pub request: Option<
+        Box<temporalio_protos::temporal::api::workflowservice::v1::StartWorkflowExecutionRequest>,
+    >,
+    #[prost(int64, tag = "2")]
+    pub nominal_ms: i64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ScheduleRunClosedTransfer {
+    #[prost(string, tag = "1")]
+    pub namespace: String,
+    #[prost(string, tag = "2")]
+    pub schedule_id: String,
+    #[prost(string, tag = "3")]
+    pub workflow_id: String,
+    /// `temporal.api.enums.v1.WorkflowExecutionStatus`.
+    #[prost(int32, tag = "4")]
+    pub status: i32,
+    #[prost(message, optional, tag = "5")]
+    pub result: Option<Payloads>,
+    #[prost(message, optional, boxed, tag = "6")]
+    pub failure: Option<Box<Failure>>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ScheduleOverlapTransfer {
+    #[prost(string, tag = "1")]
+    pub namespace: String,
+    #[prost(string, tag = "2")]
+    pub workflow_id: String,
+    #[prost(string, tag = "3")]
+    pub schedule_id: String,
+    /// Terminate (true) or ask to cancel.
+    #[prost(bool, tag = "4")]
+    pub terminate: bool,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -213,6 +262,9 @@ pub struct TransferOutcome {
     /// Why a child could not start (`StartChildWorkflowExecutionFailedCause`).
     #[prost(int32, tag = "3")]
     pub cause: i32,
+    /// Why a schedule's workflow could not start.
+    #[prost(string, tag = "4")]
+    pub message: String,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

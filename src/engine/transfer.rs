@@ -24,18 +24,26 @@ use temporalio_protos::temporal::api::history::v1::history_event::Attributes;
 use temporalio_protos::temporal::api::history::v1::*;
 use tokio::sync::mpsc;
 
+use super::schedules::ScheduleKey;
 use super::state::{
     CancelTransfer, CloseChildTransfer, SignalTransfer, StartChildTransfer, Transfer, TransferKind,
     TransferOutcome,
 };
 use super::{Core, Engine, Error, Result, RunKey};
 
+/// Who owes a transfer: a run, or a schedule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    Run(RunKey),
+    Schedule(ScheduleKey),
+}
+
 /// Delivers transfers to the replica serving a shard (the cluster layer implements it).
 pub trait TransferRouter: Send + Sync {
     fn deliver(
         &self,
         shard: u32,
-        source: RunKey,
+        source: Source,
         transfer: Transfer,
     ) -> Pin<Box<dyn Future<Output = std::result::Result<TransferOutcome, String>> + Send>>;
 }
@@ -43,7 +51,7 @@ pub trait TransferRouter: Send + Sync {
 /// Wait before delivering an item again after a failed attempt.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
 
-pub(crate) type TransferQueue = mpsc::UnboundedSender<(RunKey, u64)>;
+pub(crate) type TransferQueue = mpsc::UnboundedSender<(Source, u64)>;
 
 impl TransferKind {
     /// The (namespace, workflow id) the operation acts on.
@@ -57,6 +65,12 @@ impl TransferKind {
             TransferKind::Signal(t) => (&t.namespace, &t.workflow_id),
             TransferKind::Cancel(t) => (&t.namespace, &t.workflow_id),
             TransferKind::CloseChild(t) => (&t.namespace, &t.workflow_id),
+            TransferKind::ScheduleStart(t) => t
+                .request
+                .as_ref()
+                .map_or(("", ""), |r| (r.namespace.as_str(), r.workflow_id.as_str())),
+            TransferKind::ScheduleRunClosed(t) => (&t.namespace, &t.schedule_id),
+            TransferKind::ScheduleOverlap(t) => (&t.namespace, &t.workflow_id),
         }
     }
 }
@@ -77,12 +91,31 @@ impl Core {
         };
         run.ms.next_transfer_id += 1;
         let id = run.ms.next_transfer_id;
+        let first = run.ms.outbox.is_empty();
         run.ms.outbox.push(Transfer {
             id,
             kind: Some(kind),
         });
-        if let Some(queue) = &self.transfers {
-            let _ = queue.send((source.clone(), id));
+        // A source's items go one at a time, in order (the next when this one is answered).
+        if first && let Some(queue) = &self.transfers {
+            let _ = queue.send((Source::Run(source.clone()), id));
+        }
+    }
+
+    /// The same for an operation a schedule owes; the caller commits the schedule.
+    pub(crate) fn push_schedule_transfer(&mut self, source: &ScheduleKey, kind: TransferKind) {
+        let Some(s) = self.schedules.get_mut(source) else {
+            return;
+        };
+        s.record.next_transfer_id += 1;
+        let id = s.record.next_transfer_id;
+        let first = s.record.outbox.is_empty();
+        s.record.outbox.push(Transfer {
+            id,
+            kind: Some(kind),
+        });
+        if first && let Some(queue) = &self.transfers {
+            let _ = queue.send((Source::Schedule(source.clone()), id));
         }
     }
 
@@ -91,8 +124,25 @@ impl Core {
         let (Some(queue), Some(run)) = (&self.transfers, self.runs.get(key)) else {
             return;
         };
-        for t in &run.ms.outbox {
-            let _ = queue.send((key.clone(), t.id));
+        if let Some(t) = run.ms.outbox.first() {
+            let _ = queue.send((Source::Run(key.clone()), t.id));
+        }
+    }
+
+    /// The same for a schedule's.
+    pub(crate) fn requeue_schedule_transfers(&self, key: &ScheduleKey) {
+        let (Some(queue), Some(s)) = (&self.transfers, self.schedules.get(key)) else {
+            return;
+        };
+        if let Some(t) = s.record.outbox.first() {
+            let _ = queue.send((Source::Schedule(key.clone()), t.id));
+        }
+    }
+
+    fn outbox(&self, source: &Source) -> Option<&Vec<Transfer>> {
+        match source {
+            Source::Run(key) => self.runs.get(key).map(|r| &r.ms.outbox),
+            Source::Schedule(key) => self.schedules.get(key).map(|s| &s.record.outbox),
         }
     }
 
@@ -100,11 +150,15 @@ impl Core {
     /// served here (it moved again): the source delivers again.
     pub(crate) fn apply_transfer(
         &mut self,
-        source: &RunKey,
+        source: &Source,
         kind: &TransferKind,
     ) -> Result<TransferOutcome> {
         let (namespace, workflow_id) = kind.target();
         self.check_owned(namespace, workflow_id)?;
+        let source_run = match source {
+            Source::Run(key) => Some(key),
+            Source::Schedule(_) => None,
+        };
         Ok(match kind {
             TransferKind::StartChild(t) => self.apply_start_child(t)?,
             TransferKind::ChildClosed(t) => {
@@ -132,23 +186,50 @@ impl Core {
             TransferKind::Cancel(t) => match self.open_run(&t.namespace, &t.workflow_id, &t.run_id)
             {
                 Some(target) => {
-                    let source_exec = WorkflowExecution {
-                        workflow_id: source.workflow_id.clone(),
-                        run_id: source.run_id.clone(),
-                    };
+                    let source_exec = source_run.map(|k| WorkflowExecution {
+                        workflow_id: k.workflow_id.clone(),
+                        run_id: k.run_id.clone(),
+                    });
                     self.request_cancel_run(
                         &target,
                         &t.reason,
                         "",
                         t.initiated_event_id,
-                        Some(source_exec),
+                        source_exec,
                     );
                     found(true)
                 }
                 None => found(false),
             },
             TransferKind::CloseChild(t) => {
-                self.apply_close_child(source, t);
+                if let Some(parent) = source_run {
+                    self.apply_close_child(parent, t);
+                }
+                found(true)
+            }
+            TransferKind::ScheduleStart(t) => {
+                let Some(req) = &t.request else {
+                    return Ok(found(false));
+                };
+                match self.start_workflow((**req).clone(), None) {
+                    Ok(resp) => TransferOutcome {
+                        ok: true,
+                        run_id: resp.run_id,
+                        ..Default::default()
+                    },
+                    Err(e @ Error::Unavailable(_)) => return Err(e),
+                    Err(e) => TransferOutcome {
+                        message: e.to_string(),
+                        ..Default::default()
+                    },
+                }
+            }
+            TransferKind::ScheduleRunClosed(t) => {
+                self.schedule_closed(t.clone());
+                found(true)
+            }
+            TransferKind::ScheduleOverlap(t) => {
+                self.apply_schedule_overlap(t);
                 found(true)
             }
         })
@@ -228,7 +309,45 @@ impl Core {
     }
 
     /// The owner's answer, applied to the source; the item leaves the outbox.
-    pub(crate) fn finish_transfer(&mut self, source: &RunKey, id: u64, outcome: TransferOutcome) {
+    pub(crate) fn finish_transfer(&mut self, source: &Source, id: u64, outcome: TransferOutcome) {
+        let was_head = self
+            .outbox(source)
+            .and_then(|o| o.first())
+            .is_some_and(|t| t.id == id);
+        match source {
+            Source::Run(key) => self.finish_run_transfer(key, id, outcome),
+            Source::Schedule(key) => self.finish_schedule_transfer(key, id, outcome),
+        }
+        // The next item of this source goes now.
+        if was_head
+            && let (Some(queue), Some(next)) =
+                (&self.transfers, self.outbox(source).and_then(|o| o.first()))
+        {
+            let _ = queue.send((source.clone(), next.id));
+        }
+    }
+
+    fn finish_schedule_transfer(&mut self, key: &ScheduleKey, id: u64, outcome: TransferOutcome) {
+        let Some(s) = self.schedules.get_mut(key) else {
+            return;
+        };
+        let Some(pos) = s.record.outbox.iter().position(|t| t.id == id) else {
+            return;
+        };
+        let item = s.record.outbox.remove(pos);
+        if let Some(TransferKind::ScheduleStart(t)) = item.kind {
+            let workflow_id = t.request.map(|r| r.workflow_id).unwrap_or_default();
+            let started = if outcome.ok {
+                Ok(outcome.run_id)
+            } else {
+                Err(outcome.message)
+            };
+            self.record_schedule_action(key, t.nominal_ms, workflow_id, started);
+        }
+        self.commit_schedule(key);
+    }
+
+    fn finish_run_transfer(&mut self, source: &RunKey, id: u64, outcome: TransferOutcome) {
         let Some(run) = self.runs.get_mut(source) else {
             return;
         };
@@ -415,7 +534,7 @@ impl Engine {
     /// Applies a transfer delivered from another shard (durable before it answers).
     pub async fn receive_transfer(
         &self,
-        source: RunKey,
+        source: Source,
         transfer: Transfer,
     ) -> Result<TransferOutcome> {
         let Some(kind) = transfer.kind else {
@@ -447,22 +566,22 @@ impl Engine {
                     engine.retry_later(batch);
                     continue;
                 }
-                for (key, id) in batch {
+                for (source, id) in batch {
+                    // Only the oldest item of a source goes; the next follows its answer.
                     let item = engine
                         .core
                         .lock()
-                        .runs
-                        .get(&key)
-                        .and_then(|r| r.ms.outbox.iter().find(|t| t.id == id).cloned());
+                        .outbox(&source)
+                        .and_then(|o| o.first().filter(|t| t.id == id).cloned());
                     if let Some(item) = item {
-                        tokio::spawn(deliver(engine.clone(), key, item));
+                        tokio::spawn(deliver(engine.clone(), source, item));
                     }
                 }
             }
         })
     }
 
-    fn retry_later(self: &Arc<Self>, items: Vec<(RunKey, u64)>) {
+    fn retry_later(self: &Arc<Self>, items: Vec<(Source, u64)>) {
         let queue = self.core.lock().transfers.clone();
         tokio::spawn(async move {
             tokio::time::sleep(RETRY_AFTER).await;
@@ -475,7 +594,7 @@ impl Engine {
     }
 }
 
-async fn deliver(engine: Arc<Engine>, source: RunKey, item: Transfer) {
+async fn deliver(engine: Arc<Engine>, source: Source, item: Transfer) {
     let Some(kind) = &item.kind else { return };
     let (namespace, workflow_id) = kind.target();
     let shard = engine.core.lock().shard_of(namespace, workflow_id);
@@ -501,7 +620,7 @@ async fn deliver(engine: Arc<Engine>, source: RunKey, item: Transfer) {
                 .await;
         }
         Err(e) => {
-            tracing::debug!(workflow_id = %source.workflow_id, error = %e, "transfer not delivered yet; retrying");
+            tracing::debug!(source = ?source, error = %e, "transfer not delivered yet; retrying");
             engine.retry_later(vec![(source, item.id)]);
         }
     }

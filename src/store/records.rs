@@ -180,6 +180,11 @@ pub struct ScheduleRecord {
     /// Workflow ids whose cancellation this schedule already requested (CANCEL_OTHER).
     #[prost(string, repeated, tag = "12")]
     pub cancel_requested: Vec<String>,
+    /// Operations on workflows in shards another replica serves, not yet acknowledged.
+    #[prost(message, repeated, tag = "13")]
+    pub outbox: Vec<crate::engine::state::Transfer>,
+    #[prost(uint64, tag = "14")]
+    pub next_transfer_id: u64,
 }
 
 /// An action waiting for its turn under the overlap policy.

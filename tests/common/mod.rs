@@ -255,7 +255,10 @@ impl DurinServer {
             .arg(self.port.to_string())
             .arg("--data-dir")
             .arg(&self.data_dir)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("DURIN_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .env("NO_COLOR", "1")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
@@ -285,7 +288,10 @@ impl DurinServer {
                 .args(["--ip", "127.0.0.1", "--port", &peer.port.to_string()])
                 .arg("--data-dir")
                 .arg(self.tmp.path().join("peer-data"))
-                .env("RUST_LOG", "info")
+                .env(
+                    "RUST_LOG",
+                    std::env::var("DURIN_TEST_LOG").unwrap_or_else(|_| "info".into()),
+                )
                 .env("NO_COLOR", "1")
                 .stdin(Stdio::null())
                 .stdout(Stdio::from(log))
