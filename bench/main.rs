@@ -12,6 +12,7 @@
 //! scripts/bench --timers-only        # Durin only: 100,000 sleeping timers
 //! ```
 
+mod scale;
 mod server;
 mod stats;
 mod workloads;
@@ -90,6 +91,19 @@ struct Args {
     /// Keep the servers' temp dirs (data and logs).
     #[arg(long)]
     keep: bool,
+    /// The scale-out benchmark instead: these replica counts (e.g. 1,2,3) of Durin sharing
+    /// one PostgreSQL server (started with scripts/pg-env).
+    #[arg(long, value_delimiter = ',')]
+    replicas: Option<Vec<usize>>,
+    /// Scale-out: workflows per run.
+    #[arg(long, default_value_t = 3000)]
+    scale_workflows: u64,
+    /// Scale-out: concurrent callers.
+    #[arg(long, default_value_t = 100)]
+    scale_concurrency: usize,
+    /// Scale-out: shards of the cluster.
+    #[arg(long, default_value_t = 16)]
+    shards: u32,
 }
 
 /// The SDK version the benchmark is built with, from Cargo.lock.
@@ -434,6 +448,28 @@ async fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if let Some(replicas) = args.replicas.clone() {
+        let runtime = Runtime::from_current_tokio(Default::default())
+            .map_err(|e| anyhow!("SDK runtime: {e:?}"))?;
+        return scale::run(
+            &runtime,
+            scale::ScaleArgs {
+                durin: args.durin.clone(),
+                replicas,
+                reps: args.reps.unwrap_or(3),
+                workflows: if args.tiny { 100 } else { args.scale_workflows },
+                concurrency: args.scale_concurrency,
+                shards: args.shards,
+                settings: WorkerSettings {
+                    slots: args.worker_slots,
+                    pollers: args.worker_pollers,
+                    cache: args.worker_cache,
+                },
+                out: args.out.clone(),
+            },
+        )
+        .await;
+    }
     let plan = plan(&args)?;
     let bins = Binaries {
         durin: args.durin.clone(),

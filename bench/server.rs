@@ -404,7 +404,7 @@ fn read_status_mem(pid: u32) -> (u64, u64) {
 }
 
 /// `root` and every live descendant of it.
-fn tree_pids(root: u32) -> Vec<u32> {
+pub fn tree_pids(root: u32) -> Vec<u32> {
     let mut parent_of: Vec<(u32, u32)> = Vec::new();
     if let Ok(entries) = std::fs::read_dir("/proc") {
         for e in entries.flatten() {
