@@ -19,14 +19,6 @@ impl OperatorHandler {
     pub fn new(engine: Arc<Engine>, cluster: Option<Arc<crate::cluster::Cluster>>) -> Self {
         Self { engine, cluster }
     }
-
-    /// Every replica sees a namespace change before its client gets the answer.
-    async fn propagate(&self) -> Result<(), Status> {
-        match &self.cluster {
-            Some(c) => c.namespaces_changed().await,
-            None => Ok(()),
-        }
-    }
 }
 
 #[tonic::async_trait]
@@ -39,7 +31,7 @@ impl OperatorService for OperatorHandler {
             .add_search_attributes(req.into_inner())
             .await
             .map_err(to_status)?;
-        self.propagate().await?;
+        crate::cluster::propagate_namespaces(&self.cluster).await?;
         Ok(Response::new(AddSearchAttributesResponse {}))
     }
 
@@ -51,7 +43,7 @@ impl OperatorService for OperatorHandler {
             .remove_search_attributes(req.into_inner())
             .await
             .map_err(to_status)?;
-        self.propagate().await?;
+        crate::cluster::propagate_namespaces(&self.cluster).await?;
         Ok(Response::new(RemoveSearchAttributesResponse {}))
     }
 

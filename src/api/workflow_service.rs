@@ -31,14 +31,6 @@ impl WorkflowHandler {
         Self { engine, cluster }
     }
 
-    /// With several replicas, every one sees a namespace change before the client's answer.
-    async fn namespaces_changed(&self) -> Result<(), Status> {
-        match &self.cluster {
-            Some(c) => c.namespaces_changed().await,
-            None => Ok(()),
-        }
-    }
-
     /// Whether a poll came from another replica's fetcher; if not, fetching from the other
     /// replicas starts for its queue.
     fn forwarded_or_fetch<T>(
@@ -141,7 +133,7 @@ impl WorkflowService for WorkflowHandler {
             .register_namespace(req.into_inner())
             .await
             .map_err(to_status)?;
-        self.namespaces_changed().await?;
+        crate::cluster::propagate_namespaces(&self.cluster).await?;
         Ok(Response::new(RegisterNamespaceResponse {}))
     }
 
@@ -168,7 +160,7 @@ impl WorkflowService for WorkflowHandler {
             .update_namespace(req.into_inner())
             .await
             .map_err(to_status)?;
-        self.namespaces_changed().await?;
+        crate::cluster::propagate_namespaces(&self.cluster).await?;
         Ok(Response::new(updated))
     }
 

@@ -287,6 +287,15 @@ impl crate::engine::transfer::TransferRouter for Cluster {
     }
 }
 
+/// With several replicas, makes every one see a namespace change before the client that made
+/// it gets its answer (nothing to do alone).
+pub async fn propagate_namespaces(cluster: &Option<Arc<Cluster>>) -> Result<(), Status> {
+    match cluster {
+        Some(c) => c.namespaces_changed().await,
+        None => Ok(()),
+    }
+}
+
 /// The request metadata a forwarded call carried, restored for the handler.
 pub fn restore_metadata(pairs: HashMap<String, String>) -> MetadataMap {
     let mut map = MetadataMap::new();
