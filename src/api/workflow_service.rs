@@ -31,6 +31,17 @@ impl WorkflowHandler {
         Self { engine, cluster }
     }
 
+    /// The cluster to merge a list over, when there are other replicas and the call came
+    /// from a client (a forwarded one answers for this replica alone).
+    fn merging<T>(&self, req: &Request<T>) -> Option<&Arc<crate::cluster::Cluster>> {
+        self.cluster.as_ref().filter(|c| {
+            req.extensions()
+                .get::<crate::cluster::Forwarded>()
+                .is_none()
+                && !c.peer_addresses().is_empty()
+        })
+    }
+
     /// Whether a poll came from another replica's fetcher; if not, fetching from the other
     /// replicas starts for its queue.
     fn forwarded_or_fetch<T>(
@@ -487,17 +498,8 @@ impl WorkflowService for WorkflowHandler {
         &self,
         req: Request<ListWorkflowExecutionsRequest>,
     ) -> Reply<ListWorkflowExecutionsResponse> {
-        let cluster = match &self.cluster {
-            Some(c)
-                if req
-                    .extensions()
-                    .get::<crate::cluster::Forwarded>()
-                    .is_none()
-                    && !c.peer_addresses().is_empty() =>
-            {
-                c
-            }
-            _ => return ok(self.engine.list_workflows(req.into_inner()).await),
+        let Some(cluster) = self.merging(&req) else {
+            return ok(self.engine.list_workflows(req.into_inner()).await);
         };
         // With several replicas each lists its own shards; the pages are merged here.
         let (offset, page_size) =
@@ -541,45 +543,19 @@ impl WorkflowService for WorkflowHandler {
         &self,
         req: Request<CountWorkflowExecutionsRequest>,
     ) -> Reply<CountWorkflowExecutionsResponse> {
-        let peers = match &self.cluster {
-            Some(c)
-                if req
-                    .extensions()
-                    .get::<crate::cluster::Forwarded>()
-                    .is_none() =>
-            {
-                c.peer_addresses()
-            }
-            _ => Vec::new(),
-        };
-        let mut total = self
+        let local = self
             .engine
             .count_workflows(req.get_ref().clone())
             .await
             .map_err(to_status)?;
-        // With several replicas each counts its own shards.
-        if let Some(cluster) = &self.cluster {
-            for peer in peers {
-                let mut one = Request::new(req.get_ref().clone());
-                *one.metadata_mut() = req.metadata().clone();
-                let part: CountWorkflowExecutionsResponse = cluster
-                    .forward(&peer, "CountWorkflowExecutions", one)
-                    .await?
-                    .into_inner();
-                total.count += part.count;
-                for group in part.groups {
-                    match total
-                        .groups
-                        .iter_mut()
-                        .find(|g| g.group_values == group.group_values)
-                    {
-                        Some(g) => g.count += group.count,
-                        None => total.groups.push(group),
-                    }
-                }
-            }
+        match self.merging(&req) {
+            // With several replicas each counts its own shards.
+            Some(cluster) => cluster
+                .count_everywhere(local, &req)
+                .await
+                .map(Response::new),
+            None => Ok(Response::new(local)),
         }
-        Ok(Response::new(total))
     }
 
     async fn describe_task_queue(
@@ -691,17 +667,8 @@ impl WorkflowService for WorkflowHandler {
         &self,
         req: Request<ListSchedulesRequest>,
     ) -> Reply<ListSchedulesResponse> {
-        let cluster = match &self.cluster {
-            Some(c)
-                if req
-                    .extensions()
-                    .get::<crate::cluster::Forwarded>()
-                    .is_none()
-                    && !c.peer_addresses().is_empty() =>
-            {
-                c
-            }
-            _ => return ok(self.engine.list_schedules(req.into_inner()).await),
+        let Some(cluster) = self.merging(&req) else {
+            return ok(self.engine.list_schedules(req.into_inner()).await);
         };
         // With several replicas each lists the schedules of its own shards.
         let page_size = match req.get_ref().maximum_page_size {

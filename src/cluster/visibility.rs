@@ -5,8 +5,8 @@ use std::cmp::Reverse;
 
 use temporalio_protos::temporal::api::workflow::v1::WorkflowExecutionInfo;
 use temporalio_protos::temporal::api::workflowservice::v1::{
-    ListSchedulesRequest, ListSchedulesResponse, ListWorkflowExecutionsRequest,
-    ListWorkflowExecutionsResponse,
+    CountWorkflowExecutionsRequest, CountWorkflowExecutionsResponse, ListSchedulesRequest,
+    ListSchedulesResponse, ListWorkflowExecutionsRequest, ListWorkflowExecutionsResponse,
 };
 use tonic::{Request, Status};
 
@@ -101,6 +101,36 @@ impl Cluster {
             schedules: all,
             next_page_token,
         })
+    }
+}
+
+impl Cluster {
+    /// A count over every replica (groups merged by their values).
+    pub async fn count_everywhere(
+        &self,
+        mut total: CountWorkflowExecutionsResponse,
+        req: &Request<CountWorkflowExecutionsRequest>,
+    ) -> Result<CountWorkflowExecutionsResponse, Status> {
+        for peer in self.peer_addresses() {
+            let mut one = Request::new(req.get_ref().clone());
+            *one.metadata_mut() = req.metadata().clone();
+            let part: CountWorkflowExecutionsResponse = self
+                .forward(&peer, "CountWorkflowExecutions", one)
+                .await?
+                .into_inner();
+            total.count += part.count;
+            for group in part.groups {
+                match total
+                    .groups
+                    .iter_mut()
+                    .find(|g| g.group_values == group.group_values)
+                {
+                    Some(g) => g.count += group.count,
+                    None => total.groups.push(group),
+                }
+            }
+        }
+        Ok(total)
     }
 }
 

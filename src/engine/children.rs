@@ -171,7 +171,12 @@ impl Core {
     }
 
     /// The open run a workflow-to-workflow operation targets, if there is one.
-    fn open_target(&self, namespace: &str, workflow_id: &str, run_id: &str) -> Option<RunKey> {
+    pub(crate) fn open_target(
+        &self,
+        namespace: &str,
+        workflow_id: &str,
+        run_id: &str,
+    ) -> Option<RunKey> {
         self.resolve_resident(namespace, workflow_id, run_id)
             .ok()
             .filter(|k| self.runs.get(k).is_some_and(|r| r.is_open()))

@@ -175,32 +175,34 @@ impl Core {
                 }
                 found(true)
             }
-            TransferKind::Signal(t) => match self.open_run(&t.namespace, &t.workflow_id, &t.run_id)
-            {
-                Some(target) => {
-                    let _ = self.signal_run(&target, t.signal.clone().unwrap_or_default());
-                    found(true)
+            TransferKind::Signal(t) => {
+                match self.open_target(&t.namespace, &t.workflow_id, &t.run_id) {
+                    Some(target) => {
+                        let _ = self.signal_run(&target, t.signal.clone().unwrap_or_default());
+                        found(true)
+                    }
+                    None => found(false),
                 }
-                None => found(false),
-            },
-            TransferKind::Cancel(t) => match self.open_run(&t.namespace, &t.workflow_id, &t.run_id)
-            {
-                Some(target) => {
-                    let source_exec = source_run.map(|k| WorkflowExecution {
-                        workflow_id: k.workflow_id.clone(),
-                        run_id: k.run_id.clone(),
-                    });
-                    self.request_cancel_run(
-                        &target,
-                        &t.reason,
-                        "",
-                        t.initiated_event_id,
-                        source_exec,
-                    );
-                    found(true)
+            }
+            TransferKind::Cancel(t) => {
+                match self.open_target(&t.namespace, &t.workflow_id, &t.run_id) {
+                    Some(target) => {
+                        let source_exec = source_run.map(|k| WorkflowExecution {
+                            workflow_id: k.workflow_id.clone(),
+                            run_id: k.run_id.clone(),
+                        });
+                        self.request_cancel_run(
+                            &target,
+                            &t.reason,
+                            "",
+                            t.initiated_event_id,
+                            source_exec,
+                        );
+                        found(true)
+                    }
+                    None => found(false),
                 }
-                None => found(false),
-            },
+            }
             TransferKind::CloseChild(t) => {
                 if let Some(parent) = source_run {
                     self.apply_close_child(parent, t);
@@ -235,12 +237,6 @@ impl Core {
         })
     }
 
-    fn open_run(&self, namespace: &str, workflow_id: &str, run_id: &str) -> Option<RunKey> {
-        self.resolve_resident(namespace, workflow_id, run_id)
-            .ok()
-            .filter(|k| self.runs.get(k).is_some_and(|r| r.is_open()))
-    }
-
     fn apply_start_child(&mut self, t: &StartChildTransfer) -> Result<TransferOutcome> {
         let (Some(initiated), Some(started)) = (&t.initiated, &t.started) else {
             return Ok(found(false));
@@ -269,7 +265,7 @@ impl Core {
             });
         }
         if self
-            .open_run(&t.namespace, &initiated.workflow_id, "")
+            .open_target(&t.namespace, &initiated.workflow_id, "")
             .is_some()
         {
             return Ok(failed(
@@ -293,7 +289,7 @@ impl Core {
     /// A closed parent's policy, applied to the child's current run if that run is still
     /// the parent's child.
     fn apply_close_child(&mut self, parent: &RunKey, t: &CloseChildTransfer) {
-        let Some(child) = self.open_run(&t.namespace, &t.workflow_id, "") else {
+        let Some(child) = self.open_target(&t.namespace, &t.workflow_id, "") else {
             return;
         };
         let is_child = self.runs.get(&child).is_some_and(|r| {
