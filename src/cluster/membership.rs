@@ -53,7 +53,7 @@ async fn balance(
             engine.release_shard(shard);
         }
     }
-    let share = fair_share(store.shard_count_u32(), view.replicas.len());
+    let share = fair_share(crate::store::Store::shard_count(store), view.replicas.len());
     let owned_by = |view: &ClusterView, id: &str| {
         view.owners
             .iter()

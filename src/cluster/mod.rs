@@ -67,7 +67,7 @@ impl Cluster {
     ) -> Arc<Self> {
         Arc::new(Self {
             me: store.replica_id().to_string(),
-            shard_count: store.shard_count_u32(),
+            shard_count: crate::store::Store::shard_count(&*store),
             store,
             engine,
             view,

@@ -190,10 +190,6 @@ impl PgStore {
         &self.cfg.owner
     }
 
-    pub fn shard_count_u32(&self) -> u32 {
-        self.shard_count
-    }
-
     pub fn lease_ttl(&self) -> Duration {
         self.cfg.lease_ttl
     }
