@@ -218,6 +218,17 @@ pub fn render(engine: &Engine) -> String {
     out.push_str("# HELP durin_open_workflows Workflow runs currently open.\n");
     out.push_str("# TYPE durin_open_workflows gauge\n");
     let _ = writeln!(out, "durin_open_workflows {open}");
+    let (shards, transfers) = engine.cluster_snapshot();
+    out.push_str(
+        "# HELP durin_shards_owned Shards this replica serves (1 with the embedded store).\n",
+    );
+    out.push_str("# TYPE durin_shards_owned gauge\n");
+    let _ = writeln!(out, "durin_shards_owned {shards}");
+    out.push_str(
+        "# HELP durin_transfers_pending Operations owed to runs another replica serves, not yet acknowledged.\n",
+    );
+    out.push_str("# TYPE durin_transfers_pending gauge\n");
+    let _ = writeln!(out, "durin_transfers_pending {transfers}");
     out.push_str("# HELP durin_task_queue_backlog Tasks waiting for a poller.\n");
     out.push_str("# TYPE durin_task_queue_backlog gauge\n");
     for (q, n) in backlogs {

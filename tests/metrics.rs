@@ -57,6 +57,8 @@ async fn metrics_count_rpcs_workflows_and_backlog() {
         "{text}"
     );
     assert!(text.contains("durin_open_workflows 1"), "{text}");
+    assert!(text.contains("durin_shards_owned 1"), "{text}");
+    assert!(text.contains("durin_transfers_pending 0"), "{text}");
 
     let _worker = ExampleWorker::start(server.port(), "default", "durin-k8s-examples");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);

@@ -79,6 +79,19 @@ impl Engine {
         self.core.lock().owned_shards.contains(&shard)
     }
 
+    /// Shards served here, and operations owed to runs in other replicas' shards that are not
+    /// acknowledged yet (for metrics).
+    pub fn cluster_snapshot(&self) -> (usize, usize) {
+        let core = self.core.lock();
+        let pending = core.runs.values().map(|r| r.ms.outbox.len()).sum::<usize>()
+            + core
+                .schedules
+                .values()
+                .map(|s| s.record.outbox.len())
+                .sum::<usize>();
+        (core.owned_shards.len(), pending)
+    }
+
     /// The shards this replica serves.
     pub fn owned_shards(&self) -> Vec<u32> {
         self.core.lock().owned_shards.iter().copied().collect()
