@@ -232,11 +232,7 @@ impl DurinServer {
             self.data_dir.display()
         );
         let stderr: File = log.try_clone().expect("clone log handle");
-        // DURIN_TEST_BIN runs the tests against another build (e.g. target/release/durin).
-        let binary = std::env::var_os("DURIN_TEST_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_durin")));
-        let mut command = Command::new(binary);
+        let mut command = Command::new(durin_binary());
         command.args(&self.subcommand);
         if let Some(url) = &self.postgres {
             command
@@ -277,10 +273,7 @@ impl DurinServer {
         if peer.child.is_none() {
             let log = File::create(&peer.log_path).expect("create peer log");
             let stderr = log.try_clone().expect("clone log handle");
-            let binary = std::env::var_os("DURIN_TEST_BIN")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_durin")));
-            let child = Command::new(binary)
+            let child = Command::new(durin_binary())
                 .args(["dev", "--postgres", url.as_str()])
                 .arg("--replica-id")
                 .arg(format!("peer-{}", peer.port))
@@ -401,6 +394,14 @@ pub async fn grpc_client(
         .await
         .expect("connect");
     durin::proto::workflowservice::workflow_service_client::WorkflowServiceClient::new(channel)
+}
+
+/// The durin binary under test; DURIN_TEST_BIN runs the tests against another build (e.g.
+/// target/release/durin).
+fn durin_binary() -> PathBuf {
+    std::env::var_os("DURIN_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_durin")))
 }
 
 /// Flags of the test replicas in cluster mode: short leases, eight shards.
