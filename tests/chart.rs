@@ -54,6 +54,7 @@ auth:
   secretName: durin-tokens
 postgres:
   secretName: durin-pg
+  caSecretName: durin-pg-ca
 extraArgs: ["--lease-duration=20"]
 extraEnv: [{name: EXTRA, value: "1"}]
 "#;
@@ -174,6 +175,8 @@ async fn chart_lints_renders_installs_and_runs_with_its_own_rbac() {
         "tcpSocket:",
         "name: DURIN_POSTGRES_URL",
         "name: durin-pg",
+        "value: /etc/durin/postgres-ca/ca.crt",
+        "secretName: durin-pg-ca",
     ] {
         assert!(
             custom.contains(expected),

@@ -220,3 +220,59 @@ async fn migrations_from_many_replicas_at_once_apply_each_version_once() {
     let applied: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
     assert_eq!(applied, (1..=versions[0]).collect::<Vec<_>>());
 }
+
+/// Runs `durin dev --postgres <url> <extra>` and expects it to refuse to start; returns what
+/// it printed.
+fn refused_start(url: &str, extra: &[&str]) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut args = vec!["dev", "--port", "0", "--postgres", url];
+    let data_dir = dir.path().display().to_string();
+    args.extend(["--data-dir", &data_dir]);
+    args.extend(extra);
+    common::refused_start(&args)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_to_postgres_use_verified_tls() {
+    let pg = PgServer::start();
+    let db = pg.new_database("durin_tls");
+    let url = format!("{db}?sslmode=require&application_name=durin-tls");
+    let ca = pg.ca_file().display().to_string();
+
+    let server = DurinServer::start_with(
+        vec![
+            "dev".into(),
+            "--postgres".into(),
+            url.clone(),
+            "--postgres-ca".into(),
+            ca,
+        ],
+        Vec::new(),
+    )
+    .await;
+    let mut c = client(server.port()).await;
+    start(&mut c, "over-tls").await.expect("start over TLS");
+    // Every connection Durin holds is encrypted.
+    let sessions = PgServer::psql(
+        &db,
+        "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+         WHERE a.application_name = 'durin-tls'",
+    );
+    assert!(!sessions.is_empty(), "no connection of Durin's seen");
+    assert!(
+        sessions.lines().all(|l| l == "t"),
+        "plaintext connections: {sessions:?}"
+    );
+    drop(server);
+
+    // sslmode=require without the CA to verify the server with: refused with the way out.
+    let err = refused_start(&url, &[]);
+    assert!(err.contains("--postgres-ca"), "{err}");
+    // A server certificate from another CA: refused.
+    let rogue = rcgen::generate_simple_self_signed(vec!["rogue".to_string()]).expect("cert");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rogue_ca = dir.path().join("rogue.crt");
+    std::fs::write(&rogue_ca, rogue.cert.pem()).expect("write");
+    let err = refused_start(&url, &["--postgres-ca", &rogue_ca.display().to_string()]);
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+}

@@ -17,6 +17,8 @@ use tokio_rustls::server::TlsStream;
 
 /// How often the files' modification times are checked.
 const RELOAD_CHECK: Duration = Duration::from_secs(2);
+/// TLS handshakes in progress at once.
+const MAX_CONCURRENT_HANDSHAKES: usize = 256;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Debug)]
@@ -30,6 +32,19 @@ pub struct TlsFiles {
 #[derive(Debug, thiserror::Error)]
 #[error("TLS configuration: {0}")]
 pub struct TlsError(String);
+
+/// The CA certificates of a PEM file, to verify peers with.
+pub fn load_roots(path: &std::path::Path) -> Result<RootCertStore, TlsError> {
+    let err = |e: &dyn std::fmt::Display| TlsError(format!("{}: {e}", path.display()));
+    let mut roots = RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(path).map_err(|e| err(&e))? {
+        roots.add(c.map_err(|e| err(&e))?).map_err(|e| err(&e))?;
+    }
+    if roots.is_empty() {
+        return Err(err(&"no CA certificate"));
+    }
+    Ok(roots)
+}
 
 fn load(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
     let err = |what: &str, e: &dyn std::fmt::Display| TlsError(format!("{what}: {e}"));
@@ -51,15 +66,7 @@ fn load(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
         .map_err(|e| err("protocol versions", &e))?;
     let builder = match &files.client_ca {
         Some(ca) => {
-            let mut roots = RootCertStore::empty();
-            for c in
-                CertificateDer::pem_file_iter(ca).map_err(|e| err(&ca.display().to_string(), &e))?
-            {
-                let c = c.map_err(|e| err(&ca.display().to_string(), &e))?;
-                roots
-                    .add(c)
-                    .map_err(|e| err(&ca.display().to_string(), &e))?;
-            }
+            let roots = load_roots(ca)?;
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                 .build()
                 .map_err(|e| err("client CA", &e))?;
@@ -139,8 +146,14 @@ impl ReloadingAcceptor {
         listener: tokio::net::TcpListener,
     ) -> tokio_stream::wrappers::ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>> {
         let (tx, rx) = tokio::sync::mpsc::channel(64);
+        // Handshakes cost CPU before the peer has proven anything: at most this many run at
+        // once; further connections wait in the listen backlog.
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_HANDSHAKES));
         tokio::spawn(async move {
             loop {
+                let Ok(permit) = handshakes.clone().acquire_owned().await else {
+                    return;
+                };
                 let (tcp, peer) = match listener.accept().await {
                     Ok(c) => c,
                     Err(e) => {
@@ -153,7 +166,10 @@ impl ReloadingAcceptor {
                 let acceptor = self.acceptor();
                 let conn_tx = tx.clone();
                 tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
+                    let handshake = handshake.await;
+                    drop(permit);
+                    match handshake {
                         Ok(Ok(stream)) => {
                             let _ = conn_tx.send(Ok(stream)).await;
                         }

@@ -41,6 +41,31 @@ impl PgServer {
         }
     }
 
+    /// The CA that signed the server's TLS certificate (`scripts/pg-env` makes one).
+    pub fn ca_file(&self) -> PathBuf {
+        match (&self.dir, std::env::var("DURIN_TEST_POSTGRES_CA")) {
+            (Some(dir), _) => dir.path().join("ca.crt"),
+            (None, Ok(path)) => PathBuf::from(path),
+            (None, Err(_)) => {
+                panic!("DURIN_TEST_POSTGRES_URL is set without DURIN_TEST_POSTGRES_CA")
+            }
+        }
+    }
+
+    /// Runs one SQL statement with psql on `url`; returns its unaligned output.
+    pub fn psql(url: &str, sql: &str) -> String {
+        let out = Command::new("psql")
+            .args([url, "-At", "-c", sql])
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "psql: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
     /// A fresh, empty database on the server; returns its URL.
     pub fn new_database(&self, prefix: &str) -> String {
         new_database(&self.url, prefix)

@@ -10,7 +10,7 @@ use prost::Message;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_postgres::Client;
 
-use super::connect;
+use super::connect::PgTarget;
 use crate::store::durability::{Durable, WriterMsg};
 use crate::store::{LogRecord, Lsn, Shard, ShardedRecord, log_record};
 
@@ -123,7 +123,7 @@ pub(super) fn moved_message(shards: &BTreeSet<u32>) -> String {
 
 pub(super) async fn writer_loop(
     mut client: Client,
-    url: String,
+    target: PgTarget,
     shards: Shards,
     lost_notify: Arc<Notify>,
     mut rx: mpsc::UnboundedReceiver<WriterMsg>,
@@ -168,7 +168,7 @@ pub(super) async fn writer_loop(
             next = rx.try_recv().ok();
         }
         if client.is_closed() {
-            match connect(&url).await {
+            match target.connect().await {
                 Ok(c) => client = c,
                 Err(e) => {
                     failing = true;
@@ -223,7 +223,7 @@ pub(super) async fn writer_loop(
                 }
                 Err(CommitError::Other(e)) => {
                     if !failing {
-                        tracing::error!(error = %e, "PostgreSQL write failed; writes answer UNAVAILABLE and are retried every second, reads go on");
+                        tracing::error!(error = %e, "PostgreSQL write failed; writes answer UNAVAILABLE and are retried every second; replies that would report queued state wait");
                         failing = true;
                     }
                     durable.send_modify(|d| d.failure = Some(e));
