@@ -25,8 +25,8 @@ use temporalio_common::protos::temporal::api::{
     history::v1::history_event::Attributes,
     taskqueue::v1::TaskQueue,
     workflowservice::v1::{
-        GetWorkflowExecutionHistoryRequest, SignalWorkflowExecutionRequest,
-        StartWorkflowExecutionRequest,
+        GetWorkflowExecutionHistoryRequest, ListWorkflowExecutionsRequest,
+        SignalWorkflowExecutionRequest, StartWorkflowExecutionRequest,
     },
 };
 use temporalio_macros::{activities, workflow, workflow_methods};
@@ -184,6 +184,17 @@ async fn workflows_complete_exactly_once_across_repeated_sigkills() {
     );
     let started_at = Instant::now();
     let mut recoveries = Vec::new();
+    // The kill moments follow this seed; DURIN_CHAOS_SEED replays a run that failed.
+    let seed = std::env::var("DURIN_CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        });
+    eprintln!("crash consistency: kill seed {seed} (DURIN_CHAOS_SEED={seed} replays it)");
 
     with_worker(&mut worker, async {
         let load = async {
@@ -240,7 +251,7 @@ async fn workflows_complete_exactly_once_across_repeated_sigkills() {
             }
         };
         let chaos = async {
-            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ started_at.elapsed().as_nanos() as u64 | 1);
+            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ seed | 1);
             for _ in 0..kills {
                 tokio::time::sleep(Duration::from_millis(rng.next_ms(500, 2500))).await;
                 server.kill();
@@ -300,6 +311,42 @@ async fn workflows_complete_exactly_once_across_repeated_sigkills() {
                 result,
                 format!("{n}:{}:{}:s{i}", n * 2, n + 1),
                 "workflow {id}"
+            );
+        }
+
+        // Exactly one run per workflow id: no start was applied twice.
+        let mut runs: HashMap<String, usize> = HashMap::new();
+        let mut next_page_token = Vec::new();
+        loop {
+            let page = retrying("list", || {
+                let mut raw = client.clone();
+                let req = ListWorkflowExecutionsRequest {
+                    namespace: NAMESPACE.into(),
+                    page_size: 1000,
+                    next_page_token: next_page_token.clone(),
+                    query: String::new(),
+                };
+                async move {
+                    WorkflowService::list_workflow_executions(&mut raw, Request::new(req)).await
+                }
+            })
+            .await
+            .into_inner();
+            for e in page.executions {
+                let id = e.execution.map(|x| x.workflow_id).unwrap_or_default();
+                *runs.entry(id).or_default() += 1;
+            }
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            next_page_token = page.next_page_token;
+        }
+        for i in 0..workflows {
+            let id = format!("{prefix}-{i}");
+            assert_eq!(
+                runs.get(&id).copied(),
+                Some(1),
+                "runs of {id} (seed {seed})"
             );
         }
     })

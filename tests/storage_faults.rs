@@ -1,8 +1,9 @@
 //! Storage faults on a real file: the server's file-size limit (RLIMIT_FSIZE) is lowered on
 //! the live process with `prlimit`, so its next log write fails (EFBIG, as on a full disk).
-//! Writes then answer UNAVAILABLE with a clear log line while reads go on; once the limit is
-//! raised again the server recovers by itself, and a restart shows exactly what was
-//! acknowledged.
+//! Writes then answer UNAVAILABLE with a clear log line; so do reads and retried writes that
+//! would report state still queued for the disk (nothing is reported before it is durable).
+//! Once the limit is raised again the server recovers by itself, and a restart shows exactly
+//! what was acknowledged.
 
 mod common;
 
@@ -69,7 +70,7 @@ async fn client(port: u16) -> WorkflowServiceClient<Channel> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_disk_refuses_writes_keeps_reads_and_recovers() {
+async fn a_failing_disk_refuses_what_is_not_durable_and_recovers() {
     if Command::new("prlimit").arg("--version").output().is_err() {
         panic!("prlimit (util-linux) is needed for this test");
     }
@@ -104,10 +105,18 @@ async fn a_failing_disk_refuses_writes_keeps_reads_and_recovers() {
         .await
         .expect_err("a write the disk cannot take");
     assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
-    // Reads go on.
-    c.describe_workflow_execution(Request::new(describe("before")))
+    // The start is queued, not durable: its retry (same request id), which finds it, and a
+    // read must not report it as done.
+    let retried = c
+        .start_workflow_execution(Request::new(start("during")))
         .await
-        .expect("reads are served while writes fail");
+        .expect_err("a retry must not acknowledge a start that is not durable");
+    assert_eq!(retried.code(), Code::Unavailable, "{retried:?}");
+    let read = c
+        .describe_workflow_execution(Request::new(describe("during")))
+        .await
+        .expect_err("a read must not report a start that is not durable");
+    assert_eq!(read.code(), Code::Unavailable, "{read:?}");
     assert!(
         server.log_tail(50).contains("log write failed"),
         "a clear log line"
@@ -130,12 +139,62 @@ async fn a_failing_disk_refuses_writes_keeps_reads_and_recovers() {
     }
     assert!(server.log_tail(50).contains("log writes succeed again"));
 
+    // The retried start is acknowledged now that it is durable.
+    c.start_workflow_execution(Request::new(start("during")))
+        .await
+        .expect("the retried start, once durable");
+
     // A restart shows what was acknowledged, from an intact log.
     server.restart().await;
     let mut c = client(server.port()).await;
-    for id in ["before", "after"] {
+    for id in ["before", "during", "after"] {
         c.describe_workflow_execution(Request::new(describe(id)))
             .await
             .unwrap_or_else(|e| panic!("{id} must survive: {e:?}"));
     }
+}
+
+/// The reviewer's scenario: 30 workflows, the server stopped, one byte of the log flipped at
+/// 35% of its length. Durin used to start on the prefix before the damage and list 10 of 30;
+/// now it refuses to start with where the damage is and the way out, cuts nothing, and
+/// `durin salvage` keeps every valid record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_log_stops_the_start_and_salvage_keeps_the_rest() {
+    let mut server = DurinServer::start().await;
+    let mut c = client(server.port()).await;
+    for i in 0..30 {
+        c.start_workflow_execution(Request::new(start(&format!("kept-{i}"))))
+            .await
+            .expect("start");
+    }
+    server.kill();
+    let data_dir = server.data_dir().to_path_buf();
+    let log = data_dir.join("durin.log");
+    let mut bytes = std::fs::read(&log).expect("read log");
+    let at = bytes.len() * 35 / 100;
+    bytes[at] ^= 0x20;
+    std::fs::write(&log, &bytes).expect("write log");
+
+    let dir = data_dir.display().to_string();
+    let err = common::refused_start(&["dev", "--port", "0", "--data-dir", &dir]);
+    assert!(err.contains("is damaged at byte"), "{err}");
+    assert!(err.contains("durin salvage"), "{err}");
+    assert_eq!(std::fs::read(&log).expect("log"), bytes, "nothing was cut");
+
+    let (ok, said) = common::run_durin(&["salvage", "--data-dir", &dir]);
+    assert!(ok, "salvage: {said}");
+    assert!(said.contains("kept"), "{said}");
+
+    server.restart().await;
+    let mut c = client(server.port()).await;
+    let mut present = 0;
+    for i in 0..30 {
+        if c.describe_workflow_execution(Request::new(describe(&format!("kept-{i}"))))
+            .await
+            .is_ok()
+        {
+            present += 1;
+        }
+    }
+    assert!(present >= 29, "salvage kept {present} of 30 workflows");
 }

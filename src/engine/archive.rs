@@ -594,7 +594,7 @@ impl Engine {
             core.drop_segments(&expired);
             core.compact_now()
         });
-        if let Err(e) = self.store.wait_durable(compaction).await {
+        if let Err(e) = self.store.wait_compacted(compaction).await {
             tracing::warn!(error = %e, "log compaction before deleting expired archive segments failed; keeping them");
             return;
         }

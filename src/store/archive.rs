@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use parking_lot::Mutex;
 use prost::Message;
 
+use super::frame;
 use super::records::{ExecutionHead, LogRecordHead, log_record_head};
 use super::{DeletedRun, LogRecord, StoreError, log_record};
 use crate::engine::state::MutableState;
@@ -106,8 +107,10 @@ impl ArchiveFiles {
             let len = std::fs::metadata(&path)?.len();
             let newest = i + 1 == ids.len();
             if valid < len {
-                if !newest {
-                    return Err(StoreError::Corrupt(format!(
+                // Only the newest segment is appended to, so only it can have a torn tail.
+                let torn = newest && is_torn_tail(&path)?;
+                if !torn {
+                    return Err(StoreError::Damaged(format!(
                         "archive segment {} is damaged at byte {valid} of {len}; restore it \
                          from a backup (or move it away to give up the runs it holds)",
                         path.display()
@@ -173,9 +176,7 @@ impl ArchiveFiles {
                 offset,
                 len,
             });
-            buf.extend_from_slice(&len.to_le_bytes());
-            buf.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-            buf.extend_from_slice(payload);
+            frame::frame(frame::Format::V1, &mut buf, payload);
             active.len += frame_len;
         }
         write_sync(&mut active, &buf, buf_start)?;
@@ -265,6 +266,16 @@ fn write_sync(active: &mut Active, buf: &[u8], start: u64) -> std::io::Result<()
     Ok(())
 }
 
+/// Whether the first bad frame of a segment is a torn tail (see [`crate::store::frame`]),
+/// not damage with valid frames after it.
+fn is_torn_tail(path: &Path) -> Result<bool, StoreError> {
+    let data = std::fs::read(path)?;
+    Ok(!matches!(
+        frame::scan(frame::Format::V1, &data, 0).1,
+        frame::End::Damaged { .. }
+    ))
+}
+
 /// Reads the frames of one segment; returns the length of its intact prefix. With `verify`,
 /// every payload is read and checked; without, only the run state at the front of each
 /// record is read and the history behind it skipped.
@@ -284,7 +295,7 @@ fn scan(
         reader.read_exact(&mut header)?;
         let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
         let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        if file_len - pos - FRAME_HEADER < len as u64 {
+        if len == 0 || file_len - pos - FRAME_HEADER < len as u64 {
             break;
         }
         let loc = Loc {
@@ -500,5 +511,22 @@ mod tests {
         std::fs::write(&seg, bytes).unwrap();
         let err = run_ids(dir.path()).unwrap_err();
         assert!(err.to_string().contains("damaged"), "{err}");
+    }
+
+    #[test]
+    fn damage_in_the_newest_segment_is_refused_not_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let (files, _) = ArchiveFiles::open(dir.path(), |_| {}).unwrap();
+        files
+            .append(&[run_record("a", 3), run_record("b", 3), run_record("c", 3)])
+            .unwrap();
+        drop(files);
+        let seg = segment_path(&dir.path().join(ARCHIVE_DIR), 1);
+        let mut bytes = std::fs::read(&seg).unwrap();
+        bytes[12] ^= 0x01;
+        std::fs::write(&seg, &bytes).unwrap();
+        let err = run_ids(dir.path()).unwrap_err();
+        assert!(matches!(err, StoreError::Damaged(_)), "{err}");
+        assert_eq!(std::fs::read(&seg).unwrap(), bytes, "nothing was cut");
     }
 }

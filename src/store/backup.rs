@@ -11,7 +11,7 @@ use std::path::Path;
 
 use super::StoreError;
 use super::archive::{ARCHIVE_DIR, for_each_segment};
-use super::wal::{LOG_FILE, intact_log};
+use super::wal::{LOG_FILE, TOKEN_SECRET_FILE, intact_log};
 
 #[derive(Debug, Default)]
 pub struct BackupStats {
@@ -43,6 +43,12 @@ fn write_backup(data_dir: &Path, mut out: impl Write) -> Result<BackupStats, Sto
     stats.log_records = records;
     stats.bytes += log.len() as u64;
     tar_entry(&mut out, LOG_FILE, Some(&log))?;
+    // The task-token secret, so tokens of tasks in progress stay valid after a restore.
+    match std::fs::read(data_dir.join(TOKEN_SECRET_FILE)) {
+        Ok(secret) => tar_entry(&mut out, TOKEN_SECRET_FILE, Some(&secret))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+    }
     tar_entry(&mut out, &format!("{ARCHIVE_DIR}/"), None)?;
     for_each_segment(data_dir, |name, bytes| {
         stats.segments += 1;
@@ -67,6 +73,8 @@ fn tar_entry(out: &mut impl Write, name: &str, data: Option<&[u8]>) -> std::io::
     }
     header[..name_bytes.len()].copy_from_slice(name_bytes);
     let (mode, kind, size) = match data {
+        // The token secret stays readable by its owner only.
+        Some(d) if name == TOKEN_SECRET_FILE => ("0000600", b'0', d.len() as u64),
         Some(d) => ("0000644", b'0', d.len() as u64),
         None => ("0000755", b'5', 0),
     };

@@ -25,6 +25,10 @@ pub(crate) struct Durable {
     /// replica), and why.
     pub refused: BTreeSet<Lsn>,
     pub refused_reason: String,
+    /// Compactions that did not complete (the log they meant to replace is still in use, or
+    /// the writer is stopped until it can reopen the new one), and why.
+    pub failed_compactions: BTreeSet<Lsn>,
+    pub compaction_failure: String,
 }
 
 /// Refused positions remembered; a waiter looks its position up as soon as it is woken.
@@ -37,6 +41,14 @@ impl Durable {
             self.refused.pop_first();
         }
         self.refused_reason = reason.to_string();
+    }
+
+    pub fn compaction_failed(&mut self, lsn: Lsn, reason: &str) {
+        self.failed_compactions.insert(lsn);
+        if self.failed_compactions.len() > REFUSED_KEPT {
+            self.failed_compactions.pop_first();
+        }
+        self.compaction_failure = reason.to_string();
     }
 }
 
@@ -56,5 +68,22 @@ pub(crate) fn wait_durable(durable: &watch::Receiver<Durable>, lsn: Lsn) -> Dura
             Some(f) if state.lsn < lsn => Err(StoreError::Failed(f.clone())),
             _ => Ok(()),
         }
+    })
+}
+
+/// Resolves once the compaction at `lsn` is complete and durable; fails if it did not
+/// complete (so nothing that relies on it, such as deleting archive segments, goes ahead).
+pub(crate) fn wait_compacted(durable: &watch::Receiver<Durable>, lsn: Lsn) -> DurableFuture {
+    let durable = durable.clone();
+    Box::pin(async move {
+        wait_durable(&durable, lsn).await?;
+        let state = durable.borrow();
+        if state.failed_compactions.contains(&lsn) {
+            return Err(StoreError::Failed(format!(
+                "log compaction failed: {}",
+                state.compaction_failure
+            )));
+        }
+        Ok(())
     })
 }

@@ -6,6 +6,7 @@
 pub mod archive;
 pub mod backup;
 mod durability;
+pub mod frame;
 pub mod postgres;
 pub mod records;
 pub mod wal;
@@ -26,6 +27,10 @@ pub enum StoreError {
     Failed(String),
     #[error("corrupt record in the log: {0}")]
     Corrupt(String),
+    /// A store file is damaged where a crash cannot have left it; the message says where
+    /// and what to do.
+    #[error("{0}")]
+    Damaged(String),
     /// The record's shard belongs to another replica now; the operation did not happen.
     #[error("{0}")]
     Moved(String),
@@ -55,8 +60,15 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces everything appended so far to `shards` (and to no shard) with `records`,
     /// which must describe the same state; later appends follow them.
     fn compact(&self, shards: Vec<u32>, records: Vec<ShardedRecord>) -> Lsn;
+    /// Resolves once the compaction at `lsn` is complete; fails if it did not complete.
+    fn wait_compacted(&self, lsn: Lsn) -> DurableFuture {
+        self.wait_durable(lsn)
+    }
     /// The last position handed out by `append`.
     fn last_lsn(&self) -> Lsn;
+    /// The secret task tokens are signed with: the same for every replica of the store and
+    /// across restarts, so a token stays valid while its task does.
+    fn token_secret(&self) -> Vec<u8>;
     /// How many shards executions are spread over (fixed for the life of the store).
     fn shard_count(&self) -> u32 {
         1

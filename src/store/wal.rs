@@ -2,7 +2,8 @@
 //!
 //! A single writer thread drains every record queued since its last sync, writes them with one
 //! `write` and makes them durable with one `fdatasync` (group commit), then publishes the new
-//! durable position. A torn or corrupt tail left by a crash is cut off at start-up.
+//! durable position. A torn tail left by a crash is cut off at start-up; damage anywhere else
+//! stops the start (see [`super::frame`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -14,16 +15,20 @@ use parking_lot::Mutex;
 use prost::Message;
 use tokio::sync::watch;
 
-use super::durability::{Durable, WriterMsg, wait_durable};
+use super::durability::{Durable, WriterMsg, wait_compacted, wait_durable};
+use super::frame::{self, End, Format, LOG_MAGIC, frame};
 use super::{DurableFuture, LogRecord, Lsn, ShardedRecord, Store, StoreError, encode_batch};
 
-const FRAME_HEADER: usize = 8;
 pub const LOG_FILE: &str = "durin.log";
+/// The secret task tokens are signed with, made at the first start.
+pub const TOKEN_SECRET_FILE: &str = "task-token.key";
 
 type WriterQueue = mpsc::Sender<WriterMsg>;
 
 pub struct Wal {
     path: PathBuf,
+    /// Task tokens are signed with it (kept in [`TOKEN_SECRET_FILE`]).
+    token_secret: Vec<u8>,
     /// The last position handed out, and the writer thread's queue (locked together so that
     /// positions enter the queue in order).
     sender: Mutex<(Lsn, WriterQueue)>,
@@ -31,7 +36,9 @@ pub struct Wal {
 }
 
 impl Wal {
-    /// Opens (creating if needed) the log in `dir`, truncating any torn tail.
+    /// Opens (creating if needed) the log in `dir`. A torn tail is cut off; damage anywhere
+    /// else is refused with the way out. A log written before the v2 frame format is
+    /// rewritten in it once.
     pub fn open(dir: &Path) -> Result<Arc<Self>, StoreError> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(LOG_FILE);
@@ -40,16 +47,28 @@ impl Wal {
             .read(true)
             .append(true)
             .open(&path)?;
-        let valid_len = scan(&mut file)?.1;
-        if valid_len < file.metadata()?.len() {
-            tracing::warn!(path = %path.display(), valid_len, "cutting a torn tail off the log");
-            file.set_len(valid_len)?;
+        let mut data = Vec::new();
+        file.read_to_end(&mut data)?;
+        // A new log, or one whose creation a crash cut short.
+        if data.len() < LOG_MAGIC.len() && LOG_MAGIC.starts_with(&data) {
+            file.set_len(0)?;
+            file.write_all(LOG_MAGIC)?;
             file.sync_all()?;
+        } else if format_of(&path, &data)? == Format::V1 {
+            let records = intact_records(&path, &data)?;
+            tracing::info!(path = %path.display(), records = records.len(), "rewriting the log in the v2 frame format");
+            let records: Vec<ShardedRecord> = records.into_iter().map(|r| (None, r)).collect();
+            file = rewrite(&path, &records)?;
+        } else {
+            let valid_len = checked_end(&path, Format::V2, &data)?;
+            if valid_len < data.len() as u64 {
+                tracing::warn!(path = %path.display(), valid_len, "cutting a torn tail off the log");
+                file.set_len(valid_len)?;
+                file.sync_all()?;
+            }
         }
         file.seek(SeekFrom::End(0))?;
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
+        sync_dir(&path)?;
         let (tx, rx) = mpsc::channel::<WriterMsg>();
         let (durable_tx, durable_rx) = watch::channel(Durable::default());
         std::thread::Builder::new()
@@ -59,6 +78,7 @@ impl Wal {
                 move || writer_loop(file, &path, rx, durable_tx)
             })?;
         Ok(Arc::new(Self {
+            token_secret: token_secret(dir)?,
             path,
             sender: Mutex::new((0, tx)),
             durable: durable_rx,
@@ -66,19 +86,121 @@ impl Wal {
     }
 }
 
+/// The data directory's task-token secret, made (32 random bytes, readable by the owner
+/// only) and synced at the first start.
+fn token_secret(dir: &Path) -> Result<Vec<u8>, StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(TOKEN_SECRET_FILE);
+    match std::fs::read(&path) {
+        Ok(secret) if secret.len() == 32 => return Ok(secret),
+        Ok(_) => {
+            return Err(StoreError::Damaged(format!(
+                "{} is not a 32-byte secret; remove it to make a new one (tasks in progress \
+                 then get new tokens when they are retried)",
+                path.display()
+            )));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+    }
+    let mut secret = vec![0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
+        .map_err(|_| StoreError::Failed("no randomness for the task-token secret".into()))?;
+    let tmp = dir.join(format!("{TOKEN_SECRET_FILE}.new"));
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(&secret)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    sync_dir(&path)?;
+    Ok(secret)
+}
+
 /// How long the writer waits before trying a failed write again.
 const RETRY_AFTER_FAILURE: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// The writer thread's file: the open log, or — after a compaction renamed a new log into
+/// place but could not open or sync it — nothing. Nothing is acknowledged until it is open
+/// again: appending to the old, unlinked file would acknowledge writes a restart never sees.
+struct LogFile {
+    file: Option<File>,
+    /// Length up to the last successful sync: a failed write is cut back to it, so a
+    /// half-written batch never sits before later records.
+    good_len: u64,
+}
+
+impl LogFile {
+    /// Appends `buf` and syncs; on failure cuts the file back to the last good length.
+    fn write_batch(&mut self, path: &Path, buf: &[u8]) -> std::io::Result<()> {
+        if self.file.is_none() {
+            let file = OpenOptions::new().append(true).open(path)?;
+            sync_dir(path)?;
+            self.good_len = file.metadata()?.len();
+            self.file = Some(file);
+            tracing::info!(path = %path.display(), "the compacted log is open again");
+        }
+        let Some(file) = self.file.as_mut() else {
+            return Ok(());
+        };
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let result = file.write_all(buf).and_then(|_| file.sync_data());
+        match result {
+            Ok(()) => {
+                self.good_len += buf.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = file.set_len(self.good_len);
+                Err(e)
+            }
+        }
+    }
+
+    /// Puts a compacted log in place of this one. Before the rename a failure leaves the old
+    /// log, which still holds everything, in use; after it, the file is closed until it can
+    /// be reopened (see [`LogFile`]). Says whether the compaction is complete.
+    fn compact(&mut self, path: &Path, records: &[ShardedRecord]) -> Result<(), String> {
+        let tmp = path.with_extension("log.compacting");
+        if let Err(e) = write_compacted(&tmp, records).and_then(|_| std::fs::rename(&tmp, path)) {
+            let _ = std::fs::remove_file(&tmp);
+            tracing::warn!(error = %e, "log compaction failed; keeping the uncompacted log");
+            return Err(e.to_string());
+        }
+        // The old file is unlinked now: never write to it again.
+        self.file = None;
+        match self.write_batch(path, &[]) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::error!(
+                    error = %e,
+                    path = %path.display(),
+                    "the compacted log cannot be opened or synced; writes answer UNAVAILABLE \
+                     until it can"
+                );
+                Err(e.to_string())
+            }
+        }
+    }
+}
+
 fn writer_loop(
-    mut file: File,
+    file: File,
     path: &Path,
     rx: mpsc::Receiver<WriterMsg>,
     durable: watch::Sender<Durable>,
 ) {
     let mut buf = Vec::with_capacity(1 << 20);
-    // Length of the log up to the last successful sync: a failed write is cut back to it,
-    // so a half-written batch never sits before later records.
-    let mut good_len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let good_len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut log = LogFile {
+        file: Some(file),
+        good_len,
+    };
     let mut last = 0;
     let mut failing = false;
     loop {
@@ -103,35 +225,31 @@ fn writer_loop(
                 WriterMsg::Append(lsn, records) => {
                     // One operation is one frame, so a crash keeps all of it or none.
                     if let [(_, bytes)] = records.as_slice() {
-                        frame(&mut buf, bytes);
+                        frame(Format::V2, &mut buf, bytes);
                     } else {
                         let parts: Vec<Vec<u8>> = records.into_iter().map(|r| r.1).collect();
-                        frame(&mut buf, &encode_batch(&parts));
+                        frame(Format::V2, &mut buf, &encode_batch(&parts));
                     }
                     last = lsn;
                 }
                 WriterMsg::Rewrite(lsn, _, records) => {
                     // Everything before the rewrite must be durable in the old file first.
-                    if write_batch(&mut file, &buf, &mut good_len).is_ok() {
-                        buf.clear();
-                        match rewrite(path, &records) {
-                            Ok(f) => {
-                                file = f;
-                                good_len = file.metadata().map(|m| m.len()).unwrap_or(good_len);
-                            }
-                            // The old log still holds everything: go on appending to it.
-                            Err(e) => {
-                                tracing::warn!(error = %e, "log compaction failed; keeping the uncompacted log");
-                                let _ = std::fs::remove_file(path.with_extension("log.compacting"));
-                            }
+                    let done = match log.write_batch(path, &buf) {
+                        Ok(()) => {
+                            buf.clear();
+                            log.compact(path, &records)
                         }
+                        Err(e) => Err(e.to_string()),
+                    };
+                    if let Err(e) = done {
+                        durable.send_modify(|d| d.compaction_failed(lsn, &e));
                     }
                     last = last.max(lsn);
                 }
             }
             next = rx.try_recv().ok();
         }
-        match write_batch(&mut file, &buf, &mut good_len) {
+        match log.write_batch(path, &buf) {
             Ok(()) => {
                 buf.clear();
                 if failing {
@@ -149,7 +267,7 @@ fn writer_loop(
                         error = %e,
                         path = %path.display(),
                         "log write failed (disk full or I/O error?); writes answer UNAVAILABLE \
-                         and are retried every second, reads go on"
+                         and are retried every second; replies that would report queued state wait"
                     );
                     failing = true;
                 }
@@ -159,94 +277,165 @@ fn writer_loop(
     }
 }
 
-/// Appends `buf` and syncs; on failure cuts the file back to `good_len`.
-fn write_batch(file: &mut File, buf: &[u8], good_len: &mut u64) -> std::io::Result<()> {
-    if buf.is_empty() {
-        return Ok(());
-    }
-    let result = file.write_all(buf).and_then(|_| file.sync_data());
-    match result {
-        Ok(()) => {
-            *good_len += buf.len() as u64;
-            Ok(())
-        }
-        Err(e) => {
-            let _ = file.set_len(*good_len);
-            Err(e)
-        }
-    }
-}
-
-/// Writes `records` to a new file and atomically puts it in place of the log.
-fn rewrite(path: &Path, records: &[ShardedRecord]) -> std::io::Result<File> {
-    let tmp = path.with_extension("log.compacting");
-    let mut out = File::create(&tmp)?;
-    let mut buf = Vec::new();
+/// Writes `records` to a new log file at `tmp` and syncs it.
+fn write_compacted(tmp: &Path, records: &[ShardedRecord]) -> std::io::Result<()> {
+    let mut out = File::create(tmp)?;
+    let mut buf = LOG_MAGIC.to_vec();
     for (_, r) in records {
-        frame(&mut buf, r);
+        frame(Format::V2, &mut buf, r);
         if buf.len() > (8 << 20) {
             out.write_all(&buf)?;
             buf.clear();
         }
     }
     out.write_all(&buf)?;
-    out.sync_all()?;
+    out.sync_all()
+}
+
+/// Writes `records` to a new file and atomically puts it in place of the log.
+fn rewrite(path: &Path, records: &[ShardedRecord]) -> std::io::Result<File> {
+    let tmp = path.with_extension("log.compacting");
+    write_compacted(&tmp, records)?;
     std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        File::open(dir)?.sync_all()?;
-    }
+    sync_dir(path)?;
     OpenOptions::new().append(true).open(path)
 }
 
-fn frame(buf: &mut Vec<u8>, payload: &[u8]) {
-    buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    buf.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-    buf.extend_from_slice(payload);
+/// Makes a rename or creation in the log's directory durable.
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    match path.parent() {
+        Some(dir) => File::open(dir)?.sync_all(),
+        None => Ok(()),
+    }
+}
+
+/// The frame format of a log's bytes. A file that starts almost like the v2 header is a
+/// damaged v2 log, never read as v1 (whose first frame would then seem to run past the end).
+fn format_of(path: &Path, data: &[u8]) -> Result<Format, StoreError> {
+    if data.starts_with(LOG_MAGIC) {
+        return Ok(Format::V2);
+    }
+    let differing_bits: u32 = data
+        .iter()
+        .zip(LOG_MAGIC.iter())
+        .map(|(a, b)| (a ^ b).count_ones())
+        .sum();
+    if data.len() >= LOG_MAGIC.len() && differing_bits <= 8 {
+        return Err(damaged(path, 0, "the file header is damaged"));
+    }
+    Ok(Format::V1)
+}
+
+/// The length of the log's valid prefix: the whole file, or up to a torn tail. Damage is an
+/// error that names the file, the offset and the way out.
+fn checked_end(path: &Path, format: Format, data: &[u8]) -> Result<u64, StoreError> {
+    let start = if format == Format::V2 {
+        LOG_MAGIC.len()
+    } else {
+        0
+    };
+    match frame::scan(format, data, start).1 {
+        End::Clean => Ok(data.len() as u64),
+        End::TornTail { at } => Ok(at),
+        End::Damaged { at, why } => Err(damaged(path, at, &why)),
+    }
+}
+
+fn damaged(path: &Path, at: u64, why: &str) -> StoreError {
+    StoreError::Damaged(format!(
+        "the log {} is damaged at byte {at}: {why}. Durin will not start on it, because \
+         cutting the log there would lose acknowledged data. Restore the data directory \
+         from a backup (`durin backup`), or run `durin salvage --data-dir {}` to keep every \
+         valid record before and after the damage (the damaged file is kept beside it)",
+        path.display(),
+        path.parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    ))
+}
+
+/// Every record of the log's valid prefix, in order (damage is an error).
+fn intact_records(path: &Path, data: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+    let format = format_of(path, data)?;
+    checked_end(path, format, data)?;
+    let start = if format == Format::V2 {
+        LOG_MAGIC.len()
+    } else {
+        0
+    };
+    Ok(frame::scan(format, data, start)
+        .0
+        .into_iter()
+        .map(|f| f.payload.to_vec())
+        .collect())
 }
 
 /// The intact prefix of the log in `dir` and how many records it holds. Safe while a server
 /// is writing: the log is only appended to, and a compaction replaces it with an atomic
 /// rename, so any moment's file holds a consistent prefix; a record being written at that
-/// moment fails its checksum and is left out.
+/// moment is a torn tail and left out. Damage is an error.
 pub fn intact_log(dir: &Path) -> Result<(Vec<u8>, usize), StoreError> {
-    let mut file = File::open(dir.join(LOG_FILE))?;
-    let (records, len) = scan(&mut file)?;
-    file.seek(SeekFrom::Start(0))?;
-    let mut intact = vec![0u8; len as usize];
-    file.read_exact(&mut intact)?;
-    Ok((intact, records.len()))
+    let path = dir.join(LOG_FILE);
+    let data = std::fs::read(&path)?;
+    let format = format_of(&path, &data)?;
+    let len = checked_end(&path, format, &data)?;
+    let start = if format == Format::V2 {
+        LOG_MAGIC.len()
+    } else {
+        0
+    };
+    let records = frame::scan(format, &data[..len as usize], start).0.len();
+    let mut intact = data;
+    intact.truncate(len as usize);
+    Ok((intact, records))
 }
 
-/// Reads every intact record from the start of `file`; returns them and the length of the
-/// intact prefix.
-fn scan(file: &mut File) -> Result<(Vec<Vec<u8>>, u64), StoreError> {
-    file.seek(SeekFrom::Start(0))?;
-    let mut data = Vec::new();
-    file.read_to_end(&mut data)?;
-    let mut records = Vec::new();
-    let mut pos = 0usize;
-    while data.len() - pos >= FRAME_HEADER {
-        let len = u32::from_le_bytes(data[pos..pos + 4].try_into().unwrap_or_default()) as usize;
-        let crc = u32::from_le_bytes(data[pos + 4..pos + 8].try_into().unwrap_or_default());
-        let start = pos + FRAME_HEADER;
-        if data.len() - start < len {
-            break;
-        }
-        let payload = &data[start..start + len];
-        if crc32fast::hash(payload) != crc {
-            break;
-        }
-        records.push(payload.to_vec());
-        pos = start + len;
-    }
-    Ok((records, pos as u64))
+/// What `durin salvage` did to a damaged log.
+#[derive(Debug)]
+pub struct Salvaged {
+    pub records: usize,
+    pub bytes_skipped: u64,
+    /// Where the damaged file was kept.
+    pub damaged_copy: PathBuf,
+}
+
+/// Rewrites the log in `dir` with every valid record it holds, before and after any damage,
+/// keeping the damaged file beside it. For a server that refuses to start on a damaged log
+/// and has no backup to restore; the records lost in the damage stay lost.
+pub fn salvage(dir: &Path) -> Result<Salvaged, StoreError> {
+    let path = dir.join(LOG_FILE);
+    let data = std::fs::read(&path)?;
+    let (format, start) = match format_of(&path, &data) {
+        Ok(Format::V1) => (Format::V1, 0),
+        _ => (Format::V2, LOG_MAGIC.len().min(data.len())),
+    };
+    let (frames, bytes_skipped) = frame::salvage(format, &data, start);
+    let records: Vec<ShardedRecord> = frames
+        .iter()
+        .filter(|f| LogRecord::decode(f.payload).is_ok())
+        .map(|f| (None, f.payload.to_vec()))
+        .collect();
+    let damaged_copy = path.with_extension(format!(
+        "log.damaged-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default()
+    ));
+    std::fs::copy(&path, &damaged_copy)?;
+    rewrite(&path, &records)?;
+    Ok(Salvaged {
+        records: records.len(),
+        bytes_skipped,
+        damaged_copy,
+    })
 }
 
 impl Store for Wal {
     fn load(&self) -> Result<Vec<LogRecord>, StoreError> {
-        let mut file = File::open(&self.path)?;
-        let (raw, _) = scan(&mut file)?;
-        raw.into_iter()
+        let data = std::fs::read(&self.path)?;
+        intact_records(&self.path, &data)?
+            .into_iter()
             .map(|bytes| {
                 LogRecord::decode(bytes.as_slice()).map_err(|e| StoreError::Corrupt(e.to_string()))
             })
@@ -272,6 +461,14 @@ impl Store for Wal {
 
     fn wait_durable(&self, lsn: Lsn) -> DurableFuture {
         wait_durable(&self.durable, lsn)
+    }
+
+    fn token_secret(&self) -> Vec<u8> {
+        self.token_secret.clone()
+    }
+
+    fn wait_compacted(&self, lsn: Lsn) -> DurableFuture {
+        wait_compacted(&self.durable, lsn)
     }
 
     fn last_lsn(&self) -> Lsn {
@@ -339,5 +536,124 @@ mod tests {
         wal.wait_durable(after).await.unwrap();
         let loaded = Wal::open(dir.path()).unwrap().load().unwrap();
         assert_eq!(loaded, vec![record("a"), record("b"), record("c")]);
+    }
+
+    async fn log_with(dir: &Path, n: usize) {
+        let wal = Wal::open(dir).unwrap();
+        let mut last = 0;
+        for i in 0..n {
+            last = wal.append(vec![(
+                None,
+                record(&format!("namespace-{i}")).encode_to_vec(),
+            )]);
+        }
+        wal.wait_durable(last).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_flipped_byte_anywhere_refuses_the_start_and_salvage_keeps_the_rest() {
+        for percent in [10u64, 35, 60, 85] {
+            let dir = tempfile::tempdir().unwrap();
+            log_with(dir.path(), 300).await;
+            let path = dir.path().join(LOG_FILE);
+            let mut data = std::fs::read(&path).unwrap();
+            let at = data.len() as u64 * percent / 100;
+            data[at as usize] ^= 0x04;
+            std::fs::write(&path, &data).unwrap();
+
+            let refused = Wal::open(dir.path())
+                .err()
+                .expect("a damaged log must not open");
+            let message = refused.to_string();
+            assert!(matches!(refused, StoreError::Damaged(_)), "{message}");
+            assert!(message.contains("durin salvage"), "{message}");
+            assert!(
+                intact_log(dir.path()).is_err(),
+                "a backup of a damaged log fails"
+            );
+            // Nothing was cut.
+            assert_eq!(std::fs::read(&path).unwrap(), data);
+
+            let salvaged = salvage(dir.path()).unwrap();
+            assert_eq!(
+                salvaged.records, 299,
+                "flip at {percent}%: only the damaged record goes"
+            );
+            assert_eq!(std::fs::read(&salvaged.damaged_copy).unwrap(), data);
+            assert_eq!(Wal::open(dir.path()).unwrap().load().unwrap().len(), 299);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_damaged_file_header_is_not_read_as_an_old_log() {
+        let dir = tempfile::tempdir().unwrap();
+        log_with(dir.path(), 20).await;
+        let path = dir.path().join(LOG_FILE);
+        let mut data = std::fs::read(&path).unwrap();
+        data[2] ^= 0x01;
+        std::fs::write(&path, &data).unwrap();
+        assert!(matches!(Wal::open(dir.path()), Err(StoreError::Damaged(_))));
+    }
+
+    #[tokio::test]
+    async fn a_v1_log_is_rewritten_in_v2_with_every_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut data = Vec::new();
+        for i in 0..50 {
+            frame(
+                Format::V1,
+                &mut data,
+                &record(&format!("old-{i}")).encode_to_vec(),
+            );
+        }
+        data.extend_from_slice(&[9, 0, 0, 0, 1]); // and a torn tail
+        std::fs::write(dir.path().join(LOG_FILE), &data).unwrap();
+        let wal = Wal::open(dir.path()).unwrap();
+        let lsn = wal.append(vec![(None, record("new").encode_to_vec())]);
+        wal.wait_durable(lsn).await.unwrap();
+        drop(wal);
+        assert!(
+            std::fs::read(dir.path().join(LOG_FILE))
+                .unwrap()
+                .starts_with(LOG_MAGIC)
+        );
+        let loaded = Wal::open(dir.path()).unwrap().load().unwrap();
+        assert_eq!(loaded.len(), 51);
+        assert_eq!(loaded[0], record("old-0"));
+        assert_eq!(loaded[50], record("new"));
+    }
+
+    #[tokio::test]
+    async fn a_failed_compaction_is_reported_and_the_old_log_keeps_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = Wal::open(dir.path()).unwrap();
+        let first = wal.append(vec![(None, record("a").encode_to_vec())]);
+        wal.wait_durable(first).await.unwrap();
+        // The compaction's new file cannot be created.
+        std::fs::create_dir(dir.path().join("durin.log.compacting")).unwrap();
+        let compaction = wal.compact(vec![0], vec![(None, record("only").encode_to_vec())]);
+        let after = wal.append(vec![(None, record("b").encode_to_vec())]);
+        wal.wait_durable(after).await.unwrap();
+        assert!(wal.wait_compacted(compaction).await.is_err());
+        drop(wal);
+        let loaded = Wal::open(dir.path()).unwrap().load().unwrap();
+        assert_eq!(loaded, vec![record("a"), record("b")]);
+    }
+
+    #[test]
+    fn nothing_is_acknowledged_while_the_compacted_log_cannot_be_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LOG_FILE);
+        let mut log = LogFile {
+            file: None,
+            good_len: 0,
+        };
+        let mut buf = Vec::new();
+        frame(Format::V2, &mut buf, b"payload");
+        assert!(log.write_batch(&path, &buf).is_err(), "no file to write to");
+        std::fs::write(&path, LOG_MAGIC).unwrap();
+        log.write_batch(&path, &buf).unwrap();
+        let data = std::fs::read(&path).unwrap();
+        assert_eq!(frame::scan(Format::V2, &data, LOG_MAGIC.len()).0.len(), 1);
     }
 }

@@ -22,7 +22,15 @@ use crate::engine::{Core, Engine, Error, Result, Run, RunKey, history};
 use crate::store::NamespaceRecord;
 use crate::store::archive::{Loc, Scanned};
 
-const DEFAULT_PAGE_SIZE: usize = 1000;
+/// Page size when the request gives none, and the largest one a client is served (Temporal's
+/// default visibility page limit): a larger request gets pages of this size.
+pub const DEFAULT_PAGE_SIZE: usize = 1000;
+
+/// A client's page size, capped at [`DEFAULT_PAGE_SIZE`] (replicas merging a list ask each
+/// other for more, uncapped).
+pub fn capped_page_size(page_size: i32) -> i32 {
+    page_size.min(DEFAULT_PAGE_SIZE as i32)
+}
 
 impl Core {
     pub(crate) fn custom_search_attributes(&self, namespace: &str) -> BTreeMap<String, i32> {
@@ -139,6 +147,7 @@ impl Engine {
         let mut hits = resident;
         let Some((files, segments)) = plan else {
             sort_hits(&mut hits);
+            self.reported_state_durable().await?;
             return Ok((query, hits));
         };
         let namespace_owned = namespace.to_string();
@@ -180,6 +189,7 @@ impl Engine {
             }));
         }
         sort_hits(&mut hits);
+        self.reported_state_durable().await?;
         Ok((query, hits))
     }
 

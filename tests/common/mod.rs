@@ -112,6 +112,23 @@ impl DurinServer {
         server
     }
 
+    /// A `durin dev` server not yet started (its data dir is known, so the environment can
+    /// name it); start it with [`DurinServer::launch`].
+    pub fn prepare_dev() -> Self {
+        Self::unstarted(vec!["dev".into()], Vec::new())
+    }
+
+    /// The environment the next start passes to the server.
+    pub fn env_mut(&mut self) -> &mut Vec<(String, String)> {
+        &mut self.env
+    }
+
+    /// Starts a prepared server and waits until it is ready.
+    pub async fn launch(&mut self) {
+        self.spawn();
+        self.wait_ready().await;
+    }
+
     /// A fresh temp dir and free port, nothing running yet.
     fn unstarted(subcommand: Vec<String>, env: Vec<(String, String)>) -> Self {
         let tmp = tempfile::Builder::new()
@@ -380,6 +397,49 @@ async fn try_connect(url: Url) -> Result<Client, String> {
         .map_err(|_| "Connection::connect timed out".to_string())?
         .map_err(|e| format!("{e:?}"))?;
     Client::new(conn, ClientOptions::new(NAMESPACE).build()).map_err(|e| format!("{e:?}"))
+}
+
+/// Runs `durin <args>`, expecting it to refuse to start (exit non-zero within 30 s); returns
+/// what it printed on standard error.
+pub fn refused_start(args: &[&str]) -> String {
+    use std::io::Read;
+    let mut child = Command::new(durin_binary())
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn durin");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for durin") {
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .expect("stderr")
+                .read_to_string(&mut err)
+                .expect("read stderr");
+            assert!(!status.success(), "durin must refuse to start\n{err}");
+            return err;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("durin did not refuse to start");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Runs `durin <args>` to completion; returns its exit status and standard error.
+pub fn run_durin(args: &[&str]) -> (bool, String) {
+    let out = Command::new(durin_binary())
+        .args(args)
+        .output()
+        .expect("run durin");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// A raw gRPC WorkflowService client (no SDK) to the server on `port`.
