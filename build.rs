@@ -23,6 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     fds.file = keep;
+    let mut known = rpc_paths(&fds);
     let mut cfg = tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
@@ -41,9 +42,43 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Durin's own replica-to-replica protocol.
     println!("cargo:rerun-if-changed=proto");
     let own = protox::compile(["durin/cluster/v1/cluster.proto"], ["proto"])?;
+    known.extend(rpc_paths(&own));
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
         .compile_fds(own)?;
+
+    // Every method path served, so metrics label a call by its method only when it is one
+    // (a label per unknown path would let any client grow the metrics without bound).
+    known.extend([
+        "/grpc.health.v1.Health/Check".into(),
+        "/grpc.health.v1.Health/Watch".into(),
+    ]);
+    known.sort();
+    let out = std::path::Path::new(&std::env::var("OUT_DIR")?).join("rpc_paths.rs");
+    std::fs::write(
+        out,
+        format!(
+            "/// Every gRPC method path Durin's services declare, sorted.\npub const RPC_PATHS: &[&str] = &{known:?};\n"
+        ),
+    )?;
     Ok(())
+}
+
+/// `/package.Service/Method` of every method of every service in `fds`.
+fn rpc_paths(fds: &prost_types::FileDescriptorSet) -> Vec<String> {
+    let mut paths = Vec::new();
+    for file in &fds.file {
+        for service in &file.service {
+            for method in &service.method {
+                paths.push(format!(
+                    "/{}.{}/{}",
+                    file.package(),
+                    service.name(),
+                    method.name()
+                ));
+            }
+        }
+    }
+    paths
 }

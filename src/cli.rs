@@ -41,6 +41,17 @@ pub enum Command {
     /// Copy a (possibly running) server's data directory to a tar file or standard output
     /// (`--out -`). Restore: `tar -xf FILE -C <empty data directory>`, then start Durin on it.
     Backup(BackupArgs),
+    /// Rewrite a damaged log (one Durin refuses to start on) with every valid record before
+    /// and after the damage; the damaged file is kept beside it. Only with the server
+    /// stopped, and only when no backup can be restored: the damaged records stay lost.
+    Salvage(SalvageArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SalvageArgs {
+    /// The (stopped) server's data directory.
+    #[arg(long, env = "DURIN_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -94,6 +105,10 @@ pub struct EngineArgs {
     /// Long polls (and other calls that wait) in flight beyond which new ones are refused.
     #[arg(long, default_value_t = crate::api::DEFAULT_MAX_WAITING)]
     pub max_waiting: usize,
+    /// Requests per second each namespace may make (long polls not counted); beyond it
+    /// RESOURCE_EXHAUSTED. 0 turns the limit off.
+    #[arg(long, default_value_t = crate::api::rate::DEFAULT_NAMESPACE_RPS, env = "DURIN_NAMESPACE_RPS")]
+    pub namespace_rps: u32,
     /// Seconds a closed run stays in memory before it moves to the on-disk archive.
     #[arg(long, default_value_t = 10, env = "DURIN_ARCHIVE_AFTER")]
     pub archive_after: u64,
@@ -101,6 +116,11 @@ pub struct EngineArgs {
     /// of the data directory. The schema is created and migrated by Durin.
     #[arg(long, env = "DURIN_POSTGRES_URL")]
     pub postgres: Option<String>,
+    /// The CA (PEM) that signed PostgreSQL's server certificate: connections then use TLS,
+    /// verifying the certificate and the host name. Add `sslmode=require` to the connection
+    /// string to refuse a server that does not offer TLS.
+    #[arg(long, env = "DURIN_POSTGRES_CA", requires = "postgres")]
+    pub postgres_ca: Option<PathBuf>,
     /// This replica's name, which holds the shard lease in PostgreSQL (default: the host
     /// name, which is the pod name in Kubernetes).
     #[arg(long, env = "DURIN_REPLICA_ID")]
@@ -151,6 +171,7 @@ impl EngineArgs {
             auth,
             max_inflight: self.max_inflight,
             max_waiting: self.max_waiting,
+            namespace_rps: self.namespace_rps,
         })
     }
 }
@@ -220,6 +241,19 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             );
             Ok(())
         }
+        Command::Salvage(args) => {
+            let dir = args.data_dir.unwrap_or_else(default_data_dir);
+            let salvaged = crate::store::wal::salvage(&dir)?;
+            eprintln!(
+                "kept {} valid records of {}, skipped {} damaged bytes; the damaged log is \
+                 kept as {}",
+                salvaged.records,
+                dir.join(crate::store::wal::LOG_FILE).display(),
+                salvaged.bytes_skipped,
+                salvaged.damaged_copy.display()
+            );
+            Ok(())
+        }
     }
 }
 
@@ -270,6 +304,7 @@ async fn start_engine(
             });
             let store = crate::store::postgres::PgStore::open(crate::store::postgres::PgConfig {
                 url: url.clone(),
+                ca_file: args.postgres_ca.clone(),
                 owner: args.replica_id.clone().unwrap_or_else(host_name),
                 address,
                 lease_ttl: std::time::Duration::from_secs(args.lease_ttl.max(1)),

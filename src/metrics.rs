@@ -290,6 +290,17 @@ pub async fn serve(engine: Arc<Engine>, listener: tokio::net::TcpListener) {
     }
 }
 
+include!(concat!(env!("OUT_DIR"), "/rpc_paths.rs"));
+
+/// The method label of a call: its method name when the path is one Durin serves, else
+/// `unknown` (so a client cannot add labels).
+fn method_label(path: &str) -> &str {
+    match RPC_PATHS.binary_search(&path) {
+        Ok(_) => path.rsplit('/').next().unwrap_or("unknown"),
+        Err(_) => "unknown",
+    }
+}
+
 /// A tower layer that records every gRPC call's method, status code and latency.
 #[derive(Clone, Default)]
 pub struct RpcMetricsLayer;
@@ -322,13 +333,7 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let method = req
-            .uri()
-            .path()
-            .rsplit('/')
-            .next()
-            .unwrap_or("")
-            .to_string();
+        let method = method_label(req.uri().path()).to_string();
         let started = Instant::now();
         let fut = self.inner.call(req);
         Box::pin(async move {
@@ -347,5 +352,29 @@ where
             record_rpc(&method, code, started.elapsed());
             res
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::method_label;
+
+    #[test]
+    fn only_served_methods_become_labels() {
+        assert_eq!(
+            method_label("/temporal.api.workflowservice.v1.WorkflowService/StartWorkflowExecution"),
+            "StartWorkflowExecution"
+        );
+        assert_eq!(
+            method_label("/temporal.api.operatorservice.v1.OperatorService/ListSearchAttributes"),
+            "ListSearchAttributes"
+        );
+        assert_eq!(method_label("/grpc.health.v1.Health/Check"), "Check");
+        assert_eq!(
+            method_label("/temporal.api.workflowservice.v1.WorkflowService/NoSuchMethod1"),
+            "unknown"
+        );
+        assert_eq!(method_label("/made.up.Service/Anything"), "unknown");
+        assert_eq!(method_label(""), "unknown");
     }
 }

@@ -218,12 +218,12 @@ async fn three_replicas_share_the_work_and_survive_a_sigkill() {
         tokio::time::sleep(Duration::from_secs(2)).await;
         victim.kill();
         let killed = Instant::now();
-        // Signals go through replica 1; those for replica 3's shards wait for the takeover.
+        // Signals go through replicas 1 and 2; those for replica 3's shards wait in the
+        // replica for the takeover. No call fails and none is retried by the client.
         for i in 0..workflows {
             let id = format!("{prefix}-{i}");
-            let client = clients[(i + 1) % 2].clone();
-            retrying("signal", || {
-                let mut raw = client.clone();
+            let mut raw = clients[(i + 1) % 2].clone();
+            {
                 let req = SignalWorkflowExecutionRequest {
                     namespace: NAMESPACE.into(),
                     workflow_execution: Some(WorkflowExecution {
@@ -236,11 +236,13 @@ async fn three_replicas_share_the_work_and_survive_a_sigkill() {
                     request_id: format!("{id}-signal"),
                     ..Default::default()
                 };
-                async move {
-                    WorkflowService::signal_workflow_execution(&mut raw, Request::new(req)).await
+                let mut req = Request::new(req);
+                req.set_timeout(Duration::from_secs(30));
+                if let Err(status) = WorkflowService::signal_workflow_execution(&mut raw, req).await
+                {
+                    panic!("signal {id} failed after the kill: {status:?}");
                 }
-            })
-            .await;
+            }
         }
         takeover = killed.elapsed();
         for i in 0..workflows {

@@ -145,3 +145,68 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
+
+/// Checks the bearer token of every call to Temporal's services from its headers, before its
+/// body is read and decoded: an unknown client cannot make the server decode up to the
+/// largest message. Which namespaces the token may use is checked later, per RPC, by
+/// [`super::authz::Guarded`] (the namespace is in the body).
+#[derive(Clone)]
+pub struct AuthenticateLayer {
+    policy: Option<std::sync::Arc<AuthPolicy>>,
+}
+
+impl AuthenticateLayer {
+    pub fn new(policy: Option<std::sync::Arc<AuthPolicy>>) -> Self {
+        Self { policy }
+    }
+}
+
+impl<S> tower::Layer<S> for AuthenticateLayer {
+    type Service = Authenticate<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Authenticate {
+            inner,
+            policy: self.policy.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Authenticate<S> {
+    inner: S,
+    policy: Option<std::sync::Arc<AuthPolicy>>,
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for Authenticate<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>> + Send,
+    S::Future: Send + 'static,
+    R: Default + Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        // Health checks stay open for probes; replica-to-replica calls carry the cluster's
+        // secret instead (checked by their handler).
+        if let Some(policy) = &self.policy
+            && req.uri().path().starts_with("/temporal.api.")
+        {
+            let metadata = tonic::metadata::MetadataMap::from_headers(req.headers().clone());
+            if let Err(status) = policy.check(&metadata, None) {
+                return Box::pin(async move { Ok(status.into_http()) });
+            }
+        }
+        Box::pin(self.inner.call(req))
+    }
+}

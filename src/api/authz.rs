@@ -9,27 +9,53 @@ use tonic::{Request, Response, Status};
 
 use super::auth::AuthPolicy;
 use super::operator_service::OperatorHandler;
+use super::rate::NamespaceRates;
 use super::workflow_service::WorkflowHandler;
 use crate::cluster::route::Routed;
 use crate::proto::operatorservice::operator_service_server::OperatorService;
 use crate::proto::workflowservice::workflow_service_server::WorkflowService;
 
-/// A handler behind an optional auth policy.
+/// A handler behind an optional auth policy and per-namespace rate limits.
 pub struct Guarded<H> {
     inner: H,
     policy: Option<Arc<AuthPolicy>>,
+    rates: Option<Arc<NamespaceRates>>,
 }
 
 impl<H> Guarded<H> {
-    pub fn new(inner: H, policy: Option<Arc<AuthPolicy>>) -> Self {
-        Self { inner, policy }
+    pub fn new(
+        inner: H,
+        policy: Option<Arc<AuthPolicy>>,
+        rates: Option<Arc<NamespaceRates>>,
+    ) -> Self {
+        Self {
+            inner,
+            policy,
+            rates,
+        }
     }
 
-    fn check<T>(&self, req: &Request<T>, namespace: Option<&str>) -> Result<(), Status> {
-        match &self.policy {
-            Some(p) => p.check(req.metadata(), namespace),
-            None => Ok(()),
+    fn check<T>(
+        &self,
+        req: &Request<T>,
+        method: &str,
+        namespace: Option<&str>,
+    ) -> Result<(), Status> {
+        if let Some(p) = &self.policy {
+            p.check(req.metadata(), namespace)?;
         }
+        // Long polls are bounded by --max-waiting; a forwarded call was counted where it
+        // entered the cluster.
+        if let (Some(rates), Some(ns)) = (&self.rates, namespace)
+            && !method.starts_with("poll_")
+            && req
+                .extensions()
+                .get::<crate::cluster::Forwarded>()
+                .is_none()
+        {
+            rates.admit(ns)?;
+        }
+        Ok(())
     }
 }
 
@@ -42,7 +68,7 @@ macro_rules! guard {
             $(
                 async fn $method(&self, req: Request<$req>) -> Result<Response<$resp>, Status> {
                     let namespace: fn(&$req) -> Option<&str> = $ns;
-                    self.check(&req, namespace(req.get_ref()))?;
+                    self.check(&req, stringify!($method), namespace(req.get_ref()))?;
                     self.inner.$method(req).await
                 }
             )*

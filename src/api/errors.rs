@@ -92,6 +92,18 @@ pub fn to_status(err: Error) -> Status {
             ),
         ),
         Error::DeadlineExceeded(_) => Status::deadline_exceeded(message),
+        Error::ResourceExhausted(_) => with_detail(
+            Code::ResourceExhausted,
+            message,
+            any(
+                "temporal.api.errordetails.v1.ResourceExhaustedFailure",
+                &temporalio_protos::temporal::api::errordetails::v1::ResourceExhaustedFailure {
+                    cause: temporalio_protos::temporal::api::enums::v1::ResourceExhaustedCause::ConcurrentLimit
+                        as i32,
+                    ..Default::default()
+                },
+            ),
+        ),
         Error::Unavailable(_) | Error::Store(crate::store::StoreError::Moved(_)) => {
             Status::unavailable(message)
         }

@@ -6,6 +6,7 @@ pub mod errors;
 pub mod multi_operation;
 pub mod operator_service;
 pub mod overload;
+pub mod rate;
 pub mod tls;
 pub mod workflow_service;
 
@@ -35,6 +36,8 @@ pub struct Access {
     pub max_inflight: usize,
     /// The same for long polls and other calls that wait by design.
     pub max_waiting: usize,
+    /// Requests per second each namespace may make (0: no limit).
+    pub namespace_rps: u32,
 }
 
 pub const DEFAULT_MAX_INFLIGHT: usize = 4096;
@@ -47,6 +50,7 @@ impl Default for Access {
             auth: None,
             max_inflight: DEFAULT_MAX_INFLIGHT,
             max_waiting: DEFAULT_MAX_WAITING,
+            namespace_rps: rate::DEFAULT_NAMESPACE_RPS,
         }
     }
 }
@@ -63,12 +67,14 @@ pub async fn serve(
     health_reporter
         .set_serving::<WorkflowServiceServer<Guarded<Routed<workflow_service::WorkflowHandler>>>>()
         .await;
+    let rates = rate::NamespaceRates::new(access.namespace_rps).map(Arc::new);
     let handler = Arc::new(Guarded::new(
         Routed::new(
             workflow_service::WorkflowHandler::new(engine.clone(), cluster.clone()),
             cluster.clone(),
         ),
         access.auth.clone(),
+        rates.clone(),
     ));
     // Replica-to-replica calls (only with several replicas).
     let cluster_service = cluster.clone().map(|c| {
@@ -88,11 +94,13 @@ pub async fn serve(
     let operator = OperatorServiceServer::new(Guarded::new(
         operator_service::OperatorHandler::new(engine, cluster),
         access.auth.clone(),
+        rates,
     ))
     .accept_compressed(CompressionEncoding::Gzip)
     .send_compressed(CompressionEncoding::Gzip);
     let router = Server::builder()
         .layer(crate::metrics::RpcMetricsLayer)
+        .layer(auth::AuthenticateLayer::new(access.auth.clone()))
         .layer(overload::OverloadLayer::new(
             access.max_inflight,
             access.max_waiting,

@@ -248,7 +248,13 @@ impl WorkflowService for WorkflowHandler {
         let r = req.into_inner();
         let cancel = self
             .engine
-            .heartbeat(ActivityRef::Token(&r.task_token), r.details)
+            .heartbeat(
+                ActivityRef::Token {
+                    namespace: &r.namespace,
+                    token: &r.task_token,
+                },
+                r.details,
+            )
             .await;
         ok(
             cancel.map(|cancel_requested| RecordActivityTaskHeartbeatResponse {
@@ -289,7 +295,13 @@ impl WorkflowService for WorkflowHandler {
         };
         ok(self
             .engine
-            .end_activity_attempt(ActivityRef::Token(&r.task_token), end)
+            .end_activity_attempt(
+                ActivityRef::Token {
+                    namespace: &r.namespace,
+                    token: &r.task_token,
+                },
+                end,
+            )
             .await
             .map(|_| Default::default()))
     }
@@ -331,7 +343,13 @@ impl WorkflowService for WorkflowHandler {
         };
         ok(self
             .engine
-            .end_activity_attempt(ActivityRef::Token(&r.task_token), end)
+            .end_activity_attempt(
+                ActivityRef::Token {
+                    namespace: &r.namespace,
+                    token: &r.task_token,
+                },
+                end,
+            )
             .await
             .map(|_| Default::default()))
     }
@@ -374,7 +392,13 @@ impl WorkflowService for WorkflowHandler {
         };
         ok(self
             .engine
-            .end_activity_attempt(ActivityRef::Token(&r.task_token), end)
+            .end_activity_attempt(
+                ActivityRef::Token {
+                    namespace: &r.namespace,
+                    token: &r.task_token,
+                },
+                end,
+            )
             .await
             .map(|_| Default::default()))
     }
@@ -498,6 +522,15 @@ impl WorkflowService for WorkflowHandler {
         &self,
         req: Request<ListWorkflowExecutionsRequest>,
     ) -> Reply<ListWorkflowExecutionsResponse> {
+        let mut req = req;
+        if req
+            .extensions()
+            .get::<crate::cluster::Forwarded>()
+            .is_none()
+        {
+            let page_size = &mut req.get_mut().page_size;
+            *page_size = crate::visibility::list::capped_page_size(*page_size);
+        }
         let Some(cluster) = self.merging(&req) else {
             return ok(self.engine.list_workflows(req.into_inner()).await);
         };
@@ -525,7 +558,7 @@ impl WorkflowService for WorkflowHandler {
         let r = req.into_inner();
         let list = ListWorkflowExecutionsRequest {
             namespace: r.namespace,
-            page_size: r.page_size,
+            page_size: crate::visibility::list::capped_page_size(r.page_size),
             next_page_token: r.next_page_token,
             query: r.query,
         };
@@ -672,7 +705,7 @@ impl WorkflowService for WorkflowHandler {
         };
         // With several replicas each lists the schedules of its own shards.
         let page_size = match req.get_ref().maximum_page_size {
-            n if n > 0 => n as usize,
+            n if n > 0 => (n as usize).min(crate::engine::schedule_api::DEFAULT_PAGE),
             _ => crate::engine::schedule_api::DEFAULT_PAGE,
         };
         let local = self

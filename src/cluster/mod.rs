@@ -83,7 +83,7 @@ impl Cluster {
         let (namespace, id) = match key {
             RouteKey::Local => return Ok(None),
             RouteKey::Id(ns, id) => (ns.to_string(), id.to_string()),
-            RouteKey::Token(token) => match crate::engine::decode_token(token) {
+            RouteKey::Token(token) => match crate::engine::parse_token(token) {
                 Ok((key, _)) => (key.namespace, key.workflow_id),
                 // The handler answers a bad token.
                 Err(_) => return Ok(None),
@@ -113,6 +113,47 @@ impl Cluster {
                 "shard {shard} is moving between replicas; retry"
             ))),
         }
+    }
+
+    /// How long a call waits for a shard whose owner cannot be reached to be taken over: the
+    /// owner's lease runs out after the lease TTL, and a survivor takes it at its next
+    /// membership round (a third of the TTL later).
+    pub fn takeover_bound(&self) -> Duration {
+        self.store.lease_ttl() * 2 + Duration::from_secs(2)
+    }
+
+    /// A call for a shard whose owner is unreachable (or that is moving) answered `status`:
+    /// waits a little, until the view of the cluster changes, so the caller can try again
+    /// (here, if this replica took the shard over, or at the new owner). Gives `status` back
+    /// once the call's deadline, or the takeover bound, has passed. Safe to retry: the call
+    /// did not reach an owner, or the owner refused it without acting (UNAVAILABLE).
+    pub async fn wait_for_takeover<T>(
+        &self,
+        req: &Request<T>,
+        patience: &mut Option<tokio::time::Instant>,
+        status: Status,
+    ) -> Result<(), Status> {
+        let now = tokio::time::Instant::now();
+        let until = *patience.get_or_insert_with(|| {
+            let client_deadline = req
+                .metadata()
+                .get("grpc-timeout")
+                .and_then(|v| v.to_str().ok())
+                .and_then(crate::api::workflow_service::parse_grpc_timeout)
+                .map(|t| t.saturating_sub(Duration::from_millis(500)));
+            now + client_deadline
+                .unwrap_or(Duration::MAX)
+                .min(self.takeover_bound())
+        });
+        if now >= until {
+            return Err(status);
+        }
+        tracing::debug!(error = %status.message(), "waiting for a shard's takeover before trying again");
+        let mut view = self.view.clone();
+        view.borrow_and_update();
+        let pause = Duration::from_millis(250).min(until - now);
+        let _ = tokio::time::timeout(pause, view.changed()).await;
+        Ok(())
     }
 
     /// Re-reads namespaces from the database into this replica's engine.

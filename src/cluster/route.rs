@@ -47,6 +47,44 @@ impl<H> Routed<H> {
     }
 }
 
+impl<H: Send + Sync> Routed<H> {
+    /// Like [`Routed::remote`], but while the shard has no reachable owner, waits for the
+    /// takeover (see [`Cluster::wait_for_takeover`]).
+    async fn remote_or_wait<T>(
+        &self,
+        req: &Request<T>,
+        key: RouteKey<'_>,
+        patience: &mut Option<tokio::time::Instant>,
+    ) -> Result<Option<(&Cluster, String)>, Status> {
+        loop {
+            match self.remote(req, clone_key(&key)) {
+                Err(status) if status.code() == tonic::Code::Unavailable => {
+                    let Some(cluster) = &self.cluster else {
+                        return Err(status);
+                    };
+                    cluster.wait_for_takeover(req, patience, status).await?;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+fn clone_key<'a>(key: &RouteKey<'a>) -> RouteKey<'a> {
+    match key {
+        RouteKey::Local => RouteKey::Local,
+        RouteKey::Id(ns, id) => RouteKey::Id(ns, id),
+        RouteKey::Token(t) => RouteKey::Token(t),
+    }
+}
+
+/// A copy of a request to forward (its message and metadata), so it can be sent again.
+fn copy<T: Clone>(req: &Request<T>) -> Request<T> {
+    let mut copy = Request::new(req.get_ref().clone());
+    *copy.metadata_mut() = req.metadata().clone();
+    copy
+}
+
 fn workflow_id(
     e: &Option<temporalio_protos::temporal::api::common::v1::WorkflowExecution>,
 ) -> &str {
@@ -71,10 +109,18 @@ macro_rules! routes {
             $(
                 async fn $method(&self, req: Request<$req>) -> Result<Response<$resp>, Status> {
                     let key: fn(&$req) -> RouteKey<'_> = $key;
-                    if let Some((cluster, address)) = self.remote(&req, key(req.get_ref()))? {
-                        return cluster.forward(&address, $name, req).await;
+                    let mut patience = None;
+                    loop {
+                        let Some((cluster, address)) = self.remote_or_wait(&req, key(req.get_ref()), &mut patience).await? else {
+                            return self.inner.$method(req).await;
+                        };
+                        match cluster.forward(&address, $name, copy(&req)).await {
+                            Err(status) if status.code() == tonic::Code::Unavailable => {
+                                cluster.wait_for_takeover(&req, &mut patience, status).await?
+                            }
+                            answer => return answer,
+                        }
                     }
-                    self.inner.$method(req).await
                 }
             )*
         }

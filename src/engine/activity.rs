@@ -15,7 +15,7 @@ use super::clock::{self, dur_millis, opt_ts_millis, ts_from_millis};
 use super::matching::{QueueKey, QueueKind, ReadyTask, TaskRef};
 use super::state::ActivityInfo;
 use super::timers::TimerTask;
-use super::{Core, Engine, Error, Result, RunKey, decode_token, encode_token, retry};
+use super::{Core, Engine, Error, Result, RunKey, retry};
 
 /// How an activity attempt ended, as reported by a worker or a timer.
 pub(crate) enum AttemptEnd {
@@ -39,7 +39,11 @@ pub(crate) enum AttemptEnd {
 
 /// Which activity a request names: by task token, or by workflow and activity id.
 pub(crate) enum ActivityRef<'a> {
-    Token(&'a [u8]),
+    Token {
+        /// The request's namespace, which the token must belong to.
+        namespace: &'a str,
+        token: &'a [u8],
+    },
     Id {
         namespace: &'a str,
         workflow_id: &'a str,
@@ -140,8 +144,8 @@ impl Core {
     fn locate_activity(&self, activity: ActivityRef<'_>) -> Result<(RunKey, i64)> {
         let not_found = || Error::NotFound("Activity task not found.".into());
         match activity {
-            ActivityRef::Token(bytes) => {
-                let (key, token) = decode_token(bytes)?;
+            ActivityRef::Token { namespace, token } => {
+                let (key, token) = self.tokens.check(namespace, token)?;
                 if !token.query_id.is_empty() {
                     return Err(Error::InvalidArgument(
                         "A query task token cannot be used for an activity.".into(),
@@ -251,7 +255,7 @@ impl Core {
         }
         self.commit(&key);
         Some(PollActivityTaskQueueResponse {
-            task_token: encode_token(&key, scheduled_event_id, attempt, 0, ""),
+            task_token: self.tokens.issue(&key, scheduled_event_id, attempt, 0, ""),
             workflow_namespace: key.namespace.clone(),
             workflow_type,
             workflow_execution: Some(execution),

@@ -7,6 +7,14 @@ use temporalio_protos::temporal::api::common::v1::Payloads;
 pub const MAX_PAYLOAD_BYTES: usize = 2 * 1024 * 1024;
 pub const MAX_HISTORY_EVENTS: i64 = 51_200;
 pub const MAX_HISTORY_BYTES: i64 = 50 * 1024 * 1024;
+/// Signals one run accepts (Temporal's default per-execution signal limit); past it a signal
+/// is refused, which also bounds the request ids a run keeps for de-duplication.
+pub const MAX_SIGNALS_PER_RUN: i64 = 10_000;
+/// Updates of one run admitted but not completed (Temporal's default); past it an update is
+/// refused with RESOURCE_EXHAUSTED, which clients retry.
+pub const MAX_IN_FLIGHT_UPDATES: usize = 10;
+/// Updates one run accepts in all (their outcomes are kept for de-duplication).
+pub const MAX_TOTAL_UPDATES: usize = 2000;
 
 /// An error message if `what` (one of `kind`) encodes to more than `limit` bytes.
 fn check_size<M: prost::Message>(

@@ -29,6 +29,7 @@ pub mod signal;
 pub mod start;
 pub mod state;
 pub mod timers;
+pub mod token;
 pub mod transfer;
 pub mod update;
 pub mod workflow_task;
@@ -48,8 +49,9 @@ use crate::store::{
 };
 use matching::{Matching, QueueKey, TaskRef};
 pub use run::Run;
-use state::{MutableState, TOKEN_MAGIC, TaskToken};
+use state::MutableState;
 use timers::{TimerQueue, TimerTask};
+pub use token::{TokenSigner, parse_token};
 
 /// Identifies one run of a workflow.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -87,6 +89,9 @@ pub enum Error {
     },
     #[error("{0}")]
     DeadlineExceeded(String),
+    /// A per-run limit on things in flight is reached; the caller may retry later.
+    #[error("{0}")]
+    ResourceExhausted(String),
     /// The execution's shard is not served here (it is moving between replicas); retry.
     #[error("{0}")]
     Unavailable(String),
@@ -159,6 +164,8 @@ pub struct Engine {
 /// Everything mutable, guarded by the engine's lock.
 pub struct Core {
     store: Arc<dyn Store>,
+    /// Issues and checks task tokens (keyed by the store's token secret).
+    pub(crate) tokens: TokenSigner,
     pub(crate) namespaces: HashMap<String, NamespaceRecord>,
     /// Boxed so the table's slots stay small (it is sized for growth, and doubles at once).
     pub(crate) runs: HashMap<RunKey, Box<Run>>,
@@ -191,6 +198,7 @@ impl Engine {
         let (changes, _) = broadcast::channel(4096);
         let (transfer_tx, transfer_rx) = tokio::sync::mpsc::unbounded_channel();
         let mut core = Core {
+            tokens: TokenSigner::new(&store.token_secret()),
             store: store.clone(),
             namespaces: HashMap::new(),
             runs: HashMap::new(),
@@ -259,16 +267,20 @@ impl Engine {
     /// Runs `f` under the engine lock, then waits until everything it (or anything before it)
     /// wrote is durable.
     pub(crate) async fn transact<T>(&self, f: impl FnOnce(&mut Core) -> Result<T>) -> Result<T> {
-        let before = self.store.last_lsn();
         let (result, lsn) = self.with_core(f);
-        match self.store.wait_durable(lsn).await {
-            Ok(()) => result,
-            // A read (it wrote nothing) is still served while the disk refuses writes: what
-            // it sees is either durable or queued in the writer, which retries until the disk
-            // takes it.
-            Err(_) if lsn == before => result,
-            Err(e) => Err(e.into()),
-        }
+        // Also an operation that wrote nothing (a read, a deduplicated retry) waits: what it
+        // saw may be queued but not yet durable, and must not be reported before it is. While
+        // the disk refuses writes, such a reply is UNAVAILABLE rather than a promise a crash
+        // could break.
+        self.store.wait_durable(lsn).await?;
+        result
+    }
+
+    /// Waits until everything queued so far is durable: a reply that read engine state
+    /// outside [`Engine::transact`] calls this before it reports what it read.
+    pub(crate) async fn reported_state_durable(&self) -> Result<()> {
+        self.store.wait_durable(self.store.last_lsn()).await?;
+        Ok(())
     }
 
     /// Runs `f` under the engine lock and hands everything it changed to the store as one
@@ -874,44 +886,6 @@ impl Core {
             } => self.schedule_wake_fired(&namespace, &schedule_id),
         }
     }
-}
-
-pub fn encode_token(
-    key: &RunKey,
-    scheduled_event_id: i64,
-    attempt: i32,
-    started_event_id: i64,
-    query_id: &str,
-) -> Vec<u8> {
-    TaskToken {
-        namespace: key.namespace.clone(),
-        workflow_id: key.workflow_id.clone(),
-        run_id: key.run_id.clone(),
-        scheduled_event_id,
-        attempt,
-        query_id: query_id.to_string(),
-        started_event_id,
-        magic: TOKEN_MAGIC,
-    }
-    .encode_to_vec()
-}
-
-pub fn decode_token(bytes: &[u8]) -> Result<(RunKey, TaskToken)> {
-    if bytes.is_empty() {
-        return Err(Error::InvalidArgument(
-            "Task token not set on request.".into(),
-        ));
-    }
-    let token = TaskToken::decode(bytes)
-        .ok()
-        .filter(|t| t.magic == TOKEN_MAGIC)
-        .ok_or_else(|| Error::InvalidArgument("Error deserializing task token.".into()))?;
-    let key = RunKey {
-        namespace: token.namespace.clone(),
-        workflow_id: token.workflow_id.clone(),
-        run_id: token.run_id.clone(),
-    };
-    Ok((key, token))
 }
 
 pub(crate) fn is_running(ms: &MutableState) -> bool {

@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 
 use super::matching::{QueueKey, QueueKind, TaskRef};
 use super::workflow_task::normal_queue;
-use super::{Core, Engine, Error, Result, Run, RunKey, decode_token, encode_token};
+use super::{Core, Engine, Error, Result, Run, RunKey};
 
 #[derive(Debug)]
 pub enum QueryOutcome {
@@ -122,7 +122,7 @@ impl Engine {
 
     pub async fn respond_query_task(&self, req: RespondQueryTaskCompletedRequest) -> Result<()> {
         self.transact(|core| {
-            let (key, token) = decode_token(&req.task_token)?;
+            let (key, token) = core.tokens.check(&req.namespace, &req.task_token)?;
             if token.query_id.is_empty() {
                 return Err(Error::InvalidArgument(
                     "Task token is not a query task token.".into(),
@@ -223,7 +223,7 @@ impl Core {
             .iter()
             .find(|q| q.id == query_id && q.state == QueryState::Direct)?;
         Some(PollWorkflowTaskQueueResponse {
-            task_token: encode_token(key, 0, 1, 0, query_id),
+            task_token: self.tokens.issue(key, 0, 1, 0, query_id),
             workflow_execution: Some(run.execution()),
             workflow_type: run
                 .ms

@@ -314,7 +314,7 @@ impl Engine {
             ids.sort();
             let after = String::from_utf8_lossy(&req.next_page_token).into_owned();
             let page = if req.maximum_page_size > 0 {
-                req.maximum_page_size as usize
+                (req.maximum_page_size as usize).min(DEFAULT_PAGE)
             } else {
                 DEFAULT_PAGE
             };

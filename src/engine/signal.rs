@@ -9,9 +9,6 @@ use temporalio_protos::temporal::api::workflowservice::v1::{
 
 use super::{ChangeKind, Core, Engine, Error, Result, RunKey};
 
-/// How many recent signal request ids a run remembers for de-duplication.
-const SIGNAL_DEDUP_WINDOW: usize = 100;
-
 impl Engine {
     pub async fn signal(&self, req: SignalWorkflowExecutionRequest) -> Result<()> {
         self.transact(|core| {
@@ -110,14 +107,19 @@ impl Core {
                 "Workflow execution already completed.".into(),
             ));
         }
+        // A retried signal is applied once however long ago the first try was.
+        if !signal.request_id.is_empty() && run.ms.signal_request_ids.contains(&signal.request_id) {
+            return Ok(());
+        }
+        if run.ms.signals_received >= super::limits::MAX_SIGNALS_PER_RUN {
+            return Err(Error::InvalidArgument(format!(
+                "exceeded workflow execution limit for signal ({} signals)",
+                super::limits::MAX_SIGNALS_PER_RUN
+            )));
+        }
+        run.ms.signals_received += 1;
         if !signal.request_id.is_empty() {
-            if run.ms.signal_request_ids.contains(&signal.request_id) {
-                return Ok(());
-            }
             run.ms.signal_request_ids.push(signal.request_id.clone());
-            if run.ms.signal_request_ids.len() > SIGNAL_DEDUP_WINDOW {
-                run.ms.signal_request_ids.remove(0);
-            }
         }
         run.changes.push(ChangeKind::Signaled);
         self.add_event(
@@ -125,6 +127,22 @@ impl Core {
             Attributes::WorkflowExecutionSignaledEventAttributes(signal),
         );
         self.commit(key);
+        // Signals alone can grow a history past its limit; the run ends then, as it would
+        // at its next workflow task.
+        self.end_if_history_over_limit(key)
+    }
+
+    /// Terminates an open run whose history grew past the hard limits.
+    pub(crate) fn end_if_history_over_limit(&mut self, key: &RunKey) -> Result<()> {
+        let run = self.run(key)?;
+        if run.is_open()
+            && let Some(reason) = super::limits::history_over_limit(
+                run.ms.next_event_id - 1,
+                run.ms.history_size_bytes,
+            )
+        {
+            self.terminate_run(key, &reason, None, "durin")?;
+        }
         Ok(())
     }
 }

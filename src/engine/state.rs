@@ -61,9 +61,13 @@ pub struct MutableState {
     pub search_attributes: Option<SearchAttributes>,
     #[prost(int64, tag = "20")]
     pub history_size_bytes: i64,
-    /// Request ids of recent signals, for de-duplication of retried signal calls.
+    /// Request ids of every signal the run accepted, for de-duplication of retried signal
+    /// calls for the life of the run (bounded by [`super::limits::MAX_SIGNALS_PER_RUN`]).
     #[prost(string, repeated, tag = "21")]
     pub signal_request_ids: Vec<String>,
+    /// Signals the run accepted (with or without a request id).
+    #[prost(int64, tag = "30")]
+    pub signals_received: i64,
     /// When the run times out (run timeout), if it has one.
     #[prost(message, optional, tag = "22")]
     pub run_expiration_time: Option<Timestamp>,
@@ -411,6 +415,10 @@ pub struct TaskToken {
     pub query_id: String,
     #[prost(int64, tag = "7")]
     pub started_event_id: i64,
+    /// HMAC-SHA256 of the token without it, keyed by the store's token secret: a token
+    /// Durin did not issue is refused.
+    #[prost(bytes = "vec", tag = "14")]
+    pub signature: Vec<u8>,
     /// Marks tokens Durin issued, so arbitrary bytes are refused rather than misread.
     #[prost(fixed32, tag = "15")]
     pub magic: u32,

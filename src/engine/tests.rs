@@ -295,3 +295,80 @@ async fn archived_runs_expire_a_segment_at_a_time_and_stay_expired() {
     ));
     assert!(engine.describe(describe("young")).await.is_ok());
 }
+
+fn signal_request(id: &str, request_id: &str) -> SignalWorkflowExecutionRequest {
+    SignalWorkflowExecutionRequest {
+        namespace: "default".into(),
+        workflow_execution: Some(WorkflowExecution {
+            workflow_id: id.into(),
+            run_id: String::new(),
+        }),
+        signal_name: "s".into(),
+        request_id: request_id.into(),
+        ..Default::default()
+    }
+}
+
+async fn history_length(engine: &Engine, id: &str) -> i64 {
+    engine
+        .describe(DescribeWorkflowExecutionRequest {
+            namespace: "default".into(),
+            execution: Some(WorkflowExecution {
+                workflow_id: id.into(),
+                run_id: String::new(),
+            }),
+        })
+        .await
+        .unwrap()
+        .workflow_execution_info
+        .unwrap()
+        .history_length
+}
+
+#[tokio::test]
+async fn a_retried_signal_applies_once_however_many_came_between() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _wal) = open(dir.path()).await;
+    engine.start_workflow(start_request("sig")).await.unwrap();
+    let before = history_length(&engine, "sig").await;
+    for i in 0..150 {
+        engine
+            .signal(signal_request("sig", &format!("req-{i}")))
+            .await
+            .unwrap();
+    }
+    // Every call is retried (as an SDK does after UNAVAILABLE), also after a restart.
+    for i in 0..150 {
+        engine
+            .signal(signal_request("sig", &format!("req-{i}")))
+            .await
+            .unwrap();
+    }
+    drop(engine);
+    let (engine, _wal) = open(dir.path()).await;
+    for i in (0..150).rev() {
+        engine
+            .signal(signal_request("sig", &format!("req-{i}")))
+            .await
+            .unwrap();
+    }
+    assert_eq!(history_length(&engine, "sig").await, before + 150);
+}
+
+#[tokio::test]
+async fn a_run_accepts_a_bounded_number_of_signals() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _wal) = open(dir.path()).await;
+    engine.start_workflow(start_request("spam")).await.unwrap();
+    // Sent concurrently, so the log commits them in groups.
+    let signals =
+        (0..super::limits::MAX_SIGNALS_PER_RUN).map(|_| engine.signal(signal_request("spam", "")));
+    for accepted in futures::future::join_all(signals).await {
+        accepted.unwrap();
+    }
+    let refused = engine.signal(signal_request("spam", "")).await.unwrap_err();
+    assert!(
+        matches!(refused, super::Error::InvalidArgument(ref m) if m.contains("limit for signal")),
+        "{refused:?}"
+    );
+}

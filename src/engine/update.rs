@@ -140,6 +140,8 @@ impl Engine {
                 return Err(Error::NotFound(format!("update {update_id} not found")));
             };
             if info.stage >= wanted {
+                // The stage was reached by an operation that may still be on its way to disk.
+                self.reported_state_durable().await?;
                 return Ok(response(key, update_id, &info));
             }
             let woke = tokio::select! {
@@ -210,6 +212,24 @@ impl Core {
             return Err(Error::NotFound(
                 "workflow execution already completed".into(),
             ));
+        }
+        use super::limits::{MAX_IN_FLIGHT_UPDATES, MAX_TOTAL_UPDATES};
+        if run.ms.updates.len() >= MAX_TOTAL_UPDATES {
+            return Err(Error::FailedPrecondition(format!(
+                "limit on number of total updates has been reached ({MAX_TOTAL_UPDATES})"
+            )));
+        }
+        let in_flight = run
+            .ms
+            .updates
+            .values()
+            .filter(|u| u.stage < Stage::Completed as i32)
+            .count();
+        if in_flight >= MAX_IN_FLIGHT_UPDATES {
+            return Err(Error::ResourceExhausted(format!(
+                "limit on number of concurrent in-flight updates has been reached \
+                 ({MAX_IN_FLIGHT_UPDATES})"
+            )));
         }
         run.ms.updates.insert(
             update_id,

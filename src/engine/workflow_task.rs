@@ -25,7 +25,7 @@ use super::commands::{CommandError, Effect};
 use super::matching::{QueueKey, QueueKind, ReadyTask, TaskRef};
 use super::state::WorkflowTaskInfo;
 use super::timers::TimerTask;
-use super::{ChangeKind, Core, Engine, Error, Result, RunKey, decode_token, encode_token, events};
+use super::{ChangeKind, Core, Engine, Error, Result, RunKey, events};
 
 /// Histories at or past these sizes get `suggest_continue_as_new` on their workflow tasks.
 const SUGGEST_CAN_EVENTS: i64 = 4096;
@@ -92,7 +92,7 @@ impl Engine {
 
     pub async fn fail_workflow_task(&self, req: RespondWorkflowTaskFailedRequest) -> Result<()> {
         self.transact(|core| {
-            let (key, token) = decode_token(&req.task_token)?;
+            let (key, token) = core.tokens.check(&req.namespace, &req.task_token)?;
             core.check_started_wft(&key, token.scheduled_event_id, token.attempt)?;
             let cause = WorkflowTaskFailedCause::try_from(req.cause)
                 .unwrap_or(WorkflowTaskFailedCause::WorkflowWorkerUnhandledFailure);
@@ -361,7 +361,9 @@ impl Core {
         history.extend(transient_events(run.ms.workflow_task.as_ref()));
         let ms = &run.ms;
         Ok(Some(PollWorkflowTaskQueueResponse {
-            task_token: encode_token(&key, scheduled_event_id, attempt, started_event_id, ""),
+            task_token: self
+                .tokens
+                .issue(&key, scheduled_event_id, attempt, started_event_id, ""),
             workflow_execution: Some(run.execution()),
             workflow_type: ms.started.as_ref().and_then(|s| s.workflow_type.clone()),
             previous_started_event_id: ms.last_completed_wft_started_id,
@@ -406,7 +408,7 @@ impl Core {
         &mut self,
         req: RespondWorkflowTaskCompletedRequest,
     ) -> Result<RespondWorkflowTaskCompletedResponse> {
-        let (key, token) = decode_token(&req.task_token)?;
+        let (key, token) = self.tokens.check(&req.namespace, &req.task_token)?;
         if !token.query_id.is_empty() {
             return Err(Error::InvalidArgument(
                 "A query task token cannot complete a workflow task.".into(),
@@ -518,15 +520,7 @@ impl Core {
             self.dispatch_waiting_queries(&key);
         }
         self.commit(&key);
-        let run = self.run(&key)?;
-        if run.is_open()
-            && let Some(reason) = super::limits::history_over_limit(
-                run.ms.next_event_id - 1,
-                run.ms.history_size_bytes,
-            )
-        {
-            self.terminate_run(&key, &reason, None, "durin")?;
-        }
+        self.end_if_history_over_limit(&key)?;
         Ok(RespondWorkflowTaskCompletedResponse::default())
     }
 

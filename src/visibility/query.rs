@@ -19,6 +19,10 @@ use std::fmt;
 use temporalio_protos::temporal::api::enums::v1::IndexedValueType;
 
 const MAX_DEPTH: usize = 100;
+/// Values one `IN (...)` list may hold.
+pub const MAX_IN_VALUES: usize = 1000;
+/// Longest query text accepted (it is parsed and evaluated under the engine's lock).
+pub const MAX_QUERY_BYTES: usize = 64 * 1024;
 const STATUS_PREFIX: &str = "WORKFLOW_EXECUTION_STATUS_";
 /// Indexed by `WorkflowExecutionStatus` code minus one.
 const STATUSES: [&str; 7] = [
@@ -68,6 +72,12 @@ impl Query {
         text: &str,
         types: &dyn Fn(&str) -> Option<IndexedValueType>,
     ) -> Result<Query, QueryError> {
+        if text.len() > MAX_QUERY_BYTES {
+            return Err(invalid(format!(
+                "the query is {} bytes; at most {MAX_QUERY_BYTES} are accepted",
+                text.len()
+            )));
+        }
         let toks = lex(text)?;
         Parser {
             toks,
@@ -478,6 +488,11 @@ impl Parser<'_> {
                 while self.peek() == Some(&Tok::Comma) {
                     self.pos += 1;
                     values.push(self.value(&attr, ty)?);
+                    if values.len() > MAX_IN_VALUES {
+                        return Err(invalid(format!(
+                            "an IN list holds at most {MAX_IN_VALUES} values"
+                        )));
+                    }
                 }
                 self.expect(&Tok::RParen, "')' closing the IN list")?;
                 Test::In(values)

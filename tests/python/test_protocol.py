@@ -120,7 +120,7 @@ async def test_signal_during_closing_task_is_unhandled_command(client: Client, u
     )
     with pytest.raises(RPCError) as err:
         await client.workflow_service.respond_workflow_task_completed(
-            RespondWorkflowTaskCompletedRequest(task_token=task.task_token, commands=[complete_command("done")], identity=IDENTITY),
+            RespondWorkflowTaskCompletedRequest(namespace="default", task_token=task.task_token, commands=[complete_command("done")], identity=IDENTITY),
             timeout=RPC_TIMEOUT,
         )
     assert err.value.status == RPCStatusCode.INVALID_ARGUMENT
@@ -144,7 +144,7 @@ async def test_signal_during_closing_task_is_unhandled_command(client: Client, u
     assert [e.event_id for e in task.history.events] == list(range(1, 8))
 
     await client.workflow_service.respond_workflow_task_completed(
-        RespondWorkflowTaskCompletedRequest(task_token=task.task_token, commands=[complete_command("done")], identity=IDENTITY),
+        RespondWorkflowTaskCompletedRequest(namespace="default", task_token=task.task_token, commands=[complete_command("done")], identity=IDENTITY),
         timeout=RPC_TIMEOUT,
     )
     closed = await history(
@@ -161,7 +161,7 @@ async def test_transient_workflow_task_retries_leave_no_events_until_success(cli
     task = await poll(client, tq)
     assert task.attempt == 1
     await client.workflow_service.respond_workflow_task_failed(
-        RespondWorkflowTaskFailedRequest(
+        RespondWorkflowTaskFailedRequest(namespace="default",
             task_token=task.task_token,
             cause=WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE,
             identity=IDENTITY,
@@ -183,7 +183,7 @@ async def test_transient_workflow_task_retries_leave_no_events_until_success(cli
 
     # Failing the transient attempt writes nothing; attempt 3 reuses the same ids.
     await client.workflow_service.respond_workflow_task_failed(
-        RespondWorkflowTaskFailedRequest(
+        RespondWorkflowTaskFailedRequest(namespace="default",
             task_token=task.task_token,
             cause=WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE,
             identity=IDENTITY,
@@ -197,7 +197,7 @@ async def test_transient_workflow_task_retries_leave_no_events_until_success(cli
 
     # Success makes the attempt's events real.
     await client.workflow_service.respond_workflow_task_completed(
-        RespondWorkflowTaskCompletedRequest(task_token=task.task_token, commands=[complete_command("ok")], identity=IDENTITY),
+        RespondWorkflowTaskCompletedRequest(namespace="default", task_token=task.task_token, commands=[complete_command("ok")], identity=IDENTITY),
         timeout=RPC_TIMEOUT,
     )
     final = await history(client, wf_id)
@@ -230,7 +230,7 @@ async def test_query_rides_on_pending_workflow_task(client: Client, unique: str)
     (query_id, carried), = task.queries.items()
     assert carried.query_type == "status"
     await client.workflow_service.respond_workflow_task_completed(
-        RespondWorkflowTaskCompletedRequest(
+        RespondWorkflowTaskCompletedRequest(namespace="default",
             task_token=task.task_token,
             identity=IDENTITY,
             query_results={
@@ -278,7 +278,7 @@ async def test_history_pages_and_close_event_long_poll(client: Client, unique: s
     assert not waiter.done()
     task = await poll(client, tq)
     await client.workflow_service.respond_workflow_task_completed(
-        RespondWorkflowTaskCompletedRequest(task_token=task.task_token, commands=[complete_command("paged")], identity=IDENTITY),
+        RespondWorkflowTaskCompletedRequest(namespace="default", task_token=task.task_token, commands=[complete_command("paged")], identity=IDENTITY),
         timeout=RPC_TIMEOUT,
     )
     closed = await asyncio.wait_for(waiter, 10)
@@ -289,7 +289,7 @@ async def test_history_pages_and_close_event_long_poll(client: Client, unique: s
     # Completing again with the spent token is NOT_FOUND.
     with pytest.raises(RPCError) as err:
         await client.workflow_service.respond_workflow_task_completed(
-            RespondWorkflowTaskCompletedRequest(task_token=task.task_token, commands=[complete_command("again")], identity=IDENTITY),
+            RespondWorkflowTaskCompletedRequest(namespace="default", task_token=task.task_token, commands=[complete_command("again")], identity=IDENTITY),
             timeout=RPC_TIMEOUT,
         )
     assert err.value.status == RPCStatusCode.NOT_FOUND
@@ -314,12 +314,12 @@ async def test_workflow_task_timeout_retries_the_task(client: Client, unique: st
     # The stale token of attempt 1 no longer completes anything.
     with pytest.raises(RPCError) as err:
         await client.workflow_service.respond_workflow_task_completed(
-            RespondWorkflowTaskCompletedRequest(task_token=first.task_token, commands=[complete_command("late")], identity=IDENTITY),
+            RespondWorkflowTaskCompletedRequest(namespace="default", task_token=first.task_token, commands=[complete_command("late")], identity=IDENTITY),
             timeout=RPC_TIMEOUT,
         )
     assert err.value.status == RPCStatusCode.NOT_FOUND
     await client.workflow_service.respond_workflow_task_completed(
-        RespondWorkflowTaskCompletedRequest(task_token=second.task_token, commands=[complete_command("on time")], identity=IDENTITY),
+        RespondWorkflowTaskCompletedRequest(namespace="default", task_token=second.task_token, commands=[complete_command("on time")], identity=IDENTITY),
         timeout=RPC_TIMEOUT,
     )
     final = await history(client, wf_id)
@@ -361,7 +361,7 @@ async def test_activity_by_id_heartbeat_describe_and_completion(client: Client, 
     await start(client, wf_id, tq)
     task = await poll(client, tq)
     await client.workflow_service.respond_workflow_task_completed(
-        RespondWorkflowTaskCompletedRequest(
+        RespondWorkflowTaskCompletedRequest(namespace="default",
             task_token=task.task_token, commands=[schedule_activity("a1", tq, 30)], identity=IDENTITY
         ),
         timeout=RPC_TIMEOUT,
@@ -407,7 +407,7 @@ async def test_activity_by_id_heartbeat_describe_and_completion(client: Client, 
     # The original task token is spent.
     with pytest.raises(RPCError) as err:
         await client.workflow_service.respond_activity_task_completed(
-            RespondActivityTaskCompletedRequest(task_token=act.task_token, result=payload("twice")), timeout=RPC_TIMEOUT
+            RespondActivityTaskCompletedRequest(namespace="default", task_token=act.task_token, result=payload("twice")), timeout=RPC_TIMEOUT
         )
     assert err.value.status == RPCStatusCode.NOT_FOUND
 
@@ -417,7 +417,7 @@ async def test_activity_start_to_close_timeout_without_retries(client: Client, u
     await start(client, wf_id, tq)
     task = await poll(client, tq)
     await client.workflow_service.respond_workflow_task_completed(
-        RespondWorkflowTaskCompletedRequest(
+        RespondWorkflowTaskCompletedRequest(namespace="default",
             task_token=task.task_token, commands=[schedule_activity("slow", tq, 1, max_attempts=1)], identity=IDENTITY
         ),
         timeout=RPC_TIMEOUT,
@@ -456,7 +456,7 @@ async def test_sticky_queue_gets_partial_history_and_falls_back_when_unpolled(cl
     sticky_poll = asyncio.create_task(poll_sticky())
     task = await poll(client, tq)
     await client.workflow_service.respond_workflow_task_completed(
-        RespondWorkflowTaskCompletedRequest(task_token=task.task_token, identity=IDENTITY, sticky_attributes=sticky_attrs),
+        RespondWorkflowTaskCompletedRequest(namespace="default", task_token=task.task_token, identity=IDENTITY, sticky_attributes=sticky_attrs),
         timeout=RPC_TIMEOUT,
     )
     await client.workflow_service.signal_workflow_execution(
@@ -477,7 +477,7 @@ async def test_sticky_queue_gets_partial_history_and_falls_back_when_unpolled(cl
     # Nobody polls the sticky queue now: after its 1 s schedule-to-start timeout the task
     # moves to the normal queue, with full history.
     await client.workflow_service.respond_workflow_task_completed(
-        RespondWorkflowTaskCompletedRequest(task_token=task.task_token, identity=IDENTITY, sticky_attributes=sticky_attrs),
+        RespondWorkflowTaskCompletedRequest(namespace="default", task_token=task.task_token, identity=IDENTITY, sticky_attributes=sticky_attrs),
         timeout=RPC_TIMEOUT,
     )
     await client.workflow_service.signal_workflow_execution(
@@ -523,7 +523,7 @@ async def test_oversized_payloads_are_refused(client: Client, unique: str) -> No
     )
     with pytest.raises(RPCError) as err:
         await client.workflow_service.respond_workflow_task_completed(
-            RespondWorkflowTaskCompletedRequest(task_token=task.task_token, commands=[command], identity=IDENTITY),
+            RespondWorkflowTaskCompletedRequest(namespace="default", task_token=task.task_token, commands=[command], identity=IDENTITY),
             timeout=RPC_TIMEOUT,
         )
     assert err.value.status == RPCStatusCode.INVALID_ARGUMENT

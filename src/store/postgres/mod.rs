@@ -9,6 +9,7 @@
 //! A reply waits until its record's transaction has committed (PostgreSQL's own durability:
 //! `synchronous_commit`).
 
+mod connect;
 mod leases;
 mod schema;
 mod writer;
@@ -19,19 +20,22 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use prost::Message;
 use tokio::sync::{Notify, mpsc, watch};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 pub use leases::ClusterView;
 pub use schema::migrate;
 
 use super::durability::{Durable, WriterMsg, wait_durable};
 use super::{DurableFuture, LogRecord, Lsn, ShardedRecord, Store, StoreError};
+pub use connect::PgTarget;
 use writer::{ShardTable, Shards};
 
 #[derive(Clone, Debug)]
 pub struct PgConfig {
     /// A libpq-style connection string or `postgres://` URL.
     pub url: String,
+    /// The CA that signed the server's certificate: connections use TLS and verify it.
+    pub ca_file: Option<std::path::PathBuf>,
     /// Who holds leases (a replica's stable name: the pod name in Kubernetes).
     pub owner: String,
     /// Where other replicas reach this one (host:port of its gRPC server).
@@ -56,18 +60,7 @@ pub struct PgStore {
     lost: Arc<Notify>,
     /// The connection for leases and membership (the writer has its own).
     admin: tokio::sync::Mutex<Client>,
-}
-
-pub(crate) async fn connect(url: &str) -> Result<Client, StoreError> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .map_err(pg_error)?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::warn!(error = %e, "PostgreSQL connection closed");
-        }
-    });
-    Ok(client)
+    target: PgTarget,
 }
 
 pub(crate) fn pg_error(e: tokio_postgres::Error) -> StoreError {
@@ -120,7 +113,8 @@ impl PgStore {
     /// shards whose leases are free (first those it held before a restart), reading their
     /// records.
     pub async fn open(cfg: PgConfig) -> Result<Arc<Self>, StoreError> {
-        let mut client = connect(&cfg.url).await?;
+        let target = PgTarget::new(&cfg.url, cfg.ca_file.as_deref())?;
+        let mut client = target.connect().await?;
         migrate(&mut client).await?;
         let (shard_count, secret) = schema::cluster(&client, cfg.shards).await?;
         leases::heartbeat(&client, &cfg.owner, &cfg.address).await?;
@@ -161,8 +155,8 @@ impl PgStore {
         let (tx, rx) = mpsc::unbounded_channel();
         let (durable_tx, durable_rx) = watch::channel(Durable::default());
         tokio::spawn(writer::writer_loop(
-            connect(&cfg.url).await?,
-            cfg.url.clone(),
+            target.connect().await?,
+            target.clone(),
             shards.clone(),
             lost.clone(),
             rx,
@@ -179,6 +173,7 @@ impl PgStore {
             shards,
             lost,
             admin: tokio::sync::Mutex::new(client),
+            target,
         }))
     }
 
@@ -215,7 +210,7 @@ impl PgStore {
     async fn admin(&self) -> Result<tokio::sync::MutexGuard<'_, Client>, StoreError> {
         let mut client = self.admin.lock().await;
         if client.is_closed() {
-            *client = connect(&self.cfg.url).await?;
+            *client = self.target.connect().await?;
         }
         Ok(client)
     }
@@ -298,6 +293,10 @@ pub fn fair_share(shard_count: u32, replicas: usize) -> usize {
 }
 
 impl Store for PgStore {
+    fn token_secret(&self) -> Vec<u8> {
+        self.secret.as_bytes().to_vec()
+    }
+
     fn load(&self) -> Result<Vec<LogRecord>, StoreError> {
         Ok(self.loaded.lock().take().unwrap_or_default())
     }
