@@ -393,6 +393,9 @@ async fn chart_lints_renders_installs_and_runs_with_its_own_rbac() {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    // A Workflow naming a Durin namespace team-a was not granted is refused (the operator
+    // reads the Namespace object for a grant).
+    refused_without_grant(&kube, dir.path(), "not-granted", "durin-system").await;
     let events = kube
         .kubectl_ok(&["-n", "team-a", "get", "events", "-o", "name"])
         .await;
@@ -410,6 +413,7 @@ async fn chart_lints_renders_installs_and_runs_with_its_own_rbac() {
     let mut granted = std::collections::BTreeSet::new();
     for role in [
         kube.get_json(&["clusterrole", "durin-operator"]).await,
+        kube.get_json(&["clusterrole", "durin-namespaces"]).await,
         kube.get_json(&["-n", "durin-system", "role", "durin-leader-election"])
             .await,
     ] {
@@ -554,4 +558,35 @@ async fn chart_lints_renders_installs_and_runs_with_its_own_rbac() {
     ok(uninstall, "helm uninstall").await;
     kube.kubectl_ok(&["get", "crd", "workflows.durin.dev"])
         .await;
+}
+
+/// Applies a Workflow in team-a that names Durin namespace `durin_ns` and waits until the
+/// operator refuses it for want of a grant.
+async fn refused_without_grant(kube: &KubeEnv, dir: &std::path::Path, name: &str, durin_ns: &str) {
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: durin.dev/v1alpha1\nkind: Workflow\nmetadata:\n  name: {name}\n  namespace: team-a\nspec:\n  namespace: {durin_ns}\n  workflowType: HelloWorkflow\n  taskQueue: durin-k8s-examples\n"
+        ),
+    )
+    .expect("write");
+    kube.kubectl_ok(&["apply", "-f", &path.display().to_string()])
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = kube.get_json(&["-n", "team-a", "workflow", name]).await["status"].clone();
+        let accepted = s["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "Accepted"))
+            .cloned();
+        if let Some(c) = accepted {
+            assert_eq!(c["status"], "False", "{s}");
+            assert_eq!(c["reason"], "NamespaceNotAllowed", "{s}");
+            assert!(s["runId"].is_null(), "{s}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "{name} was never refused");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
