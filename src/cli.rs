@@ -190,6 +190,17 @@ pub struct OperatorArgs {
     /// Only watch resources in this Kubernetes namespace.
     #[arg(long, env = "DURIN_WATCH_NAMESPACE")]
     pub watch_namespace: Option<String>,
+    /// Lets the resources of Kubernetes namespace KUBE_NS use these Durin namespaces too
+    /// (`*`: all), besides the one of the same name and what the Namespace's
+    /// `durin.dev/allowed-namespaces` annotation grants. Repeatable; in the environment,
+    /// grants are separated by `;`.
+    #[arg(
+        long = "allow-namespace",
+        value_name = "KUBE_NS=DURIN_NS[,DURIN_NS...]",
+        env = "DURIN_ALLOW_NAMESPACES",
+        value_delimiter = ';'
+    )]
+    pub allow_namespaces: Vec<crate::operator::tenancy::Grant>,
     /// Elect a leader with a Lease so only one replica runs the controllers.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, env = "DURIN_LEADER_ELECTION")]
     pub leader_election: bool,
@@ -413,6 +424,7 @@ async fn operator(args: OperatorArgs) -> Result<(), Box<dyn std::error::Error>> 
             duration_secs: args.lease_duration.max(2),
         }),
         cluster: started.cluster.as_ref().map(|c| c.1.clone()),
+        allowed_namespaces: args.allow_namespaces.clone(),
     };
     let controllers = tokio::spawn(crate::operator::run::run(
         started.engine.clone(),

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::kube_env::KubeEnv;
 use common::{DurinServer, ExampleWorker};
+use serde_json::Value;
 
 const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/durin");
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/k8s");
@@ -72,6 +73,94 @@ const NEEDED_BUT_NOT_AUDITED: &[(&str, &str)] = &[
          within minutes, which this short run does not provoke",
     ),
 ];
+
+/// The objects of a rendered chart.
+fn objects(rendered: &str) -> Vec<Value> {
+    serde_saphyr::from_multiple::<Value>(rendered)
+        .expect("rendered chart is YAML")
+        .into_iter()
+        .filter(|o| o.is_object())
+        .collect()
+}
+
+fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> Option<&'a Value> {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+}
+
+/// Whether any rule of `role` grants `verb` on `resource` (wildcards included).
+fn grants(role: &Value, resource: &str, verb: &str) -> bool {
+    let has = |list: &Value, want: &str| {
+        list.as_array()
+            .is_some_and(|l| l.iter().any(|v| v == want || v == "*"))
+    };
+    role["rules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|r| has(&r["resources"], resource) && has(&r["verbs"], verb))
+}
+
+/// Without operator.watchNamespace the controllers get a ClusterRole; with it, a Role in that
+/// namespace, and the only cluster-scoped grant is reading that one Namespace object.
+fn operator_rbac_follows_watch_namespace(default: &str, scoped: &str) {
+    let default = objects(default);
+    let cluster_role = find(&default, "ClusterRole", "durin-operator").expect("ClusterRole");
+    assert!(grants(cluster_role, "deployments", "create"));
+    assert!(find(&default, "ClusterRoleBinding", "durin-operator").is_some());
+    let namespaces = find(&default, "ClusterRole", "durin-namespaces").expect("namespaces role");
+    assert!(grants(namespaces, "namespaces", "get"));
+    assert!(namespaces["rules"][0]["resourceNames"].is_null());
+
+    // CUSTOM_VALUES watch team-a.
+    let scoped = objects(scoped);
+    // durin-edit/durin-view only join the built-in roles users are bound to, per namespace.
+    let aggregated = |role: &Value| {
+        role["metadata"]["labels"].as_object().is_some_and(|l| {
+            l.keys()
+                .any(|k| k.starts_with("rbac.authorization.k8s.io/aggregate-to-"))
+        })
+    };
+    for role in scoped
+        .iter()
+        .filter(|o| o["kind"] == "ClusterRole" && !aggregated(o))
+    {
+        for resource in ["deployments", "events", "workflows", "schedules", "workers"] {
+            for verb in ["create", "patch", "delete", "list", "watch"] {
+                assert!(
+                    !grants(role, resource, verb),
+                    "a ClusterRole grants {resource}/{verb} with watchNamespace set: {role}"
+                );
+            }
+        }
+    }
+    assert!(
+        find(&scoped, "ClusterRoleBinding", "durin-custom-operator").is_none(),
+        "no cluster-wide binding of the controllers' role"
+    );
+    let role = find(&scoped, "Role", "durin-custom-operator").expect("the controllers' Role");
+    assert_eq!(role["metadata"]["namespace"], "team-a");
+    for (resource, verb) in [
+        ("deployments", "create"),
+        ("workflows", "watch"),
+        ("events", "create"),
+    ] {
+        assert!(grants(role, resource, verb), "Role lacks {resource}/{verb}");
+    }
+    let binding = find(&scoped, "RoleBinding", "durin-custom-operator").expect("RoleBinding");
+    assert_eq!(binding["metadata"]["namespace"], "team-a");
+    assert_eq!(binding["roleRef"]["kind"], "Role");
+    assert_eq!(binding["subjects"][0]["name"], "custom-sa");
+    assert_eq!(binding["subjects"][0]["namespace"], "durin-system");
+    let namespaces =
+        find(&scoped, "ClusterRole", "durin-custom-namespaces").expect("namespaces role");
+    assert_eq!(
+        namespaces["rules"],
+        serde_json::json!([{"apiGroups": [""], "resources": ["namespaces"],
+            "verbs": ["get", "list", "watch"], "resourceNames": ["team-a"]}])
+    );
+}
 
 fn text(out: &std::process::Output) -> String {
     format!(
@@ -188,9 +277,10 @@ async fn chart_lints_renders_installs_and_runs_with_its_own_rbac() {
         "crds.install=false"
     );
     assert!(
-        !custom.contains("kind: Role\n"),
+        !custom.contains("durin-custom-leader-election"),
         "no Lease role without leader election"
     );
+    operator_rbac_follows_watch_namespace(&rendered, &custom);
     let custom_file = dir.path().join("custom-rendered.yaml");
     std::fs::write(&custom_file, &custom).expect("write");
     kube.kubectl_ok(&[
@@ -396,6 +486,9 @@ async fn chart_lints_renders_installs_and_runs_with_its_own_rbac() {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    // A Workflow naming a Durin namespace team-a was not granted is refused (the operator
+    // reads the Namespace object for a grant).
+    refused_without_grant(&kube, dir.path(), "not-granted", "durin-system").await;
     let events = kube
         .kubectl_ok(&["-n", "team-a", "get", "events", "-o", "name"])
         .await;
@@ -413,6 +506,7 @@ async fn chart_lints_renders_installs_and_runs_with_its_own_rbac() {
     let mut granted = std::collections::BTreeSet::new();
     for role in [
         kube.get_json(&["clusterrole", "durin-operator"]).await,
+        kube.get_json(&["clusterrole", "durin-namespaces"]).await,
         kube.get_json(&["-n", "durin-system", "role", "durin-leader-election"])
             .await,
     ] {
@@ -551,10 +645,147 @@ async fn chart_lints_renders_installs_and_runs_with_its_own_rbac() {
     );
 
     drop(operator);
+    runs_with_the_rbac_of_a_watched_namespace(&kube, dir.path()).await;
     let uninstall = kube
         .helm(&["uninstall", "durin", "-n", "durin-system"])
         .await;
     ok(uninstall, "helm uninstall").await;
     kube.kubectl_ok(&["get", "crd", "workflows.durin.dev"])
         .await;
+}
+
+/// Applies a Workflow in team-a that names Durin namespace `durin_ns` and waits until the
+/// operator refuses it for want of a grant.
+async fn refused_without_grant(kube: &KubeEnv, dir: &std::path::Path, name: &str, durin_ns: &str) {
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: durin.dev/v1alpha1\nkind: Workflow\nmetadata:\n  name: {name}\n  namespace: team-a\nspec:\n  namespace: {durin_ns}\n  workflowType: HelloWorkflow\n  taskQueue: durin-k8s-examples\n"
+        ),
+    )
+    .expect("write");
+    kube.kubectl_ok(&["apply", "-f", &path.display().to_string()])
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = kube.get_json(&["-n", "team-a", "workflow", name]).await["status"].clone();
+        let accepted = s["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "Accepted"))
+            .cloned();
+        if let Some(c) = accepted {
+            assert_eq!(c["status"], "False", "{s}");
+            assert_eq!(c["reason"], "NamespaceNotAllowed", "{s}");
+            assert!(s["runId"].is_null(), "{s}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "{name} was never refused");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The operator with only the RBAC the chart renders for operator.watchNamespace (a Role in
+/// that namespace, reading that one Namespace object): every controller works there, and the
+/// grant annotation is read and watched.
+async fn runs_with_the_rbac_of_a_watched_namespace(kube: &KubeEnv, dir: &std::path::Path) {
+    let rendered = ok(
+        kube.helm(&[
+            "template",
+            "durin-scoped",
+            CHART,
+            "-n",
+            "durin-system",
+            "--set",
+            "operator.watchNamespace=team-a",
+            "--set",
+            "crds.install=false",
+            "--set",
+            "leaderElection.enabled=false",
+        ])
+        .await,
+        "helm template with watchNamespace",
+    )
+    .await;
+    let file = dir.join("scoped.yaml");
+    std::fs::write(&file, &rendered).expect("write");
+    kube.kubectl_ok(&["apply", "-f", &file.display().to_string()])
+        .await;
+    let token = ok(
+        kube.kubectl(&[
+            "-n",
+            "durin-system",
+            "create",
+            "token",
+            "durin-scoped",
+            "--duration=1h",
+        ])
+        .await,
+        "create token",
+    )
+    .await;
+    let config = kube.token_kubeconfig("durin-scoped", token.trim());
+    let operator = DurinServer::start_operator(
+        &config,
+        &["--watch-namespace", "team-a", "--leader-election=false"],
+    )
+    .await;
+    // A Workflow starts, a Worker becomes a Deployment (created in team-a).
+    let hello = std::fs::read_to_string(format!("{EXAMPLES}/hello-workflow.yaml"))
+        .expect("example")
+        .replace("name: hello", "name: scoped-hello");
+    let worker = std::fs::read_to_string(format!("{EXAMPLES}/worker.yaml"))
+        .expect("example")
+        .replace("name: examples", "name: scoped-worker");
+    for (name, manifest) in [("scoped-hello", hello), ("scoped-worker", worker)] {
+        let path = dir.join(format!("{name}.yaml"));
+        std::fs::write(&path, manifest).expect("write");
+        kube.kubectl_ok(&["-n", "team-a", "apply", "-f", &path.display().to_string()])
+            .await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while kube
+        .get_json(&["-n", "team-a", "workflow", "scoped-hello"])
+        .await["status"]["runId"]
+        .is_null()
+        || !kube
+            .kubectl(&["-n", "team-a", "get", "deployment", "scoped-worker"])
+            .await
+            .status
+            .success()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the scoped operator did not start the workflow or create the Deployment\n{}",
+            std::fs::read_to_string(operator.log_path()).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Refused without a grant; the annotation (seen through the watch of that one Namespace)
+    // lets it start.
+    refused_without_grant(kube, dir, "scoped-shared", "shared").await;
+    kube.kubectl_ok(&[
+        "annotate",
+        "namespace",
+        "team-a",
+        "durin.dev/allowed-namespaces=shared",
+    ])
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while kube
+        .get_json(&["-n", "team-a", "workflow", "scoped-shared"])
+        .await["status"]["runId"]
+        .is_null()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the grant never reached scoped-shared"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let log = std::fs::read_to_string(operator.log_path()).unwrap_or_default();
+    assert!(
+        !log.contains("forbidden"),
+        "the operator hit an RBAC refusal with the watchNamespace RBAC:\n{log}"
+    );
 }

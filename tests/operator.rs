@@ -11,6 +11,11 @@ use std::time::{Duration, Instant};
 
 use common::kube_env::KubeEnv;
 use common::{DurinServer, ExampleWorker};
+use durin::proto::api::common::v1::WorkflowExecution;
+use durin::proto::api::enums::v1::WorkflowExecutionStatus;
+use durin::proto::api::workflowservice::v1::{
+    DescribeNamespaceRequest, DescribeScheduleRequest, DescribeWorkflowExecutionRequest,
+};
 use serde_json::Value;
 
 const TASK_QUEUE: &str = "durin-k8s-examples";
@@ -85,6 +90,7 @@ async fn operator_reconciles_workflows_and_workers_on_a_real_api_server() {
         desired_state_cancels_and_terminates(&kube).await;
         deletion_applies_policy(&kube, &client).await;
         invalid_specs_are_refused_or_reported(&kube).await;
+        other_durin_namespaces_need_a_grant(&kube, operator.port()).await;
         worker_becomes_a_deployment(&kube).await;
         schedule_runs_on_a_timetable(&kube, &client).await;
         survives_api_server_outage(&mut kube).await;
@@ -571,4 +577,297 @@ async fn finished_workflows_expire_after_their_ttl(kube: &KubeEnv) {
             .then_some(())
     })
     .await;
+}
+
+/// What team-a's resources may reach of Durin namespace team-b, through the engine itself.
+struct TeamB {
+    engine: durin::proto::workflowservice::workflow_service_client::WorkflowServiceClient<
+        tonic::transport::Channel,
+    >,
+}
+
+impl TeamB {
+    async fn workflow_status(&mut self, id: &str) -> i32 {
+        self.engine
+            .describe_workflow_execution(DescribeWorkflowExecutionRequest {
+                namespace: "team-b".into(),
+                execution: Some(WorkflowExecution {
+                    workflow_id: id.into(),
+                    run_id: String::new(),
+                }),
+            })
+            .await
+            .expect("describe team-b's workflow")
+            .into_inner()
+            .workflow_execution_info
+            .map(|i| i.status)
+            .unwrap_or_default()
+    }
+
+    async fn schedule_exists(&mut self, id: &str) -> bool {
+        match self
+            .engine
+            .describe_schedule(DescribeScheduleRequest {
+                namespace: "team-b".into(),
+                schedule_id: id.into(),
+            })
+            .await
+        {
+            Ok(_) => true,
+            Err(s) if s.code() == tonic::Code::NotFound => false,
+            Err(s) => panic!("describe schedule {id}: {s}"),
+        }
+    }
+}
+
+/// The status of `kind/name` in Kubernetes namespace `ns` once it has an Accepted condition
+/// with this status.
+async fn accepted_is(kube: &KubeEnv, ns: &str, kind: &str, name: &str, want: &str) -> Value {
+    eventually(
+        30,
+        &format!("{ns}/{kind}/{name} Accepted={want}"),
+        || async {
+            let s = kube.get_json(&["-n", ns, kind, name]).await["status"].clone();
+            (condition(&s, "Accepted")["status"] == want).then_some(s)
+        },
+    )
+    .await
+}
+
+const INTRUDER_WORKFLOW: &str = "apiVersion: durin.dev/v1alpha1
+kind: Workflow
+metadata:
+  name: intruder
+  namespace: team-a
+spec:
+  namespace: team-b
+  workflowId: victim
+  workflowType: SleeperWorkflow
+  taskQueue: durin-k8s-examples
+  idConflictPolicy: UseExisting
+  desiredState: Terminated
+  reason: team-a takes over
+";
+
+const INTRUDER_SCHEDULE: &str = "apiVersion: durin.dev/v1alpha1
+kind: Schedule
+metadata:
+  name: intruder
+  namespace: team-a
+spec:
+  namespace: team-b
+  scheduleId: from-team-a
+  schedule:
+    intervals:
+    - every: 1h
+  action:
+    startWorkflow:
+      workflowType: HelloWorkflow
+      taskQueue: durin-k8s-examples
+";
+
+const INTRUDER_WORKER: &str = "apiVersion: durin.dev/v1alpha1
+kind: Worker
+metadata:
+  name: intruder
+  namespace: team-a
+spec:
+  namespace: team-b
+  taskQueue: durin-k8s-examples
+  replicas: 1
+  template:
+    spec:
+      containers:
+      - name: worker
+        image: example/worker:1
+";
+
+/// Tenant isolation: the resources of Kubernetes namespace team-a reach only Durin namespace
+/// team-a, unless an administrator grants more with an annotation on the Namespace object.
+async fn other_durin_namespaces_need_a_grant(kube: &KubeEnv, port: u16) {
+    for ns in ["team-a", "team-b"] {
+        kube.kubectl_ok(&["create", "namespace", ns]).await;
+    }
+    // team-b's own workflow, running in Durin namespace team-b (Running needs no worker).
+    let victim = example("sleeper-workflow.yaml")
+        .replace("name: sleeper", "name: victim\n  namespace: team-b");
+    assert!(kube.apply(&victim).await.status.success());
+    eventually(30, "team-b/victim Running", || async {
+        let s = kube.get_json(&["-n", "team-b", "workflow", "victim"]).await["status"].clone();
+        (s["phase"] == "Running").then_some(())
+    })
+    .await;
+    let mut team_b = TeamB {
+        engine: common::grpc_client(port).await,
+    };
+
+    // From team-a: terminate team-b's workflow by id, run a schedule and point workers there,
+    // and use a Durin namespace nobody created yet.
+    let elsewhere = example("hello-workflow.yaml")
+        .replace("name: hello", "name: elsewhere\n  namespace: team-a")
+        .replace("spec:\n", "spec:\n  namespace: team-c\n");
+    for manifest in [
+        INTRUDER_WORKFLOW,
+        INTRUDER_SCHEDULE,
+        INTRUDER_WORKER,
+        &elsewhere,
+    ] {
+        let out = kube.apply(manifest).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut refused = Vec::new();
+    for (kind, name) in [
+        ("workflow", "intruder"),
+        ("schedule", "intruder"),
+        ("worker", "intruder"),
+        ("workflow", "elsewhere"),
+    ] {
+        // Whatever the operator decided, it has decided once a condition says so.
+        let s = eventually(30, &format!("team-a/{kind}/{name} Accepted"), || async {
+            let s = kube.get_json(&["-n", "team-a", kind, name]).await["status"].clone();
+            (!condition(&s, "Accepted").is_null()).then_some(s)
+        })
+        .await;
+        refused.push((kind, name, s));
+    }
+    assert_eq!(
+        team_b.workflow_status("victim").await,
+        WorkflowExecutionStatus::Running as i32,
+        "team-a terminated team-b's workflow"
+    );
+    assert!(
+        !team_b.schedule_exists("from-team-a").await,
+        "team-a created a schedule in team-b"
+    );
+    let team_c = team_b
+        .engine
+        .describe_namespace(DescribeNamespaceRequest {
+            namespace: "team-c".into(),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(
+        team_c.err().map(|s| s.code()),
+        Some(tonic::Code::NotFound),
+        "a refused resource created a Durin namespace"
+    );
+    for (kind, name, s) in &refused {
+        let accepted = condition(s, "Accepted");
+        assert_eq!(accepted["status"], "False", "{kind}/{name}: {s}");
+        assert_eq!(
+            accepted["reason"], "NamespaceNotAllowed",
+            "{kind}/{name}: {s}"
+        );
+        let message = accepted["message"].as_str().unwrap_or_default();
+        for part in ["team-a", "durin.dev/allowed-namespaces"] {
+            assert!(message.contains(part), "{kind}/{name}: {message}");
+        }
+    }
+    let workflow = &refused[0].2;
+    assert!(
+        workflow["result"].is_null()
+            && workflow["runId"].is_null()
+            && workflow["phase"] == "Pending",
+        "nothing of team-b's workflow is copied into team-a's status: {workflow}"
+    );
+    let worker = &refused[2].2;
+    assert!(
+        worker["pollerCount"].is_null()
+            && worker["backlog"].is_null()
+            && worker["pollers"].as_array().is_none_or(|p| p.is_empty()),
+        "nothing of team-b's task queue is copied into team-a's status: {worker}"
+    );
+    let deployment = kube
+        .kubectl(&["-n", "team-a", "get", "deployment", "intruder"])
+        .await;
+    assert!(!deployment.status.success(), "no Deployment polls team-b");
+    let events = kube
+        .get_json(&[
+            "-n",
+            "team-a",
+            "events",
+            "--field-selector",
+            "involvedObject.name=intruder,reason=NamespaceNotAllowed",
+        ])
+        .await;
+    let kinds: std::collections::BTreeSet<&str> = events["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["type"] == "Warning")
+        .filter_map(|e| e["involvedObject"]["kind"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["Schedule", "Worker", "Workflow"].into(),
+        "a Warning event explains each refusal: {events}"
+    );
+
+    // An administrator grants team-b to team-a: the refused resources go ahead at once.
+    kube.kubectl_ok(&[
+        "annotate",
+        "namespace",
+        "team-a",
+        "durin.dev/allowed-namespaces=team-b",
+    ])
+    .await;
+    let s = eventually(30, "team-a/intruder took over team-b's victim", || async {
+        let s = kube
+            .get_json(&["-n", "team-a", "workflow", "intruder"])
+            .await["status"]
+            .clone();
+        (s["phase"] == "Terminated").then_some(s)
+    })
+    .await;
+    assert_eq!(condition(&s, "Accepted")["status"], "True", "{s}");
+    assert_eq!(
+        team_b.workflow_status("victim").await,
+        WorkflowExecutionStatus::Terminated as i32
+    );
+    accepted_is(kube, "team-a", "schedule", "intruder", "True").await;
+    assert!(team_b.schedule_exists("from-team-a").await);
+    accepted_is(kube, "team-a", "worker", "intruder", "True").await;
+    let d = kube
+        .get_json(&["-n", "team-a", "deployment", "intruder"])
+        .await;
+    let env = d["spec"]["template"]["spec"]["containers"][0]["env"].clone();
+    assert!(
+        env.as_array().is_some_and(|e| e
+            .iter()
+            .any(|v| v["name"] == "TEMPORAL_NAMESPACE" && v["value"] == "team-b")),
+        "{env}"
+    );
+    // The grant names team-b only.
+    let s = kube
+        .get_json(&["-n", "team-a", "workflow", "elsewhere"])
+        .await["status"]
+        .clone();
+    assert_eq!(condition(&s, "Accepted")["reason"], "NamespaceNotAllowed");
+
+    // Revoked: refused again, and deleting the Schedule leaves team-b's engine schedule alone.
+    kube.kubectl_ok(&[
+        "annotate",
+        "namespace",
+        "team-a",
+        "durin.dev/allowed-namespaces-",
+    ])
+    .await;
+    accepted_is(kube, "team-a", "schedule", "intruder", "False").await;
+    kube.kubectl_ok(&[
+        "-n",
+        "team-a",
+        "delete",
+        "schedule",
+        "intruder",
+        "--timeout=30s",
+    ])
+    .await;
+    assert!(
+        team_b.schedule_exists("from-team-a").await,
+        "a revoked grant lets team-a delete nothing in team-b"
+    );
 }

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 
 use super::crd::Workflow;
 use super::frontend::{Frontend, Local};
+use super::tenancy::Tenancy;
 use super::workflow_actions::Target;
 use crate::engine::Engine;
 
@@ -29,6 +30,8 @@ pub struct Context {
     /// Several engine replicas: changes to executions in other replicas' shards do not
     /// reach this replica's change stream, so running workflows are refreshed often.
     pub clustered: bool,
+    /// Which Durin namespaces each Kubernetes namespace may use.
+    pub tenancy: Tenancy,
     /// Execution → resource, so an engine change wakes the right reconcile.
     workflows: Mutex<HashMap<Target, ObjectRef<Workflow>>>,
     wake_workflow: mpsc::UnboundedSender<ObjectRef<Workflow>>,
@@ -44,6 +47,7 @@ impl Context {
         cluster: Option<Arc<crate::cluster::Cluster>>,
         engine_address: String,
         reporter_instance: Option<String>,
+        tenancy: Tenancy,
     ) -> (Arc<Self>, mpsc::UnboundedReceiver<ObjectRef<Workflow>>) {
         let (wake_workflow, woken) = mpsc::unbounded_channel();
         let recorder = Recorder::new(
@@ -60,6 +64,7 @@ impl Context {
             engine,
             recorder,
             engine_address,
+            tenancy,
             workflows: Mutex::new(HashMap::new()),
             wake_workflow,
             namespaces: Mutex::new(HashSet::new()),
@@ -72,9 +77,25 @@ impl Context {
         self.workflows.lock().insert(target, obj);
     }
 
-    pub fn forget_workflow(&self, target: &Target) {
-        self.workflows.lock().remove(target);
-        self.unreflected.lock().remove(target);
+    /// Stops waking `obj` for `target`'s changes (only if `obj` is the one woken: another
+    /// resource may stand for the same execution).
+    pub fn forget_workflow(&self, target: &Target, obj: &ObjectRef<Workflow>) {
+        let mut workflows = self.workflows.lock();
+        if workflows.get(target) == Some(obj) {
+            workflows.remove(target);
+            self.unreflected.lock().remove(target);
+        }
+    }
+
+    /// `None` when resources in Kubernetes namespace `kube_ns` may use Durin namespace
+    /// `durin_ns`, else why not (see [`super::tenancy`]). Checked before anything is done in
+    /// the engine for a resource.
+    pub async fn namespace_refusal(
+        &self,
+        kube_ns: &str,
+        durin_ns: &str,
+    ) -> Result<Option<String>, kube::Error> {
+        self.tenancy.check(&self.client, kube_ns, durin_ns).await
     }
 
     /// When the engine first changed this execution since its status was last written.

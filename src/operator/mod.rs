@@ -11,6 +11,7 @@ pub mod reconcile;
 pub mod run;
 pub mod schedule_actions;
 pub mod schedule_controller;
+pub mod tenancy;
 pub mod translate;
 pub mod worker_controller;
 pub mod workflow_actions;

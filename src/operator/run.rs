@@ -8,6 +8,7 @@ use kube::{Api, Client};
 use super::context::Context;
 use super::crd::{Schedule, Worker, Workflow};
 use super::leader::{self, LeaseConfig};
+use super::tenancy::{Grant, Tenancy};
 use super::{schedule_controller, worker_controller, workflow_controller};
 use crate::engine::Engine;
 
@@ -20,6 +21,8 @@ pub struct OperatorConfig {
     pub lease: Option<LeaseConfig>,
     /// With several engine replicas: routes calls to the replica owning each workflow.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// Operator-wide grants of other Durin namespaces (besides the Namespace annotation).
+    pub allowed_namespaces: Vec<Grant>,
 }
 
 pub async fn run(engine: Arc<Engine>, client: Client, cfg: OperatorConfig) {
@@ -28,17 +31,20 @@ pub async fn run(engine: Arc<Engine>, client: Client, cfg: OperatorConfig) {
         watch_namespace,
         lease,
         cluster,
+        allowed_namespaces,
     } = cfg;
+    let tenancy = Tenancy::new(&allowed_namespaces, watch_namespace.clone());
     let instance = lease.as_ref().map(|l| l.identity.clone());
     let lease_client = client.clone();
     let lead = move || {
         let (client, engine, cluster) = (client.clone(), engine.clone(), cluster.clone());
-        let (address, ns, instance) = (
+        let (address, ns, instance, tenancy) = (
             engine_address.clone(),
             watch_namespace.clone(),
             instance.clone(),
+            tenancy.clone(),
         );
-        async move { controllers(client, engine, cluster, address, ns, instance).await }
+        async move { controllers(client, engine, cluster, address, ns, instance, tenancy).await }
     };
     match lease {
         Some(cfg) => leader::run_while_leader(lease_client, cfg, lead).await,
@@ -53,8 +59,16 @@ async fn controllers(
     engine_address: String,
     watch_namespace: Option<String>,
     instance: Option<String>,
+    tenancy: Tenancy,
 ) {
-    let (ctx, woken) = Context::new(client.clone(), engine, cluster, engine_address, instance);
+    let (ctx, woken) = Context::new(
+        client.clone(),
+        engine,
+        cluster,
+        engine_address,
+        instance,
+        tenancy,
+    );
     let (workflows, workers, deployments, schedules) = match &watch_namespace {
         Some(ns) => (
             Api::<Workflow>::namespaced(client.clone(), ns),

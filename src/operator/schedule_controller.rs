@@ -17,6 +17,7 @@ use super::context::{Context, MANAGER};
 use super::crd::schedule::{RecentAction, RunningWorkflow, Schedule, ScheduleStatus};
 use super::reconcile::{Error, drain, retry_after_error};
 use super::schedule_actions::{self as actions, Ensured, InvalidOrStatus, ScheduleTarget};
+use super::tenancy::{self, NAMESPACE_NOT_ALLOWED};
 use super::translate;
 use super::workflow_actions::StartError;
 use super::workflow_controller::{FINALIZER, SKIP_CLEANUP_ANNOTATION};
@@ -28,16 +29,22 @@ const SHOWN: usize = 5;
 const MAX_REFRESH: Duration = Duration::from_secs(30);
 
 pub async fn run(ctx: Arc<Context>, api: Api<Schedule>) {
-    let results = Controller::new(api, watcher::Config::default().any_semantic()).run(
-        reconcile,
-        retry_after_error,
-        ctx,
-    );
+    let controller = Controller::new(api, watcher::Config::default().any_semantic());
+    let grants = tenancy::grant_dependents(controller.store(), |s| ScheduleTarget::of(s).namespace);
+    let (namespaces, config) = ctx.tenancy.namespace_watch(&ctx.client);
+    let results =
+        controller
+            .watches(namespaces, config, grants)
+            .run(reconcile, retry_after_error, ctx);
     drain("schedule", results).await;
 }
 
+fn kube_namespace(s: &Schedule) -> String {
+    s.namespace().unwrap_or_else(|| "default".into())
+}
+
 async fn reconcile(s: Arc<Schedule>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let ns = s.namespace().unwrap_or_else(|| "default".into());
+    let ns = kube_namespace(&s);
     let api: Api<Schedule> = Api::namespaced(ctx.client.clone(), &ns);
     finalizer::finalizer(&api, FINALIZER, s, |event| async {
         match event {
@@ -62,6 +69,14 @@ async fn apply(s: &Schedule, api: &Api<Schedule>, ctx: &Context) -> Result<Actio
     status.namespace = Some(target.namespace.clone());
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let uid = s.uid().unwrap_or_default();
+    // Nothing happens in the engine for a Durin namespace this one may not use, and nothing
+    // of the engine's is copied into status.
+    if let Some(message) = ctx
+        .namespace_refusal(&kube_namespace(s), &target.namespace)
+        .await?
+    {
+        return refused(s, api, ctx, &old, status, NAMESPACE_NOT_ALLOWED, message).await;
+    }
 
     if old.observed_generation != generation || !conditions::is_true(&old.conditions, "Accepted") {
         match actions::ensure(&ctx.frontend, &target, &uid, s).await {
@@ -89,18 +104,7 @@ async fn apply(s: &Schedule, api: &Api<Schedule>, ctx: &Context) -> Result<Actio
             }
             Err(StartError::Transient(e)) => return Err(Error::Engine(e)),
             Err(e) => {
-                ctx.refuse(
-                    s,
-                    &mut status.conditions,
-                    "InvalidSpec",
-                    e.to_string(),
-                    generation,
-                    &now,
-                )
-                .await;
-                status.observed_generation = generation;
-                write_status(api, s, &old, &status).await?;
-                return Ok(Action::await_change());
+                return refused(s, api, ctx, &old, status, "InvalidSpec", e.to_string()).await;
             }
         }
     }
@@ -171,6 +175,26 @@ async fn apply(s: &Schedule, api: &Api<Schedule>, ctx: &Context) -> Result<Actio
     status.observed_generation = generation;
     write_status(api, s, &old, &status).await?;
     Ok(Action::requeue(requeue))
+}
+
+/// Records a refusal (`Accepted=False`, a Warning event); nothing to do until the spec (or,
+/// for a namespace refusal, the grant) changes.
+async fn refused(
+    s: &Schedule,
+    api: &Api<Schedule>,
+    ctx: &Context,
+    old: &ScheduleStatus,
+    mut status: ScheduleStatus,
+    reason: &str,
+    message: String,
+) -> Result<Action, Error> {
+    let generation = s.meta().generation;
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    ctx.refuse(s, &mut status.conditions, reason, message, generation, &now)
+        .await;
+    status.observed_generation = generation;
+    write_status(api, s, old, &status).await?;
+    Ok(Action::await_change())
 }
 
 fn fold_info(status: &mut ScheduleStatus, info: &ScheduleInfo) {
@@ -253,8 +277,21 @@ async fn cleanup(s: &Schedule, ctx: &Context) -> Result<Action, Error> {
         .annotations()
         .get(SKIP_CLEANUP_ANNOTATION)
         .is_some_and(|v| v == "true");
-    if !skip {
-        actions::delete(&ctx.frontend, &ScheduleTarget::of(s)).await?;
+    if skip {
+        return Ok(Action::await_change());
     }
+    let target = ScheduleTarget::of(s);
+    // The engine schedule of a Durin namespace this one may not use is left alone (it may
+    // be another tenant's with the same id).
+    if let Some(message) = ctx
+        .namespace_refusal(&kube_namespace(s), &target.namespace)
+        .await?
+    {
+        let note = format!("engine schedule not deleted: {message}");
+        ctx.event(s, EventType::Warning, NAMESPACE_NOT_ALLOWED, note)
+            .await;
+        return Ok(Action::await_change());
+    }
+    actions::delete(&ctx.frontend, &target).await?;
     Ok(Action::await_change())
 }

@@ -19,6 +19,7 @@ use super::context::{Context, MANAGER};
 use super::crd::worker::{Poller, Worker, WorkerStatus};
 use super::frontend::Frontend;
 use super::reconcile::{Error, drain, retry_after_error};
+use super::tenancy::{self, NAMESPACE_NOT_ALLOWED};
 use crate::proto::api::enums::v1::TaskQueueType;
 use crate::proto::api::taskqueue::v1::TaskQueue;
 use crate::proto::api::workflowservice::v1::DescribeTaskQueueRequest;
@@ -30,8 +31,12 @@ pub const WORKER_LABEL: &str = "durin.dev/worker";
 const DEFAULT_BACKLOG_PER_REPLICA: i64 = 10;
 
 pub async fn run(ctx: Arc<Context>, api: Api<Worker>, deployments: Api<Deployment>) {
-    let results = Controller::new(api, watcher::Config::default().any_semantic())
+    let controller = Controller::new(api, watcher::Config::default().any_semantic());
+    let grants = tenancy::grant_dependents(controller.store(), durin_namespace);
+    let (namespaces, config) = ctx.tenancy.namespace_watch(&ctx.client);
+    let results = controller
         .owns(deployments, watcher::Config::default().labels(WORKER_LABEL))
+        .watches(namespaces, config, grants)
         .run(reconcile, retry_after_error, ctx);
     drain("worker", results).await;
 }
@@ -181,6 +186,24 @@ async fn reconcile(w: Arc<Worker>, ctx: Arc<Context>) -> Result<Action, Error> {
     let mut status = old.clone();
     let now = Time(k8s_openapi::jiff::Timestamp::now());
 
+    // No Deployment points workers at a Durin namespace this one may not use, and nothing of
+    // the engine's (pollers, backlog) is copied into status.
+    if let Some(message) = ctx.namespace_refusal(&ns, &durin_namespace(&w)).await? {
+        ctx.refuse(
+            &*w,
+            &mut status.conditions,
+            NAMESPACE_NOT_ALLOWED,
+            message,
+            generation,
+            &now,
+        )
+        .await;
+        status.observed_generation = generation;
+        if status != old {
+            write_status(&api, &w, &status).await?;
+        }
+        return Ok(Action::await_change());
+    }
     ctx.ensure_namespace(&durin_namespace(&w)).await?;
     let queue = queue_state(&ctx, &w).await?;
     let existing = deployments.get_opt(&w.name_any()).await?;

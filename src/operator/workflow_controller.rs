@@ -18,6 +18,7 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use super::context::{Context, MANAGER};
 use super::crd::workflow::{DeletionPolicy, DesiredState, Workflow, WorkflowPhase, WorkflowStatus};
 use super::reconcile::{Error, drain, retry_after_error};
+use super::tenancy::{self, NAMESPACE_NOT_ALLOWED};
 use super::workflow_actions::{self as actions, SignalOutcome, StartError, Target};
 use super::workflow_status;
 
@@ -35,14 +36,18 @@ pub async fn run(
     woken: mpsc::UnboundedReceiver<ObjectRef<Workflow>>,
     api: Api<Workflow>,
 ) {
-    let results = Controller::new(api, watcher::Config::default().any_semantic())
+    let controller = Controller::new(api, watcher::Config::default().any_semantic());
+    let grants = tenancy::grant_dependents(controller.store(), |wf| Target::of(wf).namespace);
+    let (namespaces, config) = ctx.tenancy.namespace_watch(&ctx.client);
+    let results = controller
+        .watches(namespaces, config, grants)
         .reconcile_on(UnboundedReceiverStream::new(woken))
         .run(reconcile, retry_after_error, ctx);
     drain("workflow", results).await;
 }
 
 async fn reconcile(wf: Arc<Workflow>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let ns = wf.namespace().unwrap_or_else(|| "default".into());
+    let ns = kube_namespace(&wf);
     let api: Api<Workflow> = Api::namespaced(ctx.client.clone(), &ns);
     finalizer::finalizer(&api, FINALIZER, wf, |event| async {
         match event {
@@ -59,9 +64,18 @@ fn now() -> (Time, i64) {
     (Time(t), t.as_millisecond())
 }
 
+fn kube_namespace(wf: &Workflow) -> String {
+    wf.namespace().unwrap_or_else(|| "default".into())
+}
+
 async fn apply(wf: &Workflow, api: &Api<Workflow>, ctx: &Context) -> Result<Action, Error> {
     let target = Target::of(wf);
-    ctx.track_workflow(target.clone(), ObjectRef::from_obj(wf));
+    let refusal = ctx
+        .namespace_refusal(&kube_namespace(wf), &target.namespace)
+        .await?;
+    if refusal.is_none() {
+        ctx.track_workflow(target.clone(), ObjectRef::from_obj(wf));
+    }
     let uid = wf.uid().unwrap_or_default();
     let generation = wf.meta().generation;
     // The watch cache may not show our last status write yet; acting on a stale copy could
@@ -75,6 +89,11 @@ async fn apply(wf: &Workflow, api: &Api<Workflow>, ctx: &Context) -> Result<Acti
     status.namespace = Some(target.namespace.clone());
     status.workflow_id = Some(target.workflow_id.clone());
     let (now, now_ms) = now();
+    // Nothing happens in the engine for a Durin namespace this one may not use, and nothing
+    // of the engine's is copied into status.
+    if let Some(message) = refusal {
+        return refused(wf, api, ctx, &old, status, NAMESPACE_NOT_ALLOWED, message).await;
+    }
 
     if status.first_run_id.is_none() {
         match actions::start(&ctx.frontend, &target, &uid, &wf.spec).await {
@@ -99,20 +118,7 @@ async fn apply(wf: &Workflow, api: &Api<Workflow>, ctx: &Context) -> Result<Acti
                     StartError::Invalid(_) => "InvalidSpec",
                     _ => "StartRejected",
                 };
-                ctx.refuse(
-                    wf,
-                    &mut status.conditions,
-                    reason,
-                    e.to_string(),
-                    generation,
-                    &now,
-                )
-                .await;
-                status.phase.get_or_insert(WorkflowPhase::Pending);
-                status.observed_generation = generation;
-                write_status(api, wf, &old, &status).await?;
-                // Nothing to do until the spec changes.
-                return Ok(Action::await_change());
+                return refused(wf, api, ctx, &old, status, reason, e.to_string()).await;
             }
         }
     }
@@ -227,6 +233,34 @@ async fn apply(wf: &Workflow, api: &Api<Workflow>, ctx: &Context) -> Result<Acti
     }))
 }
 
+/// Records a refusal (`Accepted=False`, a Warning event); nothing to do until the spec (or,
+/// for a namespace refusal, the grant) changes.
+async fn refused(
+    wf: &Workflow,
+    api: &Api<Workflow>,
+    ctx: &Context,
+    old: &WorkflowStatus,
+    mut status: WorkflowStatus,
+    reason: &str,
+    message: String,
+) -> Result<Action, Error> {
+    let generation = wf.meta().generation;
+    let (now, _) = now();
+    ctx.refuse(
+        wf,
+        &mut status.conditions,
+        reason,
+        message,
+        generation,
+        &now,
+    )
+    .await;
+    status.phase.get_or_insert(WorkflowPhase::Pending);
+    status.observed_generation = generation;
+    write_status(api, wf, old, &status).await?;
+    Ok(Action::await_change())
+}
+
 async fn write_status(
     api: &Api<Workflow>,
     wf: &Workflow,
@@ -252,7 +286,7 @@ async fn write_status(
 
 async fn cleanup(wf: &Workflow, ctx: &Context) -> Result<Action, Error> {
     let target = Target::of(wf);
-    ctx.forget_workflow(&target);
+    ctx.forget_workflow(&target, &ObjectRef::from_obj(wf));
     let skip = wf
         .annotations()
         .get(SKIP_CLEANUP_ANNOTATION)
@@ -273,6 +307,16 @@ async fn cleanup(wf: &Workflow, ctx: &Context) -> Result<Action, Error> {
         DeletionPolicy::Cancel => DesiredState::Canceled,
         DeletionPolicy::Terminate => DesiredState::Terminated,
     };
+    // A grant revoked since the start: the execution is left alone.
+    if let Some(message) = ctx
+        .namespace_refusal(&kube_namespace(wf), &target.namespace)
+        .await?
+    {
+        let note = format!("deletionPolicy not applied: {message}");
+        ctx.event(wf, EventType::Warning, NAMESPACE_NOT_ALLOWED, note)
+            .await;
+        return Ok(Action::await_change());
+    }
     actions::apply_state(&ctx.frontend, &target, &uid, state, &reason).await?;
     tracing::info!(workflow = %wf.name_any(), ?state, "deletion policy applied");
     Ok(Action::await_change())

@@ -42,7 +42,9 @@ pub struct WorkerSpec {
     /// The task queue the worker pods poll (given to them as TEMPORAL_TASK_QUEUE).
     #[schemars(length(min = 1, max = 1000))]
     pub task_queue: String,
-    /// Durin namespace; defaults to the resource's Kubernetes namespace.
+    /// Durin namespace; defaults to the resource's Kubernetes namespace. Another one needs a
+    /// grant from a cluster administrator: the `durin.dev/allowed-namespaces` annotation on
+    /// the Kubernetes Namespace (else Accepted=False, reason NamespaceNotAllowed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub namespace: Option<String>,

@@ -161,7 +161,9 @@ pub struct SignalSpec {
 pub struct WorkflowSpec {
     #[serde(flatten)]
     pub template: WorkflowTemplate,
-    /// Durin namespace; defaults to the resource's Kubernetes namespace.
+    /// Durin namespace; defaults to the resource's Kubernetes namespace. Another one needs a
+    /// grant from a cluster administrator: the `durin.dev/allowed-namespaces` annotation on
+    /// the Kubernetes Namespace (else Accepted=False, reason NamespaceNotAllowed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub namespace: Option<String>,
