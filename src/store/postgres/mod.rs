@@ -63,8 +63,16 @@ pub struct PgStore {
     target: PgTarget,
 }
 
+/// The error with its causes (tokio-postgres's own message hides why, e.g. which
+/// certificate check a TLS handshake failed).
 pub(crate) fn pg_error(e: tokio_postgres::Error) -> StoreError {
-    StoreError::Failed(format!("PostgreSQL: {e}"))
+    let mut message = format!("PostgreSQL: {e}");
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    StoreError::Failed(message)
 }
 
 /// A shard's records in append order, and the sequence number its next record takes.
