@@ -104,9 +104,14 @@ enum Bad {
     Damaged(String),
 }
 
-/// Reads the frames of `data` from `start`, stopping at the first bad one; says whether that
-/// one is a torn tail or damage.
-pub fn scan(format: Format, data: &[u8], start: usize) -> (Vec<Frame<'_>>, End) {
+/// Walks the frames of `data` from `start`. At a bad frame, `on_bad` either ends the walk
+/// with what it says (`Err`) or names the offset to go on from (`Ok`).
+fn walk<'a, E>(
+    format: Format,
+    data: &'a [u8],
+    start: usize,
+    mut on_bad: impl FnMut(usize, Bad) -> Result<usize, E>,
+) -> (Vec<Frame<'a>>, Option<E>) {
     let mut frames = Vec::new();
     let mut pos = start;
     while pos < data.len() {
@@ -118,10 +123,22 @@ pub fn scan(format: Format, data: &[u8], start: usize) -> (Vec<Frame<'_>>, End) 
                 });
                 pos = to;
             }
-            Err(bad) => return (frames, classify(data, pos, bad)),
+            Err(bad) => match on_bad(pos, bad) {
+                Ok(next) => pos = next,
+                Err(end) => return (frames, Some(end)),
+            },
         }
     }
-    (frames, End::Clean)
+    (frames, None)
+}
+
+/// Reads the frames of `data` from `start`, stopping at the first bad one; says whether that
+/// one is a torn tail or damage.
+pub fn scan(format: Format, data: &[u8], start: usize) -> (Vec<Frame<'_>>, End) {
+    let (frames, end) = walk(format, data, start, |pos, bad| {
+        Err(classify(data, pos, bad))
+    });
+    (frames, end.unwrap_or(End::Clean))
 }
 
 /// A bad frame at `pos` is a torn tail if it was cut short, or if nothing but zeros follows.
@@ -136,25 +153,13 @@ fn classify(data: &[u8], pos: usize, bad: Bad) -> End {
 
 /// Every valid frame of `data` from `start`, skipping damaged stretches: after a bad frame,
 /// the next offset where a valid frame starts (for salvage only; slow on large damage).
+/// Also returns how many bytes were skipped.
 pub fn salvage(format: Format, data: &[u8], start: usize) -> (Vec<Frame<'_>>, u64) {
-    let mut frames = Vec::new();
     let mut skipped = 0u64;
-    let mut pos = start;
-    while pos < data.len() {
-        match check(format, data, pos) {
-            Ok((from, to)) => {
-                frames.push(Frame {
-                    offset: pos as u64,
-                    payload: &data[from..to],
-                });
-                pos = to;
-            }
-            Err(_) => {
-                skipped += 1;
-                pos += 1;
-            }
-        }
-    }
+    let (frames, _) = walk::<()>(format, data, start, |pos, _| {
+        skipped += 1;
+        Ok(pos + 1)
+    });
     (frames, skipped)
 }
 
