@@ -33,6 +33,7 @@ const SECRET_HEADER: &str = "x-durin-cluster-secret";
 const MAX_MESSAGE_BYTES: usize = 128 * 1024 * 1024;
 
 /// What a request is routed by.
+#[derive(Clone, Copy)]
 pub enum RouteKey<'a> {
     /// Served by whichever replica it reaches.
     Local,

@@ -57,7 +57,7 @@ impl<H: Send + Sync> Routed<H> {
         patience: &mut Option<tokio::time::Instant>,
     ) -> Result<Option<(&Cluster, String)>, Status> {
         loop {
-            match self.remote(req, clone_key(&key)) {
+            match self.remote(req, key) {
                 Err(status) if status.code() == tonic::Code::Unavailable => {
                     let Some(cluster) = &self.cluster else {
                         return Err(status);
@@ -67,14 +67,6 @@ impl<H: Send + Sync> Routed<H> {
                 other => return other,
             }
         }
-    }
-}
-
-fn clone_key<'a>(key: &RouteKey<'a>) -> RouteKey<'a> {
-    match key {
-        RouteKey::Local => RouteKey::Local,
-        RouteKey::Id(ns, id) => RouteKey::Id(ns, id),
-        RouteKey::Token(t) => RouteKey::Token(t),
     }
 }
 
