@@ -131,10 +131,33 @@ pub struct EngineArgs {
     /// Shards a new PostgreSQL cluster spreads executions over (fixed once created).
     #[arg(long, default_value_t = 16, env = "DURIN_SHARDS")]
     pub shards: u32,
-    /// host:port where other replicas reach this one's gRPC port (default: the listen
-    /// address, or the host name when listening on all interfaces).
+    /// Where other replicas reach this one's cluster port: host:port, or a host the port is
+    /// added to (default: the listen address, or the host name when listening on all
+    /// interfaces).
     #[arg(long, env = "DURIN_ADVERTISE_ADDRESS")]
     pub advertise_address: Option<String>,
+    /// Port replicas call each other on (with --postgres), apart from the client port. 0:
+    /// any free port; the port is advertised to the others through the database.
+    #[arg(long, default_value_t = 0, env = "DURIN_CLUSTER_PORT")]
+    pub cluster_port: u16,
+    /// This replica's certificate (PEM) for mutual TLS between replicas: served on the
+    /// cluster port and presented when calling the others. Without it replica traffic is
+    /// plaintext and guarded by the cluster's secret only.
+    #[arg(long, env = "DURIN_CLUSTER_TLS_CERT", requires_all = ["cluster_tls_key", "cluster_tls_ca"])]
+    pub cluster_tls_cert: Option<PathBuf>,
+    #[arg(long, env = "DURIN_CLUSTER_TLS_KEY", requires = "cluster_tls_cert")]
+    pub cluster_tls_key: Option<PathBuf>,
+    /// The CA (PEM) that signed every replica's certificate; no other peer is accepted.
+    #[arg(long, env = "DURIN_CLUSTER_TLS_CA", requires = "cluster_tls_cert")]
+    pub cluster_tls_ca: Option<PathBuf>,
+    /// The name every replica's certificate carries (default: the host each replica
+    /// advertises, so each certificate must name its own replica).
+    #[arg(
+        long,
+        env = "DURIN_CLUSTER_TLS_SERVER_NAME",
+        requires = "cluster_tls_cert"
+    )]
+    pub cluster_tls_server_name: Option<String>,
 }
 
 fn host_name() -> String {
@@ -173,6 +196,39 @@ impl EngineArgs {
             max_waiting: self.max_waiting,
             namespace_rps: self.namespace_rps,
         })
+    }
+}
+
+impl EngineArgs {
+    fn cluster_tls(&self) -> Option<crate::cluster::tls::ClusterTls> {
+        match (
+            &self.cluster_tls_cert,
+            &self.cluster_tls_key,
+            &self.cluster_tls_ca,
+        ) {
+            (Some(cert), Some(key), Some(ca)) => Some(crate::cluster::tls::ClusterTls {
+                cert: cert.clone(),
+                key: key.clone(),
+                ca: ca.clone(),
+                server_name: self.cluster_tls_server_name.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Where the others reach this replica's cluster port, bound on `port`.
+    fn advertised(&self, ip: std::net::IpAddr, port: u16) -> String {
+        match &self.advertise_address {
+            Some(a)
+                if a.rsplit_once(':')
+                    .is_some_and(|(_, p)| p.parse::<u16>().is_ok()) =>
+            {
+                a.clone()
+            }
+            Some(host) => format!("{host}:{port}"),
+            None if ip.is_unspecified() => format!("{}:{port}", host_name()),
+            None => SocketAddr::new(ip, port).to_string(),
+        }
     }
 }
 
@@ -270,10 +326,11 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
 
 struct Started {
     engine: Arc<Engine>,
-    /// With PostgreSQL: the store (for leases) and the request routing between replicas.
+    /// With PostgreSQL: the store (for leases) and the cluster port with the request routing
+    /// between replicas.
     cluster: Option<(
         Arc<crate::store::postgres::PgStore>,
-        Arc<crate::cluster::Cluster>,
+        crate::api::ClusterPort,
     )>,
     listener: tokio::net::TcpListener,
     access: crate::api::Access,
@@ -306,13 +363,19 @@ async fn start_engine(
     let mut cluster = None;
     let engine = match &args.postgres {
         Some(url) => {
-            let address = args.advertise_address.clone().unwrap_or_else(|| {
-                if ip.is_unspecified() {
-                    format!("{}:{}", host_name(), args.port)
-                } else {
-                    SocketAddr::new(ip, args.port).to_string()
-                }
-            });
+            let tls = args.cluster_tls();
+            let acceptor = tls.as_ref().map(|t| t.acceptor()).transpose()?;
+            if tls.is_none() {
+                tracing::warn!(
+                    "replicas call each other in plaintext, guarded only by the cluster's \
+                     secret in the database; give --cluster-tls-cert, --cluster-tls-key and \
+                     --cluster-tls-ca for mutual TLS"
+                );
+            }
+            let cluster_listener =
+                tokio::net::TcpListener::bind(SocketAddr::new(ip, args.cluster_port)).await?;
+            let address = args.advertised(ip, cluster_listener.local_addr()?.port());
+            tracing::info!(%address, tls = tls.is_some(), "cluster port for the other replicas");
             let store = crate::store::postgres::PgStore::open(crate::store::postgres::PgConfig {
                 url: url.clone(),
                 ca_file: args.postgres_ca.clone(),
@@ -325,10 +388,17 @@ async fn start_engine(
             // Closed runs stay in memory until their retention ends (no archive table yet).
             let engine = Engine::open(store.clone(), EngineConfig::default())?;
             let view = crate::cluster::membership::spawn(store.clone(), &engine);
-            let routing = crate::cluster::Cluster::new(store.clone(), engine.clone(), view);
+            let routing = crate::cluster::Cluster::new(store.clone(), engine.clone(), view, tls);
             engine.set_transfer_router(routing.clone());
             routing.spawn_refetch();
-            cluster = Some((store, routing));
+            cluster = Some((
+                store,
+                crate::api::ClusterPort {
+                    cluster: routing,
+                    listener: cluster_listener,
+                    tls: acceptor,
+                },
+            ));
             engine
         }
         None => Engine::open(
@@ -385,9 +455,9 @@ async fn serve(started: Started) -> Result<(), Box<dyn std::error::Error>> {
         shutdown_signal().await;
         stopping.begin_shutdown();
     };
-    let routing = cluster.as_ref().map(|c| c.1.clone());
-    crate::api::serve(engine.clone(), routing, listener, access, shutdown).await?;
-    if let Some((store, _)) = &cluster {
+    let (store, cluster_port) = cluster.unzip();
+    crate::api::serve(engine.clone(), cluster_port, listener, access, shutdown).await?;
+    if let Some(store) = &store {
         crate::cluster::membership::leave(store, &engine).await;
     }
     tracing::info!("durin stopped");
@@ -423,7 +493,7 @@ async fn operator(args: OperatorArgs) -> Result<(), Box<dyn std::error::Error>> 
             identity,
             duration_secs: args.lease_duration.max(2),
         }),
-        cluster: started.cluster.as_ref().map(|c| c.1.clone()),
+        cluster: started.cluster.as_ref().map(|c| c.1.cluster.clone()),
         allowed_namespaces: args.allow_namespaces.clone(),
     };
     let controllers = tokio::spawn(crate::operator::run::run(

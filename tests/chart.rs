@@ -74,6 +74,59 @@ const NEEDED_BUT_NOT_AUDITED: &[(&str, &str)] = &[
     ),
 ];
 
+/// The Secret the chart makes for replica-to-replica TLS holds a CA and a certificate that
+/// verifies against it as a server's and as a client's, naming the configured server name.
+fn replicas_get_a_certificate_for_mutual_tls(rendered: &str, dir: &std::path::Path) {
+    let objects = objects(rendered);
+    let secret = find(&objects, "Secret", "durin-cluster-tls").expect("cluster TLS Secret");
+    let decode = |key: &str| {
+        let b64 = secret["data"][key].as_str().expect("base64 data");
+        let path = dir.join(format!("cluster-{key}"));
+        let out = std::process::Command::new("openssl")
+            .args(["base64", "-d", "-A"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child
+                    .stdin
+                    .take()
+                    .expect("stdin")
+                    .write_all(b64.as_bytes())?;
+                child.wait_with_output()
+            })
+            .expect("openssl base64");
+        std::fs::write(&path, out.stdout).expect("write");
+        path.display().to_string()
+    };
+    let (ca, cert) = (decode("ca.crt"), decode("tls.crt"));
+    for purpose in ["sslserver", "sslclient"] {
+        let verified = std::process::Command::new("openssl")
+            .args(["verify", "-CAfile", &ca, "-purpose", purpose, &cert])
+            .output()
+            .expect("openssl verify");
+        assert!(
+            verified.status.success(),
+            "the cluster certificate does not verify for {purpose}: {}",
+            String::from_utf8_lossy(&verified.stderr)
+        );
+    }
+    let names = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-ext", "subjectAltName", "-in", &cert])
+        .output()
+        .expect("openssl x509");
+    assert!(
+        String::from_utf8_lossy(&names.stdout).contains("DNS:durin-cluster"),
+        "the certificate names the server name the replicas check"
+    );
+    let statefulset = find(&objects, "StatefulSet", "durin").expect("StatefulSet");
+    let mounted = statefulset
+        .to_string()
+        .contains("\"secretName\":\"durin-cluster-tls\"");
+    assert!(mounted, "the replicas mount the cluster TLS Secret");
+}
+
 /// The objects of a rendered chart.
 fn objects(rendered: &str) -> Vec<Value> {
     serde_saphyr::from_multiple::<Value>(rendered)
@@ -315,14 +368,17 @@ async fn chart_lints_renders_installs_and_runs_with_its_own_rbac() {
         "replicas: 3",
         "podManagementPolicy: Parallel",
         "name: DURIN_ADVERTISE_ADDRESS",
-        "$(POD_NAME).durin-headless.durin-system.svc:7233",
+        "$(POD_NAME).durin-headless.durin-system.svc:7234",
         "name: DURIN_SHARDS",
+        "name: DURIN_CLUSTER_TLS_CERT",
+        "name: DURIN_CLUSTER_TLS_CA",
     ] {
         assert!(
             replicated.contains(expected),
             "three-replica render lacks {expected:?}"
         );
     }
+    replicas_get_a_certificate_for_mutual_tls(&replicated, dir.path());
     assert!(
         !replicated.contains("volumeClaimTemplates"),
         "no volume with PostgreSQL"

@@ -130,6 +130,7 @@ fn replica(db: &str, id: &str) -> Vec<String> {
     ]
     .iter()
     .map(|s| s.to_string())
+    .chain(common::certs::cluster_tls_args())
     .collect()
 }
 
@@ -334,18 +335,180 @@ async fn three_replicas_share_the_work_and_survive_a_sigkill() {
         takeover < Duration::from_secs(20),
         "takeover took {takeover:?}"
     );
+}
 
-    // Replica-to-replica calls need the cluster's secret (kept in the database).
-    let channel =
-        tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{}", replicas[0].port()))
-            .expect("uri")
-            .connect()
-            .await
-            .expect("connect");
-    let mut raw = durin::proto::cluster::cluster_service_client::ClusterServiceClient::new(channel);
-    let denied = raw
-        .transfer(durin::proto::cluster::TransferRequest::default())
+/// The cluster port a replica advertised, from its log.
+fn cluster_address(server: &DurinServer) -> String {
+    let log = std::fs::read_to_string(server.log_path()).expect("read log");
+    log.lines()
+        .filter(|l| l.contains("cluster port for the other replicas"))
+        .find_map(|l| {
+            let rest = &l[l.find("address=")? + "address=".len()..];
+            Some(rest.split_whitespace().next()?.to_string())
+        })
+        .expect("the replica logs its cluster address")
+}
+
+/// A raw call on the cluster protocol: RefreshNamespaces, with or without the cluster's
+/// secret, over plaintext or TLS with the given client certificate.
+async fn cluster_call(
+    address: &str,
+    tls: Option<(&str, Option<&common::certs::Leaf>)>,
+    secret: Option<&str>,
+) -> Result<(), tonic::Status> {
+    use durin::proto::cluster::RefreshNamespacesRequest;
+    use durin::proto::cluster::cluster_service_client::ClusterServiceClient;
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut endpoint = Endpoint::from_shared(format!("{scheme}://{address}"))
+        .expect("endpoint")
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(5));
+    if let Some((ca, client)) = tls {
+        let mut config = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(ca))
+            .domain_name("127.0.0.1");
+        if let Some((cert, key)) = client {
+            config = config.identity(Identity::from_pem(cert, key));
+        }
+        endpoint = endpoint.tls_config(config).expect("tls config");
+    }
+    let channel = endpoint
+        .connect()
         .await
-        .expect_err("a call without the secret is refused");
-    assert_eq!(denied.code(), tonic::Code::PermissionDenied, "{denied:?}");
+        .map_err(|e| tonic::Status::unavailable(format!("connect: {e:?}")))?;
+    let mut req = tonic::Request::new(RefreshNamespacesRequest {});
+    if let Some(s) = secret {
+        req.metadata_mut()
+            .insert("x-durin-cluster-secret", s.parse().expect("ascii"));
+    }
+    ClusterServiceClient::new(channel)
+        .refresh_namespaces(req)
+        .await
+        .map(|_| ())
+}
+
+/// Replica traffic is mutual TLS on its own port: plaintext, a client without a certificate
+/// and a certificate from another CA are refused during the handshake; a certificate from
+/// the cluster's CA without the cluster's secret is refused by the handler; the client port
+/// does not serve the cluster protocol at all. Calls forwarded between the replicas work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_talk_over_mutual_tls_on_their_own_port() {
+    let pg = PgServer::start();
+    let db = pg.new_database("replica_tls");
+    let mut replicas = Vec::new();
+    for id in ["tls-1", "tls-2"] {
+        replicas.push(DurinServer::start_with(replica(&db, id), Vec::new()).await);
+    }
+    let spread = Instant::now();
+    while replicas.iter().any(|r| serving(r) < 1) {
+        assert!(
+            spread.elapsed() < Duration::from_secs(30),
+            "shards never spread"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Forwarding works both ways: ids spread over both replicas' shards, started through
+    // one and described through the other.
+    let (c1, c2) = (replicas[0].client().await, replicas[1].client().await);
+    let prefix = unique("tls-forwarded");
+    for i in 0..16 {
+        let id = format!("{prefix}-{i}");
+        retrying("start", || {
+            let mut svc = c2.clone();
+            let id = id.clone();
+            async move {
+                svc.start_workflow_execution(Request::new(StartWorkflowExecutionRequest {
+                    namespace: NAMESPACE.into(),
+                    workflow_id: id.clone(),
+                    workflow_type: Some(WorkflowType {
+                        name: "Nobody".into(),
+                    }),
+                    task_queue: Some(TaskQueue {
+                        name: "tls-nobody".into(),
+                        ..Default::default()
+                    }),
+                    request_id: id,
+                    ..Default::default()
+                }))
+                .await
+            }
+        })
+        .await;
+        let described = c1
+            .clone()
+            .describe_workflow_execution(Request::new(
+                temporalio_common::protos::temporal::api::workflowservice::v1::DescribeWorkflowExecutionRequest {
+                    namespace: NAMESPACE.into(),
+                    execution: Some(WorkflowExecution {
+                        workflow_id: id.clone(),
+                        ..Default::default()
+                    }),
+                },
+            ))
+            .await;
+        assert!(
+            described.is_ok(),
+            "describe {id} through the other replica: {described:?}"
+        );
+    }
+    let forwarded = [&replicas[0], &replicas[1]]
+        .iter()
+        .map(|r| std::fs::read_to_string(r.log_path()).unwrap_or_default())
+        .any(|log| log.contains("TLS handshake refused"));
+    assert!(!forwarded, "replicas refused each other's handshakes");
+
+    let certs = common::certs::cluster_certs();
+    let ca = std::fs::read_to_string(&certs.ca).expect("ca");
+    let member: common::certs::Leaf = (
+        std::fs::read_to_string(&certs.cert).expect("cert"),
+        std::fs::read_to_string(&certs.key).expect("key"),
+    );
+    let rogue = common::certs::Ca::new("rogue-ca").leaf(
+        "intruder",
+        &["127.0.0.1"],
+        &[rcgen::ExtendedKeyUsagePurpose::ClientAuth],
+    );
+    let address = cluster_address(&replicas[0]);
+    assert!(
+        !address.ends_with(&format!(":{}", replicas[0].port())),
+        "the cluster port is not the client port: {address}"
+    );
+
+    // Refused before any handler runs: a handler would answer PERMISSION_DENIED (a wrong
+    // secret), a refused connection fails as a transport error.
+    let refused_at_connection = |what: &str, result: Result<(), tonic::Status>| {
+        let status = result.expect_err(what);
+        assert_ne!(
+            status.code(),
+            Code::PermissionDenied,
+            "{what}: reached the handler: {status:?}"
+        );
+    };
+    refused_at_connection(
+        "plaintext",
+        cluster_call(&address, None, Some("guess")).await,
+    );
+    refused_at_connection(
+        "a client without a certificate",
+        cluster_call(&address, Some((&ca, None)), Some("guess")).await,
+    );
+    refused_at_connection(
+        "a certificate from another CA",
+        cluster_call(&address, Some((&ca, Some(&rogue))), Some("guess")).await,
+    );
+    let without_secret = cluster_call(&address, Some((&ca, Some(&member))), None).await;
+    assert_eq!(
+        without_secret.expect_err("no secret").code(),
+        Code::PermissionDenied,
+        "a member's certificate reaches the handler, which wants the secret too"
+    );
+    let client_port = format!("127.0.0.1:{}", replicas[0].port());
+    let on_client_port = cluster_call(&client_port, None, None).await;
+    assert_eq!(
+        on_client_port.expect_err("not served").code(),
+        Code::Unimplemented,
+        "the client port does not serve the cluster protocol"
+    );
 }

@@ -5,13 +5,11 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::DurinServer;
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-};
+use common::certs::{Ca, write};
+use rcgen::ExtendedKeyUsagePurpose;
 use temporalio_client::{
     ClientTlsOptions, Connection, ConnectionOptions, TlsOptions, Url,
     grpc::WorkflowService,
@@ -21,42 +19,18 @@ use temporalio_common::protos::temporal::api::workflowservice::v1::{
     DescribeNamespaceRequest, RegisterNamespaceRequest,
 };
 
-struct Ca {
-    pem: String,
-    issuer: Issuer<'static, KeyPair>,
-}
-
 fn ca(name: &str) -> Ca {
-    let key = KeyPair::generate().expect("key");
-    let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
-    p.distinguished_name.push(DnType::CommonName, name);
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let cert = p.self_signed(&key).expect("ca");
-    Ca {
-        pem: cert.pem(),
-        issuer: Issuer::new(p, key),
-    }
+    Ca::new(name)
 }
 
-/// (certificate PEM, key PEM)
+/// (certificate PEM, key PEM) for localhost, as a server's or a client's certificate.
 fn leaf(ca: &Ca, name: &str, server: bool) -> (String, String) {
-    let key = KeyPair::generate().expect("key");
-    let mut p = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-        .expect("params");
-    p.distinguished_name.push(DnType::CommonName, name);
-    p.extended_key_usages = vec![if server {
+    let usage = if server {
         ExtendedKeyUsagePurpose::ServerAuth
     } else {
         ExtendedKeyUsagePurpose::ClientAuth
-    }];
-    let cert = p.signed_by(&key, &ca.issuer).expect("leaf");
-    (cert.pem(), key.serialize_pem())
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, text).expect("write");
-    path.display().to_string()
+    };
+    ca.leaf(name, &["localhost", "127.0.0.1"], &[usage])
 }
 
 async fn connect(

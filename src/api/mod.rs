@@ -55,36 +55,64 @@ impl Default for Access {
     }
 }
 
-/// Serves until `shutdown` resolves.
+/// The replica-to-replica side of a replica with PostgreSQL: Durin's cluster protocol on its
+/// own port (mutual TLS with the cluster's CA when configured), never on the client port.
+pub struct ClusterPort {
+    pub cluster: Arc<crate::cluster::Cluster>,
+    pub listener: tokio::net::TcpListener,
+    pub tls: Option<Arc<tls::ReloadingAcceptor>>,
+}
+
+/// Serves the client port (and the cluster port, with several replicas) until `shutdown`
+/// resolves.
 pub async fn serve(
     engine: Arc<Engine>,
-    cluster: Option<Arc<crate::cluster::Cluster>>,
+    cluster: Option<ClusterPort>,
     listener: tokio::net::TcpListener,
     access: Access,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
+    use futures::FutureExt;
+    let shutdown = shutdown.shared();
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<WorkflowServiceServer<Guarded<Routed<workflow_service::WorkflowHandler>>>>()
         .await;
+    let routing = cluster.as_ref().map(|c| c.cluster.clone());
     let rates = rate::NamespaceRates::new(access.namespace_rps).map(Arc::new);
     let handler = Arc::new(Guarded::new(
         Routed::new(
-            workflow_service::WorkflowHandler::new(engine.clone(), cluster.clone()),
-            cluster.clone(),
+            workflow_service::WorkflowHandler::new(engine.clone(), routing.clone()),
+            routing.clone(),
         ),
         access.auth.clone(),
         rates.clone(),
     ));
-    // Replica-to-replica calls (only with several replicas).
-    let cluster_service = cluster.clone().map(|c| {
-        ClusterServiceServer::new(ClusterHandler::new(
+    // Forwarded calls run through the same handler stack (authorization included).
+    let cluster_server = cluster.map(|port| {
+        let service = ClusterServiceServer::new(ClusterHandler::new(
             handler.clone(),
             engine.clone(),
-            Some(c),
+            port.cluster,
         ))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let router = Server::builder().add_service(service);
+        let shutdown = shutdown.clone();
+        async move {
+            match port.tls {
+                Some(acceptor) => {
+                    router
+                        .serve_with_incoming_shutdown(acceptor.incoming(port.listener), shutdown)
+                        .await
+                }
+                None => {
+                    router
+                        .serve_with_incoming_shutdown(plain_incoming(port.listener), shutdown)
+                        .await
+                }
+            }
+        }
     });
     let workflow = WorkflowServiceServer::from_arc(handler)
         .accept_compressed(CompressionEncoding::Gzip)
@@ -92,7 +120,7 @@ pub async fn serve(
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let operator = OperatorServiceServer::new(Guarded::new(
-        operator_service::OperatorHandler::new(engine, cluster),
+        operator_service::OperatorHandler::new(engine, routing),
         access.auth.clone(),
         rates,
     ))
@@ -111,16 +139,34 @@ pub async fn serve(
                 .send_compressed(CompressionEncoding::Gzip),
         )
         .add_service(workflow)
-        .add_service(operator)
-        .add_optional_service(cluster_service);
-    if let Some(acceptor) = access.tls {
-        return router
-            .serve_with_incoming_shutdown(acceptor.incoming(listener), shutdown)
-            .await;
+        .add_service(operator);
+    let clients = async move {
+        match access.tls {
+            Some(acceptor) => {
+                router
+                    .serve_with_incoming_shutdown(acceptor.incoming(listener), shutdown)
+                    .await
+            }
+            None => {
+                router
+                    .serve_with_incoming_shutdown(plain_incoming(listener), shutdown)
+                    .await
+            }
+        }
+    };
+    match cluster_server {
+        Some(replicas) => tokio::try_join!(clients, replicas).map(|_| ()),
+        None => clients.await,
     }
-    // The builder's TCP options only apply to listeners it binds itself; with our own listener
-    // Nagle must be turned off per connection, or small replies wait for delayed ACKs (~40 ms).
-    let incoming = tokio_stream::StreamExt::map(
+}
+
+/// Plaintext connections from a listener. The builder's TCP options only apply to listeners
+/// it binds itself; with our own listener Nagle must be turned off per connection, or small
+/// replies wait for delayed ACKs (~40 ms).
+fn plain_incoming(
+    listener: tokio::net::TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    tokio_stream::StreamExt::map(
         tokio_stream::wrappers::TcpListenerStream::new(listener),
         |conn| {
             if let Ok(stream) = &conn {
@@ -128,10 +174,7 @@ pub async fn serve(
             }
             conn
         },
-    );
-    router
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
+    )
 }
 
 #[cfg(test)]

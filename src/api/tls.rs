@@ -31,7 +31,7 @@ pub struct TlsFiles {
 
 #[derive(Debug, thiserror::Error)]
 #[error("TLS configuration: {0}")]
-pub struct TlsError(String);
+pub struct TlsError(pub String);
 
 /// The CA certificates of a PEM file, to verify peers with.
 pub fn load_roots(path: &std::path::Path) -> Result<RootCertStore, TlsError> {

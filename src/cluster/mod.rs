@@ -8,6 +8,7 @@
 pub mod fetch;
 pub mod membership;
 pub mod route;
+pub mod tls;
 pub mod visibility;
 
 use std::collections::HashMap;
@@ -58,15 +59,26 @@ pub struct Cluster {
     polled: Mutex<HashMap<crate::engine::matching::QueueKey, fetch::PollTemplate>>,
     /// Fetchers running: (queue, replica address).
     fetchers: Mutex<std::collections::HashSet<(crate::engine::matching::QueueKey, String)>>,
+    /// Mutual TLS between replicas (None: plaintext, with a warning at start).
+    tls: Option<tls::ClusterTls>,
+    /// The TLS files as the dialled connections were made with them, and when last checked.
+    tls_seen: Mutex<(Vec<Option<std::time::SystemTime>>, std::time::Instant)>,
 }
+
+/// How often the cluster TLS files are checked for a rotation.
+const TLS_RELOAD_CHECK: Duration = Duration::from_secs(2);
 
 impl Cluster {
     pub fn new(
         store: Arc<crate::store::postgres::PgStore>,
         engine: Arc<Engine>,
         view: watch::Receiver<ClusterView>,
+        tls: Option<tls::ClusterTls>,
     ) -> Arc<Self> {
+        let seen = tls.as_ref().map(|t| t.mtimes()).unwrap_or_default();
         Arc::new(Self {
+            tls,
+            tls_seen: Mutex::new((seen, std::time::Instant::now())),
             me: store.replica_id().to_string(),
             shard_count: crate::store::Store::shard_count(&*store),
             store,
@@ -223,20 +235,49 @@ impl Cluster {
     }
 
     fn client(&self, address: &str) -> Result<ClusterServiceClient<Channel>, Status> {
+        self.forget_peers_after_rotation();
         let mut peers = self.peers.lock();
         if let Some(c) = peers.get(address) {
             return Ok(c.clone());
         }
-        let endpoint = Endpoint::from_shared(format!("http://{address}"))
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{address}"))
             .map_err(|e| Status::internal(format!("bad replica address {address}: {e}")))?
             .connect_timeout(Duration::from_secs(2))
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(30));
+        if let Some(tls) = &self.tls {
+            let config = tls
+                .client_config(address)
+                .map_err(|e| Status::unavailable(format!("cluster TLS: {e}")))?;
+            endpoint = endpoint
+                .tls_config(config)
+                .map_err(|e| Status::unavailable(format!("cluster TLS: {e}")))?;
+        }
         let client = ClusterServiceClient::new(endpoint.connect_lazy())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         peers.insert(address.to_string(), client.clone());
         Ok(client)
+    }
+
+    /// After the cluster's certificate files change, connections are dialled again with the
+    /// new ones (the old certificate may be about to expire or be revoked).
+    fn forget_peers_after_rotation(&self) {
+        let Some(tls) = &self.tls else {
+            return;
+        };
+        let mut seen = self.tls_seen.lock();
+        if seen.1.elapsed() < TLS_RELOAD_CHECK {
+            return;
+        }
+        seen.1 = std::time::Instant::now();
+        let now = tls.mtimes();
+        if now != seen.0 {
+            seen.0 = now;
+            self.peers.lock().clear();
+            tracing::info!(cert = %tls.cert.display(), "cluster TLS files changed; replicas are dialled again");
+        }
     }
 
     /// Runs `method` on the replica at `address` and returns its answer as if served here.

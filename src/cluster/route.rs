@@ -193,14 +193,14 @@ routes! {
 pub struct ClusterHandler {
     svc: Arc<Guarded<Routed<WorkflowHandler>>>,
     engine: Arc<crate::engine::Engine>,
-    cluster: Option<Arc<Cluster>>,
+    cluster: Arc<Cluster>,
 }
 
 impl ClusterHandler {
     pub fn new(
         svc: Arc<Guarded<Routed<WorkflowHandler>>>,
         engine: Arc<crate::engine::Engine>,
-        cluster: Option<Arc<Cluster>>,
+        cluster: Arc<Cluster>,
     ) -> Self {
         Self {
             svc,
@@ -211,11 +211,9 @@ impl ClusterHandler {
 }
 
 impl ClusterHandler {
+    /// The cluster's secret, besides the peer's certificate (with cluster TLS).
     fn check<T>(&self, req: &Request<T>) -> Result<(), Status> {
-        match &self.cluster {
-            Some(c) => c.check_secret(req.metadata()),
-            None => Err(Status::unimplemented("this replica runs alone")),
-        }
+        self.cluster.check_secret(req.metadata())
     }
 }
 
@@ -246,9 +244,7 @@ impl ClusterService for ClusterHandler {
         req: Request<RefreshNamespacesRequest>,
     ) -> Result<Response<RefreshNamespacesResponse>, Status> {
         self.check(&req)?;
-        if let Some(cluster) = &self.cluster {
-            cluster.refresh_namespaces().await?;
-        }
+        self.cluster.refresh_namespaces().await?;
         Ok(Response::new(RefreshNamespacesResponse {}))
     }
 

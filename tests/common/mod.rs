@@ -10,6 +10,7 @@
 
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod kube_env;
 pub mod pg_env;
 
@@ -258,7 +259,7 @@ impl DurinServer {
                 .arg("--replica-id")
                 .arg(format!("test-{}", self.port));
             if self.peer.is_some() {
-                command.args(CLUSTER_ARGS);
+                command.args(CLUSTER_ARGS).args(certs::cluster_tls_args());
             }
         }
         let child = command
@@ -295,6 +296,7 @@ impl DurinServer {
                 .arg("--replica-id")
                 .arg(format!("peer-{}", peer.port))
                 .args(CLUSTER_ARGS)
+                .args(certs::cluster_tls_args())
                 .args(["--ip", "127.0.0.1", "--port", &peer.port.to_string()])
                 .arg("--data-dir")
                 .arg(self.tmp.path().join("peer-data"))

@@ -39,3 +39,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "%s.%s.svc:%v" (include "durin.fullname" .) .Release.Namespace .Values.service.grpcPort }}
 {{- end }}
 {{- end }}
+
+{{- define "durin.clusterTLSSecret" -}}
+{{- default (printf "%s-cluster-tls" (include "durin.fullname" .)) .Values.cluster.tls.secretName }}
+{{- end }}
