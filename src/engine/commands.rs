@@ -30,7 +30,7 @@ pub struct CommandError {
     pub terminate: bool,
 }
 
-fn bad(cause: WorkflowTaskFailedCause, message: impl Into<String>) -> CommandError {
+pub(super) fn bad(cause: WorkflowTaskFailedCause, message: impl Into<String>) -> CommandError {
     CommandError {
         cause,
         message: message.into(),
@@ -86,6 +86,7 @@ pub fn apply(
     use WorkflowTaskFailedCause as C;
     use command::Attributes as CA;
     let mut outcome = Outcome::default();
+    let mut pending = super::pending::PendingWork::of(run);
     for (i, cmd) in commands.iter().enumerate() {
         if outcome.closed.is_some() {
             return Err(bad(
@@ -109,6 +110,7 @@ pub fn apply(
                 terminate: true,
             });
         }
+        pending.admit(run, attrs)?;
         let user_metadata = cmd.user_metadata.clone();
         let before = run.staged.len();
         match attrs {

@@ -16,6 +16,14 @@ pub const MAX_IN_FLIGHT_UPDATES: usize = 10;
 /// Updates one run accepts in all (their outcomes are kept for de-duplication).
 pub const MAX_TOTAL_UPDATES: usize = 2000;
 
+/// Work one run may have pending at once (Temporal's defaults): past a cap, the workflow
+/// task that asks for more fails with a `Pending…LimitExceeded` cause and is retried once
+/// some of the pending work is done, so a runaway loop cannot grow a run without bound.
+pub const MAX_PENDING_ACTIVITIES: usize = 2000;
+pub const MAX_PENDING_CHILDREN: usize = 2000;
+pub const MAX_PENDING_EXTERNAL_SIGNALS: usize = 2000;
+pub const MAX_PENDING_CANCEL_REQUESTS: usize = 2000;
+
 /// An error message if `what` (one of `kind`) encodes to more than `limit` bytes.
 fn check_size<M: prost::Message>(
     what: &str,

@@ -18,6 +18,7 @@ pub mod history;
 pub mod limits;
 pub mod matching;
 pub mod namespace;
+pub mod pending;
 pub mod query;
 pub mod retention;
 pub mod retry;
