@@ -375,3 +375,106 @@ async fn workflows_complete_exactly_once_across_repeated_sigkills() {
         started_at.elapsed()
     );
 }
+
+/// Timers that fall due while the server is down fire once it is back: ten workflows start a
+/// 2 s timer, the server is SIGKILLed at once and stays down for 3 s; after the restart each
+/// workflow's next task carries its TimerFired event, within seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timers_due_while_down_fire_after_restart() {
+    use durin::proto::api::command::v1::{Command, StartTimerCommandAttributes, command};
+    use durin::proto::api::enums::v1::CommandType;
+    use durin::proto::api::history::v1::history_event::Attributes as A;
+    use durin::proto::api::workflowservice::v1 as ws;
+
+    let mut server = DurinServer::start().await;
+    let mut svc = common::grpc_client(server.port()).await;
+    let queue = unique("timers-down");
+    let task_queue = Some(durin::proto::api::taskqueue::v1::TaskQueue {
+        name: queue.clone(),
+        ..Default::default()
+    });
+    let workflows = 10;
+    for i in 0..workflows {
+        let id = format!("{queue}-{i}");
+        svc.start_workflow_execution(ws::StartWorkflowExecutionRequest {
+            namespace: NAMESPACE.into(),
+            workflow_id: id.clone(),
+            workflow_type: Some(durin::proto::api::common::v1::WorkflowType {
+                name: "Sleeper".into(),
+            }),
+            task_queue: task_queue.clone(),
+            request_id: id,
+            ..Default::default()
+        })
+        .await
+        .expect("start");
+        let task = svc
+            .poll_workflow_task_queue(ws::PollWorkflowTaskQueueRequest {
+                namespace: NAMESPACE.into(),
+                task_queue: task_queue.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("poll")
+            .into_inner();
+        svc.respond_workflow_task_completed(ws::RespondWorkflowTaskCompletedRequest {
+            namespace: NAMESPACE.into(),
+            task_token: task.task_token,
+            commands: vec![Command {
+                command_type: CommandType::StartTimer as i32,
+                attributes: Some(command::Attributes::StartTimerCommandAttributes(
+                    StartTimerCommandAttributes {
+                        timer_id: "nap".into(),
+                        start_to_fire_timeout: Some(prost_wkt_types::Duration {
+                            seconds: 2,
+                            nanos: 0,
+                        }),
+                    },
+                )),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .await
+        .expect("start the timer");
+    }
+    server.kill();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    server.restart().await;
+    let back = Instant::now();
+    let mut svc = common::grpc_client(server.port()).await;
+    let mut fired = std::collections::HashSet::new();
+    while fired.len() < workflows {
+        assert!(
+            back.elapsed() < Duration::from_secs(20),
+            "after the restart only {} of {workflows} timers fired",
+            fired.len()
+        );
+        let task = svc
+            .poll_workflow_task_queue(ws::PollWorkflowTaskQueueRequest {
+                namespace: NAMESPACE.into(),
+                task_queue: task_queue.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("poll after restart")
+            .into_inner();
+        let Some(execution) = task.workflow_execution else {
+            continue;
+        };
+        let events = task.history.map(|h| h.events).unwrap_or_default();
+        let has_fired = events
+            .iter()
+            .any(|e| matches!(&e.attributes, Some(A::TimerFiredEventAttributes(f)) if f.timer_id == "nap"));
+        assert!(
+            has_fired,
+            "{}'s task after the restart has no TimerFired",
+            execution.workflow_id
+        );
+        fired.insert(execution.workflow_id);
+    }
+    eprintln!(
+        "{workflows} timers due while the server was down fired {:?} after the restart",
+        back.elapsed()
+    );
+}
