@@ -105,6 +105,10 @@ pub struct EngineArgs {
     /// Long polls (and other calls that wait) in flight beyond which new ones are refused.
     #[arg(long, default_value_t = crate::api::DEFAULT_MAX_WAITING)]
     pub max_waiting: usize,
+    /// Client connections open at once; further ones wait in the listen backlog until one
+    /// closes.
+    #[arg(long, default_value_t = crate::api::connections::DEFAULT_MAX_CONNECTIONS, env = "DURIN_MAX_CONNECTIONS")]
+    pub max_connections: usize,
     /// Requests per second each namespace may make (long polls not counted); beyond it
     /// RESOURCE_EXHAUSTED. 0 turns the limit off.
     #[arg(long, default_value_t = crate::api::rate::DEFAULT_NAMESPACE_RPS, env = "DURIN_NAMESPACE_RPS")]
@@ -195,6 +199,7 @@ impl EngineArgs {
             max_inflight: self.max_inflight,
             max_waiting: self.max_waiting,
             namespace_rps: self.namespace_rps,
+            max_connections: self.max_connections,
         })
     }
 }

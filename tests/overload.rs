@@ -110,3 +110,47 @@ async fn bursts_beyond_capacity_are_refused_not_queued() {
         assert_eq!(err.code(), Code::InvalidArgument, "{what}: {err:?}");
     }
 }
+
+/// Client connections past `--max-connections` wait in the listen backlog, unserved, until
+/// one of the open ones closes; then they are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_cap_wait_until_one_closes() {
+    use durin::proto::api::workflowservice::v1::GetSystemInfoRequest;
+    use std::time::Duration;
+    let server = DurinServer::start_with(
+        vec!["dev".into(), "--max-connections".into(), "3".into()],
+        Vec::new(),
+    )
+    .await;
+    let endpoint =
+        tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{}", server.port()))
+            .expect("uri");
+    let call = |channel: &tonic::transport::Channel, wait: Duration| {
+        let mut client = WorkflowServiceClient::new(channel.clone());
+        async move {
+            tokio::time::timeout(wait, client.get_system_info(GetSystemInfoRequest {}))
+                .await
+                .map_err(|_| "timed out".to_string())?
+                .map(|_| ())
+                .map_err(|s| format!("{s:?}"))
+        }
+    };
+    let mut open = Vec::new();
+    for i in 0..3 {
+        let channel = endpoint.connect_lazy();
+        call(&channel, Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|e| panic!("connection {i} within the cap: {e}"));
+        open.push(channel);
+    }
+    let fourth = endpoint.connect_lazy();
+    let waiting = call(&fourth, Duration::from_millis(1500)).await;
+    assert!(
+        waiting.is_err(),
+        "a fourth connection was served past the cap of 3"
+    );
+    drop(open.remove(0));
+    call(&fourth, Duration::from_secs(10))
+        .await
+        .expect("served once a connection closed");
+}

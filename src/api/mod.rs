@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod authz;
+pub mod connections;
 pub mod errors;
 pub mod multi_operation;
 pub mod operator_service;
@@ -38,6 +39,8 @@ pub struct Access {
     pub max_waiting: usize,
     /// Requests per second each namespace may make (0: no limit).
     pub namespace_rps: u32,
+    /// Client connections open at once; more wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 pub const DEFAULT_MAX_INFLIGHT: usize = 4096;
@@ -51,6 +54,7 @@ impl Default for Access {
             max_inflight: DEFAULT_MAX_INFLIGHT,
             max_waiting: DEFAULT_MAX_WAITING,
             namespace_rps: rate::DEFAULT_NAMESPACE_RPS,
+            max_connections: connections::DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -99,16 +103,22 @@ pub async fn serve(
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let router = Server::builder().add_service(service);
         let shutdown = shutdown.clone();
+        // Peers keep a connection or two each.
+        let cap = Arc::new(tokio::sync::Semaphore::new(
+            connections::DEFAULT_MAX_CONNECTIONS,
+        ));
         async move {
             match port.tls {
                 Some(acceptor) => {
+                    let incoming = acceptor.incoming(port.listener, cap);
                     router
-                        .serve_with_incoming_shutdown(acceptor.incoming(port.listener), shutdown)
+                        .serve_with_incoming_shutdown(incoming, shutdown)
                         .await
                 }
                 None => {
+                    let incoming = connections::plain(port.listener, cap);
                     router
-                        .serve_with_incoming_shutdown(plain_incoming(port.listener), shutdown)
+                        .serve_with_incoming_shutdown(incoming, shutdown)
                         .await
                 }
             }
@@ -140,16 +150,19 @@ pub async fn serve(
         )
         .add_service(workflow)
         .add_service(operator);
+    let cap = Arc::new(tokio::sync::Semaphore::new(access.max_connections.max(1)));
     let clients = async move {
         match access.tls {
             Some(acceptor) => {
+                let incoming = acceptor.incoming(listener, cap);
                 router
-                    .serve_with_incoming_shutdown(acceptor.incoming(listener), shutdown)
+                    .serve_with_incoming_shutdown(incoming, shutdown)
                     .await
             }
             None => {
+                let incoming = connections::plain(listener, cap);
                 router
-                    .serve_with_incoming_shutdown(plain_incoming(listener), shutdown)
+                    .serve_with_incoming_shutdown(incoming, shutdown)
                     .await
             }
         }
@@ -158,23 +171,6 @@ pub async fn serve(
         Some(replicas) => tokio::try_join!(clients, replicas).map(|_| ()),
         None => clients.await,
     }
-}
-
-/// Plaintext connections from a listener. The builder's TCP options only apply to listeners
-/// it binds itself; with our own listener Nagle must be turned off per connection, or small
-/// replies wait for delayed ACKs (~40 ms).
-fn plain_incoming(
-    listener: tokio::net::TcpListener,
-) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    tokio_stream::StreamExt::map(
-        tokio_stream::wrappers::TcpListenerStream::new(listener),
-        |conn| {
-            if let Ok(stream) = &conn {
-                let _ = stream.set_nodelay(true);
-            }
-            conn
-        },
-    )
 }
 
 #[cfg(test)]

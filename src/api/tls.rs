@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::connections::{self, Counted};
+
 use parking_lot::Mutex;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -140,38 +142,36 @@ impl ReloadingAcceptor {
         cur.acceptor.clone()
     }
 
-    /// TLS connections from a TCP listener, handshaken off the accept loop.
+    /// TLS connections from a TCP listener, handshaken off the accept loop, at most `cap`
+    /// open at once (handshakes in progress included).
     pub fn incoming(
         self: Arc<Self>,
         listener: tokio::net::TcpListener,
-    ) -> tokio_stream::wrappers::ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>> {
+        cap: Arc<tokio::sync::Semaphore>,
+    ) -> tokio_stream::wrappers::ReceiverStream<Result<Counted<TlsStream<TcpStream>>, std::io::Error>>
+    {
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         // Handshakes cost CPU before the peer has proven anything: at most this many run at
         // once; further connections wait in the listen backlog.
         let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_HANDSHAKES));
         tokio::spawn(async move {
             loop {
-                let Ok(permit) = handshakes.clone().acquire_owned().await else {
+                let Ok(handshake_permit) = handshakes.clone().acquire_owned().await else {
                     return;
                 };
-                let (tcp, peer) = match listener.accept().await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
+                let Some((tcp, peer, connection)) = connections::accept(&listener, &cap).await
+                else {
+                    return;
                 };
-                let _ = tcp.set_nodelay(true);
                 let acceptor = self.acceptor();
                 let conn_tx = tx.clone();
                 tokio::spawn(async move {
                     let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
                     let handshake = handshake.await;
-                    drop(permit);
+                    drop(handshake_permit);
                     match handshake {
                         Ok(Ok(stream)) => {
-                            let _ = conn_tx.send(Ok(stream)).await;
+                            let _ = conn_tx.send(Ok(Counted::new(stream, connection))).await;
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake refused"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
