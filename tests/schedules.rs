@@ -890,8 +890,56 @@ async fn pause_on_failure_and_limited_actions() {
     .await;
 }
 
+/// Exactly once across the crash: paused, the schedule `id` (every second, its workflows
+/// named `<id>-<nominal time>`) has started one workflow per second from its first action
+/// to its last — none twice, none skipped — and counted each once.
+async fn started_once_per_time_without_gaps(api: &Api, client: &Client, id: &str) {
+    api.patch(
+        id,
+        SchedulePatch {
+            pause: "counting".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let actions = api.info(id).await.action_count;
+    let mut raw = client.clone();
+    let listed = WorkflowService::list_workflow_executions(
+        &mut raw,
+        Request::new(ListWorkflowExecutionsRequest {
+            namespace: NAMESPACE.into(),
+            query: format!("TemporalScheduledById = '{id}'"),
+            page_size: 1000,
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("list workflows")
+    .into_inner()
+    .executions;
+    let times: std::collections::BTreeSet<i64> = listed
+        .iter()
+        .map(|e| {
+            let wf = &e.execution.as_ref().expect("execution").workflow_id;
+            let nominal = wf.strip_prefix(&format!("{id}-")).expect("schedule's id");
+            chrono::DateTime::parse_from_rfc3339(nominal)
+                .expect("nominal time")
+                .timestamp()
+        })
+        .collect();
+    assert_eq!(
+        listed.len() as i64,
+        actions,
+        "one workflow per counted action"
+    );
+    assert_eq!(times.len(), listed.len(), "no nominal time started twice");
+    let span = times.last().expect("some") - times.first().expect("some") + 1;
+    assert_eq!(span, times.len() as i64, "no second skipped: {times:?}");
+    eprintln!("{id}: {actions} actions across the crash, each second once");
+}
+
 /// Schedules keep their state across a SIGKILL; the times missed while down follow each
-/// schedule's catch-up window.
+/// schedule's catch-up window, and none is started twice or skipped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn catch_up_after_a_crash_follows_the_window() {
     let mut server = DurinServer::start().await;
@@ -959,6 +1007,7 @@ async fn catch_up_after_a_crash_follows_the_window() {
         })
         .await;
     assert_eq!(long.missed_catchup_window, 0);
+    started_once_per_time_without_gaps(&api, &client, &long_id).await;
     if std::env::var("DURIN_TEST_STORE").as_deref() == Ok("postgres-cluster") {
         // The other replica took this one's shards over within the lease: no time was
         // missed, however short the window.
