@@ -372,3 +372,48 @@ async fn a_run_accepts_a_bounded_number_of_signals() {
         "{refused:?}"
     );
 }
+
+/// The operator starts a `Workflow` resource's execution with the resource's UID as request
+/// id, and writes the run id to status afterwards. Killed in between, it starts again after
+/// the restart: the repeat must answer the run already started — even once that run has
+/// closed, left memory for the archive and the server restarted, and even where the id
+/// reuse policy would allow a new run.
+#[tokio::test]
+async fn a_repeated_start_request_answers_the_first_run_even_after_archive_and_restart() {
+    use temporalio_protos::temporal::api::enums::v1::WorkflowIdReusePolicy;
+    let dir = tempfile::tempdir().unwrap();
+    let open_archiving = |dir: std::path::PathBuf| async move {
+        let wal = Wal::open(&dir).unwrap();
+        let config = EngineConfig {
+            archive_dir: Some(dir),
+            archive_after: std::time::Duration::ZERO,
+            ..EngineConfig::default()
+        };
+        let engine = Engine::open(wal, config).unwrap();
+        engine.ensure_namespace("default").await.unwrap();
+        engine
+    };
+    let start = || StartWorkflowExecutionRequest {
+        request_id: "resource-uid-1".into(),
+        workflow_id_reuse_policy: WorkflowIdReusePolicy::AllowDuplicate as i32,
+        ..start_request("from-a-resource")
+    };
+    let first = {
+        let engine = open_archiving(dir.path().to_path_buf()).await;
+        let first = engine.start_workflow(start()).await.unwrap().run_id;
+        engine
+            .terminate(terminate_request("from-a-resource"))
+            .await
+            .unwrap();
+        engine.archive_once().await;
+        assert!(engine.core.lock().runs.is_empty(), "the run was archived");
+        first
+    };
+    let engine = open_archiving(dir.path().to_path_buf()).await;
+    let again = engine.start_workflow(start()).await.unwrap();
+    assert_eq!(again.run_id, first, "the repeat answers the first run");
+    let mut other = start();
+    other.request_id = "another-request".into();
+    let second = engine.start_workflow(other).await.unwrap().run_id;
+    assert_ne!(second, first, "a different request does start a new run");
+}
