@@ -22,8 +22,17 @@ pub fn now_ts() -> Timestamp {
     ts_from_millis(now_millis())
 }
 
+/// The largest duration protobuf allows (about 10,000 years). Durations and timestamps from
+/// requests are clamped to it, so adding one to the current time never overflows.
+const MAX_PROTO_SECONDS: i64 = 315_576_000_000;
+
+/// Milliseconds of `seconds` and `nanos`, with `seconds` clamped to protobuf's range.
+fn clamped_millis(seconds: i64, nanos: i32) -> i64 {
+    seconds.clamp(-MAX_PROTO_SECONDS, MAX_PROTO_SECONDS) * 1000 + (nanos as i64) / 1_000_000
+}
+
 pub fn ts_millis(ts: &Timestamp) -> i64 {
-    ts.seconds.saturating_mul(1000) + (ts.nanos as i64) / 1_000_000
+    clamped_millis(ts.seconds, ts.nanos)
 }
 
 pub fn opt_ts_millis(ts: &Option<Timestamp>) -> i64 {
@@ -33,7 +42,7 @@ pub fn opt_ts_millis(ts: &Option<Timestamp>) -> i64 {
 /// Milliseconds in a protobuf duration; absent or negative durations count as zero.
 pub fn dur_millis(d: &Option<Duration>) -> i64 {
     match d {
-        Some(d) => (d.seconds.saturating_mul(1000) + (d.nanos as i64) / 1_000_000).max(0),
+        Some(d) => clamped_millis(d.seconds, d.nanos).max(0),
         None => 0,
     }
 }
