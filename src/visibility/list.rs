@@ -47,20 +47,6 @@ impl Core {
             .map_err(|e| Error::InvalidArgument(e.to_string()))
     }
 
-    /// Runs in memory of the namespace that match.
-    fn resident_hits(
-        &self,
-        namespace: &str,
-        query: &Query,
-        custom: &BTreeMap<String, i32>,
-    ) -> Vec<Hit> {
-        self.runs
-            .iter()
-            .filter(|(k, _)| k.namespace == namespace)
-            .filter_map(|(k, r)| Hit::of(r, custom, query, Source::Resident(k.clone())))
-            .collect()
-    }
-
     /// Describes a run of a page: from memory, or read back from the archive.
     fn describe_hit(
         &mut self,
@@ -132,19 +118,52 @@ impl Hit {
     }
 }
 
+/// Runs in memory matched under one hold of the engine lock: a query over many runs lets
+/// other operations in between, so its time is not theirs.
+const MATCH_CHUNK: usize = 1024;
+
 impl Engine {
+    /// The runs of `keys` still in memory that match, a chunk at a time.
+    async fn resident_hits(
+        &self,
+        keys: &[RunKey],
+        query: &Query,
+        custom: &BTreeMap<String, i32>,
+    ) -> Vec<Hit> {
+        let mut hits = Vec::new();
+        for chunk in keys.chunks(MATCH_CHUNK) {
+            {
+                let core = self.core.lock();
+                hits.extend(chunk.iter().filter_map(|k| {
+                    let run = core.runs.get(k)?;
+                    Hit::of(run, custom, query, Source::Resident(k.clone()))
+                }));
+            }
+            tokio::task::yield_now().await;
+        }
+        hits
+    }
+
     /// Runs of the namespace that match, in Temporal's order: open runs first, then by close
     /// time, newest first; ties by start time, newest first. Runs in memory are matched under
-    /// the engine lock; archived runs are scanned from disk outside it.
+    /// the engine lock, [`MATCH_CHUNK`] at a time; archived runs are scanned from disk
+    /// outside it.
     async fn matching_runs(&self, namespace: &str, text: &str) -> Result<(Query, Vec<Hit>)> {
-        let (query, resident, plan, custom) = {
+        let (query, custom, keys) = {
             let core = self.core.lock();
             let query = core.parse_query(namespace, text)?;
             let custom = core.custom_search_attributes(namespace);
-            let resident = core.resident_hits(namespace, &query, &custom);
-            (query, resident, core.archive_scan_plan(), custom)
+            let keys: Vec<RunKey> = core
+                .runs
+                .keys()
+                .filter(|k| k.namespace == namespace)
+                .cloned()
+                .collect();
+            (query, custom, keys)
         };
-        let mut hits = resident;
+        let mut hits = self.resident_hits(&keys, &query, &custom).await;
+        // Taken after the runs in memory were matched: a run archived meanwhile is in it.
+        let plan = self.core.lock().archive_scan_plan();
         let Some((files, segments)) = plan else {
             sort_hits(&mut hits);
             self.reported_state_durable().await?;
