@@ -29,6 +29,11 @@ type Client = WorkflowServiceClient<tonic::transport::Channel>;
 use common::grpc_client as client;
 
 async fn start(c: &mut Client, id: &str) -> Result<String, tonic::Status> {
+    start_once(c, id, &uuid::Uuid::new_v4().to_string()).await
+}
+
+/// A start with the request id a client would retry it with.
+async fn start_once(c: &mut Client, id: &str, request_id: &str) -> Result<String, tonic::Status> {
     c.start_workflow_execution(Request::new(StartWorkflowExecutionRequest {
         namespace: "default".into(),
         workflow_id: id.into(),
@@ -37,7 +42,7 @@ async fn start(c: &mut Client, id: &str) -> Result<String, tonic::Status> {
             name: "pg-test".into(),
             ..Default::default()
         }),
-        request_id: uuid::Uuid::new_v4().to_string(),
+        request_id: request_id.to_string(),
         ..Default::default()
     }))
     .await
@@ -114,6 +119,20 @@ async fn describe_settled(c: &mut Client, id: &str) -> Result<String, Code> {
     }
 }
 
+/// Retries a start with its request id `id` until a replica serves it.
+async fn retry_until_served(c: &mut Client, id: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match tokio::time::timeout(Duration::from_secs(2), start_once(c, id, id)).await {
+            Ok(Ok(run_id)) => return run_id,
+            _ if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => panic!("retried start of {id} never served: {other:?}"),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_owner_cannot_commit_after_another_replica_took_its_shard() {
     let pg = PgServer::start();
@@ -122,8 +141,20 @@ async fn a_paused_owner_cannot_commit_after_another_replica_took_its_shard() {
     let mut ca = client(a.port()).await;
     let first = start(&mut ca, "before-pause").await.expect("start on a");
 
-    // Pause A (as a long GC pause or a frozen VM would) until its leases have run out.
+    // Pause A (as a long GC pause or a frozen VM would) until its leases have run out, with
+    // starts in flight: some answered before the pause, some caught inside A by it.
     let a_pid = a.pid().expect("pid");
+    let in_flight = 10;
+    let mut caught = Vec::new();
+    for i in 0..in_flight {
+        let mut c = ca.clone();
+        caught.push(tokio::spawn(async move {
+            let id = format!("in-flight-{i}");
+            let answer = start_once(&mut c, &id, &id).await;
+            (id, answer)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(3)).await;
     signal(a_pid, libc::SIGSTOP);
     let paused = std::time::Instant::now();
     let b = DurinServer::start_with(replica(&db, "replica-b"), Vec::new()).await;
@@ -137,6 +168,28 @@ async fn a_paused_owner_cannot_commit_after_another_replica_took_its_shard() {
     // commit as their owner: the database refuses its epoch. A start it acknowledges was
     // served by B (A forwards once it has noticed); one it refuses left no trace anywhere.
     signal(a_pid, libc::SIGCONT);
+    // What A acknowledged is there, with the run it named; what it did not may or may not
+    // have committed before the pause, and the client's retry (same request id, now to B)
+    // gets that one run, never a second.
+    let mut acknowledged = 0;
+    for call in caught {
+        let (id, answer) = tokio::time::timeout(Duration::from_secs(30), call)
+            .await
+            .expect("a call caught by the pause is answered after it")
+            .expect("join");
+        let run_id = match answer {
+            Ok(run_id) => {
+                acknowledged += 1;
+                run_id
+            }
+            Err(status) => {
+                assert_eq!(status.code(), Code::Unavailable, "{id}: {status:?}");
+                retry_until_served(&mut cb, &id).await
+            }
+        };
+        assert_eq!(describe_settled(&mut cb, &id).await, Ok(run_id), "{id}");
+    }
+    eprintln!("starts in flight at the pause: {acknowledged} of {in_flight} acknowledged by A");
     let mut accepted = 0;
     let mut refused = 0;
     for i in 0..20 {
@@ -156,7 +209,7 @@ async fn a_paused_owner_cannot_commit_after_another_replica_took_its_shard() {
             }
         }
     }
-    assert_eq!(count(&mut cb).await, 2 + accepted);
+    assert_eq!(count(&mut cb).await, 2 + in_flight + accepted);
     let log = a.log_tail(200);
     assert!(log.contains("another replica"), "{log}");
     eprintln!(
@@ -175,7 +228,7 @@ async fn a_paused_owner_cannot_commit_after_another_replica_took_its_shard() {
     b.restart().await;
     let mut cb = client(b.port()).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while try_count(&mut cb).await != Some(2 + accepted) {
+    while try_count(&mut cb).await != Some(2 + in_flight + accepted) {
         assert!(
             std::time::Instant::now() < deadline,
             "B lost workflows over a restart"

@@ -19,6 +19,9 @@ use crate::store::StoreError;
 pub struct PgTarget {
     url: String,
     tls: Option<MakeRustlsConnect>,
+    /// How long a session may sit inside a transaction doing nothing before PostgreSQL ends
+    /// it (see [`PgTarget::idle_transactions_end_after`]).
+    idle_in_transaction: Option<std::time::Duration>,
 }
 
 impl PgTarget {
@@ -41,11 +44,35 @@ impl PgTarget {
         Ok(Self {
             url: url.to_string(),
             tls,
+            idle_in_transaction: None,
         })
+    }
+
+    /// A replica frozen in the middle of a commit (a stalled VM, SIGSTOP) holds its
+    /// transaction's row locks — the shard rows its commit fences on — and so would block
+    /// the takeover of its shards until it woke. PostgreSQL ends such a session after
+    /// `limit`, releasing the locks; its commit then fails and is answered UNAVAILABLE.
+    pub fn idle_transactions_end_after(mut self, limit: std::time::Duration) -> Self {
+        self.idle_in_transaction = Some(limit.max(std::time::Duration::from_secs(1)));
+        self
     }
 
     /// A new connection; its driver runs as a task until the connection closes.
     pub async fn connect(&self) -> Result<Client, StoreError> {
+        let client = self.open().await?;
+        if let Some(limit) = self.idle_in_transaction {
+            client
+                .batch_execute(&format!(
+                    "SET idle_in_transaction_session_timeout = {}",
+                    limit.as_millis()
+                ))
+                .await
+                .map_err(pg_error)?;
+        }
+        Ok(client)
+    }
+
+    async fn open(&self) -> Result<Client, StoreError> {
         match &self.tls {
             Some(tls) => {
                 let (client, connection) = tokio_postgres::connect(&self.url, tls.clone())

@@ -121,7 +121,8 @@ impl PgStore {
     /// shards whose leases are free (first those it held before a restart), reading their
     /// records.
     pub async fn open(cfg: PgConfig) -> Result<Arc<Self>, StoreError> {
-        let target = PgTarget::new(&cfg.url, cfg.ca_file.as_deref())?;
+        let target = PgTarget::new(&cfg.url, cfg.ca_file.as_deref())?
+            .idle_transactions_end_after(cfg.lease_ttl);
         let mut client = target.connect().await?;
         migrate(&mut client).await?;
         let (shard_count, secret) = schema::cluster(&client, cfg.shards).await?;
