@@ -409,19 +409,8 @@ async fn interval_schedule_starts_workflows_and_every_rpc_answers() {
         assert!(described.info.as_ref().unwrap().create_time.is_some());
 
         // The started workflows carry the scheduled-by search attributes.
-        let mut raw = client.clone();
-        let listed = WorkflowService::list_workflow_executions(
-            &mut raw,
-            Request::new(ListWorkflowExecutionsRequest {
-                namespace: NAMESPACE.into(),
-                query: format!("TemporalScheduledById = '{id}'"),
-                ..Default::default()
-            }),
-        )
-        .await
-        .expect("list workflows")
-        .into_inner();
-        assert!(listed.executions.len() >= 3, "{}", listed.executions.len());
+        let listed = started_by(&client, &id).await;
+        assert!(listed.len() >= 3, "{}", listed.len());
 
         // ListSchedules, with a query on the paused flag.
         let mut raw = client.clone();
@@ -890,6 +879,27 @@ async fn pause_on_failure_and_limited_actions() {
     .await;
 }
 
+/// The workflows the schedule `id` started, from visibility (its scheduled-by attribute).
+async fn started_by(
+    client: &Client,
+    id: &str,
+) -> Vec<temporalio_common::protos::temporal::api::workflow::v1::WorkflowExecutionInfo> {
+    let mut raw = client.clone();
+    WorkflowService::list_workflow_executions(
+        &mut raw,
+        Request::new(ListWorkflowExecutionsRequest {
+            namespace: NAMESPACE.into(),
+            query: format!("TemporalScheduledById = '{id}'"),
+            page_size: 1000,
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("list workflows")
+    .into_inner()
+    .executions
+}
+
 /// Exactly once across the crash: paused, the schedule `id` (every second, its workflows
 /// named `<id>-<nominal time>`) has started one workflow per second from its first action
 /// to its last — none twice, none skipped — and counted each once.
@@ -903,20 +913,7 @@ async fn started_once_per_time_without_gaps(api: &Api, client: &Client, id: &str
     )
     .await;
     let actions = api.info(id).await.action_count;
-    let mut raw = client.clone();
-    let listed = WorkflowService::list_workflow_executions(
-        &mut raw,
-        Request::new(ListWorkflowExecutionsRequest {
-            namespace: NAMESPACE.into(),
-            query: format!("TemporalScheduledById = '{id}'"),
-            page_size: 1000,
-            ..Default::default()
-        }),
-    )
-    .await
-    .expect("list workflows")
-    .into_inner()
-    .executions;
+    let listed = started_by(client, id).await;
     let times: std::collections::BTreeSet<i64> = listed
         .iter()
         .map(|e| {

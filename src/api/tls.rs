@@ -83,16 +83,15 @@ fn load(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
     Ok(config)
 }
 
-fn mtimes(files: &TlsFiles) -> Vec<Option<SystemTime>> {
-    [
-        Some(&files.cert),
-        Some(&files.key),
-        files.client_ca.as_ref(),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
-    .collect()
+impl TlsFiles {
+    /// The files' modification times, to notice a rotation.
+    pub fn mtimes(&self) -> Vec<Option<SystemTime>> {
+        [Some(&self.cert), Some(&self.key), self.client_ca.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+            .collect()
+    }
 }
 
 struct Current {
@@ -114,7 +113,7 @@ impl ReloadingAcceptor {
         Ok(Arc::new(Self {
             current: Mutex::new(Current {
                 acceptor: TlsAcceptor::from(Arc::new(config)),
-                mtimes: mtimes(&files),
+                mtimes: files.mtimes(),
                 checked: Instant::now(),
             }),
             files,
@@ -125,7 +124,7 @@ impl ReloadingAcceptor {
         let mut cur = self.current.lock();
         if cur.checked.elapsed() >= RELOAD_CHECK {
             cur.checked = Instant::now();
-            let now = mtimes(&self.files);
+            let now = self.files.mtimes();
             if now != cur.mtimes {
                 match load(&self.files) {
                     Ok(config) => {

@@ -26,13 +26,18 @@ pub struct ClusterTls {
 }
 
 impl ClusterTls {
-    /// Accepts only peers with a certificate from the cluster's CA.
-    pub fn acceptor(&self) -> Result<Arc<ReloadingAcceptor>, TlsError> {
-        ReloadingAcceptor::new(TlsFiles {
+    /// This replica's certificate, with the cluster's CA as the CA of its clients.
+    fn files(&self) -> TlsFiles {
+        TlsFiles {
             cert: self.cert.clone(),
             key: self.key.clone(),
             client_ca: Some(self.ca.clone()),
-        })
+        }
+    }
+
+    /// Accepts only peers with a certificate from the cluster's CA.
+    pub fn acceptor(&self) -> Result<Arc<ReloadingAcceptor>, TlsError> {
+        ReloadingAcceptor::new(self.files())
     }
 
     /// TLS for dialling the replica at `address` (host:port): its certificate must come from
@@ -52,10 +57,7 @@ impl ClusterTls {
 
     /// The files' modification times: dialled connections are made again when they change.
     pub fn mtimes(&self) -> Vec<Option<SystemTime>> {
-        [&self.cert, &self.key, &self.ca]
-            .into_iter()
-            .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
-            .collect()
+        self.files().mtimes()
     }
 }
 

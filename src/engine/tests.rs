@@ -231,20 +231,22 @@ async fn a_running_engine_compacts_its_log_and_loses_nothing() {
     assert_eq!(resp.workflow_execution_info.unwrap().history_length, 452);
 }
 
+/// An engine on `dir` that archives closed runs at once.
+async fn open_archiving(dir: &std::path::Path) -> Arc<Engine> {
+    let wal = Wal::open(dir).unwrap();
+    let config = EngineConfig {
+        archive_dir: Some(dir.to_path_buf()),
+        archive_after: std::time::Duration::ZERO,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::open(wal, config).unwrap();
+    engine.ensure_namespace("default").await.unwrap();
+    engine
+}
+
 #[tokio::test]
 async fn archived_runs_expire_a_segment_at_a_time_and_stay_expired() {
     let dir = tempfile::tempdir().unwrap();
-    let open_archived = |dir: std::path::PathBuf| async move {
-        let wal = Wal::open(&dir).unwrap();
-        let config = EngineConfig {
-            archive_dir: Some(dir),
-            archive_after: std::time::Duration::ZERO,
-            ..EngineConfig::default()
-        };
-        let engine = Engine::open(wal, config).unwrap();
-        engine.ensure_namespace("default").await.unwrap();
-        engine
-    };
     let describe = |id: &str| DescribeWorkflowExecutionRequest {
         namespace: "default".into(),
         execution: Some(WorkflowExecution {
@@ -256,7 +258,7 @@ async fn archived_runs_expire_a_segment_at_a_time_and_stay_expired() {
         crate::store::archive::segment_ids(&dir.join(crate::store::archive::ARCHIVE_DIR)).unwrap()
     };
     {
-        let engine = open_archived(dir.path().to_path_buf()).await;
+        let engine = open_archiving(dir.path()).await;
         engine.start_workflow(start_request("old")).await.unwrap();
         engine.terminate(terminate_request("old")).await.unwrap();
         // "old" closed four days ago (retention is three days).
@@ -288,7 +290,7 @@ async fn archived_runs_expire_a_segment_at_a_time_and_stay_expired() {
         ));
         assert!(engine.describe(describe("young")).await.is_ok());
     }
-    let engine = open_archived(dir.path().to_path_buf()).await;
+    let engine = open_archiving(dir.path()).await;
     assert!(matches!(
         engine.describe(describe("old")).await,
         Err(super::Error::NotFound(_))
@@ -382,24 +384,13 @@ async fn a_run_accepts_a_bounded_number_of_signals() {
 async fn a_repeated_start_request_answers_the_first_run_even_after_archive_and_restart() {
     use temporalio_protos::temporal::api::enums::v1::WorkflowIdReusePolicy;
     let dir = tempfile::tempdir().unwrap();
-    let open_archiving = |dir: std::path::PathBuf| async move {
-        let wal = Wal::open(&dir).unwrap();
-        let config = EngineConfig {
-            archive_dir: Some(dir),
-            archive_after: std::time::Duration::ZERO,
-            ..EngineConfig::default()
-        };
-        let engine = Engine::open(wal, config).unwrap();
-        engine.ensure_namespace("default").await.unwrap();
-        engine
-    };
     let start = || StartWorkflowExecutionRequest {
         request_id: "resource-uid-1".into(),
         workflow_id_reuse_policy: WorkflowIdReusePolicy::AllowDuplicate as i32,
         ..start_request("from-a-resource")
     };
     let first = {
-        let engine = open_archiving(dir.path().to_path_buf()).await;
+        let engine = open_archiving(dir.path()).await;
         let first = engine.start_workflow(start()).await.unwrap().run_id;
         engine
             .terminate(terminate_request("from-a-resource"))
@@ -409,7 +400,7 @@ async fn a_repeated_start_request_answers_the_first_run_even_after_archive_and_r
         assert!(engine.core.lock().runs.is_empty(), "the run was archived");
         first
     };
-    let engine = open_archiving(dir.path().to_path_buf()).await;
+    let engine = open_archiving(dir.path()).await;
     let again = engine.start_workflow(start()).await.unwrap();
     assert_eq!(again.run_id, first, "the repeat answers the first run");
     let mut other = start();
