@@ -116,6 +116,10 @@ pub struct EngineArgs {
     /// Seconds a closed run stays in memory before it moves to the on-disk archive.
     #[arg(long, default_value_t = 10, env = "DURIN_ARCHIVE_AFTER")]
     pub archive_after: u64,
+    /// The log is rewritten as one record per live object once it holds at least this many
+    /// records and more than twice as many as live objects.
+    #[arg(long, default_value_t = 200_000, env = "DURIN_COMPACT_AFTER_RECORDS")]
+    pub compact_after_records: u64,
     /// Keep the store in PostgreSQL (a `postgres://` URL or libpq connection string) instead
     /// of the data directory. The schema is created and migrated by Durin.
     #[arg(long, env = "DURIN_POSTGRES_URL")]
@@ -411,6 +415,7 @@ async fn start_engine(
             EngineConfig {
                 archive_dir: Some(data_dir.clone()),
                 archive_after,
+                compact_min_records: args.compact_after_records,
                 ..EngineConfig::default()
             },
         )?,

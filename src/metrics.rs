@@ -218,6 +218,16 @@ pub fn render(engine: &Engine) -> String {
     out.push_str("# HELP durin_open_workflows Workflow runs currently open.\n");
     out.push_str("# TYPE durin_open_workflows gauge\n");
     let _ = writeln!(out, "durin_open_workflows {open}");
+    let (archived, failed_rounds) = engine.archive_snapshot();
+    out.push_str("# HELP durin_archived_runs Closed runs kept in the on-disk archive.\n");
+    out.push_str("# TYPE durin_archived_runs gauge\n");
+    let _ = writeln!(out, "durin_archived_runs {archived}");
+    out.push_str(
+        "# HELP durin_archive_write_failures_total Archive writes that failed (disk full or I/O \
+         errors); the runs stay in memory and are retried.\n",
+    );
+    out.push_str("# TYPE durin_archive_write_failures_total counter\n");
+    let _ = writeln!(out, "durin_archive_write_failures_total {failed_rounds}");
     let (shards, transfers) = engine.cluster_snapshot();
     out.push_str(
         "# HELP durin_shards_owned Shards this replica serves (1 with the embedded store).\n",

@@ -3,18 +3,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-
-use common::{DurinServer, ExampleWorker, free_port};
-
-fn scrape(port: u16, path: &str) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to metrics");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("send");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read");
-    out
-}
+use common::{DurinServer, ExampleWorker, free_port, scrape};
 
 #[tokio::test]
 async fn metrics_count_rpcs_workflows_and_backlog() {

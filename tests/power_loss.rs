@@ -9,8 +9,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,22 +23,6 @@ use durin::proto::api::workflowservice::v1::{
 };
 use parking_lot::Mutex;
 use tonic::Request;
-
-/// Builds the preload library with the machine's C compiler.
-fn build_shim(dir: &Path) -> PathBuf {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/powercut/powercut.c");
-    let out = dir.join("powercut.so");
-    let status = Command::new("cc")
-        .args(["-shared", "-fPIC", "-O2", "-o"])
-        .arg(&out)
-        .arg(&source)
-        .arg("-ldl")
-        .arg("-lpthread")
-        .status()
-        .expect("a C compiler (cc) is needed to build the power-cut library");
-    assert!(status.success(), "building {}", source.display());
-    out
-}
 
 /// What the server acknowledged before the cut.
 #[derive(Default)]
@@ -160,7 +143,7 @@ async fn lost(port: u16, acked: &Acked) -> (usize, usize) {
 /// the disk kept; returns what was acknowledged and what of it was lost.
 async fn run(lie: bool) -> (usize, usize, usize, usize) {
     let scratch = tempfile::tempdir().expect("tempdir");
-    let shim = build_shim(scratch.path());
+    let shim = common::build_preload("powercut", scratch.path());
     let shadow = scratch.path().join("shadow");
     std::fs::create_dir_all(&shadow).expect("shadow dir");
     let mut server = DurinServer::prepare_dev();

@@ -89,6 +89,8 @@ pub(crate) struct Archive {
     resident: VecDeque<(i64, RunKey)>,
     after_ms: i64,
     active_since_ms: i64,
+    /// Rounds that could not be written (for metrics: a disk filling up shows here first).
+    failed_rounds: u64,
 }
 
 impl Archive {
@@ -115,6 +117,7 @@ impl Archive {
             resident: VecDeque::new(),
             after_ms: after.as_millis() as i64,
             active_since_ms: clock::now_millis(),
+            failed_rounds: 0,
         })
     }
 
@@ -159,6 +162,15 @@ impl Archive {
         run.archived = true;
         Ok(Some(run))
     }
+}
+
+/// The archive's index sent a read for one run to a record of another: damage, which must
+/// not be answered as "not found".
+fn misplaced(loc: Loc, wanted: &str, found: &Run) -> StoreError {
+    StoreError::Corrupt(format!(
+        "archive segment {} offset {} holds workflow {:?}, not {wanted:?} as its index says",
+        loc.segment, loc.offset, found.ms.workflow_id
+    ))
 }
 
 fn hash_run(h: &(RandomState, RandomState), ns: &str, wf: &str, run: &str) -> Hash {
@@ -214,7 +226,7 @@ impl Core {
             || run.ms.workflow_id != key.workflow_id
             || run.ms.run_id != key.run_id
         {
-            return Ok(false);
+            return Err(misplaced(loc, &key.workflow_id, &run).into());
         }
         self.admit_archived(key.clone(), run);
         Ok(true)
@@ -257,7 +269,7 @@ impl Core {
             return Ok(None);
         };
         if run.ms.namespace != namespace || run.ms.workflow_id != workflow_id {
-            return Ok(None);
+            return Err(misplaced(loc, workflow_id, &run).into());
         }
         let key = RunKey {
             namespace: namespace.to_string(),
@@ -548,7 +560,12 @@ impl Engine {
             }
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "archiving closed runs failed (disk full?); they stay in memory and are retried");
-                self.with_core(|core| core.abandon_archive_round(round.keys));
+                self.with_core(|core| {
+                    if let Some(a) = core.archive.as_mut() {
+                        a.failed_rounds += 1;
+                    }
+                    core.abandon_archive_round(round.keys)
+                });
                 false
             }
             Err(e) => {
@@ -604,6 +621,16 @@ impl Engine {
             }
         }
         tracing::info!(segments = ?expired, "deleted expired archive segments");
+    }
+}
+
+impl Engine {
+    /// Runs in the archive, and archive rounds that failed to be written (for metrics).
+    pub fn archive_snapshot(&self) -> (usize, u64) {
+        let core = self.core.lock();
+        core.archive
+            .as_ref()
+            .map_or((0, 0), |a| (a.len(), a.failed_rounds))
     }
 }
 

@@ -49,7 +49,11 @@ pub enum Scanned {
 struct Active {
     id: u32,
     file: File,
+    /// Length of the segment's durable frames; locations are given from it.
     len: u64,
+    /// A failed append could not be cut back (the disk refused that too): the cut is made
+    /// before anything else is written, or nothing is.
+    cut_pending: bool,
 }
 
 pub struct ArchiveFiles {
@@ -127,6 +131,7 @@ impl ArchiveFiles {
                     id,
                     file,
                     len: valid,
+                    cut_pending: false,
                 });
             }
         }
@@ -215,7 +220,13 @@ impl ArchiveFiles {
                 loc.offset
             )));
         }
-        LogRecord::decode(payload).map_err(|e| StoreError::Corrupt(e.to_string()))
+        LogRecord::decode(payload).map_err(|e| {
+            StoreError::Corrupt(format!(
+                "archive record at {}:{}: {e}",
+                path.display(),
+                loc.offset
+            ))
+        })
     }
 
     /// Reports every frame of a segment (run states without their history) to `visit`.
@@ -245,21 +256,32 @@ fn new_segment(dir: &Path, id: u32) -> std::io::Result<Active> {
     file.sync_all()?;
     sync_dir(dir);
     let len = file.metadata()?.len();
-    Ok(Active { id, file, len })
+    Ok(Active {
+        id,
+        file,
+        len,
+        cut_pending: false,
+    })
 }
 
 /// Writes `buf` at the end of the active segment and syncs; on failure cuts the segment back
-/// to `start` so no half-written frame precedes later ones.
+/// to `start` so no half-written frame precedes later ones. The segment is opened for
+/// appending, so a frame left behind by a failed cut would shift every later record away
+/// from the location it was given.
 fn write_sync(active: &mut Active, buf: &[u8], start: u64) -> std::io::Result<()> {
     if buf.is_empty() {
         return Ok(());
+    }
+    if active.cut_pending {
+        active.file.set_len(start)?;
+        active.cut_pending = false;
     }
     let result = active
         .file
         .write_all(buf)
         .and_then(|_| active.file.sync_data());
     if let Err(e) = result {
-        let _ = active.file.set_len(start);
+        active.cut_pending = active.file.set_len(start).is_err();
         active.len = start;
         return Err(e);
     }

@@ -25,7 +25,7 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
     #[error("storage is unavailable after an earlier write failure: {0}")]
     Failed(String),
-    #[error("corrupt record in the log: {0}")]
+    #[error("corrupt stored record: {0}")]
     Corrupt(String),
     /// A store file is damaged where a crash cannot have left it; the message says where
     /// and what to do.

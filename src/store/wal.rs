@@ -131,6 +131,9 @@ struct LogFile {
     /// Length up to the last successful sync: a failed write is cut back to it, so a
     /// half-written batch never sits before later records.
     good_len: u64,
+    /// A failed write could not be cut back (the disk refused that too): the cut is made
+    /// before anything else is written, or nothing is.
+    cut_pending: bool,
 }
 
 impl LogFile {
@@ -140,6 +143,7 @@ impl LogFile {
             let file = OpenOptions::new().append(true).open(path)?;
             sync_dir(path)?;
             self.good_len = file.metadata()?.len();
+            self.cut_pending = false;
             self.file = Some(file);
             tracing::info!(path = %path.display(), "the compacted log is open again");
         }
@@ -149,6 +153,12 @@ impl LogFile {
         if buf.is_empty() {
             return Ok(());
         }
+        // The file is opened for appending, so a torn batch left in place would put the next
+        // one after it, out of reach of the log's reader.
+        if self.cut_pending {
+            file.set_len(self.good_len)?;
+            self.cut_pending = false;
+        }
         let result = file.write_all(buf).and_then(|_| file.sync_data());
         match result {
             Ok(()) => {
@@ -156,7 +166,7 @@ impl LogFile {
                 Ok(())
             }
             Err(e) => {
-                let _ = file.set_len(self.good_len);
+                self.cut_pending = file.set_len(self.good_len).is_err();
                 Err(e)
             }
         }
@@ -200,6 +210,7 @@ fn writer_loop(
     let mut log = LogFile {
         file: Some(file),
         good_len,
+        cut_pending: false,
     };
     let mut last = 0;
     let mut failing = false;
@@ -437,7 +448,8 @@ impl Store for Wal {
         intact_records(&self.path, &data)?
             .into_iter()
             .map(|bytes| {
-                LogRecord::decode(bytes.as_slice()).map_err(|e| StoreError::Corrupt(e.to_string()))
+                LogRecord::decode(bytes.as_slice())
+                    .map_err(|e| StoreError::Corrupt(format!("log record: {e}")))
             })
             .collect()
     }
@@ -647,6 +659,7 @@ mod tests {
         let mut log = LogFile {
             file: None,
             good_len: 0,
+            cut_pending: false,
         };
         let mut buf = Vec::new();
         frame(Format::V2, &mut buf, b"payload");

@@ -627,3 +627,41 @@ pub fn example_binary(name: &str) -> PathBuf {
     }
     path
 }
+
+/// Builds a test's LD_PRELOAD library from `tests/<name>/<name>.c` with the machine's C
+/// compiler, into `dir`.
+#[allow(dead_code)]
+pub fn build_preload(name: &str, dir: &Path) -> PathBuf {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/{name}/{name}.c"));
+    let out = dir.join(format!("{name}.so"));
+    let status = Command::new("cc")
+        .args(["-shared", "-fPIC", "-O2", "-Wall", "-o"])
+        .arg(&out)
+        .arg(&source)
+        .arg("-ldl")
+        .arg("-lpthread")
+        .status()
+        .expect("a C compiler (cc) is needed to build the test's preload library");
+    assert!(status.success(), "building {}", source.display());
+    out
+}
+
+/// The HTTP response (status line, headers and body) to `GET path` on the metrics port.
+#[allow(dead_code)]
+pub fn scrape(port: u16, path: &str) -> String {
+    use std::io::Read;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to metrics");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("send");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    out
+}
+
+/// The value of an unlabelled metric on the metrics port.
+#[allow(dead_code)]
+pub fn metric(port: u16, name: &str) -> f64 {
+    let text = scrape(port, "/metrics");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name} in\n{text}"))
+}
