@@ -359,6 +359,14 @@ async fn compaction_on_a_failing_disk_loses_nothing() {
     faulty.fail(&[]);
     retry_until_acked(&mut c, &targets, &mut acked, refused).await;
 
+    // Syncs of the log fail (EIO): nothing is acknowledged until one succeeds.
+    faulty.fail(&["/durin.log$ sync EIO"]);
+    let refused = signal_until(&faulty, &mut c, &targets, &mut acked, "never")
+        .await
+        .expect("a signal refused while syncs fail");
+    faulty.fail(&[]);
+    retry_until_acked(&mut c, &targets, &mut acked, refused).await;
+
     // An append tears halfway and fails, and so does the cut back: the torn batch must not
     // stay in front of the next one.
     faulty.fail(&["/durin.log$ write ENOSPC", "/durin.log$ truncate EIO"]);
