@@ -109,7 +109,7 @@ impl Engine {
                 ));
             }
             core.end_attempt(&key, sched, end);
-            core.commit(&key);
+            core.changed(&key);
             Ok(())
         })
         .await
@@ -132,7 +132,7 @@ impl Engine {
             info.heartbeat_details = details;
             info.last_heartbeat_time = Some(clock::now_ts());
             let cancel = info.cancel_requested;
-            core.commit(&key);
+            core.changed(&key);
             Ok(cancel)
         })
         .await
@@ -253,7 +253,7 @@ impl Core {
                 },
             );
         }
-        self.commit(&key);
+        self.changed(&key);
         Some(PollActivityTaskQueueResponse {
             task_token: self.tokens.issue(&key, scheduled_event_id, attempt, 0, ""),
             workflow_namespace: key.namespace.clone(),
@@ -529,7 +529,7 @@ impl Core {
             return;
         }
         self.end_attempt(key, sched, AttemptEnd::TimedOut { timeout_type });
-        self.commit(key);
+        self.changed(key);
     }
 
     pub(crate) fn activity_start_to_close_fired(&mut self, key: &RunKey, sched: i64, attempt: i32) {

@@ -78,7 +78,7 @@ impl Core {
             }
             if record {
                 self.add_event(parent, failed(cause));
-                self.commit(parent);
+                self.changed(parent);
             }
             return;
         }
@@ -137,7 +137,7 @@ impl Core {
                     request_id,
                 }),
             );
-            self.commit(parent);
+            self.changed(parent);
             return;
         }
         let child = self.create_run_from(&namespace, &run_id, &request_id, started, None);
@@ -167,7 +167,7 @@ impl Core {
                 ),
             );
         }
-        self.commit(parent);
+        self.changed(parent);
     }
 
     /// The open run a workflow-to-workflow operation targets, if there is one.
@@ -187,7 +187,7 @@ impl Core {
     fn record_in_source(&mut self, source: &RunKey, outcome: Attributes, record: bool) {
         if record {
             self.add_event(source, outcome);
-            self.commit(source);
+            self.changed(source);
         }
     }
 
@@ -228,7 +228,7 @@ impl Core {
                     control: a.control.clone(),
                 }),
             );
-            self.commit(source);
+            self.changed(source);
             return;
         }
         let target = self.open_target(&namespace, &target_exec.workflow_id, &target_exec.run_id);
@@ -285,7 +285,7 @@ impl Core {
                     control: a.control.clone(),
                 }),
             );
-            self.commit(source);
+            self.changed(source);
             return;
         }
         let target = self.open_target(&namespace, &a.workflow_id, &a.run_id);
@@ -344,7 +344,7 @@ impl Core {
                 },
             ),
         );
-        self.commit(key);
+        self.changed(key);
     }
 
     /// After a run closed: apply each open child's parent-close policy, and, unless another
@@ -388,7 +388,7 @@ impl Core {
             transfers |= self.report_to_parent(key);
         }
         if transfers {
-            self.commit(key);
+            self.changed(key);
         }
     }
 
@@ -557,7 +557,7 @@ impl Core {
             p.ms.children.remove(&initiated_event_id);
         }
         self.add_event(parent, outcome);
-        self.commit(parent);
+        self.changed(parent);
     }
 
     /// Creates the run that continues `prev` (continue-as-new, retry or cron) and points the
@@ -581,7 +581,7 @@ impl Core {
                 .and_then(|p| p.ms.children.get_mut(&initiated))
         {
             info.run_id = key.run_id.clone();
-            self.commit(&parent);
+            self.changed(&parent);
         }
     }
 }

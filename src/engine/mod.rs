@@ -32,6 +32,7 @@ pub mod state;
 pub mod timers;
 pub mod token;
 pub mod transfer;
+mod txn;
 pub mod update;
 pub mod workflow_task;
 
@@ -178,8 +179,8 @@ pub struct Core {
     timer_wake: Arc<Notify>,
     changes: broadcast::Sender<ExecutionChange>,
     query_seq: u64,
-    /// Encoded records of the operation in progress; `flush` appends them as one.
-    pending: Vec<ShardedRecord>,
+    /// What the operation in progress changed (see `txn.rs`).
+    txn: txn::Transaction,
     /// How many shards executions are spread over, and those this replica serves.
     pub(crate) shard_count: u32,
     pub(crate) owned_shards: std::collections::BTreeSet<u32>,
@@ -210,7 +211,7 @@ impl Engine {
             timer_wake: timer_wake.clone(),
             changes: changes.clone(),
             query_seq: 0,
-            pending: Vec::new(),
+            txn: txn::Transaction::default(),
             shard_count: store.shard_count(),
             owned_shards: store.initial_shards().into_iter().collect(),
             records_in_log: 0,
@@ -289,7 +290,7 @@ impl Engine {
     fn with_core<T>(&self, f: impl FnOnce(&mut Core) -> T) -> (T, crate::store::Lsn) {
         let mut core = self.core.lock();
         let r = f(&mut core);
-        core.flush();
+        core.end_operation();
         core.compact_if_superseded();
         (r, self.store.last_lsn())
     }
@@ -449,18 +450,26 @@ impl Core {
                 if self.archive.as_ref().is_some_and(|a| a.contains(&key)) {
                     return;
                 }
+                // A run's first record is its start, and runs of one id are logged in the
+                // order they start (a closed run's last record before the run that continues
+                // it, see `txn.rs`), so a run seen for the first time is the newest unless it
+                // started earlier (an archived run that changed comes back to the log late).
+                // Later records of a run already seen never make it current again.
                 let id_key = (key.namespace.clone(), key.workflow_id.clone());
                 let newer = match self.current.get(&id_key) {
-                    Some(cur) if *cur != key.run_id => self
-                        .runs
-                        .get(&RunKey {
-                            run_id: cur.clone(),
-                            ..key.clone()
-                        })
-                        .is_none_or(|r| {
-                            clock::opt_ts_millis(&r.ms.start_time)
-                                <= clock::opt_ts_millis(&ms.start_time)
-                        }),
+                    Some(cur) if *cur != key.run_id => {
+                        !self.runs.contains_key(&key)
+                            && self
+                                .runs
+                                .get(&RunKey {
+                                    run_id: cur.clone(),
+                                    ..key.clone()
+                                })
+                                .is_none_or(|r| {
+                                    clock::opt_ts_millis(&r.ms.start_time)
+                                        <= clock::opt_ts_millis(&ms.start_time)
+                                })
+                    }
                     _ => true,
                 };
                 if newer {
@@ -508,12 +517,18 @@ impl Core {
             .filter(|(_, r)| !r.archived)
             .map(|(k, _)| k)
             .collect();
-        // Runs of one workflow id in start order, so the latest becomes current on replay.
+        // Runs of one workflow id in start order and the current one last (runs can start
+        // within one millisecond), so it becomes current again on replay.
         keys.sort_by_cached_key(|k| {
             let r = &self.runs[*k];
+            let current = self
+                .current
+                .get(&(k.namespace.clone(), k.workflow_id.clone()))
+                .is_some_and(|c| *c == k.run_id);
             (
                 k.namespace.as_str(),
                 k.workflow_id.as_str(),
+                current,
                 clock::opt_ts_millis(&r.ms.start_time),
             )
         });
@@ -529,42 +544,6 @@ impl Core {
             .map(|r| (self.record_shard(&r), r.encode_to_vec()))
             .chain(runs)
             .collect()
-    }
-
-    /// Appends a record for the run's staged changes. Every mutation of a run ends here.
-    pub(crate) fn commit(&mut self, key: &RunKey) {
-        if self.runs.get(key).is_some_and(|r| r.archived) {
-            self.unarchive(key);
-        }
-        let Some(run) = self.runs.get_mut(key) else {
-            return;
-        };
-        run.ms.state_transition_count += 1;
-        let committed = run.history.len();
-        for event in std::mem::take(&mut run.staged) {
-            run.history.push(&event);
-        }
-        if !run.is_open() {
-            run.history.shrink_to_fit();
-        }
-        let record = encode_execution(&run.ms, run.history.encoded_from(committed));
-        let shard = crate::store::shard_of(self.shard_count, &key.namespace, &key.workflow_id);
-        self.pending.push((Some(shard), record));
-        run.publish_progress();
-        if std::mem::take(&mut run.updates_dirty) || !run.is_open() {
-            run.updates_changed.send_modify(|n| *n += 1);
-        }
-        let mut closed = false;
-        for kind in run.changes.drain(..) {
-            closed |= matches!(kind, ChangeKind::Closed { .. });
-            let _ = self.changes.send(ExecutionChange {
-                key: key.clone(),
-                kind,
-            });
-        }
-        if closed {
-            self.note_closed(key);
-        }
     }
 
     /// The log holds one record per change; once it is mostly superseded state, rewrite it as
@@ -597,22 +576,6 @@ impl Core {
         );
         self.records_in_log = live;
         lsn
-    }
-
-    /// Hands the records of the current operation to the store as one frame.
-    pub(crate) fn flush(&mut self) {
-        if !self.pending.is_empty() {
-            self.records_in_log += 1;
-        }
-        if !self.pending.is_empty() {
-            self.store.append(std::mem::take(&mut self.pending));
-        }
-    }
-
-    /// Adds a record to the operation in progress.
-    pub(crate) fn log(&mut self, record: LogRecord) {
-        let shard = self.record_shard(&record);
-        self.pending.push((shard, record.encode_to_vec()));
     }
 
     /// The shard of an id (a workflow id, or a schedule id) in a namespace.
@@ -655,7 +618,7 @@ impl Core {
         }
     }
 
-    pub(crate) fn commit_namespace(&mut self, mut record: NamespaceRecord) {
+    pub(crate) fn write_namespace(&mut self, mut record: NamespaceRecord) {
         let name = record
             .namespace
             .as_ref()

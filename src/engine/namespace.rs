@@ -103,7 +103,7 @@ impl Engine {
                 }),
                 ..Default::default()
             };
-            core.commit_namespace(NamespaceRecord {
+            core.write_namespace(NamespaceRecord {
                 namespace: Some(ns),
                 ..Default::default()
             });
@@ -225,7 +225,7 @@ impl Engine {
                 .cloned()
                 .unwrap_or_default();
             record.namespace = Some(ns.clone());
-            core.commit_namespace(record);
+            core.write_namespace(record);
             Ok(UpdateNamespaceResponse {
                 namespace_info: ns.namespace_info,
                 config: ns.config,

@@ -195,7 +195,7 @@ impl Engine {
             if let Some(patch) = &req.initial_patch {
                 core.apply_patch(&key, patch)?;
             }
-            core.commit_schedule(&key);
+            core.changed_schedule(&key);
             core.arm_schedule(&key);
             Ok(CreateScheduleResponse {
                 conflict_token: token_bytes(1),
@@ -255,7 +255,7 @@ impl Engine {
                 s.record.search_attributes = req.search_attributes.clone();
             }
             s.info_mut().update_time = Some(clock::now_ts());
-            core.commit_schedule(&key);
+            core.changed_schedule(&key);
             core.arm_schedule(&key);
             Ok(UpdateScheduleResponse {})
         })
@@ -272,7 +272,7 @@ impl Engine {
             if let Some(s) = core.schedules.get_mut(&key) {
                 s.info_mut().update_time = Some(clock::now_ts());
             }
-            core.commit_schedule(&key);
+            core.changed_schedule(&key);
             core.arm_schedule(&key);
             Ok(PatchScheduleResponse {})
         })

@@ -140,14 +140,6 @@ pub fn nominal_suffix(ms: i64) -> String {
 }
 
 impl Core {
-    pub(crate) fn commit_schedule(&mut self, key: &ScheduleKey) {
-        if let Some(s) = self.schedules.get(key) {
-            self.log(LogRecord {
-                kind: Some(log_record::Kind::Schedule(s.record.clone())),
-            });
-        }
-    }
-
     /// Sets the wake-up for the schedule's next spec time (stale wake-ups are harmless:
     /// a tick only acts on times that are due).
     pub(crate) fn arm_schedule(&mut self, key: &ScheduleKey) {
@@ -215,7 +207,7 @@ impl Core {
         }
         let started = self.run_schedule_buffer(key);
         if changed || started {
-            self.commit_schedule(key);
+            self.changed_schedule(key);
         }
         self.arm_schedule(key);
     }
@@ -498,7 +490,7 @@ impl Core {
         } else {
             // Another replica serves the schedule's shard.
             self.push_transfer(run_key, TransferKind::ScheduleRunClosed(closed));
-            self.commit(run_key);
+            self.changed(run_key);
         }
     }
 
@@ -550,7 +542,7 @@ impl Core {
             );
         }
         self.run_schedule_buffer(&key);
-        self.commit_schedule(&key);
+        self.changed_schedule(&key);
     }
 
     /// Asks the replica serving a running workflow's shard to cancel or terminate it.

@@ -85,7 +85,7 @@ impl Engine {
             let run = core.run_mut(&key)?;
             if !run.ms.sticky_task_queue.is_empty() {
                 run.ms.sticky_task_queue.clear();
-                core.commit(&key);
+                core.changed(&key);
             }
             Ok(())
         })
@@ -126,7 +126,7 @@ impl Core {
             key,
             Attributes::WorkflowExecutionSignaledEventAttributes(signal),
         );
-        self.commit(key);
+        self.changed(key);
         // Signals alone can grow a history past its limit; the run ends then, as it would
         // at its next workflow task.
         self.end_if_history_over_limit(key)

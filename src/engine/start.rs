@@ -385,7 +385,7 @@ impl Core {
                 TimerTask::WorkflowRunTimeout { key: key.clone() },
             );
         }
-        self.commit(&key);
+        self.changed(&key);
         key
     }
 
@@ -400,7 +400,7 @@ impl Core {
             return;
         }
         self.schedule_workflow_task(key, 1);
-        self.commit(key);
+        self.changed(key);
     }
 
     pub(crate) fn workflow_run_timed_out(&mut self, key: &RunKey) {
@@ -454,7 +454,7 @@ impl Core {
             },
         ));
         self.close_run(key, WorkflowExecutionStatus::TimedOut, next);
-        self.commit(key);
+        self.changed(key);
     }
 
     /// Marks a run closed after its close event was appended, then settles what the close
@@ -480,8 +480,9 @@ impl Core {
             status: status as i32,
         });
         self.redirect_queries_after_close(key);
-        // The closed run's record goes first so that replay sees the new run last.
-        self.commit(key);
+        // Marked before the continuation starts, so the closed run's record goes first and
+        // replay sees the new run last.
+        self.changed(key);
         self.arm_retention(key);
         self.after_close(key, continuation.is_some());
         self.schedule_run_closed(key, continuation.is_some());
@@ -512,7 +513,7 @@ impl Core {
             },
         ));
         self.close_run(key, WorkflowExecutionStatus::Terminated, None);
-        self.commit(key);
+        self.changed(key);
         Ok(())
     }
 

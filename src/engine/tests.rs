@@ -408,3 +408,160 @@ async fn a_repeated_start_request_answers_the_first_run_even_after_archive_and_r
     let second = engine.start_workflow(other).await.unwrap().run_id;
     assert_ne!(second, first, "a different request does start a new run");
 }
+
+/// The executions (run id, state) in one log record, in order (a batch is one operation).
+fn executions(record: &crate::store::LogRecord) -> Vec<super::state::MutableState> {
+    use crate::store::log_record::Kind;
+    match &record.kind {
+        Some(Kind::Execution(e)) => e.state.clone().into_iter().collect(),
+        Some(Kind::Batch(b)) => b.records.iter().flat_map(executions).collect(),
+        _ => Vec::new(),
+    }
+}
+
+async fn current_run(engine: &Engine, id: &str) -> String {
+    engine
+        .describe(DescribeWorkflowExecutionRequest {
+            namespace: "default".into(),
+            execution: Some(WorkflowExecution {
+                workflow_id: id.into(),
+                run_id: String::new(),
+            }),
+        })
+        .await
+        .unwrap()
+        .workflow_execution_info
+        .unwrap()
+        .execution
+        .unwrap()
+        .run_id
+}
+
+/// One operation commits each run it changed once: a run that continues as new is written
+/// once, closed, before the run that continues it — and that run stays current after a
+/// restart even when both started within one millisecond and the closed run is written again
+/// later.
+#[tokio::test]
+async fn continue_as_new_writes_each_run_once_and_the_new_run_stays_current() {
+    use temporalio_protos::temporal::api::command::v1::{
+        Command, ContinueAsNewWorkflowExecutionCommandAttributes, command::Attributes,
+    };
+    use temporalio_protos::temporal::api::enums::v1::CommandType;
+    use temporalio_protos::temporal::api::workflowservice::v1::{
+        PollWorkflowTaskQueueRequest, RespondWorkflowTaskCompletedRequest,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let first = {
+        let (engine, _wal) = open(dir.path()).await;
+        let first = engine.start_workflow(start_request("can")).await.unwrap();
+        let poll = PollWorkflowTaskQueueRequest {
+            namespace: "default".into(),
+            task_queue: start_request("can").task_queue,
+            identity: "test".into(),
+            ..Default::default()
+        };
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        let task = engine
+            .poll_workflow_task(poll, deadline, false)
+            .await
+            .unwrap();
+        let continue_as_new = Command {
+            command_type: CommandType::ContinueAsNewWorkflowExecution as i32,
+            attributes: Some(Attributes::ContinueAsNewWorkflowExecutionCommandAttributes(
+                ContinueAsNewWorkflowExecutionCommandAttributes {
+                    workflow_type: start_request("can").workflow_type,
+                    task_queue: start_request("can").task_queue,
+                    ..Default::default()
+                },
+            )),
+            ..Default::default()
+        };
+        engine
+            .complete_workflow_task(RespondWorkflowTaskCompletedRequest {
+                namespace: "default".into(),
+                task_token: task.task_token,
+                commands: vec![continue_as_new],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        first.run_id
+    };
+    let mut records = Wal::open(dir.path()).unwrap().load().unwrap();
+    let last = executions(records.last().unwrap());
+    let runs: Vec<&str> = last.iter().map(|ms| ms.run_id.as_str()).collect();
+    assert_eq!(
+        runs.len(),
+        2,
+        "the completion writes each run once: {runs:?}"
+    );
+    assert_eq!(runs[0], first, "the closed run first");
+    let second = runs[1].to_string();
+    assert_ne!(second, first);
+    // Started (with its first task scheduled), task started, task completed.
+    assert_eq!(last[0].state_transition_count, 3, "one per operation");
+
+    // Both runs started within one millisecond, and the closed run is written again later
+    // (as when an archived run changes).
+    let first_start = last[0].start_time;
+    let mut rewritten = Vec::new();
+    for record in &mut records {
+        set_start_time(record, &second, first_start);
+        rewritten.push((None, prost::Message::encode_to_vec(record)));
+    }
+    rewritten.push((
+        None,
+        prost::Message::encode_to_vec(&executions_record(&last[0])),
+    ));
+    let tied = tempfile::tempdir().unwrap();
+    {
+        let wal = Wal::open(tied.path()).unwrap();
+        let lsn = wal.append(rewritten);
+        wal.wait_durable(lsn).await.unwrap();
+    }
+    let (engine, _wal) = open(tied.path()).await;
+    assert_eq!(current_run(&engine, "can").await, second, "after replay");
+    drop(engine);
+    // A compaction writes the current run last, so the tie survives it too.
+    let (engine, wal) = open_with(tied.path(), 1).await;
+    wal.wait_durable(wal.last_lsn()).await.unwrap();
+    drop(engine);
+    let (engine, _wal) = open(tied.path()).await;
+    assert_eq!(
+        current_run(&engine, "can").await,
+        second,
+        "after compaction"
+    );
+}
+
+fn set_start_time(
+    record: &mut crate::store::LogRecord,
+    run_id: &str,
+    start: Option<prost_wkt_types::Timestamp>,
+) {
+    use crate::store::log_record::Kind;
+    match &mut record.kind {
+        Some(Kind::Execution(e)) => {
+            if let Some(ms) = e.state.as_mut().filter(|ms| ms.run_id == run_id) {
+                ms.start_time = start;
+            }
+        }
+        Some(Kind::Batch(b)) => {
+            for r in &mut b.records {
+                set_start_time(r, run_id, start);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn executions_record(ms: &super::state::MutableState) -> crate::store::LogRecord {
+    crate::store::LogRecord {
+        kind: Some(crate::store::log_record::Kind::Execution(
+            crate::store::ExecutionRecord {
+                state: Some(ms.clone()),
+                ..Default::default()
+            },
+        )),
+    }
+}

@@ -340,7 +340,7 @@ impl Core {
             };
             self.record_schedule_action(key, t.nominal_ms, workflow_id, started);
         }
-        self.commit_schedule(key);
+        self.changed_schedule(key);
     }
 
     fn finish_run_transfer(&mut self, source: &RunKey, id: u64, outcome: TransferOutcome) {
@@ -364,7 +364,7 @@ impl Core {
             }
             _ => {}
         }
-        self.commit(source);
+        self.changed(source);
     }
 
     fn child_start_answered(

@@ -240,7 +240,7 @@ impl Core {
             },
         );
         self.schedule_workflow_task(key, 1);
-        self.commit(key);
+        self.changed(key);
         Ok(())
     }
 }

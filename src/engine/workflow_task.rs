@@ -104,7 +104,7 @@ impl Engine {
                     identity: req.identity,
                 },
             );
-            core.commit(&key);
+            core.changed(&key);
             Ok(())
         })
         .await
@@ -236,7 +236,7 @@ impl Core {
         run.ms.sticky_task_queue.clear();
         run.redeliver_updates();
         self.schedule_workflow_task(key, attempt);
-        self.commit(key);
+        self.changed(key);
     }
 
     /// A worker shut down: its sticky queue is gone, so its runs' pending tasks move to the
@@ -350,7 +350,7 @@ impl Core {
                 attempt,
             },
         );
-        self.commit(&key);
+        self.changed(&key);
         let run = self.run(&key)?;
         let first = if from_sticky {
             run.ms.last_completed_wft_started_id + 1
@@ -425,7 +425,7 @@ impl Core {
                     identity: req.identity.clone(),
                 },
             );
-            self.commit(&key);
+            self.changed(&key);
             return Err(Error::InvalidArgument("UnhandledCommand".into()));
         }
         let custom = self.custom_search_attributes(&key.namespace);
@@ -486,7 +486,7 @@ impl Core {
                         identity: req.identity,
                     },
                 );
-                self.commit(&key);
+                self.changed(&key);
                 if terminate {
                     self.terminate_run(&key, &message, None, "durin")?;
                 }
@@ -519,7 +519,7 @@ impl Core {
             }
             self.dispatch_waiting_queries(&key);
         }
-        self.commit(&key);
+        self.changed(&key);
         self.end_if_history_over_limit(&key)?;
         Ok(RespondWorkflowTaskCompletedResponse::default())
     }
@@ -615,7 +615,7 @@ impl Core {
         }
         tracing::debug!(workflow_id = %key.workflow_id, attempt, "workflow task timed out");
         self.end_workflow_task(key, WftEnd::TimedOut);
-        self.commit(key);
+        self.changed(key);
     }
 
     pub(crate) fn fire_user_timer(&mut self, key: &RunKey, timer_id: &str, started_event_id: i64) {
@@ -648,7 +648,7 @@ impl Core {
                 started_event_id,
             }),
         );
-        self.commit(key);
+        self.changed(key);
     }
 }
 

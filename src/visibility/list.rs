@@ -302,7 +302,7 @@ impl Engine {
                     }
                 }
             }
-            core.commit_namespace(record);
+            core.write_namespace(record);
             Ok(())
         })
         .await
@@ -318,7 +318,7 @@ impl Engine {
                     )));
                 }
             }
-            core.commit_namespace(record);
+            core.write_namespace(record);
             Ok(())
         })
         .await
