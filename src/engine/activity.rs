@@ -130,7 +130,7 @@ impl Engine {
                 .get_mut(&sched)
                 .ok_or_else(|| Error::NotFound("activity not found".into()))?;
             info.heartbeat_details = details;
-            info.last_heartbeat_time = Some(clock::now_ts());
+            info.last_heartbeat_time = Some(self.now_ts());
             let cancel = info.cancel_requested;
             core.changed(&key);
             Ok(cancel)
@@ -203,6 +203,7 @@ impl Core {
         task: TaskRef,
         identity: &str,
     ) -> Option<PollActivityTaskQueueResponse> {
+        let now = self.now();
         let TaskRef::Activity {
             key,
             scheduled_event_id,
@@ -225,7 +226,6 @@ impl Core {
         if info.attempt != attempt || info.started_time.is_some() {
             return None;
         }
-        let now = clock::now_millis();
         info.started_time = Some(ts_from_millis(now));
         info.started_identity = identity.to_string();
         info.last_worker_identity = identity.to_string();
@@ -279,13 +279,13 @@ impl Core {
     /// Ends the current attempt: retries it when the policy allows, otherwise records the
     /// activity's outcome in history.
     pub(crate) fn end_attempt(&mut self, key: &RunKey, sched: i64, end: AttemptEnd) {
+        let now = self.now();
         let Some(run) = self.runs.get_mut(key) else {
             return;
         };
         let Some(info) = run.ms.activities.get(&sched).cloned() else {
             return;
         };
-        let now = clock::now_millis();
         let s2c = dur_millis(&info.schedule_to_close_timeout);
         let expiration = if s2c > 0 {
             opt_ts_millis(&info.first_scheduled_time) + s2c
@@ -524,7 +524,7 @@ impl Core {
         timeout_type: TimeoutType,
         again: TimerTask,
     ) {
-        if due > clock::now_millis() {
+        if due > self.now() {
             self.push_timer(due, again);
             return;
         }

@@ -21,7 +21,7 @@ use crate::store::{DeletedRun, LogRecord, log_record};
 impl Core {
     fn queue_info(&mut self, namespace: &str, name: &str, kind: QueueKind) -> TaskQueueTypeInfo {
         let queue = QueueKey::new(namespace, name, kind);
-        let now = clock::now_millis();
+        let now = self.now();
         let mut pollers: Vec<PollerInfo> = self
             .matching
             .recent_pollers(&queue, now)

@@ -95,7 +95,7 @@ pub(crate) struct Archive {
 
 impl Archive {
     /// Opens the archive under `data_dir` and indexes every run in it.
-    pub(crate) fn open(data_dir: &Path, after: Duration) -> Result<Self> {
+    pub(crate) fn open(data_dir: &Path, after: Duration, now: i64) -> Result<Self> {
         let mut index = Index {
             hashers: (RandomState::new(), RandomState::new()),
             runs: HashMap::new(),
@@ -116,7 +116,7 @@ impl Archive {
             index,
             resident: VecDeque::new(),
             after_ms: after.as_millis() as i64,
-            active_since_ms: clock::now_millis(),
+            active_since_ms: now,
             failed_rounds: 0,
         })
     }
@@ -140,9 +140,9 @@ impl Archive {
     }
 
     /// A segment was begun.
-    fn begin_segment(&mut self, id: u32) {
+    fn begin_segment(&mut self, id: u32, now: i64) {
         self.index.segments.entry(id).or_default();
-        self.active_since_ms = clock::now_millis();
+        self.active_since_ms = now;
     }
 
     /// Reads an archived run.
@@ -192,8 +192,9 @@ pub(crate) struct ArchiveRound {
 impl Core {
     /// Notes that a run in memory is closed, so it leaves memory after a while.
     pub(crate) fn note_closed(&mut self, key: &RunKey) {
+        let now = self.now();
         if let Some(archive) = self.archive.as_mut() {
-            let due = clock::now_millis() + archive.after_ms;
+            let due = now + archive.after_ms;
             archive.resident.push_back((due, key.clone()));
         }
     }
@@ -234,10 +235,11 @@ impl Core {
 
     /// Puts a run read back from the archive into the run table, until it leaves again.
     fn admit_archived(&mut self, key: RunKey, run: Run) {
+        let now = self.now();
         if let Some(archive) = self.archive.as_mut() {
             archive
                 .resident
-                .push_back((clock::now_millis() + archive.after_ms, key.clone()));
+                .push_back((now + archive.after_ms, key.clone()));
         }
         self.runs.insert(key, Box::new(run));
     }
@@ -285,8 +287,8 @@ impl Core {
     /// Takes the closed runs due to leave memory. Runs already archived (faulted in) leave at
     /// once; the others are encoded for writing and marked so nothing deletes them meanwhile.
     pub(crate) fn take_archive_round(&mut self) -> Option<ArchiveRound> {
+        let now = self.now();
         let archive = self.archive.as_mut()?;
-        let now = clock::now_millis();
         let mut round = ArchiveRound {
             keys: Vec::new(),
             payloads: Vec::new(),
@@ -330,11 +332,12 @@ impl Core {
 
     /// Records where a round's runs were written and drops them from memory.
     fn finish_archive_round(&mut self, keys: Vec<RunKey>, locs: Vec<Loc>, begun: Vec<u32>) {
+        let now = self.now();
         let Some(archive) = self.archive.as_mut() else {
             return;
         };
         for id in begun {
-            archive.begin_segment(id);
+            archive.begin_segment(id, now);
         }
         let mut deleted_meanwhile = Vec::new();
         let mut archived = Vec::new();
@@ -358,10 +361,11 @@ impl Core {
     }
 
     fn abandon_archive_round(&mut self, keys: Vec<RunKey>) {
+        let now = self.now();
         let Some(archive) = self.archive.as_mut() else {
             return;
         };
-        let due = clock::now_millis() + RETRY_AFTER_MS;
+        let due = now + RETRY_AFTER_MS;
         for key in keys {
             if let Some(run) = self.runs.get_mut(&key) {
                 run.archiving = false;
@@ -434,7 +438,7 @@ impl Core {
         let Some(archive) = self.archive.as_ref() else {
             return (Vec::new(), false);
         };
-        let now = clock::now_millis();
+        let now = self.now();
         let active = archive.files.active_segment();
         // Oldest first, stopping at the first that must stay: a tombstone in a newer segment
         // must outlive the record it deletes.
@@ -520,7 +524,7 @@ impl Engine {
             loop {
                 let Some(engine) = weak.upgrade() else { return };
                 let more = engine.archive_once().await;
-                let now = clock::now_millis();
+                let now = engine.now();
                 if now - last_expiry >= 10_000 {
                     last_expiry = now;
                     engine.expire_archive().await;
@@ -584,8 +588,9 @@ impl Engine {
         match files.roll() {
             Ok(id) => {
                 self.with_core(|core| {
+                    let now = core.now();
                     if let Some(a) = core.archive.as_mut() {
-                        a.begin_segment(id);
+                        a.begin_segment(id, now);
                     }
                 });
             }

@@ -114,7 +114,7 @@ impl Core {
             priority: initiated.priority.clone(),
             ..Default::default()
         };
-        normalize_timeouts(&mut started, super::clock::now_millis());
+        normalize_timeouts(&mut started, self.now());
         let request_id = format!("{}:{}:{}", parent.run_id, initiated_event_id, "child");
         if !self.owns(&namespace, &initiated.workflow_id) {
             // Another replica serves the child's shard: it starts there, and the parent

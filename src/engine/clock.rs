@@ -1,10 +1,53 @@
-//! Wall-clock helpers. Durin stores absolute times so timers survive restarts.
+//! The engine's clock, and time conversions. Durin stores absolute times so timers survive
+//! restarts.
+//!
+//! The engine reads the time only through the [`Clock`] it was opened with: the system clock
+//! in a server, a [`ManualClock`] in tests of timers, timeouts, retries and schedules, which
+//! then run without sleeping.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use prost_wkt_types::{Duration, Timestamp};
 
-pub fn now_millis() -> i64 {
+/// Where the engine gets the current time from.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// Milliseconds since the Unix epoch.
+    fn now_millis(&self) -> i64;
+}
+
+/// The machine's wall clock.
+#[derive(Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_millis(&self) -> i64 {
+        system_now_millis()
+    }
+}
+
+/// A clock that moves only when told to (for tests).
+#[derive(Debug)]
+pub struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    pub fn new(now_ms: i64) -> Self {
+        Self(AtomicI64::new(now_ms))
+    }
+
+    pub fn advance(&self, by: std::time::Duration) {
+        self.0.fetch_add(by.as_millis() as i64, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_millis(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The wall clock, for code outside the engine (the engine asks its [`Clock`]).
+pub fn system_now_millis() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -16,10 +59,6 @@ pub fn ts_from_millis(ms: i64) -> Timestamp {
         seconds: ms.div_euclid(1000),
         nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
     }
-}
-
-pub fn now_ts() -> Timestamp {
-    ts_from_millis(now_millis())
 }
 
 /// The largest duration protobuf allows (about 10,000 years). Durations and timestamps from

@@ -73,15 +73,32 @@ pub fn is_close_command(c: &Command) -> bool {
     )
 }
 
+/// What a workflow task's commands are applied in.
+pub struct TaskContext<'a> {
+    pub key: &'a RunKey,
+    /// The namespace's custom search attributes and their types.
+    pub custom_search_attributes: &'a std::collections::BTreeMap<String, i32>,
+    /// The id of the task's WorkflowTaskCompleted event.
+    pub wtc_id: i64,
+    /// The operation's time.
+    pub now: i64,
+}
+
+/// Applies a workflow task's commands and messages to its run: stages the events, returns
+/// the outcome, and pushes what must happen outside the run to `effects`.
 pub fn apply(
     run: &mut Run,
-    key: &RunKey,
+    context: TaskContext,
     commands: &[Command],
     messages: &[temporalio_protos::temporal::api::protocol::v1::Message],
-    custom_search_attributes: &std::collections::BTreeMap<String, i32>,
-    wtc_id: i64,
     effects: &mut Vec<Effect>,
 ) -> Result<Outcome, CommandError> {
+    let TaskContext {
+        key,
+        custom_search_attributes,
+        wtc_id,
+        now,
+    } = context;
     let mut used_messages = std::collections::HashSet::new();
     use WorkflowTaskFailedCause as C;
     use command::Attributes as CA;
@@ -115,7 +132,7 @@ pub fn apply(
         let before = run.staged.len();
         match attrs {
             CA::ScheduleActivityTaskCommandAttributes(a) => {
-                schedule_activity(run, key, a, wtc_id, effects)?;
+                schedule_activity(run, key, a, wtc_id, effects, now)?;
             }
             CA::RequestCancelActivityTaskCommandAttributes(a) => {
                 let Some(info) = run.ms.activities.get(&a.scheduled_event_id).cloned() else {
@@ -127,22 +144,27 @@ pub fn apply(
                         ),
                     ));
                 };
-                let requested_id =
-                    run.append(Attributes::ActivityTaskCancelRequestedEventAttributes(
+                let requested_id = run.append(
+                    now,
+                    Attributes::ActivityTaskCancelRequestedEventAttributes(
                         ActivityTaskCancelRequestedEventAttributes {
                             scheduled_event_id: a.scheduled_event_id,
                             workflow_task_completed_event_id: wtc_id,
                         },
-                    ));
+                    ),
+                );
                 if info.started_time.is_none() {
                     run.ms.activities.remove(&a.scheduled_event_id);
-                    run.append(Attributes::ActivityTaskCanceledEventAttributes(
-                        ActivityTaskCanceledEventAttributes {
-                            latest_cancel_requested_event_id: requested_id,
-                            scheduled_event_id: a.scheduled_event_id,
-                            ..Default::default()
-                        },
-                    ));
+                    run.append(
+                        now,
+                        Attributes::ActivityTaskCanceledEventAttributes(
+                            ActivityTaskCanceledEventAttributes {
+                                latest_cancel_requested_event_id: requested_id,
+                                scheduled_event_id: a.scheduled_event_id,
+                                ..Default::default()
+                            },
+                        ),
+                    );
                     outcome.new_workflow_task = true;
                 } else if let Some(info) = run.ms.activities.get_mut(&a.scheduled_event_id) {
                     info.cancel_requested = true;
@@ -169,14 +191,15 @@ pub fn apply(
                         "StartToFireTimeout must be positive",
                     ));
                 }
-                let started_event_id = run.append(Attributes::TimerStartedEventAttributes(
-                    TimerStartedEventAttributes {
+                let started_event_id = run.append(
+                    now,
+                    Attributes::TimerStartedEventAttributes(TimerStartedEventAttributes {
                         timer_id: a.timer_id.clone(),
                         start_to_fire_timeout: a.start_to_fire_timeout,
                         workflow_task_completed_event_id: wtc_id,
-                    },
-                ));
-                let due = clock::now_millis() + ms;
+                    }),
+                );
+                let due = now + ms;
                 run.ms.timers.insert(
                     a.timer_id.clone(),
                     TimerInfo {
@@ -207,53 +230,59 @@ pub fn apply(
                 } else {
                     return Err(bad(C::BadCancelTimerAttributes, format!("no pending timer with id {}", a.timer_id)));
                 };
-                run.append(Attributes::TimerCanceledEventAttributes(
-                    TimerCanceledEventAttributes {
+                run.append(
+                    now,
+                    Attributes::TimerCanceledEventAttributes(TimerCanceledEventAttributes {
                         timer_id: a.timer_id.clone(),
                         started_event_id,
                         workflow_task_completed_event_id: wtc_id,
                         identity: String::new(),
-                    },
-                ));
+                    }),
+                );
             }
             CA::CompleteWorkflowExecutionCommandAttributes(a) => {
-                let next = chain::cron(&run.ms, a.result.as_ref(), None, clock::now_millis());
-                run.append(Attributes::WorkflowExecutionCompletedEventAttributes(
-                    WorkflowExecutionCompletedEventAttributes {
-                        result: a.result.clone(),
-                        workflow_task_completed_event_id: wtc_id,
-                        new_execution_run_id: next
-                            .as_ref()
-                            .map(|n| n.run_id.clone())
-                            .unwrap_or_default(),
-                    },
-                ));
+                let next = chain::cron(&run.ms, a.result.as_ref(), None, now);
+                run.append(
+                    now,
+                    Attributes::WorkflowExecutionCompletedEventAttributes(
+                        WorkflowExecutionCompletedEventAttributes {
+                            result: a.result.clone(),
+                            workflow_task_completed_event_id: wtc_id,
+                            new_execution_run_id: next
+                                .as_ref()
+                                .map(|n| n.run_id.clone())
+                                .unwrap_or_default(),
+                        },
+                    ),
+                );
                 outcome.closed = Some(WorkflowExecutionStatus::Completed);
                 outcome.continuation = next;
             }
             CA::FailWorkflowExecutionCommandAttributes(a) => {
                 let failure = a.failure.clone().unwrap_or_default();
-                let now = clock::now_millis();
                 let (retry_state, next) = match chain::retry(&run.ms, &failure, now) {
                     Ok(next) => (RetryState::InProgress, Some(next)),
                     Err(state) => (state, chain::cron(&run.ms, None, Some(&failure), now)),
                 };
-                run.append(Attributes::WorkflowExecutionFailedEventAttributes(
-                    WorkflowExecutionFailedEventAttributes {
-                        failure: a.failure.clone(),
-                        retry_state: retry_state as i32,
-                        workflow_task_completed_event_id: wtc_id,
-                        new_execution_run_id: next
-                            .as_ref()
-                            .map(|n| n.run_id.clone())
-                            .unwrap_or_default(),
-                    },
-                ));
+                run.append(
+                    now,
+                    Attributes::WorkflowExecutionFailedEventAttributes(
+                        WorkflowExecutionFailedEventAttributes {
+                            failure: a.failure.clone(),
+                            retry_state: retry_state as i32,
+                            workflow_task_completed_event_id: wtc_id,
+                            new_execution_run_id: next
+                                .as_ref()
+                                .map(|n| n.run_id.clone())
+                                .unwrap_or_default(),
+                        },
+                    ),
+                );
                 outcome.closed = Some(WorkflowExecutionStatus::Failed);
                 outcome.continuation = next;
             }
             CA::ContinueAsNewWorkflowExecutionCommandAttributes(a) => {
-                let next = chain::continue_as_new(&run.ms, a, clock::now_millis());
+                let next = chain::continue_as_new(&run.ms, a, now);
                 if next
                     .started
                     .workflow_type
@@ -266,25 +295,28 @@ pub fn apply(
                     ));
                 }
                 let s = &next.started;
-                run.append(Attributes::WorkflowExecutionContinuedAsNewEventAttributes(
-                    WorkflowExecutionContinuedAsNewEventAttributes {
-                        new_execution_run_id: next.run_id.clone(),
-                        workflow_type: s.workflow_type.clone(),
-                        task_queue: s.task_queue.clone(),
-                        input: s.input.clone(),
-                        workflow_run_timeout: s.workflow_run_timeout,
-                        workflow_task_timeout: s.workflow_task_timeout,
-                        workflow_task_completed_event_id: wtc_id,
-                        backoff_start_interval: a.backoff_start_interval,
-                        initiator: s.initiator,
-                        failure: a.failure.clone(),
-                        last_completion_result: a.last_completion_result.clone(),
-                        header: s.header.clone(),
-                        memo: s.memo.clone(),
-                        search_attributes: s.search_attributes.clone(),
-                        ..Default::default()
-                    },
-                ));
+                run.append(
+                    now,
+                    Attributes::WorkflowExecutionContinuedAsNewEventAttributes(
+                        WorkflowExecutionContinuedAsNewEventAttributes {
+                            new_execution_run_id: next.run_id.clone(),
+                            workflow_type: s.workflow_type.clone(),
+                            task_queue: s.task_queue.clone(),
+                            input: s.input.clone(),
+                            workflow_run_timeout: s.workflow_run_timeout,
+                            workflow_task_timeout: s.workflow_task_timeout,
+                            workflow_task_completed_event_id: wtc_id,
+                            backoff_start_interval: a.backoff_start_interval,
+                            initiator: s.initiator,
+                            failure: a.failure.clone(),
+                            last_completion_result: a.last_completion_result.clone(),
+                            header: s.header.clone(),
+                            memo: s.memo.clone(),
+                            search_attributes: s.search_attributes.clone(),
+                            ..Default::default()
+                        },
+                    ),
+                );
                 outcome.closed = Some(WorkflowExecutionStatus::ContinuedAsNew);
                 outcome.continuation = Some(next);
             }
@@ -335,6 +367,7 @@ pub fn apply(
                     ..Default::default()
                 };
                 let id = run.append(
+                    now,
                     Attributes::StartChildWorkflowExecutionInitiatedEventAttributes(
                         initiated.clone(),
                     ),
@@ -362,6 +395,7 @@ pub fn apply(
                     ));
                 }
                 let id = run.append(
+                    now,
                     Attributes::SignalExternalWorkflowExecutionInitiatedEventAttributes(
                         SignalExternalWorkflowExecutionInitiatedEventAttributes {
                             workflow_task_completed_event_id: wtc_id,
@@ -390,6 +424,7 @@ pub fn apply(
                     ));
                 }
                 let id = run.append(
+                    now,
                     Attributes::RequestCancelExternalWorkflowExecutionInitiatedEventAttributes(
                         RequestCancelExternalWorkflowExecutionInitiatedEventAttributes {
                             workflow_task_completed_event_id: wtc_id,
@@ -414,12 +449,15 @@ pub fn apply(
                 effects.push(Effect::CancelExternal(id, Box::new(a.clone())));
             }
             CA::CancelWorkflowExecutionCommandAttributes(a) => {
-                run.append(Attributes::WorkflowExecutionCanceledEventAttributes(
-                    WorkflowExecutionCanceledEventAttributes {
-                        workflow_task_completed_event_id: wtc_id,
-                        details: a.details.clone(),
-                    },
-                ));
+                run.append(
+                    now,
+                    Attributes::WorkflowExecutionCanceledEventAttributes(
+                        WorkflowExecutionCanceledEventAttributes {
+                            workflow_task_completed_event_id: wtc_id,
+                            details: a.details.clone(),
+                        },
+                    ),
+                );
                 outcome.closed = Some(WorkflowExecutionStatus::Canceled);
             }
             CA::RecordMarkerCommandAttributes(a) => {
@@ -429,37 +467,44 @@ pub fn apply(
                         "MarkerName is not set on RecordMarkerCommand",
                     ));
                 }
-                run.append(Attributes::MarkerRecordedEventAttributes(
-                    MarkerRecordedEventAttributes {
+                run.append(
+                    now,
+                    Attributes::MarkerRecordedEventAttributes(MarkerRecordedEventAttributes {
                         marker_name: a.marker_name.clone(),
                         details: a.details.clone(),
                         workflow_task_completed_event_id: wtc_id,
                         header: a.header.clone(),
                         failure: a.failure.clone(),
-                    },
-                ));
+                    }),
+                );
             }
             CA::UpsertWorkflowSearchAttributesCommandAttributes(a) => {
                 let upsert = a.search_attributes.clone().unwrap_or_default();
                 crate::visibility::search_attributes::validate(custom_search_attributes, &upsert)
                     .map_err(|m| bad(C::BadSearchAttributes, m))?;
                 merge_search_attributes(&mut run.ms.search_attributes, &upsert);
-                run.append(Attributes::UpsertWorkflowSearchAttributesEventAttributes(
-                    UpsertWorkflowSearchAttributesEventAttributes {
-                        workflow_task_completed_event_id: wtc_id,
-                        search_attributes: Some(upsert),
-                    },
-                ));
+                run.append(
+                    now,
+                    Attributes::UpsertWorkflowSearchAttributesEventAttributes(
+                        UpsertWorkflowSearchAttributesEventAttributes {
+                            workflow_task_completed_event_id: wtc_id,
+                            search_attributes: Some(upsert),
+                        },
+                    ),
+                );
             }
             CA::ModifyWorkflowPropertiesCommandAttributes(a) => {
                 let upsert = a.upserted_memo.clone().unwrap_or_default();
                 merge_memo(&mut run.ms.memo, &upsert);
-                run.append(Attributes::WorkflowPropertiesModifiedEventAttributes(
-                    WorkflowPropertiesModifiedEventAttributes {
-                        workflow_task_completed_event_id: wtc_id,
-                        upserted_memo: Some(upsert),
-                    },
-                ));
+                run.append(
+                    now,
+                    Attributes::WorkflowPropertiesModifiedEventAttributes(
+                        WorkflowPropertiesModifiedEventAttributes {
+                            workflow_task_completed_event_id: wtc_id,
+                            upserted_memo: Some(upsert),
+                        },
+                    ),
+                );
             }
             CA::ProtocolMessageCommandAttributes(a) => {
                 let message = messages
@@ -472,7 +517,7 @@ pub fn apply(
                         )
                     })?;
                 used_messages.insert(message.id.clone());
-                run.apply_update_message(message)?;
+                run.apply_update_message(message, now)?;
             }
             other => {
                 let name = CommandType::try_from(cmd.command_type)
@@ -492,7 +537,7 @@ pub fn apply(
     }
     if outcome.closed.is_none() {
         for message in messages.iter().filter(|m| !used_messages.contains(&m.id)) {
-            run.apply_update_message(message)?;
+            run.apply_update_message(message, now)?;
         }
     }
     Ok(outcome)
@@ -504,6 +549,7 @@ fn schedule_activity(
     a: &temporalio_protos::temporal::api::command::v1::ScheduleActivityTaskCommandAttributes,
     wtc_id: i64,
     effects: &mut Vec<Effect>,
+    now: i64,
 ) -> Result<(), CommandError> {
     use WorkflowTaskFailedCause as C;
     let fail = |m: &str| Err(bad(C::BadScheduleActivityAttributes, m));
@@ -577,8 +623,9 @@ fn schedule_activity(
         _ => run.task_queue(),
     };
     let opt = |v: i64| (v > 0).then(|| dur_from_millis(v));
-    let scheduled_event_id = run.append(Attributes::ActivityTaskScheduledEventAttributes(
-        ActivityTaskScheduledEventAttributes {
+    let scheduled_event_id = run.append(
+        now,
+        Attributes::ActivityTaskScheduledEventAttributes(ActivityTaskScheduledEventAttributes {
             activity_id: a.activity_id.clone(),
             activity_type: a.activity_type.clone(),
             task_queue: Some(super::workflow_task::normal_queue(&tq)),
@@ -592,9 +639,8 @@ fn schedule_activity(
             retry_policy: Some(policy.clone()),
             priority: a.priority.clone(),
             ..Default::default()
-        },
-    ));
-    let now = clock::now_millis();
+        }),
+    );
     let info = ActivityInfo {
         scheduled_event_id,
         activity_id: a.activity_id.clone(),

@@ -100,10 +100,10 @@ pub fn event_type_of(attrs: &Attributes) -> EventType {
     }
 }
 
-/// A new event with no id yet (ids are assigned when it enters history).
-pub fn new_event(attrs: Attributes) -> HistoryEvent {
+/// A new event at `now_ms` with no id yet (ids are assigned when it enters history).
+pub fn new_event(attrs: Attributes, now_ms: i64) -> HistoryEvent {
     HistoryEvent {
-        event_time: Some(clock::now_ts()),
+        event_time: Some(clock::ts_from_millis(now_ms)),
         event_type: event_type_of(&attrs) as i32,
         attributes: Some(attrs),
         ..Default::default()

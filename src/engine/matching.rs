@@ -141,9 +141,10 @@ impl Matching {
         queue: &QueueKey,
         identity: &str,
         take_fetched: bool,
+        now: i64,
     ) -> Result<TaskRef, oneshot::Receiver<TaskRef>> {
         let q = self.queues.entry(queue.clone()).or_default();
-        q.last_poll_ms = super::clock::now_millis();
+        q.last_poll_ms = now;
         if q.seen.len() < MAX_POLLERS_TRACKED || q.seen.contains_key(identity) {
             q.seen.insert(identity.to_string(), q.last_poll_ms);
         }

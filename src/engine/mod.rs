@@ -137,6 +137,8 @@ pub struct EngineConfig {
     pub archive_dir: Option<std::path::PathBuf>,
     /// How long a closed run stays in memory before it is archived.
     pub archive_after: Duration,
+    /// Where the engine reads the time.
+    pub clock: Arc<dyn clock::Clock>,
 }
 
 impl Default for EngineConfig {
@@ -147,6 +149,7 @@ impl Default for EngineConfig {
             compact_min_records: 200_000,
             archive_dir: None,
             archive_after: Duration::from_secs(10),
+            clock: Arc::new(clock::SystemClock),
         }
     }
 }
@@ -166,6 +169,8 @@ pub struct Engine {
 /// Everything mutable, guarded by the engine's lock.
 pub struct Core {
     store: Arc<dyn Store>,
+    /// The engine's clock (see `clock.rs`).
+    clock: Arc<dyn clock::Clock>,
     /// Issues and checks task tokens (keyed by the store's token secret).
     pub(crate) tokens: TokenSigner,
     pub(crate) namespaces: HashMap<String, NamespaceRecord>,
@@ -202,6 +207,7 @@ impl Engine {
         let mut core = Core {
             tokens: TokenSigner::new(&store.token_secret()),
             store: store.clone(),
+            clock: config.clock.clone(),
             namespaces: HashMap::new(),
             runs: HashMap::new(),
             current: HashMap::new(),
@@ -217,7 +223,11 @@ impl Engine {
             records_in_log: 0,
             compact_min_records: 0,
             archive: match &config.archive_dir {
-                Some(dir) => Some(archive::Archive::open(dir, config.archive_after)?),
+                Some(dir) => Some(archive::Archive::open(
+                    dir,
+                    config.archive_after,
+                    config.clock.now_millis(),
+                )?),
                 None => None,
             },
             transfers: Some(transfer_tx),
@@ -261,6 +271,15 @@ impl Engine {
         (core.matching.backlogs(), open)
     }
 
+    /// The current time by the engine's clock, in milliseconds since the epoch.
+    pub(crate) fn now(&self) -> i64 {
+        self.config.clock.now_millis()
+    }
+
+    pub(crate) fn now_ts(&self) -> prost_wkt_types::Timestamp {
+        clock::ts_from_millis(self.now())
+    }
+
     /// Subscribes to execution changes.
     pub fn subscribe(&self) -> broadcast::Receiver<ExecutionChange> {
         self.changes.subscribe()
@@ -299,6 +318,7 @@ impl Engine {
     pub fn spawn_timer_loop(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let weak = Arc::downgrade(self);
         let wake = self.timer_wake.clone();
+        let clock = self.config.clock.clone();
         tokio::spawn(async move {
             loop {
                 let Some(engine) = weak.upgrade() else { return };
@@ -312,7 +332,7 @@ impl Engine {
                     continue;
                 }
                 let sleep_ms = next
-                    .map(|due| (due - clock::now_millis()).clamp(1, 60_000))
+                    .map(|due| (due - clock.now_millis()).clamp(1, 60_000))
                     .unwrap_or(60_000);
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(sleep_ms as u64)) => {}
@@ -331,11 +351,12 @@ impl Engine {
         mut start: impl FnMut(&mut Core, TaskRef) -> Result<Option<T>>,
     ) -> Result<Option<T>> {
         loop {
-            let taken =
-                self.core
-                    .lock()
-                    .matching
-                    .take_or_wait(&queue, &poller.identity, !poller.forwarded);
+            let taken = self.core.lock().matching.take_or_wait(
+                &queue,
+                &poller.identity,
+                !poller.forwarded,
+                self.now(),
+            );
             let waiting = match taken {
                 Ok(task) => {
                     let (started, lsn) = self.with_core(|core| start(core, task));
@@ -424,8 +445,15 @@ impl Drop for PollWaiter {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod timeout_tests;
 
 impl Core {
+    /// The current time by the engine's clock, in milliseconds since the epoch.
+    pub(crate) fn now(&self) -> i64 {
+        self.clock.now_millis()
+    }
+
     fn replay(&mut self, record: LogRecord) {
         match record.kind {
             Some(log_record::Kind::Namespace(ns)) => {
@@ -790,7 +818,7 @@ impl Core {
     /// round keeps the lock (and the log frame carrying the round) short when many timers
     /// fall due at once.
     fn fire_due_timers(&mut self) -> bool {
-        let now = clock::now_millis();
+        let now = self.now();
         for _ in 0..TIMERS_PER_ROUND {
             match self.timers.pop_due(now) {
                 Some(task) => self.fire_timer(task),

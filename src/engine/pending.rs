@@ -156,17 +156,15 @@ mod tests {
             run_id: "r".into(),
         };
         let mut effects = Vec::new();
-        commands::apply(
-            &mut run,
-            &key,
-            commands,
-            &[],
-            &Default::default(),
-            5,
-            &mut effects,
-        )
-        .err()
-        .map(|e| e.cause)
+        let context = commands::TaskContext {
+            key: &key,
+            custom_search_attributes: &Default::default(),
+            wtc_id: 5,
+            now: 0,
+        };
+        commands::apply(&mut run, context, commands, &[], &mut effects)
+            .err()
+            .map(|e| e.cause)
     }
 
     #[test]

@@ -26,7 +26,7 @@ impl Core {
             // A run archived before then expires with its archive segment instead, so no
             // timer (and no memory) is kept per retained run.
             if let Some(after) = self.archive_after_ms()
-                && due > clock::now_millis() + after
+                && due > self.now() + after
             {
                 return;
             }
@@ -46,12 +46,12 @@ impl Core {
             return;
         }
         if run.archiving {
-            let later = clock::now_millis() + 1000;
+            let later = self.now() + 1000;
             self.push_timer(later, TimerTask::RetentionExpired { key: key.clone() });
             return;
         }
         let due = clock::opt_ts_millis(&run.ms.close_time) + retention;
-        if due > clock::now_millis() {
+        if due > self.now() {
             self.push_timer(due, TimerTask::RetentionExpired { key: key.clone() });
             return;
         }

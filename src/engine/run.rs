@@ -85,9 +85,10 @@ impl Run {
             .is_some_and(|w| w.started_event_id != 0)
     }
 
-    /// Appends an event to history now and returns its id.
-    pub fn append(&mut self, attrs: Attributes) -> i64 {
-        let mut event = events::new_event(attrs);
+    /// Appends an event that happened at `now` (the operation's time) to history and
+    /// returns its id.
+    pub fn append(&mut self, now: i64, attrs: Attributes) -> i64 {
+        let mut event = events::new_event(attrs, now);
         let id = self.ms.next_event_id;
         event.event_id = id;
         self.ms.next_event_id += 1;

@@ -94,7 +94,7 @@ impl Core {
         key: &ScheduleKey,
         patch: &temporalio_protos::temporal::api::schedule::v1::SchedulePatch,
     ) -> Result<()> {
-        let now = clock::now_millis();
+        let now = self.now();
         let s = self.schedule_mut(key)?;
         let default_overlap = s.overlap_policy();
         let pick = |p: i32| if p == 0 { default_overlap } else { p };
@@ -175,7 +175,7 @@ impl Engine {
                 )
                 .map_err(Error::InvalidArgument)?;
             }
-            let now = clock::now_millis();
+            let now = self.now();
             let record = ScheduleRecord {
                 namespace: req.namespace.clone(),
                 schedule_id: req.schedule_id.clone(),
@@ -211,7 +211,7 @@ impl Engine {
         self.transact(|core| {
             let key = (req.namespace.clone(), req.schedule_id.clone());
             let s = core.schedule_mut(&key)?;
-            let now = clock::now_millis();
+            let now = self.now();
             let mut info = s.record.info.clone().unwrap_or_default();
             info.future_action_times = s
                 .future_times(now, FUTURE_ACTIONS)
@@ -254,7 +254,7 @@ impl Engine {
             if req.search_attributes.is_some() {
                 s.record.search_attributes = req.search_attributes.clone();
             }
-            s.info_mut().update_time = Some(clock::now_ts());
+            s.info_mut().update_time = Some(self.now_ts());
             core.changed_schedule(&key);
             core.arm_schedule(&key);
             Ok(UpdateScheduleResponse {})
@@ -270,7 +270,7 @@ impl Engine {
                 core.apply_patch(&key, patch)?;
             }
             if let Some(s) = core.schedules.get_mut(&key) {
-                s.info_mut().update_time = Some(clock::now_ts());
+                s.info_mut().update_time = Some(self.now_ts());
             }
             core.changed_schedule(&key);
             core.arm_schedule(&key);
@@ -318,7 +318,7 @@ impl Engine {
             } else {
                 DEFAULT_PAGE
             };
-            let now = clock::now_millis();
+            let now = self.now();
             let mut out = Vec::new();
             let mut next_page_token = Vec::new();
             for k in ids.into_iter().filter(|k| after.is_empty() || k.1 > after) {

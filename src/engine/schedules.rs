@@ -15,7 +15,7 @@ use temporalio_protos::temporal::api::schedule::v1::{
 };
 use temporalio_protos::temporal::api::workflowservice::v1::StartWorkflowExecutionRequest;
 
-use super::clock::{self, dur_millis, ts_from_millis};
+use super::clock::{dur_millis, ts_from_millis};
 use super::state::{
     ScheduleOverlapTransfer, ScheduleRunClosedTransfer, ScheduleStartTransfer, TransferKind,
 };
@@ -160,7 +160,7 @@ impl Core {
 
     /// Takes the spec times that came due since the last tick, then runs the buffer.
     pub(crate) fn schedule_tick(&mut self, key: &ScheduleKey) {
-        let now = clock::now_millis();
+        let now = self.now();
         let Some(s) = self.schedules.get_mut(key) else {
             return;
         };
@@ -427,7 +427,7 @@ impl Core {
         workflow_id: String,
         started: Result<String, String>,
     ) {
-        let now = clock::now_millis();
+        let now = self.now();
         let Some(s) = self.schedules.get_mut(key) else {
             return;
         };

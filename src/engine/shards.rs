@@ -5,7 +5,7 @@
 use crate::store::LogRecord;
 
 use super::timers::TimerTask;
-use super::{Core, Engine, clock};
+use super::{Core, Engine};
 
 impl Engine {
     /// Starts serving `shard` from its stored records (its lease is already held).
@@ -69,7 +69,7 @@ impl Engine {
     pub fn wants_fetch(&self, queue: &super::matching::QueueKey) -> (bool, bool) {
         let core = self.core.lock();
         (
-            core.matching.is_live(queue, clock::now_millis()),
+            core.matching.is_live(queue, self.now()),
             core.matching.fetched_len(queue) == 0,
         )
     }
@@ -132,7 +132,7 @@ impl Core {
             self.requeue_schedule_transfers(&(namespace.clone(), schedule_id.clone()));
             // Times missed while down are taken now (the catch-up window decides).
             self.push_timer(
-                clock::now_millis(),
+                self.now(),
                 TimerTask::ScheduleWake {
                     namespace,
                     schedule_id,

@@ -297,7 +297,7 @@ impl Core {
             last_completion_result: req.last_completion_result.clone(),
             ..Default::default()
         };
-        normalize_timeouts(&mut started, clock::now_millis());
+        normalize_timeouts(&mut started, self.now());
         self.create_run_from(&req.namespace, &run_id, &req.request_id, started, signal)
     }
 
@@ -316,7 +316,7 @@ impl Core {
             workflow_id: started.workflow_id.clone(),
             run_id: run_id.to_string(),
         };
-        let now = clock::now_millis();
+        let now = self.now();
         // A cron run waits for its schedule's next time (retries and cron successors already
         // carry their backoff).
         let waits_for_cron = started.initiator == ContinueAsNewInitiator::Unspecified as i32
@@ -361,9 +361,15 @@ impl Core {
             ..Default::default()
         };
         let mut run = Run::new(ms);
-        run.append(Attributes::WorkflowExecutionStartedEventAttributes(started));
+        run.append(
+            now,
+            Attributes::WorkflowExecutionStartedEventAttributes(started),
+        );
         if let Some(signal) = signal {
-            run.append(Attributes::WorkflowExecutionSignaledEventAttributes(signal));
+            run.append(
+                now,
+                Attributes::WorkflowExecutionSignaledEventAttributes(signal),
+            );
         }
         run.changes.push(ChangeKind::Started);
         self.runs.insert(key.clone(), Box::new(run));
@@ -404,6 +410,7 @@ impl Core {
     }
 
     pub(crate) fn workflow_run_timed_out(&mut self, key: &RunKey) {
+        let now = self.now();
         let Some(run) = self.runs.get_mut(key) else {
             return;
         };
@@ -414,12 +421,11 @@ impl Core {
         if due == 0 {
             return;
         }
-        if due > clock::now_millis() {
+        if due > now {
             self.push_timer(due, TimerTask::WorkflowRunTimeout { key: key.clone() });
             return;
         }
         run.flush_buffer();
-        let now = clock::now_millis();
         let expiration = run
             .ms
             .started
@@ -447,12 +453,18 @@ impl Core {
                 ),
             }
         };
-        run.append(Attributes::WorkflowExecutionTimedOutEventAttributes(
-            WorkflowExecutionTimedOutEventAttributes {
-                retry_state: retry_state as i32,
-                new_execution_run_id: next.as_ref().map(|n| n.run_id.clone()).unwrap_or_default(),
-            },
-        ));
+        run.append(
+            now,
+            Attributes::WorkflowExecutionTimedOutEventAttributes(
+                WorkflowExecutionTimedOutEventAttributes {
+                    retry_state: retry_state as i32,
+                    new_execution_run_id: next
+                        .as_ref()
+                        .map(|n| n.run_id.clone())
+                        .unwrap_or_default(),
+                },
+            ),
+        );
         self.close_run(key, WorkflowExecutionStatus::TimedOut, next);
         self.changed(key);
     }
@@ -466,11 +478,12 @@ impl Core {
         status: WorkflowExecutionStatus,
         continuation: Option<super::chain::Continuation>,
     ) {
+        let now = self.now();
         let Some(run) = self.runs.get_mut(key) else {
             return;
         };
         run.ms.status = status as i32;
-        run.ms.close_time = Some(clock::now_ts());
+        run.ms.close_time = Some(ts_from_millis(now));
         run.ms.workflow_task = None;
         run.ms.activities.clear();
         run.ms.timers.clear();
@@ -498,6 +511,7 @@ impl Core {
         details: Option<Payloads>,
         identity: &str,
     ) -> Result<()> {
+        let now = self.now();
         let run = self.run_mut(key)?;
         if !run.is_open() {
             return Err(Error::NotFound(
@@ -505,13 +519,16 @@ impl Core {
             ));
         }
         run.flush_buffer();
-        run.append(Attributes::WorkflowExecutionTerminatedEventAttributes(
-            WorkflowExecutionTerminatedEventAttributes {
-                reason: reason.to_string(),
-                details,
-                identity: identity.to_string(),
-            },
-        ));
+        run.append(
+            now,
+            Attributes::WorkflowExecutionTerminatedEventAttributes(
+                WorkflowExecutionTerminatedEventAttributes {
+                    reason: reason.to_string(),
+                    details,
+                    identity: identity.to_string(),
+                },
+            ),
+        );
         self.close_run(key, WorkflowExecutionStatus::Terminated, None);
         self.changed(key);
         Ok(())

@@ -166,9 +166,8 @@ async fn closed_runs_are_removed_after_retention_and_stay_removed() {
         let key = {
             let mut core = engine.core.lock();
             let key = core.resolve_run("default", "old", "").unwrap();
-            core.runs.get_mut(&key).unwrap().ms.close_time = Some(super::clock::ts_from_millis(
-                super::clock::now_millis() - 4 * 86_400_000,
-            ));
+            core.runs.get_mut(&key).unwrap().ms.close_time =
+                Some(super::clock::ts_from_millis(core.now() - 4 * 86_400_000));
             key
         };
         engine
@@ -265,9 +264,8 @@ async fn archived_runs_expire_a_segment_at_a_time_and_stay_expired() {
         {
             let mut core = engine.core.lock();
             let key = core.resolve_run("default", "old", "").unwrap();
-            core.runs.get_mut(&key).unwrap().ms.close_time = Some(super::clock::ts_from_millis(
-                super::clock::now_millis() - 4 * 86_400_000,
-            ));
+            core.runs.get_mut(&key).unwrap().ms.close_time =
+                Some(super::clock::ts_from_millis(core.now() - 4 * 86_400_000));
         }
         engine.archive_once().await;
         assert!(

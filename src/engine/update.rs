@@ -289,6 +289,7 @@ impl Run {
     pub(crate) fn apply_update_message(
         &mut self,
         message: &Message,
+        now: i64,
     ) -> std::result::Result<(), CommandError> {
         use temporalio_protos::temporal::api::enums::v1::WorkflowTaskFailedCause as C;
         let bad = |m: String| CommandError {
@@ -312,8 +313,9 @@ impl Run {
                     .get(&id)
                     .cloned()
                     .ok_or_else(|| bad(format!("unknown update {id}")))?;
-                let event_id =
-                    self.append(Attributes::WorkflowExecutionUpdateAcceptedEventAttributes(
+                let event_id = self.append(
+                    now,
+                    Attributes::WorkflowExecutionUpdateAcceptedEventAttributes(
                         WorkflowExecutionUpdateAcceptedEventAttributes {
                             protocol_instance_id: id.clone(),
                             accepted_request_message_id: a.accepted_request_message_id,
@@ -321,7 +323,8 @@ impl Run {
                                 .accepted_request_sequencing_event_id,
                             accepted_request: a.accepted_request.or(info.request),
                         },
-                    ));
+                    ),
+                );
                 if let Some(u) = self.ms.updates.get_mut(&id) {
                     u.stage = Stage::Accepted as i32;
                     u.accepted_event_id = event_id;
@@ -344,13 +347,16 @@ impl Run {
                     .get(&id)
                     .map(|u| u.accepted_event_id)
                     .unwrap_or_default();
-                self.append(Attributes::WorkflowExecutionUpdateCompletedEventAttributes(
-                    WorkflowExecutionUpdateCompletedEventAttributes {
-                        meta: r.meta,
-                        accepted_event_id,
-                        outcome: r.outcome.clone(),
-                    },
-                ));
+                self.append(
+                    now,
+                    Attributes::WorkflowExecutionUpdateCompletedEventAttributes(
+                        WorkflowExecutionUpdateCompletedEventAttributes {
+                            meta: r.meta,
+                            accepted_event_id,
+                            outcome: r.outcome.clone(),
+                        },
+                    ),
+                );
                 if let Some(u) = self.ms.updates.get_mut(&id) {
                     u.stage = Stage::Completed as i32;
                     u.outcome = r.outcome;

@@ -125,6 +125,7 @@ impl Core {
     /// Schedules a workflow task unless one is pending or running. Attempts above 1 are
     /// transient: their events stay out of history until the task completes.
     pub(crate) fn schedule_workflow_task(&mut self, key: &RunKey, attempt: i32) {
+        let now = self.now();
         let Some(run) = self.runs.get_mut(key) else {
             return;
         };
@@ -138,7 +139,6 @@ impl Core {
             .as_ref()
             .and_then(|s| s.workflow_task_timeout);
         let transient = attempt > 1;
-        let now = clock::now_millis();
         let sticky_queue = QueueKey::new(
             &key.namespace,
             &run.ms.sticky_task_queue,
@@ -160,13 +160,16 @@ impl Core {
         let scheduled_event_id = if transient {
             run.ms.next_event_id
         } else {
-            run.append(Attributes::WorkflowTaskScheduledEventAttributes(
-                WorkflowTaskScheduledEventAttributes {
-                    task_queue: Some(event_queue),
-                    start_to_close_timeout: timeout,
-                    attempt,
-                },
-            ))
+            run.append(
+                now,
+                Attributes::WorkflowTaskScheduledEventAttributes(
+                    WorkflowTaskScheduledEventAttributes {
+                        task_queue: Some(event_queue),
+                        start_to_close_timeout: timeout,
+                        attempt,
+                    },
+                ),
+            )
         };
         run.ms.workflow_task = Some(WorkflowTaskInfo {
             scheduled_event_id,
@@ -213,6 +216,7 @@ impl Core {
         scheduled_event_id: i64,
         attempt: i32,
     ) {
+        let now = self.now();
         let Some(run) = self.runs.get_mut(key) else {
             return;
         };
@@ -225,13 +229,14 @@ impl Core {
         if !run.is_open() || !still_waiting {
             return;
         }
-        run.append(Attributes::WorkflowTaskTimedOutEventAttributes(
-            WorkflowTaskTimedOutEventAttributes {
+        run.append(
+            now,
+            Attributes::WorkflowTaskTimedOutEventAttributes(WorkflowTaskTimedOutEventAttributes {
                 scheduled_event_id,
                 started_event_id: 0,
                 timeout_type: TimeoutType::ScheduleToStart as i32,
-            },
-        ));
+            }),
+        );
         run.ms.workflow_task = None;
         run.ms.sticky_task_queue.clear();
         run.redeliver_updates();
@@ -263,6 +268,7 @@ impl Core {
 
     /// Like [`Core::add_event`] for several events that belong together.
     pub(crate) fn add_events(&mut self, key: &RunKey, attrs: Vec<Attributes>) {
+        let now = self.now();
         let Some(run) = self.runs.get_mut(key) else {
             return;
         };
@@ -277,7 +283,7 @@ impl Core {
         }
         run.ms
             .buffered
-            .extend(attrs.into_iter().map(events::new_event));
+            .extend(attrs.into_iter().map(|a| events::new_event(a, now)));
         if !run.wft_started() {
             run.flush_buffer();
         }
@@ -292,6 +298,7 @@ impl Core {
         identity: &str,
         from_sticky: bool,
     ) -> Result<Option<PollWorkflowTaskQueueResponse>> {
+        let now = self.now();
         let (key, scheduled_event_id, attempt) = match task {
             TaskRef::Workflow {
                 key,
@@ -321,18 +328,20 @@ impl Core {
         let started_event_id = if wft.transient {
             scheduled_event_id + 1
         } else {
-            run.append(Attributes::WorkflowTaskStartedEventAttributes(
-                WorkflowTaskStartedEventAttributes {
-                    scheduled_event_id,
-                    identity: identity.to_string(),
-                    request_id: request_id.clone(),
-                    suggest_continue_as_new: suggest,
-                    history_size_bytes: size,
-                    ..Default::default()
-                },
-            ))
+            run.append(
+                now,
+                Attributes::WorkflowTaskStartedEventAttributes(
+                    WorkflowTaskStartedEventAttributes {
+                        scheduled_event_id,
+                        identity: identity.to_string(),
+                        request_id: request_id.clone(),
+                        suggest_continue_as_new: suggest,
+                        history_size_bytes: size,
+                        ..Default::default()
+                    },
+                ),
+            )
         };
-        let now = clock::now_millis();
         if let Some(w) = run.ms.workflow_task.as_mut() {
             w.started_event_id = started_event_id;
             w.started_time = Some(clock::ts_from_millis(now));
@@ -408,6 +417,7 @@ impl Core {
         &mut self,
         req: RespondWorkflowTaskCompletedRequest,
     ) -> Result<RespondWorkflowTaskCompletedResponse> {
+        let now = self.now();
         let (key, token) = self.tokens.check(&req.namespace, &req.task_token)?;
         if !token.query_id.is_empty() {
             return Err(Error::InvalidArgument(
@@ -431,19 +441,22 @@ impl Core {
         let custom = self.custom_search_attributes(&key.namespace);
         let run = self.run_mut(&key)?;
         let snapshot = (run.ms.clone(), run.staged.len(), run.changes.len());
-        materialize_transient(run, &wft);
+        materialize_transient(run, &wft, now);
         #[allow(deprecated)]
-        let completed_id = run.append(Attributes::WorkflowTaskCompletedEventAttributes(
-            WorkflowTaskCompletedEventAttributes {
-                scheduled_event_id: wft.scheduled_event_id,
-                started_event_id: wft.started_event_id,
-                identity: req.identity.clone(),
-                binary_checksum: req.binary_checksum.clone(),
-                sdk_metadata: req.sdk_metadata.clone(),
-                metering_metadata: req.metering_metadata,
-                ..Default::default()
-            },
-        ));
+        let completed_id = run.append(
+            now,
+            Attributes::WorkflowTaskCompletedEventAttributes(
+                WorkflowTaskCompletedEventAttributes {
+                    scheduled_event_id: wft.scheduled_event_id,
+                    started_event_id: wft.started_event_id,
+                    identity: req.identity.clone(),
+                    binary_checksum: req.binary_checksum.clone(),
+                    sdk_metadata: req.sdk_metadata.clone(),
+                    metering_metadata: req.metering_metadata,
+                    ..Default::default()
+                },
+            ),
+        );
         run.ms.workflow_task = None;
         run.ms.last_completed_wft_started_id = wft.started_event_id;
         match req
@@ -458,15 +471,14 @@ impl Core {
             _ => run.ms.sticky_task_queue.clear(),
         }
         let mut effects = Vec::new();
-        let outcome = super::commands::apply(
-            run,
-            &key,
-            &req.commands,
-            &req.messages,
-            &custom,
-            completed_id,
-            &mut effects,
-        );
+        let context = super::commands::TaskContext {
+            key: &key,
+            custom_search_attributes: &custom,
+            wtc_id: completed_id,
+            now,
+        };
+        let outcome =
+            super::commands::apply(run, context, &req.commands, &req.messages, &mut effects);
         let outcome = match outcome {
             Ok(o) => o,
             Err(CommandError {
@@ -526,6 +538,7 @@ impl Core {
 
     /// Ends the running workflow task without completion and schedules the next attempt.
     pub(crate) fn end_workflow_task(&mut self, key: &RunKey, end: WftEnd) {
+        let now = self.now();
         let Some(run) = self.runs.get_mut(key) else {
             return;
         };
@@ -542,32 +555,38 @@ impl Core {
         // A transient attempt leaves no trace in history, except for the unhandled-command
         // rejection, which must be visible to the worker's next replay.
         if !wft.transient || unhandled {
-            materialize_transient(run, &wft);
+            materialize_transient(run, &wft, now);
             match end {
                 WftEnd::Failed {
                     cause,
                     failure,
                     identity,
                 } => {
-                    run.append(Attributes::WorkflowTaskFailedEventAttributes(
-                        WorkflowTaskFailedEventAttributes {
-                            scheduled_event_id: wft.scheduled_event_id,
-                            started_event_id: wft.started_event_id,
-                            cause: cause as i32,
-                            failure,
-                            identity,
-                            ..Default::default()
-                        },
-                    ));
+                    run.append(
+                        now,
+                        Attributes::WorkflowTaskFailedEventAttributes(
+                            WorkflowTaskFailedEventAttributes {
+                                scheduled_event_id: wft.scheduled_event_id,
+                                started_event_id: wft.started_event_id,
+                                cause: cause as i32,
+                                failure,
+                                identity,
+                                ..Default::default()
+                            },
+                        ),
+                    );
                 }
                 WftEnd::TimedOut => {
-                    run.append(Attributes::WorkflowTaskTimedOutEventAttributes(
-                        WorkflowTaskTimedOutEventAttributes {
-                            scheduled_event_id: wft.scheduled_event_id,
-                            started_event_id: wft.started_event_id,
-                            timeout_type: TimeoutType::StartToClose as i32,
-                        },
-                    ));
+                    run.append(
+                        now,
+                        Attributes::WorkflowTaskTimedOutEventAttributes(
+                            WorkflowTaskTimedOutEventAttributes {
+                                scheduled_event_id: wft.scheduled_event_id,
+                                started_event_id: wft.started_event_id,
+                                timeout_type: TimeoutType::StartToClose as i32,
+                            },
+                        ),
+                    );
                 }
             }
         }
@@ -602,7 +621,7 @@ impl Core {
             return;
         }
         let due = opt_ts_millis(&wft.started_time) + dur_millis(&wft.start_to_close_timeout);
-        if due > clock::now_millis() {
+        if due > self.now() {
             self.push_timer(
                 due,
                 TimerTask::WorkflowTaskTimeout {
@@ -619,6 +638,7 @@ impl Core {
     }
 
     pub(crate) fn fire_user_timer(&mut self, key: &RunKey, timer_id: &str, started_event_id: i64) {
+        let now = self.now();
         let Some(run) = self.runs.get_mut(key) else {
             return;
         };
@@ -629,7 +649,7 @@ impl Core {
             return;
         }
         let due = opt_ts_millis(&timer.fire_time);
-        if due > clock::now_millis() {
+        if due > now {
             self.push_timer(
                 due,
                 TimerTask::UserTimer {
@@ -665,25 +685,27 @@ fn transient_events(wft: Option<&WorkflowTaskInfo>) -> Vec<HistoryEvent> {
     let Some(wft) = wft.filter(|w| w.transient) else {
         return Vec::new();
     };
-    let mut scheduled = events::new_event(Attributes::WorkflowTaskScheduledEventAttributes(
-        WorkflowTaskScheduledEventAttributes {
+    let mut scheduled = events::new_event(
+        Attributes::WorkflowTaskScheduledEventAttributes(WorkflowTaskScheduledEventAttributes {
             task_queue: None,
             start_to_close_timeout: wft.start_to_close_timeout,
             attempt: wft.attempt,
-        },
-    ));
+        }),
+        0,
+    );
     scheduled.event_id = wft.scheduled_event_id;
     scheduled.event_time = wft.scheduled_time;
     let mut out = vec![scheduled];
     if wft.started_event_id != 0 {
-        let mut started = events::new_event(Attributes::WorkflowTaskStartedEventAttributes(
-            WorkflowTaskStartedEventAttributes {
+        let mut started = events::new_event(
+            Attributes::WorkflowTaskStartedEventAttributes(WorkflowTaskStartedEventAttributes {
                 scheduled_event_id: wft.scheduled_event_id,
                 identity: wft.identity.clone(),
                 request_id: wft.request_id.clone(),
                 ..Default::default()
-            },
-        ));
+            }),
+            0,
+        );
         started.event_id = wft.started_event_id;
         started.event_time = wft.started_time;
         out.push(started);
@@ -692,7 +714,7 @@ fn transient_events(wft: Option<&WorkflowTaskInfo>) -> Vec<HistoryEvent> {
 }
 
 /// Writes a transient task's Scheduled/Started events for real (when it completes).
-fn materialize_transient(run: &mut super::Run, wft: &WorkflowTaskInfo) {
+fn materialize_transient(run: &mut super::Run, wft: &WorkflowTaskInfo, now: i64) {
     if !wft.transient {
         return;
     }
@@ -703,7 +725,7 @@ fn materialize_transient(run: &mut super::Run, wft: &WorkflowTaskInfo) {
         }
         let attrs = event.attributes.take();
         if let Some(attrs) = attrs {
-            let id = run.append(attrs);
+            let id = run.append(now, attrs);
             debug_assert!(id == wft.scheduled_event_id || id == wft.started_event_id);
         }
     }
