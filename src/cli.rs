@@ -107,7 +107,7 @@ pub struct EngineArgs {
     pub max_waiting: usize,
     /// Client connections open at once; further ones wait in the listen backlog until one
     /// closes.
-    #[arg(long, default_value_t = crate::api::connections::DEFAULT_MAX_CONNECTIONS, env = "DURIN_MAX_CONNECTIONS")]
+    #[arg(long, default_value_t = crate::connections::DEFAULT_MAX_CONNECTIONS, env = "DURIN_MAX_CONNECTIONS")]
     pub max_connections: usize,
     /// Requests per second each namespace may make (long polls not counted); beyond it
     /// RESOURCE_EXHAUSTED. 0 turns the limit off.
@@ -184,13 +184,13 @@ fn host_name() -> String {
 impl EngineArgs {
     fn access(&self) -> Result<crate::api::Access, Box<dyn std::error::Error>> {
         let tls = match (&self.tls_cert, &self.tls_key) {
-            (Some(cert), Some(key)) => Some(crate::api::tls::ReloadingAcceptor::new(
-                crate::api::tls::TlsFiles {
+            (Some(cert), Some(key)) => {
+                Some(crate::tls::ReloadingAcceptor::new(crate::tls::TlsFiles {
                     cert: cert.clone(),
                     key: key.clone(),
                     client_ca: self.tls_client_ca.clone(),
-                },
-            )?),
+                })?)
+            }
             _ => None,
         };
         let auth = match &self.auth_file {

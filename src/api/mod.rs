@@ -2,13 +2,10 @@
 
 pub mod auth;
 pub mod authz;
-pub mod connections;
-pub mod errors;
 pub mod multi_operation;
 pub mod operator_service;
 pub mod overload;
 pub mod rate;
-pub mod tls;
 pub mod workflow_service;
 
 use std::sync::Arc;
@@ -30,7 +27,7 @@ const MAX_MESSAGE_BYTES: usize = 128 * 1024 * 1024;
 #[derive(Clone)]
 pub struct Access {
     /// TLS (mutual TLS with a client CA) from files re-read when they change.
-    pub tls: Option<Arc<tls::ReloadingAcceptor>>,
+    pub tls: Option<Arc<crate::tls::ReloadingAcceptor>>,
     /// Bearer tokens with the namespaces each may use.
     pub auth: Option<Arc<auth::AuthPolicy>>,
     /// Requests in flight beyond which new ones get RESOURCE_EXHAUSTED.
@@ -54,7 +51,7 @@ impl Default for Access {
             max_inflight: DEFAULT_MAX_INFLIGHT,
             max_waiting: DEFAULT_MAX_WAITING,
             namespace_rps: rate::DEFAULT_NAMESPACE_RPS,
-            max_connections: connections::DEFAULT_MAX_CONNECTIONS,
+            max_connections: crate::connections::DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -64,7 +61,7 @@ impl Default for Access {
 pub struct ClusterPort {
     pub cluster: Arc<crate::cluster::Cluster>,
     pub listener: tokio::net::TcpListener,
-    pub tls: Option<Arc<tls::ReloadingAcceptor>>,
+    pub tls: Option<Arc<crate::tls::ReloadingAcceptor>>,
 }
 
 /// Serves the client port (and the cluster port, with several replicas) until `shutdown`
@@ -105,7 +102,7 @@ pub async fn serve(
         let shutdown = shutdown.clone();
         // Peers keep a connection or two each.
         let cap = Arc::new(tokio::sync::Semaphore::new(
-            connections::DEFAULT_MAX_CONNECTIONS,
+            crate::connections::DEFAULT_MAX_CONNECTIONS,
         ));
         async move {
             match port.tls {
@@ -116,7 +113,7 @@ pub async fn serve(
                         .await
                 }
                 None => {
-                    let incoming = connections::plain(port.listener, cap);
+                    let incoming = crate::connections::plain(port.listener, cap);
                     router
                         .serve_with_incoming_shutdown(incoming, shutdown)
                         .await
@@ -160,7 +157,7 @@ pub async fn serve(
                     .await
             }
             None => {
-                let incoming = connections::plain(listener, cap);
+                let incoming = crate::connections::plain(listener, cap);
                 router
                     .serve_with_incoming_shutdown(incoming, shutdown)
                     .await
@@ -170,41 +167,5 @@ pub async fn serve(
     match cluster_server {
         Some(replicas) => tokio::try_join!(clients, replicas).map(|_| ()),
         None => clients.await,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    /// docs/compatibility.md must name every RPC the handlers implement.
-    #[test]
-    fn compatibility_table_lists_every_implemented_rpc() {
-        let root = env!("CARGO_MANIFEST_DIR");
-        let doc =
-            std::fs::read_to_string(format!("{root}/docs/compatibility.md")).unwrap_or_default();
-        for file in ["src/api/workflow_service.rs", "src/api/operator_service.rs"] {
-            let source = std::fs::read_to_string(format!("{root}/{file}")).unwrap_or_default();
-            for line in source.lines() {
-                let Some(rest) = line.trim().strip_prefix("async fn ") else {
-                    continue;
-                };
-                let name: String = rest
-                    .chars()
-                    .take_while(|c| *c == '_' || c.is_ascii_alphanumeric())
-                    .collect();
-                let camel: String = name
-                    .split('_')
-                    .map(|w| {
-                        let mut c = w.chars();
-                        c.next()
-                            .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
-                            .unwrap_or_default()
-                    })
-                    .collect();
-                assert!(
-                    doc.contains(&format!("`{camel}`")),
-                    "docs/compatibility.md does not list {camel}"
-                );
-            }
-        }
     }
 }

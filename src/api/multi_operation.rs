@@ -14,8 +14,8 @@ use temporalio_protos::temporal::api::workflowservice::v1::execute_multi_operati
 use temporalio_protos::temporal::api::workflowservice::v1::{ExecuteMultiOperationRequest, ExecuteMultiOperationResponse};
 use tonic::{Code, Status};
 
-use super::errors::to_status;
 use crate::engine::Engine;
+use crate::rpc::errors::to_status;
 
 pub async fn execute(
     engine: &Arc<Engine>,

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use temporalio_protos::temporal::api::operatorservice::v1::*;
 use tonic::{Request, Response, Status};
 
-use super::errors::to_status;
 use crate::engine::Engine;
 use crate::proto::operatorservice::operator_service_server::OperatorService;
+use crate::rpc::errors::to_status;
 
 pub struct OperatorHandler {
     engine: Arc<Engine>,

@@ -7,11 +7,11 @@ use std::time::Duration;
 use temporalio_protos::temporal::api::workflowservice::v1::*;
 use tonic::{Request, Response, Status};
 
-use super::errors::to_status;
 use crate::cluster::fetch::PollTemplate;
 use crate::engine::Engine;
 use crate::engine::activity::{ActivityRef, AttemptEnd};
 use crate::proto::workflowservice::workflow_service_server::WorkflowService;
+use crate::rpc::errors::to_status;
 
 /// A long poll answers this long before the caller's own deadline.
 const LONG_POLL_TAIL_ROOM: Duration = Duration::from_secs(1);
@@ -68,28 +68,11 @@ impl WorkflowHandler {
             .metadata()
             .get("grpc-timeout")
             .and_then(|v| v.to_str().ok())
-            .and_then(parse_grpc_timeout)
+            .and_then(crate::rpc::parse_grpc_timeout)
             .map(|d| d.saturating_sub(LONG_POLL_TAIL_ROOM));
         let wait = client.map_or(limit, |c| c.min(limit));
         tokio::time::Instant::now() + wait
     }
-}
-
-pub fn parse_grpc_timeout(v: &str) -> Option<Duration> {
-    if v.len() < 2 {
-        return None;
-    }
-    let (digits, unit) = v.split_at(v.len() - 1);
-    let n: u64 = digits.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(n.saturating_mul(3600)),
-        "M" => Duration::from_secs(n.saturating_mul(60)),
-        "S" => Duration::from_secs(n),
-        "m" => Duration::from_millis(n),
-        "u" => Duration::from_micros(n),
-        "n" => Duration::from_nanos(n),
-        _ => return None,
-    })
 }
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -727,18 +710,5 @@ impl WorkflowService for WorkflowHandler {
             .engine
             .list_schedule_matching_times(req.into_inner())
             .await)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_grpc_timeouts() {
-        assert_eq!(parse_grpc_timeout("70000m"), Some(Duration::from_secs(70)));
-        assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
-        assert_eq!(parse_grpc_timeout("x"), None);
-        assert_eq!(parse_grpc_timeout("12Q"), None);
     }
 }

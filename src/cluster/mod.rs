@@ -33,20 +33,7 @@ const SECRET_HEADER: &str = "x-durin-cluster-secret";
 /// Largest forwarded message (histories ship in one response).
 const MAX_MESSAGE_BYTES: usize = 128 * 1024 * 1024;
 
-/// What a request is routed by.
-#[derive(Clone, Copy)]
-pub enum RouteKey<'a> {
-    /// Served by whichever replica it reaches.
-    Local,
-    /// A workflow (or schedule) id in a namespace.
-    Id(&'a str, &'a str),
-    /// A task token, which names its workflow.
-    Token(&'a [u8]),
-}
-
-/// Marks a request that was forwarded here: it is served here or refused, never forwarded on.
-#[derive(Clone, Copy, Debug)]
-pub struct Forwarded;
+pub use crate::rpc::{Forwarded, RouteKey};
 
 pub struct Cluster {
     store: Arc<crate::store::postgres::PgStore>,
@@ -152,7 +139,7 @@ impl Cluster {
                 .metadata()
                 .get("grpc-timeout")
                 .and_then(|v| v.to_str().ok())
-                .and_then(crate::api::workflow_service::parse_grpc_timeout)
+                .and_then(crate::rpc::parse_grpc_timeout)
                 .map(|t| t.saturating_sub(Duration::from_millis(500)));
             now + client_deadline
                 .unwrap_or(Duration::MAX)
@@ -291,7 +278,7 @@ impl Cluster {
             .metadata()
             .get("grpc-timeout")
             .and_then(|v| v.to_str().ok())
-            .and_then(crate::api::workflow_service::parse_grpc_timeout);
+            .and_then(crate::rpc::parse_grpc_timeout);
         let metadata = req
             .metadata()
             .iter()

@@ -5,13 +5,10 @@
 use std::sync::Arc;
 
 use prost::Message;
-use temporalio_protos::temporal::api::workflowservice::v1::execute_multi_operation_request::operation::Operation;
 use temporalio_protos::temporal::api::workflowservice::v1::*;
 use tonic::{Request, Response, Status};
 
-use super::{Cluster, Forwarded, RouteKey};
-use crate::api::authz::Guarded;
-use crate::api::workflow_service::WorkflowHandler;
+use super::Cluster;
 use crate::engine::transfer::Source;
 use crate::proto::cluster::cluster_service_server::ClusterService;
 use crate::proto::cluster::{
@@ -19,6 +16,7 @@ use crate::proto::cluster::{
     TransferRequest, TransferResponse,
 };
 use crate::proto::workflowservice::workflow_service_server::WorkflowService;
+use crate::rpc::{Forwarded, RouteKey};
 
 /// A handler that forwards calls for shards another replica owns.
 pub struct Routed<H> {
@@ -77,27 +75,11 @@ fn copy<T: Clone>(req: &Request<T>) -> Request<T> {
     copy
 }
 
-fn workflow_id(
-    e: &Option<temporalio_protos::temporal::api::common::v1::WorkflowExecution>,
-) -> &str {
-    e.as_ref().map_or("", |e| e.workflow_id.as_str())
-}
-
-fn multi_operation_id(r: &ExecuteMultiOperationRequest) -> &str {
-    r.operations
-        .iter()
-        .find_map(|o| match &o.operation {
-            Some(Operation::StartWorkflow(s)) => Some(s.workflow_id.as_str()),
-            _ => None,
-        })
-        .unwrap_or("")
-}
-
-/// `method(Request) -> Response, "Method", route key` for every RPC Durin serves.
+/// Serving or forwarding every WorkflowService RPC of the table (`crate::rpc`).
 macro_rules! routes {
-    ($($method:ident($req:ty) -> $resp:ty, $name:literal, $key:expr;)*) => {
+    ([] $($method:ident($req:ty) -> $resp:ty, $name:literal, $ns:expr, $key:expr;)*) => {
         #[tonic::async_trait]
-        impl WorkflowService for Routed<WorkflowHandler> {
+        impl<H: WorkflowService> WorkflowService for Routed<H> {
             $(
                 async fn $method(&self, req: Request<$req>) -> Result<Response<$resp>, Status> {
                     let key: fn(&$req) -> RouteKey<'_> = $key;
@@ -118,8 +100,8 @@ macro_rules! routes {
         }
 
         /// Runs a forwarded call through the whole handler stack.
-        async fn dispatch(
-            svc: &Guarded<Routed<WorkflowHandler>>,
+        pub(crate) async fn dispatch(
+            svc: &dyn WorkflowService,
             method: &str,
             bytes: &[u8],
             metadata: tonic::metadata::MetadataMap,
@@ -141,64 +123,18 @@ macro_rules! routes {
     };
 }
 
-routes! {
-    get_system_info(GetSystemInfoRequest) -> GetSystemInfoResponse, "GetSystemInfo", |_| RouteKey::Local;
-    get_cluster_info(GetClusterInfoRequest) -> GetClusterInfoResponse, "GetClusterInfo", |_| RouteKey::Local;
-    get_search_attributes(GetSearchAttributesRequest) -> GetSearchAttributesResponse, "GetSearchAttributes", |_| RouteKey::Local;
-    list_namespaces(ListNamespacesRequest) -> ListNamespacesResponse, "ListNamespaces", |_| RouteKey::Local;
-    register_namespace(RegisterNamespaceRequest) -> RegisterNamespaceResponse, "RegisterNamespace", |_| RouteKey::Local;
-    describe_namespace(DescribeNamespaceRequest) -> DescribeNamespaceResponse, "DescribeNamespace", |_| RouteKey::Local;
-    update_namespace(UpdateNamespaceRequest) -> UpdateNamespaceResponse, "UpdateNamespace", |_| RouteKey::Local;
-    start_workflow_execution(StartWorkflowExecutionRequest) -> StartWorkflowExecutionResponse, "StartWorkflowExecution", |r| RouteKey::Id(&r.namespace, &r.workflow_id);
-    signal_with_start_workflow_execution(SignalWithStartWorkflowExecutionRequest) -> SignalWithStartWorkflowExecutionResponse, "SignalWithStartWorkflowExecution", |r| RouteKey::Id(&r.namespace, &r.workflow_id);
-    execute_multi_operation(ExecuteMultiOperationRequest) -> ExecuteMultiOperationResponse, "ExecuteMultiOperation", |r| RouteKey::Id(&r.namespace, multi_operation_id(r));
-    poll_workflow_task_queue(PollWorkflowTaskQueueRequest) -> PollWorkflowTaskQueueResponse, "PollWorkflowTaskQueue", |_| RouteKey::Local;
-    respond_workflow_task_completed(RespondWorkflowTaskCompletedRequest) -> RespondWorkflowTaskCompletedResponse, "RespondWorkflowTaskCompleted", |r| RouteKey::Token(&r.task_token);
-    respond_workflow_task_failed(RespondWorkflowTaskFailedRequest) -> RespondWorkflowTaskFailedResponse, "RespondWorkflowTaskFailed", |r| RouteKey::Token(&r.task_token);
-    poll_activity_task_queue(PollActivityTaskQueueRequest) -> PollActivityTaskQueueResponse, "PollActivityTaskQueue", |_| RouteKey::Local;
-    record_activity_task_heartbeat(RecordActivityTaskHeartbeatRequest) -> RecordActivityTaskHeartbeatResponse, "RecordActivityTaskHeartbeat", |r| RouteKey::Token(&r.task_token);
-    record_activity_task_heartbeat_by_id(RecordActivityTaskHeartbeatByIdRequest) -> RecordActivityTaskHeartbeatByIdResponse, "RecordActivityTaskHeartbeatById", |r| RouteKey::Id(&r.namespace, &r.workflow_id);
-    respond_activity_task_completed(RespondActivityTaskCompletedRequest) -> RespondActivityTaskCompletedResponse, "RespondActivityTaskCompleted", |r| RouteKey::Token(&r.task_token);
-    respond_activity_task_completed_by_id(RespondActivityTaskCompletedByIdRequest) -> RespondActivityTaskCompletedByIdResponse, "RespondActivityTaskCompletedById", |r| RouteKey::Id(&r.namespace, &r.workflow_id);
-    respond_activity_task_failed(RespondActivityTaskFailedRequest) -> RespondActivityTaskFailedResponse, "RespondActivityTaskFailed", |r| RouteKey::Token(&r.task_token);
-    respond_activity_task_failed_by_id(RespondActivityTaskFailedByIdRequest) -> RespondActivityTaskFailedByIdResponse, "RespondActivityTaskFailedById", |r| RouteKey::Id(&r.namespace, &r.workflow_id);
-    respond_activity_task_canceled(RespondActivityTaskCanceledRequest) -> RespondActivityTaskCanceledResponse, "RespondActivityTaskCanceled", |r| RouteKey::Token(&r.task_token);
-    respond_activity_task_canceled_by_id(RespondActivityTaskCanceledByIdRequest) -> RespondActivityTaskCanceledByIdResponse, "RespondActivityTaskCanceledById", |r| RouteKey::Id(&r.namespace, &r.workflow_id);
-    signal_workflow_execution(SignalWorkflowExecutionRequest) -> SignalWorkflowExecutionResponse, "SignalWorkflowExecution", |r| RouteKey::Id(&r.namespace, workflow_id(&r.workflow_execution));
-    query_workflow(QueryWorkflowRequest) -> QueryWorkflowResponse, "QueryWorkflow", |r| RouteKey::Id(&r.namespace, workflow_id(&r.execution));
-    respond_query_task_completed(RespondQueryTaskCompletedRequest) -> RespondQueryTaskCompletedResponse, "RespondQueryTaskCompleted", |r| RouteKey::Token(&r.task_token);
-    request_cancel_workflow_execution(RequestCancelWorkflowExecutionRequest) -> RequestCancelWorkflowExecutionResponse, "RequestCancelWorkflowExecution", |r| RouteKey::Id(&r.namespace, workflow_id(&r.workflow_execution));
-    terminate_workflow_execution(TerminateWorkflowExecutionRequest) -> TerminateWorkflowExecutionResponse, "TerminateWorkflowExecution", |r| RouteKey::Id(&r.namespace, workflow_id(&r.workflow_execution));
-    delete_workflow_execution(DeleteWorkflowExecutionRequest) -> DeleteWorkflowExecutionResponse, "DeleteWorkflowExecution", |r| RouteKey::Id(&r.namespace, workflow_id(&r.workflow_execution));
-    get_workflow_execution_history(GetWorkflowExecutionHistoryRequest) -> GetWorkflowExecutionHistoryResponse, "GetWorkflowExecutionHistory", |r| RouteKey::Id(&r.namespace, workflow_id(&r.execution));
-    describe_workflow_execution(DescribeWorkflowExecutionRequest) -> DescribeWorkflowExecutionResponse, "DescribeWorkflowExecution", |r| RouteKey::Id(&r.namespace, workflow_id(&r.execution));
-    update_workflow_execution(UpdateWorkflowExecutionRequest) -> UpdateWorkflowExecutionResponse, "UpdateWorkflowExecution", |r| RouteKey::Id(&r.namespace, workflow_id(&r.workflow_execution));
-    poll_workflow_execution_update(PollWorkflowExecutionUpdateRequest) -> PollWorkflowExecutionUpdateResponse, "PollWorkflowExecutionUpdate", |r| RouteKey::Id(&r.namespace, r.update_ref.as_ref().map_or("", |u| workflow_id(&u.workflow_execution)));
-    list_workflow_executions(ListWorkflowExecutionsRequest) -> ListWorkflowExecutionsResponse, "ListWorkflowExecutions", |_| RouteKey::Local;
-    scan_workflow_executions(ScanWorkflowExecutionsRequest) -> ScanWorkflowExecutionsResponse, "ScanWorkflowExecutions", |_| RouteKey::Local;
-    count_workflow_executions(CountWorkflowExecutionsRequest) -> CountWorkflowExecutionsResponse, "CountWorkflowExecutions", |_| RouteKey::Local;
-    describe_task_queue(DescribeTaskQueueRequest) -> DescribeTaskQueueResponse, "DescribeTaskQueue", |_| RouteKey::Local;
-    shutdown_worker(ShutdownWorkerRequest) -> ShutdownWorkerResponse, "ShutdownWorker", |_| RouteKey::Local;
-    reset_sticky_task_queue(ResetStickyTaskQueueRequest) -> ResetStickyTaskQueueResponse, "ResetStickyTaskQueue", |r| RouteKey::Id(&r.namespace, workflow_id(&r.execution));
-    create_schedule(CreateScheduleRequest) -> CreateScheduleResponse, "CreateSchedule", |r| RouteKey::Id(&r.namespace, &r.schedule_id);
-    describe_schedule(DescribeScheduleRequest) -> DescribeScheduleResponse, "DescribeSchedule", |r| RouteKey::Id(&r.namespace, &r.schedule_id);
-    update_schedule(UpdateScheduleRequest) -> UpdateScheduleResponse, "UpdateSchedule", |r| RouteKey::Id(&r.namespace, &r.schedule_id);
-    patch_schedule(PatchScheduleRequest) -> PatchScheduleResponse, "PatchSchedule", |r| RouteKey::Id(&r.namespace, &r.schedule_id);
-    delete_schedule(DeleteScheduleRequest) -> DeleteScheduleResponse, "DeleteSchedule", |r| RouteKey::Id(&r.namespace, &r.schedule_id);
-    list_schedules(ListSchedulesRequest) -> ListSchedulesResponse, "ListSchedules", |_| RouteKey::Local;
-    list_schedule_matching_times(ListScheduleMatchingTimesRequest) -> ListScheduleMatchingTimesResponse, "ListScheduleMatchingTimes", |r| RouteKey::Id(&r.namespace, &r.schedule_id);
-}
+crate::workflow_rpcs!(routes[]);
 
 /// The receiving end of `durin.cluster.v1.ClusterService`.
 pub struct ClusterHandler {
-    svc: Arc<Guarded<Routed<WorkflowHandler>>>,
+    svc: Arc<dyn WorkflowService>,
     engine: Arc<crate::engine::Engine>,
     cluster: Arc<Cluster>,
 }
 
 impl ClusterHandler {
     pub fn new(
-        svc: Arc<Guarded<Routed<WorkflowHandler>>>,
+        svc: Arc<dyn WorkflowService>,
         engine: Arc<crate::engine::Engine>,
         cluster: Arc<Cluster>,
     ) -> Self {
@@ -230,7 +166,7 @@ impl ClusterService for ClusterHandler {
             metadata,
         } = req.into_inner();
         let response = dispatch(
-            &self.svc,
+            &*self.svc,
             &method,
             &request,
             super::restore_metadata(metadata),
@@ -269,7 +205,7 @@ impl ClusterService for ClusterHandler {
             .engine
             .receive_transfer(source, transfer)
             .await
-            .map_err(crate::api::errors::to_status)?;
+            .map_err(crate::rpc::errors::to_status)?;
         Ok(Response::new(TransferResponse {
             outcome: outcome.encode_to_vec(),
         }))

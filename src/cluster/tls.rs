@@ -12,7 +12,7 @@ use std::time::SystemTime;
 
 use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
-use crate::api::tls::{ReloadingAcceptor, TlsError, TlsFiles};
+use crate::tls::{ReloadingAcceptor, TlsError, TlsFiles};
 
 #[derive(Clone, Debug)]
 pub struct ClusterTls {

@@ -57,9 +57,10 @@ impl Remote {
     }
 }
 
-/// The trait, and its in-process and gRPC implementations, from one list of RPCs.
+/// The trait, and its in-process and gRPC implementations, from the table of RPCs
+/// (`crate::rpc`).
 macro_rules! frontend {
-    ($($method:ident($req:ty) -> $resp:ty;)*) => {
+    ([] $($method:ident($req:ty) -> $resp:ty, $name:literal, $ns:expr, $key:expr;)*) => {
         pub trait Frontend: Send + Sync {
             $(
                 fn $method(&self, req: $req)
@@ -107,18 +108,4 @@ macro_rules! frontend {
     };
 }
 
-frontend! {
-    start_workflow_execution(StartWorkflowExecutionRequest) -> StartWorkflowExecutionResponse;
-    signal_workflow_execution(SignalWorkflowExecutionRequest) -> SignalWorkflowExecutionResponse;
-    request_cancel_workflow_execution(RequestCancelWorkflowExecutionRequest) -> RequestCancelWorkflowExecutionResponse;
-    terminate_workflow_execution(TerminateWorkflowExecutionRequest) -> TerminateWorkflowExecutionResponse;
-    describe_workflow_execution(DescribeWorkflowExecutionRequest) -> DescribeWorkflowExecutionResponse;
-    get_workflow_execution_history(GetWorkflowExecutionHistoryRequest) -> GetWorkflowExecutionHistoryResponse;
-    describe_task_queue(DescribeTaskQueueRequest) -> DescribeTaskQueueResponse;
-    register_namespace(RegisterNamespaceRequest) -> RegisterNamespaceResponse;
-    create_schedule(CreateScheduleRequest) -> CreateScheduleResponse;
-    describe_schedule(DescribeScheduleRequest) -> DescribeScheduleResponse;
-    update_schedule(UpdateScheduleRequest) -> UpdateScheduleResponse;
-    patch_schedule(PatchScheduleRequest) -> PatchScheduleResponse;
-    delete_schedule(DeleteScheduleRequest) -> DeleteScheduleResponse;
-}
+crate::workflow_rpcs!(frontend[]);

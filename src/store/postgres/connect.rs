@@ -99,7 +99,7 @@ async fn drive<C: std::future::Future<Output = Result<(), tokio_postgres::Error>
 }
 
 fn tls_connector(ca_file: &Path) -> Result<MakeRustlsConnect, StoreError> {
-    let roots = crate::api::tls::load_roots(ca_file)
+    let roots = crate::tls::load_roots(ca_file)
         .map_err(|e| StoreError::Failed(format!("PostgreSQL CA: {e}")))?;
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let config = ClientConfig::builder_with_provider(provider)

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::connections::{self, Counted};
+use crate::connections::{self, Counted};
 
 use parking_lot::Mutex;
 use rustls_pki_types::pem::PemObject;

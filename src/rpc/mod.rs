@@ -1,0 +1,202 @@
+//! The RPC surface, declared once.
+//!
+//! [`workflow_rpcs!`] and [`operator_rpcs!`] list every RPC Durin serves, a row each: the
+//! method, its request and response types, its gRPC name, the namespace it acts in (what
+//! authorization and rate limits check) and what it is routed by between replicas. Each layer
+//! of the service stack is generated from these rows — the checks (`api/authz.rs`), the
+//! forwarding to the replica that owns a shard and the dispatch of forwarded calls
+//! (`cluster/route.rs`), and the in-process client the operator uses
+//! (`operator/frontend.rs`) — so an RPC is served by every layer or by none. A handler
+//! method missing from the table, or a row without a handler, fails the tests in this
+//! module.
+//!
+//! A layer is a macro taking the rows; `workflow_rpcs!(layer [prefix tokens])` calls
+//! `layer! { [prefix tokens] rows }`.
+
+pub mod errors;
+
+use std::time::Duration;
+
+use temporalio_protos::temporal::api::workflowservice::v1::ExecuteMultiOperationRequest;
+use temporalio_protos::temporal::api::workflowservice::v1::execute_multi_operation_request::operation::Operation;
+
+/// What a request is routed by between replicas.
+#[derive(Clone, Copy)]
+pub enum RouteKey<'a> {
+    /// Served by whichever replica it reaches.
+    Local,
+    /// A workflow (or schedule) id in a namespace.
+    Id(&'a str, &'a str),
+    /// A task token, which names its workflow.
+    Token(&'a [u8]),
+}
+
+/// Marks a request that was forwarded here: it is served here or refused, never forwarded on.
+#[derive(Clone, Copy, Debug)]
+pub struct Forwarded;
+
+/// The workflow id of an optional execution ("" when absent).
+pub fn workflow_id(
+    e: &Option<temporalio_protos::temporal::api::common::v1::WorkflowExecution>,
+) -> &str {
+    e.as_ref().map_or("", |e| e.workflow_id.as_str())
+}
+
+/// The workflow id a multi-operation starts.
+pub fn multi_operation_id(r: &ExecuteMultiOperationRequest) -> &str {
+    r.operations
+        .iter()
+        .find_map(|o| match &o.operation {
+            Some(Operation::StartWorkflow(s)) => Some(s.workflow_id.as_str()),
+            _ => None,
+        })
+        .unwrap_or("")
+}
+
+/// The `grpc-timeout` header's value as a duration.
+pub fn parse_grpc_timeout(v: &str) -> Option<Duration> {
+    if v.len() < 2 {
+        return None;
+    }
+    let (digits, unit) = v.split_at(v.len() - 1);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// Every WorkflowService RPC Durin serves:
+/// `method(Request) -> Response, "Name", namespace, route key;`.
+#[macro_export]
+macro_rules! workflow_rpcs {
+    ($layer:ident [$($prefix:tt)*]) => {
+        $layer! { [$($prefix)*]
+            get_system_info(GetSystemInfoRequest) -> GetSystemInfoResponse, "GetSystemInfo",
+                |_| None, |_| $crate::rpc::RouteKey::Local;
+            get_cluster_info(GetClusterInfoRequest) -> GetClusterInfoResponse, "GetClusterInfo",
+                |_| None, |_| $crate::rpc::RouteKey::Local;
+            get_search_attributes(GetSearchAttributesRequest) -> GetSearchAttributesResponse, "GetSearchAttributes",
+                |_| None, |_| $crate::rpc::RouteKey::Local;
+            list_namespaces(ListNamespacesRequest) -> ListNamespacesResponse, "ListNamespaces",
+                |_| None, |_| $crate::rpc::RouteKey::Local;
+            register_namespace(RegisterNamespaceRequest) -> RegisterNamespaceResponse, "RegisterNamespace",
+                |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
+            describe_namespace(DescribeNamespaceRequest) -> DescribeNamespaceResponse, "DescribeNamespace",
+                |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
+            update_namespace(UpdateNamespaceRequest) -> UpdateNamespaceResponse, "UpdateNamespace",
+                |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
+            start_workflow_execution(StartWorkflowExecutionRequest) -> StartWorkflowExecutionResponse, "StartWorkflowExecution",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, &r.workflow_id);
+            signal_with_start_workflow_execution(SignalWithStartWorkflowExecutionRequest) -> SignalWithStartWorkflowExecutionResponse, "SignalWithStartWorkflowExecution",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, &r.workflow_id);
+            execute_multi_operation(ExecuteMultiOperationRequest) -> ExecuteMultiOperationResponse, "ExecuteMultiOperation",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, $crate::rpc::multi_operation_id(r));
+            poll_workflow_task_queue(PollWorkflowTaskQueueRequest) -> PollWorkflowTaskQueueResponse, "PollWorkflowTaskQueue",
+                |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
+            respond_workflow_task_completed(RespondWorkflowTaskCompletedRequest) -> RespondWorkflowTaskCompletedResponse, "RespondWorkflowTaskCompleted",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Token(&r.task_token);
+            respond_workflow_task_failed(RespondWorkflowTaskFailedRequest) -> RespondWorkflowTaskFailedResponse, "RespondWorkflowTaskFailed",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Token(&r.task_token);
+            poll_activity_task_queue(PollActivityTaskQueueRequest) -> PollActivityTaskQueueResponse, "PollActivityTaskQueue",
+                |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
+            record_activity_task_heartbeat(RecordActivityTaskHeartbeatRequest) -> RecordActivityTaskHeartbeatResponse, "RecordActivityTaskHeartbeat",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Token(&r.task_token);
+            record_activity_task_heartbeat_by_id(RecordActivityTaskHeartbeatByIdRequest) -> RecordActivityTaskHeartbeatByIdResponse, "RecordActivityTaskHeartbeatById",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, &r.workflow_id);
+            respond_activity_task_completed(RespondActivityTaskCompletedRequest) -> RespondActivityTaskCompletedResponse, "RespondActivityTaskCompleted",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Token(&r.task_token);
+            respond_activity_task_completed_by_id(RespondActivityTaskCompletedByIdRequest) -> RespondActivityTaskCompletedByIdResponse, "RespondActivityTaskCompletedById",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, &r.workflow_id);
+            respond_activity_task_failed(RespondActivityTaskFailedRequest) -> RespondActivityTaskFailedResponse, "RespondActivityTaskFailed",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Token(&r.task_token);
+            respond_activity_task_failed_by_id(RespondActivityTaskFailedByIdRequest) -> RespondActivityTaskFailedByIdResponse, "RespondActivityTaskFailedById",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, &r.workflow_id);
+            respond_activity_task_canceled(RespondActivityTaskCanceledRequest) -> RespondActivityTaskCanceledResponse, "RespondActivityTaskCanceled",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Token(&r.task_token);
+            respond_activity_task_canceled_by_id(RespondActivityTaskCanceledByIdRequest) -> RespondActivityTaskCanceledByIdResponse, "RespondActivityTaskCanceledById",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, &r.workflow_id);
+            signal_workflow_execution(SignalWorkflowExecutionRequest) -> SignalWorkflowExecutionResponse, "SignalWorkflowExecution",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, $crate::rpc::workflow_id(&r.workflow_execution));
+            query_workflow(QueryWorkflowRequest) -> QueryWorkflowResponse, "QueryWorkflow",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, $crate::rpc::workflow_id(&r.execution));
+            respond_query_task_completed(RespondQueryTaskCompletedRequest) -> RespondQueryTaskCompletedResponse, "RespondQueryTaskCompleted",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Token(&r.task_token);
+            request_cancel_workflow_execution(RequestCancelWorkflowExecutionRequest) -> RequestCancelWorkflowExecutionResponse, "RequestCancelWorkflowExecution",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, $crate::rpc::workflow_id(&r.workflow_execution));
+            terminate_workflow_execution(TerminateWorkflowExecutionRequest) -> TerminateWorkflowExecutionResponse, "TerminateWorkflowExecution",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, $crate::rpc::workflow_id(&r.workflow_execution));
+            delete_workflow_execution(DeleteWorkflowExecutionRequest) -> DeleteWorkflowExecutionResponse, "DeleteWorkflowExecution",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, $crate::rpc::workflow_id(&r.workflow_execution));
+            get_workflow_execution_history(GetWorkflowExecutionHistoryRequest) -> GetWorkflowExecutionHistoryResponse, "GetWorkflowExecutionHistory",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, $crate::rpc::workflow_id(&r.execution));
+            describe_workflow_execution(DescribeWorkflowExecutionRequest) -> DescribeWorkflowExecutionResponse, "DescribeWorkflowExecution",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, $crate::rpc::workflow_id(&r.execution));
+            update_workflow_execution(UpdateWorkflowExecutionRequest) -> UpdateWorkflowExecutionResponse, "UpdateWorkflowExecution",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, $crate::rpc::workflow_id(&r.workflow_execution));
+            poll_workflow_execution_update(PollWorkflowExecutionUpdateRequest) -> PollWorkflowExecutionUpdateResponse, "PollWorkflowExecutionUpdate",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, r.update_ref.as_ref().map_or("", |u| $crate::rpc::workflow_id(&u.workflow_execution)));
+            list_workflow_executions(ListWorkflowExecutionsRequest) -> ListWorkflowExecutionsResponse, "ListWorkflowExecutions",
+                |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
+            scan_workflow_executions(ScanWorkflowExecutionsRequest) -> ScanWorkflowExecutionsResponse, "ScanWorkflowExecutions",
+                |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
+            count_workflow_executions(CountWorkflowExecutionsRequest) -> CountWorkflowExecutionsResponse, "CountWorkflowExecutions",
+                |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
+            describe_task_queue(DescribeTaskQueueRequest) -> DescribeTaskQueueResponse, "DescribeTaskQueue",
+                |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
+            shutdown_worker(ShutdownWorkerRequest) -> ShutdownWorkerResponse, "ShutdownWorker",
+                |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
+            reset_sticky_task_queue(ResetStickyTaskQueueRequest) -> ResetStickyTaskQueueResponse, "ResetStickyTaskQueue",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, $crate::rpc::workflow_id(&r.execution));
+            create_schedule(CreateScheduleRequest) -> CreateScheduleResponse, "CreateSchedule",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, &r.schedule_id);
+            describe_schedule(DescribeScheduleRequest) -> DescribeScheduleResponse, "DescribeSchedule",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, &r.schedule_id);
+            update_schedule(UpdateScheduleRequest) -> UpdateScheduleResponse, "UpdateSchedule",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, &r.schedule_id);
+            patch_schedule(PatchScheduleRequest) -> PatchScheduleResponse, "PatchSchedule",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, &r.schedule_id);
+            delete_schedule(DeleteScheduleRequest) -> DeleteScheduleResponse, "DeleteSchedule",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, &r.schedule_id);
+            list_schedules(ListSchedulesRequest) -> ListSchedulesResponse, "ListSchedules",
+                |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
+            list_schedule_matching_times(ListScheduleMatchingTimesRequest) -> ListScheduleMatchingTimesResponse, "ListScheduleMatchingTimes",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, &r.schedule_id);
+        }
+    };
+}
+
+/// Every OperatorService RPC Durin serves (served by the replica a call reaches).
+#[macro_export]
+macro_rules! operator_rpcs {
+    ($layer:ident [$($prefix:tt)*]) => {
+        $layer! { [$($prefix)*]
+            add_search_attributes(AddSearchAttributesRequest) -> AddSearchAttributesResponse, "AddSearchAttributes",
+                |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
+            remove_search_attributes(RemoveSearchAttributesRequest) -> RemoveSearchAttributesResponse, "RemoveSearchAttributes",
+                |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
+            list_search_attributes(ListSearchAttributesRequest) -> ListSearchAttributesResponse, "ListSearchAttributes",
+                |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
+        }
+    };
+}
+
+/// The gRPC names of a table's rows.
+macro_rules! names {
+    ([] $($method:ident($req:ty) -> $resp:ty, $name:literal, $ns:expr, $key:expr;)*) => {
+        &[$($name),*]
+    };
+}
+
+/// The gRPC names of every WorkflowService RPC in the table.
+pub const WORKFLOW_RPCS: &[&str] = workflow_rpcs!(names[]);
+/// The gRPC names of every OperatorService RPC in the table.
+pub const OPERATOR_RPCS: &[&str] = operator_rpcs!(names[]);
+
+#[cfg(test)]
+mod tests;
