@@ -18,5 +18,6 @@ pub mod proto;
 pub mod rpc;
 pub mod schedule;
 pub mod store;
+pub mod time;
 pub mod tls;
 pub mod visibility;

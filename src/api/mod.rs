@@ -20,9 +20,6 @@ use crate::proto::operatorservice::operator_service_server::OperatorServiceServe
 use crate::proto::workflowservice::workflow_service_server::WorkflowServiceServer;
 use authz::Guarded;
 
-/// Largest request or response the server handles (histories ship in one response).
-const MAX_MESSAGE_BYTES: usize = 128 * 1024 * 1024;
-
 /// Who may talk to the gRPC port, and how.
 #[derive(Clone)]
 pub struct Access {
@@ -96,8 +93,8 @@ pub async fn serve(
             engine.clone(),
             port.cluster,
         ))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        .max_decoding_message_size(crate::rpc::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(crate::rpc::MAX_MESSAGE_BYTES);
         let router = Server::builder().add_service(service);
         let shutdown = shutdown.clone();
         // Peers keep a connection or two each.
@@ -124,8 +121,8 @@ pub async fn serve(
     let workflow = WorkflowServiceServer::from_arc(handler)
         .accept_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        .max_decoding_message_size(crate::rpc::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(crate::rpc::MAX_MESSAGE_BYTES);
     let operator = OperatorServiceServer::new(Guarded::new(
         operator_service::OperatorHandler::new(engine, routing),
         access.auth.clone(),

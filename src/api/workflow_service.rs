@@ -512,14 +512,14 @@ impl WorkflowService for WorkflowHandler {
             .is_none()
         {
             let page_size = &mut req.get_mut().page_size;
-            *page_size = crate::visibility::list::capped_page_size(*page_size);
+            *page_size = crate::engine::visibility::capped_page_size(*page_size);
         }
         let Some(cluster) = self.merging(&req) else {
             return ok(self.engine.list_workflows(req.into_inner()).await);
         };
         // With several replicas each lists its own shards; the pages are merged here.
         let (offset, page_size) =
-            crate::visibility::list::page_of(req.get_ref()).map_err(to_status)?;
+            crate::engine::visibility::page_of(req.get_ref()).map_err(to_status)?;
         let local = self
             .engine
             .list_workflows(crate::cluster::visibility::first_n(
@@ -541,7 +541,7 @@ impl WorkflowService for WorkflowHandler {
         let r = req.into_inner();
         let list = ListWorkflowExecutionsRequest {
             namespace: r.namespace,
-            page_size: crate::visibility::list::capped_page_size(r.page_size),
+            page_size: crate::engine::visibility::capped_page_size(r.page_size),
             next_page_token: r.next_page_token,
             query: r.query,
         };

@@ -30,9 +30,6 @@ use crate::store::postgres::ClusterView;
 /// Metadata carrying the cluster's secret on replica-to-replica calls.
 const SECRET_HEADER: &str = "x-durin-cluster-secret";
 
-/// Largest forwarded message (histories ship in one response).
-const MAX_MESSAGE_BYTES: usize = 128 * 1024 * 1024;
-
 pub use crate::rpc::{Forwarded, RouteKey};
 
 pub struct Cluster {
@@ -242,8 +239,8 @@ impl Cluster {
                 .map_err(|e| Status::unavailable(format!("cluster TLS: {e}")))?;
         }
         let client = ClusterServiceClient::new(endpoint.connect_lazy())
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+            .max_decoding_message_size(crate::rpc::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(crate::rpc::MAX_MESSAGE_BYTES);
         peers.insert(address.to_string(), client.clone());
         Ok(client)
     }

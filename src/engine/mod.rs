@@ -28,12 +28,13 @@ pub mod schedules;
 pub mod shards;
 pub mod signal;
 pub mod start;
-pub mod state;
+pub use crate::store::state;
 pub mod timers;
 pub mod token;
 pub mod transfer;
 mod txn;
 pub mod update;
+pub mod visibility;
 pub mod workflow_task;
 
 use std::collections::HashMap;

@@ -20,6 +20,10 @@ use std::time::Duration;
 use temporalio_protos::temporal::api::workflowservice::v1::ExecuteMultiOperationRequest;
 use temporalio_protos::temporal::api::workflowservice::v1::execute_multi_operation_request::operation::Operation;
 
+/// Largest message Durin sends or accepts, from clients and between replicas (histories ship
+/// in one response).
+pub const MAX_MESSAGE_BYTES: usize = 128 * 1024 * 1024;
+
 /// What a request is routed by between replicas.
 #[derive(Clone, Copy)]
 pub enum RouteKey<'a> {

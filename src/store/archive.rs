@@ -21,8 +21,8 @@ use prost::Message;
 
 use super::frame;
 use super::records::{ExecutionHead, LogRecordHead, log_record_head};
+use super::state::MutableState;
 use super::{DeletedRun, LogRecord, StoreError, log_record};
-use crate::engine::state::MutableState;
 
 pub const ARCHIVE_DIR: &str = "archive";
 const SEGMENT_SUFFIX: &str = "seg";

@@ -9,6 +9,7 @@ mod durability;
 pub mod frame;
 pub mod postgres;
 pub mod records;
+pub mod state;
 pub mod wal;
 
 use std::future::Future;

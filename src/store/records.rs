@@ -3,7 +3,7 @@
 
 use prost::Message;
 
-use crate::engine::state::MutableState;
+use super::state::MutableState;
 use temporalio_protos::temporal::api::workflowservice::v1::DescribeNamespaceResponse;
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -182,7 +182,7 @@ pub struct ScheduleRecord {
     pub cancel_requested: Vec<String>,
     /// Operations on workflows in shards another replica serves, not yet acknowledged.
     #[prost(message, repeated, tag = "13")]
-    pub outbox: Vec<crate::engine::state::Transfer>,
+    pub outbox: Vec<super::state::Transfer>,
     #[prost(uint64, tag = "14")]
     pub next_transfer_id: u64,
 }

@@ -1,5 +1,4 @@
 //! Visibility: listing and counting workflow executions with Temporal's query language.
 
-pub mod list;
 pub mod query;
 pub mod search_attributes;

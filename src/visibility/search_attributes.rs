@@ -8,8 +8,8 @@ use temporalio_protos::temporal::api::common::v1::{Payload, SearchAttributes};
 use temporalio_protos::temporal::api::enums::v1::{IndexedValueType, WorkflowExecutionStatus};
 
 use super::query::{Record, Value};
-use crate::engine::Run;
-use crate::engine::clock::opt_ts_millis;
+use crate::store::state::MutableState;
+use crate::time::opt_ts_millis;
 
 use IndexedValueType as T;
 
@@ -186,13 +186,13 @@ pub fn status_name(status: i32) -> &'static str {
 
 /// A run seen through the query language.
 pub struct RunRecord<'a> {
-    pub run: &'a Run,
+    pub ms: &'a MutableState,
     pub custom: &'a BTreeMap<String, i32>,
 }
 
 impl Record for RunRecord<'_> {
     fn get(&self, name: &str) -> Option<Value> {
-        let ms = &self.run.ms;
+        let ms = self.ms;
         let started = ms.started.as_ref();
         let keyword = |s: &str| (!s.is_empty()).then(|| Value::Str(s.to_string()));
         let time = |t: &Option<prost_wkt_types::Timestamp>| {
@@ -208,7 +208,9 @@ impl Record for RunRecord<'_> {
             "ExecutionTime" => time(&ms.execution_time),
             "CloseTime" => time(&ms.close_time),
             "ExecutionStatus" => Some(Value::Str(status_name(ms.status).to_string())),
-            "TaskQueue" => keyword(&self.run.task_queue()),
+            "TaskQueue" => started
+                .and_then(|s| s.task_queue.as_ref())
+                .and_then(|t| keyword(&t.name)),
             "HistoryLength" => Some(Value::Int(ms.next_event_id - 1)),
             "HistorySizeBytes" => Some(Value::Int(ms.history_size_bytes)),
             "StateTransitionCount" => Some(Value::Int(ms.state_transition_count)),

@@ -62,7 +62,7 @@ pub struct MutableState {
     #[prost(int64, tag = "20")]
     pub history_size_bytes: i64,
     /// Request ids of every signal the run accepted, for de-duplication of retried signal
-    /// calls for the life of the run (bounded by [`super::limits::MAX_SIGNALS_PER_RUN`]).
+    /// calls for the life of the run (bounded by the engine's `MAX_SIGNALS_PER_RUN`).
     #[prost(string, repeated, tag = "21")]
     pub signal_request_ids: Vec<String>,
     /// Signals the run accepted (with or without a request id).

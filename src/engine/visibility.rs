@@ -15,12 +15,12 @@ use temporalio_protos::temporal::api::workflowservice::v1::{
     ListWorkflowExecutionsResponse,
 };
 
-use super::query::{Query, Record, Value};
-use super::search_attributes::{self as sa, RunRecord};
+use super::{Core, Engine, Error, Result, Run, RunKey, history};
 use crate::engine::clock::opt_ts_millis;
-use crate::engine::{Core, Engine, Error, Result, Run, RunKey, history};
 use crate::store::NamespaceRecord;
 use crate::store::archive::{Loc, Scanned};
+use crate::visibility::query::{Query, Record, Value};
+use crate::visibility::search_attributes::{self as sa, RunRecord};
 
 /// Page size when the request gives none, and the largest one a client is served (Temporal's
 /// default visibility page limit): a larger request gets pages of this size.
@@ -89,7 +89,10 @@ struct Hit {
 
 impl Hit {
     fn of(run: &Run, custom: &BTreeMap<String, i32>, query: &Query, source: Source) -> Option<Hit> {
-        let record = RunRecord { run, custom };
+        let record = RunRecord {
+            ms: &run.ms,
+            custom,
+        };
         if !query.matches(&record) {
             return None;
         }
