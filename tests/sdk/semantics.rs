@@ -5,10 +5,11 @@
 //! schedule-to-close timeouts, non-retryable error types, `next_retry_delay`) and delayed
 //! workflow starts.
 //!
-//! Like `tests/sdk.rs`, every test starts its own `durin` process and drives it with the official
+//! Like the other SDK tests, every test starts its own `durin` process and drives it with the official
 //! Temporal Rust SDK (client + worker), asserting what a user observes.
 
-mod common;
+use crate::common;
+use crate::helpers::*;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -23,10 +24,8 @@ use common::{DurinServer, NAMESPACE, new_worker, sdk_runtime, unique, with_worke
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use temporalio_client::{
-    Client, UntypedWorkflowHandle, WorkflowCountOptions, WorkflowExecuteUpdateOptions,
-    WorkflowExecutionDescription, WorkflowExecutionInfo, WorkflowExecutionStatus,
-    WorkflowFetchHistoryOptions, WorkflowGetResultOptions, WorkflowIdConflictPolicy,
-    WorkflowListOptions, WorkflowQueryOptions, WorkflowStartOptions,
+    Client, WorkflowCountOptions, WorkflowExecuteUpdateOptions, WorkflowExecutionStatus,
+    WorkflowIdConflictPolicy, WorkflowListOptions, WorkflowQueryOptions, WorkflowStartOptions,
     WorkflowUpdateWithStartOptions,
     errors::{
         ClientError, WorkflowGetResultError, WorkflowStartError, WorkflowUpdateError,
@@ -551,98 +550,16 @@ fn epoch_ms(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-fn start_opts(task_queue: &str, workflow_id: &str) -> WorkflowStartOptions {
-    WorkflowStartOptions::new(task_queue.to_string(), workflow_id.to_string()).build()
-}
-
-fn result_opts() -> WorkflowGetResultOptions {
-    WorkflowGetResultOptions::default()
-}
-
 fn update_id(id: &str) -> WorkflowExecuteUpdateOptions {
     WorkflowExecuteUpdateOptions::builder()
         .update_id(id.to_string())
         .build()
 }
 
-/// Untyped handle on `workflow_id`: a specific run, or the latest run if `run_id` is `None`.
-fn run_handle(
-    client: &Client,
-    workflow_id: &str,
-    run_id: Option<&str>,
-) -> UntypedWorkflowHandle<Client> {
-    WorkflowExecutionInfo::builder()
-        .namespace(NAMESPACE)
-        .workflow_id(workflow_id)
-        .maybe_run_id(run_id)
-        .build()
-        .bind_untyped(client.clone())
-}
-
-async fn describe(
-    client: &Client,
-    workflow_id: &str,
-    run_id: Option<&str>,
-) -> WorkflowExecutionDescription {
-    within(
-        10,
-        "describe",
-        run_handle(client, workflow_id, run_id).describe(Default::default()),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("describe {workflow_id} (run {run_id:?}) failed: {e:?}"))
-}
-
-async fn history(client: &Client, workflow_id: &str, run_id: Option<&str>) -> Vec<HistoryEvent> {
-    within(
-        10,
-        "workflow history",
-        run_handle(client, workflow_id, run_id)
-            .fetch_history(WorkflowFetchHistoryOptions::builder().build())
-            .into_events(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("history of {workflow_id} (run {run_id:?}) failed: {e:?}"))
-}
-
-fn event_types(events: &[HistoryEvent]) -> Vec<EventType> {
-    events.iter().map(|e| e.event_type()).collect()
-}
-
 /// Event time in ms since the epoch.
 fn event_ms(e: &HistoryEvent) -> i64 {
     let t = e.event_time.as_ref().expect("event has a time");
     t.seconds * 1000 + i64::from(t.nanos) / 1_000_000
-}
-
-fn close_new_run_id(events: &[HistoryEvent]) -> Option<String> {
-    let next = match events.last()?.attributes.as_ref()? {
-        Attributes::WorkflowExecutionCompletedEventAttributes(a) => a.new_execution_run_id.clone(),
-        Attributes::WorkflowExecutionFailedEventAttributes(a) => a.new_execution_run_id.clone(),
-        Attributes::WorkflowExecutionTimedOutEventAttributes(a) => a.new_execution_run_id.clone(),
-        _ => return None,
-    };
-    (!next.is_empty()).then_some(next)
-}
-
-/// `(run id, history)` of every run of `workflow_id` starting at `first_run_id`.
-async fn run_chain(
-    client: &Client,
-    workflow_id: &str,
-    first_run_id: &str,
-) -> Vec<(String, Vec<HistoryEvent>)> {
-    let mut chain = Vec::new();
-    let mut run_id = first_run_id.to_string();
-    loop {
-        let events = history(client, workflow_id, Some(&run_id)).await;
-        let next = close_new_run_id(&events);
-        chain.push((run_id, events));
-        match next {
-            Some(n) if chain.len() < 20 => run_id = n,
-            Some(_) => panic!("run chain of {workflow_id} is longer than 20 runs"),
-            None => return chain,
-        }
-    }
 }
 
 /// Workflow ids matching `query`, sorted (duplicates kept, so they show up as a failure).

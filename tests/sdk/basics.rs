@@ -5,7 +5,8 @@
 //! The worker's `run()` future is `!Send`, so it is driven on the test's main task next to the
 //! test body (see `common::with_worker`).
 
-mod common;
+use crate::common;
+use crate::helpers::*;
 
 use std::{
     sync::{
@@ -21,9 +22,8 @@ use common::{
 use serde::{Deserialize, Serialize};
 use temporalio_client::{
     ActivityIdentifier, Client, QueryRejectCondition, RpcOptions, WorkflowCancelOptions,
-    WorkflowExecutionStatus, WorkflowFetchHistoryOptions, WorkflowGetResultOptions,
-    WorkflowIdConflictPolicy, WorkflowQueryOptions, WorkflowSignalOptions, WorkflowStartOptions,
-    WorkflowTerminateOptions,
+    WorkflowExecutionStatus, WorkflowFetchHistoryOptions, WorkflowIdConflictPolicy,
+    WorkflowQueryOptions, WorkflowSignalOptions, WorkflowStartOptions, WorkflowTerminateOptions,
     errors::{
         AsyncActivityError, WorkflowGetResultError, WorkflowInteractionError, WorkflowQueryError,
         WorkflowStartError,
@@ -550,14 +550,6 @@ impl DurableWorkflow {
 // =============================================================================================
 // Helpers
 // =============================================================================================
-
-fn start_opts(task_queue: &str, workflow_id: &str) -> WorkflowStartOptions {
-    WorkflowStartOptions::new(task_queue.to_string(), workflow_id.to_string()).build()
-}
-
-fn result_opts() -> WorkflowGetResultOptions {
-    WorkflowGetResultOptions::default()
-}
 
 async fn full_history<W>(handle: &temporalio_client::WorkflowHandle<Client, W>) -> Vec<HistoryEvent>
 where

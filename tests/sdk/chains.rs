@@ -2,11 +2,12 @@
 //! parent-close policies, continue-as-new, workflow retry policies, cron schedules, and
 //! signals / cancellation requests sent from one workflow to another.
 //!
-//! Like `tests/sdk.rs`, every test starts its own `durin` process and drives it with the
+//! Like the other SDK tests, every test starts its own `durin` process and drives it with the
 //! official Temporal Rust SDK (client + worker), asserting what a user observes: results,
 //! error types and causes, `describe()` status, and history events where they matter.
 
-mod common;
+use crate::common;
+use crate::helpers::*;
 
 use std::{
     collections::BTreeSet,
@@ -14,11 +15,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{DurinServer, NAMESPACE, new_worker, sdk_runtime, unique, with_worker, within};
+use common::{DurinServer, new_worker, sdk_runtime, unique, with_worker, within};
 use serde::{Deserialize, Serialize};
 use temporalio_client::{
-    Client, UntypedWorkflowHandle, WorkflowExecutionDescription, WorkflowExecutionInfo,
-    WorkflowExecutionStatus, WorkflowFetchHistoryOptions, WorkflowGetResultOptions,
+    Client, WorkflowExecutionDescription, WorkflowExecutionStatus, WorkflowGetResultOptions,
     WorkflowSignalOptions, WorkflowStartOptions, WorkflowTerminateOptions,
     errors::WorkflowGetResultError,
 };
@@ -542,58 +542,6 @@ impl CancellerWorkflow {
 // Helpers
 // =============================================================================================
 
-fn start_opts(task_queue: &str, workflow_id: &str) -> WorkflowStartOptions {
-    WorkflowStartOptions::new(task_queue.to_string(), workflow_id.to_string()).build()
-}
-
-fn result_opts() -> WorkflowGetResultOptions {
-    WorkflowGetResultOptions::default()
-}
-
-/// Untyped handle on `workflow_id`: a specific run, or the latest run if `run_id` is `None`.
-fn run_handle(
-    client: &Client,
-    workflow_id: &str,
-    run_id: Option<&str>,
-) -> UntypedWorkflowHandle<Client> {
-    WorkflowExecutionInfo::builder()
-        .namespace(NAMESPACE)
-        .workflow_id(workflow_id)
-        .maybe_run_id(run_id)
-        .build()
-        .bind_untyped(client.clone())
-}
-
-async fn describe(
-    client: &Client,
-    workflow_id: &str,
-    run_id: Option<&str>,
-) -> WorkflowExecutionDescription {
-    within(
-        10,
-        "describe",
-        run_handle(client, workflow_id, run_id).describe(Default::default()),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("describe {workflow_id} (run {run_id:?}) failed: {e:?}"))
-}
-
-async fn history(client: &Client, workflow_id: &str, run_id: Option<&str>) -> Vec<HistoryEvent> {
-    within(
-        10,
-        "workflow history",
-        run_handle(client, workflow_id, run_id)
-            .fetch_history(WorkflowFetchHistoryOptions::builder().build())
-            .into_events(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("history of {workflow_id} (run {run_id:?}) failed: {e:?}"))
-}
-
-fn event_types(events: &[HistoryEvent]) -> Vec<EventType> {
-    events.iter().map(|e| e.event_type()).collect()
-}
-
 fn assert_has_events(events: &[HistoryEvent], wanted: &[EventType], whose: &str) {
     let types = event_types(events);
     for w in wanted {
@@ -608,41 +556,6 @@ fn started_attrs(events: &[HistoryEvent]) -> &WorkflowExecutionStartedEventAttri
     match events.first().and_then(|e| e.attributes.as_ref()) {
         Some(Attributes::WorkflowExecutionStartedEventAttributes(a)) => a,
         other => panic!("first event should be WorkflowExecutionStarted, got {other:?}"),
-    }
-}
-
-/// The run a closed run handed over to (`new_execution_run_id` of its close event).
-fn next_run_id(events: &[HistoryEvent]) -> Option<String> {
-    let next = match events.last()?.attributes.as_ref()? {
-        Attributes::WorkflowExecutionCompletedEventAttributes(a) => a.new_execution_run_id.clone(),
-        Attributes::WorkflowExecutionFailedEventAttributes(a) => a.new_execution_run_id.clone(),
-        Attributes::WorkflowExecutionTimedOutEventAttributes(a) => a.new_execution_run_id.clone(),
-        Attributes::WorkflowExecutionContinuedAsNewEventAttributes(a) => {
-            a.new_execution_run_id.clone()
-        }
-        _ => return None,
-    };
-    (!next.is_empty()).then_some(next)
-}
-
-/// `(run id, history)` of every run of `workflow_id`, starting at `first_run_id` and following
-/// each close event's `new_execution_run_id`.
-async fn run_chain(
-    client: &Client,
-    workflow_id: &str,
-    first_run_id: &str,
-) -> Vec<(String, Vec<HistoryEvent>)> {
-    let mut chain = Vec::new();
-    let mut run_id = first_run_id.to_string();
-    loop {
-        let events = history(client, workflow_id, Some(&run_id)).await;
-        let next = next_run_id(&events);
-        chain.push((run_id, events));
-        match next {
-            Some(n) if chain.len() < 50 => run_id = n,
-            Some(_) => panic!("run chain of {workflow_id} is longer than 50 runs"),
-            None => return chain,
-        }
     }
 }
 
