@@ -173,14 +173,14 @@ pub struct Core {
     /// The engine's clock (see `clock.rs`).
     clock: Arc<dyn clock::Clock>,
     /// Issues and checks task tokens (keyed by the store's token secret).
-    pub(crate) tokens: TokenSigner,
-    pub(crate) namespaces: HashMap<String, NamespaceRecord>,
+    tokens: TokenSigner,
+    namespaces: HashMap<String, NamespaceRecord>,
     /// Boxed so the table's slots stay small (it is sized for growth, and doubles at once).
-    pub(crate) runs: HashMap<RunKey, Box<Run>>,
+    runs: HashMap<RunKey, Box<Run>>,
     /// (namespace, workflow id) -> the latest run id.
-    pub(crate) current: HashMap<(String, String), String>,
-    pub(crate) matching: Matching,
-    pub(crate) schedules: HashMap<schedules::ScheduleKey, schedules::LiveSchedule>,
+    current: HashMap<(String, String), String>,
+    matching: Matching,
+    schedules: HashMap<schedules::ScheduleKey, schedules::LiveSchedule>,
     timers: TimerQueue,
     timer_wake: Arc<Notify>,
     changes: broadcast::Sender<ExecutionChange>,
@@ -188,15 +188,15 @@ pub struct Core {
     /// What the operation in progress changed (see `txn.rs`).
     txn: txn::Transaction,
     /// How many shards executions are spread over, and those this replica serves.
-    pub(crate) shard_count: u32,
-    pub(crate) owned_shards: std::collections::BTreeSet<u32>,
+    shard_count: u32,
+    owned_shards: std::collections::BTreeSet<u32>,
     /// Records in the log since it was last written whole (drives compaction).
     records_in_log: u64,
     compact_min_records: u64,
     /// Closed runs on disk (None: closed runs stay in memory).
-    pub(crate) archive: Option<archive::Archive>,
+    archive: Option<archive::Archive>,
     /// Where outbox items go for delivery.
-    pub(crate) transfers: Option<transfer::TransferQueue>,
+    transfers: Option<transfer::TransferQueue>,
 }
 
 impl Engine {
