@@ -64,9 +64,13 @@ impl Core {
     /// Ends the operation: commits everything it changed and hands the records to the store
     /// as one frame. Only [`super::Engine::with_core`] calls this.
     pub(super) fn end_operation(&mut self) {
-        let txn = std::mem::take(&mut self.txn);
-        let mut records = Vec::with_capacity(txn.entries.len());
-        for entry in txn.entries {
+        // The sets and the list keep their capacity from one operation to the next: this
+        // runs once per RPC.
+        self.txn.runs.clear();
+        self.txn.schedules.clear();
+        let mut entries = std::mem::take(&mut self.txn.entries);
+        let mut records = Vec::with_capacity(entries.len());
+        for entry in entries.drain(..) {
             match entry {
                 Entry::Record(record) => records.push(record),
                 Entry::Run(key) => records.extend(self.commit_run(&key)),
@@ -80,6 +84,7 @@ impl Core {
                 }
             }
         }
+        self.txn.entries = entries;
         if !records.is_empty() {
             self.records_in_log += 1;
             self.store.append(records);
