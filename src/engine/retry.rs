@@ -132,6 +132,27 @@ pub fn decide(
     Ok(delay)
 }
 
+/// Workflow-task attempts up to this one get the workflow's own task timeout.
+const WFT_PLAIN_ATTEMPTS: i32 = 3;
+const WFT_EXTRA_INITIAL_MS: i64 = 5_000;
+const WFT_EXTRA_MAX_MS: i64 = 10 * 60_000;
+
+/// The start-to-close timeout of a workflow task's `attempt`. From the fourth attempt on, a
+/// growing allowance (5 s doubling to at most 10 min, less up to a fifth as jitter) is added,
+/// as Temporal does: a worker whose first task of a run is slow (a cold sandbox, a long
+/// replay) would otherwise time out on every attempt forever, since each failed completion
+/// evicts the run and the next attempt starts cold again. `seed` spreads the jitter.
+pub fn workflow_task_timeout(base: Option<Duration>, attempt: i32, seed: u64) -> Option<Duration> {
+    if attempt <= WFT_PLAIN_ATTEMPTS {
+        return base;
+    }
+    let doublings = (attempt - WFT_PLAIN_ATTEMPTS - 1).min(20) as u32;
+    let extra = (WFT_EXTRA_INITIAL_MS << doublings).min(WFT_EXTRA_MAX_MS);
+    let jitter = (seed % (extra as u64 / 5).max(1)) as i64;
+    let extra = extra - extra / 5 + jitter;
+    Some(dur_from_millis(dur_millis(&base) + extra))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +193,24 @@ mod tests {
             decide(&p, 1, &f, 0, 0),
             Err(RetryState::NonRetryableFailure)
         );
+    }
+
+    #[test]
+    fn workflow_task_timeout_grows_from_the_fourth_attempt() {
+        let base = Some(dur_from_millis(1000));
+        for attempt in 1..=3 {
+            assert_eq!(workflow_task_timeout(base, attempt, 7), base);
+        }
+        let ms = |attempt, seed| dur_millis(&workflow_task_timeout(base, attempt, seed));
+        for seed in [0, 1, 999, 12_345, u64::MAX] {
+            assert!(
+                (1000 + 4000..=1000 + 5000).contains(&ms(4, seed)),
+                "{}",
+                ms(4, seed)
+            );
+            assert!((1000 + 8000..=1000 + 10_000).contains(&ms(5, seed)));
+            assert!((1000 + 480_000..=1000 + 600_000).contains(&ms(40, seed)));
+        }
+        assert_ne!(ms(4, 1), ms(4, 2), "the seed spreads the jitter");
     }
 }

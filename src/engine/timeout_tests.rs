@@ -244,3 +244,66 @@ async fn an_activity_that_times_out_is_retried_after_its_backoff_then_fails_the_
         EventType::WorkflowTaskScheduled
     );
 }
+
+/// A worker too slow for the workflow's task timeout (a cold cache on every attempt) gets a
+/// growing allowance from the fourth attempt on, so the run makes progress at last.
+#[tokio::test]
+async fn a_workflow_task_that_keeps_timing_out_gets_more_time_from_the_fourth_attempt() {
+    let h = Harness::new().await;
+    h.engine
+        .start_workflow(StartWorkflowExecutionRequest {
+            namespace: "default".into(),
+            workflow_id: "slow".into(),
+            workflow_type: Some(WorkflowType { name: "wf".into() }),
+            task_queue: queue(),
+            workflow_task_timeout: Some(dur_from_millis(1_000)),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let poll = || async {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
+        let poll = PollWorkflowTaskQueueRequest {
+            namespace: "default".into(),
+            task_queue: queue(),
+            identity: "slow worker".into(),
+            ..Default::default()
+        };
+        h.engine
+            .poll_workflow_task(poll, deadline, false)
+            .await
+            .unwrap()
+    };
+    for attempt in 1..=3 {
+        assert_eq!(poll().await.attempt, attempt);
+        h.advance(Duration::from_millis(1_000));
+    }
+    let fourth = poll().await;
+    assert_eq!(fourth.attempt, 4);
+    h.advance(Duration::from_millis(3_000));
+    h.engine
+        .complete_workflow_task(RespondWorkflowTaskCompletedRequest {
+            namespace: "default".into(),
+            task_token: fourth.task_token,
+            commands: vec![start_timer(60)],
+            ..Default::default()
+        })
+        .await
+        .expect("the fourth attempt has more than the 1 s task timeout");
+    let events = h.history("slow").await;
+    let scheduled: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.attributes {
+            Some(Attributes::WorkflowTaskScheduledEventAttributes(a)) => Some(a),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        scheduled.len(),
+        2,
+        "attempt 1, then the completed attempt 4"
+    );
+    assert_eq!(scheduled[1].attempt, 4);
+    let timeout = super::clock::dur_millis(&scheduled[1].start_to_close_timeout);
+    assert!((5_000..=6_000).contains(&timeout), "1 s + 4-5 s: {timeout}");
+}

@@ -138,6 +138,7 @@ impl Core {
             .started
             .as_ref()
             .and_then(|s| s.workflow_task_timeout);
+        let timeout = super::retry::workflow_task_timeout(timeout, attempt, jitter_seed(key));
         let transient = attempt > 1;
         let sticky_queue = QueueKey::new(
             &key.namespace,
@@ -348,6 +349,7 @@ impl Core {
             w.identity = identity.to_string();
             w.request_id = request_id;
         }
+        tracing::debug!(workflow_id = %key.workflow_id, attempt, from_sticky, %identity, "workflow task started");
         let queries = run.attach_waiting_queries(scheduled_event_id);
         let messages = run.deliver_updates(scheduled_event_id, started_event_id);
         let timeout = dur_millis(&wft.start_to_close_timeout);
@@ -408,6 +410,15 @@ impl Core {
             || wft.attempt != attempt
             || wft.started_event_id == 0
         {
+            tracing::debug!(
+                workflow_id = %key.workflow_id,
+                token.scheduled_event_id = scheduled_event_id,
+                token.attempt = attempt,
+                current.scheduled_event_id = wft.scheduled_event_id,
+                current.attempt = wft.attempt,
+                current.started = wft.started_event_id != 0,
+                "workflow task named by a token is not the running one"
+            );
             return Err(not_found());
         }
         Ok(wft)
@@ -681,6 +692,14 @@ pub(crate) fn normal_queue(name: &str) -> TaskQueue {
 }
 
 /// The Scheduled/Started events of a transient workflow task, as shipped to the worker.
+/// A per-run seed, so runs whose tasks fail together do not retry in lockstep.
+fn jitter_seed(key: &RunKey) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.run_id.hash(&mut h);
+    h.finish()
+}
+
 fn transient_events(wft: Option<&WorkflowTaskInfo>) -> Vec<HistoryEvent> {
     let Some(wft) = wft.filter(|w| w.transient) else {
         return Vec::new();
