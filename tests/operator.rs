@@ -3,7 +3,7 @@
 //! official Rust SDK worker in this process polling the operator's engine. The manifests are
 //! the ones in `examples/k8s/`.
 //!
-//! One API server serves every case (it takes seconds to start); the cases run in order.
+//! Each scenario is its own test with its own API server, operator and worker (`Cluster`).
 
 mod common;
 
@@ -63,38 +63,36 @@ fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
         .unwrap_or(&Value::Null)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn operator_reconciles_workflows_and_workers_on_a_real_api_server() {
-    let mut kube = KubeEnv::start().await;
-    let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/durin.dev.yaml");
-    kube.kubectl_ok(&["apply", "--server-side", "-f", crds])
-        .await;
-    kube.kubectl_ok(&[
-        "wait",
-        "--for=condition=Established",
-        "crd",
-        "--all",
-        "--timeout=60s",
-    ])
-    .await;
-    let mut operator = DurinServer::start_operator(&kube.kubeconfig, &LEADER_A).await;
+/// One test's cluster: its own API server (with the CRDs), `durin operator` leading as op-a,
+/// and the worker behind examples/k8s as its own process (what a Worker's pods run). Each
+/// scenario gets a fresh one, so a failure in one cannot hide or cause another.
+struct Cluster {
+    kube: KubeEnv,
+    operator: DurinServer,
+    _worker: ExampleWorker,
+}
 
-    // The worker behind examples/k8s, as its own process (what a Worker's pods run).
-    let _worker = ExampleWorker::start(operator.port(), "default", TASK_QUEUE);
-    let client = operator.client().await;
-    {
-        leader_lease_is_held(&kube).await;
-        workflow_runs_to_completed(&kube).await;
-        finished_workflows_expire_after_their_ttl(&kube).await;
-        signals_in_spec_are_delivered_once(&kube).await;
-        desired_state_cancels_and_terminates(&kube).await;
-        deletion_applies_policy(&kube, &client).await;
-        invalid_specs_are_refused_or_reported(&kube).await;
-        other_durin_namespaces_need_a_grant(&kube, operator.port()).await;
-        worker_becomes_a_deployment(&kube).await;
-        schedule_runs_on_a_timetable(&kube, &client).await;
-        survives_api_server_outage(&mut kube).await;
-        standby_takes_over_the_lease(&kube, &mut operator).await;
+impl Cluster {
+    async fn start() -> Self {
+        let kube = KubeEnv::start().await;
+        let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/durin.dev.yaml");
+        kube.kubectl_ok(&["apply", "--server-side", "-f", crds])
+            .await;
+        kube.kubectl_ok(&[
+            "wait",
+            "--for=condition=Established",
+            "crd",
+            "--all",
+            "--timeout=60s",
+        ])
+        .await;
+        let operator = DurinServer::start_operator(&kube.kubeconfig, &LEADER_A).await;
+        let _worker = ExampleWorker::start(operator.port(), "default", TASK_QUEUE);
+        Cluster {
+            kube,
+            operator,
+            _worker,
+        }
     }
 }
 
@@ -109,7 +107,10 @@ async fn lease_holder(kube: &KubeEnv) -> Option<String> {
     lease["spec"]["holderIdentity"].as_str().map(str::to_string)
 }
 
-async fn survives_api_server_outage(kube: &mut KubeEnv) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn survives_api_server_outage() {
+    let mut cluster = Cluster::start().await;
+    let kube = &mut cluster.kube;
     kube.stop_apiserver();
     tokio::time::sleep(Duration::from_secs(3)).await;
     kube.start_apiserver().await;
@@ -131,12 +132,15 @@ async fn survives_api_server_outage(kube: &mut KubeEnv) {
 }
 
 /// A second replica waits on the Lease without acting; when the leader dies it takes over.
-async fn standby_takes_over_the_lease(kube: &KubeEnv, leader: &mut DurinServer) {
-    let standby = DurinServer::start_operator(&kube.kubeconfig, &LEADER_B).await;
-    eventually(30, "op-a holds the lease", || async {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standby_takes_over_the_lease() {
+    let mut cluster = Cluster::start().await;
+    let (kube, leader) = (&cluster.kube, &mut cluster.operator);
+    eventually(30, "op-a takes the lease first", || async {
         (lease_holder(kube).await.as_deref() == Some("op-a")).then_some(())
     })
     .await;
+    let standby = DurinServer::start_operator(&kube.kubeconfig, &LEADER_B).await;
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert_eq!(
         lease_holder(kube).await.as_deref(),
@@ -166,12 +170,18 @@ async fn standby_takes_over_the_lease(kube: &KubeEnv, leader: &mut DurinServer) 
     .await;
 }
 
-async fn leader_lease_is_held(kube: &KubeEnv) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_lease_is_held() {
+    let cluster = Cluster::start().await;
+    let kube = &cluster.kube;
     let holder = eventually(30, "leader lease", || lease_holder(kube)).await;
     assert_eq!(holder, "op-a");
 }
 
-async fn workflow_runs_to_completed(kube: &KubeEnv) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workflow_runs_to_completed() {
+    let cluster = Cluster::start().await;
+    let kube = &cluster.kube;
     let out = kube.apply(&example("hello-workflow.yaml")).await;
     assert!(
         out.status.success(),
@@ -219,7 +229,10 @@ async fn workflow_runs_to_completed(kube: &KubeEnv) {
     );
 }
 
-async fn signals_in_spec_are_delivered_once(kube: &KubeEnv) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signals_in_spec_are_delivered_once() {
+    let cluster = Cluster::start().await;
+    let kube = &cluster.kube;
     let out = kube.apply(&example("mailbox-workflow.yaml")).await;
     assert!(
         out.status.success(),
@@ -252,7 +265,10 @@ async fn signals_in_spec_are_delivered_once(kube: &KubeEnv) {
     assert!(String::from_utf8_lossy(&out.stderr).contains("append-only"));
 }
 
-async fn desired_state_cancels_and_terminates(kube: &KubeEnv) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desired_state_cancels_and_terminates() {
+    let cluster = Cluster::start().await;
+    let kube = &cluster.kube;
     for (name, state, phase) in [
         ("sleep-cancel", "Canceled", "Canceled"),
         ("sleep-terminate", "Terminated", "Terminated"),
@@ -293,7 +309,11 @@ async fn desired_state_cancels_and_terminates(kube: &KubeEnv) {
     assert!(!out.status.success());
 }
 
-async fn deletion_applies_policy(kube: &KubeEnv, client: &temporalio_client::Client) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletion_applies_policy() {
+    let cluster = Cluster::start().await;
+    let kube = &cluster.kube;
+    let client = &cluster.operator.client().await;
     assert!(
         kube.apply(&example("sleeper-workflow.yaml"))
             .await
@@ -337,7 +357,10 @@ async fn deletion_applies_policy(kube: &KubeEnv, client: &temporalio_client::Cli
     );
 }
 
-async fn invalid_specs_are_refused_or_reported(kube: &KubeEnv) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_specs_are_refused_or_reported() {
+    let cluster = Cluster::start().await;
+    let kube = &cluster.kube;
     // A malformed duration never reaches the operator: the schema refuses it.
     let bad_duration = example("hello-workflow.yaml")
         .replace("name: hello", "name: bad-duration")
@@ -377,13 +400,22 @@ async fn invalid_specs_are_refused_or_reported(kube: &KubeEnv) {
         "a Warning event explains the refusal"
     );
     // Immutable identity: the workflow type cannot change.
+    assert!(
+        kube.apply(&example("hello-workflow.yaml"))
+            .await
+            .status
+            .success()
+    );
     let changed = example("hello-workflow.yaml").replace("HelloWorkflow", "OtherWorkflow");
     let out = kube.apply(&changed).await;
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot change"));
 }
 
-async fn worker_becomes_a_deployment(kube: &KubeEnv) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_becomes_a_deployment() {
+    let cluster = Cluster::start().await;
+    let kube = &cluster.kube;
     assert!(kube.apply(&example("worker.yaml")).await.status.success());
     let deployment = eventually(30, "deployment/examples", || async {
         let out = kube
@@ -444,7 +476,11 @@ async fn schedule_count(kube: &KubeEnv) -> i64 {
         .unwrap_or(0)
 }
 
-async fn schedule_runs_on_a_timetable(kube: &KubeEnv, client: &temporalio_client::Client) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedule_runs_on_a_timetable() {
+    let cluster = Cluster::start().await;
+    let kube = &cluster.kube;
+    let client = &cluster.operator.client().await;
     let out = kube.apply(&example("schedule.yaml")).await;
     assert!(
         out.status.success(),
@@ -566,7 +602,10 @@ async fn schedule_runs_on_a_timetable(kube: &KubeEnv, client: &temporalio_client
     assert!(gone.is_err(), "the engine schedule must be gone");
 }
 
-async fn finished_workflows_expire_after_their_ttl(kube: &KubeEnv) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_workflows_expire_after_their_ttl() {
+    let cluster = Cluster::start().await;
+    let kube = &cluster.kube;
     let manifest = example("hello-workflow.yaml")
         .replace("name: hello", "name: short-lived")
         .replace("executionTimeout: 10m", "ttlSecondsAfterFinished: 1");
@@ -684,7 +723,10 @@ spec:
 
 /// Tenant isolation: the resources of Kubernetes namespace team-a reach only Durin namespace
 /// team-a, unless an administrator grants more with an annotation on the Namespace object.
-async fn other_durin_namespaces_need_a_grant(kube: &KubeEnv, port: u16) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_durin_namespaces_need_a_grant() {
+    let cluster = Cluster::start().await;
+    let (kube, port) = (&cluster.kube, cluster.operator.port());
     for ns in ["team-a", "team-b"] {
         kube.kubectl_ok(&["create", "namespace", ns]).await;
     }
