@@ -1,4 +1,5 @@
-//! Helpers the SDK tests share: options, handles, describe, history and run chains.
+//! Helpers the SDK tests share: options, handles, describe, history and run chains, history
+//! assertions, and the worker options of the child / parent-close / external-workflow tests.
 
 use temporalio_client::{
     Client, UntypedWorkflowHandle, WorkflowExecutionDescription, WorkflowExecutionInfo,
@@ -6,10 +7,21 @@ use temporalio_client::{
 };
 use temporalio_common::protos::temporal::api::{
     enums::v1::EventType,
-    history::v1::{HistoryEvent, history_event::Attributes},
+    history::v1::{
+        HistoryEvent, WorkflowExecutionStartedEventAttributes, history_event::Attributes,
+    },
 };
+use temporalio_sdk::WorkerOptions;
 
+use crate::child_workflows::{
+    ChainParent, ChildOpsParent, ComputeParent, FailParent, FailingChild, SquareChild,
+    WaiterWorkflow,
+};
 use crate::common::{NAMESPACE, within};
+use crate::continue_as_new::CounterWorkflow;
+use crate::external_workflows::{CancellerWorkflow, SignallerWorkflow};
+use crate::parent_close_policies::ShortLivedParent;
+use crate::workflow_retries::FlakyWorkflow;
 
 /// Start options on `task_queue` with `workflow_id`.
 pub(crate) fn start_opts(task_queue: &str, workflow_id: &str) -> WorkflowStartOptions {
@@ -104,4 +116,70 @@ pub(crate) async fn run_chain(
             None => return chain,
         }
     }
+}
+
+/// A run's whole history through its handle (within 10 s).
+pub(crate) async fn full_history<W>(
+    handle: &temporalio_client::WorkflowHandle<Client, W>,
+) -> Vec<HistoryEvent>
+where
+    W: temporalio_common::HasWorkflowDefinition,
+{
+    within(
+        10,
+        "workflow history",
+        handle
+            .fetch_history(WorkflowFetchHistoryOptions::builder().build())
+            .into_events(),
+    )
+    .await
+    .expect("fetch history")
+}
+
+pub(crate) fn assert_has_events(events: &[HistoryEvent], wanted: &[EventType], whose: &str) {
+    let types = event_types(events);
+    for w in wanted {
+        assert!(
+            types.contains(w),
+            "history of {whose} is missing {w:?}; it has {types:?}"
+        );
+    }
+}
+
+pub(crate) fn started_attrs(events: &[HistoryEvent]) -> &WorkflowExecutionStartedEventAttributes {
+    match events.first().and_then(|e| e.attributes.as_ref()) {
+        Some(Attributes::WorkflowExecutionStartedEventAttributes(a)) => a,
+        other => panic!("first event should be WorkflowExecutionStarted, got {other:?}"),
+    }
+}
+
+/// Worker options registering every workflow of the child, parent-close and external-workflow
+/// tests.
+pub(crate) fn chains_worker_options(tq: &str) -> WorkerOptions {
+    WorkerOptions::new(tq.to_string())
+        .register_workflow::<WaiterWorkflow>()
+        .unwrap()
+        .register_workflow::<SquareChild>()
+        .unwrap()
+        .register_workflow::<ComputeParent>()
+        .unwrap()
+        .register_workflow::<FailingChild>()
+        .unwrap()
+        .register_workflow::<FailParent>()
+        .unwrap()
+        .register_workflow::<ShortLivedParent>()
+        .unwrap()
+        .register_workflow::<SignallerWorkflow>()
+        .unwrap()
+        .register_workflow::<CancellerWorkflow>()
+        .unwrap()
+        .register_workflow::<ChildOpsParent>()
+        .unwrap()
+        .register_workflow::<ChainParent>()
+        .unwrap()
+        .register_workflow::<CounterWorkflow>()
+        .unwrap()
+        .register_workflow::<FlakyWorkflow>()
+        .unwrap()
+        .build()
 }
