@@ -1,24 +1,31 @@
-# Durin: one static-enough binary on a distroless base, running as a non-root user.
+# Durin as a container image, for users with Docker:
 #   docker build -t ghcr.io/durin-dev/durin:0.1.0 .
-# The chart's image defaults (charts/durin/values.yaml) point at this image.
+# scripts/image builds the same image without a Docker daemon (umoci), and is what the tests
+# prove; tests/image.rs keeps the two in step (paths copied, build flags, user, entrypoint).
+# A static (musl) binary in an image from scratch: no shell, no libc, uid/gid 65532 "nonroot".
 
 FROM rust:1.95-slim-bookworm AS build
+RUN apt-get update && apt-get install -y --no-install-recommends musl-tools \
+    && rm -rf /var/lib/apt/lists/* \
+    && rustup target add x86_64-unknown-linux-musl
 WORKDIR /src
-# Dependencies first, so source edits do not rebuild them.
 COPY Cargo.toml Cargo.lock build.rs ./
-RUN mkdir -p src examples/durin_samples examples/k8s_worker \
-    && echo 'fn main() {}' > src/main.rs && echo '' > src/lib.rs \
-    && echo 'fn main() {}' > examples/durin_samples/main.rs \
-    && echo 'fn main() {}' > examples/k8s_worker/main.rs \
-    && cargo build --release --bin durin \
-    && rm -rf src
+COPY proto ./proto
 COPY src ./src
-RUN touch src/main.rs src/lib.rs && cargo build --release --bin durin \
-    && strip target/release/durin
+COPY examples ./examples
+COPY bench ./bench
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked --target x86_64-unknown-linux-musl --bin durin \
+    && install -D -m 0755 -s target/x86_64-unknown-linux-musl/release/durin /rootfs/usr/local/bin/durin
+RUN install -d -m 0700 -o 65532 -g 65532 /rootfs/data \
+    && install -d -m 1777 /rootfs/tmp \
+    && install -d -m 0755 /rootfs/etc \
+    && printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' > /rootfs/etc/passwd \
+    && printf 'root:x:0:\nnonroot:x:65532:\n' > /rootfs/etc/group
 
-# glibc and libgcc, nothing else; uid/gid 65532 ("nonroot").
-FROM gcr.io/distroless/cc-debian12:nonroot
-COPY --from=build /src/target/release/durin /usr/local/bin/durin
+FROM scratch
+COPY --from=build /rootfs/ /
 USER 65532:65532
 EXPOSE 7233 9090
 VOLUME ["/data"]

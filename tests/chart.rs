@@ -273,6 +273,18 @@ async fn chart_lints_renders_installs_and_runs_with_its_own_rbac() {
             "no {kind} rendered"
         );
     }
+    // The default image is the one `scripts/image` builds: its tag is the chart's appVersion
+    // (tests/image.rs checks the script's side).
+    let chart_yaml = std::fs::read_to_string(format!("{CHART}/Chart.yaml")).expect("Chart.yaml");
+    let app_version = chart_yaml
+        .lines()
+        .find_map(|l| l.strip_prefix("appVersion:"))
+        .map(|v| v.trim().trim_matches('"'))
+        .expect("appVersion");
+    assert!(
+        rendered.contains(&format!("image: \"ghcr.io/durin-dev/durin:{app_version}\"")),
+        "the default image is what scripts/image builds"
+    );
     let default_file = dir.path().join("default.yaml");
     std::fs::write(&default_file, &rendered).expect("write");
     kube.kubectl_ok(&[

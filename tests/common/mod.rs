@@ -195,7 +195,7 @@ impl DurinServer {
 
     /// Connect a new SDK client bound to the `default` namespace. Panics if that fails.
     pub async fn client(&self) -> Client {
-        match try_connect(self.url()).await {
+        match connect_client(self.url()).await {
             Ok(c) => c,
             Err(e) => panic!(
                 "could not connect SDK client to durin at {}: {e}\nserver log: {}",
@@ -344,7 +344,7 @@ impl DurinServer {
             }
             let last_err = if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
             {
-                match try_connect(self.url()).await {
+                match connect_client(self.url()).await {
                     Ok(_) => {
                         self.start_peer().await;
                         return;
@@ -389,7 +389,7 @@ impl Drop for DurinServer {
     }
 }
 
-async fn try_connect(url: Url) -> Result<Client, String> {
+pub async fn connect_client(url: Url) -> Result<Client, String> {
     let opts = ConnectionOptions::new(url)
         .identity("durin-sdk-test".to_string())
         .connect_timeout(Duration::from_secs(2))
