@@ -7,7 +7,7 @@
 FROM rust:1.95-slim-bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends musl-tools \
     && rm -rf /var/lib/apt/lists/* \
-    && rustup target add x86_64-unknown-linux-musl
+    && rustup target add "$(uname -m)-unknown-linux-musl"
 WORKDIR /src
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY proto ./proto
@@ -16,8 +16,8 @@ COPY examples ./examples
 COPY bench ./bench
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --target x86_64-unknown-linux-musl --bin durin \
-    && install -D -m 0755 -s target/x86_64-unknown-linux-musl/release/durin /rootfs/usr/local/bin/durin
+    cargo build --release --locked --target "$(uname -m)-unknown-linux-musl" --bin durin \
+    && install -D -m 0755 -s "target/$(uname -m)-unknown-linux-musl/release/durin" /rootfs/usr/local/bin/durin
 RUN install -d -m 0700 -o 65532 -g 65532 /rootfs/data \
     && install -d -m 1777 /rootfs/tmp \
     && install -d -m 0755 /rootfs/etc \

@@ -58,6 +58,12 @@ postgres:
   caSecretName: durin-pg-ca
 extraArgs: ["--lease-duration=20"]
 extraEnv: [{name: EXTRA, value: "1"}]
+extraVolumes: [{name: scratch, emptyDir: {medium: Memory}}]
+extraVolumeMounts: [{name: scratch, mountPath: /scratch}]
+priorityClassName: durin-critical
+networkPolicy:
+  enabled: true
+  from: [{namespaceSelector: {matchLabels: {team: a}}}]
 "#;
 
 /// Grants the operator needs that the test's requests do not show as such in the audit log.
@@ -246,6 +252,40 @@ async fn chart_lints_renders_installs_and_runs_with_its_own_rbac() {
         text(&bad)
     );
 
+    // `helm package` makes the archive a registry takes (`helm push … oci://…`).
+    let packaged = tempfile::tempdir().expect("tempdir");
+    ok(
+        kube.helm(&[
+            "package",
+            CHART,
+            "-d",
+            &packaged.path().display().to_string(),
+        ])
+        .await,
+        "helm package",
+    )
+    .await;
+    let version = std::fs::read_to_string(format!("{CHART}/Chart.yaml"))
+        .expect("Chart.yaml")
+        .lines()
+        .find_map(|l| l.strip_prefix("version:").map(|v| v.trim().to_string()))
+        .expect("version");
+    let archive = packaged.path().join(format!("durin-{version}.tgz"));
+    assert!(
+        std::fs::metadata(&archive).is_ok_and(|m| m.len() > 1000),
+        "helm package wrote {archive:?}"
+    );
+
+    // The CRDs' transition rules need Kubernetes 1.30: older clusters are refused up front.
+    let old_cluster = kube
+        .helm(&["template", "x", CHART, "--kube-version", "1.28.0"])
+        .await;
+    assert!(
+        !old_cluster.status.success() && text(&old_cluster).contains("kubeVersion"),
+        "{}",
+        text(&old_cluster)
+    );
+
     kube.kubectl_ok(&["create", "namespace", "durin-system"])
         .await;
     kube.kubectl_ok(&["create", "namespace", "team-a"]).await;
@@ -331,6 +371,12 @@ async fn chart_lints_renders_installs_and_runs_with_its_own_rbac() {
         "name: durin-pg",
         "value: /etc/durin/postgres-ca/ca.crt",
         "secretName: durin-pg-ca",
+        "priorityClassName: \"durin-critical\"",
+        "medium: Memory",
+        "mountPath: /scratch",
+        "kind: NetworkPolicy",
+        "port: cluster",
+        "team: a",
     ] {
         assert!(
             custom.contains(expected),
@@ -855,5 +901,114 @@ async fn runs_with_the_rbac_of_a_watched_namespace(kube: &KubeEnv, dir: &std::pa
     assert!(
         !log.contains("forbidden"),
         "the operator hit an RBAC refusal with the watchNamespace RBAC:\n{log}"
+    );
+}
+
+/// The values table of `charts/durin/README.md`, generated from `values.yaml` (the comment
+/// lines right above a key are its description, the value its default) and
+/// `values.schema.json` (types, and descriptions the comments lack).
+fn values_table() -> String {
+    let values = std::fs::read_to_string(format!("{CHART}/values.yaml")).expect("values.yaml");
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{CHART}/values.schema.json")).expect("schema"),
+    )
+    .expect("schema json");
+    let schema_at = |path: &[String]| {
+        path.iter()
+            .try_fold(&schema, |node, key| node["properties"].get(key.as_str()))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let mut rows = vec![
+        "| Key | Type | Default | Description |".to_string(),
+        "|---|---|---|---|".to_string(),
+    ];
+    let mut parents: Vec<(usize, String)> = Vec::new();
+    // Indent of a free-form object (no properties in the schema, e.g. resources): one row for
+    // it, none for what is nested inside.
+    let mut opaque_at: Option<usize> = None;
+    let mut comment: Vec<String> = Vec::new();
+    for line in values.lines() {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        if trimmed.is_empty() {
+            comment.clear();
+            continue;
+        }
+        if let Some(text) = trimmed.strip_prefix('#') {
+            comment.push(text.trim().to_string());
+            continue;
+        }
+        let Some((key, value)) = trimmed.split_once(':') else {
+            comment.clear();
+            continue;
+        };
+        if opaque_at.is_some_and(|i| indent > i) {
+            comment.clear();
+            continue;
+        }
+        opaque_at = None;
+        parents.retain(|(i, _)| *i < indent);
+        let mut path: Vec<String> = parents.iter().map(|(_, k)| k.clone()).collect();
+        path.push(key.to_string());
+        let value = value.trim();
+        let node = schema_at(&path);
+        let described = comment
+            .iter()
+            .filter(|l| !l.is_empty())
+            .cloned()
+            .collect::<Vec<_>>();
+        let description = if described.is_empty() {
+            node["description"].as_str().unwrap_or_default().to_string()
+        } else {
+            described.join(" ")
+        };
+        let free_form =
+            value.is_empty() && node["type"] == "object" && node["properties"].is_null();
+        if free_form {
+            opaque_at = Some(indent);
+        } else if value.is_empty() {
+            parents.push((indent, key.to_string()));
+        }
+        if !value.is_empty() || !description.is_empty() || free_form {
+            let default = match value {
+                "" if free_form => "see `values.yaml`".to_string(),
+                "" => String::new(),
+                v => format!("`{v}`"),
+            };
+            rows.push(format!(
+                "| `{}` | {} | {} | {} |",
+                path.join("."),
+                node["type"]
+                    .as_str()
+                    .unwrap_or(if value.is_empty() { "object" } else { "" }),
+                default,
+                description.replace('|', "\\|")
+            ));
+        }
+        comment.clear();
+    }
+    rows.join("\n") + "\n"
+}
+
+/// `charts/durin/README.md` lists every value as `values.yaml` and the schema say;
+/// `DURIN_BLESS=1 cargo test --test chart chart_readme` rewrites the table.
+#[test]
+fn chart_readme_lists_every_value() {
+    let path = format!("{CHART}/README.md");
+    let readme = std::fs::read_to_string(&path).expect("charts/durin/README.md");
+    let (begin, end) = ("<!-- values:begin -->\n", "<!-- values:end -->");
+    let start = readme.find(begin).expect("values:begin marker") + begin.len();
+    let stop = readme.find(end).expect("values:end marker");
+    let table = values_table();
+    if std::env::var_os("DURIN_BLESS").is_some() {
+        let updated = format!("{}{table}{}", &readme[..start], &readme[stop..]);
+        std::fs::write(&path, updated).expect("write README");
+        return;
+    }
+    assert!(
+        readme[start..stop] == table,
+        "charts/durin/README.md's values table is stale: run \
+         DURIN_BLESS=1 cargo test --test chart chart_readme"
     );
 }

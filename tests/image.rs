@@ -1,7 +1,8 @@
 //! The container image: `scripts/image durin` builds it (no Docker daemon), and these tests take
 //! the OCI archive it wrote, unpack it with umoci, and run what is inside — `durin --version`,
 //! then `durin dev` in the image's root filesystem as the image's user — answering an official
-//! SDK worker and client. They also keep the Dockerfiles in step with the script.
+//! SDK worker and client. They also keep the Dockerfiles in step with the script, and lint the
+//! release workflow that builds with it.
 
 mod common;
 
@@ -363,7 +364,7 @@ fn script_cargo_flags() -> String {
 fn the_dockerfiles_build_what_the_script_builds() {
     let flags = script_cargo_flags();
     assert!(
-        flags.contains("--target x86_64-unknown-linux-musl"),
+        flags.contains(r#"--target "$(uname -m)-unknown-linux-musl""#),
         "{flags}"
     );
     for (dockerfile, target, entrypoint) in [
@@ -407,4 +408,30 @@ fn the_dockerfiles_build_what_the_script_builds() {
     assert!(durin.contains(r#"CMD ["operator", "--data-dir=/data"]"#));
     let script = std::fs::read_to_string(format!("{ROOT}/scripts/image")).unwrap();
     assert!(script.contains("--config.cmd operator --config.cmd --data-dir=/data"));
+}
+
+/// The release pipeline (`.github/workflows/release.yml`) cannot run here; actionlint (built
+/// from its Go module by `scripts/lint-workflows`) checks it, and that it uses this script.
+#[test]
+fn the_release_workflow_passes_actionlint() {
+    let workflow =
+        std::fs::read_to_string(format!("{ROOT}/.github/workflows/release.yml")).unwrap();
+    assert!(
+        workflow.contains("scripts/image"),
+        "releases build with scripts/image"
+    );
+    assert!(
+        workflow.contains("helm push"),
+        "the chart is pushed as an OCI artifact"
+    );
+    let out = Command::new(format!("{ROOT}/scripts/lint-workflows"))
+        .current_dir(ROOT)
+        .output()
+        .expect("run scripts/lint-workflows");
+    assert!(
+        out.status.success(),
+        "actionlint:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -276,8 +276,14 @@ impl KubeEnv {
 
     /// Runs the built helm against this API server.
     pub async fn helm(&self, args: &[&str]) -> Output {
-        tokio::process::Command::new(&self.helm)
-            .arg("--kubeconfig")
+        let mut cmd = tokio::process::Command::new(&self.helm);
+        if args.first() == Some(&"template") && !args.contains(&"--kube-version") {
+            // `helm template` checks the chart's kubeVersion against Helm's built-in default
+            // (far older than any cluster the chart supports), not the cluster: give it this
+            // API server's, as `helm install` would see.
+            cmd.arg("--kube-version").arg(self.server_version().await);
+        }
+        cmd.arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .args(args)
             .env("HELM_CACHE_HOME", self.tmp.path().join("helm-cache"))
@@ -286,6 +292,17 @@ impl KubeEnv {
             .output()
             .await
             .expect("run helm")
+    }
+
+    /// The API server's version (`v1.37.2`).
+    pub async fn server_version(&self) -> String {
+        let version: serde_json::Value =
+            serde_json::from_str(&self.kubectl_ok(&["version", "-o", "json"]).await)
+                .expect("kubectl version json");
+        version["serverVersion"]["gitVersion"]
+            .as_str()
+            .expect("serverVersion.gitVersion")
+            .to_string()
     }
 
     /// A kubeconfig that authenticates with `token` (a ServiceAccount's) instead of the
