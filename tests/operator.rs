@@ -541,6 +541,25 @@ async fn schedule_runs_on_a_timetable() {
         "--timeout=30s",
     ])
     .await;
+    // `kubectl get` shows the pause the engine applied (the Paused condition), not the spec.
+    let table = kube.kubectl_ok(&["get", "schedule", "every-second"]).await;
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let row: Vec<&str> = table
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let column = header
+        .iter()
+        .position(|h| *h == "PAUSED")
+        .expect("a PAUSED column");
+    assert_eq!(row.get(column), Some(&"True"), "{table}");
     let paused_at = schedule_count(kube).await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(

@@ -21,7 +21,13 @@ use super::workflow::WorkflowTemplate;
     shortname = "dsch",
     category = "durin",
     doc = "A schedule that starts workflows on a timetable",
-    printcolumn(name = "Paused", type_ = "boolean", json_path = ".spec.state.paused"),
+    // What the engine reports (the Paused condition), not what the spec asks for: a pause
+    // that has not been applied yet must not show as one.
+    printcolumn(
+        name = "Paused",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Paused")].status"#
+    ),
     printcolumn(
         name = "Next",
         type_ = "string",
