@@ -265,11 +265,7 @@ async fn chart_lints_renders_installs_and_runs_with_its_own_rbac() {
         "helm package",
     )
     .await;
-    let version = std::fs::read_to_string(format!("{CHART}/Chart.yaml"))
-        .expect("Chart.yaml")
-        .lines()
-        .find_map(|l| l.strip_prefix("version:").map(|v| v.trim().to_string()))
-        .expect("version");
+    let version = common::chart_field("version");
     let archive = packaged.path().join(format!("durin-{version}.tgz"));
     assert!(
         std::fs::metadata(&archive).is_ok_and(|m| m.len() > 1000),
@@ -315,12 +311,7 @@ async fn chart_lints_renders_installs_and_runs_with_its_own_rbac() {
     }
     // The default image is the one `scripts/image` builds: its tag is the chart's appVersion
     // (tests/image.rs checks the script's side).
-    let chart_yaml = std::fs::read_to_string(format!("{CHART}/Chart.yaml")).expect("Chart.yaml");
-    let app_version = chart_yaml
-        .lines()
-        .find_map(|l| l.strip_prefix("appVersion:"))
-        .map(|v| v.trim().trim_matches('"'))
-        .expect("appVersion");
+    let app_version = common::chart_field("appVersion");
     assert!(
         rendered.contains(&format!("image: \"ghcr.io/durin-dev/durin:{app_version}\"")),
         "the default image is what scripts/image builds"

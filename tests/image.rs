@@ -47,12 +47,7 @@ fn run(cmd: &mut Command, what: &str) -> String {
 }
 
 fn app_version() -> String {
-    let chart = std::fs::read_to_string(format!("{ROOT}/charts/durin/Chart.yaml")).unwrap();
-    chart
-        .lines()
-        .find_map(|l| l.strip_prefix("appVersion:"))
-        .map(|v| v.trim().trim_matches('"').to_string())
-        .expect("appVersion in Chart.yaml")
+    common::chart_field("appVersion")
 }
 
 /// Builds the image once per test process (an incremental release build when nothing changed).
@@ -266,7 +261,7 @@ async fn durin_dev_runs_inside_the_image_and_answers_the_sdk() {
     let client = loop {
         match common::connect_client(url.clone()).await {
             Ok(client) => break client,
-            Err(e) if Instant::now() < deadline => {
+            Err(_) if Instant::now() < deadline => {
                 if let Ok(Some(status)) = server.0.try_wait() {
                     let mut err = String::new();
                     server
@@ -278,7 +273,6 @@ async fn durin_dev_runs_inside_the_image_and_answers_the_sdk() {
                         .ok();
                     panic!("durin dev exited with {status} in the image: {err}");
                 }
-                let _ = e;
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             Err(e) => panic!("durin dev in the image never answered: {e}"),

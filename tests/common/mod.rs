@@ -665,3 +665,14 @@ pub fn metric(port: u16, name: &str) -> f64 {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or_else(|| panic!("no metric {name} in\n{text}"))
 }
+
+/// A top-level field of `charts/durin/Chart.yaml` (`version`, `appVersion`), unquoted.
+pub fn chart_field(name: &str) -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/durin/Chart.yaml");
+    std::fs::read_to_string(path)
+        .expect("Chart.yaml")
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .map(|v| v.trim().trim_matches('"').to_string())
+        .unwrap_or_else(|| panic!("{name} in Chart.yaml"))
+}
