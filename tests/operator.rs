@@ -56,6 +56,21 @@ async fn wait_phase(kube: &KubeEnv, name: &str, phase: &str) -> Value {
     .await
 }
 
+/// Which of the health conditions (`Ready`, `Reconciling`, `Stalled`) is true; exactly one
+/// must be.
+fn standing(status: &Value) -> &'static str {
+    let on: Vec<_> = ["Ready", "Reconciling", "Stalled"]
+        .into_iter()
+        .filter(|t| condition(status, t)["status"] == "True")
+        .collect();
+    assert_eq!(
+        on.len(),
+        1,
+        "exactly one health condition is true: {status}"
+    );
+    on[0]
+}
+
 fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
     status["conditions"]
         .as_array()
@@ -207,6 +222,16 @@ async fn workflow_runs_to_completed() {
     assert!(s["historyLength"].as_i64().unwrap_or(0) >= 5, "{s}");
     assert!(s["closeTime"].is_string() && s["startTime"].is_string());
     assert_eq!(condition(&s, "Running")["status"], "False");
+    // Done as asked: Ready, the condition GitOps tools wait on.
+    kube.kubectl_ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "workflow/hello",
+        "--timeout=10s",
+    ])
+    .await;
+    assert_eq!(standing(&s), "Ready", "{s}");
+    assert_eq!(s["observedGeneration"], 1);
     // Re-applying the same manifest changes nothing: the resource uid is the request id.
     let again = kube.apply(&example("hello-workflow.yaml")).await;
     assert!(again.status.success());
@@ -276,7 +301,8 @@ async fn desired_state_cancels_and_terminates() {
         let manifest =
             example("sleeper-workflow.yaml").replace("name: sleeper", &format!("name: {name}"));
         assert!(kube.apply(&manifest).await.status.success());
-        wait_phase(kube, name, "Running").await;
+        let running = wait_phase(kube, name, "Running").await;
+        assert_eq!(standing(&running), "Reconciling", "{running}");
         let patch = format!(r#"{{"spec":{{"desiredState":"{state}","reason":"test says stop"}}}}"#);
         kube.kubectl_ok(&["patch", "workflow", name, "--type", "merge", "-p", &patch])
             .await;
@@ -290,6 +316,7 @@ async fn desired_state_cancels_and_terminates() {
         let s = status(kube, "workflow", name).await;
         assert_eq!(s["phase"], phase);
         assert_eq!(s["appliedState"], state);
+        assert_eq!(standing(&s), "Ready", "stopped as the spec asks: {s}");
         if phase == "Terminated" {
             assert_eq!(s["failure"]["message"], "test says stop");
         }
@@ -385,6 +412,9 @@ async fn invalid_specs_are_refused_or_reported() {
     .await;
     assert_eq!(condition(&s, "Accepted")["reason"], "InvalidSpec");
     assert_eq!(s["phase"], "Pending");
+    // Nothing will change without the user: kstatus's Stalled, with the refusal's reason.
+    assert_eq!(standing(&s), "Stalled", "{s}");
+    assert_eq!(condition(&s, "Stalled")["reason"], "InvalidSpec");
     let events = kube
         .kubectl_ok(&[
             "get",
@@ -460,6 +490,30 @@ async fn worker_becomes_a_deployment() {
     );
     assert_eq!(s["selector"], "durin.dev/worker=examples");
     assert!(s["backlog"].is_i64());
+    // No kube-controller-manager or kubelet runs here, so no pod ever starts: the Worker says
+    // it is rolling out. The status a Deployment controller would write turns it Ready.
+    assert_eq!(standing(&s), "Reconciling", "{s}");
+    let generation = deployment["metadata"]["generation"].as_i64().unwrap_or(1);
+    let rolled_out = format!(
+        r#"{{"status":{{"observedGeneration":{generation},"replicas":1,"updatedReplicas":1,"readyReplicas":1,"availableReplicas":1}}}}"#
+    );
+    kube.kubectl_ok(&[
+        "patch",
+        "deployment",
+        "examples",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &rolled_out,
+    ])
+    .await;
+    kube.kubectl_ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "worker/examples",
+        "--timeout=30s",
+    ])
+    .await;
     // /scale: kubectl scale (what an HPA does) reaches the Deployment.
     kube.kubectl_ok(&["scale", "worker/examples", "--replicas=3"])
         .await;
@@ -468,6 +522,50 @@ async fn worker_becomes_a_deployment() {
         (d["spec"]["replicas"] == 3).then_some(())
     })
     .await;
+    // Three wanted, one available: rolling out again.
+    eventually(30, "worker rolling out to 3", || async {
+        let s = status(kube, "worker", "examples").await;
+        (standing(&s) == "Reconciling").then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_template_is_a_checked_pod_template() {
+    let cluster = Cluster::start().await;
+    let kube = &cluster.kube;
+    // kubectl explain documents the pod template from the CRD's schema.
+    let explained = eventually(30, "kubectl explain of the pod template", || async {
+        let out = kube
+            .kubectl(&["explain", "worker.spec.template.spec.containers.image"])
+            .await;
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        (out.status.success() && text.contains("Container image name")).then_some(text)
+    })
+    .await;
+    assert!(explained.contains("FIELD: image"), "{explained}");
+    // A misspelt field is refused at apply (kubectl's strict field validation), not dropped.
+    let typo = example("worker.yaml").replace("image:", "imagee:");
+    let out = kube.apply(&typo).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a typo in the pod template applied");
+    assert!(stderr.contains("imagee"), "{stderr}");
+    // So is a wrongly typed value and a pod without containers.
+    let wrong_type = example("worker.yaml").replace("requests: {cpu: 50m", "requests: {cpu: [1]");
+    assert!(!kube.apply(&wrong_type).await.status.success());
+    let no_containers = "apiVersion: durin.dev/v1alpha1\nkind: Worker\nmetadata: {name: empty}\n\
+                         spec: {taskQueue: q, template: {spec: {containers: []}}}\n";
+    let out = kube.apply(no_containers).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("containers"));
+    // Integers and strings both pass where Kubernetes takes either (quantities, ports).
+    let either = example("worker.yaml").replace("cpu: 50m", "cpu: 1");
+    let out = kube.apply(&either).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 async fn schedule_count(kube: &KubeEnv) -> i64 {
@@ -493,6 +591,7 @@ async fn schedule_runs_on_a_timetable() {
     })
     .await;
     assert_eq!(condition(&s, "Accepted")["status"], "True");
+    assert_eq!(standing(&s), "Ready", "{s}");
     assert!(
         s["nextActionTimes"]
             .as_array()

@@ -12,7 +12,7 @@ use kube::runtime::finalizer::{self, Event as Finalize};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
-use super::conditions;
+use super::conditions::{self, Standing, State};
 use super::context::{Context, MANAGER};
 use super::crd::schedule::{RecentAction, RunningWorkflow, Schedule, ScheduleStatus};
 use super::reconcile::{Error, drain, retry_after_error};
@@ -173,7 +173,7 @@ async fn apply(s: &Schedule, api: &Api<Schedule>, ctx: &Context) -> Result<Actio
         );
     }
     status.observed_generation = generation;
-    write_status(api, s, &old, &status).await?;
+    write_status(api, s, &old, status, &now).await?;
     Ok(Action::requeue(requeue))
 }
 
@@ -193,7 +193,7 @@ async fn refused(
     ctx.refuse(s, &mut status.conditions, reason, message, generation, &now)
         .await;
     status.observed_generation = generation;
-    write_status(api, s, old, &status).await?;
+    write_status(api, s, old, status, &now).await?;
     Ok(Action::await_change())
 }
 
@@ -249,13 +249,35 @@ fn fold_info(status: &mut ScheduleStatus, info: &ScheduleInfo) {
     status.overlap_skipped = Some(info.overlap_skipped);
 }
 
+/// Where the schedule stands: ready once the engine's schedule matches the spec (paused or not).
+fn standing(status: &ScheduleStatus) -> Standing {
+    if let Some(refused) = conditions::refusal(&status.conditions) {
+        return refused;
+    }
+    if !conditions::is_true(&status.conditions, "Accepted") {
+        return Standing::new(
+            State::Progressing,
+            "Applying",
+            "the engine schedule is being set up",
+        );
+    }
+    let paused = conditions::is_true(&status.conditions, "Paused");
+    let message = if paused { "the schedule is paused" } else { "" };
+    Standing::new(State::Ready, "Applied", message)
+}
+
+/// Writes `new` with the overall standing derived from it, unless nothing changed.
 async fn write_status(
     api: &Api<Schedule>,
     s: &Schedule,
     old: &ScheduleStatus,
-    new: &ScheduleStatus,
+    mut new: ScheduleStatus,
+    now: &Time,
 ) -> Result<(), Error> {
-    if old == new {
+    let generation = new.observed_generation;
+    let standing = standing(&new);
+    conditions::set_standing(&mut new.conditions, &standing, generation, now);
+    if *old == new {
         return Ok(());
     }
     let patch = serde_json::json!({

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
-use k8s_openapi::api::core::v1::{EnvVar, PodTemplateSpec};
+use k8s_openapi::api::core::v1::EnvVar;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
@@ -14,7 +14,7 @@ use kube::runtime::events::EventType;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
-use super::conditions;
+use super::conditions::{self, Standing, State};
 use super::context::{Context, MANAGER};
 use super::crd::worker::{Poller, Worker, WorkerStatus};
 use super::frontend::Frontend;
@@ -49,8 +49,7 @@ pub fn deployment(
 ) -> Result<Deployment, String> {
     let name = w.name_any();
     let durin_ns = durin_namespace(w);
-    let mut template: PodTemplateSpec = serde_json::from_value(w.spec.template.clone())
-        .map_err(|e| format!("spec.template is not a pod template: {e}"))?;
+    let mut template = w.spec.template.clone();
     let selector = BTreeMap::from([(WORKER_LABEL.to_string(), name.clone())]);
     let meta = template.metadata.get_or_insert_with(ObjectMeta::default);
     let labels = meta.labels.get_or_insert_with(BTreeMap::new);
@@ -199,6 +198,9 @@ async fn reconcile(w: Arc<Worker>, ctx: Arc<Context>) -> Result<Action, Error> {
         )
         .await;
         status.observed_generation = generation;
+        if let Some(refused) = conditions::refusal(&status.conditions) {
+            conditions::set_standing(&mut status.conditions, &refused, generation, &now);
+        }
         if status != old {
             write_status(&api, &w, &status).await?;
         }
@@ -213,6 +215,7 @@ async fn reconcile(w: Arc<Worker>, ctx: Arc<Context>) -> Result<Action, Error> {
         .and_then(|s| s.replicas);
     let replicas = autoscaled_replicas(&w, queue.backlog, current).or(w.spec.replicas);
 
+    let mut rollout = None;
     match deployment(&w, &ctx.engine_address, replicas) {
         Ok(desired) => {
             let applied = deployments
@@ -222,6 +225,7 @@ async fn reconcile(w: Arc<Worker>, ctx: Arc<Context>) -> Result<Action, Error> {
                     &Patch::Apply(&desired),
                 )
                 .await?;
+            rollout = Some(rollout_standing(&applied));
             let ds = applied.status.unwrap_or_default();
             status.replicas = Some(ds.replicas.unwrap_or(0));
             status.ready_replicas = Some(ds.ready_replicas.unwrap_or(0));
@@ -287,6 +291,10 @@ async fn reconcile(w: Arc<Worker>, ctx: Arc<Context>) -> Result<Action, Error> {
         generation,
         &now,
     );
+    let standing = conditions::refusal(&status.conditions)
+        .or(rollout)
+        .unwrap_or_else(|| Standing::new(State::Progressing, "Applying", ""));
+    conditions::set_standing(&mut status.conditions, &standing, generation, &now);
     status.poller_count = Some(queue.pollers.len() as i32);
     status.pollers = queue.pollers;
     status.backlog = Some(queue.backlog);
@@ -295,6 +303,31 @@ async fn reconcile(w: Arc<Worker>, ctx: Arc<Context>) -> Result<Action, Error> {
         write_status(&api, &w, &status).await?;
     }
     Ok(Action::requeue(REFRESH))
+}
+
+/// Where the worker pods stand, judged as kstatus judges a Deployment: ready once the
+/// Deployment controller saw the latest template and every wanted pod is updated and available.
+fn rollout_standing(d: &Deployment) -> Standing {
+    let wanted = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let seen = d.metadata.generation;
+    let ds = d.status.clone().unwrap_or_default();
+    if ds.observed_generation < seen {
+        return Standing::new(
+            State::Progressing,
+            "RolloutPending",
+            "the Deployment controller has not seen the latest template yet",
+        );
+    }
+    let (updated, available) = (
+        ds.updated_replicas.unwrap_or(0),
+        ds.available_replicas.unwrap_or(0),
+    );
+    let message = format!("{available} of {wanted} pods available, {updated} updated");
+    if updated >= wanted && available >= wanted && ds.replicas.unwrap_or(0) <= wanted {
+        Standing::new(State::Ready, "PodsAvailable", &message)
+    } else {
+        Standing::new(State::Progressing, "RollingOut", &message)
+    }
 }
 
 async fn write_status(api: &Api<Worker>, w: &Worker, status: &WorkerStatus) -> Result<(), Error> {
@@ -325,10 +358,11 @@ mod tests {
                 namespace: None,
                 replicas: Some(2),
                 autoscaling,
-                template: serde_json::json!({
+                template: serde_json::from_value(serde_json::json!({
                     "spec": {"containers": [{"name": "worker", "image": "example/worker:1",
                         "env": [{"name": "TEMPORAL_NAMESPACE", "value": "mine"}]}]}
-                }),
+                }))
+                .unwrap(),
             },
         );
         w.metadata.namespace = Some("team-a".into());
@@ -371,7 +405,7 @@ mod tests {
     #[test]
     fn bad_template_is_reported() {
         let mut w = worker(None);
-        w.spec.template = serde_json::json!({"spec": {"containers": []}});
+        w.spec.template.spec.as_mut().unwrap().containers.clear();
         assert!(
             deployment(&w, "x:1", None)
                 .unwrap_err()
@@ -395,5 +429,35 @@ mod tests {
             "one step down at a time"
         );
         assert_eq!(autoscaled_replicas(&worker(None), 100, Some(2)), None);
+    }
+
+    #[test]
+    fn ready_once_every_wanted_pod_is_updated_and_available() {
+        let d = deployment(&worker(None), "x:1", Some(2)).unwrap();
+        let with = |generation, observed, updated, available, replicas| {
+            let mut d = d.clone();
+            d.metadata.generation = Some(generation);
+            d.status = Some(k8s_openapi::api::apps::v1::DeploymentStatus {
+                observed_generation: Some(observed),
+                updated_replicas: Some(updated),
+                available_replicas: Some(available),
+                replicas: Some(replicas),
+                ..Default::default()
+            });
+            rollout_standing(&d).state
+        };
+        assert_eq!(with(2, 2, 2, 2, 2), State::Ready);
+        assert_eq!(with(3, 2, 2, 2, 2), State::Progressing, "template not seen");
+        assert_eq!(with(2, 2, 1, 2, 3), State::Progressing, "old pods remain");
+        assert_eq!(
+            with(2, 2, 2, 1, 2),
+            State::Progressing,
+            "a pod not available"
+        );
+        assert_eq!(
+            rollout_standing(&d).state,
+            State::Progressing,
+            "no status yet"
+        );
     }
 }

@@ -15,6 +15,7 @@ use kube::{Resource, ResourceExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
+use super::conditions;
 use super::context::{Context, MANAGER};
 use super::crd::workflow::{DeletionPolicy, DesiredState, Workflow, WorkflowPhase, WorkflowStatus};
 use super::reconcile::{Error, drain, retry_after_error};
@@ -199,7 +200,7 @@ async fn apply(wf: &Workflow, api: &Api<Workflow>, ctx: &Context) -> Result<Acti
             .unwrap_or_else(|| format!("workflow {phase:?}"));
         ctx.event(wf, kind, &format!("{phase:?}"), note).await;
     }
-    write_status(api, wf, &old, &status).await?;
+    write_status(api, wf, &old, status.clone(), &now).await?;
     if let Some(since) = since_change {
         crate::metrics::record_reflection_lag(since.elapsed());
     }
@@ -257,17 +258,22 @@ async fn refused(
     .await;
     status.phase.get_or_insert(WorkflowPhase::Pending);
     status.observed_generation = generation;
-    write_status(api, wf, old, &status).await?;
+    write_status(api, wf, old, status, &now).await?;
     Ok(Action::await_change())
 }
 
+/// Writes `new` with the overall standing derived from it, unless nothing changed.
 async fn write_status(
     api: &Api<Workflow>,
     wf: &Workflow,
     old: &WorkflowStatus,
-    new: &WorkflowStatus,
+    mut new: WorkflowStatus,
+    now: &Time,
 ) -> Result<(), Error> {
-    if old == new {
+    let standing = workflow_status::standing(&wf.spec, &new);
+    let generation = new.observed_generation;
+    conditions::set_standing(&mut new.conditions, &standing, generation, now);
+    if *old == new {
         return Ok(());
     }
     let patch = serde_json::json!({

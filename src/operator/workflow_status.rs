@@ -4,7 +4,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use tonic::{Code, Status};
 
 use super::conditions;
-use super::crd::workflow::{FailureSummary, WorkflowPhase, WorkflowStatus};
+use super::conditions::{Standing, State};
+use super::crd::workflow::{
+    DesiredState, FailureSummary, WorkflowPhase, WorkflowSpec, WorkflowStatus,
+};
 use super::frontend::Frontend;
 use super::translate;
 use super::workflow_actions::Target;
@@ -238,6 +241,42 @@ pub fn fold(
     status
 }
 
+/// Where the workflow stands against its spec: ready once it completed (or stopped the way the
+/// spec asked; a cron workflow once it is scheduled), progressing while it starts or runs,
+/// stalled when it was refused or ended in a way nobody asked for (a Job's Failed, in effect).
+pub fn standing(spec: &WorkflowSpec, status: &WorkflowStatus) -> Standing {
+    if let Some(refused) = conditions::refusal(&status.conditions) {
+        return refused;
+    }
+    let failure = status.failure.as_ref().map_or("", |f| f.message.as_str());
+    let asked = spec.desired_state.unwrap_or_default();
+    let (state, reason, message) = match status.phase.unwrap_or(WorkflowPhase::Pending) {
+        WorkflowPhase::Pending => (State::Progressing, "Starting", "not started yet"),
+        WorkflowPhase::Running if spec.cron_schedule.is_some() => (
+            State::Ready,
+            "Scheduled",
+            "the cron workflow runs on its schedule",
+        ),
+        WorkflowPhase::Running if asked != DesiredState::Running => (
+            State::Progressing,
+            "Stopping",
+            "the spec asks the workflow to stop",
+        ),
+        WorkflowPhase::Running | WorkflowPhase::ContinuedAsNew => {
+            (State::Progressing, "Running", "the workflow is running")
+        }
+        WorkflowPhase::Completed => (State::Ready, "Completed", ""),
+        WorkflowPhase::Canceled if asked == DesiredState::Canceled => {
+            (State::Ready, "Canceled", "canceled as the spec asks")
+        }
+        WorkflowPhase::Terminated if asked == DesiredState::Terminated => {
+            (State::Ready, "Terminated", "terminated as the spec asks")
+        }
+        phase => (State::Stalled, phase.as_str(), failure),
+    };
+    Standing::new(state, reason, message)
+}
+
 fn outcome(
     close: Option<&HistoryEvent>,
 ) -> (Option<serde_json::Value>, bool, Option<FailureSummary>) {
@@ -285,5 +324,62 @@ fn summary(message: &str, type_: &str) -> FailureSummary {
         type_: Some(type_.to_string()),
         stack_trace: None,
         truncated: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(extra: serde_json::Value) -> WorkflowSpec {
+        let mut json = serde_json::json!({"workflowType": "Hello", "taskQueue": "q"});
+        json.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn in_phase(phase: WorkflowPhase) -> WorkflowStatus {
+        WorkflowStatus {
+            phase: Some(phase),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn standing_follows_the_goal_of_the_spec() {
+        use WorkflowPhase::*;
+        let plain = spec(serde_json::json!({}));
+        let cancel = spec(serde_json::json!({"desiredState": "Canceled"}));
+        let cron = spec(serde_json::json!({"cronSchedule": "@hourly"}));
+        let cases = [
+            (&plain, Pending, State::Progressing),
+            (&plain, Running, State::Progressing),
+            (&plain, Completed, State::Ready),
+            (&plain, Failed, State::Stalled),
+            (&plain, TimedOut, State::Stalled),
+            (&plain, Canceled, State::Stalled),
+            (&cancel, Running, State::Progressing),
+            (&cancel, Canceled, State::Ready),
+            (&cancel, Terminated, State::Stalled),
+            (&cron, Running, State::Ready),
+        ];
+        for (spec, phase, want) in cases {
+            let got = standing(spec, &in_phase(phase)).state;
+            assert_eq!(got, want, "{phase:?} with {:?}", spec.desired_state);
+        }
+    }
+
+    #[test]
+    fn a_refused_workflow_is_stalled_with_the_refusal() {
+        let t = Time(k8s_openapi::jiff::Timestamp::from_second(1).unwrap());
+        let mut status = in_phase(WorkflowPhase::Pending);
+        let c = &mut status.conditions;
+        conditions::set(c, "Accepted", false, "InvalidSpec", "bad cron", None, &t);
+        let got = standing(&spec(serde_json::json!({})), &status);
+        assert_eq!(
+            got,
+            Standing::new(State::Stalled, "InvalidSpec", "bad cron")
+        );
     }
 }

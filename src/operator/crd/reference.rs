@@ -126,12 +126,23 @@ fn fields(out: &mut String, node: &Value, path: &str) {
             notes.join(" ")
         );
         let items = &child["items"];
-        if items["properties"].is_object() {
+        if is_pod_template(child) {
+            // Kubernetes documents its own type; the reference says where to read it.
+            let _ = writeln!(
+                out,
+                "| `{full}.*` | | The fields of a `core/v1` PodTemplateSpec, checked by the \
+                 API server: `kubectl explain worker.{full}`. |"
+            );
+        } else if items["properties"].is_object() {
             fields(out, items, &format!("{full}[]"));
         } else {
             fields(out, child, &full);
         }
     }
+}
+
+fn is_pod_template(node: &Value) -> bool {
+    node["properties"]["spec"]["properties"]["containers"].is_object()
 }
 
 #[cfg(test)]

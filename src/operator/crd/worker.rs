@@ -3,11 +3,11 @@
 // as a duplicated attribute.
 #![allow(clippy::duplicated_attributes)]
 
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::schema;
 
@@ -55,9 +55,9 @@ pub struct WorkerSpec {
     /// Scale on the task queue's backlog; overrides `replicas`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaling: Option<Autoscaling>,
-    /// The pod template (a `core/v1` PodTemplateSpec).
-    #[schemars(schema_with = "schema::embedded_object")]
-    pub template: Value,
+    /// The pod template (a `core/v1` PodTemplateSpec) of the worker pods.
+    #[schemars(schema_with = "schema::pod_template")]
+    pub template: PodTemplateSpec,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
