@@ -50,57 +50,61 @@ fn app_version() -> String {
     common::chart_field("appVersion")
 }
 
-/// Builds the image once per test process (an incremental release build when nothing changed).
+/// Builds the durin image once per test process (an incremental release build when nothing
+/// changed).
 fn built() -> &'static Built {
     static BUILT: OnceLock<Built> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let out = dir.path().join("out");
-        let mut script = Command::new(format!("{ROOT}/scripts/image"));
-        script
-            .args(["--out", out.to_str().unwrap(), "durin"])
-            .stderr(Stdio::inherit());
-        // What `cargo test` sets for its tests (ring's build script tracks OUT_DIR, for one)
-        // would change the release build's fingerprint and rebuild it from scratch each time
-        // the script runs from here after a shell, or the other way round.
-        for (key, _) in std::env::vars_os() {
-            let key = key.to_string_lossy();
-            let cargo_test_only = (key.starts_with("CARGO") && key != "CARGO_HOME")
-                || ["OUT_DIR", "LD_LIBRARY_PATH"].contains(&&*key);
-            if cargo_test_only {
-                script.env_remove(&*key);
-            }
+    BUILT.get_or_init(|| build_image("durin", &app_version()))
+}
+
+/// Runs `scripts/image <which>` and unpacks the image it wrote (tagged `tag`).
+fn build_image(which: &str, tag: &str) -> Built {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let mut script = Command::new(format!("{ROOT}/scripts/image"));
+    script
+        .args(["--out", out.to_str().unwrap(), which])
+        .stderr(Stdio::inherit());
+    // What `cargo test` sets for its tests (ring's build script tracks OUT_DIR, for one)
+    // would change the release build's fingerprint and rebuild it from scratch each time
+    // the script runs from here after a shell, or the other way round.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let cargo_test_only = (key.starts_with("CARGO") && key != "CARGO_HOME")
+            || ["OUT_DIR", "LD_LIBRARY_PATH"].contains(&&*key);
+        if cargo_test_only {
+            script.env_remove(&*key);
         }
-        let printed = run(&mut script, "scripts/image durin");
-        let fields: Vec<&str> = printed.split_whitespace().collect();
-        let [reference, archive, digest, size] = fields[..] else {
-            panic!("scripts/image printed {printed:?}");
-        };
-        assert!(digest.starts_with("sha256:"), "{printed}");
-        let layout = dir.path().join("layout");
-        std::fs::create_dir_all(&layout).unwrap();
-        run(
-            Command::new("tar").args(["-xf", archive, "-C", layout.to_str().unwrap()]),
-            "unpack the OCI archive",
-        );
-        let bundle = dir.path().join("bundle");
-        run(
-            Command::new("umoci")
-                .arg("unpack")
-                .arg("--image")
-                .arg(format!("{}:{}", layout.display(), app_version()))
-                .arg(&bundle),
-            "umoci unpack",
-        );
-        Built {
-            reference: reference.to_string(),
-            archive: PathBuf::from(archive),
-            compressed_bytes: size.parse().expect("size"),
-            config: image_config(&layout),
-            rootfs: bundle.join("rootfs"),
-            _dir: dir,
-        }
-    })
+    }
+    let printed = run(&mut script, &format!("scripts/image {which}"));
+    let fields: Vec<&str> = printed.split_whitespace().collect();
+    let [reference, archive, digest, size] = fields[..] else {
+        panic!("scripts/image printed {printed:?}");
+    };
+    assert!(digest.starts_with("sha256:"), "{printed}");
+    let layout = dir.path().join("layout");
+    std::fs::create_dir_all(&layout).unwrap();
+    run(
+        Command::new("tar").args(["-xf", archive, "-C", layout.to_str().unwrap()]),
+        "unpack the OCI archive",
+    );
+    let bundle = dir.path().join("bundle");
+    run(
+        Command::new("umoci")
+            .arg("unpack")
+            .arg("--image")
+            .arg(format!("{}:{tag}", layout.display()))
+            .arg(&bundle),
+        "umoci unpack",
+    );
+    Built {
+        reference: reference.to_string(),
+        archive: PathBuf::from(archive),
+        compressed_bytes: size.parse().expect("size"),
+        config: image_config(&layout),
+        rootfs: bundle.join("rootfs"),
+        _dir: dir,
+    }
 }
 
 /// The `config` object of the image's configuration blob, read through index and manifest.
@@ -134,18 +138,21 @@ fn has_interpreter(elf: &[u8]) -> bool {
 
 /// `durin <args>` inside the image's root filesystem, as the image's user.
 fn in_image(built: &Built, args: &[&str]) -> Command {
-    // Found on this PATH: the child's environment is cleared, so it cannot look.
-    let chroot = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .map(|dir| dir.join("chroot"))
-        .find(|p| p.is_file())
-        .expect("chroot (coreutils) on PATH");
-    let mut cmd = Command::new(chroot);
+    let mut cmd = Command::new(on_path("chroot"));
     cmd.arg(format!("--userspec={NONROOT}:{NONROOT}"))
         .arg(&built.rootfs)
         .arg("/usr/local/bin/durin")
         .args(args)
         .env_clear();
     cmd
+}
+
+/// A program on this PATH (children here get a cleared environment, so they cannot look).
+fn on_path(name: &str) -> PathBuf {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{name} on PATH"))
 }
 
 struct Killed(Child);
@@ -319,6 +326,65 @@ async fn durin_dev_runs_inside_the_image_and_answers_the_sdk() {
         stored.iter().all(|m| m.uid() == NONROOT),
         "files owned by uid {NONROOT}"
     );
+}
+
+/// The example worker's image (`scripts/image worker`) polls a Durin and runs the example
+/// workflows. Ignored by the test command: its release build of the SDK takes ~8 minutes on two
+/// cores; run it with `cargo test --test image -- --ignored` when the worker or the script
+/// changes (the release workflow builds the same image).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow: a release build of the example worker; cargo test --test image -- --ignored"]
+async fn the_worker_image_runs_the_example_workflows() {
+    let built = build_image("worker", "latest");
+    assert_eq!(built.reference, "ghcr.io/durin-dev/durin-examples:latest");
+    assert_eq!(built.config["User"], format!("{NONROOT}:{NONROOT}"));
+    println!(
+        "worker image: {} bytes compressed ({})",
+        built.compressed_bytes,
+        built.archive.display()
+    );
+    let engine = common::DurinServer::start().await;
+    // As a container runtime would run it: its own PID namespace with /proc mounted (the SDK
+    // reads the cgroup memory limit there), the image's user, only the given environment.
+    std::fs::create_dir_all(built.rootfs.join("proc")).expect("/proc in the rootfs");
+    let _worker = Killed(
+        Command::new(on_path("unshare"))
+            .args(["--pid", "--fork", "--mount", "--kill-child"])
+            .arg(format!(
+                "--mount-proc={}",
+                built.rootfs.join("proc").display()
+            ))
+            .arg(on_path("chroot"))
+            .arg(format!("--userspec={NONROOT}:{NONROOT}"))
+            .arg(&built.rootfs)
+            .arg("/usr/local/bin/k8s-worker")
+            .env_clear()
+            .env("TEMPORAL_ADDRESS", format!("127.0.0.1:{}", engine.port()))
+            .env("TEMPORAL_NAMESPACE", "default")
+            .env("TEMPORAL_TASK_QUEUE", "durin-k8s-examples")
+            .spawn()
+            .expect("run the worker image"),
+    );
+    let applied = Command::new(env!("CARGO_BIN_EXE_durin"))
+        .args([
+            "apply",
+            "--address",
+            &format!("127.0.0.1:{}", engine.port()),
+        ])
+        .args([
+            "-f",
+            &format!("{ROOT}/examples/k8s/hello-workflow.yaml"),
+            "--wait",
+        ])
+        .output()
+        .expect("durin apply");
+    let printed = String::from_utf8_lossy(&applied.stdout);
+    assert!(
+        applied.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    assert!(printed.contains("Hello, Kubernetes!"), "{printed}");
 }
 
 /// The paths a Dockerfile's `COPY` lines take from the build context.
