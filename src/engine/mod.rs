@@ -140,6 +140,27 @@ pub struct EngineConfig {
     pub archive_after: Duration,
     /// Where the engine reads the time.
     pub clock: Arc<dyn clock::Clock>,
+    /// Thresholds a dev server's dynamic config may change.
+    pub tuning: Tuning,
+}
+
+/// Engine thresholds that `--dynamic-config-value` may set (Temporal's keys in comments).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tuning {
+    /// `limit.historyCount.suggestContinueAsNew`: histories with this many events get
+    /// `suggest_continue_as_new` on their workflow tasks.
+    pub suggest_continue_as_new_events: i64,
+    /// `limit.historySize.suggestContinueAsNew`: the same, by history bytes.
+    pub suggest_continue_as_new_bytes: i64,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            suggest_continue_as_new_events: 4096,
+            suggest_continue_as_new_bytes: 4 * 1024 * 1024,
+        }
+    }
 }
 
 impl Default for EngineConfig {
@@ -151,6 +172,7 @@ impl Default for EngineConfig {
             archive_dir: None,
             archive_after: Duration::from_secs(10),
             clock: Arc::new(clock::SystemClock),
+            tuning: Tuning::default(),
         }
     }
 }
@@ -197,6 +219,7 @@ pub struct Core {
     archive: Option<archive::Archive>,
     /// Where outbox items go for delivery.
     transfers: Option<transfer::TransferQueue>,
+    tuning: Tuning,
 }
 
 impl Engine {
@@ -232,6 +255,7 @@ impl Engine {
                 None => None,
             },
             transfers: Some(transfer_tx),
+            tuning: config.tuning,
         };
         let records = store.load()?;
         let count = records.len();

@@ -27,9 +27,6 @@ use super::state::WorkflowTaskInfo;
 use super::timers::TimerTask;
 use super::{ChangeKind, Core, Engine, Error, Result, RunKey, events};
 
-/// Histories at or past these sizes get `suggest_continue_as_new` on their workflow tasks.
-const SUGGEST_CAN_EVENTS: i64 = 4096;
-const SUGGEST_CAN_BYTES: i64 = 4 * 1024 * 1024;
 /// Sticky schedule-to-start timeout when the worker names none.
 const DEFAULT_STICKY_TIMEOUT_MS: i64 = 10_000;
 
@@ -325,7 +322,9 @@ impl Core {
         }
         let request_id = uuid::Uuid::new_v4().to_string();
         let size = run.ms.history_size_bytes;
-        let suggest = run.ms.next_event_id >= SUGGEST_CAN_EVENTS || size >= SUGGEST_CAN_BYTES;
+        // Histories at or past these sizes get `suggest_continue_as_new`.
+        let suggest = run.ms.next_event_id >= self.tuning.suggest_continue_as_new_events
+            || size >= self.tuning.suggest_continue_as_new_bytes;
         let started_event_id = if wft.transient {
             scheduled_event_id + 1
         } else {

@@ -75,3 +75,17 @@ class WaitForeverWorkflow:
     @workflow.run
     async def run(self) -> None:
         await workflow.wait_condition(lambda: False)
+
+
+@workflow.defn
+class CountdownWorkflow:
+    """Sleeps in short timers until the server suggests continue-as-new, then reports how
+    many timers it took."""
+
+    @workflow.run
+    async def run(self, limit: int) -> int:
+        for done in range(limit):
+            if workflow.info().is_continue_as_new_suggested():
+                return done
+            await workflow.sleep(timedelta(milliseconds=1))
+        return -1

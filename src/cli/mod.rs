@@ -8,6 +8,9 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
+mod dev_server;
+pub use dev_server::{DevServerArgs, Flavor};
+
 use crate::engine::{Engine, EngineConfig};
 use crate::operator::leader::LeaseConfig;
 use crate::operator::run::OperatorConfig;
@@ -22,12 +25,45 @@ use crate::store::wal::Wal;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Log level: debug, info, warn, error or never (default: info; warn for `server
+    /// start-dev`, as Temporal's). RUST_LOG, when set, wins.
+    #[arg(long, global = true, value_parser = ["debug", "info", "warn", "error", "never"])]
+    pub log_level: Option<String>,
+    /// Log format: text (or its alias pretty) or json (one object per line).
+    #[arg(long, global = true, value_parser = ["text", "pretty", "json"])]
+    pub log_format: Option<String>,
+}
+
+impl Cli {
+    /// The log filter: RUST_LOG if set, else `--log-level`, else the command's default.
+    pub fn log_filter(&self) -> String {
+        if let Ok(filter) = std::env::var("RUST_LOG") {
+            return filter;
+        }
+        let default = match self.command {
+            Command::Server(ServerCommand::StartDev(_)) => "warn",
+            _ => "info",
+        };
+        match self.log_level.as_deref().unwrap_or(default) {
+            "never" => "off".to_string(),
+            level => level.to_string(),
+        }
+    }
+
+    pub fn log_json(&self) -> bool {
+        self.log_format.as_deref() == Some("json")
+    }
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run the engine locally with the embedded store (no other service needed).
-    Dev(DevArgs),
+    /// Run the engine locally with the embedded store (no other service needed); takes
+    /// `temporal server start-dev`'s flags and keeps its data directory.
+    Dev(DevServerArgs),
+    /// `durin server start-dev`: a drop-in for `temporal server start-dev` (same flags,
+    /// ephemeral without `--db-filename`).
+    #[command(subcommand)]
+    Server(ServerCommand),
     /// Run the engine and the Kubernetes controllers (in a cluster, or with a kubeconfig).
     Operator(OperatorArgs),
     /// Print the CustomResourceDefinitions (YAML) for `kubectl apply -f -`.
@@ -45,6 +81,12 @@ pub enum Command {
     /// and after the damage; the damaged file is kept beside it. Only with the server
     /// stopped, and only when no backup can be restored: the damaged records stay lost.
     Salvage(SalvageArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ServerCommand {
+    /// Start a development server, as `temporal server start-dev` does.
+    StartDev(DevServerArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -65,24 +107,22 @@ pub struct BackupArgs {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct DevArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1", env = "DURIN_IP")]
-    pub ip: std::net::IpAddr,
-    #[command(flatten)]
-    pub engine: EngineArgs,
-}
-
-#[derive(clap::Args, Debug)]
 pub struct EngineArgs {
     /// Port for the Temporal gRPC API.
-    #[arg(long, default_value_t = 7233, env = "DURIN_PORT")]
+    #[arg(short = 'p', long, default_value_t = 7233, env = "DURIN_PORT")]
     pub port: u16,
-    /// Directory for the embedded store (default: $XDG_DATA_HOME/durin or ~/.local/share/durin).
-    #[arg(long, env = "DURIN_DATA_DIR")]
+    /// Directory for the embedded store (default: $XDG_DATA_HOME/durin or
+    /// ~/.local/share/durin; `server start-dev` keeps nothing without it). `--db-filename`
+    /// names the same directory, for `temporal server start-dev` users.
+    #[arg(
+        short = 'f',
+        long,
+        visible_alias = "db-filename",
+        env = "DURIN_DATA_DIR"
+    )]
     pub data_dir: Option<PathBuf>,
-    /// Namespaces to create at start besides `default`.
-    #[arg(long = "namespace")]
+    /// Namespaces to create at start besides `default`. Repeatable.
+    #[arg(short = 'n', long = "namespace")]
     pub namespaces: Vec<String>,
     /// Serve Prometheus metrics on this port (`/metrics`), on the same address.
     #[arg(long, env = "DURIN_METRICS_PORT")]
@@ -294,7 +334,8 @@ fn default_data_dir() -> PathBuf {
 
 pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
-        Command::Dev(args) => dev(args).await,
+        Command::Dev(args) => dev(args, Flavor::Dev).await,
+        Command::Server(ServerCommand::StartDev(args)) => dev(args, Flavor::StartDev).await,
         Command::Operator(args) => operator(args).await,
         Command::Crds { reference } => {
             if reference {
@@ -343,6 +384,10 @@ struct Started {
     )>,
     listener: tokio::net::TcpListener,
     access: crate::api::Access,
+    /// Where `/metrics` is served, if it is.
+    metrics_address: Option<SocketAddr>,
+    /// Where the store is, for people.
+    store: String,
 }
 
 /// A write past the file-size limit (RLIMIT_FSIZE) raises SIGXFSZ, whose default action
@@ -361,13 +406,24 @@ fn survive_file_size_limit() {
     }
 }
 
+/// What a subcommand decides where its flags are silent.
+#[derive(Default)]
+struct Defaults {
+    data_dir: Option<PathBuf>,
+    metrics_port: Option<u16>,
+    tuning: crate::engine::Tuning,
+}
+
 async fn start_engine(
     ip: std::net::IpAddr,
     args: &EngineArgs,
+    defaults: Defaults,
 ) -> Result<Started, Box<dyn std::error::Error>> {
     survive_file_size_limit();
     let access = args.access()?;
-    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    let data_dir = (args.data_dir.clone())
+        .or(defaults.data_dir)
+        .unwrap_or_else(default_data_dir);
     let archive_after = std::time::Duration::from_secs(args.archive_after);
     let mut cluster = None;
     let engine = match &args.postgres {
@@ -395,7 +451,11 @@ async fn start_engine(
             })
             .await?;
             // Closed runs stay in memory until their retention ends (no archive table yet).
-            let engine = Engine::open(store.clone(), EngineConfig::default())?;
+            let config = EngineConfig {
+                tuning: defaults.tuning,
+                ..EngineConfig::default()
+            };
+            let engine = Engine::open(store.clone(), config)?;
             let view = crate::cluster::membership::spawn(store.clone(), &engine);
             let routing = crate::cluster::Cluster::new(store.clone(), engine.clone(), view, tls);
             engine.set_transfer_router(routing.clone());
@@ -416,6 +476,7 @@ async fn start_engine(
                 archive_dir: Some(data_dir.clone()),
                 archive_after,
                 compact_min_records: args.compact_after_records,
+                tuning: defaults.tuning,
                 ..EngineConfig::default()
             },
         )?,
@@ -424,8 +485,10 @@ async fn start_engine(
     for ns in &args.namespaces {
         engine.ensure_namespace(ns).await?;
     }
-    if let Some(port) = args.metrics_port {
+    let mut metrics_address = None;
+    if let Some(port) = args.metrics_port.or(defaults.metrics_port) {
         let metrics = tokio::net::TcpListener::bind(SocketAddr::new(ip, port)).await?;
+        metrics_address = Some(metrics.local_addr()?);
         tracing::info!(address = %metrics.local_addr()?, "metrics on /metrics");
         crate::metrics::spawn_engine_counters(&engine);
         tokio::spawn(crate::metrics::serve(engine.clone(), metrics));
@@ -447,6 +510,11 @@ async fn start_engine(
         cluster,
         listener,
         access,
+        metrics_address,
+        store: match &args.postgres {
+            Some(_) => "PostgreSQL".to_string(),
+            None => data_dir.display().to_string(),
+        },
     })
 }
 
@@ -456,6 +524,7 @@ async fn serve(started: Started) -> Result<(), Box<dyn std::error::Error>> {
         cluster,
         listener,
         access,
+        ..
     } = started;
     let _timers = engine.spawn_timer_loop();
     let _transfers = engine.spawn_transfer_loop();
@@ -474,16 +543,66 @@ async fn serve(started: Started) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-async fn dev(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let started = start_engine(args.ip, &args.engine).await?;
-    serve(started).await
+async fn dev(args: DevServerArgs, flavor: Flavor) -> Result<(), Box<dyn std::error::Error>> {
+    args.report_accepted_flags(flavor);
+    if args.log_config {
+        eprintln!("{args:#?}");
+    }
+    if let Some(path) = args.engine.data_dir.as_ref().filter(|p| p.is_file()) {
+        return Err(format!(
+            "{} is a file: Durin keeps its store in a directory (give a directory path; it is \
+             created)",
+            path.display()
+        )
+        .into());
+    }
+    let ephemeral = match (flavor, &args.engine.data_dir, &args.engine.postgres) {
+        (Flavor::StartDev, None, None) => Some(dev_server::EphemeralDir::create()?),
+        _ => None,
+    };
+    let defaults = Defaults {
+        data_dir: ephemeral.as_ref().map(|d| d.path().to_path_buf()),
+        // Temporal's dev server always serves metrics (on a free port unless given one).
+        metrics_port: (flavor == Flavor::StartDev).then_some(0),
+        tuning: args.tuning(),
+    };
+    let started = start_engine(args.ip, &args.engine, defaults).await?;
+    args.register_search_attributes(&started.engine).await?;
+    print_banner(&started, ephemeral.is_some());
+    let result = serve(started).await;
+    drop(ephemeral);
+    result
+}
+
+/// What `temporal server start-dev` users look for on standard output: where to connect.
+fn print_banner(started: &Started, ephemeral: bool) {
+    let shown = |a: SocketAddr| match a.ip() {
+        ip if ip.is_loopback() => format!("localhost:{}", a.port()),
+        _ => a.to_string(),
+    };
+    let server = started.listener.local_addr().map(shown).unwrap_or_default();
+    let store = if ephemeral {
+        format!("ephemeral (removed on exit: {})", started.store)
+    } else {
+        started.store.clone()
+    };
+    println!(
+        "Durin {} — Temporal's API, embedded store\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    println!("{:<13}{server}", "Server:");
+    println!("{:<13}{store}", "Persistence:");
+    println!("{:<13}not built in (headless)", "UI:");
+    if let Some(metrics) = started.metrics_address {
+        println!("{:<13}http://{}/metrics", "Metrics:", shown(metrics));
+    }
 }
 
 async fn operator(args: OperatorArgs) -> Result<(), Box<dyn std::error::Error>> {
     let client = kube::Client::try_default().await.map_err(|e| {
         format!("cannot configure a Kubernetes client (in-cluster or KUBECONFIG): {e}")
     })?;
-    let started = start_engine(args.ip, &args.engine).await?;
+    let started = start_engine(args.ip, &args.engine, Defaults::default()).await?;
     let port = started.listener.local_addr()?.port();
     let identity = args.identity.clone().unwrap_or_else(|| {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")

@@ -1,0 +1,186 @@
+//! `durin server start-dev`: `temporal server start-dev`'s flags with their meaning — an
+//! ephemeral store without `--db-filename`, metrics always served, the startup lines people
+//! read, JSON logs, and refusals for malformed values. (tests/python/test_start_local.py runs
+//! it from the Python SDK's own harness.)
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use temporalio_client::grpc::OperatorService;
+use temporalio_client::tonic::Request;
+use temporalio_common::protos::temporal::api::operatorservice::v1::ListSearchAttributesRequest;
+
+fn durin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_durin"))
+}
+
+fn ephemeral_stores(tmp: &Path) -> Vec<String> {
+    std::fs::read_dir(tmp)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("durin-ephemeral-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn malformed_flags_are_refused_with_temporals_words() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a_file = tmp.path().join("temporal.db");
+    std::fs::write(&a_file, b"SQLite format 3").unwrap();
+    let a_file = a_file.display().to_string();
+    for (flags, said) in [
+        (
+            vec![
+                "--dynamic-config-value",
+                "frontend.enableUpdateWorkflowExecution",
+            ],
+            "missing expected '='",
+        ),
+        (
+            vec![
+                "--dynamic-config-value",
+                "limit.historyCount.suggestContinueAsNew=lots",
+            ],
+            "invalid JSON value",
+        ),
+        (
+            vec![
+                "--dynamic-config-value",
+                "limit.historyCount.suggestContinueAsNew=0",
+            ],
+            "positive integer",
+        ),
+        (
+            vec!["--search-attribute", "Team=Blob"],
+            "invalid search attribute value type",
+        ),
+        (vec!["--search-attribute", "Team"], "missing expected '='"),
+        (vec!["--log-format", "xml"], "xml"),
+        (vec!["--db-filename", &a_file], "is a file"),
+    ] {
+        let mut args = vec!["server", "start-dev", "--port", "0"];
+        args.extend(flags.iter().copied());
+        let err = common::refused_start(&args);
+        assert!(err.contains(said), "{flags:?}: {err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_dev_is_ephemeral_serves_metrics_and_says_where() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A store left by a dev server that was killed (the SDKs stop theirs with SIGKILL).
+    let abandoned = tmp.path().join("durin-ephemeral-4000000000-0");
+    std::fs::create_dir_all(&abandoned).unwrap();
+    let port = common::free_port();
+    let mut server = durin()
+        .args([
+            "server",
+            "start-dev",
+            "-p",
+            &port.to_string(),
+            "--ip",
+            "127.0.0.1",
+        ])
+        .args(["-n", "extra", "--headless", "--ui-port", "8233"])
+        .args(["--search-attribute", "Team=Keyword"])
+        .args(["--log-format", "json", "--log-level", "info"])
+        .env("TMPDIR", tmp.path())
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start durin server start-dev");
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let mut banner = Vec::new();
+    while !banner.iter().any(|l: &String| l.starts_with("Metrics:")) {
+        match lines.next() {
+            Some(Ok(line)) => banner.push(line),
+            _ => panic!("start-dev stopped before printing where it serves: {banner:?}"),
+        }
+    }
+    assert!(
+        banner.contains(&format!("Server:      localhost:{port}")),
+        "{banner:?}"
+    );
+    assert!(
+        banner
+            .iter()
+            .any(|l| l.starts_with("Persistence: ephemeral")),
+        "{banner:?}"
+    );
+    let metrics = banner
+        .iter()
+        .find_map(|l| l.strip_prefix("Metrics:"))
+        .map(|l| l.trim().to_string())
+        .unwrap();
+    let metrics_port: u16 = metrics
+        .trim_start_matches("http://localhost:")
+        .trim_end_matches("/metrics")
+        .parse()
+        .expect("a metrics port");
+    assert!(common::scrape(metrics_port, "/metrics").contains("durin_"));
+
+    let stores = ephemeral_stores(tmp.path());
+    assert_eq!(
+        stores.len(),
+        1,
+        "the abandoned store is swept, one is made: {stores:?}"
+    );
+    assert!(!abandoned.exists());
+    // Namespaces and search attributes from the flags.
+    let url: temporalio_client::Url = format!("http://127.0.0.1:{port}").parse().unwrap();
+    let client = common::connect_client(url).await.expect("connect");
+    let mut op = client.clone();
+    let listed = OperatorService::list_search_attributes(
+        &mut op,
+        Request::new(ListSearchAttributesRequest {
+            namespace: "extra".into(),
+        }),
+    )
+    .await
+    .expect("namespace extra exists")
+    .into_inner();
+    assert!(listed.custom_attributes.contains_key("Team"), "{listed:?}");
+
+    // SIGTERM: a clean stop removes the ephemeral store; the logs were JSON lines.
+    let pid = server.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "start-dev did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        ephemeral_stores(tmp.path()).is_empty(),
+        "the store outlived the server"
+    );
+    let mut logs = String::new();
+    std::io::Read::read_to_string(&mut server.stderr.take().unwrap(), &mut logs).unwrap();
+    let first = logs.lines().next().expect("some log lines");
+    let parsed: serde_json::Value = serde_json::from_str(first).expect("a JSON log line");
+    assert!(
+        parsed["level"].is_string() && parsed["fields"].is_object(),
+        "{first}"
+    );
+    assert!(
+        logs.contains("not built into durin yet"),
+        "the UI flags are reported"
+    );
+}
