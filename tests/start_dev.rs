@@ -184,3 +184,33 @@ async fn start_dev_is_ephemeral_serves_metrics_and_says_where() {
         "the UI flags are reported"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn system_info_tells_the_truth_with_one_version() {
+    use durin::proto::api::workflowservice::v1::{GetClusterInfoRequest, GetSystemInfoRequest};
+    let server = common::DurinServer::start().await;
+    let mut grpc = common::grpc_client(server.port()).await;
+    let info = grpc
+        .get_system_info(GetSystemInfoRequest {})
+        .await
+        .expect("GetSystemInfo")
+        .into_inner();
+    let capabilities = info.capabilities.expect("capabilities");
+    assert!(capabilities.supports_schedules, "schedules work");
+    assert!(capabilities.count_group_by_execution_status);
+    assert!(!capabilities.eager_workflow_start, "not implemented yet");
+    assert!(!capabilities.nexus, "not implemented yet");
+    assert!(
+        !capabilities.build_id_based_versioning,
+        "not implemented yet"
+    );
+    let cluster = grpc
+        .get_cluster_info(GetClusterInfoRequest {})
+        .await
+        .expect("GetClusterInfo")
+        .into_inner();
+    assert_eq!(info.server_version, cluster.server_version);
+    let printed = durin().arg("--version").output().expect("durin --version");
+    let printed = String::from_utf8_lossy(&printed.stdout);
+    assert!(printed.contains(&info.server_version), "{printed}");
+}

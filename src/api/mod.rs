@@ -37,6 +37,9 @@ pub struct Access {
     pub max_connections: usize,
 }
 
+/// The one version Durin reports (GetSystemInfo, GetClusterInfo, `--version`).
+pub const SERVER_VERSION: &str = env!("CARGO_PKG_VERSION");
+
 pub const DEFAULT_MAX_INFLIGHT: usize = 4096;
 pub const DEFAULT_MAX_WAITING: usize = 16_384;
 

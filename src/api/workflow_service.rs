@@ -100,12 +100,14 @@ impl WorkflowService for WorkflowHandler {
         _req: Request<GetSystemInfoRequest>,
     ) -> Reply<GetSystemInfoResponse> {
         Ok(Response::new(GetSystemInfoResponse {
-            server_version: format!("durin-{}", env!("CARGO_PKG_VERSION")),
+            server_version: super::SERVER_VERSION.to_string(),
+            // Only what Durin implements: schedules yes; eager start, worker versioning and
+            // Nexus not yet.
             capabilities: Some(get_system_info_response::Capabilities {
                 signal_and_query_header: true,
                 internal_error_differentiation: true,
                 activity_failure_include_heartbeat: true,
-                supports_schedules: false,
+                supports_schedules: true,
                 encoded_failure_attributes: true,
                 build_id_based_versioning: false,
                 upsert_memo: true,
@@ -597,7 +599,7 @@ impl WorkflowService for WorkflowHandler {
         _req: Request<GetClusterInfoRequest>,
     ) -> Reply<GetClusterInfoResponse> {
         Ok(Response::new(GetClusterInfoResponse {
-            server_version: env!("CARGO_PKG_VERSION").to_string(),
+            server_version: super::SERVER_VERSION.to_string(),
             cluster_id: "durin".into(),
             cluster_name: crate::engine::namespace::CLUSTER_NAME.into(),
             history_shard_count: 1,
