@@ -128,3 +128,66 @@ async fn apply_explains_what_it_cannot_take() {
     assert!(!out.status.success());
     assert!(text(&out).contains("not valid YAML"), "{}", text(&out));
 }
+
+#[tokio::test]
+async fn wait_exits_non_zero_unless_the_workflow_ended_as_asked() {
+    let server = DurinServer::start().await;
+    let _worker = ExampleWorker::start(server.port(), "default", "durin-k8s-examples");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |name: &str, body: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, body).expect("write");
+        path.display().to_string()
+    };
+    // No worker knows this type: the run times out, and --wait says so with exit status 1.
+    let lost = write(
+        "lost.yaml",
+        "apiVersion: durin.dev/v1alpha1\nkind: Workflow\nmetadata: {name: lost}\nspec:\n  workflowType: NobodyRunsThis\n  taskQueue: durin-k8s-examples\n  executionTimeout: 2s\n",
+    );
+    let out = apply(&server, &["-f", &lost, "--wait"]).await;
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("phase: TimedOut"), "{}", text(&out));
+    assert!(text(&out).contains("ended TimedOut"), "{}", text(&out));
+
+    // --timeout bounds the wait; the workflow keeps running.
+    let sleeper = format!("{EXAMPLES}/sleeper-workflow.yaml");
+    let started = std::time::Instant::now();
+    let out = apply(&server, &["-f", &sleeper, "--wait", "--timeout", "1s"]).await;
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("still running after 1s"),
+        "{}",
+        text(&out)
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+
+    // Canceled because the manifest asks for it: that is success. A directory applies
+    // every manifest in it, in name order (the cancel after the start).
+    let stop = tempfile::tempdir().expect("tempdir");
+    let sleeper_text = std::fs::read_to_string(&sleeper).expect("sleeper manifest");
+    std::fs::write(
+        stop.path().join("1-start.yaml"),
+        sleeper_text.replace("name: sleeper", "name: napper"),
+    )
+    .unwrap();
+    std::fs::write(
+        stop.path().join("2-cancel.yaml"),
+        sleeper_text.replace("name: sleeper", "name: napper")
+            + "  desiredState: Canceled\n  reason: the manifest says so\n",
+    )
+    .unwrap();
+    std::fs::write(stop.path().join("notes.txt"), "not a manifest").unwrap();
+    let out = apply(
+        &server,
+        &[
+            "-f",
+            &stop.path().display().to_string(),
+            "--wait",
+            "--timeout",
+            "30s",
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("phase: Canceled"), "{}", text(&out));
+}

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+use super::conditions;
 use super::crd::workflow::{DesiredState, Workflow};
 use super::frontend::{Frontend, Remote};
 use super::workflow_actions::{self as actions, SignalOutcome, StartError, Target};
@@ -15,35 +16,79 @@ use crate::proto::api::workflowservice::v1::GetWorkflowExecutionHistoryRequest;
 
 #[derive(clap::Args, Debug)]
 pub struct ApplyArgs {
-    /// Manifest file (`-` for standard input); several YAML documents may be separated by `---`.
-    #[arg(short = 'f', long = "filename")]
-    pub file: PathBuf,
+    /// Manifest file, directory (its `.yaml`, `.yml` and `.json` files, in name order) or `-`
+    /// for standard input; repeatable. A file may hold several documents separated by `---`.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<PathBuf>,
     /// Durin server address.
     #[arg(long, default_value = "127.0.0.1:7233", env = "TEMPORAL_ADDRESS")]
     pub address: String,
     /// Kubernetes namespace assumed for manifests without one (maps to the Durin namespace).
     #[arg(short = 'n', long = "namespace", default_value = "default")]
     pub namespace: String,
-    /// Wait for each workflow to close and print its phase and result.
+    /// Wait for each workflow to close and print its phase and result; exit non-zero unless
+    /// it ended as asked (completed, or canceled/terminated as its desiredState says).
     #[arg(long)]
     pub wait: bool,
+    /// With --wait: give up after this long (Go-style: `30s`, `5m`) and exit non-zero.
+    #[arg(long, value_parser = parse_timeout, requires = "wait")]
+    pub timeout: Option<std::time::Duration>,
+}
+
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    crate::go_duration::parse_millis(s)
+        .filter(|ms| *ms > 0)
+        .map(|ms| std::time::Duration::from_millis(ms as u64))
+        .ok_or_else(|| format!("{s:?} is not a duration like 30s or 5m"))
+}
+
+/// The manifests named by `-f`: files as given, directories expanded, `-` read from stdin.
+fn read_manifests(paths: &[PathBuf]) -> Result<Vec<(String, String)>, BoxError> {
+    let mut out = Vec::new();
+    for path in paths {
+        if path.as_os_str() == "-" {
+            out.push((
+                "<stdin>".to_string(),
+                std::io::read_to_string(std::io::stdin())?,
+            ));
+            continue;
+        }
+        let mut files = vec![path.clone()];
+        if path.is_dir() {
+            files = std::fs::read_dir(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.extension()
+                        .is_some_and(|x| x == "yaml" || x == "yml" || x == "json")
+                })
+                .collect();
+            files.sort();
+        }
+        for file in files {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            out.push((file.display().to_string(), text));
+        }
+    }
+    Ok(out)
 }
 
 type BoxError = Box<dyn std::error::Error>;
 
 pub async fn run(args: ApplyArgs) -> Result<(), BoxError> {
-    let text = if args.file.as_os_str() == "-" {
-        std::io::read_to_string(std::io::stdin())?
-    } else {
-        std::fs::read_to_string(&args.file)
-            .map_err(|e| format!("cannot read {}: {e}", args.file.display()))?
-    };
-    let docs: Vec<Value> = serde_saphyr::from_multiple(&text)
-        .map_err(|e| format!("{}: not valid YAML: {e}", args.file.display()))?;
+    let mut docs: Vec<Value> = Vec::new();
+    for (name, text) in read_manifests(&args.files)? {
+        let parsed: Vec<Value> = serde_saphyr::from_multiple(&text)
+            .map_err(|e| format!("{name}: not valid YAML: {e}"))?;
+        docs.extend(parsed);
+    }
     let frontend = Remote::connect(&args.address)
         .await
         .map_err(|e| format!("cannot reach Durin at {}: {e}", args.address))?;
     let mut failed = false;
+    let mut waits: Vec<Workflow> = Vec::new();
     for doc in docs.into_iter().filter(|d| !d.is_null()) {
         let kind = doc
             .get("kind")
@@ -56,7 +101,12 @@ pub async fn run(args: ApplyArgs) -> Result<(), BoxError> {
             continue;
         }
         let outcome = match kind.as_str() {
-            "Workflow" => apply_workflow(&frontend, doc, &args).await,
+            "Workflow" => apply_workflow(&frontend, doc, &args).await.map(|applied| {
+                // The same workflow may come twice (a later document stops it): wait once,
+                // judged by the last spec.
+                waits.retain(|w: &Workflow| w.metadata.name != applied.metadata.name);
+                waits.push(applied);
+            }),
             "Schedule" => apply_schedule(&frontend, doc, &args).await,
             "Worker" => Err(
                 "Worker resources need the operator on a cluster (they become Deployments); \
@@ -70,13 +120,30 @@ pub async fn run(args: ApplyArgs) -> Result<(), BoxError> {
             failed = true;
         }
     }
+    // Like kubectl: everything is applied first, then waited for (a later document may be
+    // what ends an earlier one), within one deadline.
+    if args.wait {
+        let deadline = args.timeout.map(|t| tokio::time::Instant::now() + t);
+        for wf in &waits {
+            if let Err(e) = wait_and_report(&frontend, wf, deadline, args.timeout).await {
+                eprintln!("error: {e}");
+                failed = true;
+            }
+        }
+    }
     if failed {
-        return Err("some resources were not applied".into());
+        return Err("some resources were not applied, or did not end as asked".into());
     }
     Ok(())
 }
 
-async fn apply_workflow(frontend: &Remote, doc: Value, args: &ApplyArgs) -> Result<(), BoxError> {
+/// Starts (or finds) the workflow, delivers its signals and applies its desired state;
+/// returns it as applied, with its namespace filled in.
+async fn apply_workflow(
+    frontend: &Remote,
+    doc: Value,
+    args: &ApplyArgs,
+) -> Result<Workflow, BoxError> {
     let mut wf: Workflow =
         serde_json::from_value(doc).map_err(|e| format!("invalid Workflow manifest: {e}"))?;
     let name = wf
@@ -124,27 +191,54 @@ async fn apply_workflow(frontend: &Remote, doc: Value, args: &ApplyArgs) -> Resu
         actions::apply_state(frontend, &target, &uid, desired, &reason).await?;
         println!("  desiredState {desired:?} applied");
     }
-    if args.wait {
-        wait_for_close(frontend, &target).await?;
-        let obs = workflow_status::observe(frontend, &target, &Default::default())
-            .await?
-            .ok_or("the workflow disappeared")?;
-        let now = k8s_openapi::jiff::Timestamp::now();
-        let status = workflow_status::fold(
-            Default::default(),
-            &obs,
-            None,
-            &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now),
-            now.as_millisecond(),
-        );
-        let phase = status.phase.map(|p| format!("{p:?}")).unwrap_or_default();
-        println!("  phase: {phase}");
-        if let Some(r) = &status.result {
-            println!("  result: {}", serde_json::to_string(r)?);
-        }
-        if let Some(f) = &status.failure {
-            println!("  failure: {}", f.message);
-        }
+    Ok(wf)
+}
+
+/// Waits for the workflow to close (until `deadline`), prints how it ended, and fails unless it
+/// ended as asked (what the resource's Ready condition would say).
+async fn wait_and_report(
+    frontend: &Remote,
+    wf: &Workflow,
+    deadline: Option<tokio::time::Instant>,
+    timeout: Option<std::time::Duration>,
+) -> Result<(), BoxError> {
+    let name = wf.metadata.name.clone().unwrap_or_default();
+    let target = Target::of(wf);
+    let waiting = wait_for_close(frontend, &target);
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, waiting)
+            .await
+            .map_err(|_| {
+                let limit = timeout.unwrap_or_default().as_millis() as i64;
+                format!(
+                    "workflow.durin.dev/{name}: still running after {}",
+                    crate::go_duration::format_millis(limit)
+                )
+            })??,
+        None => waiting.await?,
+    }
+    let obs = workflow_status::observe(frontend, &target, &Default::default())
+        .await?
+        .ok_or("the workflow disappeared")?;
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let status = workflow_status::fold(
+        Default::default(),
+        &obs,
+        None,
+        &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now),
+        now.as_millisecond(),
+    );
+    let phase = status.phase.map(|p| format!("{p:?}")).unwrap_or_default();
+    println!("workflow.durin.dev/{name}");
+    println!("  phase: {phase}");
+    if let Some(r) = &status.result {
+        println!("  result: {}", serde_json::to_string(r)?);
+    }
+    if let Some(f) = &status.failure {
+        println!("  failure: {}", f.message);
+    }
+    if workflow_status::standing(&wf.spec, &status).state != conditions::State::Ready {
+        return Err(format!("workflow.durin.dev/{name} ended {phase}").into());
     }
     Ok(())
 }
