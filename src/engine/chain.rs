@@ -148,7 +148,9 @@ pub(crate) fn continue_as_new(
 
 enum CronSpec {
     Every(i64),
-    Calendar(Box<cron::Schedule>, chrono_tz::Tz),
+    /// Fires at the earliest next time of any of these (two when day-of-month and
+    /// day-of-week are both restricted: classic cron ORs them).
+    Calendar(Vec<cron::Schedule>, chrono_tz::Tz),
 }
 
 /// Checks a cron schedule in Temporal's syntax: five fields, `@hourly`-style descriptors or
@@ -161,12 +163,15 @@ pub fn validate_cron(spec: &str) -> Result<(), String> {
 pub fn cron_backoff(spec: &str, now_ms: i64) -> Option<i64> {
     match parse_cron(spec).ok()? {
         CronSpec::Every(every) => Some(every),
-        CronSpec::Calendar(schedule, tz) => {
+        CronSpec::Calendar(schedules, tz) => {
             let now = Utc
                 .timestamp_millis_opt(now_ms)
                 .single()?
                 .with_timezone(&tz);
-            let next = schedule.after(&now).next()?;
+            let next = schedules
+                .iter()
+                .filter_map(|s| s.after(&now).next())
+                .min()?;
             Some((next.timestamp_millis() - now_ms).max(1))
         }
     }
@@ -194,33 +199,38 @@ fn parse_cron(spec: &str) -> Result<CronSpec, String> {
         }
         return Ok(CronSpec::Every(ms));
     }
-    let expr = if rest.starts_with('@') {
-        match rest {
+    let exprs = if rest.starts_with('@') {
+        vec![match rest {
             "@yearly" | "@annually" => "0 0 0 1 1 *".to_string(),
             "@monthly" => "0 0 0 1 * *".to_string(),
             "@weekly" => "0 0 0 * * 1".to_string(),
             "@daily" | "@midnight" => "0 0 0 * * *".to_string(),
             "@hourly" => "0 0 * * * *".to_string(),
             _ => return Err(bad("unknown descriptor")),
-        }
+        }]
     } else {
         let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.len() != 5 {
+        let [minute, hour, dom, month, dow] = fields[..] else {
             return Err(bad(
                 "expected five fields (minute hour day-of-month month day-of-week)",
             ));
+        };
+        let dow = day_of_week_from_sunday(dow);
+        let expr = |dom: &str, dow: &str| format!("0 {minute} {hour} {dom} {month} {dow}");
+        // Classic cron (and Temporal's workflow cron): when both day fields are restricted a
+        // day matching either one fires; when one is `*` (or `?`) they combine as usual.
+        let unrestricted = |f: &str| f.starts_with('*') || f.starts_with('?');
+        if unrestricted(dom) || unrestricted(&dow) {
+            vec![expr(dom, &dow)]
+        } else {
+            vec![expr(dom, "*"), expr("*", &dow)]
         }
-        format!(
-            "0 {} {} {} {} {}",
-            fields[0],
-            fields[1],
-            fields[2],
-            fields[3],
-            day_of_week_from_sunday(fields[4])
-        )
     };
-    let schedule = cron::Schedule::from_str(&expr).map_err(|e| bad(&e.to_string()))?;
-    Ok(CronSpec::Calendar(Box::new(schedule), tz))
+    let schedules = exprs
+        .iter()
+        .map(|e| cron::Schedule::from_str(e).map_err(|e| bad(&e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(CronSpec::Calendar(schedules, tz))
 }
 
 /// Standard cron counts days of week from Sunday = 0 (7 also Sunday); the `cron` crate from
@@ -286,5 +296,30 @@ mod tests {
         assert!(validate_cron("@every x").is_err());
         assert!(validate_cron("CRON_TZ=Mars/Base 0 0 * * *").is_err());
         assert_eq!(cron_backoff("@hourly", t), Some(29 * 60_000 + 45_000));
+    }
+
+    #[test]
+    fn restricted_day_of_month_and_week_fire_on_either() {
+        // Monday 2026-01-05 10:30:15 UTC.
+        let t = Utc
+            .with_ymd_and_hms(2026, 1, 5, 10, 30, 15)
+            .unwrap()
+            .timestamp_millis();
+        let at = |y, m, d| {
+            Utc.with_ymd_and_hms(y, m, d, 0, 0, 0)
+                .unwrap()
+                .timestamp_millis()
+        };
+        let next = |spec: &str| t + cron_backoff(spec, t).unwrap();
+        // The 1st of a month OR a Monday: next Monday (Jan 12), not only Mondays that are the 1st
+        // (June 1st, 2026).
+        assert_eq!(next("0 0 1 * MON"), at(2026, 1, 12));
+        assert_eq!(next("0 0 1 * 1"), at(2026, 1, 12));
+        // The 6th OR a Sunday: the 6th comes first.
+        assert_eq!(next("0 0 6 * 0"), at(2026, 1, 6));
+        // One field unrestricted: the other alone decides.
+        assert_eq!(next("0 0 * * 1"), at(2026, 1, 12));
+        assert_eq!(next("0 0 15 * *"), at(2026, 1, 15));
+        assert_eq!(next("0 0 15 * ?"), at(2026, 1, 15));
     }
 }

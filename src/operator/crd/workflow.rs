@@ -167,7 +167,9 @@ pub struct WorkflowSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub namespace: Option<String>,
-    /// Cron schedule (5–7 fields, descriptors such as `@hourly`, or `@every 10m`).
+    /// Cron schedule: five fields (minute hour day-of-month month day-of-week; when both day
+    /// fields are restricted a day matching either one fires, as in classic cron), a
+    /// descriptor such as `@hourly`, or `@every 10m`; prefix `CRON_TZ=<zone> ` for a time zone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cron_schedule: Option<String>,
     /// Delay before the first workflow task.
