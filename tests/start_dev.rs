@@ -18,6 +18,16 @@ fn durin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_durin"))
 }
 
+/// Kills the server when the test ends, also when an assertion failed first.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn ephemeral_stores(tmp: &Path) -> Vec<String> {
     std::fs::read_dir(tmp)
         .map(|entries| {
@@ -80,24 +90,27 @@ async fn start_dev_is_ephemeral_serves_metrics_and_says_where() {
     let abandoned = tmp.path().join("durin-ephemeral-4000000000-0");
     std::fs::create_dir_all(&abandoned).unwrap();
     let port = common::free_port();
-    let mut server = durin()
-        .args([
-            "server",
-            "start-dev",
-            "-p",
-            &port.to_string(),
-            "--ip",
-            "127.0.0.1",
-        ])
-        .args(["-n", "extra", "--headless", "--ui-port", "8233"])
-        .args(["--search-attribute", "Team=Keyword"])
-        .args(["--log-format", "json", "--log-level", "info"])
-        .env("TMPDIR", tmp.path())
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start durin server start-dev");
+    let mut guard = KillOnDrop(
+        durin()
+            .args([
+                "server",
+                "start-dev",
+                "-p",
+                &port.to_string(),
+                "--ip",
+                "127.0.0.1",
+            ])
+            .args(["-n", "extra", "--headless", "--ui-port", "8233"])
+            .args(["--search-attribute", "Team=Keyword"])
+            .args(["--log-format", "json", "--log-level", "info"])
+            .env("TMPDIR", tmp.path())
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start durin server start-dev"),
+    );
+    let server = &mut guard.0;
     let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
     let mut banner = Vec::new();
     while !banner.iter().any(|l: &String| l.starts_with("Metrics:")) {
