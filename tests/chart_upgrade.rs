@@ -12,9 +12,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
-use common::kube_env::KubeEnv;
+use common::kube_env::{KubeEnv, condition, eventually};
 use common::{DurinServer, ExampleWorker};
 use serde_json::Value;
 
@@ -28,28 +26,6 @@ const TASK_QUEUE: &str = "durin-k8s-examples";
 
 fn example(name: &str) -> String {
     std::fs::read_to_string(format!("{EXAMPLES}/{name}")).expect("example manifest")
-}
-
-async fn until<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out after {secs}s: {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
-    status["conditions"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["type"] == type_))
-        .unwrap_or(&Value::Null)
 }
 
 async fn helm_ok(kube: &KubeEnv, args: &[&str]) -> String {
@@ -131,7 +107,7 @@ async fn helm_upgrade_from_the_previous_chart_keeps_resources_and_data() {
             .status
             .success()
     );
-    until(30, "sleeper running", || async {
+    eventually(30, "sleeper running", || async {
         let s = kube.get_json(&["workflow", "sleeper"]).await["status"].clone();
         (s["phase"] == "Running").then_some(())
     })
@@ -191,7 +167,7 @@ async fn helm_upgrade_from_the_previous_chart_keeps_resources_and_data() {
         Some(durin::proto::api::enums::v1::WorkflowExecutionStatus::Completed as i32)
     );
     // Resources written before the upgrade get this release's health conditions.
-    until(30, "hello Ready under the new release", || async {
+    eventually(30, "hello Ready under the new release", || async {
         let s = kube.get_json(&["workflow", "hello"]).await["status"].clone();
         (condition(&s, "Ready")["status"] == "True").then_some(())
     })
@@ -221,7 +197,7 @@ async fn helm_upgrade_from_the_previous_chart_keeps_resources_and_data() {
         "ghcr.io/durin-dev/durin-examples:latest"
     );
     assert!(container["imagePullPolicyy"].is_null(), "{container}");
-    until(30, "the old Worker gets the new conditions", || async {
+    eventually(30, "the old Worker gets the new conditions", || async {
         let s = kube.get_json(&["worker", "examples"]).await["status"].clone();
         (condition(&s, "Reconciling")["status"] == "True").then_some(())
     })

@@ -7,9 +7,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::kube_env::KubeEnv;
+use common::kube_env::{KubeEnv, condition, eventually};
 use common::{DurinServer, ExampleWorker};
 use durin::proto::api::common::v1::WorkflowExecution;
 use durin::proto::api::enums::v1::WorkflowExecutionStatus;
@@ -23,25 +23,6 @@ const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/k8s");
 
 fn example(name: &str) -> String {
     std::fs::read_to_string(format!("{EXAMPLES}/{name}")).expect("example manifest")
-}
-
-/// Polls `check` until it returns `Some`, or panics after `secs`.
-async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {secs}s waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 async fn status(kube: &KubeEnv, kind: &str, name: &str) -> Value {
@@ -69,13 +50,6 @@ fn standing(status: &Value) -> &'static str {
         "exactly one health condition is true: {status}"
     );
     on[0]
-}
-
-fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
-    status["conditions"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["type"] == type_))
-        .unwrap_or(&Value::Null)
 }
 
 /// One test's cluster: its own API server (with the CRDs), `durin operator` leading as op-a,
