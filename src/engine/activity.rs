@@ -268,9 +268,11 @@ impl Core {
             current_attempt_scheduled_time: info.scheduled_time,
             started_time: info.started_time,
             attempt,
-            schedule_to_close_timeout: info.schedule_to_close_timeout,
-            start_to_close_timeout: info.start_to_close_timeout,
-            heartbeat_timeout: info.heartbeat_timeout,
+            // Always present, zero meaning no limit (runs scheduled before the event carried
+            // all four still read None).
+            schedule_to_close_timeout: Some(info.schedule_to_close_timeout.unwrap_or_default()),
+            start_to_close_timeout: Some(info.start_to_close_timeout.unwrap_or_default()),
+            heartbeat_timeout: Some(info.heartbeat_timeout.unwrap_or_default()),
             retry_policy: info.retry_policy,
             ..Default::default()
         })

@@ -84,7 +84,9 @@ pub(super) fn schedule_activity_task(
         Some(t) if !t.name.is_empty() => t.name.clone(),
         _ => run.task_queue(),
     };
-    let opt = |v: i64| (v > 0).then(|| dur_from_millis(v));
+    // Temporal always records the four timeouts, zero meaning no limit; the TypeScript SDK
+    // refuses an activity task whose schedule-to-close timeout is missing.
+    let opt = |v: i64| Some(dur_from_millis(v));
     let scheduled_event_id = run.append(
         now,
         Attributes::ActivityTaskScheduledEventAttributes(ActivityTaskScheduledEventAttributes {
