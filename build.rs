@@ -55,6 +55,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "/grpc.health.v1.Health/Watch".into(),
     ]);
     known.sort();
+    commit();
     let out = std::path::Path::new(&std::env::var("OUT_DIR")?).join("rpc_paths.rs");
     std::fs::write(
         out,
@@ -81,4 +82,39 @@ fn rpc_paths(fds: &prost_types::FileDescriptorSet) -> Vec<String> {
         }
     }
     paths
+}
+
+/// `DURIN_COMMIT` for `durin --version`: the environment's (a build from a source archive), or
+/// the checkout's `git rev-parse HEAD`; `unknown` without either. (Not marked dirty: that would
+/// need a rerun on every index change, and a rebuild of every test binary with it.)
+fn commit() {
+    println!("cargo:rerun-if-env-changed=DURIN_COMMIT");
+    // A new commit or checkout moves HEAD or the branch it names.
+    if std::path::Path::new(".git/HEAD").exists() {
+        println!("cargo:rerun-if-changed=.git/HEAD");
+    }
+    if let Ok(head) = std::fs::read_to_string(".git/HEAD")
+        && let Some(reference) = head.trim().strip_prefix("ref: ")
+    {
+        // A packed ref (after `git gc`) lives in packed-refs; naming a missing file would
+        // rerun this script on every build.
+        let loose = format!(".git/{reference}");
+        for path in [loose.as_str(), ".git/packed-refs"] {
+            if std::path::Path::new(path).exists() {
+                println!("cargo:rerun-if-changed={path}");
+            }
+        }
+    }
+    let commit = std::env::var("DURIN_COMMIT").ok().or_else(|| {
+        std::process::Command::new("git")
+            .args(["rev-parse", "--short=12", "HEAD"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    });
+    println!(
+        "cargo:rustc-env=DURIN_COMMIT={}",
+        commit.unwrap_or_else(|| "unknown".into())
+    );
 }

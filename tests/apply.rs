@@ -191,3 +191,126 @@ async fn wait_exits_non_zero_unless_the_workflow_ended_as_asked() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("phase: Canceled"), "{}", text(&out));
 }
+
+/// `durin apply` run with no server address of a running server: what must work offline.
+fn apply_offline(args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_durin"))
+        .arg("apply")
+        // Nothing listens there: a dry run must not need a server.
+        .arg(format!("--address=127.0.0.1:{}", common::free_port()))
+        .args(args)
+        .output()
+        .expect("run durin apply")
+}
+
+#[test]
+fn dry_run_checks_every_manifest_without_a_server() {
+    let hello = format!("{EXAMPLES}/hello-workflow.yaml");
+    let schedule = format!("{EXAMPLES}/schedule.yaml");
+    let out = apply_offline(&["--dry-run", "-f", &hello, "-f", &schedule]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("workflow.durin.dev/hello configured (dry run)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("schedule.durin.dev/"), "{stdout}");
+
+    // -o yaml prints the resources as they would be applied (namespace filled in), one
+    // document each; the progress lines move to stderr.
+    let out = apply_offline(&["--dry-run", "-o", "yaml", "-f", &hello, "-f", &schedule]);
+    assert!(out.status.success(), "{}", text(&out));
+    let docs: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple(&String::from_utf8_lossy(&out.stdout)).expect("yaml");
+    assert_eq!(docs.len(), 2, "{docs:?}");
+    assert_eq!(docs[0]["kind"], "Workflow");
+    assert_eq!(docs[0]["metadata"]["namespace"], "default");
+    assert_eq!(docs[1]["kind"], "Schedule");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("(dry run)"));
+
+    // What the operator would refuse is refused here, naming the resource and the field.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad-cron.yaml");
+    std::fs::write(
+        &bad,
+        "apiVersion: durin.dev/v1alpha1\nkind: Workflow\nmetadata: {name: nightly}\nspec:\n  workflowType: W\n  taskQueue: q\n  cronSchedule: \"every night\"\n",
+    )
+    .expect("write");
+    let out = apply_offline(&["--dry-run", "-f", &bad.display().to_string()]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("workflow.durin.dev/nightly") && text(&out).contains("cron"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[tokio::test]
+async fn output_json_is_the_resource_with_its_status() {
+    let server = DurinServer::start().await;
+    let _worker = ExampleWorker::start(server.port(), "default", "durin-k8s-examples");
+    let hello = format!("{EXAMPLES}/hello-workflow.yaml");
+    let out = apply(&server, &["-f", &hello, "--wait", "-o", "json"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is one JSON document ({e}): {}", text(&out)));
+    assert_eq!(doc["kind"], "Workflow");
+    assert_eq!(doc["status"]["phase"], "Completed", "{doc:#}");
+    assert_eq!(doc["status"]["result"], "Hello, Kubernetes!", "{doc:#}");
+    assert!(
+        doc["status"]["runId"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty())
+    );
+    // The human lines went to stderr.
+    assert!(String::from_utf8_lossy(&out.stderr).contains("phase: Completed"));
+
+    // Several resources: a List, as kubectl prints them.
+    let schedule = format!("{EXAMPLES}/schedule.yaml");
+    let out = apply(&server, &["-f", &hello, "-f", &schedule, "-o", "json"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(list["kind"], "List");
+    assert_eq!(list["items"][1]["kind"], "Schedule");
+    assert!(
+        list["items"][1]["status"]["scheduleId"].as_str().is_some(),
+        "{list:#}"
+    );
+}
+
+#[test]
+fn completion_scripts_name_every_command() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_durin"))
+            .args(["completion", shell])
+            .output()
+            .expect("durin completion");
+        assert!(out.status.success(), "{shell}: {}", text(&out));
+        let script = String::from_utf8_lossy(&out.stdout);
+        // (fish names long options without their dashes.)
+        for word in [
+            "apply",
+            "dev",
+            "start-dev",
+            "dry-run",
+            "tls-ca-path",
+            "completion",
+        ] {
+            assert!(script.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+    // The bash script is valid bash.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("durin.bash");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_durin"))
+        .args(["completion", "bash"])
+        .output()
+        .expect("durin completion bash");
+    std::fs::write(&path, &out.stdout).expect("write");
+    let checked = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&path)
+        .output()
+        .expect("bash -n");
+    assert!(checked.status.success(), "{}", text(&checked));
+}

@@ -207,3 +207,98 @@ async fn tls_mtls_and_tokens_refuse_who_does_not_belong() {
         "the old CA no longer verifies the server"
     );
 }
+
+/// `durin apply` against a server with mutual TLS and tokens, configured the way the
+/// `temporal` CLI is: `TEMPORAL_*` variables or the same flags.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_speaks_mutual_tls_and_api_keys_like_the_temporal_cli() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let server_ca = ca("server-ca");
+    let client_ca = ca("client-ca");
+    let (scert, skey) = leaf(&server_ca, "durin", true);
+    let (ccert, ckey) = leaf(&client_ca, "deployer", false);
+    let cert_path = write(d, "server.crt", &scert);
+    let key_path = write(d, "server.key", &skey);
+    let client_ca_path = write(d, "clients.crt", &client_ca.pem);
+    let server_ca_path = write(d, "server-ca.crt", &server_ca.pem);
+    let client_cert_path = write(d, "client.crt", &ccert);
+    let client_key_path = write(d, "client.key", &ckey);
+    let auth_path = write(
+        d,
+        "tokens.yaml",
+        "tokens:\n  - name: admin\n    token: admin-token-0123456789\n    namespaces: [\"*\"]\n  - name: team-a\n    token: team-a-token-0123456789\n    namespaces: [team-a]\n",
+    );
+    let server = DurinServer::start_listening(vec![
+        "dev".into(),
+        format!("--tls-cert={cert_path}"),
+        format!("--tls-key={key_path}"),
+        format!("--tls-client-ca={client_ca_path}"),
+        format!("--auth-file={auth_path}"),
+    ])
+    .await;
+    let manifest = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/k8s/hello-workflow.yaml"
+    );
+    let apply = |env: &[(&str, &str)], flags: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_durin"))
+            .args(["apply", "-f", manifest])
+            .args(flags)
+            .env("TEMPORAL_ADDRESS", format!("localhost:{}", server.port()))
+            .envs(env.iter().copied())
+            .output()
+            .expect("run durin apply");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let tls_env = [
+        ("TEMPORAL_TLS_SERVER_CA_CERT_PATH", server_ca_path.as_str()),
+        ("TEMPORAL_TLS_CLIENT_CERT_PATH", client_cert_path.as_str()),
+        ("TEMPORAL_TLS_CLIENT_KEY_PATH", client_key_path.as_str()),
+    ];
+
+    // Refused: plaintext; TLS without the client certificate; mutual TLS without a key.
+    let (ok, text) = apply(&[], &[]);
+    assert!(!ok, "plaintext must be refused: {text}");
+    let (ok, text) = apply(&tls_env[..1], &["--api-key", "admin-token-0123456789"]);
+    assert!(!ok, "no client certificate: {text}");
+    let (ok, text) = apply(&tls_env, &[]);
+    assert!(!ok, "no API key: {text}");
+    assert!(text.contains("token"), "{text}");
+    // A key for team-a may not start workflows in default.
+    let mut team_a = tls_env.to_vec();
+    team_a.push(("TEMPORAL_API_KEY", "team-a-token-0123456789"));
+    let (ok, text) = apply(&team_a, &[]);
+    assert!(!ok, "team-a's key in default: {text}");
+
+    // Admitted: the environment...
+    let mut admin = tls_env.to_vec();
+    admin.push(("TEMPORAL_API_KEY", "admin-token-0123456789"));
+    let (ok, text) = apply(&admin, &[]);
+    assert!(ok, "{text}");
+    assert!(text.contains("workflow.durin.dev/hello applied"), "{text}");
+    // ...or the flags, with the server's name given where the address does not carry it.
+    let (ok, text) = apply(
+        &[],
+        &[
+            "--address",
+            &format!("127.0.0.1:{}", server.port()),
+            "--tls-server-name",
+            "localhost",
+            "--tls-ca-path",
+            &server_ca_path,
+            "--tls-cert-path",
+            &client_cert_path,
+            "--tls-key-path",
+            &client_key_path,
+            "--api-key",
+            "admin-token-0123456789",
+        ],
+    );
+    assert!(ok, "{text}");
+}

@@ -226,4 +226,15 @@ async fn system_info_tells_the_truth_with_one_version() {
     let printed = durin().arg("--version").output().expect("durin --version");
     let printed = String::from_utf8_lossy(&printed.stdout);
     assert!(printed.contains(&info.server_version), "{printed}");
+    // ...and the commit it was built from, when built from a git checkout.
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success());
+    if let Some(head) = head {
+        let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+        assert!(printed.contains(&format!("(commit {head})")), "{printed}");
+    }
 }

@@ -40,6 +40,17 @@ pub struct Access {
 /// The one version Durin reports (GetSystemInfo, GetClusterInfo, `--version`).
 pub const SERVER_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// The commit the binary was built from (`git rev-parse HEAD` at build time).
+pub const COMMIT: &str = env!("DURIN_COMMIT");
+
+/// What `durin --version` prints after the name: the version, then the commit.
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("DURIN_COMMIT"),
+    ")"
+);
+
 pub const DEFAULT_MAX_INFLIGHT: usize = 4096;
 pub const DEFAULT_MAX_WAITING: usize = 16_384;
 

@@ -19,7 +19,7 @@ use crate::store::wal::Wal;
 #[derive(Parser, Debug)]
 #[command(
     name = "durin",
-    version,
+    version = crate::api::LONG_VERSION,
     about = "Durable execution on Kubernetes, speaking Temporal's API"
 )]
 pub struct Cli {
@@ -74,6 +74,13 @@ pub enum Command {
     },
     /// Apply Workflow and Schedule manifests to a running Durin server, no cluster needed.
     Apply(crate::operator::apply::ApplyArgs),
+    /// Print a shell completion script: `source <(durin completion bash)`, or for zsh
+    /// `durin completion zsh > "${fpath[1]}/_durin"`, for fish
+    /// `durin completion fish > ~/.config/fish/completions/durin.fish`.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Copy a (possibly running) server's data directory to a tar file or standard output
     /// (`--out -`). Restore: `tar -xf FILE -C <empty data directory>`, then start Durin on it.
     Backup(BackupArgs),
@@ -346,6 +353,11 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             Ok(())
         }
         Command::Apply(args) => crate::operator::apply::run(args).await,
+        Command::Completion { shell } => {
+            let mut cli = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cli, "durin", &mut std::io::stdout());
+            Ok(())
+        }
         Command::Backup(args) => {
             let dir = args.data_dir.unwrap_or_else(default_data_dir);
             let stats = crate::store::backup::backup(&dir, &args.out)?;

@@ -5,9 +5,11 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Request, Status};
 
+use super::connection::{ApiKey, ConnectionArgs, ConnectionError};
 use crate::api::workflow_service::WorkflowHandler;
 use crate::cluster::Cluster;
 use crate::cluster::route::Routed;
@@ -40,19 +42,15 @@ impl Local {
 /// A Durin (or any Temporal-compatible) server over gRPC.
 #[derive(Clone)]
 pub struct Remote {
-    client: WorkflowServiceClient<Channel>,
+    client: WorkflowServiceClient<InterceptedService<Channel, ApiKey>>,
 }
 
 impl Remote {
-    pub async fn connect(address: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        let uri = if address.contains("://") {
-            address.to_string()
-        } else {
-            format!("http://{address}")
-        };
-        let channel = Channel::from_shared(uri)?.connect().await?;
+    /// Connects with the `temporal` CLI's connection flags (TLS, mutual TLS, API key).
+    pub async fn connect(args: &ConnectionArgs) -> Result<Self, ConnectionError> {
+        let (channel, api_key) = args.connect().await?;
         Ok(Self {
-            client: WorkflowServiceClient::new(channel),
+            client: WorkflowServiceClient::with_interceptor(channel, api_key),
         })
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod conditions;
+pub mod connection;
 pub mod context;
 pub mod crd;
 pub mod frontend;

@@ -197,7 +197,7 @@ async fn refused(
     Ok(Action::await_change())
 }
 
-fn fold_info(status: &mut ScheduleStatus, info: &ScheduleInfo) {
+pub(super) fn fold_info(status: &mut ScheduleStatus, info: &ScheduleInfo) {
     status.next_action_times = info
         .future_action_times
         .iter()
