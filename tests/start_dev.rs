@@ -83,6 +83,51 @@ fn malformed_flags_are_refused_with_temporals_words() {
     }
 }
 
+/// The banner's lines up to `Metrics:`, and the port that line names.
+fn read_banner(server: &mut std::process::Child) -> (Vec<String>, u16) {
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let mut banner = Vec::new();
+    while !banner.iter().any(|l: &String| l.starts_with("Metrics:")) {
+        match lines.next() {
+            Some(Ok(line)) => banner.push(line),
+            _ => panic!("the server stopped before printing where it serves: {banner:?}"),
+        }
+    }
+    let port = banner
+        .iter()
+        .find_map(|l| l.strip_prefix("Metrics:"))
+        .and_then(|l| {
+            l.trim()
+                .trim_start_matches("http://localhost:")
+                .trim_end_matches("/metrics")
+                .parse()
+                .ok()
+        })
+        .expect("a metrics port");
+    (banner, port)
+}
+
+#[test]
+fn durin_dev_serves_metrics_by_default_and_on_a_free_port_when_9233_is_taken() {
+    // Hold 9233 (or find it held): a second server on the machine must still start.
+    let _held = std::net::TcpListener::bind("127.0.0.1:9233");
+    let data = tempfile::tempdir().unwrap();
+    let mut guard = KillOnDrop(
+        durin()
+            .args(["dev", "--port", &common::free_port().to_string()])
+            .arg("--data-dir")
+            .arg(data.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start durin dev"),
+    );
+    let (_, metrics_port) = read_banner(&mut guard.0);
+    assert_ne!(metrics_port, 9233);
+    let text = common::scrape(metrics_port, "/metrics");
+    assert!(text.contains("build_information{"), "{text}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_dev_is_ephemeral_serves_metrics_and_says_where() {
     let tmp = tempfile::tempdir().unwrap();
@@ -111,14 +156,7 @@ async fn start_dev_is_ephemeral_serves_metrics_and_says_where() {
             .expect("start durin server start-dev"),
     );
     let server = &mut guard.0;
-    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
-    let mut banner = Vec::new();
-    while !banner.iter().any(|l: &String| l.starts_with("Metrics:")) {
-        match lines.next() {
-            Some(Ok(line)) => banner.push(line),
-            _ => panic!("start-dev stopped before printing where it serves: {banner:?}"),
-        }
-    }
+    let (banner, metrics_port) = read_banner(server);
     assert!(
         banner.contains(&format!("Server:      localhost:{port}")),
         "{banner:?}"
@@ -129,16 +167,6 @@ async fn start_dev_is_ephemeral_serves_metrics_and_says_where() {
             .any(|l| l.starts_with("Persistence: ephemeral")),
         "{banner:?}"
     );
-    let metrics = banner
-        .iter()
-        .find_map(|l| l.strip_prefix("Metrics:"))
-        .map(|l| l.trim().to_string())
-        .unwrap();
-    let metrics_port: u16 = metrics
-        .trim_start_matches("http://localhost:")
-        .trim_end_matches("/metrics")
-        .parse()
-        .expect("a metrics port");
     assert!(common::scrape(metrics_port, "/metrics").contains("durin_"));
 
     let stores = ephemeral_stores(tmp.path());

@@ -62,6 +62,11 @@ macro_rules! guard {
             $(
                 async fn $method(&self, req: Request<$req>) -> Result<Response<$resp>, Status> {
                     let namespace: fn(&$req) -> Option<&str> = $ns;
+                    crate::metrics::label_call(
+                        stringify!($method),
+                        namespace(req.get_ref()),
+                        req.get_ref(),
+                    );
                     self.check(&req, stringify!($method), namespace(req.get_ref()))?;
                     self.inner.$method(req).await
                 }

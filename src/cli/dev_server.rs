@@ -3,8 +3,8 @@
 //! (`server start-dev --port … --namespace … --dynamic-config-value … --headless`) run Durin.
 //!
 //! The two differ only in defaults: `server start-dev` keeps nothing without `--db-filename`
-//! (as Temporal's), logs at `warn` and always serves metrics; `durin dev` keeps its data
-//! directory and logs at `info`.
+//! (as Temporal's), logs at `warn` and serves metrics on a free port; `durin dev` keeps its
+//! data directory, logs at `info` and serves metrics on 9233.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};

@@ -131,7 +131,9 @@ pub struct EngineArgs {
     /// Namespaces to create at start besides `default`. Repeatable.
     #[arg(short = 'n', long = "namespace")]
     pub namespaces: Vec<String>,
-    /// Serve Prometheus metrics on this port (`/metrics`), on the same address.
+    /// Serve Prometheus metrics on this port (`/metrics`), on the same address. `durin dev`
+    /// serves them on 9233 without it (a free port when 9233 is taken), `server start-dev` on
+    /// a free port, as Temporal's; `durin operator` only when given.
     #[arg(long, env = "DURIN_METRICS_PORT")]
     pub metrics_port: Option<u16>,
     /// Serve the gRPC port over TLS with this certificate chain (PEM; re-read when it changes).
@@ -422,8 +424,41 @@ fn survive_file_size_limit() {
 #[derive(Default)]
 struct Defaults {
     data_dir: Option<PathBuf>,
+    /// Where metrics are served unless `--metrics-port` says; when this port is taken, any
+    /// free one (a second `durin dev` on the machine still starts).
     metrics_port: Option<u16>,
     tuning: crate::engine::Tuning,
+}
+
+/// `durin dev` serves metrics here by default: beside Temporal's 7233 (gRPC) and 8233 (UI).
+pub const DEV_METRICS_PORT: u16 = 9233;
+
+/// The metrics listener: the port asked for, or the default (any free port if it is taken).
+async fn bind_metrics(
+    ip: std::net::IpAddr,
+    asked: Option<u16>,
+    default: Option<u16>,
+) -> std::io::Result<Option<tokio::net::TcpListener>> {
+    if let Some(port) = asked {
+        return tokio::net::TcpListener::bind(SocketAddr::new(ip, port))
+            .await
+            .map(Some);
+    }
+    let Some(port) = default else {
+        return Ok(None);
+    };
+    match tokio::net::TcpListener::bind(SocketAddr::new(ip, port)).await {
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            tracing::warn!(
+                port,
+                "the default metrics port is taken; serving metrics on a free port"
+            );
+            tokio::net::TcpListener::bind(SocketAddr::new(ip, 0))
+                .await
+                .map(Some)
+        }
+        bound => bound.map(Some),
+    }
 }
 
 async fn start_engine(
@@ -498,8 +533,7 @@ async fn start_engine(
         engine.ensure_namespace(ns).await?;
     }
     let mut metrics_address = None;
-    if let Some(port) = args.metrics_port.or(defaults.metrics_port) {
-        let metrics = tokio::net::TcpListener::bind(SocketAddr::new(ip, port)).await?;
+    if let Some(metrics) = bind_metrics(ip, args.metrics_port, defaults.metrics_port).await? {
         metrics_address = Some(metrics.local_addr()?);
         tracing::info!(address = %metrics.local_addr()?, "metrics on /metrics");
         crate::metrics::spawn_engine_counters(&engine);
@@ -574,8 +608,12 @@ async fn dev(args: DevServerArgs, flavor: Flavor) -> Result<(), Box<dyn std::err
     };
     let defaults = Defaults {
         data_dir: ephemeral.as_ref().map(|d| d.path().to_path_buf()),
-        // Temporal's dev server always serves metrics (on a free port unless given one).
-        metrics_port: (flavor == Flavor::StartDev).then_some(0),
+        // Temporal's dev server always serves metrics, on a free port unless given one;
+        // `durin dev` on a known one.
+        metrics_port: Some(match flavor {
+            Flavor::StartDev => 0,
+            Flavor::Dev => DEV_METRICS_PORT,
+        }),
         tuning: args.tuning(),
     };
     let started = start_engine(args.ip, &args.engine, defaults).await?;

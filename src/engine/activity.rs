@@ -226,6 +226,12 @@ impl Core {
         if info.attempt != attempt || info.started_time.is_some() {
             return None;
         }
+        crate::metrics::record_schedule_to_start(
+            &key.namespace,
+            &info.task_queue,
+            QueueKind::Activity,
+            now - opt_ts_millis(&info.scheduled_time),
+        );
         info.started_time = Some(ts_from_millis(now));
         info.started_identity = identity.to_string();
         info.last_worker_identity = identity.to_string();

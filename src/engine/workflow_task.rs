@@ -349,6 +349,12 @@ impl Core {
             w.request_id = request_id;
         }
         tracing::debug!(workflow_id = %key.workflow_id, attempt, from_sticky, %identity, "workflow task started");
+        crate::metrics::record_schedule_to_start(
+            &key.namespace,
+            &run.task_queue(),
+            QueueKind::Workflow,
+            now - opt_ts_millis(&wft.scheduled_time),
+        );
         let queries = run.attach_waiting_queries(scheduled_event_id);
         let messages = run.deliver_updates(scheduled_event_id, started_event_id);
         let timeout = dur_millis(&wft.start_to_close_timeout);

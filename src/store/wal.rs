@@ -159,7 +159,9 @@ impl LogFile {
             file.set_len(self.good_len)?;
             self.cut_pending = false;
         }
+        let started = std::time::Instant::now();
         let result = file.write_all(buf).and_then(|_| file.sync_data());
+        crate::metrics::record_persistence("AppendLog", result.is_ok(), started.elapsed());
         match result {
             Ok(()) => {
                 self.good_len += buf.len() as u64;

@@ -184,7 +184,14 @@ pub(super) async fn writer_loop(
                 break;
             }
             let epochs = shards.lock().epochs.clone();
-            match commit(&mut client, &epochs, &batch).await {
+            let started = std::time::Instant::now();
+            let committed = commit(&mut client, &epochs, &batch).await;
+            crate::metrics::record_persistence(
+                "CommitTransaction",
+                committed.is_ok(),
+                started.elapsed(),
+            );
+            match committed {
                 Ok(()) => {
                     let last = batch.last;
                     batch = Batch {
