@@ -39,6 +39,11 @@ service:
 metrics:
   enabled: true
   port: 19090
+grafanaDashboard:
+  enabled: true
+  namespace: monitoring
+  annotations:
+    grafana_folder: Durin
 persistence:
   enabled: false
 resources:
@@ -285,6 +290,9 @@ async fn chart_lints_renders_installs_and_runs_with_its_own_rbac() {
     kube.kubectl_ok(&["create", "namespace", "durin-system"])
         .await;
     kube.kubectl_ok(&["create", "namespace", "team-a"]).await;
+    // Where the custom values put the Grafana dashboard, as a monitoring stack's would be.
+    kube.kubectl_ok(&["create", "namespace", "monitoring"])
+        .await;
     let dir = tempfile::tempdir().expect("tempdir");
     let values = dir.path().join("custom.yaml");
     std::fs::write(&values, CUSTOM_VALUES).expect("values");
@@ -368,6 +376,11 @@ async fn chart_lints_renders_installs_and_runs_with_its_own_rbac() {
         "kind: NetworkPolicy",
         "port: cluster",
         "team: a",
+        "name: durin-custom-dashboard",
+        "grafana_dashboard: \"1\"",
+        "grafana_folder: Durin",
+        "namespace: monitoring",
+        "\"uid\": \"durin-overview\"",
     ] {
         assert!(
             custom.contains(expected),
