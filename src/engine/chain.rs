@@ -215,7 +215,7 @@ fn parse_cron(spec: &str) -> Result<CronSpec, String> {
                 "expected five fields (minute hour day-of-month month day-of-week)",
             ));
         };
-        let dow = day_of_week_from_sunday(dow);
+        let dow = day_of_week_from_sunday(dow).map_err(|e| bad(&e))?;
         let expr = |dom: &str, dow: &str| format!("0 {minute} {hour} {dom} {month} {dow}");
         // Classic cron (and Temporal's workflow cron): when both day fields are restricted a
         // day matching either one fires; when one is `*` (or `?`) they combine as usual.
@@ -233,17 +233,23 @@ fn parse_cron(spec: &str) -> Result<CronSpec, String> {
     Ok(CronSpec::Calendar(schedules, tz))
 }
 
-/// Standard cron counts days of week from Sunday = 0 (7 also Sunday); the `cron` crate from
-/// Sunday = 1.
-fn day_of_week_from_sunday(field: &str) -> String {
+/// Standard cron counts days of week from Sunday = 0 to Saturday = 6; the `cron` crate from
+/// Sunday = 1. Like Temporal's parser, 7 is refused (some crons read it as Sunday).
+fn day_of_week_from_sunday(field: &str) -> Result<String, String> {
     let mut out = String::new();
     let mut number = String::new();
-    let flush = |number: &mut String, out: &mut String| {
+    let flush = |number: &mut String, out: &mut String| -> Result<(), String> {
         if !number.is_empty() {
-            let n: u32 = number.parse().unwrap_or(0);
-            out.push_str(&((n % 7) + 1).to_string());
+            let n: u32 = number
+                .parse()
+                .map_err(|_| format!("bad day of week {number}"))?;
+            if n > 6 {
+                return Err(format!("day of week {n} above maximum (6)"));
+            }
+            out.push_str(&(n + 1).to_string());
             number.clear();
         }
+        Ok(())
     };
     let mut after_slash = false;
     for c in field.chars() {
@@ -251,7 +257,7 @@ fn day_of_week_from_sunday(field: &str) -> String {
             number.push(c);
             continue;
         }
-        flush(&mut number, &mut out);
+        flush(&mut number, &mut out)?;
         if c == '/' {
             after_slash = true;
         } else if !c.is_ascii_digit() {
@@ -259,8 +265,8 @@ fn day_of_week_from_sunday(field: &str) -> String {
         }
         out.push(c);
     }
-    flush(&mut number, &mut out);
-    out
+    flush(&mut number, &mut out)?;
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -293,6 +299,10 @@ mod tests {
             Some((5 * 3600 + 29 * 60 + 45) * 1000)
         );
         assert!(validate_cron("* * *").is_err());
+        // Temporal's parser takes Sunday as 0 only.
+        assert!(validate_cron("0 0 * * 7").is_err());
+        assert!(validate_cron("0 0 * * 5-7").is_err());
+        assert!(validate_cron("0 0 * * */2").is_ok());
         assert!(validate_cron("@every x").is_err());
         assert!(validate_cron("CRON_TZ=Mars/Base 0 0 * * *").is_err());
         assert_eq!(cron_backoff("@hourly", t), Some(29 * 60_000 + 45_000));
