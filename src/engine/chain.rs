@@ -21,9 +21,9 @@ pub struct Continuation {
 }
 
 /// What the next run inherits from the closing one.
-fn next_started(ms: &MutableState, initiator: ContinueAsNewInitiator) -> Continuation {
+fn next_started(ms: &MutableState, initiator: ContinueAsNewInitiator, now: i64) -> Continuation {
     let prev = ms.started.clone().unwrap_or_default();
-    let run_id = uuid::Uuid::new_v4().to_string();
+    let run_id = super::clock::run_id_at(now);
     let started = WorkflowExecutionStartedEventAttributes {
         workflow_id: ms.workflow_id.clone(),
         workflow_type: prev.workflow_type,
@@ -69,7 +69,7 @@ pub(crate) fn retry(
     retry::fill_defaults(&mut policy);
     let expiration = opt_ts_millis(&started.workflow_execution_expiration_time);
     let delay = retry::decide(&policy, started.attempt.max(1), failure, now, expiration)?;
-    let mut next = next_started(ms, ContinueAsNewInitiator::Retry);
+    let mut next = next_started(ms, ContinueAsNewInitiator::Retry, now);
     next.started.attempt = started.attempt.max(1) + 1;
     next.started.continued_failure = Some(failure.clone());
     next.started.last_completion_result = started.last_completion_result.clone();
@@ -93,7 +93,7 @@ pub(crate) fn cron(
     if expiration > 0 && now + backoff > expiration {
         return None;
     }
-    let mut next = next_started(ms, ContinueAsNewInitiator::CronSchedule);
+    let mut next = next_started(ms, ContinueAsNewInitiator::CronSchedule, now);
     next.started.last_completion_result = result
         .cloned()
         .or_else(|| started.last_completion_result.clone());
@@ -108,7 +108,7 @@ pub(crate) fn continue_as_new(
     a: &ContinueAsNewWorkflowExecutionCommandAttributes,
     now: i64,
 ) -> Continuation {
-    let mut next = next_started(ms, ContinueAsNewInitiator::Workflow);
+    let mut next = next_started(ms, ContinueAsNewInitiator::Workflow, now);
     let s = &mut next.started;
     if a.workflow_type.as_ref().is_some_and(|t| !t.name.is_empty()) {
         s.workflow_type = a.workflow_type.clone();

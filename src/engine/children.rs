@@ -25,6 +25,34 @@ use super::state::{
 use super::{ChangeKind, Core, RunKey, start::normalize_timeouts};
 
 impl Core {
+    /// Whether a child's workflow id is taken: by an open run, or by a closed one its id reuse
+    /// policy refuses (Temporal starts children with the conflict policy Fail).
+    fn child_id_in_use(
+        &mut self,
+        namespace: &str,
+        initiated: &StartChildWorkflowExecutionInitiatedEventAttributes,
+    ) -> bool {
+        let Ok(Some(run_id)) = self.current_run_id(namespace, &initiated.workflow_id) else {
+            return false;
+        };
+        let key = RunKey {
+            namespace: namespace.to_string(),
+            workflow_id: initiated.workflow_id.clone(),
+            run_id,
+        };
+        let Ok(run) = self.run(&key) else {
+            return false;
+        };
+        if run.is_open() {
+            return true;
+        }
+        let reuse = initiated.workflow_id_reuse_policy;
+        use temporalio_protos::temporal::api::enums::v1::WorkflowIdReusePolicy as Reuse;
+        reuse == Reuse::RejectDuplicate as i32
+            || (reuse == Reuse::AllowDuplicateFailedOnly as i32
+                && !super::start::is_closed_unsuccessfully(run.ms.status))
+    }
+
     /// Starts the child recorded by `StartChildWorkflowExecutionInitiated` event `initiated`.
     /// `record` is false when the parent closes in the same task (nothing more goes into its
     /// history; the parent-close policy then applies to the child).
@@ -56,18 +84,7 @@ impl Core {
         };
         let cause = if !self.namespaces.contains_key(&namespace) {
             Some(StartChildWorkflowExecutionFailedCause::NamespaceNotFound)
-        } else if self
-            .current
-            .get(&(namespace.clone(), initiated.workflow_id.clone()))
-            .and_then(|run_id| {
-                self.runs.get(&RunKey {
-                    namespace: namespace.clone(),
-                    workflow_id: initiated.workflow_id.clone(),
-                    run_id: run_id.clone(),
-                })
-            })
-            .is_some_and(|r| r.is_open())
-        {
+        } else if self.child_id_in_use(&namespace, initiated) {
             Some(StartChildWorkflowExecutionFailedCause::WorkflowAlreadyExists)
         } else {
             None
@@ -86,7 +103,7 @@ impl Core {
             return;
         };
         let parent_started = parent_run.ms.started.clone().unwrap_or_default();
-        let run_id = uuid::Uuid::new_v4().to_string();
+        let run_id = super::clock::run_id_at(self.now());
         let mut started = WorkflowExecutionStartedEventAttributes {
             workflow_id: initiated.workflow_id.clone(),
             workflow_type: initiated.workflow_type.clone(),
@@ -140,7 +157,17 @@ impl Core {
             self.changed(parent);
             return;
         }
-        let child = self.create_run_from(&namespace, &run_id, &request_id, started, None);
+        // The summary and details the command gave are the child's, on its started event.
+        let user_metadata = self
+            .runs
+            .get(parent)
+            .and_then(|r| r.events_from(initiated_event_id).next())
+            .and_then(|e| e.user_metadata);
+        let first = super::start::FirstEvents {
+            user_metadata,
+            ..Default::default()
+        };
+        let child = self.create_run_from(&namespace, &run_id, &request_id, started, first);
         if let Some(info) = self
             .runs
             .get_mut(parent)
@@ -573,7 +600,13 @@ impl Core {
                 run_id: p.run_id,
             });
         let initiated = next.started.parent_initiated_event_id;
-        let key = self.create_run_from(&prev.namespace, &next.run_id, "", next.started, None);
+        let key = self.create_run_from(
+            &prev.namespace,
+            &next.run_id,
+            "",
+            next.started,
+            Default::default(),
+        );
         if let Some(parent) = parent
             && let Some(info) = self
                 .runs

@@ -44,6 +44,18 @@ impl Clock for ManualClock {
     }
 }
 
+/// A new run id at `now_ms` on the engine's clock: a version-7 (time-ordered) UUID, as
+/// Temporal makes them (the SDKs' tests check the version).
+pub fn run_id_at(now_ms: i64) -> String {
+    let now = now_ms.max(0);
+    let ts = uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        (now / 1000) as u64,
+        ((now % 1000) * 1_000_000) as u32,
+    );
+    uuid::Uuid::new_v7(ts).to_string()
+}
+
 /// The wall clock, for code outside the engine (the engine asks its [`Clock`]).
 pub fn system_now_millis() -> i64 {
     SystemTime::now()

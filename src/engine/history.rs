@@ -1,10 +1,12 @@
 //! Reading runs: history pages (with long polls for new or closing events) and descriptions.
 
-use temporalio_protos::temporal::api::enums::v1::{HistoryEventFilterType, PendingActivityState};
+use temporalio_protos::temporal::api::enums::v1::{
+    EventType, HistoryEventFilterType, PendingActivityState,
+};
 use temporalio_protos::temporal::api::history::v1::History;
 use temporalio_protos::temporal::api::workflow::v1::{
-    PendingActivityInfo, PendingChildExecutionInfo, PendingWorkflowTaskInfo,
-    WorkflowExecutionConfig, WorkflowExecutionInfo,
+    PendingActivityInfo, PendingChildExecutionInfo, PendingWorkflowTaskInfo, RequestIdInfo,
+    WorkflowExecutionConfig, WorkflowExecutionExtendedInfo, WorkflowExecutionInfo,
 };
 use temporalio_protos::temporal::api::workflowservice::v1::{
     DescribeWorkflowExecutionRequest, DescribeWorkflowExecutionResponse,
@@ -134,10 +136,17 @@ pub(crate) fn describe_run(
         status: ms.status,
         history_length: ms.next_event_id - 1,
         execution_time: ms.execution_time,
-        memo: ms.memo.clone(),
-        search_attributes: ms.search_attributes.as_ref().map(|a| {
-            crate::visibility::search_attributes::with_type_metadata(custom_search_attributes, a)
+        // Always present, if empty, as Temporal sends them (the Go SDK reads them unchecked).
+        memo: Some(ms.memo.clone().unwrap_or_default()),
+        search_attributes: Some(crate::visibility::search_attributes::with_type_metadata(
+            custom_search_attributes,
+            &ms.search_attributes.clone().unwrap_or_default(),
+        )),
+        execution_duration: ms.close_time.map(|close| {
+            let from = super::clock::opt_ts_millis(&ms.execution_time);
+            super::clock::dur_from_millis(super::clock::ts_millis(&close) - from)
         }),
+        priority: started.priority.clone(),
         task_queue: tq.clone(),
         state_transition_count: ms.state_transition_count,
         history_size_bytes: ms.history_size_bytes,
@@ -204,6 +213,27 @@ pub(crate) fn describe_run(
             parent_close_policy: c.parent_close_policy,
         })
         .collect();
+    // The summary and details given at start live on the started event.
+    let started_event = run.events_from(1).next();
+    let extended = WorkflowExecutionExtendedInfo {
+        execution_expiration_time: started.workflow_execution_expiration_time,
+        run_expiration_time: ms.run_expiration_time,
+        cancel_requested: ms.cancel_requested,
+        original_start_time: started_event
+            .as_ref()
+            .and_then(|e| e.event_time)
+            .or(ms.start_time),
+        request_id_infos: [(
+            ms.start_request_id.clone(),
+            RequestIdInfo {
+                event_type: EventType::WorkflowExecutionStarted as i32,
+                event_id: 1,
+                buffered: false,
+            },
+        )]
+        .into(),
+        ..Default::default()
+    };
     DescribeWorkflowExecutionResponse {
         pending_children,
         execution_config: Some(WorkflowExecutionConfig {
@@ -211,8 +241,9 @@ pub(crate) fn describe_run(
             workflow_execution_timeout: started.workflow_execution_timeout,
             workflow_run_timeout: started.workflow_run_timeout,
             default_workflow_task_timeout: started.workflow_task_timeout,
-            ..Default::default()
+            user_metadata: started_event.and_then(|e| e.user_metadata),
         }),
+        workflow_extended_info: Some(extended),
         workflow_execution_info: Some(info),
         pending_activities,
         pending_workflow_task,

@@ -74,8 +74,10 @@ pub enum Error {
     NamespaceNotFound(String),
     #[error("Namespace {0} already exists.")]
     NamespaceAlreadyExists(String),
-    #[error("Workflow execution is already running. WorkflowId: {workflow_id}, RunId: {run_id}.")]
+    /// A workflow id in use (running, or closed and the reuse policy refuses it).
+    #[error("{message}")]
     AlreadyStarted {
+        message: String,
         workflow_id: String,
         run_id: String,
         start_request_id: String,

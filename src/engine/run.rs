@@ -88,7 +88,18 @@ impl Run {
     /// Appends an event that happened at `now` (the operation's time) to history and
     /// returns its id.
     pub fn append(&mut self, now: i64, attrs: Attributes) -> i64 {
+        self.append_with_metadata(now, attrs, None)
+    }
+
+    /// Appends an event carrying the summary and details its command or request gave.
+    pub fn append_with_metadata(
+        &mut self,
+        now: i64,
+        attrs: Attributes,
+        user_metadata: Option<temporalio_protos::temporal::api::sdk::v1::UserMetadata>,
+    ) -> i64 {
         let mut event = events::new_event(attrs, now);
+        event.user_metadata = user_metadata;
         let id = self.ms.next_event_id;
         event.event_id = id;
         self.ms.next_event_id += 1;

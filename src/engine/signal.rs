@@ -37,11 +37,15 @@ impl Engine {
     pub async fn request_cancel(&self, req: RequestCancelWorkflowExecutionRequest) -> Result<()> {
         self.transact(|core| {
             let exec = req.workflow_execution.clone().unwrap_or_default();
-            let key = core.resolve_run(&req.namespace, &exec.workflow_id, &exec.run_id)?;
+            let key = core.resolve_chain_run(
+                &req.namespace,
+                &exec.workflow_id,
+                &exec.run_id,
+                &req.first_execution_run_id,
+            )?;
+            // As Temporal: asking a closed run to cancel is not an error; nothing happens.
             if !core.run(&key)?.is_open() {
-                return Err(Error::NotFound(
-                    "Workflow execution already completed.".into(),
-                ));
+                return Ok(());
             }
             // Repeated requests are accepted once and then ignored.
             core.request_cancel_run(&key, &req.reason, &req.identity, 0, None);
@@ -53,7 +57,12 @@ impl Engine {
     pub async fn terminate(&self, req: TerminateWorkflowExecutionRequest) -> Result<()> {
         self.transact(|core| {
             let exec = req.workflow_execution.clone().unwrap_or_default();
-            let key = core.resolve_run(&req.namespace, &exec.workflow_id, &exec.run_id)?;
+            let key = core.resolve_chain_run(
+                &req.namespace,
+                &exec.workflow_id,
+                &exec.run_id,
+                &req.first_execution_run_id,
+            )?;
             core.terminate_run(&key, &req.reason, req.details, &req.identity)
         })
         .await
@@ -94,6 +103,32 @@ impl Engine {
 }
 
 impl Core {
+    /// The run a cancel or terminate names: with `first_execution_run_id`, the current run of
+    /// the chain that began with it (the run id is then ignored, as Temporal does), which must
+    /// be that chain's.
+    fn resolve_chain_run(
+        &mut self,
+        namespace: &str,
+        workflow_id: &str,
+        run_id: &str,
+        first_execution_run_id: &str,
+    ) -> Result<RunKey> {
+        if first_execution_run_id.is_empty() {
+            return self.resolve_run(namespace, workflow_id, run_id);
+        }
+        let key = self.resolve_run(namespace, workflow_id, "")?;
+        let run = self.run(&key)?;
+        let chain = run
+            .ms
+            .started
+            .as_ref()
+            .map(|s| s.first_execution_run_id.as_str());
+        if chain != Some(first_execution_run_id) {
+            return Err(Error::NotFound("workflow execution not found".into()));
+        }
+        Ok(key)
+    }
+
     pub(crate) fn signal_run(
         &mut self,
         key: &RunKey,

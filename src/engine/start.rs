@@ -12,6 +12,7 @@ use temporalio_protos::temporal::api::history::v1::{
     WorkflowExecutionSignaledEventAttributes, WorkflowExecutionStartedEventAttributes,
     WorkflowExecutionTerminatedEventAttributes, WorkflowExecutionTimedOutEventAttributes,
 };
+use temporalio_protos::temporal::api::sdk::v1::UserMetadata;
 use temporalio_protos::temporal::api::taskqueue::v1::TaskQueue;
 use temporalio_protos::temporal::api::workflowservice::v1::{
     SignalWithStartWorkflowExecutionRequest, StartWorkflowExecutionRequest,
@@ -46,6 +47,21 @@ impl Engine {
                     "SignalName is not set on request.".into(),
                 ));
             }
+            check_policy_pair(
+                req.workflow_id_reuse_policy,
+                req.workflow_id_conflict_policy,
+            )?;
+            if req.workflow_id_conflict_policy == WorkflowIdConflictPolicy::Fail as i32 {
+                return Err(Error::InvalidArgument(
+                    "Invalid WorkflowIDConflictPolicy: WORKFLOW_ID_CONFLICT_POLICY_FAIL is not \
+                     supported for this operation."
+                        .into(),
+                ));
+            }
+            let (reuse, conflict) = signal_with_start_policies(
+                req.workflow_id_reuse_policy,
+                req.workflow_id_conflict_policy,
+            );
             let signal = WorkflowExecutionSignaledEventAttributes {
                 signal_name: req.signal_name.clone(),
                 input: req.signal_input.clone(),
@@ -66,7 +82,6 @@ impl Engine {
                     workflow_id: req.workflow_id.clone(),
                     run_id,
                 };
-                let conflict = req.workflow_id_conflict_policy;
                 if core.run(&key)?.is_open()
                     && conflict != WorkflowIdConflictPolicy::TerminateExisting as i32
                 {
@@ -89,8 +104,8 @@ impl Engine {
                 workflow_task_timeout: req.workflow_task_timeout,
                 identity: req.identity,
                 request_id: req.request_id,
-                workflow_id_reuse_policy: req.workflow_id_reuse_policy,
-                workflow_id_conflict_policy: req.workflow_id_conflict_policy,
+                workflow_id_reuse_policy: reuse,
+                workflow_id_conflict_policy: conflict,
                 retry_policy: req.retry_policy,
                 cron_schedule: req.cron_schedule,
                 memo: req.memo,
@@ -107,8 +122,52 @@ impl Engine {
     }
 }
 
+/// The policy pairs Temporal refuses, for a start and a signal-with-start alike.
+#[allow(deprecated)]
+fn check_policy_pair(reuse: i32, conflict: i32) -> Result<()> {
+    if reuse == WorkflowIdReusePolicy::TerminateIfRunning as i32
+        && conflict != WorkflowIdConflictPolicy::Unspecified as i32
+    {
+        return Err(Error::InvalidArgument(
+            "Invalid WorkflowIDReusePolicy: WORKFLOW_ID_REUSE_POLICY_TERMINATE_IF_RUNNING cannot \
+             be used together with a WorkflowIDConflictPolicy."
+                .into(),
+        ));
+    }
+    if reuse == WorkflowIdReusePolicy::RejectDuplicate as i32
+        && conflict == WorkflowIdConflictPolicy::TerminateExisting as i32
+    {
+        return Err(Error::InvalidArgument(
+            "Invalid WorkflowIDReusePolicy: WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE cannot be \
+             used together with WorkflowIdConflictPolicy WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A signal-with-start's policies as Temporal reads them: the conflict policy defaults to
+/// use-existing, and the deprecated terminate-if-running means terminate-existing.
+#[allow(deprecated)]
+fn signal_with_start_policies(reuse: i32, conflict: i32) -> (i32, i32) {
+    if reuse == WorkflowIdReusePolicy::TerminateIfRunning as i32 {
+        return (
+            WorkflowIdReusePolicy::AllowDuplicate as i32,
+            WorkflowIdConflictPolicy::TerminateExisting as i32,
+        );
+    }
+    if conflict == WorkflowIdConflictPolicy::Unspecified as i32 {
+        return (reuse, WorkflowIdConflictPolicy::UseExisting as i32);
+    }
+    (reuse, conflict)
+}
+
 fn validate_start(req: &StartWorkflowExecutionRequest) -> Result<()> {
     let invalid = |m: &str| Err(Error::InvalidArgument(m.to_string()));
+    check_policy_pair(
+        req.workflow_id_reuse_policy,
+        req.workflow_id_conflict_policy,
+    )?;
     if req.workflow_id.is_empty() {
         return invalid("WorkflowId is not set on request.");
     }
@@ -163,7 +222,27 @@ fn validate_start(req: &StartWorkflowExecutionRequest) -> Result<()> {
     Ok(())
 }
 
-fn is_closed_unsuccessfully(status: i32) -> bool {
+/// What a new run's history holds after its started event.
+#[derive(Default)]
+pub(crate) struct FirstEvents {
+    /// The signal of a signal-with-start.
+    pub signal: Option<WorkflowExecutionSignaledEventAttributes>,
+    /// The summary and details given at start, on the started event.
+    pub user_metadata: Option<UserMetadata>,
+}
+
+/// One JSON string as payloads, as the Go SDK's converter encodes it.
+fn json_string_payloads(text: &str) -> Option<Payloads> {
+    Some(Payloads {
+        payloads: vec![temporalio_protos::temporal::api::common::v1::Payload {
+            metadata: [("encoding".to_string(), b"json/plain".to_vec())].into(),
+            data: serde_json::to_vec(text).unwrap_or_default(),
+            ..Default::default()
+        }],
+    })
+}
+
+pub(crate) fn is_closed_unsuccessfully(status: i32) -> bool {
     status == WorkflowExecutionStatus::Failed as i32
         || status == WorkflowExecutionStatus::Canceled as i32
         || status == WorkflowExecutionStatus::Terminated as i32
@@ -189,6 +268,9 @@ impl Core {
         if req.request_id.is_empty() {
             req.request_id = uuid::Uuid::new_v4().to_string();
         }
+        // Set when an existing run is terminated for this start: the new run's id, named in
+        // the terminated run's details.
+        let mut new_run_id = None;
         if let Some(run_id) = self.current_run_id(&req.namespace, &req.workflow_id)? {
             let key = RunKey {
                 namespace: req.namespace.clone(),
@@ -196,7 +278,8 @@ impl Core {
                 run_id: run_id.clone(),
             };
             let existing = self.run(&key)?;
-            let already = || Error::AlreadyStarted {
+            let already = |message: String| Error::AlreadyStarted {
+                message,
                 workflow_id: req.workflow_id.clone(),
                 run_id: run_id.clone(),
                 start_request_id: existing.ms.start_request_id.clone(),
@@ -207,9 +290,16 @@ impl Core {
                     .map(|s| s.first_execution_run_id.clone())
                     .unwrap_or_default(),
             };
-            if existing.ms.start_request_id == req.request_id {
+            let first_execution_run_id = existing
+                .ms
+                .started
+                .as_ref()
+                .map(|s| s.first_execution_run_id.clone())
+                .unwrap_or_default();
+            if signal.is_none() && existing.ms.start_request_id == req.request_id {
                 return Ok(StartWorkflowExecutionResponse {
                     run_id,
+                    first_execution_run_id,
                     started: true,
                     status: existing.ms.status,
                     ..Default::default()
@@ -227,33 +317,55 @@ impl Core {
                     }
                     return Ok(StartWorkflowExecutionResponse {
                         run_id,
+                        first_execution_run_id,
                         started: false,
                         status: WorkflowExecutionStatus::Running as i32,
                         ..Default::default()
                     });
                 }
                 if !terminate {
-                    return Err(already());
+                    return Err(already(format!(
+                        "Workflow execution is already running. WorkflowId: {}, RunId: {run_id}.",
+                        req.workflow_id
+                    )));
                 }
+                new_run_id = Some(clock::run_id_at(self.now()));
+                let details = json_string_payloads(&format!(
+                    "terminated by new runID: {}",
+                    new_run_id.as_deref().unwrap_or_default()
+                ));
                 self.terminate_run(
                     &key,
-                    "terminated by a new start (workflow id conflict policy)",
-                    None,
-                    &req.identity,
+                    "TerminateIfRunning WorkflowIdReusePolicy",
+                    details,
+                    "history-service",
                 )?;
             } else {
                 let reuse = req.workflow_id_reuse_policy;
-                if reuse == WorkflowIdReusePolicy::RejectDuplicate as i32
-                    || (reuse == WorkflowIdReusePolicy::AllowDuplicateFailedOnly as i32
-                        && !is_closed_unsuccessfully(existing.ms.status))
+                let finished = |how: &str, policy: &str| {
+                    already(format!(
+                        "Workflow execution already finished{how}. WorkflowId: {}, RunId: \
+                         {run_id}. Workflow Id reuse policy: {policy}.",
+                        req.workflow_id
+                    ))
+                };
+                if reuse == WorkflowIdReusePolicy::RejectDuplicate as i32 {
+                    return Err(finished("", "reject duplicate workflow Id"));
+                }
+                if reuse == WorkflowIdReusePolicy::AllowDuplicateFailedOnly as i32
+                    && !is_closed_unsuccessfully(existing.ms.status)
                 {
-                    return Err(already());
+                    return Err(finished(
+                        " successfully",
+                        "allow duplicate workflow Id if last run failed",
+                    ));
                 }
             }
         }
-        let key = self.create_run(req, signal);
+        let key = self.create_run(req, signal, new_run_id);
         let status = self.run(&key)?.ms.status;
         Ok(StartWorkflowExecutionResponse {
+            first_execution_run_id: key.run_id.clone(),
             run_id: key.run_id,
             started: true,
             status,
@@ -265,8 +377,9 @@ impl Core {
         &mut self,
         req: StartWorkflowExecutionRequest,
         signal: Option<WorkflowExecutionSignaledEventAttributes>,
+        run_id: Option<String>,
     ) -> RunKey {
-        let run_id = uuid::Uuid::new_v4().to_string();
+        let run_id = run_id.unwrap_or_else(|| clock::run_id_at(self.now()));
         let backoff = dur_millis(&req.workflow_start_delay);
         let task_queue = req.task_queue.clone().map(|tq| TaskQueue {
             name: tq.name,
@@ -298,7 +411,11 @@ impl Core {
             ..Default::default()
         };
         normalize_timeouts(&mut started, self.now());
-        self.create_run_from(&req.namespace, &run_id, &req.request_id, started, signal)
+        let first = FirstEvents {
+            signal,
+            user_metadata: req.user_metadata,
+        };
+        self.create_run_from(&req.namespace, &run_id, &req.request_id, started, first)
     }
 
     /// Creates a run from its complete `WorkflowExecutionStarted` attributes (timeouts already
@@ -309,7 +426,7 @@ impl Core {
         run_id: &str,
         request_id: &str,
         mut started: WorkflowExecutionStartedEventAttributes,
-        signal: Option<WorkflowExecutionSignaledEventAttributes>,
+        first: FirstEvents,
     ) -> RunKey {
         let key = RunKey {
             namespace: namespace.to_string(),
@@ -361,11 +478,17 @@ impl Core {
             ..Default::default()
         };
         let mut run = Run::new(ms);
-        run.append(
+        run.append_with_metadata(
             now,
             Attributes::WorkflowExecutionStartedEventAttributes(started),
+            first.user_metadata,
         );
-        if let Some(signal) = signal {
+        if let Some(signal) = first.signal {
+            // A retried signal-with-start finds the signal applied, by its request id.
+            if !signal.request_id.is_empty() {
+                run.ms.signal_request_ids.push(signal.request_id.clone());
+            }
+            run.ms.signals_received += 1;
             run.append(
                 now,
                 Attributes::WorkflowExecutionSignaledEventAttributes(signal),

@@ -277,7 +277,7 @@ impl Core {
             &t.run_id,
             &t.request_id,
             (**started).clone(),
-            None,
+            Default::default(),
         );
         Ok(TransferOutcome {
             ok: true,

@@ -184,20 +184,24 @@ pub fn apply(
                 used_messages.insert(message.id.clone());
                 run.apply_update_message(message, now)?;
             }
-            other => {
-                let name = CommandType::try_from(cmd.command_type)
-                    .map(|t| t.as_str_name().to_string())
-                    .unwrap_or_else(|_| format!("{other:?}").chars().take(60).collect());
-                return Err(bad(
-                    C::UnhandledCommand,
-                    format!("command {name} is not supported by this Durin version yet"),
-                ));
+            // Until Durin has Nexus: a failure the SDK reports and the server retries with
+            // backoff, as Temporal answers when Nexus is off (not an unhandled command, which
+            // would be retried at once).
+            CA::ScheduleNexusOperationCommandAttributes(_)
+            | CA::RequestCancelNexusOperationCommandAttributes(_) => {
+                return Err(bad(C::FeatureDisabled, "Nexus operations disabled"));
             }
         }
-        if user_metadata.is_some() {
-            for event in run.staged[before..].iter_mut() {
-                event.user_metadata = user_metadata.clone();
-            }
+        // Temporal puts a command's summary and details on the one event it records (a
+        // cancel of an unstarted activity records two; the second is not the command's).
+        if user_metadata.is_some()
+            && let Some(event) = run.staged.get_mut(before)
+        {
+            run.ms.history_size_bytes += user_metadata
+                .as_ref()
+                .map_or(0, prost::Message::encoded_len)
+                as i64;
+            event.user_metadata = user_metadata;
         }
     }
     if outcome.closed.is_none() {

@@ -371,6 +371,14 @@ fn each_command_stages_its_events_and_effects_or_fails_the_task() {
             Err(C::UnhandledCommand),
         ),
         (
+            "a Nexus operation, until Durin has Nexus (retried with backoff, not at once)",
+            running,
+            vec![command(CA::ScheduleNexusOperationCommandAttributes(
+                Default::default(),
+            ))],
+            Err(C::FeatureDisabled),
+        ),
+        (
             "three commands in one task",
             running,
             vec![
