@@ -1,6 +1,7 @@
 //! ExecuteMultiOperation: update-with-start, i.e. a StartWorkflowExecution (usually with the
-//! USE_EXISTING conflict policy) followed by an UpdateWorkflowExecution on the same workflow.
-//! Failures come back as `MultiOperationExecutionFailure` details, one status per operation.
+//! USE_EXISTING conflict policy) and an UpdateWorkflowExecution on the same workflow, done by
+//! the engine as one operation (`engine/update_with_start.rs`). Failures come back as
+//! `MultiOperationExecutionFailure` details, one status per operation.
 
 use std::sync::Arc;
 
@@ -39,19 +40,14 @@ pub async fn execute(
     if update.namespace.is_empty() {
         update.namespace = req.namespace.clone();
     }
-    let workflow_id = start.workflow_id.clone();
-    let started = match engine.start_workflow(start).await {
-        Ok(s) => s,
-        Err(e) => return Err(multi_failure(to_status(e), 0)),
-    };
     update.workflow_execution = Some(WorkflowExecution {
-        workflow_id,
-        run_id: started.run_id.clone(),
+        workflow_id: start.workflow_id.clone(),
+        run_id: String::new(),
     });
-    let updated = match engine.update_workflow(update, deadline).await {
-        Ok(u) => u,
-        Err(e) => return Err(multi_failure(to_status(e), 1)),
-    };
+    let (started, updated) = engine
+        .update_with_start(start, update, deadline)
+        .await
+        .map_err(|e| multi_failure(to_status(*e.error), e.index))?;
     Ok(tonic::Response::new(ExecuteMultiOperationResponse {
         responses: vec![
             Response {

@@ -34,6 +34,7 @@ pub mod token;
 pub mod transfer;
 mod txn;
 pub mod update;
+pub mod update_with_start;
 pub mod visibility;
 pub mod workflow_task;
 

@@ -362,15 +362,49 @@ impl Core {
                 }
             }
         }
+        let (eager, identity) = (req.request_eager_execution, req.identity.clone());
         let key = self.create_run(req, signal, new_run_id);
         let status = self.run(&key)?.ms.status;
+        // Eager start: the starter's own worker takes the first workflow task from the reply,
+        // saving a poll round trip (no task yet when the run waits for a delay or cron time).
+        let eager_workflow_task = if eager {
+            self.start_eagerly(&key, &identity)?
+        } else {
+            None
+        };
         Ok(StartWorkflowExecutionResponse {
             first_execution_run_id: key.run_id.clone(),
             run_id: key.run_id,
             started: true,
             status,
+            eager_workflow_task,
             ..Default::default()
         })
+    }
+
+    /// Starts the new run's first workflow task for the caller (its queued copy is then stale
+    /// and skipped by pollers).
+    fn start_eagerly(
+        &mut self,
+        key: &RunKey,
+        identity: &str,
+    ) -> Result<
+        Option<
+            temporalio_protos::temporal::api::workflowservice::v1::PollWorkflowTaskQueueResponse,
+        >,
+    > {
+        let Some(wft) = self.run(key)?.ms.workflow_task.clone() else {
+            return Ok(None);
+        };
+        self.start_workflow_task(
+            TaskRef::Workflow {
+                key: key.clone(),
+                scheduled_event_id: wft.scheduled_event_id,
+                attempt: wft.attempt,
+            },
+            identity,
+            false,
+        )
     }
 
     fn create_run(
@@ -611,7 +645,7 @@ impl Core {
         run.ms.activities.clear();
         run.ms.timers.clear();
         run.ms.buffered.clear();
-        run.abort_updates();
+        let carried = run.abort_updates(continuation.is_some());
         run.changes.push(ChangeKind::Closed {
             status: status as i32,
         });
@@ -623,7 +657,44 @@ impl Core {
         self.after_close(key, continuation.is_some());
         self.schedule_run_closed(key, continuation.is_some());
         if let Some(next) = continuation {
+            let next_key = RunKey {
+                run_id: next.run_id.clone(),
+                ..key.clone()
+            };
             self.start_continuation(key, next);
+            self.carry_updates(key, &next_key, carried);
+        }
+    }
+
+    /// Updates not yet accepted when a run continued as new go on to the next run (their
+    /// callers follow them there), as Temporal retries them on the new run.
+    fn carry_updates(
+        &mut self,
+        from: &RunKey,
+        to: &RunKey,
+        carried: Vec<(String, super::state::UpdateInfo)>,
+    ) {
+        if carried.is_empty() {
+            return;
+        }
+        let Some(next) = self.runs.get_mut(to) else {
+            return;
+        };
+        let ids: Vec<String> = carried.iter().map(|(id, _)| id.clone()).collect();
+        for (id, info) in carried {
+            next.ms.updates.entry(id).or_insert(info);
+        }
+        next.updates_dirty = true;
+        self.schedule_workflow_task(to, 1);
+        self.changed(to);
+        if let Some(prev) = self.runs.get_mut(from) {
+            for id in ids {
+                if let Some(info) = prev.ms.updates.get_mut(&id) {
+                    info.aborted_by_close = false;
+                    info.moved_to_run_id = to.run_id.clone();
+                }
+            }
+            prev.updates_dirty = true;
         }
     }
 

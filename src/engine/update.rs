@@ -42,16 +42,7 @@ impl Engine {
             .as_ref()
             .map(|m| m.update_id.clone())
             .unwrap_or_default();
-        if update_id.is_empty() {
-            return Err(Error::InvalidArgument(
-                "Update id is not set on request.".into(),
-            ));
-        }
-        if request.input.as_ref().is_none_or(|i| i.name.is_empty()) {
-            return Err(Error::InvalidArgument(
-                "Update name is not set on request.".into(),
-            ));
-        }
+        check_request(&request)?;
         let key = self
             .transact(|core| {
                 let exec = req.workflow_execution.clone().unwrap_or_default();
@@ -105,11 +96,9 @@ impl Engine {
                 Ok(key)
             })
             .await?;
-        let wanted = req
-            .wait_policy
-            .map(|w| w.lifecycle_stage)
-            .unwrap_or(0)
-            .max(Stage::Accepted as i32);
+        // Unlike an update request, a poll without a wait policy (or waiting for admission)
+        // answers at once with the stage reached: that is how callers learn an update exists.
+        let wanted = req.wait_policy.map(|w| w.lifecycle_stage).unwrap_or(0);
         let resp = self
             .wait_for_update(&key, &update_ref.update_id, wanted, deadline)
             .await?;
@@ -122,13 +111,15 @@ impl Engine {
 
     /// Waits until the update reaches `wanted` or the deadline passes (then answers with the
     /// stage reached so far; callers poll again).
-    async fn wait_for_update(
+    pub(super) async fn wait_for_update(
         self: &Arc<Self>,
         key: &RunKey,
         update_id: &str,
         wanted: i32,
         deadline: tokio::time::Instant,
     ) -> Result<UpdateWorkflowExecutionResponse> {
+        let mut key = key.clone();
+        let key = &mut key;
         loop {
             let (info, mut changed) = {
                 let core = self.core.lock();
@@ -139,6 +130,15 @@ impl Engine {
             let Some(info) = info else {
                 return Err(Error::NotFound(format!("update {update_id} not found")));
             };
+            if !info.moved_to_run_id.is_empty() {
+                key.run_id = info.moved_to_run_id.clone();
+                continue;
+            }
+            if info.aborted_by_close {
+                return Err(Error::NotFound(
+                    "workflow update was aborted by closing workflow".into(),
+                ));
+            }
             if info.stage >= wanted {
                 // The stage was reached by an operation that may still be on its way to disk.
                 self.reported_state_durable().await?;
@@ -157,6 +157,21 @@ impl Engine {
     }
 }
 
+/// What an update request must name.
+pub(super) fn check_request(request: &Request) -> Result<()> {
+    if request.meta.as_ref().is_none_or(|m| m.update_id.is_empty()) {
+        return Err(Error::InvalidArgument(
+            "Update id is not set on request.".into(),
+        ));
+    }
+    if request.input.as_ref().is_none_or(|i| i.name.is_empty()) {
+        return Err(Error::InvalidArgument(
+            "Update name is not set on request.".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn response(key: &RunKey, update_id: &str, info: &UpdateInfo) -> UpdateWorkflowExecutionResponse {
     UpdateWorkflowExecutionResponse {
         update_ref: Some(UpdateRef {
@@ -172,13 +187,15 @@ fn response(key: &RunKey, update_id: &str, info: &UpdateInfo) -> UpdateWorkflowE
     }
 }
 
-fn failure_outcome(message: &str) -> Outcome {
+/// The server's own failure of an update, as Temporal words it.
+fn failure_outcome(type_: &str, message: &str) -> Outcome {
     Outcome {
         value: Some(outcome::Value::Failure(Failure {
             message: message.to_string(),
+            source: "Server".into(),
             failure_info: Some(failure::FailureInfo::ApplicationFailureInfo(
                 ApplicationFailureInfo {
-                    r#type: "UpdateNotProcessed".into(),
+                    r#type: type_.into(),
                     non_retryable: true,
                     ..Default::default()
                 },
@@ -198,7 +215,7 @@ fn any<M: prost::Message>(type_name: &str, m: &M) -> prost_wkt_types::Any {
 impl Core {
     /// Records a new update (idempotent by update id) and makes sure a workflow task will
     /// carry it to a worker.
-    fn admit_update(&mut self, key: &RunKey, request: Request) -> Result<()> {
+    pub(super) fn admit_update(&mut self, key: &RunKey, request: Request) -> Result<()> {
         let update_id = request
             .meta
             .as_ref()
@@ -375,23 +392,46 @@ impl Run {
             if info.stage == Stage::Admitted as i32 && info.delivered_in == scheduled_event_id {
                 info.stage = Stage::Completed as i32;
                 info.outcome = Some(failure_outcome(
-                    "the workflow task completed without processing this update",
+                    "UnprocessedUpdate",
+                    "Workflow Update is rejected because it wasn't processed by worker. \
+                     Probably, Workflow Update is not supported by the worker.",
                 ));
                 self.updates_dirty = true;
             }
         }
     }
 
-    /// A closing run ends every update still in flight.
-    pub(crate) fn abort_updates(&mut self) {
-        for info in self.ms.updates.values_mut() {
-            if info.stage != Stage::Completed as i32 {
+    /// A closing run ends every update still in flight, as Temporal does: an accepted one
+    /// fails (its caller was promised an outcome); one not yet accepted is aborted, or, when
+    /// the run continues as new, returned to go on to the next run.
+    pub(crate) fn abort_updates(&mut self, continuing: bool) -> Vec<(String, UpdateInfo)> {
+        let mut carried = Vec::new();
+        for (id, info) in self.ms.updates.iter_mut() {
+            if info.stage >= Stage::Completed as i32 || info.aborted_by_close {
+                continue;
+            }
+            if info.stage >= Stage::Accepted as i32 {
                 info.stage = Stage::Completed as i32;
                 info.outcome = Some(failure_outcome(
-                    "workflow execution closed before the update completed",
+                    "AcceptedUpdateCompletedWorkflow",
+                    "Workflow Update failed because the Workflow completed before the Update \
+                     completed.",
                 ));
-                self.updates_dirty = true;
+            } else if continuing {
+                carried.push((
+                    id.clone(),
+                    UpdateInfo {
+                        request: info.request.clone(),
+                        stage: Stage::Admitted as i32,
+                        ..Default::default()
+                    },
+                ));
+                info.aborted_by_close = true;
+            } else {
+                info.aborted_by_close = true;
             }
+            self.updates_dirty = true;
         }
+        carried
     }
 }

@@ -285,6 +285,12 @@ pub struct UpdateInfo {
     pub accepted_event_id: i64,
     #[prost(message, optional, tag = "5")]
     pub outcome: Option<temporalio_protos::temporal::api::update::v1::Outcome>,
+    /// Admitted but not accepted when the run closed: its caller is told it was aborted.
+    #[prost(bool, tag = "6")]
+    pub aborted_by_close: bool,
+    /// Admitted but not accepted when the run continued as new: it went on to this run.
+    #[prost(string, tag = "7")]
+    pub moved_to_run_id: String,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
