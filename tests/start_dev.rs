@@ -239,7 +239,10 @@ async fn system_info_tells_the_truth_with_one_version() {
     let capabilities = info.capabilities.expect("capabilities");
     assert!(capabilities.supports_schedules, "schedules work");
     assert!(capabilities.count_group_by_execution_status);
-    assert!(!capabilities.eager_workflow_start, "not implemented yet");
+    assert!(
+        capabilities.eager_workflow_start,
+        "eager start works (tests/python/test_eager_start.py)"
+    );
     assert!(!capabilities.nexus, "not implemented yet");
     assert!(
         !capabilities.build_id_based_versioning,

@@ -101,8 +101,8 @@ impl WorkflowService for WorkflowHandler {
     ) -> Reply<GetSystemInfoResponse> {
         Ok(Response::new(GetSystemInfoResponse {
             server_version: super::SERVER_VERSION.to_string(),
-            // Only what Durin implements: schedules yes; eager start, worker versioning and
-            // Nexus not yet.
+            // Only what Durin implements: schedules and eager start yes; worker versioning
+            // and Nexus not yet.
             capabilities: Some(get_system_info_response::Capabilities {
                 signal_and_query_header: true,
                 internal_error_differentiation: true,
@@ -111,7 +111,7 @@ impl WorkflowService for WorkflowHandler {
                 encoded_failure_attributes: true,
                 build_id_based_versioning: false,
                 upsert_memo: true,
-                eager_workflow_start: false,
+                eager_workflow_start: true,
                 sdk_metadata: true,
                 count_group_by_execution_status: true,
                 nexus: false,
@@ -467,6 +467,13 @@ impl WorkflowService for WorkflowHandler {
         req: Request<GetWorkflowExecutionHistoryRequest>,
     ) -> Reply<GetWorkflowExecutionHistoryResponse> {
         ok(self.engine.get_history(req.into_inner()).await)
+    }
+
+    async fn get_workflow_execution_history_reverse(
+        &self,
+        req: Request<GetWorkflowExecutionHistoryReverseRequest>,
+    ) -> Reply<GetWorkflowExecutionHistoryReverseResponse> {
+        ok(self.engine.get_history_reverse(req.into_inner()).await)
     }
 
     async fn describe_workflow_execution(

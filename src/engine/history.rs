@@ -11,6 +11,7 @@ use temporalio_protos::temporal::api::workflow::v1::{
 use temporalio_protos::temporal::api::workflowservice::v1::{
     DescribeWorkflowExecutionRequest, DescribeWorkflowExecutionResponse,
     GetWorkflowExecutionHistoryRequest, GetWorkflowExecutionHistoryResponse,
+    GetWorkflowExecutionHistoryReverseRequest, GetWorkflowExecutionHistoryReverseResponse,
 };
 
 use super::clock::ts_from_millis;
@@ -94,6 +95,46 @@ impl Engine {
                 return Ok(page(Vec::new(), token));
             }
         }
+    }
+
+    /// The history newest first, a page at a time (the Web UI's default view); the token
+    /// names the newest event of the next page.
+    pub async fn get_history_reverse(
+        &self,
+        req: GetWorkflowExecutionHistoryReverseRequest,
+    ) -> Result<GetWorkflowExecutionHistoryReverseResponse> {
+        let page_size = if req.maximum_page_size > 0 {
+            req.maximum_page_size as i64
+        } else {
+            DEFAULT_PAGE_SIZE as i64
+        };
+        self.transact(|core| {
+            let exec = req.execution.clone().unwrap_or_default();
+            let key = core.resolve_run(&req.namespace, &exec.workflow_id, &exec.run_id)?;
+            let run = core.run(&key)?;
+            let newest = run.ms.next_event_id - 1;
+            let last = decode_page_token(&req.next_page_token)?
+                .unwrap_or(newest)
+                .min(newest);
+            let first = (last - page_size + 1).max(1);
+            let mut events: Vec<_> = if last >= first {
+                run.events_from(first)
+                    .take((last - first + 1) as usize)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            events.reverse();
+            Ok(GetWorkflowExecutionHistoryReverseResponse {
+                history: Some(History { events }),
+                next_page_token: if first > 1 {
+                    encode_page_token(first - 1)
+                } else {
+                    Vec::new()
+                },
+            })
+        })
+        .await
     }
 
     pub async fn describe(

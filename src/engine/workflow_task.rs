@@ -322,9 +322,22 @@ impl Core {
         }
         let request_id = uuid::Uuid::new_v4().to_string();
         let size = run.ms.history_size_bytes;
-        // Histories at or past these sizes get `suggest_continue_as_new`.
-        let suggest = run.ms.next_event_id >= self.tuning.suggest_continue_as_new_events
-            || size >= self.tuning.suggest_continue_as_new_bytes;
+        // Histories at or past these sizes get `suggest_continue_as_new`, with the reasons.
+        use temporalio_protos::temporal::api::enums::v1::SuggestContinueAsNewReason as Why;
+        let reasons: Vec<i32> = [
+            (
+                size >= self.tuning.suggest_continue_as_new_bytes,
+                Why::HistorySizeTooLarge,
+            ),
+            (
+                run.ms.next_event_id >= self.tuning.suggest_continue_as_new_events,
+                Why::TooManyHistoryEvents,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(over, why)| over.then_some(why as i32))
+        .collect();
+        let suggest = !reasons.is_empty();
         let started_event_id = if wft.transient {
             scheduled_event_id + 1
         } else {
@@ -336,6 +349,7 @@ impl Core {
                         identity: identity.to_string(),
                         request_id: request_id.clone(),
                         suggest_continue_as_new: suggest,
+                        suggest_continue_as_new_reasons: reasons,
                         history_size_bytes: size,
                         ..Default::default()
                     },

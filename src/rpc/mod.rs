@@ -139,6 +139,8 @@ macro_rules! workflow_rpcs {
                 |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, $crate::rpc::workflow_id(&r.workflow_execution));
             get_workflow_execution_history(GetWorkflowExecutionHistoryRequest) -> GetWorkflowExecutionHistoryResponse, "GetWorkflowExecutionHistory",
                 |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, $crate::rpc::workflow_id(&r.execution));
+            get_workflow_execution_history_reverse(GetWorkflowExecutionHistoryReverseRequest) -> GetWorkflowExecutionHistoryReverseResponse, "GetWorkflowExecutionHistoryReverse",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, $crate::rpc::workflow_id(&r.execution));
             describe_workflow_execution(DescribeWorkflowExecutionRequest) -> DescribeWorkflowExecutionResponse, "DescribeWorkflowExecution",
                 |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, $crate::rpc::workflow_id(&r.execution));
             update_workflow_execution(UpdateWorkflowExecutionRequest) -> UpdateWorkflowExecutionResponse, "UpdateWorkflowExecution",

@@ -4,7 +4,8 @@ way an SDK worker would, so each rule is exercised deterministically:
 - the exact `UnhandledCommand` rejection when a signal arrives during a closing task;
 - transient workflow-task retries (attempt > 1 events are shipped but not persisted);
 - queries attached to a pending workflow task and answered in its completion;
-- history paging, and the close-event long poll that clients use to await results;
+- history paging, forwards and newest first, and the close-event long poll that clients use
+  to await results;
 - workflow-task and activity start-to-close timeouts, and activities addressed by id.
 """
 
@@ -40,6 +41,7 @@ from temporalio.api.workflowservice.v1 import (
     RespondActivityTaskCompletedByIdRequest,
     RespondActivityTaskCompletedRequest,
     GetWorkflowExecutionHistoryRequest,
+    GetWorkflowExecutionHistoryReverseRequest,
     PollWorkflowTaskQueueRequest,
     QueryWorkflowRequest,
     RespondWorkflowTaskCompletedRequest,
@@ -263,6 +265,24 @@ async def test_history_pages_and_close_event_long_poll(client: Client, unique: s
         if not token:
             break
     assert ids == list(range(1, 8))
+    # Newest first, as the Web UI reads it, three at a time.
+    ids, token = [], b""
+    while True:
+        page = await client.workflow_service.get_workflow_execution_history_reverse(
+            GetWorkflowExecutionHistoryReverseRequest(
+                namespace="default",
+                execution=WorkflowExecution(workflow_id=wf_id, run_id=run_id),
+                maximum_page_size=3,
+                next_page_token=token,
+            ),
+            timeout=RPC_TIMEOUT,
+        )
+        assert len(page.history.events) <= 3
+        ids += [e.event_id for e in page.history.events]
+        token = page.next_page_token
+        if not token:
+            break
+    assert ids == list(range(7, 0, -1))
 
     # A close-event long poll returns as soon as the run closes.
     waiter = asyncio.create_task(
