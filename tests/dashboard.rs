@@ -150,16 +150,7 @@ async fn every_dashboard_panel_queries_what_durin_serves() {
         serde_json::from_str(&std::fs::read_to_string(DASHBOARD).expect("dashboard"))
             .expect("JSON");
     let dir = tempfile::tempdir().expect("tempdir");
-    let metrics_port = free_port();
-    let server = DurinServer::start_with(
-        vec![
-            "dev".into(),
-            "--metrics-port".into(),
-            metrics_port.to_string(),
-        ],
-        Vec::new(),
-    )
-    .await;
+    let (server, metrics_port) = DurinServer::with_metrics().await;
     let (_prometheus, port) = start_prometheus(metrics_port, dir.path());
     wait_for_scrapes(port, 2);
 

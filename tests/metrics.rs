@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{DurinServer, ExampleWorker, free_port, scrape};
+use common::{DurinServer, ExampleWorker, scrape};
 
 /// The value of the sample `series` (name and labels exactly as printed), if present.
 fn sample(text: &str, series: &str) -> Option<f64> {
@@ -14,16 +14,7 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 
 #[tokio::test]
 async fn metrics_use_temporal_names_after_real_traffic() {
-    let metrics_port = free_port();
-    let server = DurinServer::start_with(
-        vec![
-            "dev".into(),
-            "--metrics-port".into(),
-            metrics_port.to_string(),
-        ],
-        Vec::new(),
-    )
-    .await;
+    let (server, metrics_port) = DurinServer::with_metrics().await;
     let hello = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/examples/k8s/hello-workflow.yaml"
@@ -131,16 +122,7 @@ async fn metrics_use_temporal_names_after_real_traffic() {
 
 #[tokio::test]
 async fn calls_in_unknown_namespaces_do_not_become_labels() {
-    let metrics_port = free_port();
-    let server = DurinServer::start_with(
-        vec![
-            "dev".into(),
-            "--metrics-port".into(),
-            metrics_port.to_string(),
-        ],
-        Vec::new(),
-    )
-    .await;
+    let (server, metrics_port) = DurinServer::with_metrics().await;
     let mut client = common::grpc_client(server.port()).await;
     for i in 0..5 {
         let err = client

@@ -66,32 +66,61 @@ async fn connect(
     }
 }
 
+/// A `durin dev` with TLS (server certificate from `server_ca`), mutual TLS (clients from
+/// `client_ca`) and two bearer tokens: `admin-token-0123456789` for every namespace and
+/// `team-a-token-0123456789` for `team-a`.
+struct Secured {
+    server: DurinServer,
+    server_ca: Ca,
+    client_ca: Ca,
+    files: tempfile::TempDir,
+}
+
+impl Secured {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let server_ca = ca("server-ca");
+        let client_ca = ca("client-ca");
+        let (scert, skey) = leaf(&server_ca, "durin", true);
+        let cert_path = write(d, "server.crt", &scert);
+        let key_path = write(d, "server.key", &skey);
+        let client_ca_path = write(d, "clients.crt", &client_ca.pem);
+        let auth_path = write(
+            d,
+            "tokens.yaml",
+            "tokens:\n  - name: admin\n    token: admin-token-0123456789\n    namespaces: [\"*\"]\n  - name: team-a\n    token: team-a-token-0123456789\n    namespaces: [team-a]\n",
+        );
+        let server = DurinServer::start_listening(vec![
+            "dev".into(),
+            format!("--tls-cert={cert_path}"),
+            format!("--tls-key={key_path}"),
+            format!("--tls-client-ca={client_ca_path}"),
+            format!("--auth-file={auth_path}"),
+        ])
+        .await;
+        Self {
+            server,
+            server_ca,
+            client_ca,
+            files: dir,
+        }
+    }
+
+    /// Where the server's certificate and key are (rewritten to rotate them).
+    fn dir(&self) -> &std::path::Path {
+        self.files.path()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_mtls_and_tokens_refuse_who_does_not_belong() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = dir.path();
-    let server_ca = ca("server-ca");
-    let client_ca = ca("client-ca");
+    let secured = Secured::start().await;
+    let (server, server_ca) = (&secured.server, &secured.server_ca);
+    let d = secured.dir();
     let rogue_ca = ca("rogue-ca");
-    let (scert, skey) = leaf(&server_ca, "durin", true);
-    let good = leaf(&client_ca, "worker", false);
+    let good = leaf(&secured.client_ca, "worker", false);
     let rogue = leaf(&rogue_ca, "intruder", false);
-    let cert_path = write(d, "server.crt", &scert);
-    let key_path = write(d, "server.key", &skey);
-    let client_ca_path = write(d, "clients.crt", &client_ca.pem);
-    let auth_path = write(
-        d,
-        "tokens.yaml",
-        "tokens:\n  - name: admin\n    token: admin-token-0123456789\n    namespaces: [\"*\"]\n  - name: team-a\n    token: team-a-token-0123456789\n    namespaces: [team-a]\n",
-    );
-    let server = DurinServer::start_listening(vec![
-        "dev".into(),
-        format!("--tls-cert={cert_path}"),
-        format!("--tls-key={key_path}"),
-        format!("--tls-client-ca={client_ca_path}"),
-        format!("--auth-file={auth_path}"),
-    ])
-    .await;
     let port = server.port();
     let admin = Some("admin-token-0123456789");
 
@@ -212,31 +241,13 @@ async fn tls_mtls_and_tokens_refuse_who_does_not_belong() {
 /// `temporal` CLI is: `TEMPORAL_*` variables or the same flags.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_speaks_mutual_tls_and_api_keys_like_the_temporal_cli() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = dir.path();
-    let server_ca = ca("server-ca");
-    let client_ca = ca("client-ca");
-    let (scert, skey) = leaf(&server_ca, "durin", true);
-    let (ccert, ckey) = leaf(&client_ca, "deployer", false);
-    let cert_path = write(d, "server.crt", &scert);
-    let key_path = write(d, "server.key", &skey);
-    let client_ca_path = write(d, "clients.crt", &client_ca.pem);
-    let server_ca_path = write(d, "server-ca.crt", &server_ca.pem);
+    let secured = Secured::start().await;
+    let server = &secured.server;
+    let d = secured.dir();
+    let (ccert, ckey) = leaf(&secured.client_ca, "deployer", false);
+    let server_ca_path = write(d, "server-ca.crt", &secured.server_ca.pem);
     let client_cert_path = write(d, "client.crt", &ccert);
     let client_key_path = write(d, "client.key", &ckey);
-    let auth_path = write(
-        d,
-        "tokens.yaml",
-        "tokens:\n  - name: admin\n    token: admin-token-0123456789\n    namespaces: [\"*\"]\n  - name: team-a\n    token: team-a-token-0123456789\n    namespaces: [team-a]\n",
-    );
-    let server = DurinServer::start_listening(vec![
-        "dev".into(),
-        format!("--tls-cert={cert_path}"),
-        format!("--tls-key={key_path}"),
-        format!("--tls-client-ca={client_ca_path}"),
-        format!("--auth-file={auth_path}"),
-    ])
-    .await;
     let manifest = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/examples/k8s/hello-workflow.yaml"

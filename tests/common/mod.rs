@@ -113,6 +113,14 @@ impl DurinServer {
         server
     }
 
+    /// `durin dev` serving metrics on a free port; returns the server and that port.
+    #[allow(dead_code)]
+    pub async fn with_metrics() -> (Self, u16) {
+        let port = free_port();
+        let args = vec!["dev".into(), "--metrics-port".into(), port.to_string()];
+        (Self::start_with(args, Vec::new()).await, port)
+    }
+
     /// A `durin dev` server not yet started (its data dir is known, so the environment can
     /// name it); start it with [`DurinServer::launch`].
     pub fn prepare_dev() -> Self {
