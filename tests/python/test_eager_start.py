@@ -3,17 +3,11 @@ workflow task in the start reply, and the workflow runs without a poll round tri
 
 from __future__ import annotations
 
-from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-
-@workflow.defn
-class Greeter:
-    @workflow.run
-    async def run(self, name: str) -> str:
-        return f"Hello, {name}!"
+from more_workflows import Greeter
 
 
 async def test_the_first_workflow_task_comes_with_the_start_reply(client: Client, unique: str) -> None:

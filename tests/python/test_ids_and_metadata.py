@@ -15,12 +15,10 @@ server behaviour; the Go SDK and the SDKs' test suites trip on every one of them
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import timedelta
 
 import pytest
-from temporalio import workflow
 from temporalio.api.common.v1 import WorkflowExecution, WorkflowType
 from temporalio.api.enums.v1 import (
     EventType,
@@ -35,11 +33,11 @@ from temporalio.api.workflowservice.v1 import (
     StartWorkflowExecutionRequest,
     TerminateWorkflowExecutionRequest,
 )
-from temporalio.client import Client, WorkflowFailureError
-from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import ChildWorkflowError
+from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
+
+from more_workflows import Child, ReusesAChildId
 
 RPC_TIMEOUT = timedelta(seconds=15)
 
@@ -196,27 +194,6 @@ async def test_summary_and_details_and_a_complete_describe(client: Client, uniqu
         assert b"nightly invoices" in event.user_metadata.summary.data
         break
     await handle.terminate("checked")
-
-
-@workflow.defn
-class ReusesAChildId:
-    @workflow.run
-    async def run(self, child_id: str) -> str:
-        await workflow.execute_child_workflow(Child.run, id=child_id)
-        try:
-            await workflow.execute_child_workflow(
-                Child.run, id=child_id, id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE
-            )
-        except Exception as err:  # the SDK's WorkflowAlreadyStartedError
-            return type(err).__name__
-        return "started twice"
-
-
-@workflow.defn
-class Child:
-    @workflow.run
-    async def run(self) -> str:
-        return "done"
 
 
 async def test_child_reuse_policy_refuses_a_closed_id(client: Client, unique: str) -> None:

@@ -8,7 +8,6 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from temporalio import workflow
 from temporalio.api.command.v1 import Command, ContinueAsNewWorkflowExecutionCommandAttributes
 from temporalio.api.common.v1 import WorkflowType
 from temporalio.api.enums.v1 import CommandType, EventType
@@ -24,6 +23,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.worker import Worker
 
 from chain_workflows import Counter
+from more_workflows import Carrier
 
 
 async def test_updates_complete_reject_and_are_recorded(client: Client, unique: str) -> None:
@@ -115,19 +115,6 @@ async def test_update_with_start_attaches_by_update_id(client: Client, unique: s
         fresh_handle = await fresh.workflow_handle()
         assert fresh_handle.first_execution_run_id != handle.first_execution_run_id
         await fresh_handle.signal(Counter.finish)
-
-
-@workflow.defn
-class Carrier:
-    """Answers the update `ping`: the run that answers says which run it is."""
-
-    @workflow.run
-    async def run(self) -> None:
-        await workflow.wait_condition(lambda: False)
-
-    @workflow.update
-    async def ping(self) -> str:
-        return f"answered by {workflow.info().run_id}"
 
 
 async def test_an_update_not_yet_accepted_goes_on_to_the_run_that_continues(client: Client, unique: str) -> None:
