@@ -134,7 +134,7 @@ impl Engine {
                 key.run_id = info.moved_to_run_id.clone();
                 continue;
             }
-            if info.aborted_by_close {
+            if info.aborted_by_close && info.outcome.is_none() {
                 return Err(Error::NotFound(
                     "workflow update was aborted by closing workflow".into(),
                 ));
@@ -417,6 +417,7 @@ impl Run {
                     "Workflow Update failed because the Workflow completed before the Update \
                      completed.",
                 ));
+                info.aborted_by_close = true;
             } else if continuing {
                 carried.push((
                     id.clone(),

@@ -96,7 +96,8 @@ impl super::Core {
     }
 
     /// The workflow's current run, as a start response, when the update is to be attached to
-    /// it: the run has the update, and the update completed or the run is open.
+    /// it: the run has the update, and the worker completed it or the run is open (an update
+    /// the run's close ended was never completed; a new start may take its id).
     fn attachable(
         &mut self,
         namespace: &str,
@@ -116,7 +117,9 @@ impl super::Core {
             .ms
             .updates
             .get(update_id)
-            .is_some_and(|u| u.stage >= Stage::Completed as i32 || run.is_open());
+            .is_some_and(|u| {
+                (u.stage >= Stage::Completed as i32 && !u.aborted_by_close) || run.is_open()
+            });
         if !attach {
             return Ok(None);
         }

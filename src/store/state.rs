@@ -285,7 +285,9 @@ pub struct UpdateInfo {
     pub accepted_event_id: i64,
     #[prost(message, optional, tag = "5")]
     pub outcome: Option<temporalio_protos::temporal::api::update::v1::Outcome>,
-    /// Admitted but not accepted when the run closed: its caller is told it was aborted.
+    /// Ended by the run's close, not by the worker: an accepted update with the server's
+    /// failure as its outcome, or (no outcome) one not yet accepted, whose caller is told it
+    /// was aborted. Either way a later update-with-start does not attach to it.
     #[prost(bool, tag = "6")]
     pub aborted_by_close: bool,
     /// Admitted but not accepted when the run continued as new: it went on to this run.

@@ -47,3 +47,22 @@ class Greeter:
     @workflow.run
     async def run(self, name: str) -> str:
         return f"Hello, {name}!"
+
+
+@workflow.defn
+class Quitter:
+    """Completes as soon as its update handler has started; the update never finishes."""
+
+    def __init__(self) -> None:
+        self.handler_started = False
+
+    @workflow.run
+    async def run(self) -> str:
+        await workflow.wait_condition(lambda: self.handler_started)
+        return "quit"
+
+    @workflow.update
+    async def hang(self) -> str:
+        self.handler_started = True
+        await workflow.wait_condition(lambda: False)
+        return "unreachable"

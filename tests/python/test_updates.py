@@ -23,7 +23,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.worker import Worker
 
 from chain_workflows import Counter
-from more_workflows import Carrier
+from more_workflows import Carrier, Quitter
 
 
 async def test_updates_complete_reject_and_are_recorded(client: Client, unique: str) -> None:
@@ -163,3 +163,41 @@ async def test_an_update_not_yet_accepted_goes_on_to_the_run_that_continues(clie
     assert new_run != first.run_id
     assert answer == f"answered by {new_run}"
     await client.get_workflow_handle(wid).terminate("checked")
+
+
+async def test_update_with_start_does_not_attach_to_an_update_the_close_ended(client: Client, unique: str) -> None:
+    """An accepted update that the workflow's completion failed was never completed: an
+    update-with-start with its id is a new start, which the id reuse policy decides."""
+    tq, wid = f"tq-{unique}", f"quitter-{unique}"
+
+    def start(reuse):
+        return WithStartWorkflowOperation(
+            Quitter.run,
+            id=wid,
+            task_queue=tq,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=reuse,
+        )
+
+    async with Worker(client, task_queue=tq, workflows=[Quitter]):
+        first = start(WorkflowIDReusePolicy.ALLOW_DUPLICATE)
+        update = await client.start_update_with_start_workflow(
+            Quitter.hang, id="hang", start_workflow_operation=first, wait_for_stage=WorkflowUpdateStage.ACCEPTED
+        )
+        with pytest.raises(WorkflowUpdateFailedError) as err:
+            await update.result()
+        assert err.value.cause.type == "AcceptedUpdateCompletedWorkflow"
+        first_handle = await first.workflow_handle()
+        assert await first_handle.result() == "quit"
+        with pytest.raises(WorkflowAlreadyStartedError):
+            await client.start_update_with_start_workflow(
+                Quitter.hang,
+                id="hang",
+                start_workflow_operation=start(WorkflowIDReusePolicy.REJECT_DUPLICATE),
+                wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+            )
+        again = start(WorkflowIDReusePolicy.ALLOW_DUPLICATE)
+        await client.start_update_with_start_workflow(
+            Quitter.hang, id="hang", start_workflow_operation=again, wait_for_stage=WorkflowUpdateStage.ACCEPTED
+        )
+        assert (await again.workflow_handle()).first_execution_run_id != first_handle.first_execution_run_id
