@@ -462,6 +462,13 @@ impl WorkflowService for WorkflowHandler {
             .map(|_| Default::default()))
     }
 
+    async fn reset_workflow_execution(
+        &self,
+        req: Request<ResetWorkflowExecutionRequest>,
+    ) -> Reply<ResetWorkflowExecutionResponse> {
+        ok(self.engine.reset_workflow(req.into_inner()).await)
+    }
+
     async fn get_workflow_execution_history(
         &self,
         req: Request<GetWorkflowExecutionHistoryRequest>,

@@ -198,6 +198,7 @@ pub(crate) fn describe_run(
             .root_workflow_execution
             .clone()
             .or(Some(run.execution())),
+        auto_reset_points: ms.auto_reset_points.clone(),
         ..Default::default()
     };
     let pending_activities = ms
@@ -260,6 +261,8 @@ pub(crate) fn describe_run(
         execution_expiration_time: started.workflow_execution_expiration_time,
         run_expiration_time: ms.run_expiration_time,
         cancel_requested: ms.cancel_requested,
+        reset_run_id: ms.reset_run_id.clone(),
+        last_reset_time: ms.last_reset_time,
         original_start_time: started_event
             .as_ref()
             .and_then(|e| e.event_time)

@@ -20,6 +20,8 @@ pub mod matching;
 pub mod namespace;
 pub mod pending;
 pub mod query;
+mod rebuild;
+pub mod reset;
 pub mod retention;
 pub mod retry;
 pub mod run;

@@ -113,13 +113,9 @@ impl super::Core {
             run_id,
         };
         let run = self.run(&key)?;
-        let attach = run
-            .ms
-            .updates
-            .get(update_id)
-            .is_some_and(|u| {
-                (u.stage >= Stage::Completed as i32 && !u.aborted_by_close) || run.is_open()
-            });
+        let attach = run.ms.updates.get(update_id).is_some_and(|u| {
+            (u.stage >= Stage::Completed as i32 && !u.aborted_by_close) || run.is_open()
+        });
         if !attach {
             return Ok(None);
         }

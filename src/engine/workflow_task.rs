@@ -481,6 +481,7 @@ impl Core {
                     started_event_id: wft.started_event_id,
                     identity: req.identity.clone(),
                     binary_checksum: req.binary_checksum.clone(),
+                    worker_version: req.worker_version_stamp.clone(),
                     sdk_metadata: req.sdk_metadata.clone(),
                     metering_metadata: req.metering_metadata,
                     ..Default::default()
@@ -489,6 +490,8 @@ impl Core {
         );
         run.ms.workflow_task = None;
         run.ms.last_completed_wft_started_id = wft.started_event_id;
+        let point = super::reset::reset_point_of(&run.ms, &req, now);
+        super::reset::add_reset_point(&mut run.ms, point, completed_id);
         match req
             .sticky_attributes
             .as_ref()

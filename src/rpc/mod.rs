@@ -135,6 +135,8 @@ macro_rules! workflow_rpcs {
                 |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, $crate::rpc::workflow_id(&r.workflow_execution));
             terminate_workflow_execution(TerminateWorkflowExecutionRequest) -> TerminateWorkflowExecutionResponse, "TerminateWorkflowExecution",
                 |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, $crate::rpc::workflow_id(&r.workflow_execution));
+            reset_workflow_execution(ResetWorkflowExecutionRequest) -> ResetWorkflowExecutionResponse, "ResetWorkflowExecution",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, $crate::rpc::workflow_id(&r.workflow_execution));
             delete_workflow_execution(DeleteWorkflowExecutionRequest) -> DeleteWorkflowExecutionResponse, "DeleteWorkflowExecution",
                 |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, $crate::rpc::workflow_id(&r.workflow_execution));
             get_workflow_execution_history(GetWorkflowExecutionHistoryRequest) -> GetWorkflowExecutionHistoryResponse, "GetWorkflowExecutionHistory",

@@ -104,7 +104,13 @@ async fn every_row_is_served_by_the_whole_stack() {
             );
         }
     }
-    let outside = dispatch(&*stack, "ResetWorkflowExecution", &[], Default::default()).await;
+    let outside = dispatch(
+        &*stack,
+        "UpdateWorkerBuildIdCompatibility",
+        &[],
+        Default::default(),
+    )
+    .await;
     assert_eq!(
         outside.map(|_| ()).unwrap_err().code(),
         tonic::Code::Unimplemented

@@ -91,6 +91,15 @@ pub struct MutableState {
     pub outbox: Vec<Transfer>,
     #[prost(uint64, tag = "29")]
     pub next_transfer_id: u64,
+    /// The run the latest reset of this run created (empty: never reset).
+    #[prost(string, tag = "31")]
+    pub reset_run_id: String,
+    /// When this run was created by a reset (None: it was not).
+    #[prost(message, optional, tag = "32")]
+    pub last_reset_time: Option<Timestamp>,
+    /// The workflow tasks a reset may go back to: the first one each worker build completed.
+    #[prost(message, optional, tag = "33")]
+    pub auto_reset_points: Option<temporalio_protos::temporal::api::workflow::v1::ResetPoints>,
 }
 
 /// One operation a run owes a run in another shard; delivered (and retried) until the owner

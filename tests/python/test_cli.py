@@ -423,3 +423,33 @@ async def test_workflow_start_execute_and_result(client: Client, cli, unique: st
         ))
         assert "WorkflowExecutionCompleted" in text.stdout, str(text)
         assert "COMPLETED" in text.stdout and '"echo:txt"' in text.stdout, str(text)
+
+
+# --- reset ------------------------------------------------------------------------------
+
+async def test_workflow_reset_by_type_and_event_id(client: Client, cli, unique: str) -> None:
+    """`temporal workflow reset` with `--type FirstWorkflowTask|LastWorkflowTask` (the CLI
+    finds the event in the history) and `--event-id`; each makes a new current run, the
+    previous one ends terminated with the reason."""
+    tq = f"cli-reset-{unique}"
+    wf_id = f"cli-reset-{unique}"
+    runs = []
+    async with worker(client, tq):
+        handle = await client.start_workflow(GreetingWorkflow.run, "reset", id=wf_id, task_queue=tq)
+        runs.append(handle.result_run_id)
+        await wait_query(client, wf_id, "waiting")
+        for how in (["--type", "FirstWorkflowTask"], ["--type", "LastWorkflowTask"], ["--event-id", "4"]):
+            res = ok(await cli("workflow", "reset", "-w", wf_id, *how, "--reason", f"cli {how[1]}"))
+            current = (await client.get_workflow_handle(wf_id).describe()).run_id
+            assert current not in runs, f"no new run after {how}: {res}"
+            assert "Resetting workflow" in res.stdout, str(res)
+            previous = await client.get_workflow_handle(wf_id, run_id=runs[-1]).describe()
+            assert previous.status == WorkflowExecutionStatus.TERMINATED, how
+            runs.append(current)
+            await wait_query(client, wf_id, "waiting")
+        latest = client.get_workflow_handle(wf_id)
+        await latest.signal(GreetingWorkflow.finish, "after-resets")
+        await latest.signal(GreetingWorkflow.release)
+        assert (await latest.result()).endswith("signal=after-resets")
+    res = ok(await cli("workflow", "describe", "-w", wf_id, "-r", runs[0], json_out=True))
+    assert res.json()["workflowExtendedInfo"]["resetRunId"] == runs[1], str(res)
