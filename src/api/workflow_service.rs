@@ -241,12 +241,11 @@ impl WorkflowService for WorkflowHandler {
                 r.details,
             )
             .await;
-        ok(
-            cancel.map(|cancel_requested| RecordActivityTaskHeartbeatResponse {
-                cancel_requested,
-                ..Default::default()
-            }),
-        )
+        ok(cancel.map(|answer| RecordActivityTaskHeartbeatResponse {
+            cancel_requested: answer.cancel_requested,
+            activity_paused: answer.paused,
+            activity_reset: answer.reset,
+        }))
     }
 
     async fn record_activity_task_heartbeat_by_id(
@@ -262,9 +261,10 @@ impl WorkflowService for WorkflowHandler {
         };
         let cancel = self.engine.heartbeat(activity, r.details.clone()).await;
         ok(
-            cancel.map(|cancel_requested| RecordActivityTaskHeartbeatByIdResponse {
-                cancel_requested,
-                ..Default::default()
+            cancel.map(|answer| RecordActivityTaskHeartbeatByIdResponse {
+                cancel_requested: answer.cancel_requested,
+                activity_paused: answer.paused,
+                activity_reset: answer.reset,
             }),
         )
     }
@@ -408,6 +408,98 @@ impl WorkflowService for WorkflowHandler {
             .end_activity_attempt(activity, end)
             .await
             .map(|_| Default::default()))
+    }
+
+    async fn pause_activity(
+        &self,
+        req: Request<PauseActivityRequest>,
+    ) -> Reply<PauseActivityResponse> {
+        ok(self
+            .engine
+            .operate_on_activities(req.into_inner().into())
+            .await
+            .map(|_| Default::default()))
+    }
+
+    async fn unpause_activity(
+        &self,
+        req: Request<UnpauseActivityRequest>,
+    ) -> Reply<UnpauseActivityResponse> {
+        ok(self
+            .engine
+            .operate_on_activities(req.into_inner().into())
+            .await
+            .map(|_| Default::default()))
+    }
+
+    async fn reset_activity(
+        &self,
+        req: Request<ResetActivityRequest>,
+    ) -> Reply<ResetActivityResponse> {
+        ok(self
+            .engine
+            .operate_on_activities(req.into_inner().into())
+            .await
+            .map(|_| Default::default()))
+    }
+
+    async fn update_activity_options(
+        &self,
+        req: Request<UpdateActivityOptionsRequest>,
+    ) -> Reply<UpdateActivityOptionsResponse> {
+        ok(self
+            .engine
+            .operate_on_activities(req.into_inner().into())
+            .await
+            .map(|options| UpdateActivityOptionsResponse {
+                activity_options: Some(options),
+            }))
+    }
+
+    async fn pause_activity_execution(
+        &self,
+        req: Request<PauseActivityExecutionRequest>,
+    ) -> Reply<PauseActivityExecutionResponse> {
+        ok(self
+            .engine
+            .operate_on_activities(req.into_inner().into())
+            .await
+            .map(|_| Default::default()))
+    }
+
+    async fn unpause_activity_execution(
+        &self,
+        req: Request<UnpauseActivityExecutionRequest>,
+    ) -> Reply<UnpauseActivityExecutionResponse> {
+        ok(self
+            .engine
+            .operate_on_activities(req.into_inner().into())
+            .await
+            .map(|_| Default::default()))
+    }
+
+    async fn reset_activity_execution(
+        &self,
+        req: Request<ResetActivityExecutionRequest>,
+    ) -> Reply<ResetActivityExecutionResponse> {
+        ok(self
+            .engine
+            .operate_on_activities(req.into_inner().into())
+            .await
+            .map(|_| Default::default()))
+    }
+
+    async fn update_activity_execution_options(
+        &self,
+        req: Request<UpdateActivityExecutionOptionsRequest>,
+    ) -> Reply<UpdateActivityExecutionOptionsResponse> {
+        ok(self
+            .engine
+            .operate_on_activities(req.into_inner().into())
+            .await
+            .map(|options| UpdateActivityExecutionOptionsResponse {
+                activity_options: Some(options),
+            }))
     }
 
     async fn signal_workflow_execution(

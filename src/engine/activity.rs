@@ -11,6 +11,7 @@ use temporalio_protos::temporal::api::history::v1::history_event::Attributes;
 use temporalio_protos::temporal::api::history::v1::*;
 use temporalio_protos::temporal::api::workflowservice::v1::*;
 
+use super::activity_ops::HeartbeatAnswer;
 use super::clock::{self, dur_millis, opt_ts_millis, ts_from_millis};
 use super::matching::{QueueKey, QueueKind, ReadyTask, TaskRef};
 use super::state::ActivityInfo;
@@ -82,7 +83,7 @@ impl Engine {
                     ReadyTask::Activity(resp) => Ok(Some(resp)),
                     ReadyTask::Workflow(_) => Ok(None),
                 },
-                task => Ok(core.start_activity_task(task, &poller.identity)),
+                task => Ok(core.start_activity_task(task, &queue_name, &poller.identity)),
             })
             .await?;
         Ok(resp.unwrap_or_default())
@@ -115,12 +116,13 @@ impl Engine {
         .await
     }
 
-    /// Records heartbeat details; answers whether cancellation was requested.
+    /// Records heartbeat details; answers whether cancellation was requested and whether an
+    /// operator paused or reset the activity.
     pub(crate) async fn heartbeat(
         &self,
         activity: ActivityRef<'_>,
         details: Option<Payloads>,
-    ) -> Result<bool> {
+    ) -> Result<HeartbeatAnswer> {
         self.transact(|core| {
             let (key, sched) = core.locate_activity(activity)?;
             let run = core.run_mut(&key)?;
@@ -131,9 +133,9 @@ impl Engine {
                 .ok_or_else(|| Error::NotFound("activity not found".into()))?;
             info.heartbeat_details = details;
             info.last_heartbeat_time = Some(self.now_ts());
-            let cancel = info.cancel_requested;
+            let answer = Core::heartbeat_answer(info);
             core.changed(&key);
-            Ok(cancel)
+            Ok(answer)
         })
         .await
     }
@@ -198,9 +200,12 @@ impl Core {
         }
     }
 
+    /// Starts the attempt a task from `queue` names, unless the task is stale: the attempt
+    /// moved on, started, was paused, or the activity moved to another queue.
     pub(crate) fn start_activity_task(
         &mut self,
         task: TaskRef,
+        queue: &str,
         identity: &str,
     ) -> Option<PollActivityTaskQueueResponse> {
         let now = self.now();
@@ -222,8 +227,13 @@ impl Core {
             .as_ref()
             .and_then(|s| s.workflow_type.clone());
         let execution = run.execution();
+        let workflow_priority = run.ms.started.as_ref().and_then(|s| s.priority.clone());
         let info = run.ms.activities.get_mut(&scheduled_event_id)?;
-        if info.attempt != attempt || info.started_time.is_some() {
+        if info.attempt != attempt
+            || info.started_time.is_some()
+            || info.paused
+            || info.task_queue != queue
+        {
             return None;
         }
         crate::metrics::record_schedule_to_start(
@@ -280,6 +290,7 @@ impl Core {
             start_to_close_timeout: Some(info.start_to_close_timeout.unwrap_or_default()),
             heartbeat_timeout: Some(info.heartbeat_timeout.unwrap_or_default()),
             retry_policy: info.retry_policy,
+            priority: info.priority.or(workflow_priority),
             ..Default::default()
         })
     }
@@ -357,25 +368,43 @@ impl Core {
             failure.failure_info,
             Some(failure::FailureInfo::TimeoutFailureInfo(_))
         );
+        // A reset while this attempt ran counts the retries from attempt 1.
+        let attempt = if info.reset_requested {
+            1
+        } else {
+            info.attempt
+        };
         let decision = if info.cancel_requested {
             Err(RetryState::CancelRequested)
         } else {
-            retry::decide(&policy, info.attempt, &failure, now, expiration)
+            retry::decide(&policy, attempt, &failure, now, expiration)
         };
+        // A paused activity holds a retryable failure: the next attempt waits for the unpause.
+        let held =
+            info.paused && matches!(decision, Ok(_) | Err(RetryState::MaximumAttemptsReached));
+        let decision = if held { Ok(0) } else { decision };
         match decision {
             Ok(delay) => {
                 let Some(info) = run.ms.activities.get_mut(&sched) else {
                     return;
                 };
-                info.attempt += 1;
+                info.attempt = attempt + 1;
                 info.started_time = None;
                 info.started_identity.clear();
                 info.started_request_id.clear();
                 info.last_failure = Some(failure);
                 info.heartbeat_details = heartbeat_details;
+                if std::mem::take(&mut info.reset_heartbeat) {
+                    info.heartbeat_details = None;
+                }
+                info.reset_requested = false;
+                info.last_attempt_complete_time = Some(ts_from_millis(now));
                 info.scheduled_time = Some(ts_from_millis(now + delay));
                 let attempt = info.attempt;
                 let info = info.clone();
+                if held {
+                    return;
+                }
                 if delay > 0 {
                     self.push_timer(
                         now + delay,
@@ -434,7 +463,7 @@ impl Core {
         let Some(info) = run.ms.activities.get(&sched) else {
             return;
         };
-        if !run.is_open() || info.attempt != attempt || info.started_time.is_some() {
+        if !run.is_open() || info.attempt != attempt || info.started_time.is_some() || info.paused {
             return;
         }
         let queue = QueueKey::new(&key.namespace, &info.task_queue, QueueKind::Activity);
@@ -534,6 +563,15 @@ impl Core {
     ) {
         if due > self.now() {
             self.push_timer(due, again);
+            return;
+        }
+        // A paused activity has no timeouts; unpausing arms them again.
+        let paused = self
+            .runs
+            .get(key)
+            .and_then(|r| r.ms.activities.get(&sched))
+            .is_some_and(|a| a.paused);
+        if paused {
             return;
         }
         self.end_attempt(key, sched, AttemptEnd::TimedOut { timeout_type });

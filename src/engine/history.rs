@@ -210,10 +210,34 @@ pub(crate) fn describe_run(
             state: if a.cancel_requested {
                 PendingActivityState::CancelRequested
             } else if a.started_time.is_some() {
-                PendingActivityState::Started
+                if a.paused {
+                    PendingActivityState::PauseRequested
+                } else {
+                    PendingActivityState::Started
+                }
+            } else if a.paused {
+                PendingActivityState::Paused
             } else {
                 PendingActivityState::Scheduled
             } as i32,
+            paused: a.paused,
+            pause_info: a.pause_info.clone(),
+            activity_options: Some(super::activity_ops::options_of(a)),
+            last_attempt_complete_time: a.last_attempt_complete_time,
+            // A retry waiting out its backoff: when it is due and how long the wait is.
+            next_attempt_schedule_time: a
+                .last_attempt_complete_time
+                .filter(|_| a.started_time.is_none() && !a.paused)
+                .and(a.scheduled_time),
+            current_retry_interval: a
+                .last_attempt_complete_time
+                .filter(|_| a.started_time.is_none() && !a.paused)
+                .map(|done| {
+                    super::clock::dur_from_millis(
+                        super::clock::opt_ts_millis(&a.scheduled_time)
+                            - super::clock::ts_millis(&done),
+                    )
+                }),
             heartbeat_details: a.heartbeat_details.clone(),
             last_heartbeat_time: a.last_heartbeat_time,
             last_started_time: a.started_time,

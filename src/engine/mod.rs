@@ -6,6 +6,7 @@
 //! return only after the store reports the record durable.
 
 pub mod activity;
+pub mod activity_ops;
 pub mod admin;
 pub mod archive;
 pub mod chain;

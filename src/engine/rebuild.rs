@@ -110,6 +110,7 @@ fn apply(ms: &mut MutableState, external: &mut BTreeSet<i64>, event: &HistoryEve
                     start_to_close_timeout: a.start_to_close_timeout,
                     heartbeat_timeout: a.heartbeat_timeout,
                     retry_policy: a.retry_policy.clone(),
+                    priority: a.priority.clone(),
                     attempt: 1,
                     first_scheduled_time: Some(ts_from_millis(now)),
                     scheduled_time: Some(ts_from_millis(now)),

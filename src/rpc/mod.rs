@@ -125,6 +125,22 @@ macro_rules! workflow_rpcs {
                 |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Token(&r.task_token);
             respond_activity_task_canceled_by_id(RespondActivityTaskCanceledByIdRequest) -> RespondActivityTaskCanceledByIdResponse, "RespondActivityTaskCanceledById",
                 |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, &r.workflow_id);
+            pause_activity(PauseActivityRequest) -> PauseActivityResponse, "PauseActivity",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, $crate::rpc::workflow_id(&r.execution));
+            unpause_activity(UnpauseActivityRequest) -> UnpauseActivityResponse, "UnpauseActivity",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, $crate::rpc::workflow_id(&r.execution));
+            reset_activity(ResetActivityRequest) -> ResetActivityResponse, "ResetActivity",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, $crate::rpc::workflow_id(&r.execution));
+            update_activity_options(UpdateActivityOptionsRequest) -> UpdateActivityOptionsResponse, "UpdateActivityOptions",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, $crate::rpc::workflow_id(&r.execution));
+            pause_activity_execution(PauseActivityExecutionRequest) -> PauseActivityExecutionResponse, "PauseActivityExecution",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, &r.workflow_id);
+            unpause_activity_execution(UnpauseActivityExecutionRequest) -> UnpauseActivityExecutionResponse, "UnpauseActivityExecution",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, &r.workflow_id);
+            reset_activity_execution(ResetActivityExecutionRequest) -> ResetActivityExecutionResponse, "ResetActivityExecution",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, &r.workflow_id);
+            update_activity_execution_options(UpdateActivityExecutionOptionsRequest) -> UpdateActivityExecutionOptionsResponse, "UpdateActivityExecutionOptions",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, &r.workflow_id);
             signal_workflow_execution(SignalWorkflowExecutionRequest) -> SignalWorkflowExecutionResponse, "SignalWorkflowExecution",
                 |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, $crate::rpc::workflow_id(&r.workflow_execution));
             query_workflow(QueryWorkflowRequest) -> QueryWorkflowResponse, "QueryWorkflow",

@@ -402,6 +402,28 @@ pub struct ActivityInfo {
     pub last_failure: Option<Failure>,
     #[prost(string, tag = "23")]
     pub last_worker_identity: String,
+    /// Paused by an operator: not dispatched, no timeouts, a failure holds instead of retrying.
+    #[prost(bool, tag = "24")]
+    pub paused: bool,
+    /// When and by whom it was paused (with `paused`).
+    #[prost(message, optional, tag = "25")]
+    pub pause_info:
+        Option<temporalio_protos::temporal::api::workflow::v1::pending_activity_info::PauseInfo>,
+    /// The pause request's id: the same pause again is a no-op, another is refused.
+    #[prost(string, tag = "26")]
+    pub pause_request_id: String,
+    /// Reset while an attempt ran: that attempt's heartbeats say so, and retries count from
+    /// attempt 1 once it ends.
+    #[prost(bool, tag = "27")]
+    pub reset_requested: bool,
+    /// With `reset_requested`: the heartbeat details go when the running attempt ends.
+    #[prost(bool, tag = "28")]
+    pub reset_heartbeat: bool,
+    /// When the last attempt ended (None: none ended yet).
+    #[prost(message, optional, tag = "29")]
+    pub last_attempt_complete_time: Option<Timestamp>,
+    #[prost(message, optional, tag = "30")]
+    pub priority: Option<temporalio_protos::temporal::api::common::v1::Priority>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

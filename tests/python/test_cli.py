@@ -453,3 +453,39 @@ async def test_workflow_reset_by_type_and_event_id(client: Client, cli, unique: 
         assert (await latest.result()).endswith("signal=after-resets")
     res = ok(await cli("workflow", "describe", "-w", wf_id, "-r", runs[0], json_out=True))
     assert res.json()["workflowExtendedInfo"]["resetRunId"] == runs[1], str(res)
+
+
+# --- activities -------------------------------------------------------------------------
+
+async def test_activity_pause_unpause_reset_and_update_options(client: Client, cli, unique: str) -> None:
+    """`temporal activity pause|unpause|update-options|reset` on a waiting activity of a
+    workflow; describe shows each change; the activity runs once unpaused."""
+    from activity_workflows import OneActivity, quick
+
+    tq, activity_tq = f"cli-acts-{unique}", f"cli-acts-only-{unique}"
+    wf_id = f"cli-activity-{unique}"
+
+    async def pending():
+        desc = await client.get_workflow_handle(wf_id).describe()
+        return desc.raw_description.pending_activities[0]
+
+    async with Worker(client, task_queue=tq, workflows=[OneActivity]):
+        handle = await client.start_workflow(
+            OneActivity.run, {"activity": "quick", "arg": "cli", "task_queue": activity_tq}, id=wf_id, task_queue=tq
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + POLL_TIMEOUT_S
+        while not (await handle.describe()).raw_description.pending_activities:
+            assert loop.time() < deadline, "the activity was never scheduled"
+            await asyncio.sleep(0.1)
+        ok(await cli("activity", "pause", "-w", wf_id, "-a", "the-activity", "--reason", "checking"))
+        info = await pending()
+        assert info.paused and info.pause_info.manual.reason == "checking", info
+        ok(await cli("activity", "update-options", "-w", wf_id, "-a", "the-activity", "--start-to-close-timeout", "9s"))
+        assert (await pending()).activity_options.start_to_close_timeout.seconds == 9
+        ok(await cli("activity", "unpause", "-w", wf_id, "-a", "the-activity"))
+        assert not (await pending()).paused
+        ok(await cli("activity", "reset", "-w", wf_id, "-a", "the-activity"))
+        assert (await pending()).attempt == 1
+        async with Worker(client, task_queue=activity_tq, activities=[quick]):
+            assert await handle.result() == "done cli on attempt 1"

@@ -43,40 +43,23 @@ pub(super) fn schedule_activity_task(
         }
     }
     let run_timeout = dur_millis(&run.ms.started.as_ref().and_then(|s| s.workflow_run_timeout));
-    let (mut s2c, mut s2s, mut stc, mut hb) = (
-        dur_millis(&a.schedule_to_close_timeout),
-        dur_millis(&a.schedule_to_start_timeout),
-        dur_millis(&a.start_to_close_timeout),
-        dur_millis(&a.heartbeat_timeout),
-    );
-    if s2c > 0 {
-        s2s = if s2s > 0 { s2s.min(s2c) } else { s2c };
-        stc = if stc > 0 { stc.min(s2c) } else { s2c };
-    } else if stc > 0 {
-        s2c = run_timeout;
-        if s2s == 0 {
-            s2s = run_timeout;
-        }
-    } else {
+    let given = ActivityTimeouts {
+        schedule_to_close: dur_millis(&a.schedule_to_close_timeout),
+        schedule_to_start: dur_millis(&a.schedule_to_start_timeout),
+        start_to_close: dur_millis(&a.start_to_close_timeout),
+        heartbeat: dur_millis(&a.heartbeat_timeout),
+    };
+    let Some(t) = given.normalized(run_timeout) else {
         return fail(
             "A valid StartToClose or ScheduleToCloseTimeout is not set on ScheduleActivityTaskCommand",
         );
-    }
-    if run_timeout > 0 {
-        let cap = |v: i64| {
-            if v == 0 || v > run_timeout {
-                run_timeout
-            } else {
-                v
-            }
-        };
-        s2c = cap(s2c);
-        s2s = cap(s2s);
-        stc = cap(stc);
-    }
-    if hb > stc {
-        hb = stc;
-    }
+    };
+    let (s2c, s2s, stc, hb) = (
+        t.schedule_to_close,
+        t.schedule_to_start,
+        t.start_to_close,
+        t.heartbeat,
+    );
     let mut policy = a.retry_policy.clone().unwrap_or_default();
     retry::fill_defaults(&mut policy);
     retry::validate(&policy).map_err(|m| bad(C::BadScheduleActivityAttributes, m))?;
@@ -117,6 +100,7 @@ pub(super) fn schedule_activity_task(
         start_to_close_timeout: opt(stc),
         heartbeat_timeout: opt(hb),
         retry_policy: Some(policy),
+        priority: a.priority.clone(),
         attempt: 1,
         first_scheduled_time: Some(ts_from_millis(now)),
         scheduled_time: Some(ts_from_millis(now)),
@@ -197,4 +181,60 @@ pub(super) fn request_cancel_activity_task(
         info.cancel_requested_event_id = requested_id;
     }
     Ok(())
+}
+
+/// An activity's four timeouts in milliseconds (0: not set).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ActivityTimeouts {
+    pub schedule_to_close: i64,
+    pub schedule_to_start: i64,
+    pub start_to_close: i64,
+    pub heartbeat: i64,
+}
+
+impl ActivityTimeouts {
+    /// Temporal's rules: schedule-to-close bounds the others (and defaults them); without it
+    /// start-to-close is required and the run timeout stands in; every timeout is capped by
+    /// the run timeout (`run_timeout` 0: none); the heartbeat timeout by start-to-close.
+    /// None when neither schedule-to-close nor start-to-close is set.
+    pub(crate) fn normalized(self, run_timeout: i64) -> Option<Self> {
+        let Self {
+            schedule_to_close: mut s2c,
+            schedule_to_start: mut s2s,
+            start_to_close: mut stc,
+            heartbeat: mut hb,
+        } = self;
+        if s2c > 0 {
+            s2s = if s2s > 0 { s2s.min(s2c) } else { s2c };
+            stc = if stc > 0 { stc.min(s2c) } else { s2c };
+        } else if stc > 0 {
+            s2c = run_timeout;
+            if s2s == 0 {
+                s2s = run_timeout;
+            }
+        } else {
+            return None;
+        }
+        if run_timeout > 0 {
+            let cap = |v: i64| {
+                if v == 0 || v > run_timeout {
+                    run_timeout
+                } else {
+                    v
+                }
+            };
+            s2c = cap(s2c);
+            s2s = cap(s2s);
+            stc = cap(stc);
+        }
+        if hb > stc {
+            hb = stc;
+        }
+        Some(Self {
+            schedule_to_close: s2c,
+            schedule_to_start: s2s,
+            start_to_close: stc,
+            heartbeat: hb,
+        })
+    }
 }

@@ -23,7 +23,7 @@ use super::state::{ActivityInfo, TimerInfo};
 use super::timers::TimerTask;
 use super::{ChangeKind, Run, RunKey, retry};
 
-mod activities;
+pub(crate) mod activities;
 mod close;
 mod external;
 mod properties;
