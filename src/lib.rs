@@ -7,6 +7,7 @@
 
 pub mod allocator;
 pub mod api;
+pub mod batch;
 pub mod cli;
 pub mod cluster;
 pub mod connections;

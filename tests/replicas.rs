@@ -512,3 +512,135 @@ async fn replicas_talk_over_mutual_tls_on_their_own_port() {
         "the client port does not serve the cluster protocol"
     );
 }
+
+/// A batch operation started through one replica acts on workflows in every replica's shards
+/// (each terminate is routed to the shard's owner), and every replica lists and describes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_operation_reaches_every_replicas_workflows() {
+    use temporalio_common::protos::temporal::api::{
+        batch::v1::BatchOperationTermination,
+        enums::v1::{BatchOperationState, WorkflowExecutionStatus},
+        workflowservice::v1::{
+            DescribeBatchOperationRequest, DescribeWorkflowExecutionRequest,
+            ListBatchOperationsRequest, StartBatchOperationRequest,
+            start_batch_operation_request::Operation,
+        },
+    };
+    let pg = PgServer::start();
+    let db = pg.new_database("batch_replicas");
+    let mut replicas = Vec::new();
+    for id in ["replica-1", "replica-2"] {
+        replicas.push(DurinServer::start_with(replica(&db, id), Vec::new()).await);
+    }
+    let balanced = Instant::now();
+    while replicas.iter().any(|r| serving(r) < 2) {
+        assert!(
+            balanced.elapsed() < Duration::from_secs(30),
+            "shards never spread"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut clients: Vec<Client> = Vec::new();
+    for r in &replicas {
+        clients.push(r.client().await);
+    }
+    let tq = unique("tq-batch");
+    let ids: Vec<String> = (0..12).map(|i| format!("{tq}-{i}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let client = clients[i % 2].clone();
+        retrying("start", || {
+            let mut raw = client.clone();
+            let req = StartWorkflowExecutionRequest {
+                namespace: NAMESPACE.into(),
+                workflow_id: id.clone(),
+                workflow_type: Some(WorkflowType {
+                    name: "NobodyRunsThis".into(),
+                }),
+                task_queue: Some(TaskQueue {
+                    name: tq.clone(),
+                    ..Default::default()
+                }),
+                request_id: format!("start-{id}"),
+                ..Default::default()
+            };
+            async move { raw.start_workflow_execution(Request::new(req)).await }
+        })
+        .await;
+    }
+    let job = unique("sweep");
+    let mut raw = clients[0].clone();
+    raw.start_batch_operation(Request::new(StartBatchOperationRequest {
+        namespace: NAMESPACE.into(),
+        job_id: job.clone(),
+        reason: "sweep".into(),
+        visibility_query: format!("TaskQueue = '{tq}'"),
+        operation: Some(Operation::TerminationOperation(
+            BatchOperationTermination::default(),
+        )),
+        ..Default::default()
+    }))
+    .await
+    .expect("start batch");
+    let started = Instant::now();
+    let done = loop {
+        let mut other = clients[1].clone();
+        let d = other
+            .describe_batch_operation(Request::new(DescribeBatchOperationRequest {
+                namespace: NAMESPACE.into(),
+                job_id: job.clone(),
+            }))
+            .await
+            .expect("describe batch through the other replica")
+            .into_inner();
+        if d.state != BatchOperationState::Running as i32 {
+            break d;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{d:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        done.state,
+        BatchOperationState::Completed as i32,
+        "{done:?}"
+    );
+    assert_eq!(
+        (done.complete_operation_count, done.failure_operation_count),
+        (12, 0)
+    );
+    for id in &ids {
+        let mut raw = clients[1].clone();
+        let info = raw
+            .describe_workflow_execution(Request::new(DescribeWorkflowExecutionRequest {
+                namespace: NAMESPACE.into(),
+                execution: Some(WorkflowExecution {
+                    workflow_id: id.clone(),
+                    run_id: String::new(),
+                }),
+            }))
+            .await
+            .expect("describe")
+            .into_inner()
+            .workflow_execution_info
+            .expect("info");
+        assert_eq!(
+            info.status,
+            WorkflowExecutionStatus::Terminated as i32,
+            "{id}"
+        );
+    }
+    for client in &clients {
+        let mut raw = client.clone();
+        let listed = raw
+            .list_batch_operations(Request::new(ListBatchOperationsRequest {
+                namespace: NAMESPACE.into(),
+                ..Default::default()
+            }))
+            .await
+            .expect("list batches")
+            .into_inner();
+        assert!(
+            listed.operation_info.iter().any(|o| o.job_id == job),
+            "{listed:?}"
+        );
+    }
+}

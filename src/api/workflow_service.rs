@@ -810,6 +810,51 @@ impl WorkflowService for WorkflowHandler {
             .map(Response::new)
     }
 
+    async fn start_batch_operation(
+        &self,
+        req: Request<StartBatchOperationRequest>,
+    ) -> Reply<StartBatchOperationResponse> {
+        ok(self
+            .engine
+            .start_batch(req.into_inner())
+            .await
+            .map(|_| Default::default()))
+    }
+
+    async fn describe_batch_operation(
+        &self,
+        req: Request<DescribeBatchOperationRequest>,
+    ) -> Reply<DescribeBatchOperationResponse> {
+        let r = req.into_inner();
+        ok(self.engine.describe_batch(&r.namespace, &r.job_id).await)
+    }
+
+    async fn stop_batch_operation(
+        &self,
+        req: Request<StopBatchOperationRequest>,
+    ) -> Reply<StopBatchOperationResponse> {
+        let r = req.into_inner();
+        ok(self
+            .engine
+            .stop_batch(&r.namespace, &r.job_id, &r.reason)
+            .await
+            .map(|_| Default::default()))
+    }
+
+    async fn list_batch_operations(
+        &self,
+        req: Request<ListBatchOperationsRequest>,
+    ) -> Reply<ListBatchOperationsResponse> {
+        let Some(cluster) = self.merging(&req) else {
+            return ok(self.engine.list_batches(req.into_inner()).await);
+        };
+        // With several replicas each lists the jobs of its own shards; merged here.
+        cluster
+            .list_batches_everywhere(&self.engine, &req)
+            .await
+            .map(Response::new)
+    }
+
     async fn list_schedule_matching_times(
         &self,
         req: Request<ListScheduleMatchingTimesRequest>,

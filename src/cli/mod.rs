@@ -575,6 +575,10 @@ async fn serve(started: Started) -> Result<(), Box<dyn std::error::Error>> {
     let _timers = engine.spawn_timer_loop();
     let _transfers = engine.spawn_transfer_loop();
     let _archiver = engine.spawn_archiver();
+    let _batches = crate::batch::spawn(
+        engine.clone(),
+        cluster.as_ref().map(|(_, port)| port.cluster.clone()),
+    );
     let stopping = engine.clone();
     let shutdown = async move {
         shutdown_signal().await;

@@ -5,8 +5,9 @@ use std::cmp::Reverse;
 
 use temporalio_protos::temporal::api::workflow::v1::WorkflowExecutionInfo;
 use temporalio_protos::temporal::api::workflowservice::v1::{
-    CountWorkflowExecutionsRequest, CountWorkflowExecutionsResponse, ListSchedulesRequest,
-    ListSchedulesResponse, ListWorkflowExecutionsRequest, ListWorkflowExecutionsResponse,
+    CountWorkflowExecutionsRequest, CountWorkflowExecutionsResponse, ListBatchOperationsRequest,
+    ListBatchOperationsResponse, ListSchedulesRequest, ListSchedulesResponse,
+    ListWorkflowExecutionsRequest, ListWorkflowExecutionsResponse,
 };
 use tonic::{Request, Status};
 
@@ -140,5 +141,47 @@ pub fn first_n(req: &ListWorkflowExecutionsRequest, n: usize) -> ListWorkflowExe
         page_size: i32::try_from(n).unwrap_or(i32::MAX),
         next_page_token: Vec::new(),
         ..req.clone()
+    }
+}
+
+impl Cluster {
+    /// A page of batch operations over every replica: each is asked for everything up to the
+    /// end of the page, and the answers are merged in the list order.
+    pub async fn list_batches_everywhere(
+        &self,
+        engine: &crate::engine::Engine,
+        req: &Request<ListBatchOperationsRequest>,
+    ) -> Result<ListBatchOperationsResponse, Status> {
+        let (offset, page) =
+            crate::engine::batch::page_of(req.get_ref()).map_err(crate::rpc::errors::to_status)?;
+        let first = ListBatchOperationsRequest {
+            namespace: req.get_ref().namespace.clone(),
+            page_size: (offset + page) as i32,
+            next_page_token: Vec::new(),
+        };
+        let mut all = engine
+            .list_batches(first.clone())
+            .await
+            .map_err(crate::rpc::errors::to_status)?
+            .operation_info;
+        for peer in self.peer_addresses() {
+            let mut one = Request::new(first.clone());
+            *one.metadata_mut() = req.metadata().clone();
+            let part: ListBatchOperationsResponse = self
+                .forward(&peer, "ListBatchOperations", one)
+                .await?
+                .into_inner();
+            all.extend(part.operation_info);
+        }
+        all.sort_by_key(crate::engine::batch::info_order);
+        let more = all.len() > offset + page;
+        Ok(ListBatchOperationsResponse {
+            operation_info: all.into_iter().skip(offset).take(page).collect(),
+            next_page_token: if more {
+                (offset + page).to_string().into_bytes()
+            } else {
+                Vec::new()
+            },
+        })
     }
 }

@@ -9,6 +9,7 @@ pub mod activity;
 pub mod activity_ops;
 pub mod admin;
 pub mod archive;
+pub mod batch;
 pub mod chain;
 pub mod children;
 pub mod clock;
@@ -209,6 +210,10 @@ pub struct Core {
     current: HashMap<(String, String), String>,
     matching: Matching,
     schedules: HashMap<schedules::ScheduleKey, schedules::LiveSchedule>,
+    /// Batch operations, running and finished (see `batch.rs`).
+    batches: HashMap<batch::BatchKey, crate::store::records::BatchJobRecord>,
+    /// Wakes the batch runner when a job starts.
+    batch_wake: Arc<Notify>,
     timers: TimerQueue,
     timer_wake: Arc<Notify>,
     changes: broadcast::Sender<ExecutionChange>,
@@ -243,6 +248,8 @@ impl Engine {
             current: HashMap::new(),
             matching: Matching::default(),
             schedules: HashMap::new(),
+            batches: HashMap::new(),
+            batch_wake: Arc::new(Notify::new()),
             timers: TimerQueue::default(),
             timer_wake: timer_wake.clone(),
             changes: changes.clone(),
@@ -439,6 +446,11 @@ impl Engine {
         }
     }
 
+    /// Turns true when the engine begins shutting down.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
     /// Ends every long poll now and any started later.
     pub fn begin_shutdown(&self) {
         self.shutdown.send_replace(true);
@@ -560,6 +572,7 @@ impl Core {
             Some(log_record::Kind::ScheduleDeleted(k)) => {
                 self.schedules.remove(&(k.namespace, k.schedule_id));
             }
+            Some(log_record::Kind::BatchJob(job)) => self.replay_batch(job),
             None => {}
         }
     }
@@ -600,6 +613,7 @@ impl Core {
         });
         namespaces
             .chain(self.schedule_snapshot())
+            .chain(self.batch_snapshot())
             .map(|r| (self.record_shard(&r), r.encode_to_vec()))
             .chain(runs)
             .collect()
@@ -617,7 +631,7 @@ impl Core {
 
     /// Objects a compacted log holds one record for.
     fn live_objects(&self) -> u64 {
-        (self.runs.len() + self.namespaces.len() + self.schedules.len()) as u64
+        (self.runs.len() + self.namespaces.len() + self.schedules.len() + self.batches.len()) as u64
     }
 
     /// Rewrites the log as one record per live object; returns the position to wait for.
@@ -673,6 +687,7 @@ impl Core {
             Some(log_record::Kind::ScheduleDeleted(k)) => {
                 Some(self.shard_of(&k.namespace, &k.schedule_id))
             }
+            Some(log_record::Kind::BatchJob(j)) => Some(self.shard_of(&j.namespace, &j.job_id)),
             Some(log_record::Kind::Namespace(_)) | Some(log_record::Kind::Batch(_)) | None => None,
         }
     }

@@ -32,6 +32,7 @@ impl Engine {
             .retain(|k, _| !in_shard(&k.namespace, &k.workflow_id));
         core.current.retain(|(ns, id), _| !in_shard(ns, id));
         core.schedules.retain(|(ns, id), _| !in_shard(ns, id));
+        core.batches.retain(|(ns, id), _| !in_shard(ns, id));
         tracing::info!(shard, runs = core.runs.len(), "stopped serving shard");
         self.store.last_lsn()
     }

@@ -187,6 +187,14 @@ macro_rules! workflow_rpcs {
                 |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, &r.schedule_id);
             delete_schedule(DeleteScheduleRequest) -> DeleteScheduleResponse, "DeleteSchedule",
                 |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, &r.schedule_id);
+            start_batch_operation(StartBatchOperationRequest) -> StartBatchOperationResponse, "StartBatchOperation",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, &r.job_id);
+            describe_batch_operation(DescribeBatchOperationRequest) -> DescribeBatchOperationResponse, "DescribeBatchOperation",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, &r.job_id);
+            stop_batch_operation(StopBatchOperationRequest) -> StopBatchOperationResponse, "StopBatchOperation",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, &r.job_id);
+            list_batch_operations(ListBatchOperationsRequest) -> ListBatchOperationsResponse, "ListBatchOperations",
+                |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
             list_schedules(ListSchedulesRequest) -> ListSchedulesResponse, "ListSchedules",
                 |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
             list_schedule_matching_times(ListScheduleMatchingTimesRequest) -> ListScheduleMatchingTimesResponse, "ListScheduleMatchingTimes",

@@ -8,7 +8,7 @@ use temporalio_protos::temporal::api::workflowservice::v1::DescribeNamespaceResp
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct LogRecord {
-    #[prost(oneof = "log_record::Kind", tags = "1, 2, 3, 4, 5, 6")]
+    #[prost(oneof = "log_record::Kind", tags = "1, 2, 3, 4, 5, 6, 7")]
     pub kind: Option<log_record::Kind>,
 }
 
@@ -32,6 +32,9 @@ pub mod log_record {
         Schedule(super::ScheduleRecord),
         #[prost(message, tag = "6")]
         ScheduleDeleted(super::ScheduleKeyRecord),
+        /// A batch operation's full state after a change.
+        #[prost(message, tag = "7")]
+        BatchJob(super::BatchJobRecord),
     }
 }
 
@@ -242,4 +245,50 @@ mod tests {
             batch.encode_to_vec()
         );
     }
+}
+
+/// A batch operation (StartBatchOperation): what it does to which workflows, and how far it
+/// got. Targets are worked through in (workflow id, run id) order, so the last one done is
+/// where a restart resumes.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct BatchJobRecord {
+    #[prost(string, tag = "1")]
+    pub namespace: String,
+    #[prost(string, tag = "2")]
+    pub job_id: String,
+    /// The request as accepted (operation, query or executions, reason, rate).
+    #[prost(message, optional, tag = "3")]
+    pub request:
+        Option<temporalio_protos::temporal::api::workflowservice::v1::StartBatchOperationRequest>,
+    /// `temporal.api.enums.v1.BatchOperationState`.
+    #[prost(int32, tag = "4")]
+    pub state: i32,
+    #[prost(message, optional, tag = "5")]
+    pub start_time: Option<prost_wkt_types::Timestamp>,
+    #[prost(message, optional, tag = "6")]
+    pub close_time: Option<prost_wkt_types::Timestamp>,
+    /// How many workflows matched when the job began (an estimate for a query).
+    #[prost(int64, tag = "7")]
+    pub total: i64,
+    #[prost(int64, tag = "8")]
+    pub completed: i64,
+    #[prost(int64, tag = "9")]
+    pub failed: i64,
+    /// The last target done, in (workflow id, run id) order (empty: none yet).
+    #[prost(string, tag = "10")]
+    pub done_through_workflow_id: String,
+    #[prost(string, tag = "11")]
+    pub done_through_run_id: String,
+    /// Whether `total` was counted yet.
+    #[prost(bool, tag = "12")]
+    pub counted: bool,
+    /// Why it was stopped (StopBatchOperation), if it was.
+    #[prost(string, tag = "13")]
+    pub stop_reason: String,
+    /// The target being acted on, recorded before the action: a restart acts on it again
+    /// (harmlessly) and counts it once.
+    #[prost(string, tag = "14")]
+    pub in_flight_workflow_id: String,
+    #[prost(string, tag = "15")]
+    pub in_flight_run_id: String,
 }

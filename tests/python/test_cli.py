@@ -489,3 +489,46 @@ async def test_activity_pause_unpause_reset_and_update_options(client: Client, c
         assert (await pending()).attempt == 1
         async with Worker(client, task_queue=activity_tq, activities=[quick]):
             assert await handle.result() == "done cli on attempt 1"
+
+
+# --- batch operations -------------------------------------------------------------------
+
+async def test_batch_terminate_by_query_and_batch_commands(client: Client, cli, unique: str) -> None:
+    """`temporal workflow signal|terminate --query … --yes` start batch jobs; `temporal batch
+    describe|list` show them."""
+    tq = f"cli-batch-{unique}"
+    ids = [f"{tq}-{i}" for i in range(3)]
+    for wf_id in ids:
+        await client.start_workflow(WaitForeverWorkflow.run, id=wf_id, task_queue=tq)
+    query = f"TaskQueue = '{tq}'"
+
+    async def job_of(res: CliResult) -> str:
+        match = re.search(r"job ID: (\S+)", res.stdout)
+        assert match, str(res)
+        return match.group(1)
+
+    async def wait_done(job: str) -> dict:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + POLL_TIMEOUT_S
+        while True:
+            body = (await cli("batch", "describe", "--job-id", job, json_out=True)).json()
+            if body.get("state") == "BATCH_OPERATION_STATE_COMPLETED":
+                return body
+            assert loop.time() < deadline, body
+            await asyncio.sleep(0.2)
+
+    signalled = await job_of(
+        ok(await cli("workflow", "signal", "--query", query, "--name", "poke", "--yes", "--reason", "poke all"))
+    )
+    body = await wait_done(signalled)
+    assert (body.get("totalOperationCount"), body.get("completeOperationCount")) == ("3", "3"), body
+
+    terminated = await job_of(ok(await cli("workflow", "terminate", "--query", query, "--yes", "--reason", "sweep")))
+    await wait_done(terminated)
+    for wf_id in ids:
+        await wait_status(client, wf_id, WorkflowExecutionStatus.TERMINATED)
+
+    listing = ok(await cli("batch", "list"))
+    assert signalled in listing.stdout and terminated in listing.stdout, str(listing)
+    gone = await cli("batch", "terminate", "--job-id", terminated, "--reason", "too late")
+    assert gone.returncode != 0, str(gone)
