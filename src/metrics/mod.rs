@@ -17,7 +17,7 @@ mod histogram;
 mod process;
 mod rpc;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -30,11 +30,9 @@ use crate::engine::{ChangeKind, Engine};
 use histogram::Histogram;
 pub use rpc::{CallLabels, RpcMetricsLayer, label_call};
 
-/// Most distinct namespaces, and task queues, named in labels; the rest share `_other_`.
-const MAX_LABEL_VALUES: usize = 1000;
-/// Temporal's label for a call without a (known) namespace.
-const UNKNOWN: &str = "_unknown_";
-const OTHER: &str = "_other_";
+mod labels;
+
+use labels::{LabelId, LabelValues, UNKNOWN_ID};
 
 /// Requests, errors and latency of one operation in one namespace.
 #[derive(Default)]
@@ -56,32 +54,17 @@ struct PersistenceStats {
 #[derive(Default)]
 struct Registry {
     /// By (namespace, operation).
-    calls: BTreeMap<(String, &'static str), CallStats>,
+    calls: BTreeMap<(LabelId, &'static str), CallStats>,
     workflows_started: u64,
     /// By (Temporal's metric name, namespace).
     workflows_closed: BTreeMap<(&'static str, String), u64>,
     /// By (namespace, task queue, task type).
-    schedule_to_start: BTreeMap<(String, String, &'static str), Histogram>,
+    schedule_to_start: BTreeMap<(LabelId, LabelId, &'static str), Histogram>,
     persistence: BTreeMap<&'static str, PersistenceStats>,
     reconciles: BTreeMap<(String, &'static str), u64>,
     reflection_lag: Histogram,
-    namespaces: BTreeSet<String>,
-    task_queues: BTreeSet<String>,
-}
-
-/// `value` if it is already a label, or may become one (`admit`) while there is room.
-fn bounded(known: &mut BTreeSet<String>, value: &str, admit: bool) -> String {
-    if known.contains(value) {
-        return value.to_string();
-    }
-    if !admit {
-        return UNKNOWN.to_string();
-    }
-    if known.len() >= MAX_LABEL_VALUES {
-        return OTHER.to_string();
-    }
-    known.insert(value.to_string());
-    value.to_string()
+    namespaces: LabelValues,
+    task_queues: LabelValues,
 }
 
 fn registry() -> &'static Mutex<Registry> {
@@ -97,8 +80,8 @@ fn registry() -> &'static Mutex<Registry> {
 fn record_call(method: &'static str, labels: CallLabels, code: tonic::Code, elapsed: Duration) {
     let mut r = registry().lock();
     let namespace = match &labels.namespace {
-        Some(ns) => bounded(&mut r.namespaces, ns, code == tonic::Code::Ok),
-        None => UNKNOWN.to_string(),
+        Some(ns) => r.namespaces.id(ns, code == tonic::Code::Ok),
+        None => UNKNOWN_ID,
     };
     let operation = labels.operation.unwrap_or(method);
     let stats = r.calls.entry((namespace, operation)).or_default();
@@ -127,10 +110,12 @@ pub fn record_schedule_to_start(
     waited_ms: i64,
 ) {
     let mut r = registry().lock();
-    let task_queue = bounded(&mut r.task_queues, task_queue, true);
+    // Tasks are handed out in namespaces that exist: a namespace label is admitted here.
+    let namespace = r.namespaces.id(namespace, true);
+    let task_queue = r.task_queues.id(task_queue, true);
     let task_type = task_type(kind);
     r.schedule_to_start
-        .entry((namespace.to_string(), task_queue, task_type))
+        .entry((namespace, task_queue, task_type))
         .or_default()
         .observe(waited_ms.max(0) as f64 / 1000.0);
 }
@@ -249,10 +234,10 @@ pub fn render(engine: &Engine) -> String {
 }
 
 fn render_calls(out: &mut String, r: &Registry) {
-    let labels = |ns: &str, op: &str| {
+    let labels = |ns: &LabelId, op: &str| {
         format!(
             "namespace=\"{}\",operation=\"{op}\",service_name=\"frontend\"",
-            escape(ns)
+            escape(r.namespaces.name(*ns))
         )
     };
     header(
@@ -347,8 +332,8 @@ fn render_workflows(out: &mut String, r: &Registry) {
     for ((ns, tq, task_type), h) in &r.schedule_to_start {
         let labels = format!(
             "namespace=\"{}\",taskqueue=\"{}\",task_type=\"{task_type}\"",
-            escape(ns),
-            escape(tq)
+            escape(r.namespaces.name(*ns)),
+            escape(r.task_queues.name(*tq))
         );
         h.render(out, "task_schedule_to_start_latency", &labels);
     }
