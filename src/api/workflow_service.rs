@@ -609,6 +609,32 @@ impl WorkflowService for WorkflowHandler {
         super::multi_operation::execute(&self.engine, req.into_inner(), deadline).await
     }
 
+    async fn list_open_workflow_executions(
+        &self,
+        req: Request<ListOpenWorkflowExecutionsRequest>,
+    ) -> Reply<ListOpenWorkflowExecutionsResponse> {
+        let list = crate::engine::visibility::legacy_open(req.get_ref());
+        let resp = self.list_workflow_executions(same_call(&req, list)).await?;
+        let resp = resp.into_inner();
+        Ok(Response::new(ListOpenWorkflowExecutionsResponse {
+            executions: resp.executions,
+            next_page_token: resp.next_page_token,
+        }))
+    }
+
+    async fn list_closed_workflow_executions(
+        &self,
+        req: Request<ListClosedWorkflowExecutionsRequest>,
+    ) -> Reply<ListClosedWorkflowExecutionsResponse> {
+        let list = crate::engine::visibility::legacy_closed(req.get_ref());
+        let resp = self.list_workflow_executions(same_call(&req, list)).await?;
+        let resp = resp.into_inner();
+        Ok(Response::new(ListClosedWorkflowExecutionsResponse {
+            executions: resp.executions,
+            next_page_token: resp.next_page_token,
+        }))
+    }
+
     async fn list_workflow_executions(
         &self,
         req: Request<ListWorkflowExecutionsRequest>,
@@ -732,6 +758,9 @@ impl WorkflowService for WorkflowHandler {
         req: Request<ShutdownWorkerRequest>,
     ) -> Reply<ShutdownWorkerResponse> {
         let r = req.into_inner();
+        if !r.task_queue.is_empty() {
+            self.engine.stop_worker_polls(&r.worker_instance_key);
+        }
         let done = self
             .engine
             .shutdown_worker(&r.namespace, &r.sticky_task_queue)
@@ -855,6 +884,25 @@ impl WorkflowService for WorkflowHandler {
             .map(Response::new)
     }
 
+    async fn count_schedules(
+        &self,
+        req: Request<CountSchedulesRequest>,
+    ) -> Reply<CountSchedulesResponse> {
+        let local = self
+            .engine
+            .count_schedules(req.get_ref().clone())
+            .await
+            .map_err(to_status)?;
+        let Some(cluster) = self.merging(&req) else {
+            return Ok(Response::new(local));
+        };
+        // With several replicas each counts the schedules of its own shards.
+        cluster
+            .count_schedules_everywhere(local, &req)
+            .await
+            .map(Response::new)
+    }
+
     async fn list_schedule_matching_times(
         &self,
         req: Request<ListScheduleMatchingTimesRequest>,
@@ -864,4 +912,13 @@ impl WorkflowService for WorkflowHandler {
             .list_schedule_matching_times(req.into_inner())
             .await)
     }
+}
+
+/// `message` as a call with `req`'s metadata and extensions (a legacy RPC answered by its
+/// successor: forwarded-ness and credentials carry over).
+fn same_call<T, U>(req: &Request<T>, message: U) -> Request<U> {
+    let mut call = Request::new(message);
+    *call.metadata_mut() = req.metadata().clone();
+    *call.extensions_mut() = req.extensions().clone();
+    call
 }

@@ -5,9 +5,10 @@ use std::cmp::Reverse;
 
 use temporalio_protos::temporal::api::workflow::v1::WorkflowExecutionInfo;
 use temporalio_protos::temporal::api::workflowservice::v1::{
-    CountWorkflowExecutionsRequest, CountWorkflowExecutionsResponse, ListBatchOperationsRequest,
-    ListBatchOperationsResponse, ListSchedulesRequest, ListSchedulesResponse,
-    ListWorkflowExecutionsRequest, ListWorkflowExecutionsResponse,
+    CountSchedulesRequest, CountSchedulesResponse, CountWorkflowExecutionsRequest,
+    CountWorkflowExecutionsResponse, ListBatchOperationsRequest, ListBatchOperationsResponse,
+    ListSchedulesRequest, ListSchedulesResponse, ListWorkflowExecutionsRequest,
+    ListWorkflowExecutionsResponse,
 };
 use tonic::{Request, Status};
 
@@ -183,5 +184,25 @@ impl Cluster {
                 Vec::new()
             },
         })
+    }
+}
+
+impl Cluster {
+    /// A schedule count over every replica.
+    pub async fn count_schedules_everywhere(
+        &self,
+        mut total: CountSchedulesResponse,
+        req: &Request<CountSchedulesRequest>,
+    ) -> Result<CountSchedulesResponse, Status> {
+        for peer in self.peer_addresses() {
+            let mut one = Request::new(req.get_ref().clone());
+            *one.metadata_mut() = req.metadata().clone();
+            let part: CountSchedulesResponse = self
+                .forward(&peer, "CountSchedules", one)
+                .await?
+                .into_inner();
+            total.count += part.count;
+        }
+        Ok(total)
     }
 }

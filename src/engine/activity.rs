@@ -76,6 +76,7 @@ impl Engine {
         let poller = super::Poller {
             identity: req.identity.clone(),
             forwarded,
+            instance_key: req.worker_instance_key.clone(),
         };
         let resp = self
             .poll_queue(queue, &poller, deadline, |core, task| match task {
@@ -227,7 +228,6 @@ impl Core {
             .as_ref()
             .and_then(|s| s.workflow_type.clone());
         let execution = run.execution();
-        let workflow_priority = run.ms.started.as_ref().and_then(|s| s.priority.clone());
         let info = run.ms.activities.get_mut(&scheduled_event_id)?;
         if info.attempt != attempt
             || info.started_time.is_some()
@@ -290,7 +290,7 @@ impl Core {
             start_to_close_timeout: Some(info.start_to_close_timeout.unwrap_or_default()),
             heartbeat_timeout: Some(info.heartbeat_timeout.unwrap_or_default()),
             retry_policy: info.retry_policy,
-            priority: info.priority.or(workflow_priority),
+            priority: info.priority,
             ..Default::default()
         })
     }

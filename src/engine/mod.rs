@@ -40,6 +40,7 @@ mod txn;
 pub mod update;
 pub mod update_with_start;
 pub mod visibility;
+mod worker_stop;
 pub mod workflow_task;
 
 use std::collections::HashMap;
@@ -194,6 +195,8 @@ pub struct Engine {
     /// Outbox items to deliver, taken by the transfer loop (see `transfer.rs`).
     transfer_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<(transfer::Source, u64)>>>,
     transfer_router: std::sync::OnceLock<Arc<dyn transfer::TransferRouter>>,
+    /// Workers that stopped: their polls answer empty (see `worker_stop.rs`).
+    stopped_workers: worker_stop::StoppedWorkers,
 }
 
 /// Everything mutable, guarded by the engine's lock.
@@ -299,6 +302,7 @@ impl Engine {
             config,
             transfer_rx: Mutex::new(Some(transfer_rx)),
             transfer_router: std::sync::OnceLock::new(),
+            stopped_workers: Default::default(),
         }))
     }
 
@@ -389,6 +393,9 @@ impl Engine {
         mut start: impl FnMut(&mut Core, TaskRef) -> Result<Option<T>>,
     ) -> Result<Option<T>> {
         loop {
+            if self.worker_stopped(&poller.instance_key) {
+                return Ok(None);
+            }
             let taken = self.core.lock().matching.take_or_wait(
                 &queue,
                 &poller.identity,
@@ -420,6 +427,7 @@ impl Engine {
             let received = tokio::select! {
                 r = rx => Ok(r),
                 _ = self.poll_expiry(deadline) => Err(()),
+                _ = self.until_worker_stops(&poller.instance_key) => Err(()),
             };
             match received {
                 Ok(Ok(task)) => {
@@ -462,6 +470,9 @@ pub struct Poller {
     pub identity: String,
     /// The poll came from another replica's fetcher (see `cluster::fetch`).
     pub forwarded: bool,
+    /// The polling worker's instance key (empty: not given); when that worker stops, the
+    /// poll answers empty.
+    pub instance_key: String,
 }
 
 /// Returns a task that was handed to a poller which went away before taking it.

@@ -2,7 +2,7 @@
 
 use temporalio_protos::temporal::api::enums::v1::{NamespaceState, ReplicationState};
 use temporalio_protos::temporal::api::namespace::v1::{
-    NamespaceConfig, NamespaceInfo, namespace_info::Capabilities,
+    NamespaceConfig, NamespaceInfo, namespace_info, namespace_info::Capabilities,
 };
 use temporalio_protos::temporal::api::replication::v1::{
     ClusterReplicationConfig, NamespaceReplicationConfig,
@@ -34,11 +34,33 @@ fn single_cluster() -> NamespaceReplicationConfig {
     }
 }
 
-fn with_replication(mut ns: DescribeNamespaceResponse) -> DescribeNamespaceResponse {
+/// A namespace as described: with its replication config, and the capabilities of this
+/// server (what the server can do now, not what it could when the namespace was registered).
+fn as_described(mut ns: DescribeNamespaceResponse) -> DescribeNamespaceResponse {
     if ns.replication_config.is_none() {
         ns.replication_config = Some(single_cluster());
     }
+    if let Some(info) = ns.namespace_info.as_mut() {
+        info.capabilities = Some(capabilities());
+        // SDKs check payloads against these before sending them.
+        info.limits = Some(namespace_info::Limits {
+            blob_size_limit_error: super::limits::MAX_PAYLOAD_BYTES as i64,
+            memo_size_limit_error: super::limits::MAX_MEMO_BYTES as i64,
+            ..Default::default()
+        });
+    }
     ns
+}
+
+/// What clients may rely on in every namespace.
+fn capabilities() -> Capabilities {
+    Capabilities {
+        eager_workflow_start: true,
+        sync_update: true,
+        async_update: true,
+        worker_poll_complete_on_shutdown: true,
+        ..Default::default()
+    }
 }
 const DEFAULT_RETENTION_MS: i64 = 72 * 3_600_000;
 
@@ -90,11 +112,7 @@ impl Engine {
                     owner_email: req.owner_email.clone(),
                     data: req.data.clone(),
                     id: uuid::Uuid::new_v4().to_string(),
-                    capabilities: Some(Capabilities {
-                        sync_update: true,
-                        async_update: true,
-                        ..Default::default()
-                    }),
+                    capabilities: Some(capabilities()),
                     ..Default::default()
                 }),
                 config: Some(NamespaceConfig {
@@ -133,7 +151,7 @@ impl Engine {
             };
             found
                 .and_then(|r| r.namespace.clone())
-                .map(with_replication)
+                .map(as_described)
                 .ok_or_else(|| {
                     Error::NamespaceNotFound(if req.namespace.is_empty() {
                         req.id.clone()
@@ -172,7 +190,7 @@ impl Engine {
                     core.namespaces
                         .get(*n)
                         .and_then(|r| r.namespace.clone())
-                        .map(with_replication)
+                        .map(as_described)
                 })
                 .collect();
             let next = start + page.len();
@@ -197,7 +215,7 @@ impl Engine {
                 .namespaces
                 .get(&req.namespace)
                 .and_then(|r| r.namespace.clone())
-                .map(with_replication)
+                .map(as_described)
                 .ok_or_else(|| Error::NamespaceNotFound(req.namespace.clone()))?;
             if let (Some(update), Some(info)) = (&req.update_info, ns.namespace_info.as_mut()) {
                 if !update.description.is_empty() {

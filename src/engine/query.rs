@@ -32,6 +32,31 @@ pub enum QueryOutcome {
     },
 }
 
+impl QueryOutcome {
+    /// What the worker answered; an answer over the payload size limit fails the query with
+    /// Temporal's message.
+    fn of(
+        result_type: i32,
+        answer: Option<Payloads>,
+        error_message: String,
+        failure: Option<Failure>,
+    ) -> Self {
+        if result_type != QueryResultType::Answered as i32 {
+            return QueryOutcome::Failed {
+                message: error_message,
+                failure: failure.map(Box::new),
+            };
+        }
+        if super::limits::check_payloads("query result", &answer).is_err() {
+            return QueryOutcome::Failed {
+                message: "Blob data size exceeds limit.".into(),
+                failure: None,
+            };
+        }
+        QueryOutcome::Answered(answer)
+    }
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum QueryState {
     /// Waiting for the next workflow task.
@@ -135,14 +160,12 @@ impl Engine {
                 .position(|q| q.id == token.query_id)
                 .ok_or_else(|| Error::NotFound("query not found; it may have timed out".into()))?;
             let mut query = run.queries.remove(pos);
-            let outcome = if req.completed_type == QueryResultType::Answered as i32 {
-                QueryOutcome::Answered(req.query_result)
-            } else {
-                QueryOutcome::Failed {
-                    message: req.error_message,
-                    failure: req.failure.map(Box::new),
-                }
-            };
+            let outcome = QueryOutcome::of(
+                req.completed_type,
+                req.query_result,
+                req.error_message,
+                req.failure,
+            );
             if let Some(tx) = query.reply.take() {
                 let _ = tx.send(outcome);
             }
@@ -275,14 +298,12 @@ impl Run {
                 continue;
             };
             let mut q = self.queries.remove(pos);
-            let outcome = if result.result_type == QueryResultType::Answered as i32 {
-                QueryOutcome::Answered(result.answer)
-            } else {
-                QueryOutcome::Failed {
-                    message: result.error_message,
-                    failure: result.failure.map(Box::new),
-                }
-            };
+            let outcome = QueryOutcome::of(
+                result.result_type,
+                result.answer,
+                result.error_message,
+                result.failure,
+            );
             if let Some(tx) = q.reply.take() {
                 let _ = tx.send(outcome);
             }

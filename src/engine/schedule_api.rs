@@ -219,8 +219,12 @@ impl Engine {
                 .map(ts_from_millis)
                 .collect();
             info.buffer_size = s.record.buffered.len() as i64;
+            let mut schedule = s.record.schedule.clone();
+            if let Some(spec) = schedule.as_mut().and_then(|s| s.spec.as_mut()) {
+                *spec = spec::described(spec);
+            }
             Ok(DescribeScheduleResponse {
-                schedule: s.record.schedule.clone(),
+                schedule,
                 info: Some(info),
                 memo: s.record.memo.clone(),
                 search_attributes: s.record.search_attributes.clone(),
@@ -298,6 +302,38 @@ impl Engine {
         .await
     }
 
+    /// How many of the namespace's schedules (here) match the query.
+    pub async fn count_schedules(
+        &self,
+        req: CountSchedulesRequest,
+    ) -> Result<CountSchedulesResponse> {
+        self.transact(|core| {
+            core.check_namespace(&req.namespace)?;
+            let custom = core.custom_search_attributes(&req.namespace);
+            let query = Query::parse(&req.query, &|name| {
+                crate::visibility::search_attributes::lookup(&custom, name)
+            })
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+            let count = core
+                .schedules
+                .iter()
+                .filter(|(k, _)| k.0 == req.namespace)
+                .filter(|(_, s)| {
+                    let sa = list_search_attributes(s);
+                    query.matches(&ScheduleSearch {
+                        sa: &sa,
+                        custom: &custom,
+                    })
+                })
+                .count();
+            Ok(CountSchedulesResponse {
+                count: count as i64,
+                groups: Vec::new(),
+            })
+        })
+        .await
+    }
+
     pub async fn list_schedules(&self, req: ListSchedulesRequest) -> Result<ListSchedulesResponse> {
         self.transact(|core| {
             core.check_namespace(&req.namespace)?;
@@ -350,7 +386,7 @@ impl Engine {
                     memo: s.record.memo.clone(),
                     search_attributes: s.record.search_attributes.clone(),
                     info: Some(ScheduleListInfo {
-                        spec: sched.spec.clone(),
+                        spec: sched.spec.as_ref().map(spec::described),
                         workflow_type,
                         notes: state.notes,
                         paused: state.paused,

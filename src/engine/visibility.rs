@@ -11,8 +11,10 @@ use temporalio_protos::temporal::api::operatorservice::v1::{
 use temporalio_protos::temporal::api::workflow::v1::WorkflowExecutionInfo;
 use temporalio_protos::temporal::api::workflowservice::v1::count_workflow_executions_response::AggregationGroup;
 use temporalio_protos::temporal::api::workflowservice::v1::{
-    CountWorkflowExecutionsRequest, CountWorkflowExecutionsResponse, ListWorkflowExecutionsRequest,
-    ListWorkflowExecutionsResponse,
+    CountWorkflowExecutionsRequest, CountWorkflowExecutionsResponse,
+    ListClosedWorkflowExecutionsRequest, ListOpenWorkflowExecutionsRequest,
+    ListWorkflowExecutionsRequest, ListWorkflowExecutionsResponse,
+    list_closed_workflow_executions_request, list_open_workflow_executions_request,
 };
 
 use super::{Core, Engine, Error, Result, Run, RunKey, history};
@@ -388,4 +390,122 @@ fn sort_hits(hits: &mut [Hit]) {
                 &b.key().run_id,
             ))
     });
+}
+
+/// ListOpenWorkflowExecutions as the visibility query it stands for.
+pub fn legacy_open(req: &ListOpenWorkflowExecutionsRequest) -> ListWorkflowExecutionsRequest {
+    use list_open_workflow_executions_request::Filters;
+    let mut terms = vec!["ExecutionStatus = 'Running'".to_string()];
+    terms.extend(time_terms("StartTime", req.start_time_filter.as_ref()));
+    match &req.filters {
+        Some(Filters::ExecutionFilter(f)) => terms.extend(execution_terms(f)),
+        Some(Filters::TypeFilter(f)) => terms.push(format!("WorkflowType = {}", quoted(&f.name))),
+        None => {}
+    }
+    legacy_list(
+        &req.namespace,
+        req.maximum_page_size,
+        &req.next_page_token,
+        terms,
+    )
+}
+
+/// ListClosedWorkflowExecutions as the visibility query it stands for (its time filter is on
+/// the close time, as Temporal applies it).
+pub fn legacy_closed(req: &ListClosedWorkflowExecutionsRequest) -> ListWorkflowExecutionsRequest {
+    use list_closed_workflow_executions_request::Filters;
+    let mut terms = vec!["ExecutionStatus != 'Running'".to_string()];
+    terms.extend(time_terms("CloseTime", req.start_time_filter.as_ref()));
+    match &req.filters {
+        Some(Filters::ExecutionFilter(f)) => terms.extend(execution_terms(f)),
+        Some(Filters::TypeFilter(f)) => terms.push(format!("WorkflowType = {}", quoted(&f.name))),
+        Some(Filters::StatusFilter(f)) => {
+            let status =
+                temporalio_protos::temporal::api::enums::v1::WorkflowExecutionStatus::try_from(
+                    f.status,
+                )
+                .map(|s| {
+                    s.as_str_name()
+                        .trim_start_matches("WORKFLOW_EXECUTION_STATUS_")
+                        .to_string()
+                })
+                .unwrap_or_default();
+            let name: String = status
+                .split('_')
+                .map(|w| {
+                    let mut c = w.chars();
+                    c.next()
+                        .map(|first| first.to_string() + &c.as_str().to_lowercase())
+                        .unwrap_or_default()
+                })
+                .collect();
+            terms.push(format!("ExecutionStatus = {}", quoted(&name)));
+        }
+        None => {}
+    }
+    legacy_list(
+        &req.namespace,
+        req.maximum_page_size,
+        &req.next_page_token,
+        terms,
+    )
+}
+
+fn legacy_list(
+    namespace: &str,
+    page_size: i32,
+    token: &[u8],
+    terms: Vec<String>,
+) -> ListWorkflowExecutionsRequest {
+    ListWorkflowExecutionsRequest {
+        namespace: namespace.to_string(),
+        page_size,
+        next_page_token: token.to_vec(),
+        query: terms.join(" AND "),
+    }
+}
+
+fn time_terms(
+    attribute: &str,
+    filter: Option<&temporalio_protos::temporal::api::filter::v1::StartTimeFilter>,
+) -> Vec<String> {
+    let Some(f) = filter else {
+        return Vec::new();
+    };
+    let rfc3339 = |t: &prost_wkt_types::Timestamp| {
+        chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
+            .unwrap_or_default()
+    };
+    let mut terms = Vec::new();
+    if let Some(t) = f
+        .earliest_time
+        .as_ref()
+        .filter(|t| t.seconds > 0 || t.nanos > 0)
+    {
+        terms.push(format!("{attribute} >= {}", quoted(&rfc3339(t))));
+    }
+    if let Some(t) = f
+        .latest_time
+        .as_ref()
+        .filter(|t| t.seconds > 0 || t.nanos > 0)
+    {
+        terms.push(format!("{attribute} <= {}", quoted(&rfc3339(t))));
+    }
+    terms
+}
+
+fn execution_terms(
+    f: &temporalio_protos::temporal::api::filter::v1::WorkflowExecutionFilter,
+) -> Vec<String> {
+    let mut terms = vec![format!("WorkflowId = {}", quoted(&f.workflow_id))];
+    if !f.run_id.is_empty() {
+        terms.push(format!("RunId = {}", quoted(&f.run_id)));
+    }
+    terms
+}
+
+/// A string literal of the query language.
+fn quoted(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
 }

@@ -67,6 +67,7 @@ impl Engine {
         let poller = super::Poller {
             identity: req.identity.clone(),
             forwarded,
+            instance_key: req.worker_instance_key.clone(),
         };
         let resp = self
             .poll_queue(queue, &poller, deadline, |core, task| match task {
@@ -349,7 +350,7 @@ impl Core {
                         identity: identity.to_string(),
                         request_id: request_id.clone(),
                         suggest_continue_as_new: suggest,
-                        suggest_continue_as_new_reasons: reasons,
+                        suggest_continue_as_new_reasons: reasons.clone(),
                         history_size_bytes: size,
                         ..Default::default()
                     },
@@ -361,6 +362,8 @@ impl Core {
             w.started_time = Some(clock::ts_from_millis(now));
             w.identity = identity.to_string();
             w.request_id = request_id;
+            w.history_size_bytes = size;
+            w.suggest_continue_as_new_reasons = reasons;
         }
         tracing::debug!(workflow_id = %key.workflow_id, attempt, from_sticky, %identity, "workflow task started");
         crate::metrics::record_schedule_to_start(
@@ -566,7 +569,40 @@ impl Core {
         }
         self.changed(&key);
         self.end_if_history_over_limit(&key)?;
-        Ok(RespondWorkflowTaskCompletedResponse::default())
+        let workflow_task = if req.return_new_workflow_task {
+            self.start_next_task_for(&key, &req.identity)?
+        } else {
+            None
+        };
+        Ok(RespondWorkflowTaskCompletedResponse {
+            workflow_task,
+            ..Default::default()
+        })
+    }
+
+    /// The workflow task a completion just scheduled, started for the completing worker (it
+    /// asked for it with `return_new_workflow_task`, as SDKs do to keep a workflow task going
+    /// while local activities run). The copy in the task queue is then stale and skipped.
+    fn start_next_task_for(
+        &mut self,
+        key: &RunKey,
+        identity: &str,
+    ) -> Result<Option<PollWorkflowTaskQueueResponse>> {
+        let Some(next) = self
+            .runs
+            .get(key)
+            .filter(|r| r.is_open())
+            .and_then(|r| r.ms.workflow_task.clone())
+            .filter(|w| w.started_event_id == 0)
+        else {
+            return Ok(None);
+        };
+        let task = TaskRef::Workflow {
+            key: key.clone(),
+            scheduled_event_id: next.scheduled_event_id,
+            attempt: next.attempt,
+        };
+        self.start_workflow_task(task, identity, next.sticky)
     }
 
     /// Ends the running workflow task without completion and schedules the next attempt.
@@ -743,6 +779,9 @@ fn transient_events(wft: Option<&WorkflowTaskInfo>) -> Vec<HistoryEvent> {
                 scheduled_event_id: wft.scheduled_event_id,
                 identity: wft.identity.clone(),
                 request_id: wft.request_id.clone(),
+                history_size_bytes: wft.history_size_bytes,
+                suggest_continue_as_new: !wft.suggest_continue_as_new_reasons.is_empty(),
+                suggest_continue_as_new_reasons: wft.suggest_continue_as_new_reasons.clone(),
                 ..Default::default()
             }),
             0,

@@ -169,6 +169,10 @@ macro_rules! workflow_rpcs {
                 |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
             scan_workflow_executions(ScanWorkflowExecutionsRequest) -> ScanWorkflowExecutionsResponse, "ScanWorkflowExecutions",
                 |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
+            list_open_workflow_executions(ListOpenWorkflowExecutionsRequest) -> ListOpenWorkflowExecutionsResponse, "ListOpenWorkflowExecutions",
+                |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
+            list_closed_workflow_executions(ListClosedWorkflowExecutionsRequest) -> ListClosedWorkflowExecutionsResponse, "ListClosedWorkflowExecutions",
+                |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
             count_workflow_executions(CountWorkflowExecutionsRequest) -> CountWorkflowExecutionsResponse, "CountWorkflowExecutions",
                 |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
             describe_task_queue(DescribeTaskQueueRequest) -> DescribeTaskQueueResponse, "DescribeTaskQueue",
@@ -194,6 +198,8 @@ macro_rules! workflow_rpcs {
             stop_batch_operation(StopBatchOperationRequest) -> StopBatchOperationResponse, "StopBatchOperation",
                 |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, &r.job_id);
             list_batch_operations(ListBatchOperationsRequest) -> ListBatchOperationsResponse, "ListBatchOperations",
+                |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
+            count_schedules(CountSchedulesRequest) -> CountSchedulesResponse, "CountSchedules",
                 |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
             list_schedules(ListSchedulesRequest) -> ListSchedulesResponse, "ListSchedules",
                 |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;

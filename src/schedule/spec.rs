@@ -96,6 +96,35 @@ pub fn canonicalize(spec: &ScheduleSpec) -> Result<ScheduleSpec, String> {
     Ok(out)
 }
 
+/// A canonical spec as DescribeSchedule shows it: in every calendar range an end below the
+/// start reads as the start, and a step of 0 as 1 (what they mean), as Temporal describes them.
+pub fn described(spec: &ScheduleSpec) -> ScheduleSpec {
+    let mut out = spec.clone();
+    for calendar in out
+        .structured_calendar
+        .iter_mut()
+        .chain(out.exclude_structured_calendar.iter_mut())
+    {
+        for ranges in [
+            &mut calendar.second,
+            &mut calendar.minute,
+            &mut calendar.hour,
+            &mut calendar.day_of_month,
+            &mut calendar.month,
+            &mut calendar.year,
+            &mut calendar.day_of_week,
+        ] {
+            for range in ranges.iter_mut() {
+                range.end = range.end.max(range.start);
+                if range.step == 0 {
+                    range.step = 1;
+                }
+            }
+        }
+    }
+    out
+}
+
 /// FNV-1a, 64 bit: a stable hash for jitter.
 fn fnv1a(seed: &str, nominal_ms: i64) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;

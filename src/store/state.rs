@@ -349,6 +349,13 @@ pub struct WorkflowTaskInfo {
     /// Dispatched to the run's sticky queue rather than the normal one.
     #[prost(bool, tag = "10")]
     pub sticky: bool,
+    /// What the task's started event tells the worker (kept for a transient task, whose
+    /// started event is rebuilt for each poll): the history size then, and whether to
+    /// continue as new, with the reasons (`SuggestContinueAsNewReason`).
+    #[prost(int64, tag = "11")]
+    pub history_size_bytes: i64,
+    #[prost(int32, repeated, tag = "12")]
+    pub suggest_continue_as_new_reasons: Vec<i32>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
