@@ -6,7 +6,7 @@ use temporalio_protos::temporal::api::schedule::v1::{
 };
 use temporalio_protos::temporal::api::workflowservice::v1::*;
 
-use super::clock::{self, opt_ts_millis, ts_from_millis};
+use super::clock::{opt_ts_millis, ts_from_millis};
 use super::schedules::{LiveSchedule, ScheduleKey, list_search_attributes};
 use super::{Core, Engine, Error, Result};
 use crate::schedule::spec;
@@ -63,10 +63,8 @@ fn canonical(mut schedule: Schedule) -> Result<Schedule> {
     if policies.overlap_policy == ScheduleOverlapPolicy::Unspecified as i32 {
         policies.overlap_policy = ScheduleOverlapPolicy::Skip as i32;
     }
-    if policies.catchup_window.is_none() {
-        policies.catchup_window =
-            Some(clock::dur_from_millis(super::schedules::DEFAULT_CATCHUP_MS));
-    }
+    // An unset catch-up window stays unset (describe shows it so, as Temporal's does); the
+    // default of a year applies when it is used (`LiveSchedule::catchup_ms`).
     schedule.state.get_or_insert_with(Default::default);
     Ok(schedule)
 }
@@ -210,6 +208,7 @@ impl Engine {
     ) -> Result<DescribeScheduleResponse> {
         self.transact(|core| {
             let key = (req.namespace.clone(), req.schedule_id.clone());
+            let custom = core.custom_search_attributes(&req.namespace);
             let s = core.schedule_mut(&key)?;
             let now = self.now();
             let mut info = s.record.info.clone().unwrap_or_default();
@@ -222,6 +221,16 @@ impl Engine {
             let mut schedule = s.record.schedule.clone();
             if let Some(spec) = schedule.as_mut().and_then(|s| s.spec.as_mut()) {
                 *spec = spec::described(spec);
+            }
+            // The action's search attributes carry their registered types, also those the
+            // client gave untyped (as Temporal describes them since 1.24).
+            if let Some(schedule_action::Action::StartWorkflow(start)) = schedule
+                .as_mut()
+                .and_then(|s| s.action.as_mut())
+                .and_then(|a| a.action.as_mut())
+                && let Some(attrs) = start.search_attributes.as_mut()
+            {
+                *attrs = crate::visibility::search_attributes::with_type_metadata(&custom, attrs);
             }
             Ok(DescribeScheduleResponse {
                 schedule,
