@@ -644,3 +644,197 @@ async fn a_batch_operation_reaches_every_replicas_workflows() {
         );
     }
 }
+
+/// A reset across replicas: the workflow started and reset through one replica, its worker and
+/// signal on the other (whichever serves the workflow's shard, calls are routed there). The
+/// new run shares the history up to the first workflow task, runs the activity again, takes
+/// the signal, and completes; the old run is terminated and points at the new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_works_across_replicas() {
+    use temporalio_common::protos::temporal::api::{
+        enums::v1::{EventType, WorkflowExecutionStatus},
+        workflowservice::v1::{DescribeWorkflowExecutionRequest, ResetWorkflowExecutionRequest},
+    };
+    let pg = PgServer::start();
+    let db = pg.new_database("reset_replicas");
+    let mut replicas = Vec::new();
+    for id in ["replica-1", "replica-2"] {
+        replicas.push(DurinServer::start_with(replica(&db, id), Vec::new()).await);
+    }
+    let balanced = Instant::now();
+    while replicas.iter().any(|r| serving(r) < 2) {
+        assert!(
+            balanced.elapsed() < Duration::from_secs(30),
+            "shards never spread"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut clients: Vec<Client> = Vec::new();
+    for r in &replicas {
+        clients.push(r.client().await);
+    }
+    let tq = unique("tq-reset");
+    let wid = unique("reset-across");
+    let executions: Executions = Arc::default();
+    let runtime = sdk_runtime();
+    let mut worker = new_worker(
+        &runtime,
+        &clients[0],
+        WorkerOptions::new(tq.clone())
+            .register_workflow::<ReplicaWorkflow>()
+            .unwrap()
+            .register_activities(ReplicaActivities {
+                executions: executions.clone(),
+            })
+            .build(),
+    );
+    let history = |client: Client, run_id: String| {
+        let wid = wid.clone();
+        async move {
+            let mut raw = client;
+            WorkflowService::get_workflow_execution_history(
+                &mut raw,
+                Request::new(GetWorkflowExecutionHistoryRequest {
+                    namespace: NAMESPACE.into(),
+                    execution: Some(WorkflowExecution {
+                        workflow_id: wid,
+                        run_id,
+                    }),
+                    ..Default::default()
+                }),
+            )
+            .await
+            .expect("history")
+            .into_inner()
+            .history
+            .map(|h| h.events)
+            .unwrap_or_default()
+        }
+    };
+    with_worker(&mut worker, async {
+        let mut raw = clients[1].clone();
+        let base_run = WorkflowService::start_workflow_execution(
+            &mut raw,
+            Request::new(StartWorkflowExecutionRequest {
+                namespace: NAMESPACE.into(),
+                workflow_id: wid.clone(),
+                workflow_type: Some(WorkflowType {
+                    name: "ReplicaWorkflow".into(),
+                }),
+                task_queue: Some(TaskQueue {
+                    name: tq.clone(),
+                    ..Default::default()
+                }),
+                input: Some(json(7u64)),
+                request_id: format!("{wid}-start"),
+                ..Default::default()
+            }),
+        )
+        .await
+        .expect("start")
+        .into_inner()
+        .run_id;
+        // Wait until the activity's result was taken in by a workflow task.
+        let started = Instant::now();
+        let first_completed = loop {
+            let events = history(clients[1].clone(), base_run.clone()).await;
+            let done = events
+                .iter()
+                .position(|e| e.event_type == EventType::ActivityTaskCompleted as i32);
+            if done.is_some_and(|at| {
+                events[at..]
+                    .iter()
+                    .any(|e| e.event_type == EventType::WorkflowTaskCompleted as i32)
+            }) {
+                break events
+                    .iter()
+                    .find(|e| e.event_type == EventType::WorkflowTaskCompleted as i32)
+                    .expect("a completed workflow task")
+                    .event_id;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "{events:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let mut raw = clients[1].clone();
+        let new_run = WorkflowService::reset_workflow_execution(
+            &mut raw,
+            Request::new(ResetWorkflowExecutionRequest {
+                namespace: NAMESPACE.into(),
+                workflow_execution: Some(WorkflowExecution {
+                    workflow_id: wid.clone(),
+                    run_id: base_run.clone(),
+                }),
+                reason: "again".into(),
+                workflow_task_finish_event_id: first_completed,
+                request_id: format!("{wid}-reset"),
+                ..Default::default()
+            }),
+        )
+        .await
+        .expect("reset through the other replica")
+        .into_inner()
+        .run_id;
+        assert_ne!(new_run, base_run);
+        let mut raw = clients[0].clone();
+        WorkflowService::signal_workflow_execution(
+            &mut raw,
+            Request::new(SignalWorkflowExecutionRequest {
+                namespace: NAMESPACE.into(),
+                workflow_execution: Some(WorkflowExecution {
+                    workflow_id: wid.clone(),
+                    run_id: String::new(),
+                }),
+                signal_name: "go".into(),
+                input: Some(json("after")),
+                request_id: format!("{wid}-signal"),
+                ..Default::default()
+            }),
+        )
+        .await
+        .expect("signal the new run");
+        let started = Instant::now();
+        let result = loop {
+            let events = history(clients[0].clone(), new_run.clone()).await;
+            if let Some(Attributes::WorkflowExecutionCompletedEventAttributes(a)) =
+                events.last().and_then(|e| e.attributes.clone())
+            {
+                let p = a
+                    .result
+                    .and_then(|r| r.payloads.into_iter().next())
+                    .unwrap_or_default();
+                break serde_json::from_slice::<String>(&p.data).unwrap_or_default();
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "{events:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert_eq!(result, "7:14:after");
+        let mut raw = clients[0].clone();
+        let base = WorkflowService::describe_workflow_execution(
+            &mut raw,
+            Request::new(DescribeWorkflowExecutionRequest {
+                namespace: NAMESPACE.into(),
+                execution: Some(WorkflowExecution {
+                    workflow_id: wid.clone(),
+                    run_id: base_run.clone(),
+                }),
+            }),
+        )
+        .await
+        .expect("describe the base run")
+        .into_inner();
+        let info = base.workflow_execution_info.expect("info");
+        assert_eq!(info.status, WorkflowExecutionStatus::Terminated as i32);
+        assert_eq!(
+            base.workflow_extended_info.expect("extended").reset_run_id,
+            new_run
+        );
+    })
+    .await;
+    let ran = executions
+        .lock()
+        .unwrap()
+        .get(&(wid.clone(), 1))
+        .copied()
+        .unwrap_or(0);
+    assert_eq!(ran, 2, "the activity ran once in each run");
+}
