@@ -513,6 +513,29 @@ async fn replicas_talk_over_mutual_tls_on_their_own_port() {
     );
 }
 
+/// Two replicas sharing a fresh database, the shards spread over both, and a client of each.
+async fn two_replicas(db: &str) -> (PgServer, Vec<DurinServer>, Vec<Client>) {
+    let pg = PgServer::start();
+    let db = pg.new_database(db);
+    let mut replicas = Vec::new();
+    for id in ["replica-1", "replica-2"] {
+        replicas.push(DurinServer::start_with(replica(&db, id), Vec::new()).await);
+    }
+    let balanced = Instant::now();
+    while replicas.iter().any(|r| serving(r) < 2) {
+        assert!(
+            balanced.elapsed() < Duration::from_secs(30),
+            "shards never spread"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut clients = Vec::new();
+    for r in &replicas {
+        clients.push(r.client().await);
+    }
+    (pg, replicas, clients)
+}
+
 /// A batch operation started through one replica acts on workflows in every replica's shards
 /// (each terminate is routed to the shard's owner), and every replica lists and describes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -526,24 +549,7 @@ async fn a_batch_operation_reaches_every_replicas_workflows() {
             start_batch_operation_request::Operation,
         },
     };
-    let pg = PgServer::start();
-    let db = pg.new_database("batch_replicas");
-    let mut replicas = Vec::new();
-    for id in ["replica-1", "replica-2"] {
-        replicas.push(DurinServer::start_with(replica(&db, id), Vec::new()).await);
-    }
-    let balanced = Instant::now();
-    while replicas.iter().any(|r| serving(r) < 2) {
-        assert!(
-            balanced.elapsed() < Duration::from_secs(30),
-            "shards never spread"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let mut clients: Vec<Client> = Vec::new();
-    for r in &replicas {
-        clients.push(r.client().await);
-    }
+    let (_pg, _replicas, clients) = two_replicas("batch_replicas").await;
     let tq = unique("tq-batch");
     let ids: Vec<String> = (0..12).map(|i| format!("{tq}-{i}")).collect();
     for (i, id) in ids.iter().enumerate() {
@@ -655,24 +661,7 @@ async fn a_reset_works_across_replicas() {
         enums::v1::{EventType, WorkflowExecutionStatus},
         workflowservice::v1::{DescribeWorkflowExecutionRequest, ResetWorkflowExecutionRequest},
     };
-    let pg = PgServer::start();
-    let db = pg.new_database("reset_replicas");
-    let mut replicas = Vec::new();
-    for id in ["replica-1", "replica-2"] {
-        replicas.push(DurinServer::start_with(replica(&db, id), Vec::new()).await);
-    }
-    let balanced = Instant::now();
-    while replicas.iter().any(|r| serving(r) < 2) {
-        assert!(
-            balanced.elapsed() < Duration::from_secs(30),
-            "shards never spread"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let mut clients: Vec<Client> = Vec::new();
-    for r in &replicas {
-        clients.push(r.client().await);
-    }
+    let (_pg, _replicas, clients) = two_replicas("reset_replicas").await;
     let tq = unique("tq-reset");
     let wid = unique("reset-across");
     let executions: Executions = Arc::default();

@@ -499,172 +499,180 @@ use temporalio_protos::temporal::api::workflowservice::v1::{
     reset_activity_request, unpause_activity_request, update_activity_options_request,
 };
 
-fn execution_ids(
-    e: Option<temporalio_protos::temporal::api::common::v1::WorkflowExecution>,
-) -> (String, String) {
-    let e = e.unwrap_or_default();
-    (e.workflow_id, e.run_id)
+/// An operation on the activity a workflow id, run id and activity id name (the
+/// `*ActivityExecution` requests).
+fn by_ids(
+    namespace: String,
+    workflow_id: String,
+    run_id: String,
+    identity: String,
+    activity_id: String,
+    action: ActivityAction,
+) -> ActivityOperation {
+    ActivityOperation {
+        namespace,
+        workflow_id,
+        run_id,
+        identity,
+        target: Some(ActivityTarget::Id(activity_id)),
+        action,
+    }
 }
 
-fn by_id(activity_id: String) -> Option<ActivityTarget> {
-    Some(ActivityTarget::Id(activity_id))
+/// An operation on the activities of the run `execution` names (the older requests).
+fn in_execution(
+    namespace: String,
+    execution: Option<temporalio_protos::temporal::api::common::v1::WorkflowExecution>,
+    identity: String,
+    target: Option<ActivityTarget>,
+    action: ActivityAction,
+) -> ActivityOperation {
+    let e = execution.unwrap_or_default();
+    ActivityOperation {
+        namespace,
+        workflow_id: e.workflow_id,
+        run_id: e.run_id,
+        identity,
+        target,
+        action,
+    }
 }
 
 impl From<PauseActivityRequest> for ActivityOperation {
     fn from(r: PauseActivityRequest) -> Self {
         use pause_activity_request::Activity as A;
-        let (workflow_id, run_id) = execution_ids(r.execution);
-        ActivityOperation {
-            namespace: r.namespace,
-            workflow_id,
-            run_id,
-            identity: r.identity,
-            target: r.activity.map(|a| match a {
-                A::Id(id) => ActivityTarget::Id(id),
-                A::Type(t) => ActivityTarget::Type(t),
-            }),
-            action: ActivityAction::Pause {
-                reason: r.reason,
-                request_id: r.request_id,
-            },
-        }
+        let target = r.activity.map(|a| match a {
+            A::Id(id) => ActivityTarget::Id(id),
+            A::Type(t) => ActivityTarget::Type(t),
+        });
+        let action = ActivityAction::Pause {
+            reason: r.reason,
+            request_id: r.request_id,
+        };
+        in_execution(r.namespace, r.execution, r.identity, target, action)
     }
 }
 
 impl From<PauseActivityExecutionRequest> for ActivityOperation {
     fn from(r: PauseActivityExecutionRequest) -> Self {
-        ActivityOperation {
-            namespace: r.namespace,
-            workflow_id: r.workflow_id,
-            run_id: r.run_id,
-            identity: r.identity,
-            target: by_id(r.activity_id),
-            action: ActivityAction::Pause {
-                reason: r.reason,
-                request_id: r.request_id,
-            },
-        }
+        let action = ActivityAction::Pause {
+            reason: r.reason,
+            request_id: r.request_id,
+        };
+        by_ids(
+            r.namespace,
+            r.workflow_id,
+            r.run_id,
+            r.identity,
+            r.activity_id,
+            action,
+        )
     }
 }
 
 impl From<UnpauseActivityRequest> for ActivityOperation {
     fn from(r: UnpauseActivityRequest) -> Self {
         use unpause_activity_request::Activity as A;
-        let (workflow_id, run_id) = execution_ids(r.execution);
-        ActivityOperation {
-            namespace: r.namespace,
-            workflow_id,
-            run_id,
-            identity: r.identity,
-            target: r.activity.map(|a| match a {
-                A::Id(id) => ActivityTarget::Id(id),
-                A::Type(t) => ActivityTarget::Type(t),
-                A::UnpauseAll(_) => ActivityTarget::All,
-            }),
-            action: ActivityAction::Unpause {
-                reset_attempts: r.reset_attempts,
-                reset_heartbeat: r.reset_heartbeat,
-                jitter: r.jitter,
-            },
-        }
+        let target = r.activity.map(|a| match a {
+            A::Id(id) => ActivityTarget::Id(id),
+            A::Type(t) => ActivityTarget::Type(t),
+            A::UnpauseAll(_) => ActivityTarget::All,
+        });
+        let action = ActivityAction::Unpause {
+            reset_attempts: r.reset_attempts,
+            reset_heartbeat: r.reset_heartbeat,
+            jitter: r.jitter,
+        };
+        in_execution(r.namespace, r.execution, r.identity, target, action)
     }
 }
 
 impl From<UnpauseActivityExecutionRequest> for ActivityOperation {
     fn from(r: UnpauseActivityExecutionRequest) -> Self {
-        ActivityOperation {
-            namespace: r.namespace,
-            workflow_id: r.workflow_id,
-            run_id: r.run_id,
-            identity: r.identity,
-            target: by_id(r.activity_id),
-            action: ActivityAction::Unpause {
-                reset_attempts: false,
-                reset_heartbeat: false,
-                jitter: r.jitter,
-            },
-        }
+        let action = ActivityAction::Unpause {
+            reset_attempts: false,
+            reset_heartbeat: false,
+            jitter: r.jitter,
+        };
+        by_ids(
+            r.namespace,
+            r.workflow_id,
+            r.run_id,
+            r.identity,
+            r.activity_id,
+            action,
+        )
     }
 }
 
 impl From<ResetActivityRequest> for ActivityOperation {
     fn from(r: ResetActivityRequest) -> Self {
         use reset_activity_request::Activity as A;
-        let (workflow_id, run_id) = execution_ids(r.execution);
-        ActivityOperation {
-            namespace: r.namespace,
-            workflow_id,
-            run_id,
-            identity: r.identity,
-            target: r.activity.map(|a| match a {
-                A::Id(id) => ActivityTarget::Id(id),
-                A::Type(t) => ActivityTarget::Type(t),
-                A::MatchAll(_) => ActivityTarget::All,
-            }),
-            action: ActivityAction::Reset {
-                reset_heartbeat: r.reset_heartbeat,
-                keep_paused: r.keep_paused,
-                jitter: r.jitter,
-                restore_original: r.restore_original_options,
-            },
-        }
+        let target = r.activity.map(|a| match a {
+            A::Id(id) => ActivityTarget::Id(id),
+            A::Type(t) => ActivityTarget::Type(t),
+            A::MatchAll(_) => ActivityTarget::All,
+        });
+        let action = ActivityAction::Reset {
+            reset_heartbeat: r.reset_heartbeat,
+            keep_paused: r.keep_paused,
+            jitter: r.jitter,
+            restore_original: r.restore_original_options,
+        };
+        in_execution(r.namespace, r.execution, r.identity, target, action)
     }
 }
 
 impl From<ResetActivityExecutionRequest> for ActivityOperation {
     fn from(r: ResetActivityExecutionRequest) -> Self {
-        ActivityOperation {
-            namespace: r.namespace,
-            workflow_id: r.workflow_id,
-            run_id: r.run_id,
-            identity: r.identity,
-            target: by_id(r.activity_id),
-            action: ActivityAction::Reset {
-                reset_heartbeat: r.reset_heartbeat,
-                keep_paused: r.keep_paused,
-                jitter: r.jitter,
-                restore_original: r.restore_original_options,
-            },
-        }
+        let action = ActivityAction::Reset {
+            reset_heartbeat: r.reset_heartbeat,
+            keep_paused: r.keep_paused,
+            jitter: r.jitter,
+            restore_original: r.restore_original_options,
+        };
+        by_ids(
+            r.namespace,
+            r.workflow_id,
+            r.run_id,
+            r.identity,
+            r.activity_id,
+            action,
+        )
     }
 }
 
 impl From<UpdateActivityOptionsRequest> for ActivityOperation {
     fn from(r: UpdateActivityOptionsRequest) -> Self {
         use update_activity_options_request::Activity as A;
-        let (workflow_id, run_id) = execution_ids(r.execution);
-        ActivityOperation {
-            namespace: r.namespace,
-            workflow_id,
-            run_id,
-            identity: r.identity,
-            target: r.activity.map(|a| match a {
-                A::Id(id) => ActivityTarget::Id(id),
-                A::Type(t) => ActivityTarget::Type(t),
-                A::MatchAll(_) => ActivityTarget::All,
-            }),
-            action: ActivityAction::UpdateOptions {
-                options: r.activity_options.map(Box::new),
-                mask: r.update_mask.map(|m| m.paths).unwrap_or_default(),
-                restore_original: r.restore_original,
-            },
-        }
+        let target = r.activity.map(|a| match a {
+            A::Id(id) => ActivityTarget::Id(id),
+            A::Type(t) => ActivityTarget::Type(t),
+            A::MatchAll(_) => ActivityTarget::All,
+        });
+        let action = ActivityAction::UpdateOptions {
+            options: r.activity_options.map(Box::new),
+            mask: r.update_mask.map(|m| m.paths).unwrap_or_default(),
+            restore_original: r.restore_original,
+        };
+        in_execution(r.namespace, r.execution, r.identity, target, action)
     }
 }
 
 impl From<UpdateActivityExecutionOptionsRequest> for ActivityOperation {
     fn from(r: UpdateActivityExecutionOptionsRequest) -> Self {
-        ActivityOperation {
-            namespace: r.namespace,
-            workflow_id: r.workflow_id,
-            run_id: r.run_id,
-            identity: r.identity,
-            target: by_id(r.activity_id),
-            action: ActivityAction::UpdateOptions {
-                options: r.activity_options.map(Box::new),
-                mask: r.update_mask.map(|m| m.paths).unwrap_or_default(),
-                restore_original: r.restore_original,
-            },
-        }
+        let action = ActivityAction::UpdateOptions {
+            options: r.activity_options.map(Box::new),
+            mask: r.update_mask.map(|m| m.paths).unwrap_or_default(),
+            restore_original: r.restore_original,
+        };
+        by_ids(
+            r.namespace,
+            r.workflow_id,
+            r.run_id,
+            r.identity,
+            r.activity_id,
+            action,
+        )
     }
 }

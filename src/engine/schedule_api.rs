@@ -74,6 +74,21 @@ fn not_found(id: &str) -> Error {
 }
 
 impl Core {
+    /// The namespace's custom search attributes and a list filter over its schedules.
+    fn schedule_query(
+        &self,
+        namespace: &str,
+        text: &str,
+    ) -> Result<(std::collections::BTreeMap<String, i32>, Query)> {
+        self.check_namespace(namespace)?;
+        let custom = self.custom_search_attributes(namespace);
+        let query = Query::parse(text, &|name| {
+            crate::visibility::search_attributes::lookup(&custom, name)
+        })
+        .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        Ok((custom, query))
+    }
+
     fn schedule_mut(&mut self, key: &ScheduleKey) -> Result<&mut LiveSchedule> {
         self.check_namespace(&key.0)?;
         self.schedules.get_mut(key).ok_or_else(|| not_found(&key.1))
@@ -317,12 +332,7 @@ impl Engine {
         req: CountSchedulesRequest,
     ) -> Result<CountSchedulesResponse> {
         self.transact(|core| {
-            core.check_namespace(&req.namespace)?;
-            let custom = core.custom_search_attributes(&req.namespace);
-            let query = Query::parse(&req.query, &|name| {
-                crate::visibility::search_attributes::lookup(&custom, name)
-            })
-            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+            let (custom, query) = core.schedule_query(&req.namespace, &req.query)?;
             let count = core
                 .schedules
                 .iter()
@@ -345,12 +355,7 @@ impl Engine {
 
     pub async fn list_schedules(&self, req: ListSchedulesRequest) -> Result<ListSchedulesResponse> {
         self.transact(|core| {
-            core.check_namespace(&req.namespace)?;
-            let custom = core.custom_search_attributes(&req.namespace);
-            let query = Query::parse(&req.query, &|name| {
-                crate::visibility::search_attributes::lookup(&custom, name)
-            })
-            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+            let (custom, query) = core.schedule_query(&req.namespace, &req.query)?;
             let mut ids: Vec<&ScheduleKey> = core
                 .schedules
                 .keys()

@@ -26,21 +26,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from activity_workflows import OneActivity, heartbeat_until_told, quick
+from waiting import eventually
 
-TIMEOUT_S = 15.0
 ACTIVITY_ID = "the-activity"
-
-
-async def eventually(check, what: str):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + TIMEOUT_S
-    while True:
-        value = await check()
-        if value:
-            return value
-        if loop.time() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 async def pending(handle: WorkflowHandle):

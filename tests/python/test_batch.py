@@ -28,20 +28,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from conftest import _durin_bin, _free_port, _stop, _wait_until_serving
 from durin_workflows import WaitForeverWorkflow
-
-TIMEOUT_S = 20.0
-
-
-async def eventually(check, what: str, timeout: float = TIMEOUT_S):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if loop.time() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
+from waiting import eventually
 
 
 async def start_waiting(client: Client, tq: str, count: int) -> list[str]:

@@ -7,7 +7,6 @@ that is not a workflow task is refused."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import pytest
@@ -22,20 +21,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from reset_workflows import STAMPS, Resettable, stamp
-
-TIMEOUT_S = 15.0
-
-
-async def eventually(check, what: str):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + TIMEOUT_S
-    while True:
-        value = await check()
-        if value:
-            return value
-        if loop.time() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
+from waiting import eventually
 
 
 async def events(handle: WorkflowHandle, run_id: str | None = None) -> list:
