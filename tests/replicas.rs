@@ -545,7 +545,7 @@ async fn a_batch_operation_reaches_every_replicas_workflows() {
         enums::v1::{BatchOperationState, WorkflowExecutionStatus},
         workflowservice::v1::{
             DescribeBatchOperationRequest, DescribeWorkflowExecutionRequest,
-            ListBatchOperationsRequest, StartBatchOperationRequest,
+            ListBatchOperationsRequest, ScanWorkflowExecutionsRequest, StartBatchOperationRequest,
             start_batch_operation_request::Operation,
         },
     };
@@ -632,6 +632,24 @@ async fn a_batch_operation_reaches_every_replicas_workflows() {
             info.status,
             WorkflowExecutionStatus::Terminated as i32,
             "{id}"
+        );
+    }
+    // A scan through either replica sees every replica's runs, as a list does.
+    for client in &clients {
+        let mut raw = client.clone();
+        let scanned = raw
+            .scan_workflow_executions(Request::new(ScanWorkflowExecutionsRequest {
+                namespace: NAMESPACE.into(),
+                query: format!("TaskQueue = '{tq}'"),
+                ..Default::default()
+            }))
+            .await
+            .expect("scan")
+            .into_inner();
+        assert_eq!(
+            scanned.executions.len(),
+            ids.len(),
+            "a scan through one replica missed the others' runs"
         );
     }
     for client in &clients {

@@ -672,21 +672,23 @@ impl WorkflowService for WorkflowHandler {
         &self,
         req: Request<ScanWorkflowExecutionsRequest>,
     ) -> Reply<ScanWorkflowExecutionsResponse> {
-        let r = req.into_inner();
+        // A scan is a list without an order promise: answered as one, merged across
+        // replicas the same way.
+        let r = req.get_ref();
         let list = ListWorkflowExecutionsRequest {
-            namespace: r.namespace,
-            page_size: crate::engine::visibility::capped_page_size(r.page_size),
-            next_page_token: r.next_page_token,
-            query: r.query,
+            namespace: r.namespace.clone(),
+            page_size: r.page_size,
+            next_page_token: r.next_page_token.clone(),
+            query: r.query.clone(),
         };
-        ok(self
-            .engine
-            .list_workflows(list)
-            .await
-            .map(|l| ScanWorkflowExecutionsResponse {
-                executions: l.executions,
-                next_page_token: l.next_page_token,
-            }))
+        let resp = self
+            .list_workflow_executions(same_call(&req, list))
+            .await?
+            .into_inner();
+        Ok(Response::new(ScanWorkflowExecutionsResponse {
+            executions: resp.executions,
+            next_page_token: resp.next_page_token,
+        }))
     }
 
     async fn count_workflow_executions(
