@@ -18,9 +18,12 @@ pub mod encoded_history;
 pub mod events;
 pub mod history;
 pub mod limits;
+mod log;
 pub mod matching;
 pub mod namespace;
 pub mod pending;
+mod polling;
+pub use polling::Poller;
 pub mod query;
 mod rebuild;
 pub mod reset;
@@ -48,14 +51,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use prost::Message;
 use temporalio_protos::temporal::api::failure::v1::Failure;
-use tokio::sync::{Notify, broadcast, oneshot, watch};
+use tokio::sync::{Notify, broadcast, watch};
 
-use crate::store::{
-    LogRecord, NamespaceRecord, Shard, ShardedRecord, Store, StoreError, encode_execution,
-    log_record,
-};
+use crate::store::{LogRecord, NamespaceRecord, Store, StoreError, log_record};
 use matching::{Matching, QueueKey, TaskRef};
 pub use run::Run;
 use state::MutableState;
@@ -384,76 +383,6 @@ impl Engine {
         })
     }
 
-    /// Long-polls a task queue; `start` turns a task reference into a response (None if stale).
-    pub(crate) async fn poll_queue<T>(
-        self: &Arc<Self>,
-        queue: QueueKey,
-        poller: &Poller,
-        deadline: tokio::time::Instant,
-        mut start: impl FnMut(&mut Core, TaskRef) -> Result<Option<T>>,
-    ) -> Result<Option<T>> {
-        loop {
-            if self.worker_stopped(&poller.instance_key) {
-                return Ok(None);
-            }
-            let taken = self.core.lock().matching.take_or_wait(
-                &queue,
-                &poller.identity,
-                !poller.forwarded,
-                self.now(),
-            );
-            let waiting = match taken {
-                Ok(task) => {
-                    let (started, lsn) = self.with_core(|core| start(core, task));
-                    match started? {
-                        Some(resp) => {
-                            self.store.wait_durable(lsn).await?;
-                            return Ok(Some(resp));
-                        }
-                        None => continue,
-                    }
-                }
-                Err(rx) => rx,
-            };
-            let mut guard = PollWaiter {
-                rx: Some(waiting),
-                engine: self.clone(),
-                queue: queue.clone(),
-            };
-            let rx = guard
-                .rx
-                .as_mut()
-                .expect("receiver is set until the guard is dropped");
-            let received = tokio::select! {
-                r = rx => Ok(r),
-                _ = self.poll_expiry(deadline) => Err(()),
-                _ = self.until_worker_stops(&poller.instance_key) => Err(()),
-            };
-            match received {
-                Ok(Ok(task)) => {
-                    guard.rx = None;
-                    let (started, lsn) = self.with_core(|core| start(core, task));
-                    if let Some(resp) = started? {
-                        self.store.wait_durable(lsn).await?;
-                        return Ok(Some(resp));
-                    }
-                }
-                Ok(Err(_)) => continue,
-                Err(_) => return Ok(None),
-            }
-        }
-    }
-
-    /// Resolves at `deadline`, or as soon as the engine begins shutting down, so that long
-    /// polls answer (empty) instead of holding the server open.
-    pub(crate) async fn poll_expiry(&self, deadline: tokio::time::Instant) {
-        let mut shutdown = self.shutdown.subscribe();
-        tokio::select! {
-            _ = tokio::time::sleep_until(deadline) => {}
-            _ = shutdown.wait_for(|s| *s) => {}
-        }
-    }
-
     /// Turns true when the engine begins shutting down.
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.shutdown.subscribe()
@@ -462,38 +391,6 @@ impl Engine {
     /// Ends every long poll now and any started later.
     pub fn begin_shutdown(&self) {
         self.shutdown.send_replace(true);
-    }
-}
-
-/// Who polls a task queue.
-pub struct Poller {
-    pub identity: String,
-    /// The poll came from another replica's fetcher (see `cluster::fetch`).
-    pub forwarded: bool,
-    /// The polling worker's instance key (empty: not given); when that worker stops, the
-    /// poll answers empty.
-    pub instance_key: String,
-}
-
-/// Returns a task that was handed to a poller which went away before taking it.
-struct PollWaiter {
-    rx: Option<oneshot::Receiver<TaskRef>>,
-    engine: Arc<Engine>,
-    queue: QueueKey,
-}
-
-impl Drop for PollWaiter {
-    fn drop(&mut self) {
-        if let Some(mut rx) = self.rx.take() {
-            rx.close();
-            if let Ok(task) = rx.try_recv() {
-                self.engine
-                    .core
-                    .lock()
-                    .matching
-                    .push_front(self.queue.clone(), task);
-            }
-        }
     }
 }
 
@@ -506,201 +403,6 @@ impl Core {
     /// The current time by the engine's clock, in milliseconds since the epoch.
     pub(crate) fn now(&self) -> i64 {
         self.clock.now_millis()
-    }
-
-    fn replay(&mut self, record: LogRecord) {
-        match record.kind {
-            Some(log_record::Kind::Namespace(ns)) => {
-                if let Some(name) = ns
-                    .namespace
-                    .as_ref()
-                    .and_then(|n| n.namespace_info.as_ref())
-                    .map(|i| i.name.clone())
-                {
-                    self.namespaces.insert(name, ns);
-                }
-            }
-            Some(log_record::Kind::Execution(exec)) => {
-                let Some(ms) = exec.state else { return };
-                let key = RunKey {
-                    namespace: ms.namespace.clone(),
-                    workflow_id: ms.workflow_id.clone(),
-                    run_id: ms.run_id.clone(),
-                };
-                // The archive holds a closed run's final state; older log records of it are
-                // superseded (they go at the next compaction).
-                if self.archive.as_ref().is_some_and(|a| a.contains(&key)) {
-                    return;
-                }
-                // A run's first record is its start, and runs of one id are logged in the
-                // order they start (a closed run's last record before the run that continues
-                // it, see `txn.rs`), so a run seen for the first time is the newest unless it
-                // started earlier (an archived run that changed comes back to the log late).
-                // Later records of a run already seen never make it current again.
-                let id_key = (key.namespace.clone(), key.workflow_id.clone());
-                let newer = match self.current.get(&id_key) {
-                    Some(cur) if *cur != key.run_id => {
-                        !self.runs.contains_key(&key)
-                            && self
-                                .runs
-                                .get(&RunKey {
-                                    run_id: cur.clone(),
-                                    ..key.clone()
-                                })
-                                .is_none_or(|r| {
-                                    clock::opt_ts_millis(&r.ms.start_time)
-                                        <= clock::opt_ts_millis(&ms.start_time)
-                                })
-                    }
-                    _ => true,
-                };
-                if newer {
-                    self.current.insert(id_key, key.run_id.clone());
-                }
-                let run = self
-                    .runs
-                    .entry(key)
-                    .or_insert_with(|| Box::new(Run::new(ms.clone())));
-                run.ms = ms;
-                for event in &exec.new_events {
-                    run.history.push_encoded(event);
-                }
-                run.publish_progress();
-            }
-            Some(log_record::Kind::Batch(batch)) => {
-                for record in batch.records {
-                    self.replay(record);
-                }
-            }
-            Some(log_record::Kind::Deleted(d)) => {
-                self.forget_run(&RunKey {
-                    namespace: d.namespace,
-                    workflow_id: d.workflow_id,
-                    run_id: d.run_id,
-                });
-            }
-            Some(log_record::Kind::Schedule(record)) => self.replay_schedule(record),
-            Some(log_record::Kind::ScheduleDeleted(k)) => {
-                self.schedules.remove(&(k.namespace, k.schedule_id));
-            }
-            Some(log_record::Kind::BatchJob(job)) => self.replay_batch(job),
-            None => {}
-        }
-    }
-
-    /// One record per namespace and per run that together restore the current state.
-    fn snapshot_records(&self) -> Vec<ShardedRecord> {
-        let namespaces = self.namespaces.values().map(|ns| LogRecord {
-            kind: Some(log_record::Kind::Namespace(ns.clone())),
-        });
-        // Runs faulted in from the archive are durable there.
-        let mut keys: Vec<&RunKey> = self
-            .runs
-            .iter()
-            .filter(|(_, r)| !r.archived)
-            .map(|(k, _)| k)
-            .collect();
-        // Runs of one workflow id in start order and the current one last (runs can start
-        // within one millisecond), so it becomes current again on replay.
-        keys.sort_by_cached_key(|k| {
-            let r = &self.runs[*k];
-            let current = self
-                .current
-                .get(&(k.namespace.clone(), k.workflow_id.clone()))
-                .is_some_and(|c| *c == k.run_id);
-            (
-                k.namespace.as_str(),
-                k.workflow_id.as_str(),
-                current,
-                clock::opt_ts_millis(&r.ms.start_time),
-            )
-        });
-        let runs = keys.into_iter().map(|k| {
-            let run = &self.runs[k];
-            (
-                Some(self.shard_of(&k.namespace, &k.workflow_id)),
-                encode_execution(&run.ms, run.history.encoded_from(0)),
-            )
-        });
-        namespaces
-            .chain(self.schedule_snapshot())
-            .chain(self.batch_snapshot())
-            .map(|r| (self.record_shard(&r), r.encode_to_vec()))
-            .chain(runs)
-            .collect()
-    }
-
-    /// The log holds one record per change; once it is mostly superseded state, rewrite it as
-    /// one record per live object so the disk stays small and start-up stays fast. The writer
-    /// thread swaps the files in order with other appends.
-    fn compact_if_superseded(&mut self) {
-        let live = self.live_objects();
-        if self.records_in_log >= self.compact_min_records && self.records_in_log > 2 * live {
-            self.compact_now();
-        }
-    }
-
-    /// Objects a compacted log holds one record for.
-    fn live_objects(&self) -> u64 {
-        (self.runs.len() + self.namespaces.len() + self.schedules.len() + self.batches.len()) as u64
-    }
-
-    /// Rewrites the log as one record per live object; returns the position to wait for.
-    pub(crate) fn compact_now(&mut self) -> crate::store::Lsn {
-        let live = self.live_objects();
-        let began = std::time::Instant::now();
-        let shards = self.owned_shards.iter().copied().collect();
-        let lsn = self.store.compact(shards, self.snapshot_records());
-        tracing::info!(
-            before = self.records_in_log,
-            after = live,
-            lsn,
-            snapshot_ms = began.elapsed().as_millis() as u64,
-            "compacting the log"
-        );
-        self.records_in_log = live;
-        lsn
-    }
-
-    /// The shard of an id (a workflow id, or a schedule id) in a namespace.
-    pub(crate) fn shard_of(&self, namespace: &str, id: &str) -> u32 {
-        crate::store::shard_of(self.shard_count, namespace, id)
-    }
-
-    /// Whether this replica serves the shard of `id` in `namespace`.
-    pub(crate) fn owns(&self, namespace: &str, id: &str) -> bool {
-        self.owned_shards.contains(&self.shard_of(namespace, id))
-    }
-
-    /// Fails when another replica serves the shard of `id` (it moved since the request was
-    /// routed here).
-    pub(crate) fn check_owned(&self, namespace: &str, id: &str) -> Result<()> {
-        if self.owns(namespace, id) {
-            Ok(())
-        } else {
-            Err(Error::Unavailable(format!(
-                "shard {} of {id} is served by another replica now; retry",
-                self.shard_of(namespace, id)
-            )))
-        }
-    }
-
-    fn record_shard(&self, record: &LogRecord) -> Shard {
-        match &record.kind {
-            Some(log_record::Kind::Execution(e)) => e
-                .state
-                .as_ref()
-                .map(|ms| self.shard_of(&ms.namespace, &ms.workflow_id)),
-            Some(log_record::Kind::Deleted(d)) => Some(self.shard_of(&d.namespace, &d.workflow_id)),
-            Some(log_record::Kind::Schedule(r)) => {
-                Some(self.shard_of(&r.namespace, &r.schedule_id))
-            }
-            Some(log_record::Kind::ScheduleDeleted(k)) => {
-                Some(self.shard_of(&k.namespace, &k.schedule_id))
-            }
-            Some(log_record::Kind::BatchJob(j)) => Some(self.shard_of(&j.namespace, &j.job_id)),
-            Some(log_record::Kind::Namespace(_)) | Some(log_record::Kind::Batch(_)) | None => None,
-        }
     }
 
     pub(crate) fn write_namespace(&mut self, mut record: NamespaceRecord) {
