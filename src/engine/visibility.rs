@@ -419,28 +419,10 @@ pub fn legacy_closed(req: &ListClosedWorkflowExecutionsRequest) -> ListWorkflowE
     match &req.filters {
         Some(Filters::ExecutionFilter(f)) => terms.extend(execution_terms(f)),
         Some(Filters::TypeFilter(f)) => terms.push(format!("WorkflowType = {}", quoted(&f.name))),
-        Some(Filters::StatusFilter(f)) => {
-            let status =
-                temporalio_protos::temporal::api::enums::v1::WorkflowExecutionStatus::try_from(
-                    f.status,
-                )
-                .map(|s| {
-                    s.as_str_name()
-                        .trim_start_matches("WORKFLOW_EXECUTION_STATUS_")
-                        .to_string()
-                })
-                .unwrap_or_default();
-            let name: String = status
-                .split('_')
-                .map(|w| {
-                    let mut c = w.chars();
-                    c.next()
-                        .map(|first| first.to_string() + &c.as_str().to_lowercase())
-                        .unwrap_or_default()
-                })
-                .collect();
-            terms.push(format!("ExecutionStatus = {}", quoted(&name)));
-        }
+        Some(Filters::StatusFilter(f)) => terms.push(format!(
+            "ExecutionStatus = {}",
+            quoted(crate::visibility::search_attributes::status_name(f.status))
+        )),
         None => {}
     }
     legacy_list(
