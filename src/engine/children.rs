@@ -24,6 +24,20 @@ use super::state::{
 };
 use super::{ChangeKind, Core, RunKey, start::normalize_timeouts};
 
+/// Reset links followed at most from a parent to the run that took over its children (a
+/// chain of resets; Temporal's bound).
+const MAX_RESET_HOPS: usize = 100;
+
+fn terminated_by_resetter(run: &super::Run) -> bool {
+    run.ms.status
+        == temporalio_protos::temporal::api::enums::v1::WorkflowExecutionStatus::Terminated as i32
+        && matches!(
+            run.last_event().and_then(|e| e.attributes),
+            Some(Attributes::WorkflowExecutionTerminatedEventAttributes(t))
+                if t.identity == super::reset::TERMINATE_IDENTITY
+        )
+}
+
 impl Core {
     /// Whether a child's workflow id is taken: by an open run, or by a closed one its id reuse
     /// policy refuses (Temporal starts children with the conflict policy Fail).
@@ -411,7 +425,14 @@ impl Core {
         if let Some(run) = self.runs.get_mut(key) {
             run.ms.children.clear();
         }
-        if !continuing {
+        // A run the resetter terminated does not report to its parent: the new run it was
+        // reset to has the same parent and reports when it closes.
+        if !continuing
+            && !self
+                .runs
+                .get(key)
+                .is_some_and(|r| terminated_by_resetter(r))
+        {
             transfers |= self.report_to_parent(key);
         }
         if transfers {
@@ -483,7 +504,31 @@ impl Core {
         false
     }
 
-    /// Records a child's close in its parent (if the parent is open and still waits for it).
+    /// The run that took over a parent's child by a reset: following `reset_run_id` from a
+    /// parent that closed, the open run still waiting for the child initiated by event
+    /// `initiated_event_id` (None when the parent was not reset or nobody waits).
+    pub(crate) fn waiting_successor(
+        &self,
+        parent: &RunKey,
+        initiated_event_id: i64,
+    ) -> Option<RunKey> {
+        let mut key = parent.clone();
+        for _ in 0..MAX_RESET_HOPS {
+            let run = self.runs.get(&key)?;
+            if run.is_open() {
+                let waits = key != *parent && run.ms.children.contains_key(&initiated_event_id);
+                return waits.then_some(key);
+            }
+            if run.ms.reset_run_id.is_empty() {
+                return None;
+            }
+            key.run_id = run.ms.reset_run_id.clone();
+        }
+        None
+    }
+
+    /// Records a child's close in its parent (if the parent is open and still waits for it,
+    /// or was reset and the new run waits for it).
     pub(crate) fn child_closed_in_parent(
         &mut self,
         parent: &RunKey,
@@ -491,6 +536,8 @@ impl Core {
         child: WorkflowExecution,
         close: Attributes,
     ) {
+        let successor = self.waiting_successor(parent, initiated_event_id);
+        let parent = successor.as_ref().unwrap_or(parent);
         let waiting = self
             .runs
             .get(parent)

@@ -125,34 +125,76 @@ pub fn is_outcome(event: &HistoryEvent) -> bool {
     }
 }
 
+/// A child outcome's initiated-event id and its `started_event_id` slot.
+fn child_outcome_slot(attrs: &mut Attributes) -> Option<(i64, &mut i64)> {
+    match attrs {
+        Attributes::ChildWorkflowExecutionCompletedEventAttributes(a) => {
+            Some((a.initiated_event_id, &mut a.started_event_id))
+        }
+        Attributes::ChildWorkflowExecutionFailedEventAttributes(a) => {
+            Some((a.initiated_event_id, &mut a.started_event_id))
+        }
+        Attributes::ChildWorkflowExecutionCanceledEventAttributes(a) => {
+            Some((a.initiated_event_id, &mut a.started_event_id))
+        }
+        Attributes::ChildWorkflowExecutionTimedOutEventAttributes(a) => {
+            Some((a.initiated_event_id, &mut a.started_event_id))
+        }
+        Attributes::ChildWorkflowExecutionTerminatedEventAttributes(a) => {
+            Some((a.initiated_event_id, &mut a.started_event_id))
+        }
+        _ => None,
+    }
+}
+
 /// Fills a child outcome's `started_event_id` when its `ChildWorkflowExecutionStarted`
 /// entered history in the same flush.
 pub fn wire_child_started_id(
     event: &mut HistoryEvent,
     started: &std::collections::HashMap<i64, i64>,
 ) {
-    let (initiated, slot) = match &mut event.attributes {
-        Some(Attributes::ChildWorkflowExecutionCompletedEventAttributes(a)) => {
-            (a.initiated_event_id, &mut a.started_event_id)
-        }
-        Some(Attributes::ChildWorkflowExecutionFailedEventAttributes(a)) => {
-            (a.initiated_event_id, &mut a.started_event_id)
-        }
-        Some(Attributes::ChildWorkflowExecutionCanceledEventAttributes(a)) => {
-            (a.initiated_event_id, &mut a.started_event_id)
-        }
-        Some(Attributes::ChildWorkflowExecutionTimedOutEventAttributes(a)) => {
-            (a.initiated_event_id, &mut a.started_event_id)
-        }
-        Some(Attributes::ChildWorkflowExecutionTerminatedEventAttributes(a)) => {
-            (a.initiated_event_id, &mut a.started_event_id)
-        }
-        _ => return,
+    let Some((initiated, slot)) = event.attributes.as_mut().and_then(child_outcome_slot) else {
+        return;
     };
     if *slot == 0
         && let Some(id) = started.get(&initiated)
     {
         *slot = *id;
+    }
+}
+
+/// Sets `started_event_id` on a child outcome event (others are left alone).
+pub fn set_child_started_id(attrs: &mut Attributes, started_id: i64) {
+    if let Some((_, slot)) = child_outcome_slot(attrs) {
+        *slot = started_id;
+    }
+}
+
+/// The initiated-event id a child event (started, start failed, or an outcome) refers to.
+pub fn child_initiated_id(attrs: &Attributes) -> Option<i64> {
+    match attrs {
+        Attributes::ChildWorkflowExecutionStartedEventAttributes(a) => Some(a.initiated_event_id),
+        Attributes::StartChildWorkflowExecutionFailedEventAttributes(a) => {
+            Some(a.initiated_event_id)
+        }
+        Attributes::ChildWorkflowExecutionCompletedEventAttributes(a) => Some(a.initiated_event_id),
+        Attributes::ChildWorkflowExecutionFailedEventAttributes(a) => Some(a.initiated_event_id),
+        Attributes::ChildWorkflowExecutionCanceledEventAttributes(a) => Some(a.initiated_event_id),
+        Attributes::ChildWorkflowExecutionTimedOutEventAttributes(a) => Some(a.initiated_event_id),
+        Attributes::ChildWorkflowExecutionTerminatedEventAttributes(a) => {
+            Some(a.initiated_event_id)
+        }
+        _ => None,
+    }
+}
+
+/// The run a `ChildWorkflowExecutionStarted` event names.
+pub fn child_run_id(event: &HistoryEvent) -> Option<String> {
+    match &event.attributes {
+        Some(Attributes::ChildWorkflowExecutionStartedEventAttributes(a)) => {
+            a.workflow_execution.as_ref().map(|e| e.run_id.clone())
+        }
+        _ => None,
     }
 }
 

@@ -3,9 +3,10 @@
 //! Durin keeps each run's mutable state beside its history and never derives one from the
 //! other, except here. A reset copies the events before its reset point into a new run and
 //! needs the state they imply: the workflow task in progress, pending activities and timers,
-//! updates, signals counted, memo and search attributes. Things that live outside the run
-//! (children, signals and cancellations sent to other workflows) are refused when still
-//! pending at the reset point rather than half rebuilt.
+//! updates, signals counted, memo and search attributes, children initiated and not yet
+//! closed (the reset reconnects them, see `reset.rs`). Signals and cancellations sent to
+//! other workflows and still pending at the reset point are refused rather than half
+//! rebuilt.
 
 use std::collections::BTreeSet;
 
@@ -40,12 +41,6 @@ pub(crate) fn state_after(events: &[HistoryEvent], now: i64) -> Result<MutableSt
     if ms.started.is_none() {
         return Err(Error::InvalidArgument(
             "the history to reset has no WorkflowExecutionStarted event".into(),
-        ));
-    }
-    if !ms.children.is_empty() {
-        return Err(refuse(
-            "WorkflowResetter encountered pending child workflows: reset to a point before \
-             they were started or after they closed.",
         ));
     }
     if !external.is_empty() {
@@ -164,6 +159,16 @@ fn apply(ms: &mut MutableState, external: &mut BTreeSet<i64>, event: &HistoryEve
                     ..Default::default()
                 },
             );
+        }
+        Attributes::ChildWorkflowExecutionStartedEventAttributes(a) => {
+            if let Some(child) = ms.children.get_mut(&a.initiated_event_id) {
+                child.started_event_id = event.event_id;
+                child.run_id = a
+                    .workflow_execution
+                    .as_ref()
+                    .map(|e| e.run_id.clone())
+                    .unwrap_or_default();
+            }
         }
         Attributes::StartChildWorkflowExecutionFailedEventAttributes(a) => {
             ms.children.remove(&a.initiated_event_id);

@@ -32,7 +32,7 @@ use temporalio_protos::temporal::api::enums::v1::UpdateWorkflowExecutionLifecycl
 
 /// Who the events a reset writes name, as Temporal names them.
 const RESET_IDENTITY: &str = "history-service";
-const TERMINATE_IDENTITY: &str = "history-resetter";
+pub(crate) const TERMINATE_IDENTITY: &str = "history-resetter";
 /// Temporal keeps this many automatic reset points per run, the newest.
 const MAX_AUTO_RESET_POINTS: usize = 20;
 
@@ -172,17 +172,29 @@ impl Core {
         for (id, point) in reset_points_of(&events, &new_key.run_id) {
             add_reset_point(&mut ms, point, id);
         }
-        if self.run(&current_key)?.is_open() {
-            self.terminate_run(&current_key, &req.reason, None, TERMINATE_IDENTITY)?;
-        }
         if let Ok(base) = self.run_mut(&base_key) {
             base.ms.reset_run_id = new_key.run_id.clone();
             self.changed(&base_key);
+        }
+        if self.run(&current_key)?.is_open() {
+            // Children the new run waits for stay with it: the parent-close policy of the
+            // terminated run applies only to the children initiated after the reset point
+            // (the new run starts those again).
+            if current_key == base_key
+                && let Ok(current) = self.run_mut(&current_key)
+            {
+                current
+                    .ms
+                    .children
+                    .retain(|id, _| !ms.children.contains_key(id));
+            }
+            self.terminate_run(&current_key, &req.reason, None, TERMINATE_IDENTITY)?;
         }
         let mut run = Run::new(ms);
         run.staged = events;
         fail_task_at_reset_point(&mut run, wft, &base_key.run_id, &req.reason, now);
         reapply(&mut run, reapplied, now);
+        keep_child_outcomes(&mut run, &later, now);
         run.changes.push(ChangeKind::Started);
         self.runs.insert(new_key.clone(), Box::new(run));
         self.current.insert(
@@ -223,6 +235,39 @@ fn identify_new_run(ms: &mut MutableState, key: &RunKey, request_id: &str, now: 
         (r, e) => now + r.min(e),
     };
     ms.run_expiration_time = (expiration > 0).then(|| ts_from_millis(expiration));
+}
+
+/// Children initiated before the reset point and not closed there stay the new run's: what
+/// the old run learned of them after the point (started, closed, or failed to start) is
+/// recorded again, and a child still running reports its close to the new run (the old
+/// run's `reset_run_id` leads there, see `children.rs`).
+fn keep_child_outcomes(run: &mut Run, later: &[HistoryEvent], now: i64) {
+    for event in later {
+        let Some(attrs) = &event.attributes else {
+            continue;
+        };
+        let Some(initiated) = super::events::child_initiated_id(attrs) else {
+            continue;
+        };
+        let Some(child) = run.ms.children.get(&initiated).cloned() else {
+            continue;
+        };
+        let mut attrs = attrs.clone();
+        super::events::set_child_started_id(&mut attrs, child.started_event_id);
+        let started = matches!(
+            attrs,
+            Attributes::ChildWorkflowExecutionStartedEventAttributes(_)
+        );
+        let id = run.append(now, attrs);
+        if started {
+            if let Some(child) = run.ms.children.get_mut(&initiated) {
+                child.started_event_id = id;
+                child.run_id = super::events::child_run_id(event).unwrap_or_default();
+            }
+        } else {
+            run.ms.children.remove(&initiated);
+        }
+    }
 }
 
 /// The workflow task in progress at the reset point fails with cause `ResetWorkflow` (started
@@ -346,8 +391,8 @@ pub(crate) fn add_reset_point(ms: &mut MutableState, mut point: ResetPointInfo, 
     }
 }
 
-/// The reset point a completed workflow task makes: resettable unless children or requests
-/// to other workflows are pending (a reset refuses those).
+/// The reset point a completed workflow task makes: resettable unless signals or
+/// cancellations to other workflows are pending (a reset refuses those).
 pub(crate) fn reset_point_of(
     ms: &MutableState,
     completion: &RespondWorkflowTaskCompletedRequest,
@@ -372,7 +417,7 @@ pub(crate) fn reset_point_of(
         build_id: build_id.to_string(),
         run_id: ms.run_id.clone(),
         create_time: Some(ts_from_millis(now)),
-        resettable: ms.children.is_empty() && !external_pending,
+        resettable: !external_pending,
         ..Default::default()
     }
 }

@@ -377,6 +377,12 @@ impl Core {
         let Some(initiated) = t.initiated.map(|i| *i) else {
             return;
         };
+        // A parent reset while its child was starting: the new run waits for the child.
+        let successor = self.waiting_successor(parent, t.initiated_event_id);
+        let (parent, parent_open) = match &successor {
+            Some(run) => (run, true),
+            None => (parent, parent_open),
+        };
         if !parent_open {
             // The parent closed before its child started: the close policy applies now.
             if outcome.ok {

@@ -639,3 +639,84 @@ func TestResetReappliesSignals(t *testing.T) {
 		t.Fatalf("before %v, after reset %v", before, after)
 	}
 }
+
+// ChildWaiter returns what its "go" signal carries.
+func ChildWaiter(ctx workflow.Context) (string, error) {
+	var said string
+	workflow.GetSignalChannel(ctx, "go").Receive(ctx, &said)
+	return said, nil
+}
+
+// ParentOfWaiter runs ChildWaiter under a fixed id and returns its result.
+func ParentOfWaiter(ctx workflow.Context, childID string) (string, error) {
+	ctx = workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: childID})
+	var result string
+	err := workflow.ExecuteChildWorkflow(ctx, ChildWaiter).Get(ctx, &result)
+	return "parent got " + result, err
+}
+
+// A reset to a point after the child started keeps the child: it goes on running, and its
+// result reaches the new run.
+func TestResetKeepsARunningChild(t *testing.T) {
+	c := dial(t)
+	tq := startWorker(t, c, worker.Options{}, func(w worker.Worker) {
+		w.RegisterWorkflow(ParentOfWaiter)
+		w.RegisterWorkflow(ChildWaiter)
+	})
+	ctx := ctxFor(t, 60*time.Second)
+	childID := id(t) + "-child"
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id(t), TaskQueue: tq}, ParentOfWaiter, childID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The child has started once the parent has completed a workflow task after its start.
+	var point int64
+	for point == 0 {
+		iter := c.GetWorkflowHistory(ctx, run.GetID(), run.GetRunID(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		started := false
+		for iter.HasNext() {
+			event, err := iter.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch event.GetEventType() {
+			case enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED:
+				started = true
+			case enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+				if started {
+					point = event.GetEventId()
+				}
+			}
+		}
+		if point == 0 {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	resp, err := c.ResetWorkflowExecution(ctx, &workflowservice.ResetWorkflowExecutionRequest{
+		Namespace:                 "default",
+		WorkflowExecution:         &commonpb.WorkflowExecution{WorkflowId: run.GetID(), RunId: run.GetRunID()},
+		Reason:                    "go test",
+		WorkflowTaskFinishEventId: point,
+		RequestId:                 uuid.NewString(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	child, err := c.DescribeWorkflowExecution(ctx, childID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status := child.GetWorkflowExecutionInfo().GetStatus(); status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		t.Fatalf("the child after the parent's reset: %v", status)
+	}
+	if err := c.SignalWorkflow(ctx, childID, "", "go", "kept"); err != nil {
+		t.Fatal(err)
+	}
+	var result string
+	if err := c.GetWorkflow(ctx, run.GetID(), resp.RunId).Get(ctx, &result); err != nil {
+		t.Fatalf("reset run: %v", err)
+	}
+	if result != "parent got kept" {
+		t.Fatalf("reset run returned %q", result)
+	}
+}

@@ -40,3 +40,30 @@ class Resettable:
     @workflow.query
     def ready(self) -> bool:
         return self.stamped
+
+
+@workflow.defn
+class Child:
+    """Waits for a `finish` signal and returns what it says."""
+
+    def __init__(self) -> None:
+        self.said: str | None = None
+
+    @workflow.run
+    async def run(self) -> str:
+        await workflow.wait_condition(lambda: self.said is not None)
+        return self.said or ""
+
+    @workflow.signal
+    def finish(self, text: str) -> None:
+        self.said = text
+
+
+@workflow.defn
+class Parent:
+    """Starts one child with a fixed id and returns what the child returned."""
+
+    @workflow.run
+    async def run(self, child_id: str) -> str:
+        result = await workflow.execute_child_workflow(Child.run, id=child_id)
+        return f"parent got {result}"

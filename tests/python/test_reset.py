@@ -7,6 +7,7 @@ that is not a workflow task is refused."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -20,7 +21,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
-from reset_workflows import STAMPS, Resettable, stamp
+from reset_workflows import STAMPS, Child, Parent, Resettable, stamp
 from waiting import eventually
 
 
@@ -155,3 +156,90 @@ async def test_reset_points_are_described_and_bad_points_refused(client: Client,
         assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
         await handle.signal(Resettable.note, "go")
         assert (await handle.result())["ran"] == 1
+
+
+# --- resets of parents with children ------------------------------------------------------
+
+RESULT_TIMEOUT_S = 30.0
+
+
+async def parent_waiting_on_child(client: Client, tq: str, name: str) -> tuple[WorkflowHandle, WorkflowHandle]:
+    handle = await client.start_workflow(Parent.run, f"{name}-child", id=f"parent-{name}", task_queue=tq)
+    child = client.get_workflow_handle(f"{name}-child")
+
+    async def child_started():
+        history = await events(handle)
+        return any(e.event_type == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED for e in history)
+
+    await eventually(child_started, "the child to start")
+    return handle, child
+
+
+async def result_of(client: Client, workflow_id: str, run_id: str | None = None):
+    """The run's result, failing the test (not hanging it) if it never comes."""
+    handle = client.get_workflow_handle(workflow_id, run_id=run_id)
+    return await asyncio.wait_for(handle.result(), RESULT_TIMEOUT_S)
+
+
+def last_completed_task(history: list) -> int:
+    return [e for e in history if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED][-1].event_id
+
+
+def count(history: list, kind: EventType.ValueType) -> int:
+    return sum(1 for e in history if e.event_type == kind)
+
+
+async def test_a_reset_after_the_child_started_keeps_the_running_child(client: Client, unique: str) -> None:
+    """The child keeps running (not terminated by the parent-close policy) and its result
+    reaches the new run, through the old run's reset link."""
+    tq, name = f"tq-{unique}", f"keep-{unique}"
+    async with Worker(client, task_queue=tq, workflows=[Parent, Child]):
+        handle, child = await parent_waiting_on_child(client, tq, name)
+        child_run = (await child.describe()).run_id
+        new_run = await reset(client, handle.id, last_completed_task(await events(handle)))
+        assert (await child.describe()).status == WorkflowExecutionStatus.RUNNING
+        assert (await child.describe()).run_id == child_run
+        desc = await describe(client, handle.id, new_run)
+        assert [c.workflow_id for c in desc.pending_children] == [child.id]
+        await child.signal(Child.finish, "kept")
+        assert await result_of(client, handle.id, new_run) == "parent got kept"
+        history = await events(handle, new_run)
+        assert count(history, EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED) == 1
+        assert count(history, EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED) == 1
+
+
+async def test_a_reset_keeps_what_a_child_that_already_closed_returned(client: Client, unique: str) -> None:
+    tq, name = f"tq-{unique}", f"closed-{unique}"
+    async with Worker(client, task_queue=tq, workflows=[Parent, Child]):
+        handle, child = await parent_waiting_on_child(client, tq, name)
+        point = last_completed_task(await events(handle))
+        await child.signal(Child.finish, "early")
+        assert await result_of(client, handle.id) == "parent got early"
+        new_run = await reset(client, handle.id, point)
+        assert await result_of(client, handle.id, new_run) == "parent got early"
+        history = await events(handle, new_run)
+        assert count(history, EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED) == 1
+        completed = first_event(history, EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED)
+        started = first_event(history, EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED)
+        assert completed.child_workflow_execution_completed_event_attributes.started_event_id == started.event_id
+
+
+async def test_a_reset_before_the_child_started_starts_it_again(client: Client, unique: str) -> None:
+    """The old run's child was initiated after the reset point: the old run's parent-close
+    policy (terminate) ends it and the new run starts the child again under the same id."""
+    tq, name = f"tq-{unique}", f"again-{unique}"
+    async with Worker(client, task_queue=tq, workflows=[Parent, Child]):
+        handle, child = await parent_waiting_on_child(client, tq, name)
+        old_child_run = (await child.describe()).run_id
+        first_task = first_event(await events(handle), EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED).event_id
+        new_run = await reset(client, handle.id, first_task)
+
+        async def restarted():
+            d = await child.describe()
+            return d.run_id != old_child_run and d.status == WorkflowExecutionStatus.RUNNING
+
+        await eventually(restarted, "the child to start again")
+        old = client.get_workflow_handle(child.id, run_id=old_child_run)
+        assert (await old.describe()).status == WorkflowExecutionStatus.TERMINATED
+        await child.signal(Child.finish, "second")
+        assert await result_of(client, handle.id, new_run) == "parent got second"
