@@ -234,3 +234,71 @@ async fn archived_runs_serve_every_closed_run_operation() {
         Ok((fresh, WorkflowExecutionStatus::Running as i32))
     );
 }
+
+/// Deleting a namespace takes its archived runs along, and they stay deleted after a restart
+/// (the dev server then registers `default` again, empty, and its workflow ids are free).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_namespace_takes_its_archived_runs_along() {
+    use durin::proto::api::operatorservice::v1::DeleteNamespaceRequest;
+    use durin::proto::operatorservice::operator_service_client::OperatorServiceClient;
+    let mut server = DurinServer::start_with(
+        vec!["dev".into(), "--archive-after".into(), "0".into()],
+        Vec::new(),
+    )
+    .await;
+    let mut c = client(server.port()).await;
+    let mut runs = Vec::new();
+    for i in 0..10 {
+        let id = format!("gone-{i}");
+        runs.push(
+            start(&mut c, &id, WorkflowIdReusePolicy::AllowDuplicate)
+                .await
+                .expect("start"),
+        );
+        terminate(&mut c, &id).await;
+    }
+    start(&mut c, "gone-open", WorkflowIdReusePolicy::AllowDuplicate)
+        .await
+        .expect("open run");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while archive_bytes(&server) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "nothing archived");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(count(&mut c, "").await, 11);
+
+    let channel =
+        tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{}", server.port()))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect");
+    OperatorServiceClient::new(channel)
+        .delete_namespace(Request::new(DeleteNamespaceRequest {
+            namespace: "default".into(),
+            ..Default::default()
+        }))
+        .await
+        .expect("delete namespace");
+    assert_eq!(
+        describe(&mut c, "gone-3", &runs[3]).await,
+        Err(Code::NotFound)
+    );
+
+    server.restart().await;
+    c = client(server.port()).await;
+    assert_eq!(
+        count(&mut c, "").await,
+        0,
+        "nothing of the deleted namespace came back"
+    );
+    assert_eq!(
+        describe(&mut c, "gone-3", &runs[3]).await,
+        Err(Code::NotFound)
+    );
+    assert_eq!(describe(&mut c, "gone-open", "").await, Err(Code::NotFound));
+    start(&mut c, "gone-open", WorkflowIdReusePolicy::RejectDuplicate)
+        .await
+        .expect("the id is free in the new namespace");
+}

@@ -10,7 +10,7 @@ use durin::proto::api::command::v1::{
 };
 use durin::proto::api::common::v1::{ActivityType, WorkflowExecution, WorkflowType};
 use durin::proto::api::enums::v1::CommandType;
-use durin::proto::api::operatorservice::v1::ListSearchAttributesRequest;
+use durin::proto::api::operatorservice::v1::{DeleteNamespaceRequest, ListSearchAttributesRequest};
 use durin::proto::api::query::v1::WorkflowQuery;
 use durin::proto::api::schedule::v1::Schedule;
 use durin::proto::api::taskqueue::v1::TaskQueue;
@@ -432,6 +432,22 @@ async fn a_namespace_token_reaches_nothing_of_another_namespace() {
             .await,
         denied,
     );
+    // Deleting a namespace takes a token for every namespace: not another team's, and not
+    // even the team's own.
+    for ns in ["team-b", "team-a"] {
+        refused(
+            &format!("operator: delete namespace {ns}"),
+            op.delete_namespace(with(
+                TEAM_A,
+                DeleteNamespaceRequest {
+                    namespace: ns.into(),
+                    ..Default::default()
+                },
+            ))
+            .await,
+            denied,
+        );
+    }
 
     // Team B's workflow is untouched: still running, its activity still pending.
     let described = wf

@@ -12,6 +12,10 @@
 //! not list gets PERMISSION_DENIED. Calls that name no namespace (system info, listing
 //! namespaces) need a known token only.
 
+/// What a token lists to use every namespace (and what calls for every namespace, such as
+/// deleting one, name as their namespace).
+pub const EVERY_NAMESPACE: &str = "*";
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -128,7 +132,13 @@ impl AuthPolicy {
             ));
         };
         match namespace {
-            Some(ns) if !ns.is_empty() && !entry.namespaces.iter().any(|n| n == "*" || n == ns) => {
+            Some(ns)
+                if !ns.is_empty()
+                    && !entry
+                        .namespaces
+                        .iter()
+                        .any(|n| n == EVERY_NAMESPACE || n == ns) =>
+            {
                 Err(Status::permission_denied(format!(
                     "token {:?} may not use namespace {ns:?}",
                     entry.name

@@ -1,5 +1,5 @@
-//! OperatorService: the search-attribute registry (the calls SDKs and the CLI use); other
-//! calls answer UNIMPLEMENTED through the generated default stubs.
+//! OperatorService: the search-attribute registry (the calls SDKs and the CLI use) and
+//! namespace deletion; other calls answer UNIMPLEMENTED through the generated default stubs.
 
 use std::sync::Arc;
 
@@ -45,6 +45,20 @@ impl OperatorService for OperatorHandler {
             .map_err(to_status)?;
         crate::cluster::propagate_namespaces(&self.cluster).await?;
         Ok(Response::new(RemoveSearchAttributesResponse {}))
+    }
+
+    async fn delete_namespace(
+        &self,
+        req: Request<DeleteNamespaceRequest>,
+    ) -> Result<Response<DeleteNamespaceResponse>, Status> {
+        let deleted = self
+            .engine
+            .delete_namespace(req.into_inner())
+            .await
+            .map_err(to_status)?;
+        // The other replicas see the tombstone and delete what their shards hold.
+        crate::cluster::propagate_namespaces(&self.cluster).await?;
+        Ok(Response::new(deleted))
     }
 
     async fn list_search_attributes(

@@ -240,8 +240,12 @@ impl Core {
     }
 
     pub(crate) fn replay_batch(&mut self, job: BatchJobRecord) {
-        self.batches
-            .insert((job.namespace.clone(), job.job_id.clone()), job);
+        let key = (job.namespace.clone(), job.job_id.clone());
+        if job.deleted {
+            self.batches.remove(&key);
+        } else {
+            self.batches.insert(key, job);
+        }
     }
 
     pub(crate) fn batch_snapshot(&self) -> Vec<crate::store::LogRecord> {

@@ -59,6 +59,7 @@ fn capabilities() -> Capabilities {
         sync_update: true,
         async_update: true,
         worker_poll_complete_on_shutdown: true,
+        worker_heartbeats: true,
         ..Default::default()
     }
 }

@@ -291,4 +291,7 @@ pub struct BatchJobRecord {
     pub in_flight_workflow_id: String,
     #[prost(string, tag = "15")]
     pub in_flight_run_id: String,
+    /// The job went with its namespace (a record of only the key and this).
+    #[prost(bool, tag = "16")]
+    pub deleted: bool,
 }
