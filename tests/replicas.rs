@@ -845,3 +845,215 @@ async fn a_reset_works_across_replicas() {
         .unwrap_or(0);
     assert_eq!(ran, 2, "the activity ran once in each run");
 }
+
+/// Worker heartbeats reach whichever replica a worker's connection lands on; a client of any
+/// replica lists, counts and describes them all, a worker seen by both once (its latest).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_lists_cover_every_replicas_heartbeats() {
+    use temporalio_common::protos::temporal::api::{
+        enums::v1::WorkerStatus,
+        worker::v1::WorkerHeartbeat,
+        workflowservice::v1::{
+            CountWorkersRequest, DescribeWorkerRequest, ListWorkersRequest,
+            RecordWorkerHeartbeatRequest,
+        },
+    };
+    let (_pg, _replicas, clients) = two_replicas("workers_replicas").await;
+    let tq = unique("tq-workers");
+    let heartbeat = |key: &str, at_secs: i64| WorkerHeartbeat {
+        worker_instance_key: key.to_string(),
+        task_queue: tq.clone(),
+        status: WorkerStatus::Running as i32,
+        heartbeat_time: Some(prost_wkt_types::Timestamp {
+            seconds: at_secs,
+            nanos: 0,
+        }),
+        ..Default::default()
+    };
+    let record = |client: &Client, hb: WorkerHeartbeat| {
+        let mut raw = client.clone();
+        async move {
+            WorkflowService::record_worker_heartbeat(
+                &mut raw,
+                Request::new(RecordWorkerHeartbeatRequest {
+                    namespace: NAMESPACE.to_string(),
+                    worker_heartbeat: vec![hb],
+                    ..Default::default()
+                }),
+            )
+            .await
+            .expect("heartbeat recorded");
+        }
+    };
+    record(&clients[0], heartbeat("worker-a", 100)).await;
+    record(&clients[1], heartbeat("worker-b", 100)).await;
+    // worker-a's connection moved to the other replica.
+    record(&clients[1], heartbeat("worker-a", 200)).await;
+
+    let query = format!("TaskQueue = '{tq}'");
+    for client in &clients {
+        let mut raw = client.clone();
+        let mut keys = Vec::new();
+        let mut token = Vec::new();
+        loop {
+            let page = WorkflowService::list_workers(
+                &mut raw,
+                Request::new(ListWorkersRequest {
+                    namespace: NAMESPACE.to_string(),
+                    page_size: 1,
+                    next_page_token: token,
+                    query: query.clone(),
+                    ..Default::default()
+                }),
+            )
+            .await
+            .expect("list workers")
+            .into_inner();
+            keys.extend(page.workers.iter().map(|w| w.worker_instance_key.clone()));
+            token = page.next_page_token;
+            if token.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(keys, ["worker-a", "worker-b"], "one page per worker");
+        let count = WorkflowService::count_workers(
+            &mut raw,
+            Request::new(CountWorkersRequest {
+                namespace: NAMESPACE.to_string(),
+                query: query.clone(),
+                ..Default::default()
+            }),
+        )
+        .await
+        .expect("count workers")
+        .into_inner();
+        assert_eq!(count.count, 2);
+        let described = WorkflowService::describe_worker(
+            &mut raw,
+            Request::new(DescribeWorkerRequest {
+                namespace: NAMESPACE.to_string(),
+                worker_instance_key: "worker-a".into(),
+            }),
+        )
+        .await
+        .expect("describe worker")
+        .into_inner();
+        let hb = described.worker_info.unwrap().worker_heartbeat.unwrap();
+        assert_eq!(
+            hb.heartbeat_time.unwrap().seconds,
+            200,
+            "the latest heartbeat"
+        );
+        let missing = WorkflowService::describe_worker(
+            &mut raw,
+            Request::new(DescribeWorkerRequest {
+                namespace: NAMESPACE.to_string(),
+                worker_instance_key: "no-such-worker".into(),
+            }),
+        )
+        .await
+        .expect_err("an unknown worker");
+        assert_eq!(missing.code(), Code::NotFound);
+    }
+}
+
+/// A namespace deleted through one replica is gone on every replica: each deletes the runs of
+/// its own shards, and the name registered again starts empty everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_deleted_through_one_replica_is_gone_from_all() {
+    use durin::proto::api::operatorservice::v1::DeleteNamespaceRequest;
+    use durin::proto::operatorservice::operator_service_client::OperatorServiceClient;
+    use temporalio_common::protos::temporal::api::workflowservice::v1::{
+        DescribeWorkflowExecutionRequest, RegisterNamespaceRequest,
+    };
+    let (_pg, replicas, clients) = two_replicas("delete_ns_replicas").await;
+    let ns = unique("doomed");
+    let register = |client: &Client| {
+        let mut raw = client.clone();
+        let req = RegisterNamespaceRequest {
+            namespace: ns.clone(),
+            workflow_execution_retention_period: Some(prost_wkt_types::Duration {
+                seconds: 86400,
+                nanos: 0,
+            }),
+            ..Default::default()
+        };
+        async move {
+            raw.register_namespace(Request::new(req))
+                .await
+                .expect("register");
+        }
+    };
+    register(&clients[0]).await;
+    let ids: Vec<String> = (0..8).map(|i| format!("{ns}-{i}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let client = clients[i % 2].clone();
+        let ns = ns.clone();
+        retrying("start", || {
+            let mut raw = client.clone();
+            let req = StartWorkflowExecutionRequest {
+                namespace: ns.clone(),
+                workflow_id: id.clone(),
+                workflow_type: Some(WorkflowType {
+                    name: "NobodyRunsThis".into(),
+                }),
+                task_queue: Some(TaskQueue {
+                    name: "tq".into(),
+                    ..Default::default()
+                }),
+                request_id: format!("start-{id}"),
+                ..Default::default()
+            };
+            async move { raw.start_workflow_execution(Request::new(req)).await }
+        })
+        .await;
+    }
+    let count = |client: &Client| {
+        let mut raw = client.clone();
+        let req = CountWorkflowExecutionsRequest {
+            namespace: ns.clone(),
+            query: String::new(),
+        };
+        async move { raw.count_workflow_executions(Request::new(req)).await }
+    };
+    assert_eq!(
+        count(&clients[1]).await.expect("count").into_inner().count,
+        8
+    );
+
+    let channel =
+        tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{}", replicas[0].port()))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect");
+    OperatorServiceClient::new(channel)
+        .delete_namespace(tonic::Request::new(DeleteNamespaceRequest {
+            namespace: ns.clone(),
+            ..Default::default()
+        }))
+        .await
+        .expect("delete namespace");
+    for client in &clients {
+        let err = count(client).await.expect_err("the namespace is gone");
+        assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    }
+    register(&clients[1]).await;
+    for client in &clients {
+        assert_eq!(count(client).await.expect("count").into_inner().count, 0);
+        for id in &ids {
+            let mut raw = client.clone();
+            let err = raw
+                .describe_workflow_execution(Request::new(DescribeWorkflowExecutionRequest {
+                    namespace: ns.clone(),
+                    execution: Some(WorkflowExecution {
+                        workflow_id: id.clone(),
+                        run_id: String::new(),
+                    }),
+                }))
+                .await
+                .expect_err("the run went with its namespace");
+            assert_eq!(err.code(), Code::NotFound, "{id}: {err:?}");
+        }
+    }
+}

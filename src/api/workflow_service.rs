@@ -9,9 +9,12 @@ use tonic::{Request, Response, Status};
 
 use crate::cluster::fetch::PollTemplate;
 use crate::engine::Engine;
-use crate::engine::activity::{ActivityRef, AttemptEnd};
 use crate::proto::workflowservice::workflow_service_server::WorkflowService;
 use crate::rpc::errors::to_status;
+
+mod activity_tasks;
+mod visibility;
+mod workers;
 
 /// A long poll answers this long before the caller's own deadline.
 const LONG_POLL_TAIL_ROOM: Duration = Duration::from_secs(1);
@@ -230,184 +233,56 @@ impl WorkflowService for WorkflowHandler {
         &self,
         req: Request<RecordActivityTaskHeartbeatRequest>,
     ) -> Reply<RecordActivityTaskHeartbeatResponse> {
-        let r = req.into_inner();
-        let cancel = self
-            .engine
-            .heartbeat(
-                ActivityRef::Token {
-                    namespace: &r.namespace,
-                    token: &r.task_token,
-                },
-                r.details,
-            )
-            .await;
-        ok(cancel.map(|answer| RecordActivityTaskHeartbeatResponse {
-            cancel_requested: answer.cancel_requested,
-            activity_paused: answer.paused,
-            activity_reset: answer.reset,
-        }))
+        self.activity_heartbeat(req).await
     }
 
     async fn record_activity_task_heartbeat_by_id(
         &self,
         req: Request<RecordActivityTaskHeartbeatByIdRequest>,
     ) -> Reply<RecordActivityTaskHeartbeatByIdResponse> {
-        let r = req.into_inner();
-        let activity = ActivityRef::Id {
-            namespace: &r.namespace,
-            workflow_id: &r.workflow_id,
-            run_id: &r.run_id,
-            activity_id: &r.activity_id,
-        };
-        let cancel = self.engine.heartbeat(activity, r.details.clone()).await;
-        ok(
-            cancel.map(|answer| RecordActivityTaskHeartbeatByIdResponse {
-                cancel_requested: answer.cancel_requested,
-                activity_paused: answer.paused,
-                activity_reset: answer.reset,
-            }),
-        )
+        self.activity_heartbeat_by_id(req).await
     }
 
     async fn respond_activity_task_completed(
         &self,
         req: Request<RespondActivityTaskCompletedRequest>,
     ) -> Reply<RespondActivityTaskCompletedResponse> {
-        let r = req.into_inner();
-        let end = AttemptEnd::Completed {
-            result: r.result,
-            identity: r.identity,
-        };
-        ok(self
-            .engine
-            .end_activity_attempt(
-                ActivityRef::Token {
-                    namespace: &r.namespace,
-                    token: &r.task_token,
-                },
-                end,
-            )
-            .await
-            .map(|_| Default::default()))
+        self.activity_completed(req).await
     }
 
     async fn respond_activity_task_completed_by_id(
         &self,
         req: Request<RespondActivityTaskCompletedByIdRequest>,
     ) -> Reply<RespondActivityTaskCompletedByIdResponse> {
-        let r = req.into_inner();
-        let activity = ActivityRef::Id {
-            namespace: &r.namespace,
-            workflow_id: &r.workflow_id,
-            run_id: &r.run_id,
-            activity_id: &r.activity_id,
-        };
-        let end = AttemptEnd::Completed {
-            result: r.result.clone(),
-            identity: r.identity.clone(),
-        };
-        ok(self
-            .engine
-            .end_activity_attempt(activity, end)
-            .await
-            .map(|_| Default::default()))
+        self.activity_completed_by_id(req).await
     }
 
     async fn respond_activity_task_failed(
         &self,
         req: Request<RespondActivityTaskFailedRequest>,
     ) -> Reply<RespondActivityTaskFailedResponse> {
-        let r = req.into_inner();
-        let failure = r
-            .failure
-            .ok_or_else(|| Status::invalid_argument("Failure is not set on request."))?;
-        let end = AttemptEnd::Failed {
-            failure: Box::new(failure),
-            last_heartbeat_details: r.last_heartbeat_details,
-            identity: r.identity,
-        };
-        ok(self
-            .engine
-            .end_activity_attempt(
-                ActivityRef::Token {
-                    namespace: &r.namespace,
-                    token: &r.task_token,
-                },
-                end,
-            )
-            .await
-            .map(|_| Default::default()))
+        self.activity_failed(req).await
     }
 
     async fn respond_activity_task_failed_by_id(
         &self,
         req: Request<RespondActivityTaskFailedByIdRequest>,
     ) -> Reply<RespondActivityTaskFailedByIdResponse> {
-        let r = req.into_inner();
-        let failure = r
-            .failure
-            .clone()
-            .ok_or_else(|| Status::invalid_argument("Failure is not set on request."))?;
-        let activity = ActivityRef::Id {
-            namespace: &r.namespace,
-            workflow_id: &r.workflow_id,
-            run_id: &r.run_id,
-            activity_id: &r.activity_id,
-        };
-        let end = AttemptEnd::Failed {
-            failure: Box::new(failure),
-            last_heartbeat_details: r.last_heartbeat_details.clone(),
-            identity: r.identity.clone(),
-        };
-        ok(self
-            .engine
-            .end_activity_attempt(activity, end)
-            .await
-            .map(|_| Default::default()))
+        self.activity_failed_by_id(req).await
     }
 
     async fn respond_activity_task_canceled(
         &self,
         req: Request<RespondActivityTaskCanceledRequest>,
     ) -> Reply<RespondActivityTaskCanceledResponse> {
-        let r = req.into_inner();
-        let end = AttemptEnd::Canceled {
-            details: r.details,
-            identity: r.identity,
-        };
-        ok(self
-            .engine
-            .end_activity_attempt(
-                ActivityRef::Token {
-                    namespace: &r.namespace,
-                    token: &r.task_token,
-                },
-                end,
-            )
-            .await
-            .map(|_| Default::default()))
+        self.activity_canceled(req).await
     }
 
     async fn respond_activity_task_canceled_by_id(
         &self,
         req: Request<RespondActivityTaskCanceledByIdRequest>,
     ) -> Reply<RespondActivityTaskCanceledByIdResponse> {
-        let r = req.into_inner();
-        let activity = ActivityRef::Id {
-            namespace: &r.namespace,
-            workflow_id: &r.workflow_id,
-            run_id: &r.run_id,
-            activity_id: &r.activity_id,
-        };
-        let end = AttemptEnd::Canceled {
-            details: r.details.clone(),
-            identity: r.identity.clone(),
-        };
-        ok(self
-            .engine
-            .end_activity_attempt(activity, end)
-            .await
-            .map(|_| Default::default()))
+        self.activity_canceled_by_id(req).await
     }
 
     async fn pause_activity(
@@ -613,101 +488,35 @@ impl WorkflowService for WorkflowHandler {
         &self,
         req: Request<ListOpenWorkflowExecutionsRequest>,
     ) -> Reply<ListOpenWorkflowExecutionsResponse> {
-        let list = crate::engine::visibility::legacy_open(req.get_ref());
-        let resp = self.list_workflow_executions(same_call(&req, list)).await?;
-        let resp = resp.into_inner();
-        Ok(Response::new(ListOpenWorkflowExecutionsResponse {
-            executions: resp.executions,
-            next_page_token: resp.next_page_token,
-        }))
+        self.legacy_open_page(req).await
     }
 
     async fn list_closed_workflow_executions(
         &self,
         req: Request<ListClosedWorkflowExecutionsRequest>,
     ) -> Reply<ListClosedWorkflowExecutionsResponse> {
-        let list = crate::engine::visibility::legacy_closed(req.get_ref());
-        let resp = self.list_workflow_executions(same_call(&req, list)).await?;
-        let resp = resp.into_inner();
-        Ok(Response::new(ListClosedWorkflowExecutionsResponse {
-            executions: resp.executions,
-            next_page_token: resp.next_page_token,
-        }))
+        self.legacy_closed_page(req).await
     }
 
     async fn list_workflow_executions(
         &self,
         req: Request<ListWorkflowExecutionsRequest>,
     ) -> Reply<ListWorkflowExecutionsResponse> {
-        let mut req = req;
-        if req
-            .extensions()
-            .get::<crate::cluster::Forwarded>()
-            .is_none()
-        {
-            let page_size = &mut req.get_mut().page_size;
-            *page_size = crate::engine::visibility::capped_page_size(*page_size);
-        }
-        let Some(cluster) = self.merging(&req) else {
-            return ok(self.engine.list_workflows(req.into_inner()).await);
-        };
-        // With several replicas each lists its own shards; the pages are merged here.
-        let (offset, page_size) =
-            crate::engine::visibility::page_of(req.get_ref()).map_err(to_status)?;
-        let local = self
-            .engine
-            .list_workflows(crate::cluster::visibility::first_n(
-                req.get_ref(),
-                offset + page_size,
-            ))
-            .await
-            .map_err(to_status)?;
-        cluster
-            .list_everywhere(local, &req, offset, page_size)
-            .await
-            .map(Response::new)
+        self.workflows_page(req).await
     }
 
     async fn scan_workflow_executions(
         &self,
         req: Request<ScanWorkflowExecutionsRequest>,
     ) -> Reply<ScanWorkflowExecutionsResponse> {
-        // A scan is a list without an order promise: answered as one, merged across
-        // replicas the same way.
-        let r = req.get_ref();
-        let list = ListWorkflowExecutionsRequest {
-            namespace: r.namespace.clone(),
-            page_size: r.page_size,
-            next_page_token: r.next_page_token.clone(),
-            query: r.query.clone(),
-        };
-        let resp = self
-            .list_workflow_executions(same_call(&req, list))
-            .await?
-            .into_inner();
-        Ok(Response::new(ScanWorkflowExecutionsResponse {
-            executions: resp.executions,
-            next_page_token: resp.next_page_token,
-        }))
+        self.workflows_scan(req).await
     }
 
     async fn count_workflow_executions(
         &self,
         req: Request<CountWorkflowExecutionsRequest>,
     ) -> Reply<CountWorkflowExecutionsResponse> {
-        let local = self
-            .engine
-            .count_workflows(req.get_ref().clone())
-            .await
-            .map_err(to_status)?;
-        match self.merging(&req) {
-            // With several replicas each counts its own shards.
-            Some(cluster) => cluster
-                .count_everywhere(local, &req)
-                .await
-                .map(Response::new),
-            None => Ok(Response::new(local)),
-        }
+        self.workflows_count(req).await
     }
 
     async fn describe_task_queue(
@@ -767,6 +576,19 @@ impl WorkflowService for WorkflowHandler {
             .engine
             .shutdown_worker(&r.namespace, &r.sticky_task_queue)
             .await;
+        // The worker's last heartbeat (status ShuttingDown or Shutdown) updates or ends its
+        // entry in the worker list.
+        // A malformed one does not fail the shutdown.
+        if let (Ok(()), Some(heartbeat)) = (&done, r.worker_heartbeat) {
+            let last = RecordWorkerHeartbeatRequest {
+                namespace: r.namespace,
+                worker_heartbeat: vec![heartbeat],
+                ..Default::default()
+            };
+            if let Err(e) = self.engine.record_worker_heartbeats(last).await {
+                tracing::debug!(error = %e, "a stopping worker's last heartbeat was refused");
+            }
+        }
         ok(done.map(|_| Default::default()))
     }
 
@@ -822,23 +644,7 @@ impl WorkflowService for WorkflowHandler {
         &self,
         req: Request<ListSchedulesRequest>,
     ) -> Reply<ListSchedulesResponse> {
-        let Some(cluster) = self.merging(&req) else {
-            return ok(self.engine.list_schedules(req.into_inner()).await);
-        };
-        // With several replicas each lists the schedules of its own shards.
-        let page_size = match req.get_ref().maximum_page_size {
-            n if n > 0 => (n as usize).min(crate::engine::schedule_api::DEFAULT_PAGE),
-            _ => crate::engine::schedule_api::DEFAULT_PAGE,
-        };
-        let local = self
-            .engine
-            .list_schedules(req.get_ref().clone())
-            .await
-            .map_err(to_status)?;
-        cluster
-            .list_schedules_everywhere(local, &req, page_size)
-            .await
-            .map(Response::new)
+        self.schedules_page(req).await
     }
 
     async fn start_batch_operation(
@@ -876,33 +682,50 @@ impl WorkflowService for WorkflowHandler {
         &self,
         req: Request<ListBatchOperationsRequest>,
     ) -> Reply<ListBatchOperationsResponse> {
-        let Some(cluster) = self.merging(&req) else {
-            return ok(self.engine.list_batches(req.into_inner()).await);
-        };
-        // With several replicas each lists the jobs of its own shards; merged here.
-        cluster
-            .list_batches_everywhere(&self.engine, &req)
-            .await
-            .map(Response::new)
+        self.batches_page(req).await
     }
 
     async fn count_schedules(
         &self,
         req: Request<CountSchedulesRequest>,
     ) -> Reply<CountSchedulesResponse> {
-        let local = self
+        self.schedules_count(req).await
+    }
+
+    async fn record_worker_heartbeat(
+        &self,
+        req: Request<RecordWorkerHeartbeatRequest>,
+    ) -> Reply<RecordWorkerHeartbeatResponse> {
+        self.record_heartbeats(req).await
+    }
+
+    async fn list_workers(&self, req: Request<ListWorkersRequest>) -> Reply<ListWorkersResponse> {
+        self.workers_page(req).await
+    }
+
+    async fn count_workers(
+        &self,
+        req: Request<CountWorkersRequest>,
+    ) -> Reply<CountWorkersResponse> {
+        self.workers_count(req).await
+    }
+
+    async fn describe_worker(
+        &self,
+        req: Request<DescribeWorkerRequest>,
+    ) -> Reply<DescribeWorkerResponse> {
+        self.worker_described(req).await
+    }
+
+    async fn poll_nexus_task_queue(
+        &self,
+        req: Request<PollNexusTaskQueueRequest>,
+    ) -> Reply<PollNexusTaskQueueResponse> {
+        let deadline = self.poll_deadline(&req, self.engine.config.long_poll_timeout);
+        ok(self
             .engine
-            .count_schedules(req.get_ref().clone())
-            .await
-            .map_err(to_status)?;
-        let Some(cluster) = self.merging(&req) else {
-            return Ok(Response::new(local));
-        };
-        // With several replicas each counts the schedules of its own shards.
-        cluster
-            .count_schedules_everywhere(local, &req)
-            .await
-            .map(Response::new)
+            .poll_nexus_task(req.into_inner(), deadline)
+            .await)
     }
 
     async fn list_schedule_matching_times(

@@ -41,7 +41,9 @@ async fn balance(
     engine: &Engine,
 ) -> Result<ClusterView, crate::store::StoreError> {
     let (mut view, _) = store.tick().await?;
-    engine.refresh_namespaces(store.namespaces().await?);
+    if let Err(e) = engine.refresh_namespaces(store.namespaces().await?).await {
+        tracing::warn!(error = %e, "could not take in the stored namespaces");
+    }
     let me = store.replica_id().to_string();
     let held: Vec<u32> = store.held().iter().map(|h| h.0).collect();
     for shard in engine.owned_shards() {

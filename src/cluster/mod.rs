@@ -10,6 +10,7 @@ pub mod membership;
 pub mod route;
 pub mod tls;
 pub mod visibility;
+pub mod workers;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -160,8 +161,10 @@ impl Cluster {
             .namespaces()
             .await
             .map_err(|e| Status::unavailable(e.to_string()))?;
-        self.engine.refresh_namespaces(records);
-        Ok(())
+        self.engine
+            .refresh_namespaces(records)
+            .await
+            .map_err(crate::rpc::errors::to_status)
     }
 
     /// Makes every other replica re-read namespaces (after a change here), so a client that

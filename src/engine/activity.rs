@@ -60,18 +60,7 @@ impl Engine {
         deadline: tokio::time::Instant,
         forwarded: bool,
     ) -> Result<PollActivityTaskQueueResponse> {
-        let queue_name = req
-            .task_queue
-            .as_ref()
-            .map(|t| t.name.clone())
-            .unwrap_or_default();
-        if queue_name.is_empty() {
-            return Err(Error::InvalidArgument(
-                "TaskQueue is not set on request.".into(),
-            ));
-        }
-        self.transact(|core| core.check_namespace(&req.namespace))
-            .await?;
+        let queue_name = self.poll_target(&req.namespace, &req.task_queue).await?;
         let queue = QueueKey::new(&req.namespace, &queue_name, QueueKind::Activity);
         let poller = super::Poller {
             identity: req.identity.clone(),

@@ -45,10 +45,10 @@ impl Core {
 }
 
 fn kind_of(task_queue_type: i32) -> QueueKind {
-    if task_queue_type == TaskQueueType::Activity as i32 {
-        QueueKind::Activity
-    } else {
-        QueueKind::Workflow
+    match TaskQueueType::try_from(task_queue_type) {
+        Ok(TaskQueueType::Activity) => QueueKind::Activity,
+        Ok(TaskQueueType::Nexus) => QueueKind::Nexus,
+        _ => QueueKind::Workflow,
     }
 }
 

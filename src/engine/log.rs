@@ -17,7 +17,12 @@ impl Core {
                     .and_then(|n| n.namespace_info.as_ref())
                     .map(|i| i.name.clone())
                 {
-                    self.namespaces.insert(name, ns);
+                    // A deleted namespace's runs went with it (their own records say so).
+                    if super::namespace_delete::is_tombstone(&ns) {
+                        self.namespaces.remove(&name);
+                    } else {
+                        self.namespaces.insert(name, ns);
+                    }
                 }
             }
             Some(log_record::Kind::Execution(exec)) => {

@@ -13,6 +13,7 @@ use super::RunKey;
 pub enum QueueKind {
     Workflow,
     Activity,
+    Nexus,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

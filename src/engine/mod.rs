@@ -21,6 +21,8 @@ pub mod limits;
 mod log;
 pub mod matching;
 pub mod namespace;
+mod namespace_delete;
+pub mod nexus;
 pub mod pending;
 mod polling;
 pub use polling::Poller;
@@ -44,6 +46,7 @@ pub mod update;
 pub mod update_with_start;
 pub mod visibility;
 mod worker_stop;
+pub mod workers;
 pub mod workflow_task;
 
 use std::collections::HashMap;
@@ -196,6 +199,8 @@ pub struct Engine {
     transfer_router: std::sync::OnceLock<Arc<dyn transfer::TransferRouter>>,
     /// Workers that stopped: their polls answer empty (see `worker_stop.rs`).
     stopped_workers: worker_stop::StoppedWorkers,
+    /// What running workers last reported about themselves (see `workers.rs`).
+    workers: workers::WorkerRegistry,
 }
 
 /// Everything mutable, guarded by the engine's lock.
@@ -302,6 +307,7 @@ impl Engine {
             transfer_rx: Mutex::new(Some(transfer_rx)),
             transfer_router: std::sync::OnceLock::new(),
             stopped_workers: Default::default(),
+            workers: Default::default(),
         }))
     }
 

@@ -6,9 +6,32 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use super::matching::{QueueKey, TaskRef};
-use super::{Core, Engine, Result};
+use temporalio_protos::temporal::api::taskqueue::v1::TaskQueue;
+
+use super::{Core, Engine, Error, Result};
 
 impl Engine {
+    /// What every poll starts with: the polled queue's name (required) and a namespace that
+    /// exists.
+    pub(crate) async fn poll_target(
+        &self,
+        namespace: &str,
+        task_queue: &Option<TaskQueue>,
+    ) -> Result<String> {
+        let name = task_queue
+            .as_ref()
+            .map(|t| t.name.clone())
+            .unwrap_or_default();
+        if name.is_empty() {
+            return Err(Error::InvalidArgument(
+                "TaskQueue is not set on request.".into(),
+            ));
+        }
+        self.transact(|core| core.check_namespace(namespace))
+            .await?;
+        Ok(name)
+    }
+
     /// Long-polls a task queue; `start` turns a task reference into a response (None if stale).
     pub(crate) async fn poll_queue<T>(
         self: &Arc<Self>,

@@ -37,26 +37,6 @@ impl Engine {
         self.store.last_lsn()
     }
 
-    /// Takes in namespaces as stored (other replicas register and update them too).
-    pub fn refresh_namespaces(&self, records: Vec<LogRecord>) {
-        let mut core = self.core.lock();
-        for record in records {
-            if let Some(crate::store::log_record::Kind::Namespace(ns)) = record.kind
-                && let Some(name) = ns
-                    .namespace
-                    .as_ref()
-                    .and_then(|n| n.namespace_info.as_ref())
-                    .map(|i| i.name.clone())
-                && core
-                    .namespaces
-                    .get(&name)
-                    .is_none_or(|known| known.version < ns.version)
-            {
-                core.namespaces.insert(name, ns);
-            }
-        }
-    }
-
     /// Hands a task fetched from another replica to a poller here.
     pub fn push_fetched(&self, queue: super::matching::QueueKey, task: super::matching::ReadyTask) {
         self.core

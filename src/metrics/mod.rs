@@ -136,6 +136,7 @@ fn task_type(kind: QueueKind) -> &'static str {
     match kind {
         QueueKind::Workflow => "Workflow",
         QueueKind::Activity => "Activity",
+        QueueKind::Nexus => "Nexus",
     }
 }
 

@@ -205,6 +205,16 @@ macro_rules! workflow_rpcs {
                 |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
             list_schedule_matching_times(ListScheduleMatchingTimesRequest) -> ListScheduleMatchingTimesResponse, "ListScheduleMatchingTimes",
                 |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, &r.schedule_id);
+            record_worker_heartbeat(RecordWorkerHeartbeatRequest) -> RecordWorkerHeartbeatResponse, "RecordWorkerHeartbeat",
+                |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
+            list_workers(ListWorkersRequest) -> ListWorkersResponse, "ListWorkers",
+                |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
+            count_workers(CountWorkersRequest) -> CountWorkersResponse, "CountWorkers",
+                |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
+            describe_worker(DescribeWorkerRequest) -> DescribeWorkerResponse, "DescribeWorker",
+                |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
+            poll_nexus_task_queue(PollNexusTaskQueueRequest) -> PollNexusTaskQueueResponse, "PollNexusTaskQueue",
+                |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
         }
     };
 }
@@ -220,6 +230,9 @@ macro_rules! operator_rpcs {
                 |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
             list_search_attributes(ListSearchAttributesRequest) -> ListSearchAttributesResponse, "ListSearchAttributes",
                 |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
+            // Deleting a namespace takes a token for every namespace, not one for this one.
+            delete_namespace(DeleteNamespaceRequest) -> DeleteNamespaceResponse, "DeleteNamespace",
+                |_| Some($crate::api::auth::EVERY_NAMESPACE), |_| $crate::rpc::RouteKey::Local;
         }
     };
 }

@@ -82,11 +82,13 @@ def cli(durin_server):
     env = {k: v for k, v in os.environ.items() if not k.startswith("TEMPORAL_")}
     env["NO_COLOR"] = "1"
 
-    async def run(*args: str, json_out: bool = False, timeout: float = CLI_TIMEOUT_S) -> CliResult:
+    async def run(
+        *args: str, json_out: bool = False, timeout: float = CLI_TIMEOUT_S, namespace: str = "default"
+    ) -> CliResult:
         full = [
             *args,
             "--address", durin_server.address,
-            "--namespace", "default",
+            "--namespace", namespace,
             "--color", "never",
             "--disable-config-file",
             "--disable-config-env",
@@ -174,6 +176,25 @@ async def test_namespace_describe_json(cli) -> None:
     ns = res.json()
     assert ns["namespaceInfo"]["name"] == "default", str(res)
     assert ns["namespaceInfo"]["state"] == "NAMESPACE_STATE_REGISTERED", str(res)
+
+
+async def test_namespace_delete_removes_its_workflows_and_frees_the_name(client: Client, cli, unique: str) -> None:
+    """`temporal operator namespace delete --yes`: the namespace and its workflows go; the
+    name can be registered again, empty."""
+    name = f"cli-delete-{unique}"
+    ok(await cli("operator", "namespace", "create", "--retention", "24h", namespace=name))
+    other = await Client.connect(client.service_client.config.target_host, namespace=name)
+    tq = f"cli-delete-{unique}"
+    async with Worker(other, task_queue=tq, workflows=[EchoWorkflow, WaitForeverWorkflow]):
+        assert await other.execute_workflow(EchoWorkflow.run, "x", id=f"done-{unique}", task_queue=tq) == "echo:x"
+        await other.start_workflow(WaitForeverWorkflow.run, id=f"open-{unique}", task_queue=tq)
+    res = ok(await cli("operator", "namespace", "delete", "--yes", namespace=name))
+    assert name in res.stdout, res.stdout
+    gone = await cli("operator", "namespace", "describe", namespace=name)
+    assert gone.returncode != 0 and "not found" in (gone.stderr + gone.stdout).lower(), str(gone)
+    ok(await cli("operator", "namespace", "create", "--retention", "24h", namespace=name))
+    listed = ok(await cli("workflow", "list", namespace=name, json_out=True))
+    assert listed.stdout.strip() in ("", "[]", "[\n]"), listed.stdout
 
 
 # The text (table/card) form reads the namespace's replication config, which Temporal servers
@@ -532,3 +553,39 @@ async def test_batch_terminate_by_query_and_batch_commands(client: Client, cli, 
     assert signalled in listing.stdout and terminated in listing.stdout, str(listing)
     gone = await cli("batch", "terminate", "--job-id", terminated, "--reason", "too late")
     assert gone.returncode != 0, str(gone)
+
+
+# --- workers ----------------------------------------------------------------------------
+
+async def test_worker_list_describe_and_count(durin_server, cli, unique: str) -> None:
+    """`temporal worker list|describe|count` show a running SDK worker from its heartbeats."""
+    from datetime import timedelta
+
+    from temporalio.runtime import Runtime, TelemetryConfig
+
+    runtime = Runtime(telemetry=TelemetryConfig(), worker_heartbeat_interval=timedelta(seconds=1))
+    client = await Client.connect(durin_server.address, runtime=runtime)
+    tq = f"cli-workers-{unique}"
+    query = f"TaskQueue = '{tq}'"
+    async with Worker(client, task_queue=tq, workflows=[EchoWorkflow]):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + POLL_TIMEOUT_S
+        while True:
+            res = await cli("worker", "list", "--query", query, json_out=True)
+            listed = res.json()
+            listed = listed if isinstance(listed, list) else [listed]
+            if listed:
+                break
+            assert loop.time() < deadline, "the worker never appeared in `temporal worker list`"
+            await asyncio.sleep(0.2)
+        [hb] = [w["workerHeartbeat"] for w in listed]
+        assert hb["taskQueue"] == tq and hb["status"] == "WORKER_STATUS_RUNNING", hb
+        table = await cli("worker", "list", "--query", query)
+        ok(table)
+        assert hb["workerInstanceKey"] in table.stdout and tq in table.stdout, table.stdout
+        described = await cli("worker", "describe", "--worker-instance-key", hb["workerInstanceKey"], json_out=True)
+        ok(described)
+        assert described.json()["workerHeartbeat"]["taskQueue"] == tq, described.stdout
+        counted = await cli("worker", "count", "--query", query)
+        ok(counted)
+        assert counted.stdout.strip() == "1", counted.stdout
