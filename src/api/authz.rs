@@ -53,6 +53,38 @@ impl<H> Guarded<H> {
     }
 }
 
+/// One call as `RUST_LOG=durin::rpc=debug` shows it: when it came in and how it ended (long
+/// polls that never return are the ones with a start and no end).
+struct CallTrace {
+    method: &'static str,
+    namespace: String,
+    started: std::time::Instant,
+}
+
+impl CallTrace {
+    fn start(method: &'static str, namespace: Option<&str>) -> Self {
+        let namespace = namespace.unwrap_or_default().to_owned();
+        tracing::debug!(target: "durin::rpc", method, namespace, "call");
+        Self {
+            method,
+            namespace,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    fn finish<T>(self, result: &Result<T, Status>) {
+        let code = result.as_ref().err().map_or(tonic::Code::Ok, Status::code);
+        tracing::debug!(
+            target: "durin::rpc",
+            method = self.method,
+            namespace = self.namespace,
+            ?code,
+            elapsed_ms = self.started.elapsed().as_millis() as u64,
+            "answered"
+        );
+    }
+}
+
 /// The checks in front of every RPC of the table (`crate::rpc`); the rest keep the
 /// generated UNIMPLEMENTED answers.
 macro_rules! guard {
@@ -68,7 +100,13 @@ macro_rules! guard {
                         req.get_ref(),
                     );
                     self.check(&req, stringify!($method), namespace(req.get_ref()))?;
-                    self.inner.$method(req).await
+                    let traced = tracing::enabled!(target: "durin::rpc", tracing::Level::DEBUG)
+                        .then(|| CallTrace::start($name, namespace(req.get_ref())));
+                    let result = self.inner.$method(req).await;
+                    if let Some(trace) = traced {
+                        trace.finish(&result);
+                    }
+                    result
                 }
             )*
         }

@@ -19,6 +19,7 @@ from temporalio.api.command.v1 import (
     Command,
     CompleteWorkflowExecutionCommandAttributes,
     ScheduleActivityTaskCommandAttributes,
+    StartTimerCommandAttributes,
 )
 from temporalio.api.common.v1 import ActivityType, Payload, Payloads, RetryPolicy, WorkflowExecution, WorkflowType
 from temporalio.api.enums.v1 import (
@@ -553,3 +554,36 @@ async def test_oversized_payloads_are_refused(client: Client, unique: str) -> No
         E.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
     ]
     assert "limited to" in final.history.events[-1].workflow_execution_terminated_event_attributes.reason
+
+
+def start_timer(timer_id: str, seconds: int) -> Command:
+    return Command(
+        command_type=CommandType.COMMAND_TYPE_START_TIMER,
+        start_timer_command_attributes=StartTimerCommandAttributes(
+            timer_id=timer_id, start_to_fire_timeout={"seconds": seconds}
+        ),
+    )
+
+
+async def test_a_zero_timer_fires_at_once_and_a_negative_one_fails_the_task(client: Client, unique: str) -> None:
+    # `workflow.sleep(0)` and a condition with a zero timeout send zero timers; Temporal accepts
+    # them and only refuses negative ones.
+    tq, wf_id = f"tq-{unique}", f"zero-timer-{unique}"
+    await start(client, wf_id, tq)
+    first = await poll(client, tq)
+    await client.workflow_service.respond_workflow_task_completed(
+        RespondWorkflowTaskCompletedRequest(namespace="default", task_token=first.task_token, commands=[start_timer("zero", 0)], identity=IDENTITY),
+        timeout=RPC_TIMEOUT,
+    )
+    fired = await asyncio.wait_for(poll(client, tq), 20)
+    assert E.EVENT_TYPE_TIMER_FIRED in types(fired.history.events)
+    with pytest.raises(RPCError) as refused:
+        await client.workflow_service.respond_workflow_task_completed(
+            RespondWorkflowTaskCompletedRequest(namespace="default", task_token=fired.task_token, commands=[start_timer("negative", -1)], identity=IDENTITY),
+            timeout=RPC_TIMEOUT,
+        )
+    assert refused.value.status == RPCStatusCode.INVALID_ARGUMENT
+    failed = (await history(client, wf_id)).history.events[-1]
+    assert failed.event_type == E.EVENT_TYPE_WORKFLOW_TASK_FAILED
+    assert failed.workflow_task_failed_event_attributes.cause == WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_BAD_START_TIMER_ATTRIBUTES
+    assert "negative" in failed.workflow_task_failed_event_attributes.failure.message

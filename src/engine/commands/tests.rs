@@ -222,6 +222,12 @@ fn each_command_stages_its_events_and_effects_or_fails_the_task() {
             "a timer that fires at once",
             running,
             vec![start_timer("t", 0)],
+            accepted(&[E::TimerStarted], &["timer"]),
+        ),
+        (
+            "a timer due in the past",
+            running,
+            vec![start_timer("t", -1_000)],
             Err(C::BadStartTimerAttributes),
         ),
         (

@@ -26,13 +26,22 @@ pub(super) fn start_timer(
             format!("timer id {} is already in use", a.timer_id),
         ));
     }
-    let ms = dur_millis(&a.start_to_fire_timeout);
-    if ms <= 0 {
+    // Zero (or unset) fires at once, as on Temporal: `sleep(0)` and a condition with a zero
+    // timeout are timers the SDKs send.
+    let negative = a
+        .start_to_fire_timeout
+        .as_ref()
+        .is_some_and(|d| d.seconds < 0 || d.nanos < 0);
+    if negative {
         return Err(bad(
             C::BadStartTimerAttributes,
-            "StartToFireTimeout must be positive",
+            format!(
+                "An invalid StartToFireTimeout is set on StartTimerCommand: negative duration. TimerId={}",
+                a.timer_id
+            ),
         ));
     }
+    let ms = dur_millis(&a.start_to_fire_timeout);
     let started_event_id = run.append(
         now,
         Attributes::TimerStartedEventAttributes(TimerStartedEventAttributes {
