@@ -69,6 +69,16 @@ priorityClassName: durin-critical
 networkPolicy:
   enabled: true
   from: [{namespaceSelector: {matchLabels: {team: a}}}]
+ui:
+  enabled: true
+  tls:
+    clientSecretName: durin-ui-client
+  ingress:
+    enabled: true
+    className: nginx
+    host: temporal.example.com
+    tls: [{hosts: [temporal.example.com], secretName: durin-ui-tls}]
+  extraEnv: [{name: TEMPORAL_CODEC_ENDPOINT, value: "https://codec.example.com"}]
 "#;
 
 /// Grants the operator needs that the test's requests do not show as such in the audit log.
@@ -324,6 +334,10 @@ async fn chart_lints_renders_installs_and_runs_with_its_own_rbac() {
         rendered.contains(&format!("image: \"ghcr.io/durin-dev/durin:{app_version}\"")),
         "the default image is what scripts/image builds"
     );
+    assert!(
+        !rendered.contains("temporalio/ui"),
+        "the Web UI is off by default"
+    );
     let default_file = dir.path().join("default.yaml");
     std::fs::write(&default_file, &rendered).expect("write");
     kube.kubectl_ok(&[
@@ -381,6 +395,21 @@ async fn chart_lints_renders_installs_and_runs_with_its_own_rbac() {
         "grafana_folder: Durin",
         "namespace: monitoring",
         "\"uid\": \"durin-overview\"",
+        // The Web UI: the official image, pointed at the engine with TLS (Durin's CA,
+        // verified; a client certificate for clientCA), behind an Ingress, let in by the
+        // NetworkPolicy.
+        "image: \"temporalio/ui:2.54.1\"",
+        "name: durin-custom-ui",
+        "value: \"durin.example.internal:7233\"",
+        "name: TEMPORAL_TLS_ENABLE_HOST_VERIFICATION",
+        "value: /etc/durin/ui-ca/ca.crt",
+        "value: /etc/durin/ui-client/tls.crt",
+        "secretName: durin-ui-client",
+        "name: TEMPORAL_CODEC_ENDPOINT",
+        "kind: Ingress",
+        "host: \"temporal.example.com\"",
+        "ingressClassName: nginx",
+        "app.kubernetes.io/component: ui",
     ] {
         assert!(
             custom.contains(expected),

@@ -43,3 +43,16 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "durin.clusterTLSSecret" -}}
 {{- default (printf "%s-cluster-tls" (include "durin.fullname" .)) .Values.cluster.tls.secretName }}
 {{- end }}
+
+{{- /* The UI's own labels: not the engine's selector, so the engine's Services never pick UI pods. */}}
+{{- define "durin.uiSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "durin.name" . }}-ui
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: ui
+{{- end }}
+
+{{- define "durin.uiLabels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "durin.uiSelectorLabels" . }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
