@@ -88,6 +88,19 @@ impl Cluster {
 const LEADER_A: [&str; 4] = ["--identity", "op-a", "--lease-duration", "4"];
 const LEADER_B: [&str; 4] = ["--identity", "op-b", "--lease-duration", "4"];
 
+/// The resource an execution was started for, from its `durin.dev/resource` memo.
+fn resource_memo(
+    d: &temporalio_common::protos::temporal::api::workflowservice::v1::DescribeWorkflowExecutionResponse,
+) -> Value {
+    let field = d
+        .workflow_execution_info
+        .as_ref()
+        .and_then(|i| i.memo.as_ref())
+        .and_then(|m| m.fields.get("durin.dev/resource"))
+        .expect("a durin.dev/resource memo");
+    serde_json::from_slice(&field.data).expect("JSON")
+}
+
 async fn lease_holder(kube: &KubeEnv) -> Option<String> {
     let out = kube
         .kubectl(&["get", "lease", "durin-operator", "-o", "json"])
@@ -196,6 +209,17 @@ async fn workflow_runs_to_completed() {
     assert!(s["historyLength"].as_i64().unwrap_or(0) >= 5, "{s}");
     assert!(s["closeTime"].is_string() && s["startTime"].is_string());
     assert_eq!(condition(&s, "Running")["status"], "False");
+    // The execution names its resource (what the Web UI shows under Memo).
+    let client = &cluster.operator.client().await;
+    let described = client
+        .get_workflow_handle::<temporalio_client::UntypedWorkflow>("hello")
+        .describe(Default::default())
+        .await
+        .expect("describe hello");
+    assert_eq!(
+        resource_memo(&described.raw_description),
+        serde_json::json!({"apiVersion": "durin.dev/v1alpha1", "kind": "Workflow", "namespace": "default", "name": "hello"})
+    );
     // Done as asked: Ready, the condition GitOps tools wait on.
     kube.kubectl_ok(&[
         "wait",
@@ -595,6 +619,13 @@ async fn schedule_runs_on_a_timetable() {
             .then_some(())
     })
     .await;
+    let d = client
+        .get_workflow_handle::<temporalio_client::UntypedWorkflow>(&wf)
+        .describe(Default::default())
+        .await
+        .expect("describe a scheduled run");
+    assert_eq!(resource_memo(&d.raw_description)["kind"], "Schedule");
+    assert_eq!(resource_memo(&d.raw_description)["name"], "every-second");
 
     // Pause from the spec.
     kube.kubectl_ok(&[

@@ -332,7 +332,7 @@ async fn apply_workflow(
     let target = Target::of(wf);
     // Stands in for the resource uid the operator would use.
     let uid = format!("durin-apply/{}/{}", target.namespace, name);
-    let run_id = match actions::start(frontend, &target, &uid, &wf.spec).await {
+    let run_id = match actions::start(frontend, &target, &uid, wf).await {
         Ok(run_id) => run_id,
         Err(StartError::Transient(s)) => {
             return Err(format!("workflow.durin.dev/{name}: {}", s.message()).into());

@@ -9,7 +9,7 @@ use super::crd::schedule::{
 use super::frontend::Frontend;
 use super::translate::{self, IDENTITY, InvalidSpec};
 use super::workflow_actions::{StartError, classify};
-use crate::proto::api::common::v1::{Header, Memo, SearchAttributes, WorkflowType};
+use crate::proto::api::common::v1::{Header, SearchAttributes, WorkflowType};
 use crate::proto::api::enums::v1::ScheduleOverlapPolicy;
 use crate::proto::api::schedule::v1::{
     self as sched, BackfillRequest, IntervalSpec, ScheduleAction, SchedulePatch, SchedulePolicies,
@@ -125,10 +125,7 @@ pub fn schedule_proto(s: &ScheduleResource) -> Result<sched::Schedule, InvalidSp
         workflow_run_timeout: start.workflow_run_timeout,
         workflow_task_timeout: start.workflow_task_timeout,
         retry_policy: start.retry_policy,
-        memo: start
-            .memo
-            .or(Some(Memo::default()))
-            .filter(|m| !m.fields.is_empty()),
+        memo: translate::with_resource_memo(start.memo, "Schedule", &s.metadata),
         search_attributes: start
             .search_attributes
             .or(Some(SearchAttributes::default()))

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 
 use crate::go_duration;
@@ -158,6 +159,24 @@ fn retry_policy(p: &RetryPolicy) -> Result<ProtoRetryPolicy, InvalidSpec> {
         maximum_attempts: p.maximum_attempts.unwrap_or(0),
         non_retryable_error_types: p.non_retryable_error_types.clone(),
     })
+}
+
+/// The memo key naming the resource an execution was started for, so that the Web UI (and
+/// `temporal workflow describe`) lead from an execution to `kubectl get <kind> -n <ns> <name>`.
+pub const RESOURCE_MEMO_KEY: &str = "durin.dev/resource";
+
+/// `memo` with the resource's identity added under [`RESOURCE_MEMO_KEY`].
+pub fn with_resource_memo(memo: Option<Memo>, kind: &str, meta: &ObjectMeta) -> Option<Memo> {
+    let identity = serde_json::json!({
+        "apiVersion": "durin.dev/v1alpha1",
+        "kind": kind,
+        "namespace": meta.namespace.as_deref().unwrap_or("default"),
+        "name": meta.name.as_deref().unwrap_or_default(),
+    });
+    let mut memo = memo.unwrap_or_default();
+    memo.fields
+        .insert(RESOURCE_MEMO_KEY.to_string(), json_payload(&identity));
+    Some(memo)
 }
 
 /// The start request for a workflow template (without id reuse/conflict policies).

@@ -3,7 +3,7 @@
 
 use tonic::{Code, Status};
 
-use super::crd::workflow::{DesiredState, Workflow, WorkflowSpec};
+use super::crd::workflow::{DesiredState, Workflow};
 use super::frontend::Frontend;
 use super::translate::{self, IDENTITY, InvalidSpec};
 use crate::proto::api::workflowservice::v1::{
@@ -58,14 +58,15 @@ pub async fn start<F: Frontend>(
     frontend: &F,
     target: &Target,
     request_id: &str,
-    spec: &WorkflowSpec,
+    wf: &Workflow,
 ) -> Result<String, StartError> {
-    let req = translate::workflow_start_request(
+    let mut req = translate::workflow_start_request(
         &target.namespace,
         &target.workflow_id,
         request_id,
-        spec,
+        &wf.spec,
     )?;
+    req.memo = translate::with_resource_memo(req.memo, "Workflow", &wf.metadata);
     frontend
         .ensure_namespace(&target.namespace)
         .await

@@ -97,7 +97,7 @@ async fn apply(wf: &Workflow, api: &Api<Workflow>, ctx: &Context) -> Result<Acti
     }
 
     if status.first_run_id.is_none() {
-        match actions::start(&ctx.frontend, &target, &uid, &wf.spec).await {
+        match actions::start(&ctx.frontend, &target, &uid, wf).await {
             Ok(run_id) => {
                 status.run_id = Some(run_id.clone());
                 status.first_run_id = Some(run_id.clone());
