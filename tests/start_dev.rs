@@ -220,9 +220,37 @@ async fn start_dev_is_ephemeral_serves_metrics_and_says_where() {
         parsed["level"].is_string() && parsed["fields"].is_object(),
         "{first}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_dev_says_how_to_get_the_ui_it_cannot_find_and_headless_has_none() {
+    let port = common::free_port();
+    let start = |extra: &[&str]| {
+        KillOnDrop(
+            durin()
+                .args(["server", "start-dev", "-p", &port.to_string()])
+                .args(["--ip", "127.0.0.1"])
+                .args(extra)
+                .env("DURIN_UI_SERVER", "/nonexistent/ui-server")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start durin server start-dev"),
+        )
+    };
+    // Like Temporal's, start-dev serves a UI unless headless: here it is not installed.
+    let mut guard = start(&[]);
+    let (banner, _) = read_banner(&mut guard.0);
     assert!(
-        logs.contains("not built into durin yet"),
-        "the UI flags are reported"
+        banner.contains(&"UI:          not installed (scripts/ui-server build)".to_string()),
+        "{banner:?}"
+    );
+    drop(guard);
+    let mut guard = start(&["--headless", "--ui-port", "8233"]);
+    let (banner, _) = read_banner(&mut guard.0);
+    assert!(
+        banner.contains(&"UI:          headless".to_string()),
+        "{banner:?}"
     );
 }
 
@@ -254,6 +282,10 @@ async fn system_info_tells_the_truth_with_one_version() {
         .expect("GetClusterInfo")
         .into_inner();
     assert_eq!(info.server_version, cluster.server_version);
+    // Clients gate on the Temporal release a server reports (the Web UI on >= 1.20 for counts
+    // and bulk actions, >= 1.27.1 for reset with pending children, >= 1.30 for standalone
+    // activities, which Durin lacks).
+    assert_eq!(info.server_version, "1.29.0");
     let printed = durin().arg("--version").output().expect("durin --version");
     let printed = String::from_utf8_lossy(&printed.stdout);
     assert!(printed.contains(&info.server_version), "{printed}");

@@ -37,8 +37,20 @@ pub struct Access {
     pub max_connections: usize,
 }
 
-/// The one version Durin reports (GetSystemInfo, GetClusterInfo, `--version`).
+/// Durin's own version (`--version`, the build_information metric).
 pub const SERVER_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+macro_rules! temporal_version {
+    () => {
+        "1.29.0"
+    };
+}
+
+/// The Temporal server release whose API Durin answers as, reported as `server_version` by
+/// GetSystemInfo and GetClusterInfo: clients gate features on it (the Web UI hides counts,
+/// bulk actions, child workflows and reset options from servers it thinks old). 1.29 and not
+/// later: from 1.30 the UI offers standalone activities, which Durin does not have yet.
+pub const TEMPORAL_VERSION: &str = temporal_version!();
 
 /// The commit the binary was built from (`git rev-parse HEAD` at build time).
 pub const COMMIT: &str = env!("DURIN_COMMIT");
@@ -48,7 +60,8 @@ pub const LONG_VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (commit ",
     env!("DURIN_COMMIT"),
-    ")"
+    "), Temporal API as server ",
+    temporal_version!()
 );
 
 pub const DEFAULT_MAX_INFLIGHT: usize = 4096;

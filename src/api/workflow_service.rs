@@ -103,7 +103,7 @@ impl WorkflowService for WorkflowHandler {
         _req: Request<GetSystemInfoRequest>,
     ) -> Reply<GetSystemInfoResponse> {
         Ok(Response::new(GetSystemInfoResponse {
-            server_version: super::SERVER_VERSION.to_string(),
+            server_version: super::TEMPORAL_VERSION.to_string(),
             // Only what Durin implements: schedules and eager start yes; worker versioning
             // and Nexus not yet.
             capabilities: Some(get_system_info_response::Capabilities {
@@ -542,8 +542,8 @@ impl WorkflowService for WorkflowHandler {
         _req: Request<GetClusterInfoRequest>,
     ) -> Reply<GetClusterInfoResponse> {
         Ok(Response::new(GetClusterInfoResponse {
-            server_version: super::SERVER_VERSION.to_string(),
-            cluster_id: "durin".into(),
+            server_version: super::TEMPORAL_VERSION.to_string(),
+            cluster_id: format!("durin-{}", super::SERVER_VERSION),
             cluster_name: crate::engine::namespace::CLUSTER_NAME.into(),
             history_shard_count: 1,
             persistence_store: "durin-log".into(),

@@ -6,13 +6,14 @@
 //! (as Temporal's), logs at `warn` and serves metrics on a free port; `durin dev` keeps its
 //! data directory, logs at `info` and serves metrics on 9233.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use temporalio_protos::temporal::api::enums::v1::IndexedValueType;
 use temporalio_protos::temporal::api::operatorservice::v1::AddSearchAttributesRequest;
 
 use super::EngineArgs;
+use super::ui::UiOptions;
 use crate::engine::Tuning;
 
 #[derive(clap::Args, Debug)]
@@ -33,25 +34,27 @@ pub struct DevServerArgs {
     /// keys are accepted with a log line each. Repeatable.
     #[arg(long = "dynamic-config-value", value_name = "KEY=VALUE", value_parser = parse_dynamic_config)]
     pub dynamic_config: Vec<DynamicConfigValue>,
-    /// Do not start the Web UI (Durin has none built in yet: it always runs headless).
+    /// Do not start the Web UI.
     #[arg(long)]
     pub headless: bool,
-    /// Port for the Web UI (accepted; no UI is built in yet).
+    /// Port for the Temporal Web UI (default for `server start-dev`: the gRPC port + 1000;
+    /// `durin dev` starts the UI only when given one). The UI server is built once with
+    /// `scripts/ui-server build`.
     #[arg(long)]
     pub ui_port: Option<u16>,
-    /// Address for the Web UI (accepted; no UI is built in yet).
-    #[arg(long)]
-    pub ui_ip: Option<String>,
-    /// Public path of the Web UI (accepted; no UI is built in yet).
+    /// Address for the Web UI (default: the gRPC address).
+    #[arg(long, value_parser = parse_ip)]
+    pub ui_ip: Option<IpAddr>,
+    /// Public path of the Web UI.
     #[arg(long)]
     pub ui_public_path: Option<String>,
-    /// Custom UI assets (accepted; no UI is built in yet).
+    /// Custom UI assets instead of the UI server's own.
     #[arg(long)]
     pub ui_asset_path: Option<PathBuf>,
-    /// Remote codec endpoint for the UI (accepted; no UI is built in yet).
+    /// Remote codec endpoint for the UI.
     #[arg(long)]
     pub ui_codec_endpoint: Option<String>,
-    /// Accepted for compatibility; no UI is built in yet.
+    /// Accepted for compatibility: the UI never fetches news here.
     #[arg(long)]
     pub ui_disable_news_fetch: bool,
     /// Port for Temporal's HTTP API (accepted; Durin serves gRPC only).
@@ -181,6 +184,25 @@ fn apply_dynamic_config(
 }
 
 impl DevServerArgs {
+    /// Where the Web UI is to be served, if it is: with `--ui-port`, and by `server start-dev`
+    /// unless `--headless` (on the gRPC port + 1000, as Temporal's).
+    pub fn ui_options(&self, flavor: Flavor, grpc: SocketAddr) -> Option<UiOptions> {
+        if self.headless {
+            return None;
+        }
+        let port = match (self.ui_port, flavor) {
+            (Some(port), _) => port,
+            (None, Flavor::StartDev) => grpc.port().checked_add(1000)?,
+            (None, Flavor::Dev) => return None,
+        };
+        Some(UiOptions {
+            address: SocketAddr::new(self.ui_ip.unwrap_or(grpc.ip()), port),
+            public_path: self.ui_public_path.clone(),
+            codec_endpoint: self.ui_codec_endpoint.clone(),
+            asset_path: self.ui_asset_path.clone(),
+        })
+    }
+
     /// The engine tuning the dynamic config values ask for, logging what each one does.
     pub fn tuning(&self) -> Tuning {
         let mut tuning = Tuning::default();
@@ -202,19 +224,7 @@ impl DevServerArgs {
     }
 
     /// One log line for each accepted flag that changes nothing here.
-    pub fn report_accepted_flags(&self, flavor: Flavor) {
-        let ui_asked = self.ui_port.is_some()
-            || self.ui_ip.is_some()
-            || self.ui_public_path.is_some()
-            || self.ui_asset_path.is_some()
-            || self.ui_codec_endpoint.is_some();
-        // Temporal's start-dev serves a UI unless headless; `durin dev` never promised one.
-        if ui_asked || (flavor == Flavor::StartDev && !self.headless) {
-            tracing::info!(
-                "the Temporal Web UI is not built into durin yet: running headless (UI flags \
-                 accepted, no UI served)"
-            );
-        }
+    pub fn report_accepted_flags(&self) {
         if let Some(port) = self.http_port {
             tracing::info!(port, "--http-port accepted: Durin serves the gRPC API only");
         }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 mod dev_server;
+mod ui;
 pub use dev_server::{DevServerArgs, Flavor};
 
 use crate::engine::{Engine, EngineConfig};
@@ -594,7 +595,7 @@ async fn serve(started: Started) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn dev(args: DevServerArgs, flavor: Flavor) -> Result<(), Box<dyn std::error::Error>> {
-    args.report_accepted_flags(flavor);
+    args.report_accepted_flags();
     if args.log_config {
         eprintln!("{args:#?}");
     }
@@ -622,14 +623,58 @@ async fn dev(args: DevServerArgs, flavor: Flavor) -> Result<(), Box<dyn std::err
     };
     let started = start_engine(args.ip, &args.engine, defaults).await?;
     args.register_search_attributes(&started.engine).await?;
-    print_banner(&started, ephemeral.is_some());
+    let grpc = started.listener.local_addr()?;
+    let ui = match args.ui_options(flavor, grpc) {
+        Some(options) => start_ui(&args, &options, grpc),
+        None => UiState::Headless,
+    };
+    print_banner(&started, ephemeral.is_some(), &ui);
     let result = serve(started).await;
+    drop(ui);
     drop(ephemeral);
     result
 }
 
+/// The Web UI of a dev server, as the banner tells it.
+enum UiState {
+    Headless,
+    Running(Box<ui::UiServer>),
+    /// Wanted, not started: why.
+    NotStarted(&'static str),
+}
+
+/// Starts the official UI server beside the engine when it is installed; a dev server runs
+/// on without it.
+fn start_ui(args: &DevServerArgs, options: &ui::UiOptions, grpc: SocketAddr) -> UiState {
+    if args.engine.tls_cert.is_some() || args.engine.auth_file.is_some() {
+        tracing::warn!(
+            "the Web UI is not started with --tls-cert or --auth-file: run the UI server with \
+             their settings (docs/ui.md)"
+        );
+        return UiState::NotStarted("not started with TLS or an auth file (docs/ui.md)");
+    }
+    let Some(binary) = ui::find_ui_server() else {
+        tracing::warn!(
+            "the Temporal Web UI server {} is not installed: {}",
+            ui::UI_SERVER_VERSION,
+            ui::INSTALL_HINT
+        );
+        return UiState::NotStarted("not installed (scripts/ui-server build)");
+    };
+    match ui::start(&binary, options, grpc) {
+        Ok(server) => {
+            tracing::info!(url = %server.url, "Temporal Web UI started");
+            UiState::Running(Box::new(server))
+        }
+        Err(e) => {
+            tracing::warn!(binary = %binary.display(), error = %e, "the Web UI did not start");
+            UiState::NotStarted("did not start (see the log)")
+        }
+    }
+}
+
 /// What `temporal server start-dev` users look for on standard output: where to connect.
-fn print_banner(started: &Started, ephemeral: bool) {
+fn print_banner(started: &Started, ephemeral: bool, ui: &UiState) {
     let shown = |a: SocketAddr| match a.ip() {
         ip if ip.is_loopback() => format!("localhost:{}", a.port()),
         _ => a.to_string(),
@@ -646,7 +691,11 @@ fn print_banner(started: &Started, ephemeral: bool) {
     );
     println!("{:<13}{server}", "Server:");
     println!("{:<13}{store}", "Persistence:");
-    println!("{:<13}not built in (headless)", "UI:");
+    match ui {
+        UiState::Headless => println!("{:<13}headless", "UI:"),
+        UiState::Running(server) => println!("{:<13}{}", "UI:", server.url),
+        UiState::NotStarted(why) => println!("{:<13}{why}", "UI:"),
+    }
     if let Some(metrics) = started.metrics_address {
         println!("{:<13}http://{}/metrics", "Metrics:", shown(metrics));
     }

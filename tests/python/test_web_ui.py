@@ -1,0 +1,210 @@
+"""The official Temporal Web UI against Durin, in a real browser.
+
+`durin dev --ui-port` starts Temporal's UI server (built once by `scripts/ui-server build`) beside
+the engine; an SDK worker runs workflows; headless Chromium (Debian's package, driven by
+Playwright) opens the workflow list, a completed and a running workflow, signals and terminates
+one from the UI, and opens a schedule. Every API call the page makes is watched: one that fails
+fails the test. Screenshots are saved in $DURIN_UI_SHOTS (default: the test's tmp directory);
+docs/ui.md shows some.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import urllib.request
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Page, Response, async_playwright, expect
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleIntervalSpec,
+    ScheduleSpec,
+    ScheduleState,
+    WorkflowExecutionStatus,
+)
+from temporalio.runtime import Runtime, TelemetryConfig
+from temporalio.worker import Worker
+
+from conftest import REPO_ROOT, _durin_bin, _free_port, _stop, _wait_until_serving
+from durin_workflows import EchoWorkflow, GreetingWorkflow, compose_greeting
+from waiting import eventually
+
+UI_SERVER_VERSION = "v2.54.1"  # the pin of tests/ui/server/go.mod
+UI_TIMEOUT_MS = 20_000
+expect.set_options(timeout=UI_TIMEOUT_MS)
+
+
+def ui_server_binary() -> Path:
+    explicit = os.environ.get("DURIN_UI_SERVER")
+    cache = Path(os.environ.get("DURIN_UI_CACHE", Path.home() / ".cache/durin/ui"))
+    path = Path(explicit) if explicit else cache / UI_SERVER_VERSION / "ui-server"
+    if not path.is_file():
+        pytest.fail(f"no Temporal UI server at {path}: run scripts/ui-server build", pytrace=False)
+    return path
+
+
+def chromium() -> str:
+    path = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    if not Path(path).is_file():
+        pytest.fail(f"no Chromium at {path}: apt-get install chromium (scripts/test does)", pytrace=False)
+    return path
+
+
+@pytest.fixture
+async def durin_with_ui(tmp_path: Path):
+    """A durin dev with the UI beside it: (gRPC address, UI base URL)."""
+    ui_server_binary()
+    port, ui_port = _free_port(), _free_port()
+    log_path = tmp_path / "durin.log"
+    env = dict(os.environ, NO_COLOR="1")
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [str(_durin_bin()), "dev", "--ip", "127.0.0.1", "--port", str(port), "--ui-port", str(ui_port),
+             "--data-dir", str(tmp_path / "data")],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=str(REPO_ROOT), env=env,
+            start_new_session=True,
+        )
+    try:
+        address = f"127.0.0.1:{port}"
+        await _wait_until_serving(address, proc)
+        base = f"http://127.0.0.1:{ui_port}"
+
+        async def ui_healthy() -> bool:
+            try:
+                with await asyncio.to_thread(urllib.request.urlopen, f"{base}/healthz", timeout=2) as r:
+                    return r.status == 200
+            except OSError:
+                return False
+
+        await eventually(ui_healthy, f"the UI server on {base} (durin log: {log_path})")
+        yield address, base
+    finally:
+        _stop(proc)
+
+
+class NetworkLog:
+    """API calls of the page that failed. Long polls cut short by a navigation are not failures."""
+
+    def __init__(self, page: Page) -> None:
+        self.failures: list[str] = []
+        page.on("response", self._response)
+        page.on("requestfailed", self._request_failed)
+
+    def _response(self, response: Response) -> None:
+        if "/api/v1/" in response.url and response.status >= 400:
+            self.failures.append(f"{response.status} {response.request.method} {response.url}")
+
+    def _request_failed(self, request) -> None:
+        if "/api/v1/" in request.url and request.failure != "net::ERR_ABORTED":
+            self.failures.append(f"{request.failure} {request.method} {request.url}")
+
+
+async def test_the_web_ui_shows_and_acts_on_workflows_and_schedules(durin_with_ui, unique: str, tmp_path: Path) -> None:
+    address, base = durin_with_ui
+    shots = Path(os.environ.get("DURIN_UI_SHOTS", tmp_path / "ui-shots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    # Workers that heartbeat every second (the SDK's default is a minute), for the Workers page.
+    runtime = Runtime(telemetry=TelemetryConfig(), worker_heartbeat_interval=timedelta(seconds=1))
+    client = await Client.connect(address, runtime=runtime)
+    tq = f"ui-{unique}"
+    async with Worker(client, task_queue=tq, workflows=[EchoWorkflow, GreetingWorkflow], activities=[compose_greeting]):
+        done = await client.execute_workflow(EchoWorkflow.run, "hello", id=f"echo-{unique}", task_queue=tq)
+        assert done == "echo:hello"
+        signalled = await client.start_workflow(GreetingWorkflow.run, "Ada", id=f"greet-{unique}", task_queue=tq)
+        doomed = await client.start_workflow(GreetingWorkflow.run, "Bob", id=f"doomed-{unique}", task_queue=tq)
+        for handle in (signalled, doomed):
+            await eventually(lambda h=handle: _phase_is(h, "waiting"), f"{handle.id} waiting for its signal")
+        schedule_id = f"nightly-{unique}"
+        await client.create_schedule(
+            schedule_id,
+            Schedule(
+                action=ScheduleActionStartWorkflow(EchoWorkflow.run, "nightly", id=f"nightly-run-{unique}", task_queue=tq),
+                spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(hours=24))]),
+                state=ScheduleState(paused=True, note="kept paused by the UI test"),
+            ),
+        )
+
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+            page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(UI_TIMEOUT_MS)
+            network = NetworkLog(page)
+
+            # The list: every workflow, with the count the UI asks for by status.
+            await page.goto(f"{base}/namespaces/default/workflows")
+            for wf_id in (f"echo-{unique}", f"greet-{unique}", f"doomed-{unique}"):
+                await expect(page.get_by_role("link", name=wf_id)).to_be_visible()
+            await expect(page.get_by_text(re.compile(r"^\s*3 Workflows\s*$"))).to_be_visible()
+            await page.screenshot(path=shots / "workflows.png")
+
+            # A completed workflow: its result, and its events in the history.
+            await page.goto(f"{base}/namespaces/default/workflows/echo-{unique}")
+            await expect(page.get_by_test_id("execution-status")).to_have_text(re.compile("Completed", re.I))
+            await expect(page.get_by_text('"echo:hello"')).to_be_visible()
+            await page.get_by_role("tab", name=re.compile("Event History")).click()
+            await expect(page.get_by_text(re.compile("Workflow Execution Completed", re.I)).first).to_be_visible()
+            await page.screenshot(path=shots / "completed.png", full_page=True)
+
+            # A running workflow: signalled from the UI, seen by the workflow.
+            await page.goto(f"{base}/namespaces/default/workflows/greet-{unique}")
+            await expect(page.get_by_test_id("execution-status")).to_have_text(re.compile("Running", re.I))
+            await page.screenshot(path=shots / "running.png", full_page=True)
+            # Its call stack, from the `__stack_trace` query the SDK answers.
+            await page.get_by_role("tab", name="Call Stack").click()
+            await expect(page.get_by_text(re.compile(r"Stack for .*GreetingWorkflow")).first).to_be_visible()
+            await page.get_by_role("button", name="More Actions").click()
+            await page.get_by_test_id("signal-button").locator("visible=true").click()
+            dialog = page.get_by_role("dialog", name="Send a Signal")
+            await dialog.get_by_test_id("signal-select-button").click()
+            await dialog.get_by_role("option", name="finish").click()
+            await dialog.locator(".cm-content").fill('"from the UI"')
+            await dialog.get_by_role("button", name="Submit").click()
+            await eventually(lambda: _phase_is(signalled, "signalled", "from the UI"), "the UI's signal to arrive")
+
+            # Terminated from the UI, with its reason.
+            await page.goto(f"{base}/namespaces/default/workflows/doomed-{unique}")
+            await page.get_by_role("button", name="More Actions").click()
+            await page.get_by_test_id("terminate-button").locator("visible=true").click()
+            dialog = page.get_by_role("dialog", name="Terminate Workflow")
+            await dialog.get_by_test_id("workflow-termination-reason").fill("stopped from the UI")
+            await dialog.get_by_role("button", name="Terminate").click()
+
+            async def terminated() -> bool:
+                return (await doomed.describe()).status == WorkflowExecutionStatus.TERMINATED
+
+            await eventually(terminated, "the UI's terminate to end the run")
+            await expect(page.get_by_test_id("execution-status")).to_have_text(re.compile("Terminated", re.I))
+
+            # A schedule: listed, and its page shows the action and its state.
+            await page.goto(f"{base}/namespaces/default/schedules")
+            await expect(page.get_by_role("link", name=schedule_id)).to_be_visible()
+            await page.goto(f"{base}/namespaces/default/schedules/{schedule_id}")
+            await expect(page.get_by_text("EchoWorkflow").first).to_be_visible()
+            await expect(page.get_by_text(re.compile("paused", re.I)).first).to_be_visible()
+            await page.screenshot(path=shots / "schedule.png", full_page=True)
+
+            # The other pages load without a failing call: namespaces, workers (heartbeats),
+            # batch operations, the task queue's pollers.
+            await page.goto(f"{base}/namespaces")
+            await expect(page.get_by_role("link", name="default").first).to_be_visible()
+            await page.goto(f"{base}/namespaces/default/workers")
+            await expect(page.get_by_text(tq).first).to_be_visible()
+            await page.goto(f"{base}/namespaces/default/batch-operations")
+            await page.goto(f"{base}/namespaces/default/task-queues/{tq}")
+            await expect(page.get_by_text(re.compile(r"\d+@")).first).to_be_visible()
+            await page.screenshot(path=shots / "task-queue.png", full_page=True)
+
+            await browser.close()
+        assert network.failures == [], "API calls of the UI failed:\n" + "\n".join(network.failures)
+
+
+async def _phase_is(handle, phase: str, value: str = "") -> bool:
+    state = await handle.query(GreetingWorkflow.state)
+    return state.startswith(f"{phase}:") and state.endswith(f":{value}")
