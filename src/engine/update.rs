@@ -36,13 +36,8 @@ impl Engine {
         req: UpdateWorkflowExecutionRequest,
         deadline: tokio::time::Instant,
     ) -> Result<UpdateWorkflowExecutionResponse> {
-        let request = req.request.clone().unwrap_or_default();
-        let update_id = request
-            .meta
-            .as_ref()
-            .map(|m| m.update_id.clone())
-            .unwrap_or_default();
-        check_request(&request)?;
+        let mut request = req.request.clone().unwrap_or_default();
+        let update_id = check_request(&mut request)?;
         let key = self
             .transact(|core| {
                 let exec = req.workflow_execution.clone().unwrap_or_default();
@@ -157,19 +152,24 @@ impl Engine {
     }
 }
 
-/// What an update request must name.
-pub(super) fn check_request(request: &Request) -> Result<()> {
-    if request.meta.as_ref().is_none_or(|m| m.update_id.is_empty()) {
+/// Checks what an update request must name and gives it an id when it has none (as Temporal's
+/// frontend does: the Web UI sends an empty one unless the user types one); returns the id.
+pub(super) fn check_request(request: &mut Request) -> Result<String> {
+    let Some(meta) = request.meta.as_mut() else {
         return Err(Error::InvalidArgument(
-            "Update id is not set on request.".into(),
+            "Update meta is not set on request.".into(),
         ));
+    };
+    if meta.update_id.is_empty() {
+        meta.update_id = uuid::Uuid::new_v4().to_string();
     }
+    let update_id = meta.update_id.clone();
     if request.input.as_ref().is_none_or(|i| i.name.is_empty()) {
         return Err(Error::InvalidArgument(
             "Update name is not set on request.".into(),
         ));
     }
-    Ok(())
+    Ok(update_id)
 }
 
 fn response(key: &RunKey, update_id: &str, info: &UpdateInfo) -> UpdateWorkflowExecutionResponse {

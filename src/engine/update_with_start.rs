@@ -42,14 +42,9 @@ impl Engine {
         ),
         OperationError,
     > {
-        let request = update.request.clone().unwrap_or_default();
-        let update_id = request
-            .meta
-            .as_ref()
-            .map(|m| m.update_id.clone())
-            .unwrap_or_default();
+        let mut request = update.request.clone().unwrap_or_default();
         // Checked before anything starts: a refused update must not leave a started run.
-        super::update::check_request(&request).map_err(failed(1))?;
+        let update_id = super::update::check_request(&mut request).map_err(failed(1))?;
         // (The outer error is the store's, which the start reports.)
         let (key, started) = self
             .transact(|core| Ok(core.start_for_update(start, &update_id, request)))

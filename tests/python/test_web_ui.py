@@ -3,7 +3,8 @@
 `durin dev --ui-port` starts Temporal's UI server (built once by `scripts/ui-server build`) beside
 the engine; an SDK worker runs workflows; headless Chromium (Debian's package, driven by
 Playwright) opens the workflow list, a completed and a running workflow, signals and terminates
-one from the UI, and opens a schedule. Every API call the page makes is watched: one that fails
+one from the UI, sends an update, resets a completed run, terminates one with a bulk action, and
+opens a schedule. Every API call the page makes is watched: one that fails
 fails the test. Screenshots are saved in $DURIN_UI_SHOTS (default: the test's tmp directory);
 docs/ui.md shows some.
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from playwright.async_api import Page, Response, async_playwright, expect
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
     Client,
     Schedule,
@@ -34,6 +36,7 @@ from temporalio.worker import Worker
 
 from conftest import REPO_ROOT, _durin_bin, _free_port, _stop, _wait_until_serving
 from durin_workflows import EchoWorkflow, GreetingWorkflow, compose_greeting
+from more_workflows import Carrier
 from waiting import eventually
 
 UI_SERVER_VERSION = "v2.54.1"  # the pin of tests/ui/server/go.mod
@@ -114,12 +117,15 @@ async def test_the_web_ui_shows_and_acts_on_workflows_and_schedules(durin_with_u
     runtime = Runtime(telemetry=TelemetryConfig(), worker_heartbeat_interval=timedelta(seconds=1))
     client = await Client.connect(address, runtime=runtime)
     tq = f"ui-{unique}"
-    async with Worker(client, task_queue=tq, workflows=[EchoWorkflow, GreetingWorkflow], activities=[compose_greeting]):
-        done = await client.execute_workflow(EchoWorkflow.run, "hello", id=f"echo-{unique}", task_queue=tq)
-        assert done == "echo:hello"
+    workflows = [EchoWorkflow, GreetingWorkflow, Carrier]
+    async with Worker(client, task_queue=tq, workflows=workflows, activities=[compose_greeting]):
+        echo = await client.start_workflow(EchoWorkflow.run, "hello", id=f"echo-{unique}", task_queue=tq)
+        assert await echo.result() == "echo:hello"
         signalled = await client.start_workflow(GreetingWorkflow.run, "Ada", id=f"greet-{unique}", task_queue=tq)
         doomed = await client.start_workflow(GreetingWorkflow.run, "Bob", id=f"doomed-{unique}", task_queue=tq)
-        for handle in (signalled, doomed):
+        in_bulk = await client.start_workflow(GreetingWorkflow.run, "Cy", id=f"bulk-{unique}", task_queue=tq)
+        carrier = await client.start_workflow(Carrier.run, id=f"carrier-{unique}", task_queue=tq)
+        for handle in (signalled, doomed, in_bulk):
             await eventually(lambda h=handle: _phase_is(h, "waiting"), f"{handle.id} waiting for its signal")
         schedule_id = f"nightly-{unique}"
         await client.create_schedule(
@@ -139,9 +145,9 @@ async def test_the_web_ui_shows_and_acts_on_workflows_and_schedules(durin_with_u
 
             # The list: every workflow, with the count the UI asks for by status.
             await page.goto(f"{base}/namespaces/default/workflows")
-            for wf_id in (f"echo-{unique}", f"greet-{unique}", f"doomed-{unique}"):
-                await expect(page.get_by_role("link", name=wf_id)).to_be_visible()
-            await expect(page.get_by_text(re.compile(r"^\s*3 Workflows\s*$"))).to_be_visible()
+            for handle in (echo, signalled, doomed, in_bulk, carrier):
+                await expect(page.get_by_role("link", name=handle.id)).to_be_visible()
+            await expect(page.get_by_text(re.compile(r"^\s*5 Workflows\s*$"))).to_be_visible()
             await page.screenshot(path=shots / "workflows.png")
 
             # A completed workflow: its result, and its events in the history.
@@ -151,6 +157,20 @@ async def test_the_web_ui_shows_and_acts_on_workflows_and_schedules(durin_with_u
             await page.get_by_role("tab", name=re.compile("Event History")).click()
             await expect(page.get_by_text(re.compile("Workflow Execution Completed", re.I)).first).to_be_visible()
             await page.screenshot(path=shots / "completed.png", full_page=True)
+
+            # Reset from the UI to its workflow task: a new run that completes again.
+            await page.get_by_role("button", name="Reset").first.click()
+            dialog = page.get_by_role("dialog", name="Reset Workflow")
+            await dialog.get_by_test_id("workflow-reset-event-id-select-button").click()
+            await dialog.get_by_role("option", name=re.compile("WorkflowTaskCompleted")).click()
+            await dialog.get_by_test_id("reset-reason").fill("reset from the UI")
+            await dialog.get_by_role("button", name="Confirm").click()
+
+            async def reset_run_completed() -> bool:
+                latest = await client.get_workflow_handle(echo.id).describe()
+                return latest.run_id != echo.result_run_id and latest.status == WorkflowExecutionStatus.COMPLETED
+
+            await eventually(reset_run_completed, "the UI's reset to run the workflow again")
 
             # A running workflow: signalled from the UI, seen by the workflow.
             await page.goto(f"{base}/namespaces/default/workflows/greet-{unique}")
@@ -168,6 +188,21 @@ async def test_the_web_ui_shows_and_acts_on_workflows_and_schedules(durin_with_u
             await dialog.get_by_role("button", name="Submit").click()
             await eventually(lambda: _phase_is(signalled, "signalled", "from the UI"), "the UI's signal to arrive")
 
+            # An update from the UI, answered by the workflow.
+            await page.goto(f"{base}/namespaces/default/workflows/{carrier.id}")
+            await page.get_by_role("button", name="More Actions").click()
+            await page.get_by_test_id("update-button").locator("visible=true").click()
+            dialog = page.get_by_role("dialog", name="Send an Update")
+            await dialog.get_by_test_id("update-select-button").click()
+            await dialog.get_by_role("option", name="ping").click()
+            await dialog.get_by_role("button", name="Submit").click()
+
+            async def update_completed() -> bool:
+                events = [e async for e in carrier.fetch_history_events()]
+                return any(e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED for e in events)
+
+            await eventually(update_completed, "the UI's update to complete")
+
             # Terminated from the UI, with its reason.
             await page.goto(f"{base}/namespaces/default/workflows/doomed-{unique}")
             await page.get_by_role("button", name="More Actions").click()
@@ -181,6 +216,20 @@ async def test_the_web_ui_shows_and_acts_on_workflows_and_schedules(durin_with_u
 
             await eventually(terminated, "the UI's terminate to end the run")
             await expect(page.get_by_test_id("execution-status")).to_have_text(re.compile("Terminated", re.I))
+
+            # A bulk terminate from the list: a batch operation over the selected row.
+            await page.goto(f"{base}/namespaces/default/workflows")
+            row = page.locator("tr", has=page.get_by_role("link", name=in_bulk.id))
+            await row.locator("input[type=checkbox]").check(force=True)
+            await page.get_by_test_id("bulk-terminate-button").click()
+            dialog = page.locator("dialog[open]")
+            await dialog.locator("input[type=text], input:not([type])").first.fill("bulk from the UI")
+            await dialog.get_by_role("button", name="Terminate").click()
+
+            async def bulk_terminated() -> bool:
+                return (await in_bulk.describe()).status == WorkflowExecutionStatus.TERMINATED
+
+            await eventually(bulk_terminated, "the UI's batch terminate")
 
             # A schedule: listed, and its page shows the action and its state.
             await page.goto(f"{base}/namespaces/default/schedules")
