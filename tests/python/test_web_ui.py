@@ -236,8 +236,42 @@ async def test_the_web_ui_shows_and_acts_on_workflows_and_schedules(durin_with_u
             await expect(page.get_by_role("link", name=schedule_id)).to_be_visible()
             await page.goto(f"{base}/namespaces/default/schedules/{schedule_id}")
             await expect(page.get_by_text("EchoWorkflow").first).to_be_visible()
-            await expect(page.get_by_text(re.compile("paused", re.I)).first).to_be_visible()
+            await expect(page.get_by_text(re.compile("^paused$", re.I)).first).to_be_visible()
             await page.screenshot(path=shots / "schedule.png", full_page=True)
+
+            # Unpaused and triggered from the UI (PatchSchedule): the triggered run completes.
+            await page.get_by_role("button", name="Unpause").click()
+            dialog = page.locator("dialog[open]")
+            await dialog.get_by_test_id("pause-reason").fill("unpaused from the UI")
+            await dialog.get_by_test_id("confirm-modal-button").click()
+            schedule = client.get_schedule_handle(schedule_id)
+
+            async def unpaused() -> bool:
+                return not (await schedule.describe()).schedule.state.paused
+
+            await eventually(unpaused, "the UI's unpause")
+            await page.get_by_role("button", name="Schedule Actions").click()
+            await page.get_by_test_id("trigger-schedule").click()
+            await page.locator("dialog[open]").get_by_test_id("confirm-modal-button").click()
+
+            async def triggered_run_completed() -> bool:
+                info = (await schedule.describe()).info
+                if not info.recent_actions:
+                    return False
+                run = client.get_workflow_handle(info.recent_actions[0].action.workflow_id)
+                return (await run.describe()).status == WorkflowExecutionStatus.COMPLETED
+
+            await eventually(triggered_run_completed, "the run the UI triggered to complete")
+
+            # Deleted from the UI.
+            await page.get_by_role("button", name="Schedule Actions").click()
+            await page.get_by_test_id("delete-schedule").click()
+            await page.locator("dialog[open]").get_by_test_id("confirm-modal-button").click()
+
+            async def deleted() -> bool:
+                return schedule_id not in [s.id async for s in await client.list_schedules()]
+
+            await eventually(deleted, "the UI's delete of the schedule")
 
             # The other pages load without a failing call: namespaces, workers (heartbeats),
             # batch operations, the task queue's pollers.
