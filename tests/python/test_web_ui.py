@@ -32,6 +32,7 @@ from temporalio.client import (
     WorkflowExecutionStatus,
 )
 from temporalio.runtime import Runtime, TelemetryConfig
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from conftest import REPO_ROOT, _durin_bin, _free_port, _stop, _wait_until_serving
@@ -230,6 +231,22 @@ async def test_the_web_ui_shows_and_acts_on_workflows_and_schedules(durin_with_u
                 return (await in_bulk.describe()).status == WorkflowExecutionStatus.TERMINATED
 
             await eventually(bulk_terminated, "the UI's batch terminate")
+
+            # Started from the UI's form, run by the worker.
+            await page.goto(f"{base}/namespaces/default/workflows/start-workflow")
+            await page.get_by_test_id("workflowId").fill(f"started-{unique}")
+            await page.get_by_test_id("taskQueue").fill(tq)
+            await page.get_by_test_id("workflowType").fill("EchoWorkflow")
+            await page.locator("main .cm-content").fill('"from the UI"')
+            await page.get_by_test_id("start-workflow-button").click()
+
+            async def started_by_the_ui() -> str | None:
+                try:
+                    return await client.get_workflow_handle(f"started-{unique}").result()
+                except RPCError:
+                    return None
+
+            assert await eventually(started_by_the_ui, "the workflow the UI started") == "echo:from the UI"
 
             # A schedule: listed, and its page shows the action and its state.
             await page.goto(f"{base}/namespaces/default/schedules")
