@@ -122,7 +122,10 @@ async def test_the_web_ui_shows_and_acts_on_workflows_and_schedules(durin_with_u
     async with Worker(client, task_queue=tq, workflows=workflows, activities=[compose_greeting]):
         echo = await client.start_workflow(EchoWorkflow.run, "hello", id=f"echo-{unique}", task_queue=tq)
         assert await echo.result() == "echo:hello"
-        signalled = await client.start_workflow(GreetingWorkflow.run, "Ada", id=f"greet-{unique}", task_queue=tq)
+        signalled = await client.start_workflow(
+            GreetingWorkflow.run, "Ada", id=f"greet-{unique}", task_queue=tq,
+            static_summary="Greets Ada", static_details="Waits for **finish** and **release**.",
+        )
         doomed = await client.start_workflow(GreetingWorkflow.run, "Bob", id=f"doomed-{unique}", task_queue=tq)
         in_bulk = await client.start_workflow(GreetingWorkflow.run, "Cy", id=f"bulk-{unique}", task_queue=tq)
         carrier = await client.start_workflow(Carrier.run, id=f"carrier-{unique}", task_queue=tq)
@@ -176,6 +179,12 @@ async def test_the_web_ui_shows_and_acts_on_workflows_and_schedules(durin_with_u
             # A running workflow: signalled from the UI, seen by the workflow.
             await page.goto(f"{base}/namespaces/default/workflows/greet-{unique}")
             await expect(page.get_by_test_id("execution-status")).to_have_text(re.compile("Running", re.I))
+            # The summary and details given at start (user metadata).
+            await page.get_by_role("tab", name="User Metadata").click()
+            # (Rendered as Markdown, each in its own frame.)
+            rendered = page.frame_locator("main iframe")
+            await expect(rendered.first.get_by_text("Greets Ada")).to_be_visible()
+            await expect(rendered.nth(1).locator("strong", has_text="finish")).to_be_visible()
             await page.screenshot(path=shots / "running.png", full_page=True)
             # Its call stack, from the `__stack_trace` query the SDK answers.
             await page.get_by_role("tab", name="Call Stack").click()
