@@ -289,7 +289,27 @@ async def test_the_web_ui_shows_and_acts_on_workflows_and_schedules(durin_with_u
 
             await eventually(triggered_run_completed, "the run the UI triggered to complete")
 
+            # Created from the UI's form: a daily schedule of the echo workflow.
+            made_id = f"ui-made-{unique}"
+            await page.goto(f"{base}/namespaces/default/schedules/create")
+            await page.get_by_test_id("schedule-name-input").fill(made_id)
+            await page.get_by_test_id("schedule-type-input").fill("EchoWorkflow")
+            await page.get_by_test_id("schedule-workflow-id-input").fill(f"made-run-{unique}")
+            await page.get_by_test_id("schedule-task-queue-input").fill(tq)
+            await page.get_by_role("button", name="Daily").click()
+            await page.get_by_test_id("create-schedule-button").click()
+
+            async def made() -> bool:
+                try:
+                    described = await client.get_schedule_handle(made_id).describe()
+                except RPCError:
+                    return False
+                return described.schedule.action.workflow == "EchoWorkflow" and bool(described.info.next_action_times)
+
+            await eventually(made, "the schedule the UI created")
+
             # Deleted from the UI.
+            await page.goto(f"{base}/namespaces/default/schedules/{schedule_id}")
             await page.get_by_role("button", name="Schedule Actions").click()
             await page.get_by_test_id("delete-schedule").click()
             await page.locator("dialog[open]").get_by_test_id("confirm-modal-button").click()
