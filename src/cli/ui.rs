@@ -113,7 +113,9 @@ pub fn start(binary: &Path, options: &UiOptions, grpc: SocketAddr) -> std::io::R
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .kill_on_drop(true);
-    // The UI server ends with Durin even when Durin is killed outright.
+    // The UI server ends with Durin even when Durin is killed outright. (The signal follows
+    // the spawning *thread*: this runs on the runtime's main or worker threads, which live as
+    // long as Durin, never on a blocking-pool thread that may retire.)
     // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
     unsafe {
         command.pre_exec(|| {
