@@ -268,13 +268,7 @@ async fn a_deleted_namespace_takes_its_archived_runs_along() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(count(&mut c, "").await, 11);
 
-    let channel =
-        tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{}", server.port()))
-            .expect("uri")
-            .connect()
-            .await
-            .expect("connect");
-    OperatorServiceClient::new(channel)
+    OperatorServiceClient::new(common::grpc_channel(server.port()).await)
         .delete_namespace(Request::new(DeleteNamespaceRequest {
             namespace: "default".into(),
             ..Default::default()

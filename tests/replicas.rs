@@ -1021,13 +1021,7 @@ async fn a_namespace_deleted_through_one_replica_is_gone_from_all() {
         8
     );
 
-    let channel =
-        tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{}", replicas[0].port()))
-            .expect("uri")
-            .connect()
-            .await
-            .expect("connect");
-    OperatorServiceClient::new(channel)
+    OperatorServiceClient::new(common::grpc_channel(replicas[0].port()).await)
         .delete_namespace(tonic::Request::new(DeleteNamespaceRequest {
             namespace: ns.clone(),
             ..Default::default()

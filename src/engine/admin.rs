@@ -15,7 +15,7 @@ use temporalio_protos::temporal::api::workflowservice::v1::{
 };
 
 use super::matching::{QueueKey, QueueKind};
-use super::{Core, Engine, Error, Result, clock};
+use super::{Core, Engine, Result, clock};
 use crate::store::{DeletedRun, LogRecord, log_record};
 
 impl Core {
@@ -61,16 +61,7 @@ impl Engine {
     ) -> Result<DescribeTaskQueueResponse> {
         self.transact(|core| {
             core.check_namespace(&req.namespace)?;
-            let name = req
-                .task_queue
-                .as_ref()
-                .map(|t| t.name.clone())
-                .unwrap_or_default();
-            if name.is_empty() {
-                return Err(Error::InvalidArgument(
-                    "TaskQueue is not set on request.".into(),
-                ));
-            }
+            let name = super::polling::task_queue_name(&req.task_queue)?;
             if req.api_mode != DescribeTaskQueueMode::Enhanced as i32 {
                 let info = core.queue_info(&req.namespace, &name, kind_of(req.task_queue_type));
                 return Ok(DescribeTaskQueueResponse {

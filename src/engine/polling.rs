@@ -18,15 +18,7 @@ impl Engine {
         namespace: &str,
         task_queue: &Option<TaskQueue>,
     ) -> Result<String> {
-        let name = task_queue
-            .as_ref()
-            .map(|t| t.name.clone())
-            .unwrap_or_default();
-        if name.is_empty() {
-            return Err(Error::InvalidArgument(
-                "TaskQueue is not set on request.".into(),
-            ));
-        }
+        let name = task_queue_name(task_queue)?;
         self.transact(|core| core.check_namespace(namespace))
             .await?;
         Ok(name)
@@ -132,5 +124,15 @@ impl Drop for PollWaiter {
                     .push_front(self.queue.clone(), task);
             }
         }
+    }
+}
+
+/// The task queue a request names, which it must.
+pub(crate) fn task_queue_name(task_queue: &Option<TaskQueue>) -> Result<String> {
+    match task_queue.as_ref().map(|t| t.name.as_str()) {
+        Some(name) if !name.is_empty() => Ok(name.to_string()),
+        _ => Err(Error::InvalidArgument(
+            "TaskQueue is not set on request.".into(),
+        )),
     }
 }

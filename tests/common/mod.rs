@@ -452,18 +452,24 @@ pub fn run_durin(args: &[&str]) -> (bool, String) {
     )
 }
 
+/// A plain gRPC channel (no SDK) to the server on `port`, for any service's client.
+pub async fn grpc_channel(port: u16) -> tonic::transport::Channel {
+    tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect")
+}
+
 /// A raw gRPC WorkflowService client (no SDK) to the server on `port`.
 pub async fn grpc_client(
     port: u16,
 ) -> durin::proto::workflowservice::workflow_service_client::WorkflowServiceClient<
     tonic::transport::Channel,
 > {
-    let channel = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
-    durin::proto::workflowservice::workflow_service_client::WorkflowServiceClient::new(channel)
+    durin::proto::workflowservice::workflow_service_client::WorkflowServiceClient::new(
+        grpc_channel(port).await,
+    )
 }
 
 /// The durin binary under test; DURIN_TEST_BIN runs the tests against another build (e.g.

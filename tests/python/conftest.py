@@ -97,29 +97,20 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
 
 
-@pytest.fixture(scope="session")
-def durin_server(tmp_path_factory: pytest.TempPathFactory):
-    global _server_log
+def launch_durin(base: Path, *extra: str) -> DurinServer:
+    """Spawns `durin dev` on a free port with its data directory and log under `base` (and
+    `extra` flags); the caller waits for it with _wait_until_serving and stops it with _stop."""
     binary = _durin_bin()
-    if not binary.is_file() or not os.access(binary, os.X_OK):
-        pytest.fail(
-            f"durin binary not found or not executable at {binary} "
-            "(build it with `cargo build --bin durin` or set DURIN_BIN)",
-            pytrace=False,
-        )
-
-    base = tmp_path_factory.mktemp("durin")
     data_dir = base / "data"
     data_dir.mkdir()
     log_path = base / "durin.log"
-    _server_log = log_path
-    port = _free_port()
-    address = f"127.0.0.1:{port}"
+    address = f"127.0.0.1:{_free_port()}"
     cmd = [
         str(binary), "dev",
         "--ip", "127.0.0.1",
-        "--port", str(port),
+        "--port", address.rsplit(":", 1)[1],
         "--data-dir", str(data_dir),
+        *extra,
     ]
     env = dict(os.environ)
     env.setdefault("RUST_BACKTRACE", "1")
@@ -136,6 +127,23 @@ def durin_server(tmp_path_factory: pytest.TempPathFactory):
             env=env,
             start_new_session=True,  # its own process group, so teardown kills it all
         )
+    return DurinServer(address=address, process=proc, data_dir=data_dir, log_path=log_path)
+
+
+@pytest.fixture(scope="session")
+def durin_server(tmp_path_factory: pytest.TempPathFactory):
+    global _server_log
+    binary = _durin_bin()
+    if not binary.is_file() or not os.access(binary, os.X_OK):
+        pytest.fail(
+            f"durin binary not found or not executable at {binary} "
+            "(build it with `cargo build --bin durin` or set DURIN_BIN)",
+            pytrace=False,
+        )
+
+    server = launch_durin(tmp_path_factory.mktemp("durin"))
+    proc, address, log_path = server.process, server.address, server.log_path
+    _server_log = log_path
     startup_error: BaseException | None = None
     try:
         asyncio.run(_wait_until_serving(address, proc))
@@ -149,7 +157,6 @@ def durin_server(tmp_path_factory: pytest.TempPathFactory):
             pytrace=False,
         )
 
-    server = DurinServer(address=address, process=proc, data_dir=data_dir, log_path=log_path)
     try:
         yield server
     finally:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import subprocess
 import urllib.request
 from datetime import timedelta
 from pathlib import Path
@@ -35,7 +34,7 @@ from temporalio.runtime import Runtime, TelemetryConfig
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
-from conftest import REPO_ROOT, _durin_bin, _free_port, _stop, _wait_until_serving
+from conftest import _free_port, _stop, _wait_until_serving, launch_durin
 from durin_workflows import EchoWorkflow, GreetingWorkflow, compose_greeting
 from more_workflows import Carrier
 from waiting import eventually
@@ -65,18 +64,10 @@ def chromium() -> str:
 async def durin_with_ui(tmp_path: Path):
     """A durin dev with the UI beside it: (gRPC address, UI base URL)."""
     ui_server_binary()
-    port, ui_port = _free_port(), _free_port()
-    log_path = tmp_path / "durin.log"
-    env = dict(os.environ, NO_COLOR="1")
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [str(_durin_bin()), "dev", "--ip", "127.0.0.1", "--port", str(port), "--ui-port", str(ui_port),
-             "--data-dir", str(tmp_path / "data")],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=str(REPO_ROOT), env=env,
-            start_new_session=True,
-        )
+    ui_port = _free_port()
+    server = launch_durin(tmp_path, "--ui-port", str(ui_port))
+    proc, address, log_path = server.process, server.address, server.log_path
     try:
-        address = f"127.0.0.1:{port}"
         await _wait_until_serving(address, proc)
         base = f"http://127.0.0.1:{ui_port}"
 
