@@ -20,6 +20,7 @@ impl Core {
                     // A deleted namespace's runs went with it (their own records say so).
                     if super::namespace_delete::is_tombstone(&ns) {
                         self.namespaces.remove(&name);
+                        self.namespace_tombstones.insert(name, ns.version);
                     } else {
                         self.namespaces.insert(name, ns);
                     }

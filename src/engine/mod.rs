@@ -211,6 +211,9 @@ pub struct Core {
     /// Issues and checks task tokens (keyed by the store's token secret).
     tokens: TokenSigner,
     namespaces: HashMap<String, NamespaceRecord>,
+    /// The version of each deleted namespace's tombstone, so a namespace registered again
+    /// under its name is numbered after it and a stale read of the tombstone is known stale.
+    namespace_tombstones: HashMap<String, u64>,
     /// Boxed so the table's slots stay small (it is sized for growth, and doubles at once).
     runs: HashMap<RunKey, Box<Run>>,
     /// (namespace, workflow id) -> the latest run id.
@@ -251,6 +254,7 @@ impl Engine {
             store: store.clone(),
             clock: config.clock.clone(),
             namespaces: HashMap::new(),
+            namespace_tombstones: HashMap::new(),
             runs: HashMap::new(),
             current: HashMap::new(),
             matching: Matching::default(),
@@ -418,7 +422,7 @@ impl Core {
             .and_then(|n| n.namespace_info.as_ref())
             .map(|i| i.name.as_str())
             .unwrap_or("");
-        record.version = self.namespaces.get(name).map_or(0, |r| r.version) + 1;
+        record.version = self.namespace_version(name) + 1;
         self.log(LogRecord {
             kind: Some(log_record::Kind::Namespace(record.clone())),
         });

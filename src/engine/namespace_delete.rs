@@ -40,8 +40,11 @@ impl Engine {
             core.purge_namespace(&name, &archived)?;
             core.namespaces.remove(&name);
             let id = namespace_id(&record).to_string();
+            let tombstone = tombstone(record);
+            core.namespace_tombstones
+                .insert(name.clone(), tombstone.version);
             core.log(LogRecord {
-                kind: Some(log_record::Kind::Namespace(tombstone(record))),
+                kind: Some(log_record::Kind::Namespace(tombstone)),
             });
             // Temporal renames a namespace while it deletes it in the background and answers
             // with that name; Durin is done here, and answers in the same form.
@@ -112,25 +115,26 @@ impl Engine {
                 let Some(name) = namespace_name(&ns) else {
                     continue;
                 };
-                let known = core.namespaces.get(&name);
-                let replaced = known.is_some_and(|k| namespace_id(k) != namespace_id(&ns));
+                // A read that raced a change made here since is stale: skip it.
+                if ns.version <= core.namespace_version(&name) {
+                    continue;
+                }
+                let replaced = core
+                    .namespaces
+                    .get(&name)
+                    .is_some_and(|k| namespace_id(k) != namespace_id(&ns));
                 if is_tombstone(&ns) || replaced {
-                    if known.is_some() {
+                    if core.namespaces.contains_key(&name) {
                         core.purge_namespace(&name, &[])?;
                         core.namespaces.remove(&name);
                         gone.push(name.clone());
                     }
                     if is_tombstone(&ns) {
+                        core.namespace_tombstones.insert(name, ns.version);
                         continue;
                     }
                 }
-                if core
-                    .namespaces
-                    .get(&name)
-                    .is_none_or(|k| k.version < ns.version)
-                {
-                    core.namespaces.insert(name, ns);
-                }
+                core.namespaces.insert(name, ns);
             }
             Ok(())
         })
@@ -144,6 +148,16 @@ impl Engine {
 }
 
 impl Core {
+    /// The version of the newest record this replica knows of a namespace's name: the live
+    /// namespace's, else its tombstone's (0 if neither).
+    pub(super) fn namespace_version(&self, name: &str) -> u64 {
+        self.namespaces
+            .get(name)
+            .map(|r| r.version)
+            .or_else(|| self.namespace_tombstones.get(name).copied())
+            .unwrap_or(0)
+    }
+
     /// Removes everything of `namespace` this replica holds, with a log record for each
     /// thing removed; `archived` names runs in the archive (found on disk beforehand).
     fn purge_namespace(&mut self, namespace: &str, archived: &[RunKey]) -> Result<()> {
@@ -211,7 +225,7 @@ impl Core {
 }
 
 /// A namespace's tombstone: its record with state `Deleted`, one version on.
-fn tombstone(mut record: NamespaceRecord) -> NamespaceRecord {
+pub(super) fn tombstone(mut record: NamespaceRecord) -> NamespaceRecord {
     if let Some(info) = record
         .namespace
         .as_mut()

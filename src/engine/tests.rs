@@ -563,3 +563,68 @@ fn executions_record(ms: &super::state::MutableState) -> crate::store::LogRecord
         )),
     }
 }
+
+/// Another replica's read of the namespaces can be older than a change made here since: a
+/// tombstone read before the name was registered again must not delete the new namespace,
+/// while a newer tombstone does.
+#[tokio::test]
+async fn a_stale_namespace_read_does_not_undo_a_newer_registration() {
+    use crate::store::{LogRecord, log_record};
+    use temporalio_protos::temporal::api::operatorservice::v1::DeleteNamespaceRequest;
+    use temporalio_protos::temporal::api::workflowservice::v1::DescribeNamespaceRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _wal) = open(dir.path()).await;
+    let as_record = |ns: super::NamespaceRecord| LogRecord {
+        kind: Some(log_record::Kind::Namespace(ns)),
+    };
+    let live = |engine: &Engine| engine.core.lock().namespaces.get("doomed").cloned();
+    engine.ensure_namespace("doomed").await.unwrap();
+    let first = live(&engine).unwrap();
+    engine
+        .delete_namespace(DeleteNamespaceRequest {
+            namespace: "doomed".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    engine.ensure_namespace("doomed").await.unwrap();
+    let second = live(&engine).unwrap();
+    let mut start = start_request("survivor");
+    start.namespace = "doomed".into();
+    engine.start_workflow(start).await.unwrap();
+
+    let stale = vec![
+        as_record(super::namespace_delete::tombstone(first.clone())),
+        as_record(first),
+    ];
+    engine.refresh_namespaces(stale).await.unwrap();
+    let described = engine
+        .describe_namespace(DescribeNamespaceRequest {
+            namespace: "doomed".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("the namespace registered again is still there");
+    let id =
+        |d: &temporalio_protos::temporal::api::workflowservice::v1::DescribeNamespaceResponse| {
+            d.namespace_info.as_ref().unwrap().id.clone()
+        };
+    assert_eq!(id(&described), id(second.namespace.as_ref().unwrap()));
+    engine
+        .describe(DescribeWorkflowExecutionRequest {
+            namespace: "doomed".into(),
+            execution: Some(WorkflowExecution {
+                workflow_id: "survivor".into(),
+                run_id: String::new(),
+            }),
+        })
+        .await
+        .expect("the new namespace's run is still there");
+
+    let newer = super::namespace_delete::tombstone(second);
+    engine
+        .refresh_namespaces(vec![as_record(newer)])
+        .await
+        .unwrap();
+    assert!(live(&engine).is_none(), "a newer tombstone deletes it");
+}
