@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use temporalio_protos::temporal::api::enums::v1::TaskQueueType;
 use temporalio_protos::temporal::api::workflowservice::v1::*;
 use tonic::{Request, Response, Status};
 
@@ -13,6 +14,7 @@ use crate::proto::workflowservice::workflow_service_server::WorkflowService;
 use crate::rpc::errors::to_status;
 
 mod activity_tasks;
+mod deployments;
 mod visibility;
 mod workers;
 
@@ -104,15 +106,15 @@ impl WorkflowService for WorkflowHandler {
     ) -> Reply<GetSystemInfoResponse> {
         Ok(Response::new(GetSystemInfoResponse {
             server_version: super::TEMPORAL_VERSION.to_string(),
-            // Only what Durin implements: schedules and eager start yes; worker versioning
-            // and Nexus not yet.
+            // Only what Durin implements: schedules, eager start and worker versioning (build
+            // ids recorded on workflow tasks) yes; Nexus not yet.
             capabilities: Some(get_system_info_response::Capabilities {
                 signal_and_query_header: true,
                 internal_error_differentiation: true,
                 activity_failure_include_heartbeat: true,
                 supports_schedules: true,
                 encoded_failure_attributes: true,
-                build_id_based_versioning: false,
+                build_id_based_versioning: true,
                 upsert_memo: true,
                 eager_workflow_start: true,
                 sdk_metadata: true,
@@ -192,6 +194,16 @@ impl WorkflowService for WorkflowHandler {
         let deadline = self.poll_deadline(&req, self.engine.config.long_poll_timeout);
         let forwarded =
             self.forwarded_or_fetch(&req, || PollTemplate::Workflow(req.get_ref().clone()));
+        if !forwarded {
+            let r = req.get_ref();
+            self.register_poller(
+                &r.namespace,
+                &r.deployment_options,
+                &r.task_queue,
+                TaskQueueType::Workflow,
+            )
+            .await?;
+        }
         ok(self
             .engine
             .poll_workflow_task(req.into_inner(), deadline, forwarded)
@@ -223,6 +235,16 @@ impl WorkflowService for WorkflowHandler {
         let deadline = self.poll_deadline(&req, self.engine.config.long_poll_timeout);
         let forwarded =
             self.forwarded_or_fetch(&req, || PollTemplate::Activity(req.get_ref().clone()));
+        if !forwarded {
+            let r = req.get_ref();
+            self.register_poller(
+                &r.namespace,
+                &r.deployment_options,
+                &r.task_queue,
+                TaskQueueType::Activity,
+            )
+            .await?;
+        }
         ok(self
             .engine
             .poll_activity_task(req.into_inner(), deadline, forwarded)
@@ -736,6 +758,108 @@ impl WorkflowService for WorkflowHandler {
             .engine
             .list_schedule_matching_times(req.into_inner())
             .await)
+    }
+
+    async fn update_workflow_execution_options(
+        &self,
+        req: Request<UpdateWorkflowExecutionOptionsRequest>,
+    ) -> Reply<UpdateWorkflowExecutionOptionsResponse> {
+        ok(self
+            .engine
+            .update_workflow_execution_options(req.into_inner())
+            .await)
+    }
+
+    async fn describe_worker_deployment(
+        &self,
+        req: Request<DescribeWorkerDeploymentRequest>,
+    ) -> Reply<DescribeWorkerDeploymentResponse> {
+        ok(self
+            .engine
+            .describe_worker_deployment(req.into_inner())
+            .await)
+    }
+
+    async fn list_worker_deployments(
+        &self,
+        req: Request<ListWorkerDeploymentsRequest>,
+    ) -> Reply<ListWorkerDeploymentsResponse> {
+        ok(self.engine.list_worker_deployments(req.into_inner()).await)
+    }
+
+    async fn describe_worker_deployment_version(
+        &self,
+        req: Request<DescribeWorkerDeploymentVersionRequest>,
+    ) -> Reply<DescribeWorkerDeploymentVersionResponse> {
+        ok(self
+            .engine
+            .describe_worker_deployment_version(req.into_inner())
+            .await)
+    }
+
+    async fn delete_worker_deployment(
+        &self,
+        req: Request<DeleteWorkerDeploymentRequest>,
+    ) -> Reply<DeleteWorkerDeploymentResponse> {
+        let done = self.engine.delete_worker_deployment(req.into_inner()).await;
+        self.deployment_changed(done.map(|_| DeleteWorkerDeploymentResponse {}))
+            .await
+    }
+
+    async fn delete_worker_deployment_version(
+        &self,
+        req: Request<DeleteWorkerDeploymentVersionRequest>,
+    ) -> Reply<DeleteWorkerDeploymentVersionResponse> {
+        let done = self
+            .engine
+            .delete_worker_deployment_version(req.into_inner())
+            .await;
+        self.deployment_changed(done.map(|_| DeleteWorkerDeploymentVersionResponse {}))
+            .await
+    }
+
+    async fn set_worker_deployment_current_version(
+        &self,
+        req: Request<SetWorkerDeploymentCurrentVersionRequest>,
+    ) -> Reply<SetWorkerDeploymentCurrentVersionResponse> {
+        let done = self
+            .engine
+            .set_worker_deployment_current_version(req.into_inner())
+            .await;
+        self.deployment_changed(done).await
+    }
+
+    async fn set_worker_deployment_ramping_version(
+        &self,
+        req: Request<SetWorkerDeploymentRampingVersionRequest>,
+    ) -> Reply<SetWorkerDeploymentRampingVersionResponse> {
+        let done = self
+            .engine
+            .set_worker_deployment_ramping_version(req.into_inner())
+            .await;
+        self.deployment_changed(done).await
+    }
+
+    async fn set_worker_deployment_manager(
+        &self,
+        req: Request<SetWorkerDeploymentManagerRequest>,
+    ) -> Reply<SetWorkerDeploymentManagerResponse> {
+        let done = self
+            .engine
+            .set_worker_deployment_manager(req.into_inner())
+            .await;
+        self.deployment_changed(done).await
+    }
+
+    async fn update_worker_deployment_version_metadata(
+        &self,
+        req: Request<UpdateWorkerDeploymentVersionMetadataRequest>,
+    ) -> Reply<UpdateWorkerDeploymentVersionMetadataResponse> {
+        let done = self
+            .engine
+            .update_worker_deployment_version_metadata(req.into_inner())
+            .await;
+        self.deployment_changed(done).await
     }
 }
 

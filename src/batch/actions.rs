@@ -144,6 +144,17 @@ pub(super) async fn apply(
                 })
                 .await?;
         }
+        Some(Operation::UpdateWorkflowOptionsOperation(op)) => {
+            frontend
+                .update_workflow_execution_options(UpdateWorkflowExecutionOptionsRequest {
+                    namespace,
+                    workflow_execution: execution,
+                    workflow_execution_options: op.workflow_execution_options,
+                    update_mask: op.update_mask,
+                    identity: op.identity,
+                })
+                .await?;
+        }
         _ => return Err(Status::invalid_argument("unsupported batch operation")),
     }
     Ok(())

@@ -34,12 +34,23 @@ pub enum PollTemplate {
 
 impl PollTemplate {
     fn queue(&self) -> Option<QueueKey> {
-        let (namespace, queue, kind) = match self {
-            PollTemplate::Workflow(r) => (&r.namespace, &r.task_queue, QueueKind::Workflow),
-            PollTemplate::Activity(r) => (&r.namespace, &r.task_queue, QueueKind::Activity),
+        let (namespace, queue, kind, options) = match self {
+            PollTemplate::Workflow(r) => (
+                &r.namespace,
+                &r.task_queue,
+                QueueKind::Workflow,
+                &r.deployment_options,
+            ),
+            PollTemplate::Activity(r) => (
+                &r.namespace,
+                &r.task_queue,
+                QueueKind::Activity,
+                &r.deployment_options,
+            ),
         };
         let name = queue.as_ref().map(|q| q.name.as_str()).unwrap_or("");
-        (!name.is_empty()).then(|| QueueKey::new(namespace, name, kind))
+        let version = crate::engine::deployments::poller_version(options);
+        (!name.is_empty()).then(|| QueueKey::new(namespace, name, kind).for_version(version))
     }
 
     async fn poll(

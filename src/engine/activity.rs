@@ -61,7 +61,8 @@ impl Engine {
         forwarded: bool,
     ) -> Result<PollActivityTaskQueueResponse> {
         let queue_name = self.poll_target(&req.namespace, &req.task_queue).await?;
-        let queue = QueueKey::new(&req.namespace, &queue_name, QueueKind::Activity);
+        let queue = QueueKey::new(&req.namespace, &queue_name, QueueKind::Activity)
+            .for_version(super::deployments::poller_version(&req.deployment_options));
         let poller = super::Poller {
             identity: req.identity.clone(),
             forwarded,
@@ -455,7 +456,7 @@ impl Core {
         if !run.is_open() || info.attempt != attempt || info.started_time.is_some() || info.paused {
             return;
         }
-        let queue = QueueKey::new(&key.namespace, &info.task_queue, QueueKind::Activity);
+        let queue = self.run_queue(key, &info.task_queue, QueueKind::Activity);
         self.push_task(
             queue,
             TaskRef::Activity {

@@ -6,7 +6,10 @@
 
 use std::collections::HashMap;
 
-use temporalio_protos::temporal::api::enums::v1::{DescribeTaskQueueMode, TaskQueueType};
+use temporalio_protos::temporal::api::deployment::v1::WorkerDeploymentOptions;
+use temporalio_protos::temporal::api::enums::v1::{
+    DescribeTaskQueueMode, TaskQueueType, WorkerVersioningMode,
+};
 use temporalio_protos::temporal::api::taskqueue::v1::{
     PollerInfo, TaskQueueStats, TaskQueueTypeInfo, TaskQueueVersionInfo,
 };
@@ -26,9 +29,16 @@ impl Core {
             .matching
             .recent_pollers(&queue, now)
             .into_iter()
-            .map(|(identity, last)| PollerInfo {
+            .map(|(identity, last, version)| PollerInfo {
                 last_access_time: Some(clock::ts_from_millis(last)),
                 identity,
+                deployment_options: super::deployments::parse_version(&version).map(|v| {
+                    WorkerDeploymentOptions {
+                        deployment_name: v.deployment_name,
+                        build_id: v.build_id,
+                        worker_versioning_mode: WorkerVersioningMode::Versioned as i32,
+                    }
+                }),
                 ..Default::default()
             })
             .collect();
@@ -64,9 +74,16 @@ impl Engine {
             let name = super::polling::task_queue_name(&req.task_queue)?;
             if req.api_mode != DescribeTaskQueueMode::Enhanced as i32 {
                 let info = core.queue_info(&req.namespace, &name, kind_of(req.task_queue_type));
+                let task_queue_type = match TaskQueueType::try_from(req.task_queue_type) {
+                    Ok(t @ (TaskQueueType::Activity | TaskQueueType::Nexus)) => t,
+                    _ => TaskQueueType::Workflow,
+                };
                 return Ok(DescribeTaskQueueResponse {
                     pollers: info.pollers,
                     stats: info.stats,
+                    versioning_info: core
+                        .deployment_of_queue(&req.namespace, &name, task_queue_type)
+                        .map(super::deployments::api::task_queue_versioning),
                     ..Default::default()
                 });
             }

@@ -296,14 +296,16 @@ fn validate(req: &StartBatchOperationRequest) -> Result<()> {
         {
             bad("must provide UpdateMask")
         }
+        Some(Operation::UpdateWorkflowOptionsOperation(u)) if u.update_mask.is_none() => {
+            bad("must provide UpdateMask")
+        }
         Some(Operation::ResetOperation(r))
             if r.options.as_ref().and_then(|o| o.target.as_ref()).is_none() =>
         {
             bad("batch reset missing target")
         }
         Some(
-            Operation::UpdateWorkflowOptionsOperation(_)
-            | Operation::CancelActivitiesOperation(_)
+            Operation::CancelActivitiesOperation(_)
             | Operation::TerminateActivitiesOperation(_)
             | Operation::DeleteActivitiesOperation(_),
         ) => bad("this batch operation is not supported by Durin yet"),

@@ -50,6 +50,12 @@ fn next_started(ms: &MutableState, initiator: ContinueAsNewInitiator, now: i64) 
         header: prev.header,
         root_workflow_execution: prev.root_workflow_execution,
         priority: prev.priority,
+        // Retries, cron runs and continue-as-new stay on the version a run is pinned to.
+        versioning_override: ms
+            .versioning
+            .as_ref()
+            .and_then(|v| v.versioning_override.clone()),
+        inherited_pinned_version: ms.versioning.as_ref().and_then(|v| v.pinned_version()),
         ..Default::default()
     };
     Continuation { run_id, started }
@@ -143,6 +149,7 @@ pub(crate) fn continue_as_new(
     let backoff = dur_millis(&a.backoff_start_interval);
     s.first_workflow_task_backoff = (backoff > 0).then(|| dur_from_millis(backoff));
     normalize_timeouts(s, now);
+    super::deployments::continue_as_new_versioning(ms, a, s);
     next
 }
 

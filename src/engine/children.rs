@@ -145,6 +145,7 @@ impl Core {
             priority: initiated.priority.clone(),
             ..Default::default()
         };
+        started.inherited_pinned_version = self.child_pinned_version(parent, &namespace, &started);
         normalize_timeouts(&mut started, self.now());
         let request_id = format!("{}:{}:{}", parent.run_id, initiated_event_id, "child");
         if !self.owns(&namespace, &initiated.workflow_id) {

@@ -96,6 +96,9 @@ pub fn event_type_of(attrs: &Attributes) -> EventType {
         A::WorkflowExecutionUpdateRejectedEventAttributes(_) => {
             EventType::WorkflowExecutionUpdateRejected
         }
+        A::WorkflowExecutionOptionsUpdatedEventAttributes(_) => {
+            EventType::WorkflowExecutionOptionsUpdated
+        }
         _ => EventType::Unspecified,
     }
 }

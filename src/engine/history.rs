@@ -199,6 +199,10 @@ pub(crate) fn describe_run(
             .clone()
             .or(Some(run.execution())),
         auto_reset_points: ms.auto_reset_points.clone(),
+        versioning_info: ms
+            .versioning
+            .as_ref()
+            .map(super::deployments::versioning_info),
         ..Default::default()
     };
     let pending_activities = ms

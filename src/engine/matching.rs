@@ -16,11 +16,15 @@ pub enum QueueKind {
     Nexus,
 }
 
+/// A queue: a task queue's tasks of one kind for one worker deployment version ("" for
+/// unversioned workers; see `deployments/`), each version being polled by its own workers.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct QueueKey {
     pub namespace: String,
     pub name: String,
     pub kind: QueueKind,
+    /// The version's canonical string (`deployment.build`), "" when unversioned.
+    pub version: String,
 }
 
 impl QueueKey {
@@ -29,7 +33,19 @@ impl QueueKey {
             namespace: namespace.to_string(),
             name: name.to_string(),
             kind,
+            version: String::new(),
         }
+    }
+
+    /// The same task queue's queue for another version.
+    pub fn for_version(mut self, version: String) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// Whether `other` is this task queue, for any version.
+    fn same_task_queue(&self, other: &QueueKey) -> bool {
+        self.namespace == other.namespace && self.name == other.name && self.kind == other.kind
     }
 }
 
@@ -161,6 +177,11 @@ impl Matching {
         Err(rx)
     }
 
+    /// The versions of a task queue that have a queue here (polled or holding tasks).
+    fn versions_of<'a>(&'a self, queue: &'a QueueKey) -> impl Iterator<Item = &'a QueueKey> {
+        self.queues.keys().filter(|k| k.same_task_queue(queue))
+    }
+
     /// Whether a worker is polling this queue (now or within the last few seconds).
     pub fn is_live(&self, queue: &QueueKey, now_ms: i64) -> bool {
         self.queues.get(queue).is_some_and(|q| {
@@ -174,24 +195,50 @@ impl Matching {
         self.queues.get(queue).map_or(0, |q| q.ready.len())
     }
 
-    /// Forgets a queue's pollers (its worker shut down) and returns the tasks it held.
+    /// Forgets a task queue's pollers, of every version (its worker shut down), and returns
+    /// the tasks it held.
     pub fn retire(&mut self, queue: &QueueKey) -> Vec<TaskRef> {
-        match self.queues.remove(queue) {
-            Some(q) => q.backlog.into_iter().chain(q.ready).collect(),
-            None => Vec::new(),
-        }
+        let keys: Vec<QueueKey> = self.versions_of(queue).cloned().collect();
+        keys.iter()
+            .filter_map(|k| self.queues.remove(k))
+            .flat_map(|q| q.backlog.into_iter().chain(q.ready))
+            .collect()
     }
 
-    /// Identities that polled recently, with the time of their last poll (ms since the epoch).
-    pub fn recent_pollers(&mut self, queue: &QueueKey, now_ms: i64) -> Vec<(String, i64)> {
-        let Some(q) = self.queues.get_mut(queue) else {
-            return Vec::new();
-        };
-        q.seen.retain(|_, last| now_ms - *last < POLLER_WINDOW_MS);
-        q.seen
+    /// Takes every task waiting in a queue's backlog (to be routed again).
+    pub fn drain(&mut self, queue: &QueueKey) -> Vec<TaskRef> {
+        self.queues
+            .get_mut(queue)
+            .map(|q| q.backlog.drain(..).collect())
+            .unwrap_or_default()
+    }
+
+    /// The queues of a namespace holding tasks in their backlog.
+    pub fn queues_with_backlog(&self, namespace: &str) -> Vec<QueueKey> {
+        self.queues
             .iter()
-            .map(|(id, last)| (id.clone(), *last))
+            .filter(|(k, q)| k.namespace == namespace && !q.backlog.is_empty())
+            .map(|(k, _)| k.clone())
             .collect()
+    }
+
+    /// Identities that polled a task queue recently (any version), with the time of their
+    /// last poll (ms since the epoch) and the version they polled for.
+    pub fn recent_pollers(&mut self, queue: &QueueKey, now_ms: i64) -> Vec<(String, i64, String)> {
+        let mut pollers = Vec::new();
+        for (key, q) in self
+            .queues
+            .iter_mut()
+            .filter(|(k, _)| k.same_task_queue(queue))
+        {
+            q.seen.retain(|_, last| now_ms - *last < POLLER_WINDOW_MS);
+            pollers.extend(
+                q.seen
+                    .iter()
+                    .map(|(id, last)| (id.clone(), *last, key.version.clone())),
+            );
+        }
+        pollers
     }
 
     /// Drops references `live` rejects once the backlog has doubled since the last sweep,
@@ -209,8 +256,12 @@ impl Matching {
         q.sweep_at = (2 * q.backlog.len()).max(FIRST_SWEEP_AT);
     }
 
+    /// Tasks waiting in a task queue, over all its versions.
     pub fn backlog_len(&self, queue: &QueueKey) -> usize {
-        self.queues.get(queue).map(|q| q.backlog.len()).unwrap_or(0)
+        self.versions_of(queue)
+            .filter_map(|k| self.queues.get(k))
+            .map(|q| q.backlog.len())
+            .sum()
     }
 
     /// Every queue with tasks waiting, and how many.

@@ -134,7 +134,15 @@ impl Engine {
                         continue;
                     }
                 }
-                core.namespaces.insert(name, ns);
+                let routing_changed = core
+                    .namespaces
+                    .get(&name)
+                    .is_some_and(|k| k.worker_deployments != ns.worker_deployments);
+                core.namespaces.insert(name.clone(), ns);
+                if routing_changed {
+                    // Tasks waiting here go where the new routing sends them.
+                    core.reroute_waiting_tasks(&name);
+                }
             }
             Ok(())
         })

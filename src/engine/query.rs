@@ -19,7 +19,7 @@ use temporalio_protos::temporal::api::workflowservice::v1::{
 };
 use tokio::sync::oneshot;
 
-use super::matching::{QueueKey, QueueKind, TaskRef};
+use super::matching::{QueueKind, TaskRef};
 use super::workflow_task::normal_queue;
 use super::{Core, Engine, Error, Result, Run, RunKey};
 
@@ -215,7 +215,7 @@ impl Core {
         }
         for query_id in direct {
             self.push_task(
-                QueueKey::new(&key.namespace, &tq, QueueKind::Workflow),
+                self.run_queue(key, &tq, QueueKind::Workflow),
                 TaskRef::Query {
                     key: key.clone(),
                     query_id,

@@ -219,6 +219,9 @@ fn validate_start(req: &StartWorkflowExecutionRequest) -> Result<()> {
     if let Some(p) = &req.retry_policy {
         super::retry::validate(p).map_err(Error::InvalidArgument)?;
     }
+    if let Some(o) = &req.versioning_override {
+        super::workflow_options::check_override(o)?;
+    }
     Ok(())
 }
 
@@ -442,6 +445,7 @@ impl Core {
             cron_schedule: req.cron_schedule.clone(),
             continued_failure: req.continued_failure.clone(),
             last_completion_result: req.last_completion_result.clone(),
+            versioning_override: req.versioning_override.clone(),
             ..Default::default()
         };
         normalize_timeouts(&mut started, self.now());
@@ -509,6 +513,7 @@ impl Core {
             memo: started.memo.clone(),
             search_attributes: started.search_attributes.clone(),
             run_expiration_time: (run_expiration > 0).then(|| ts_from_millis(run_expiration)),
+            versioning: super::deployments::initial_versioning(&started),
             ..Default::default()
         };
         let mut run = Run::new(ms);
@@ -745,8 +750,10 @@ impl Core {
                 if wft.sticky {
                     // The sticky worker may be gone after a restart; the sticky timeout
                     // moves the task to the normal queue if nobody takes it.
+                    let sticky = self.run_queue(key, &tq, QueueKind::Workflow);
                     let sticky =
-                        QueueKey::new(&key.namespace, &ms.sticky_task_queue, QueueKind::Workflow);
+                        QueueKey::new(&key.namespace, &ms.sticky_task_queue, QueueKind::Workflow)
+                            .for_version(sticky.version);
                     self.push_task(sticky, task);
                     let wait = dur_millis(&ms.sticky_schedule_to_start_timeout).max(1000);
                     self.push_timer(
@@ -758,10 +765,7 @@ impl Core {
                         },
                     );
                 } else {
-                    self.push_task(
-                        QueueKey::new(&key.namespace, &tq, QueueKind::Workflow),
-                        task,
-                    );
+                    self.push_task(self.run_queue(key, &tq, QueueKind::Workflow), task);
                 }
             } else {
                 let due =

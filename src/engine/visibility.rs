@@ -349,7 +349,7 @@ impl Engine {
 }
 
 impl Core {
-    fn namespace_record(&self, namespace: &str) -> Result<NamespaceRecord> {
+    pub(crate) fn namespace_record(&self, namespace: &str) -> Result<NamespaceRecord> {
         self.check_namespace(namespace)?;
         self.namespaces
             .get(namespace)

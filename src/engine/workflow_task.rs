@@ -52,7 +52,8 @@ impl Engine {
             .task_queue
             .as_ref()
             .is_some_and(|t| t.kind == TaskQueueKind::Sticky as i32);
-        let queue = QueueKey::new(&req.namespace, &queue_name, QueueKind::Workflow);
+        let queue = QueueKey::new(&req.namespace, &queue_name, QueueKind::Workflow)
+            .for_version(super::deployments::poller_version(&req.deployment_options));
         let poller = super::Poller {
             identity: req.identity.clone(),
             forwarded,
@@ -113,13 +114,23 @@ impl Core {
     /// transient: their events stay out of history until the task completes.
     pub(crate) fn schedule_workflow_task(&mut self, key: &RunKey, attempt: i32) {
         let now = self.now();
+        let Some(tq) = self.runs.get(key).map(|r| r.task_queue()) else {
+            return;
+        };
+        let version = self.routed_version(key, &tq, QueueKind::Workflow);
+        let sticky_version_matches = self.runs[key]
+            .ms
+            .versioning
+            .as_ref()
+            .and_then(|v| v.version.as_ref())
+            .map_or(String::new(), super::deployments::canonical_of)
+            == version;
         let Some(run) = self.runs.get_mut(key) else {
             return;
         };
         if !run.is_open() || run.ms.workflow_task.is_some() {
             return;
         }
-        let tq = run.task_queue();
         let timeout = run
             .ms
             .started
@@ -131,9 +142,12 @@ impl Core {
             &key.namespace,
             &run.ms.sticky_task_queue,
             QueueKind::Workflow,
-        );
+        )
+        .for_version(version.clone());
+        // A run moving to another version leaves its sticky worker (of the old version).
         let sticky = !transient
             && !run.ms.sticky_task_queue.is_empty()
+            && sticky_version_matches
             && self.matching.is_live(&sticky_queue, now);
         tracing::debug!(workflow_id = %key.workflow_id, attempt, sticky, sticky_queue = %run.ms.sticky_task_queue, "scheduling workflow task");
         let event_queue = if sticky {
@@ -190,61 +204,9 @@ impl Core {
             );
         } else {
             self.push_task(
-                QueueKey::new(&key.namespace, &tq, QueueKind::Workflow),
+                QueueKey::new(&key.namespace, &tq, QueueKind::Workflow).for_version(version),
                 task,
             );
-        }
-    }
-
-    /// Nobody took a sticky workflow task in time: record the timeout and hand the task to
-    /// the normal queue (same attempt) with full history.
-    pub(crate) fn sticky_schedule_to_start_fired(
-        &mut self,
-        key: &RunKey,
-        scheduled_event_id: i64,
-        attempt: i32,
-    ) {
-        let now = self.now();
-        let Some(run) = self.runs.get_mut(key) else {
-            return;
-        };
-        let still_waiting = run.ms.workflow_task.as_ref().is_some_and(|w| {
-            w.sticky
-                && w.scheduled_event_id == scheduled_event_id
-                && w.attempt == attempt
-                && w.started_event_id == 0
-        });
-        if !run.is_open() || !still_waiting {
-            return;
-        }
-        run.append(
-            now,
-            Attributes::WorkflowTaskTimedOutEventAttributes(WorkflowTaskTimedOutEventAttributes {
-                scheduled_event_id,
-                started_event_id: 0,
-                timeout_type: TimeoutType::ScheduleToStart as i32,
-            }),
-        );
-        run.ms.workflow_task = None;
-        run.ms.sticky_task_queue.clear();
-        run.redeliver_updates();
-        self.schedule_workflow_task(key, attempt);
-        self.changed(key);
-    }
-
-    /// A worker shut down: its sticky queue is gone, so its runs' pending tasks move to the
-    /// normal queue now instead of waiting for the sticky timeout.
-    pub(crate) fn retire_sticky_queue(&mut self, namespace: &str, name: &str) {
-        let queue = QueueKey::new(namespace, name, QueueKind::Workflow);
-        for task in self.matching.retire(&queue) {
-            if let TaskRef::Workflow {
-                key,
-                scheduled_event_id,
-                attempt,
-            } = task
-            {
-                self.sticky_schedule_to_start_fired(&key, scheduled_event_id, attempt);
-            }
         }
     }
 
@@ -296,6 +258,7 @@ impl Core {
             TaskRef::Query { key, query_id } => return Ok(self.start_query_task(&key, &query_id)),
             TaskRef::Activity { .. } | TaskRef::Ready(_) => return Ok(None),
         };
+        let target_version_changed = self.target_version_changed(&key);
         let Some(run) = self.runs.get_mut(&key) else {
             return Ok(None);
         };
@@ -341,6 +304,7 @@ impl Core {
                         suggest_continue_as_new: suggest,
                         suggest_continue_as_new_reasons: reasons.clone(),
                         history_size_bytes: size,
+                        target_worker_deployment_version_changed: target_version_changed,
                         ..Default::default()
                     },
                 ),
@@ -353,6 +317,7 @@ impl Core {
             w.request_id = request_id;
             w.history_size_bytes = size;
             w.suggest_continue_as_new_reasons = reasons;
+            w.target_version_changed = target_version_changed;
         }
         tracing::debug!(workflow_id = %key.workflow_id, attempt, from_sticky, %identity, "workflow task started");
         crate::metrics::record_schedule_to_start(
@@ -464,21 +429,23 @@ impl Core {
         let run = self.run_mut(&key)?;
         let snapshot = (run.ms.clone(), run.staged.len(), run.changes.len());
         materialize_transient(run, &wft, now);
+        // Where the run's next tasks go follows the worker that completed this one.
+        let completed = super::deployments::completed_by(&req);
+        run.ms.versioning = completed.next_state(run.ms.versioning.take());
         #[allow(deprecated)]
         let completed_id = run.append(
             now,
-            Attributes::WorkflowTaskCompletedEventAttributes(
+            Attributes::WorkflowTaskCompletedEventAttributes(completed.event(
                 WorkflowTaskCompletedEventAttributes {
                     scheduled_event_id: wft.scheduled_event_id,
                     started_event_id: wft.started_event_id,
                     identity: req.identity.clone(),
                     binary_checksum: req.binary_checksum.clone(),
-                    worker_version: req.worker_version_stamp.clone(),
                     sdk_metadata: req.sdk_metadata.clone(),
                     metering_metadata: req.metering_metadata,
                     ..Default::default()
                 },
-            ),
+            )),
         );
         run.ms.workflow_task = None;
         run.ms.last_completed_wft_started_id = wft.started_event_id;
@@ -533,7 +500,10 @@ impl Core {
         let record = outcome.closed.is_none();
         for effect in effects {
             match effect {
-                Effect::Task(queue, task) => self.push_task(queue, task),
+                Effect::Task(queue, task) => {
+                    let queue = self.run_queue(&key, &queue.name, queue.kind);
+                    self.push_task(queue, task)
+                }
                 Effect::Timer(due, task) => self.push_timer(due, task),
                 Effect::StartChild(id, attrs) => self.start_child(&key, &attrs, id, record),
                 Effect::SignalExternal(id, attrs) => self.signal_external(&key, &attrs, id, record),
@@ -771,6 +741,7 @@ fn transient_events(wft: Option<&WorkflowTaskInfo>) -> Vec<HistoryEvent> {
                 history_size_bytes: wft.history_size_bytes,
                 suggest_continue_as_new: !wft.suggest_continue_as_new_reasons.is_empty(),
                 suggest_continue_as_new_reasons: wft.suggest_continue_as_new_reasons.clone(),
+                target_worker_deployment_version_changed: wft.target_version_changed,
                 ..Default::default()
             }),
             0,

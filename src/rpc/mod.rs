@@ -179,6 +179,8 @@ macro_rules! workflow_rpcs {
                 |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
             shutdown_worker(ShutdownWorkerRequest) -> ShutdownWorkerResponse, "ShutdownWorker",
                 |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
+            update_workflow_execution_options(UpdateWorkflowExecutionOptionsRequest) -> UpdateWorkflowExecutionOptionsResponse, "UpdateWorkflowExecutionOptions",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, $crate::rpc::workflow_id(&r.workflow_execution));
             reset_sticky_task_queue(ResetStickyTaskQueueRequest) -> ResetStickyTaskQueueResponse, "ResetStickyTaskQueue",
                 |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, $crate::rpc::workflow_id(&r.execution));
             create_schedule(CreateScheduleRequest) -> CreateScheduleResponse, "CreateSchedule",
@@ -214,6 +216,24 @@ macro_rules! workflow_rpcs {
             describe_worker(DescribeWorkerRequest) -> DescribeWorkerResponse, "DescribeWorker",
                 |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
             poll_nexus_task_queue(PollNexusTaskQueueRequest) -> PollNexusTaskQueueResponse, "PollNexusTaskQueue",
+                |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
+            describe_worker_deployment(DescribeWorkerDeploymentRequest) -> DescribeWorkerDeploymentResponse, "DescribeWorkerDeployment",
+                |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
+            list_worker_deployments(ListWorkerDeploymentsRequest) -> ListWorkerDeploymentsResponse, "ListWorkerDeployments",
+                |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
+            delete_worker_deployment(DeleteWorkerDeploymentRequest) -> DeleteWorkerDeploymentResponse, "DeleteWorkerDeployment",
+                |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
+            describe_worker_deployment_version(DescribeWorkerDeploymentVersionRequest) -> DescribeWorkerDeploymentVersionResponse, "DescribeWorkerDeploymentVersion",
+                |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
+            delete_worker_deployment_version(DeleteWorkerDeploymentVersionRequest) -> DeleteWorkerDeploymentVersionResponse, "DeleteWorkerDeploymentVersion",
+                |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
+            set_worker_deployment_current_version(SetWorkerDeploymentCurrentVersionRequest) -> SetWorkerDeploymentCurrentVersionResponse, "SetWorkerDeploymentCurrentVersion",
+                |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
+            set_worker_deployment_ramping_version(SetWorkerDeploymentRampingVersionRequest) -> SetWorkerDeploymentRampingVersionResponse, "SetWorkerDeploymentRampingVersion",
+                |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
+            set_worker_deployment_manager(SetWorkerDeploymentManagerRequest) -> SetWorkerDeploymentManagerResponse, "SetWorkerDeploymentManager",
+                |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
+            update_worker_deployment_version_metadata(UpdateWorkerDeploymentVersionMetadataRequest) -> UpdateWorkerDeploymentVersionMetadataResponse, "UpdateWorkerDeploymentVersionMetadata",
                 |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
         }
     };

@@ -49,6 +49,82 @@ pub struct NamespaceRecord {
     /// Bumped by every change, so a replica refreshing from the store keeps the newer copy.
     #[prost(uint64, tag = "3")]
     pub version: u64,
+    /// The namespace's worker deployments (kept with the namespace, so every replica routes
+    /// by the same versions).
+    #[prost(message, repeated, tag = "4")]
+    pub worker_deployments: Vec<WorkerDeploymentRecord>,
+}
+
+/// A worker deployment: its versions (one per build id, created when a versioned worker first
+/// polls) and where new and auto-upgrade workflows go.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct WorkerDeploymentRecord {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(message, optional, tag = "2")]
+    pub create_time: Option<prost_wkt_types::Timestamp>,
+    /// The current version's build id ("": unversioned workers are current).
+    #[prost(string, tag = "3")]
+    pub current_build_id: String,
+    /// Whether a version is ramping, and which ("": unversioned workers).
+    #[prost(bool, tag = "4")]
+    pub ramping: bool,
+    #[prost(string, tag = "5")]
+    pub ramping_build_id: String,
+    #[prost(float, tag = "6")]
+    pub ramping_percentage: f32,
+    #[prost(message, optional, tag = "7")]
+    pub current_changed_time: Option<prost_wkt_types::Timestamp>,
+    #[prost(message, optional, tag = "8")]
+    pub ramping_changed_time: Option<prost_wkt_types::Timestamp>,
+    #[prost(message, optional, tag = "9")]
+    pub ramping_percentage_changed_time: Option<prost_wkt_types::Timestamp>,
+    /// Bumped by every change of the routing or the manager: the conflict token.
+    #[prost(int64, tag = "10")]
+    pub revision: i64,
+    #[prost(string, tag = "11")]
+    pub manager_identity: String,
+    #[prost(string, tag = "12")]
+    pub last_modifier_identity: String,
+    #[prost(message, repeated, tag = "13")]
+    pub versions: Vec<DeploymentVersionRecord>,
+}
+
+/// One version of a worker deployment.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct DeploymentVersionRecord {
+    #[prost(string, tag = "1")]
+    pub build_id: String,
+    #[prost(message, optional, tag = "2")]
+    pub create_time: Option<prost_wkt_types::Timestamp>,
+    #[prost(message, optional, tag = "3")]
+    pub routing_changed_time: Option<prost_wkt_types::Timestamp>,
+    #[prost(message, optional, tag = "4")]
+    pub current_since_time: Option<prost_wkt_types::Timestamp>,
+    #[prost(message, optional, tag = "5")]
+    pub ramping_since_time: Option<prost_wkt_types::Timestamp>,
+    #[prost(message, optional, tag = "6")]
+    pub first_activation_time: Option<prost_wkt_types::Timestamp>,
+    #[prost(message, optional, tag = "7")]
+    pub last_current_time: Option<prost_wkt_types::Timestamp>,
+    #[prost(message, optional, tag = "8")]
+    pub last_deactivation_time: Option<prost_wkt_types::Timestamp>,
+    /// The task queues its workers poll: (name, `temporal.api.enums.v1.TaskQueueType`).
+    #[prost(message, repeated, tag = "9")]
+    pub task_queues: Vec<VersionTaskQueueRecord>,
+    #[prost(btree_map = "string, message", tag = "10")]
+    pub metadata:
+        std::collections::BTreeMap<String, temporalio_protos::temporal::api::common::v1::Payload>,
+    #[prost(string, tag = "11")]
+    pub last_modifier_identity: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct VersionTaskQueueRecord {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(int32, tag = "2")]
+    pub kind: i32,
 }
 
 /// One transaction on one workflow run: the run's mutable state after the change, plus the

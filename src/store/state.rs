@@ -100,6 +100,33 @@ pub struct MutableState {
     /// The workflow tasks a reset may go back to: the first one each worker build completed.
     #[prost(message, optional, tag = "33")]
     pub auto_reset_points: Option<temporalio_protos::temporal::api::workflow::v1::ResetPoints>,
+    /// Worker versioning: where the run's workflow tasks go (None: never versioned).
+    #[prost(message, optional, tag = "34")]
+    pub versioning: Option<RunVersioning>,
+}
+
+/// A run's worker-versioning state.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RunVersioning {
+    /// `temporal.api.enums.v1.VersioningBehavior` the last completed workflow task declared.
+    #[prost(int32, tag = "1")]
+    pub behavior: i32,
+    /// The version that completed the last workflow task (None: an unversioned worker).
+    #[prost(message, optional, tag = "2")]
+    pub version: Option<temporalio_protos::temporal::api::deployment::v1::WorkerDeploymentVersion>,
+    /// Set at start or by UpdateWorkflowExecutionOptions; wins over `behavior`.
+    #[prost(message, optional, tag = "3")]
+    pub versioning_override:
+        Option<temporalio_protos::temporal::api::workflow::v1::VersioningOverride>,
+    /// Until the first workflow task completes: the version the run inherited (continue-as-new
+    /// or a child of a pinned run).
+    #[prost(message, optional, tag = "4")]
+    pub inherited_pinned:
+        Option<temporalio_protos::temporal::api::deployment::v1::WorkerDeploymentVersion>,
+    /// Until the first workflow task completes: go to the ramping version (continue-as-new
+    /// with `USE_RAMPING_VERSION`).
+    #[prost(bool, tag = "5")]
+    pub use_ramping: bool,
 }
 
 /// One operation a run owes a run in another shard; delivered (and retried) until the owner
@@ -356,6 +383,10 @@ pub struct WorkflowTaskInfo {
     pub history_size_bytes: i64,
     #[prost(int32, repeated, tag = "12")]
     pub suggest_continue_as_new_reasons: Vec<i32>,
+    /// The run's deployment would send it to another version than its own (see
+    /// `deployments/routing.rs`).
+    #[prost(bool, tag = "13")]
+    pub target_version_changed: bool,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

@@ -38,6 +38,9 @@ pub const SYSTEM: &[(&str, IndexedValueType)] = &[
     ("TemporalScheduledById", T::Keyword),
     ("TemporalSchedulePaused", T::Bool),
     ("TemporalNamespaceDivision", T::Keyword),
+    ("TemporalWorkerDeployment", T::Keyword),
+    ("TemporalWorkerDeploymentVersion", T::Keyword),
+    ("TemporalWorkflowVersioningBehavior", T::Keyword),
 ];
 
 /// Custom attributes `durin dev` registers in every namespace it creates, like Temporal's dev
@@ -232,6 +235,12 @@ impl Record for RunRecord<'_> {
                 .and_then(|s| s.root_workflow_execution.as_ref())
                 .and_then(|p| keyword(&p.run_id))
                 .or_else(|| keyword(&ms.run_id)),
+            "TemporalWorkerDeployment"
+            | "TemporalWorkerDeploymentVersion"
+            | "TemporalWorkflowVersioningBehavior" => {
+                crate::engine::deployments::search_attribute(ms.versioning.as_ref()?, name)
+                    .map(Value::Str)
+            }
             _ => {
                 let t = lookup(self.custom, name)?;
                 let payload = ms.search_attributes.as_ref()?.indexed_fields.get(name)?;
