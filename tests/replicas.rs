@@ -12,9 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::pg_env::PgServer;
-use common::{
-    DurinServer, NAMESPACE, new_worker, sdk_runtime, serving_shards, unique, with_worker,
-};
+use common::replicas::{replica, retrying, serving, two_replicas};
+use common::{DurinServer, NAMESPACE, new_worker, sdk_runtime, unique, with_worker};
 use temporalio_client::{
     Client,
     grpc::WorkflowService,
@@ -94,48 +93,6 @@ fn json(v: impl serde::Serialize) -> Payloads {
             ..Default::default()
         }],
     }
-}
-
-/// Retries a call while its shard is moving (UNAVAILABLE) or its owner is unreachable.
-async fn retrying<T, F, Fut>(what: &str, mut call: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, temporalio_client::tonic::Status>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        match tokio::time::timeout(Duration::from_secs(5), call()).await {
-            Ok(Ok(v)) => return v,
-            Ok(Err(s)) if Instant::now() < deadline && s.code() != Code::InvalidArgument => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(_) if Instant::now() < deadline => {}
-            Ok(Err(s)) => panic!("{what}: {s:?}"),
-            Err(_) => panic!("{what}: timed out"),
-        }
-    }
-}
-
-fn replica(db: &str, id: &str) -> Vec<String> {
-    [
-        "dev",
-        "--postgres",
-        db,
-        "--replica-id",
-        id,
-        "--lease-ttl",
-        "2",
-        "--shards",
-        "8",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain(common::certs::cluster_tls_args())
-    .collect()
-}
-
-fn serving(server: &DurinServer) -> usize {
-    serving_shards(server.log_path())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -511,29 +468,6 @@ async fn replicas_talk_over_mutual_tls_on_their_own_port() {
         Code::Unimplemented,
         "the client port does not serve the cluster protocol"
     );
-}
-
-/// Two replicas sharing a fresh database, the shards spread over both, and a client of each.
-async fn two_replicas(db: &str) -> (PgServer, Vec<DurinServer>, Vec<Client>) {
-    let pg = PgServer::start();
-    let db = pg.new_database(db);
-    let mut replicas = Vec::new();
-    for id in ["replica-1", "replica-2"] {
-        replicas.push(DurinServer::start_with(replica(&db, id), Vec::new()).await);
-    }
-    let balanced = Instant::now();
-    while replicas.iter().any(|r| serving(r) < 2) {
-        assert!(
-            balanced.elapsed() < Duration::from_secs(30),
-            "shards never spread"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let mut clients = Vec::new();
-    for r in &replicas {
-        clients.push(r.client().await);
-    }
-    (pg, replicas, clients)
 }
 
 /// A batch operation started through one replica acts on workflows in every replica's shards

@@ -13,6 +13,7 @@
 pub mod certs;
 pub mod kube_env;
 pub mod pg_env;
+pub mod replicas;
 
 use std::{
     fs::{File, OpenOptions},

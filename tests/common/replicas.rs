@@ -1,0 +1,75 @@
+//! Replicas for the tests: `durin dev` processes sharing one PostgreSQL database, and calls
+//! that retry while a shard moves between them.
+
+use std::time::{Duration, Instant};
+
+use temporalio_client::Client;
+use temporalio_client::tonic::Code;
+
+use super::pg_env::PgServer;
+use super::{DurinServer, serving_shards};
+
+/// Retries a call while its shard is moving (UNAVAILABLE) or its owner is unreachable.
+pub async fn retrying<T, F, Fut>(what: &str, mut call: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, temporalio_client::tonic::Status>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), call()).await {
+            Ok(Ok(v)) => return v,
+            Ok(Err(s)) if Instant::now() < deadline && s.code() != Code::InvalidArgument => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(_) if Instant::now() < deadline => {}
+            Ok(Err(s)) => panic!("{what}: {s:?}"),
+            Err(_) => panic!("{what}: timed out"),
+        }
+    }
+}
+
+pub fn replica(db: &str, id: &str) -> Vec<String> {
+    [
+        "dev",
+        "--postgres",
+        db,
+        "--replica-id",
+        id,
+        "--lease-ttl",
+        "2",
+        "--shards",
+        "8",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain(super::certs::cluster_tls_args())
+    .collect()
+}
+
+pub fn serving(server: &DurinServer) -> usize {
+    serving_shards(server.log_path())
+}
+
+/// Two replicas sharing a fresh database, the shards spread over both, and a client of each.
+pub async fn two_replicas(db: &str) -> (PgServer, Vec<DurinServer>, Vec<Client>) {
+    let pg = PgServer::start();
+    let db = pg.new_database(db);
+    let mut replicas = Vec::new();
+    for id in ["replica-1", "replica-2"] {
+        replicas.push(DurinServer::start_with(replica(&db, id), Vec::new()).await);
+    }
+    let balanced = Instant::now();
+    while replicas.iter().any(|r| serving(r) < 2) {
+        assert!(
+            balanced.elapsed() < Duration::from_secs(30),
+            "shards never spread"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut clients = Vec::new();
+    for r in &replicas {
+        clients.push(r.client().await);
+    }
+    (pg, replicas, clients)
+}
