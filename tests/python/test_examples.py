@@ -47,6 +47,7 @@ EXPECTED = {
     "timers": ["no approval within 1s", "TIMER_CANCELED"],
     "updates": ["update add(-1) rejected", "5 updates accepted"],
     "workflow_timeouts_retries": ["status: TIMED_OUT", "succeeded on attempt 3"],
+    "worker_versioning": ["pinned: order shipped by v1", "auto-upgrade: inventory counted by v2"],
 }
 
 # Scripts that fail because of a known server bug: name -> reason (the exact error).
