@@ -273,8 +273,8 @@ async fn system_info_tells_the_truth_with_one_version() {
     );
     assert!(!capabilities.nexus, "not implemented yet");
     assert!(
-        !capabilities.build_id_based_versioning,
-        "not implemented yet"
+        capabilities.build_id_based_versioning,
+        "SDKs stamp build ids on completed workflow tasks (tests/python/test_versioning.py)"
     );
     let cluster = grpc
         .get_cluster_info(GetClusterInfoRequest {})
