@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::pg_env::PgServer;
-use common::replicas::{replica, retrying, serving, two_replicas};
+use common::replicas::{replica, retrying, serving, start_spread, two_replicas};
 use common::{DurinServer, NAMESPACE, new_worker, sdk_runtime, unique, with_worker};
 use temporalio_client::{
     Client,
@@ -486,27 +486,7 @@ async fn a_batch_operation_reaches_every_replicas_workflows() {
     let (_pg, _replicas, clients) = two_replicas("batch_replicas").await;
     let tq = unique("tq-batch");
     let ids: Vec<String> = (0..12).map(|i| format!("{tq}-{i}")).collect();
-    for (i, id) in ids.iter().enumerate() {
-        let client = clients[i % 2].clone();
-        retrying("start", || {
-            let mut raw = client.clone();
-            let req = StartWorkflowExecutionRequest {
-                namespace: NAMESPACE.into(),
-                workflow_id: id.clone(),
-                workflow_type: Some(WorkflowType {
-                    name: "NobodyRunsThis".into(),
-                }),
-                task_queue: Some(TaskQueue {
-                    name: tq.clone(),
-                    ..Default::default()
-                }),
-                request_id: format!("start-{id}"),
-                ..Default::default()
-            };
-            async move { raw.start_workflow_execution(Request::new(req)).await }
-        })
-        .await;
-    }
+    start_spread(&clients, NAMESPACE, &ids, &tq).await;
     let job = unique("sweep");
     let mut raw = clients[0].clone();
     raw.start_batch_operation(Request::new(StartBatchOperationRequest {
@@ -920,28 +900,7 @@ async fn a_namespace_deleted_through_one_replica_is_gone_from_all() {
     };
     register(&clients[0]).await;
     let ids: Vec<String> = (0..8).map(|i| format!("{ns}-{i}")).collect();
-    for (i, id) in ids.iter().enumerate() {
-        let client = clients[i % 2].clone();
-        let ns = ns.clone();
-        retrying("start", || {
-            let mut raw = client.clone();
-            let req = StartWorkflowExecutionRequest {
-                namespace: ns.clone(),
-                workflow_id: id.clone(),
-                workflow_type: Some(WorkflowType {
-                    name: "NobodyRunsThis".into(),
-                }),
-                task_queue: Some(TaskQueue {
-                    name: "tq".into(),
-                    ..Default::default()
-                }),
-                request_id: format!("start-{id}"),
-                ..Default::default()
-            };
-            async move { raw.start_workflow_execution(Request::new(req)).await }
-        })
-        .await;
-    }
+    start_spread(&clients, &ns, &ids, "tq").await;
     let count = |client: &Client| {
         let mut raw = client.clone();
         let req = CountWorkflowExecutionsRequest {

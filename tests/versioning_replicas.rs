@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::replicas::{retrying, two_replicas};
+use common::replicas::{retrying, start_spread, two_replicas};
 use common::unique;
 use temporalio_client::{
     Client,
@@ -15,14 +15,12 @@ use temporalio_client::{
     tonic::{Code, Request},
 };
 use temporalio_common::protos::temporal::api::{
-    common::v1::WorkflowType,
     deployment::v1::WorkerDeploymentOptions,
     enums::v1::WorkerVersioningMode,
     taskqueue::v1::TaskQueue,
     workflowservice::v1::{
         DescribeWorkerDeploymentRequest, PollWorkflowTaskQueueRequest,
         PollWorkflowTaskQueueResponse, SetWorkerDeploymentCurrentVersionRequest,
-        StartWorkflowExecutionRequest,
     },
 };
 
@@ -111,28 +109,7 @@ async fn a_version_registered_on_one_replica_routes_workflows_started_on_any() {
     .expect("set current through replica 2");
 
     let ids: Vec<String> = (0..6).map(|i| format!("{task_queue}-{i}")).collect();
-    for (i, id) in ids.iter().enumerate() {
-        let client = clients[i % 2].clone();
-        let task_queue = task_queue.clone();
-        retrying("start", || {
-            let mut raw = client.clone();
-            let req = StartWorkflowExecutionRequest {
-                namespace: NAMESPACE.into(),
-                workflow_id: id.clone(),
-                workflow_type: Some(WorkflowType {
-                    name: "Shipment".into(),
-                }),
-                task_queue: Some(TaskQueue {
-                    name: task_queue.clone(),
-                    ..Default::default()
-                }),
-                request_id: format!("start-{id}"),
-                ..Default::default()
-            };
-            async move { raw.start_workflow_execution(Request::new(req)).await }
-        })
-        .await;
-    }
+    start_spread(&clients, NAMESPACE, &ids, &task_queue).await;
 
     // An unversioned poller of the same task queue gets none of them.
     let unversioned = poll(&clients[1], &task_queue, None, Duration::from_secs(2)).await;

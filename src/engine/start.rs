@@ -750,10 +750,10 @@ impl Core {
                 if wft.sticky {
                     // The sticky worker may be gone after a restart; the sticky timeout
                     // moves the task to the normal queue if nobody takes it.
-                    let sticky = self.run_queue(key, &tq, QueueKind::Workflow);
+                    let version = self.routed_version(key, &tq, QueueKind::Workflow);
                     let sticky =
                         QueueKey::new(&key.namespace, &ms.sticky_task_queue, QueueKind::Workflow)
-                            .for_version(sticky.version);
+                            .for_version(version);
                     self.push_task(sticky, task);
                     let wait = dur_millis(&ms.sticky_schedule_to_start_timeout).max(1000);
                     self.push_timer(

@@ -114,23 +114,25 @@ impl Core {
     /// transient: their events stay out of history until the task completes.
     pub(crate) fn schedule_workflow_task(&mut self, key: &RunKey, attempt: i32) {
         let now = self.now();
-        let Some(tq) = self.runs.get(key).map(|r| r.task_queue()) else {
-            return;
-        };
-        let version = self.routed_version(key, &tq, QueueKind::Workflow);
-        let sticky_version_matches = self.runs[key]
-            .ms
-            .versioning
-            .as_ref()
-            .and_then(|v| v.version.as_ref())
-            .map_or(String::new(), super::deployments::canonical_of)
-            == version;
-        let Some(run) = self.runs.get_mut(key) else {
+        // Called for every new event: most calls find a task already pending.
+        let Some(run) = self.runs.get(key) else {
             return;
         };
         if !run.is_open() || run.ms.workflow_task.is_some() {
             return;
         }
+        let tq = run.task_queue();
+        let own_version = run
+            .ms
+            .versioning
+            .as_ref()
+            .and_then(|v| v.version.as_ref())
+            .map_or(String::new(), super::deployments::canonical_of);
+        let version = self.routed_version(key, &tq, QueueKind::Workflow);
+        let sticky_version_matches = own_version == version;
+        let Some(run) = self.runs.get_mut(key) else {
+            return;
+        };
         let timeout = run
             .ms
             .started

@@ -73,3 +73,34 @@ pub async fn two_replicas(db: &str) -> (PgServer, Vec<DurinServer>, Vec<Client>)
     }
     (pg, replicas, clients)
 }
+
+/// Starts a workflow under each id, through the replicas' clients in turn (so the runs land
+/// in shards all over), with a type no worker runs; retried while shards move.
+pub async fn start_spread(clients: &[Client], namespace: &str, ids: &[String], task_queue: &str) {
+    use temporalio_client::grpc::WorkflowService;
+    use temporalio_client::tonic::Request;
+    use temporalio_common::protos::temporal::api::common::v1::WorkflowType;
+    use temporalio_common::protos::temporal::api::taskqueue::v1::TaskQueue;
+    use temporalio_common::protos::temporal::api::workflowservice::v1::StartWorkflowExecutionRequest;
+    for (i, id) in ids.iter().enumerate() {
+        let client = &clients[i % clients.len()];
+        retrying("start", || {
+            let mut raw = client.clone();
+            let req = StartWorkflowExecutionRequest {
+                namespace: namespace.into(),
+                workflow_id: id.clone(),
+                workflow_type: Some(WorkflowType {
+                    name: "NobodyRunsThis".into(),
+                }),
+                task_queue: Some(TaskQueue {
+                    name: task_queue.into(),
+                    ..Default::default()
+                }),
+                request_id: format!("start-{id}"),
+                ..Default::default()
+            };
+            async move { raw.start_workflow_execution(Request::new(req)).await }
+        })
+        .await;
+    }
+}
