@@ -18,6 +18,7 @@ pub mod operator;
 pub mod proto;
 pub mod rpc;
 pub mod schedule;
+pub mod stable_hash;
 pub mod store;
 pub mod time;
 pub mod tls;

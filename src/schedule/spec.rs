@@ -125,15 +125,9 @@ pub fn described(spec: &ScheduleSpec) -> ScheduleSpec {
     out
 }
 
-/// FNV-1a, 64 bit: a stable hash for jitter.
+/// A stable hash for jitter.
 fn fnv1a(seed: &str, nominal_ms: i64) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let bytes = seed.bytes().chain([0xff]).chain(nominal_ms.to_le_bytes());
-    for b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
+    crate::stable_hash::fnv1a(seed.bytes().chain([0xff]).chain(nominal_ms.to_le_bytes()))
 }
 
 impl CompiledSpec {

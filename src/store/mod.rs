@@ -86,10 +86,6 @@ pub fn shard_of(shard_count: u32, namespace: &str, id: &str) -> u32 {
     if shard_count <= 1 {
         return 0;
     }
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in namespace.bytes().chain([0xff]).chain(id.bytes()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
+    let h = crate::stable_hash::fnv1a(namespace.bytes().chain([0xff]).chain(id.bytes()));
     (h % u64::from(shard_count)) as u32
 }

@@ -43,10 +43,7 @@ impl RunVersioning {
 /// Whether a workflow id falls in a ramp of `percentage` (0–100): a stable hash of the id,
 /// so the same id always lands on the same side.
 fn in_ramp(workflow_id: &str, percentage: f32) -> bool {
-    // FNV-1a: small, and the same on every replica and release.
-    let hash = workflow_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
+    let hash = crate::stable_hash::fnv1a(workflow_id.bytes());
     ((hash % 10_000) as f32) < percentage * 100.0
 }
 
