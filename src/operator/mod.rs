@@ -15,6 +15,7 @@ pub mod schedule_controller;
 pub mod tenancy;
 pub mod translate;
 pub mod worker_controller;
+pub mod worker_rollout;
 pub mod workflow_actions;
 pub mod workflow_controller;
 pub mod workflow_status;

@@ -20,7 +20,8 @@ use super::crd::worker::{Poller, Worker, WorkerStatus};
 use super::frontend::Frontend;
 use super::reconcile::{Error, drain, retry_after_error};
 use super::tenancy::{self, NAMESPACE_NOT_ALLOWED};
-use crate::proto::api::enums::v1::TaskQueueType;
+use super::worker_rollout::{self, BUILD_LABEL};
+use crate::proto::api::enums::v1::{TaskQueueType, WorkerVersioningMode};
 use crate::proto::api::taskqueue::v1::TaskQueue;
 use crate::proto::api::workflowservice::v1::DescribeTaskQueueRequest;
 
@@ -29,6 +30,8 @@ use crate::proto::api::workflowservice::v1::DescribeTaskQueueRequest;
 const REFRESH: Duration = Duration::from_secs(5);
 pub const WORKER_LABEL: &str = "durin.dev/worker";
 const DEFAULT_BACKLOG_PER_REPLICA: i64 = 10;
+/// With a rollout: true once the spec's version is the current one (`kubectl wait`).
+const ROLLED_OUT: &str = "RolledOut";
 
 pub async fn run(ctx: Arc<Context>, api: Api<Worker>, deployments: Api<Deployment>) {
     let controller = Controller::new(api, watcher::Config::default().any_semantic());
@@ -41,21 +44,48 @@ pub async fn run(ctx: Arc<Context>, api: Api<Worker>, deployments: Api<Deploymen
     drain("worker", results).await;
 }
 
-/// The Deployment a Worker stands for, or why its template is unusable.
+/// Which of a Worker's Deployments: its only one, or (with `spec.rollout`) one version's.
+pub enum Pods<'a> {
+    Unversioned,
+    Version {
+        deployment_name: &'a str,
+        build_id: &'a str,
+    },
+}
+
+/// A Deployment a Worker stands for, or why its template is unusable.
 pub fn deployment(
     w: &Worker,
     engine_address: &str,
     replicas: Option<i32>,
+    pods: &Pods,
 ) -> Result<Deployment, String> {
-    let name = w.name_any();
+    let worker = w.name_any();
     let durin_ns = durin_namespace(w);
     let mut template = w.spec.template.clone();
-    let selector = BTreeMap::from([(WORKER_LABEL.to_string(), name.clone())]);
+    let mut selector = BTreeMap::from([(WORKER_LABEL.to_string(), worker.clone())]);
+    let mut env = vec![
+        ("TEMPORAL_ADDRESS", engine_address.to_string()),
+        ("TEMPORAL_NAMESPACE", durin_ns),
+        ("TEMPORAL_TASK_QUEUE", w.spec.task_queue.clone()),
+    ];
+    let name = match pods {
+        Pods::Unversioned => worker.clone(),
+        Pods::Version {
+            deployment_name,
+            build_id,
+        } => {
+            selector.insert(BUILD_LABEL.to_string(), build_id.to_string());
+            env.push(("TEMPORAL_DEPLOYMENT_NAME", deployment_name.to_string()));
+            env.push(("TEMPORAL_WORKER_BUILD_ID", build_id.to_string()));
+            format!("{worker}-{build_id}")
+        }
+    };
     let meta = template.metadata.get_or_insert_with(ObjectMeta::default);
     let labels = meta.labels.get_or_insert_with(BTreeMap::new);
     labels.extend(selector.clone());
     labels.insert("app.kubernetes.io/name".into(), "durin-worker".into());
-    labels.insert("app.kubernetes.io/instance".into(), name.clone());
+    labels.insert("app.kubernetes.io/instance".into(), worker.clone());
     let pod = template
         .spec
         .as_mut()
@@ -63,11 +93,6 @@ pub fn deployment(
     if pod.containers.is_empty() {
         return Err("spec.template.spec.containers needs at least one container".into());
     }
-    let env = [
-        ("TEMPORAL_ADDRESS", engine_address.to_string()),
-        ("TEMPORAL_NAMESPACE", durin_ns),
-        ("TEMPORAL_TASK_QUEUE", w.spec.task_queue.clone()),
-    ];
     for c in &mut pod.containers {
         let vars = c.env.get_or_insert_with(Vec::new);
         for (k, v) in &env {
@@ -116,7 +141,7 @@ pub fn deployment(
     })
 }
 
-fn durin_namespace(w: &Worker) -> String {
+pub fn durin_namespace(w: &Worker) -> String {
     w.spec
         .namespace
         .clone()
@@ -141,9 +166,9 @@ pub fn autoscaled_replicas(w: &Worker, backlog: i64, current: Option<i32>) -> Op
     Some(wanted.clamp(min, a.max_replicas.max(min)))
 }
 
-struct QueueState {
-    pollers: Vec<Poller>,
-    backlog: i64,
+pub struct QueueState {
+    pub pollers: Vec<Poller>,
+    pub backlog: i64,
 }
 
 async fn queue_state(ctx: &Context, w: &Worker) -> Result<QueueState, tonic::Status> {
@@ -167,10 +192,16 @@ async fn queue_state(ctx: &Context, w: &Worker) -> Result<QueueState, tonic::Sta
             })
             .await?;
         backlog += resp.stats.map(|s| s.approximate_backlog_count).unwrap_or(0);
-        pollers.extend(resp.pollers.into_iter().map(|p| Poller {
-            identity: p.identity,
-            last_access_time: p.last_access_time.as_ref().map(super::translate::rfc3339),
-            kind: label.into(),
+        pollers.extend(resp.pollers.into_iter().map(|p| {
+            Poller {
+                identity: p.identity,
+                last_access_time: p.last_access_time.as_ref().map(super::translate::rfc3339),
+                kind: label.into(),
+                build_id: p
+                    .deployment_options
+                    .filter(|o| o.worker_versioning_mode == WorkerVersioningMode::Versioned as i32)
+                    .map(|o| o.build_id),
+            }
         }));
     }
     Ok(QueueState { pollers, backlog })
@@ -208,29 +239,44 @@ async fn reconcile(w: Arc<Worker>, ctx: Arc<Context>) -> Result<Action, Error> {
     }
     ctx.ensure_namespace(&durin_namespace(&w)).await?;
     let queue = queue_state(&ctx, &w).await?;
-    let existing = deployments.get_opt(&w.name_any()).await?;
-    let current = existing
-        .as_ref()
-        .and_then(|d| d.spec.as_ref())
-        .and_then(|s| s.replicas);
-    let replicas = autoscaled_replicas(&w, queue.backlog, current).or(w.spec.replicas);
-
-    let mut rollout = None;
-    match deployment(&w, &ctx.engine_address, replicas) {
-        Ok(desired) => {
-            let applied = deployments
-                .patch(
-                    &w.name_any(),
-                    &PatchParams::apply(MANAGER).force(),
-                    &Patch::Apply(&desired),
-                )
-                .await?;
-            rollout = Some(rollout_standing(&applied));
-            let ds = applied.status.unwrap_or_default();
-            status.replicas = Some(ds.replicas.unwrap_or(0));
-            status.ready_replicas = Some(ds.ready_replicas.unwrap_or(0));
-            status.deployment = Some(w.name_any());
+    let now_ms = now.0.as_millisecond();
+    let applied = match &w.spec.rollout {
+        Some(rollout) => {
+            worker_rollout::reconcile(&ctx, &w, rollout, &queue, &mut status.rollout, now_ms)
+                .await?
+        }
+        None => {
+            if let Some(previous) = status.rollout.take() {
+                status.rollout =
+                    worker_rollout::unversion(&ctx, &w, previous, &queue.pollers, now_ms).await?;
+            }
+            apply_unversioned(&ctx, &w, &deployments, queue.backlog).await?
+        }
+    };
+    let mut standing = None;
+    let mut recheck = REFRESH;
+    match applied {
+        Ok(applied) => {
+            status.replicas = Some(applied.replicas);
+            status.ready_replicas = Some(applied.ready_replicas);
+            status.deployment = Some(applied.deployment.clone());
             status.selector = Some(format!("{WORKER_LABEL}={}", w.name_any()));
+            if let Some((done, reason, message)) = &applied.rolled_out {
+                let (done, reason, message) = (*done, *reason, message.as_str());
+                conditions::set(
+                    &mut status.conditions,
+                    ROLLED_OUT,
+                    done,
+                    reason,
+                    message,
+                    generation,
+                    &now,
+                );
+            } else {
+                status.conditions.retain(|c| c.type_ != ROLLED_OUT);
+            }
+            standing = Some(applied.standing);
+            recheck = applied.recheck.map_or(REFRESH, |r| r.min(REFRESH));
             let accepted_before = conditions::is_true(&old.conditions, "Accepted");
             conditions::set(
                 &mut status.conditions,
@@ -242,17 +288,12 @@ async fn reconcile(w: Arc<Worker>, ctx: Arc<Context>) -> Result<Action, Error> {
                 &now,
             );
             if !accepted_before {
-                ctx.event(
-                    &*w,
-                    EventType::Normal,
-                    "DeploymentApplied",
-                    format!(
-                        "deployment {} polls task queue {}",
-                        w.name_any(),
-                        w.spec.task_queue
-                    ),
-                )
-                .await;
+                let message = format!(
+                    "deployment {} polls task queue {}",
+                    applied.deployment, w.spec.task_queue
+                );
+                ctx.event(&*w, EventType::Normal, "DeploymentApplied", message)
+                    .await;
             }
         }
         Err(message) => {
@@ -292,7 +333,7 @@ async fn reconcile(w: Arc<Worker>, ctx: Arc<Context>) -> Result<Action, Error> {
         &now,
     );
     let standing = conditions::refusal(&status.conditions)
-        .or(rollout)
+        .or(standing)
         .unwrap_or_else(|| Standing::new(State::Progressing, "Applying", ""));
     conditions::set_standing(&mut status.conditions, &standing, generation, &now);
     status.poller_count = Some(queue.pollers.len() as i32);
@@ -302,12 +343,96 @@ async fn reconcile(w: Arc<Worker>, ctx: Arc<Context>) -> Result<Action, Error> {
     if status != old {
         write_status(&api, &w, &status).await?;
     }
-    Ok(Action::requeue(REFRESH))
+    Ok(Action::requeue(recheck))
+}
+
+/// What applying a Worker's Deployments came to, for its status.
+pub struct Applied {
+    pub replicas: i32,
+    pub ready_replicas: i32,
+    /// The Deployment running the spec's pod template.
+    pub deployment: String,
+    pub standing: Standing,
+    /// With a rollout: whether the spec's version is current (`RolledOut`), why, and detail.
+    pub rolled_out: Option<(bool, &'static str, String)>,
+    /// Look again this soon (a rollout step is due), if sooner than the usual refresh.
+    pub recheck: Option<Duration>,
+}
+
+/// The replicas a Worker's Deployment `name` should have: backlog-driven with autoscaling
+/// (from what it has now), else the spec's.
+pub async fn wanted_replicas(
+    w: &Worker,
+    backlog: i64,
+    deployments: &Api<Deployment>,
+    name: &str,
+) -> Result<Option<i32>, Error> {
+    let existing = deployments.get_opt(name).await?;
+    let current = existing
+        .as_ref()
+        .and_then(|d| d.spec.as_ref())
+        .and_then(|s| s.replicas);
+    Ok(autoscaled_replicas(w, backlog, current).or(w.spec.replicas))
+}
+
+/// A Worker without a rollout: one Deployment named after it.
+async fn apply_unversioned(
+    ctx: &Context,
+    w: &Worker,
+    deployments: &Api<Deployment>,
+    backlog: i64,
+) -> Result<Result<Applied, String>, Error> {
+    let replicas = wanted_replicas(w, backlog, deployments, &w.name_any()).await?;
+    let desired = match deployment(w, &ctx.engine_address, replicas, &Pods::Unversioned) {
+        Ok(d) => d,
+        Err(message) => return Ok(Err(message)),
+    };
+    let applied = deployments
+        .patch(
+            &w.name_any(),
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&desired),
+        )
+        .await?;
+    let ds = applied.status.clone().unwrap_or_default();
+    Ok(Ok(Applied {
+        replicas: ds.replicas.unwrap_or(0),
+        ready_replicas: ds.ready_replicas.unwrap_or(0),
+        deployment: w.name_any(),
+        standing: rollout_standing(&applied),
+        rolled_out: None,
+        recheck: None,
+    }))
+}
+
+/// Once a rollout's first version is current, the Deployment the Worker ran before it had a
+/// rollout (unversioned workers) is no longer needed.
+pub async fn retire_unversioned(
+    ctx: &Context,
+    w: &Worker,
+    deployments: &Api<Deployment>,
+) -> Result<(), Error> {
+    let Some(old) = deployments.get_opt(&w.name_any()).await? else {
+        return Ok(());
+    };
+    if old.labels().contains_key(BUILD_LABEL) {
+        return Ok(());
+    }
+    deployments
+        .delete(&w.name_any(), &kube::api::DeleteParams::background())
+        .await?;
+    let message = format!(
+        "deployment {} (unversioned workers) is deleted",
+        w.name_any()
+    );
+    ctx.event(w, EventType::Normal, "UnversionedRetired", message)
+        .await;
+    Ok(())
 }
 
 /// Where the worker pods stand, judged as kstatus judges a Deployment: ready once the
 /// Deployment controller saw the latest template and every wanted pod is updated and available.
-fn rollout_standing(d: &Deployment) -> Standing {
+pub fn rollout_standing(d: &Deployment) -> Standing {
     let wanted = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let seen = d.metadata.generation;
     let ds = d.status.clone().unwrap_or_default();
@@ -358,6 +483,7 @@ mod tests {
                 namespace: None,
                 replicas: Some(2),
                 autoscaling,
+                rollout: None,
                 template: serde_json::from_value(serde_json::json!({
                     "spec": {"containers": [{"name": "worker", "image": "example/worker:1",
                         "env": [{"name": "TEMPORAL_NAMESPACE", "value": "mine"}]}]}
@@ -372,7 +498,13 @@ mod tests {
 
     #[test]
     fn deployment_carries_engine_environment_and_owner() {
-        let d = deployment(&worker(None), "durin.durin-system:7233", Some(2)).unwrap();
+        let d = deployment(
+            &worker(None),
+            "durin.durin-system:7233",
+            Some(2),
+            &Pods::Unversioned,
+        )
+        .unwrap();
         let spec = d.spec.unwrap();
         assert_eq!(spec.replicas, Some(2));
         let env = spec.template.spec.unwrap().containers[0]
@@ -407,7 +539,7 @@ mod tests {
         let mut w = worker(None);
         w.spec.template.spec.as_mut().unwrap().containers.clear();
         assert!(
-            deployment(&w, "x:1", None)
+            deployment(&w, "x:1", None, &Pods::Unversioned)
                 .unwrap_err()
                 .contains("container")
         );
@@ -433,7 +565,7 @@ mod tests {
 
     #[test]
     fn ready_once_every_wanted_pod_is_updated_and_available() {
-        let d = deployment(&worker(None), "x:1", Some(2)).unwrap();
+        let d = deployment(&worker(None), "x:1", Some(2), &Pods::Unversioned).unwrap();
         let with = |generation, observed, updated, available, replicas| {
             let mut d = d.clone();
             d.metadata.generation = Some(generation);

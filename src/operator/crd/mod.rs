@@ -8,6 +8,7 @@ pub mod schedule;
 pub mod reference;
 mod schema;
 pub mod worker;
+pub mod worker_rollout;
 pub mod workflow;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

@@ -10,6 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::schema;
+pub use super::worker_rollout::{Rollout, RolloutStatus, RolloutStrategy, VersionStatus};
 
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
@@ -30,6 +31,16 @@ use super::schema;
     printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
     printcolumn(name = "Pollers", type_ = "integer", json_path = ".status.pollerCount"),
     printcolumn(name = "Backlog", type_ = "integer", json_path = ".status.backlog"),
+    printcolumn(
+        name = "Current",
+        type_ = "string",
+        json_path = ".status.rollout.currentBuildId"
+    ),
+    printcolumn(
+        name = "Ramping",
+        type_ = "string",
+        json_path = ".status.rollout.rampingBuildId"
+    ),
     printcolumn(
         name = "Age",
         type_ = "date",
@@ -58,6 +69,11 @@ pub struct WorkerSpec {
     /// The pod template (a `core/v1` PodTemplateSpec) of the worker pods.
     #[schemars(schema_with = "schema::pod_template")]
     pub template: PodTemplateSpec,
+    /// Roll out each pod template as a new version of a worker deployment (worker
+    /// versioning): pinned workflows finish on the version they started on while the new
+    /// version takes new work. Unset, the Worker is one plain Deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -82,6 +98,9 @@ pub struct Poller {
     pub last_access_time: Option<String>,
     /// `workflow` or `activity`.
     pub kind: String,
+    /// The build id the poller serves, when it polls as a version of a worker deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_id: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -103,6 +122,9 @@ pub struct WorkerStatus {
     /// Tasks waiting in the queue (workflow and activity).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backlog: Option<i64>,
+    /// With `spec.rollout`: the versions and where the rollout stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutStatus>,
     #[serde(default)]
     #[schemars(schema_with = "schema::conditions")]
     pub conditions: Vec<Condition>,
