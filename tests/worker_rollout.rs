@@ -1,0 +1,505 @@
+//! A `Worker` with `spec.rollout` rolls out versions of its workers with worker versioning,
+//! against a real kube-apiserver and `durin operator`. No kubelet runs here, so the test
+//! stands in for one: for each of the Worker's Deployments that wants pods it runs a worker
+//! process (the official Python SDK, `tests/k8s/versioned_worker.py`) with that Deployment's
+//! environment, the code chosen by the image tag, and reports its pods ready.
+//!
+//! v1 becomes current → the image changes → v2 ramps, then becomes current → a pinned
+//! workflow finishes on v1 while an auto-upgrade one moves to v2 → v1 drains, is scaled to
+//! zero and deleted → the image goes back and v1 is current again at once (a rollback).
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use common::DurinServer;
+use common::kube_env::{KubeEnv, condition, eventually};
+use serde_json::Value;
+use temporalio_client::{Client, grpc::WorkflowService, tonic::Request};
+use temporalio_common::protos::temporal::api::{
+    common::v1::{WorkflowExecution, WorkflowType},
+    enums::v1::{EventType, HistoryEventFilterType},
+    history::v1::history_event::Attributes,
+    query::v1::WorkflowQuery,
+    taskqueue::v1::TaskQueue,
+    workflowservice::v1::{
+        GetWorkflowExecutionHistoryRequest, QueryWorkflowRequest, SignalWorkflowExecutionRequest,
+        StartWorkflowExecutionRequest,
+    },
+};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const WORKER: &str = "orders";
+const TASK_QUEUE: &str = "orders";
+
+/// The example manifest with a rollout fast enough for a test: one 50% step of 3 s, and a
+/// drained version scaled down after 1 s and deleted after 3 s.
+fn manifest(image_tag: &str) -> String {
+    let text = std::fs::read_to_string(format!("{ROOT}/examples/k8s/worker-rollout.yaml"))
+        .expect("example manifest");
+    let fast = text
+        .replace(
+            "    - {rampPercentage: 10, pauseDuration: 5m}\n    - {rampPercentage: 50, pauseDuration: 10m}",
+            "    - {rampPercentage: 50, pauseDuration: 3s}",
+        )
+        .replace(
+            "sunset: {scaledownDelay: 1h, deleteDelay: 24h}",
+            "sunset: {scaledownDelay: 1s, deleteDelay: 3s}",
+        )
+        .replace("orders-worker:v1", &format!("orders-worker:{image_tag}"));
+    assert!(fast.contains("pauseDuration: 3s") && fast.contains("deleteDelay: 3s"));
+    fast
+}
+
+/// Stands in for the kubelet, in the background: one worker process per Deployment of the
+/// Worker that wants pods, started with the environment of its pod template; stopped as soon
+/// as the Deployment is scaled to zero or deleted.
+struct Kubelet {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Kubelet {
+    fn start(kube: &KubeEnv) -> Self {
+        let kubectl = Kubectl {
+            bin: kube.kubectl.clone(),
+            config: kube.kubeconfig.clone(),
+        };
+        let task = tokio::spawn(async move {
+            let mut pods = HashMap::new();
+            loop {
+                kubectl.sync(&mut pods).await;
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        });
+        Kubelet { task }
+    }
+}
+
+impl Drop for Kubelet {
+    /// The task's pods are killed as it is dropped (`kill_on_drop`).
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+struct Kubectl {
+    bin: PathBuf,
+    config: PathBuf,
+}
+
+impl Kubectl {
+    async fn run(&self, args: &[&str]) -> Option<Vec<u8>> {
+        let out = tokio::process::Command::new(&self.bin)
+            .arg("--kubeconfig")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .await
+            .ok()?;
+        out.status.success().then_some(out.stdout)
+    }
+
+    async fn sync(&self, pods: &mut HashMap<String, tokio::process::Child>) {
+        let selector = format!("durin.dev/worker={WORKER}");
+        let Some(listed) = self
+            .run(&["get", "deployments", "-l", &selector, "-o", "json"])
+            .await
+        else {
+            return;
+        };
+        let list: Value = serde_json::from_slice(&listed).unwrap_or_default();
+        let items = list["items"].as_array().cloned().unwrap_or_default();
+        let wanted: Vec<&Value> = items
+            .iter()
+            .filter(|d| d["spec"]["replicas"].as_i64().unwrap_or(1) > 0)
+            .collect();
+        let names: Vec<&str> = wanted
+            .iter()
+            .map(|d| d["metadata"]["name"].as_str().unwrap_or(""))
+            .collect();
+        pods.retain(|name, _| names.contains(&name.as_str()));
+        for d in wanted {
+            let name = d["metadata"]["name"].as_str().unwrap_or("").to_string();
+            pods.entry(name).or_insert_with(|| run_pod(d));
+            self.report_ready(d).await;
+        }
+    }
+
+    /// Writes the status a Deployment controller would once the pods run.
+    async fn report_ready(&self, d: &Value) {
+        let replicas = d["spec"]["replicas"].as_i64().unwrap_or(1);
+        let generation = d["metadata"]["generation"].as_i64().unwrap_or(1);
+        if d["status"]["readyReplicas"].as_i64() == Some(replicas)
+            && d["status"]["observedGeneration"].as_i64() == Some(generation)
+        {
+            return;
+        }
+        let status = serde_json::json!({"status": {
+            "observedGeneration": generation, "replicas": replicas, "updatedReplicas": replicas,
+            "readyReplicas": replicas, "availableReplicas": replicas}});
+        let name = d["metadata"]["name"].as_str().unwrap_or("");
+        let patch = status.to_string();
+        let args = [
+            "patch",
+            "deployment",
+            name,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &patch,
+        ];
+        self.run(&args).await;
+    }
+}
+
+/// Runs a Deployment's pod: its container's environment, and the code its image tag names.
+fn run_pod(d: &Value) -> tokio::process::Child {
+    let container = &d["spec"]["template"]["spec"]["containers"][0];
+    let image = container["image"].as_str().unwrap_or("");
+    let code = image.rsplit(':').next().unwrap_or("");
+    let mut cmd = tokio::process::Command::new(format!("{ROOT}/.venv/bin/python"));
+    cmd.arg(format!("{ROOT}/tests/k8s/versioned_worker.py"))
+        .env("PYTHONPATH", format!("{ROOT}/tests/python"))
+        .env("WORKER_CODE", code)
+        .kill_on_drop(true)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    for var in container["env"].as_array().into_iter().flatten() {
+        cmd.env(
+            var["name"].as_str().unwrap_or(""),
+            var["value"].as_str().unwrap_or(""),
+        );
+    }
+    cmd.spawn()
+        .expect("run the versioned worker (scripts/python-env makes .venv)")
+}
+
+struct Cluster {
+    kube: KubeEnv,
+    operator: DurinServer,
+    _kubelet: Kubelet,
+}
+
+impl Cluster {
+    async fn start() -> Self {
+        let kube = KubeEnv::start().await;
+        let crds = format!("{ROOT}/crds/durin.dev.yaml");
+        kube.kubectl_ok(&["apply", "--server-side", "-f", &crds])
+            .await;
+        kube.kubectl_ok(&[
+            "wait",
+            "--for=condition=Established",
+            "crd",
+            "--all",
+            "--timeout=60s",
+        ])
+        .await;
+        let operator = DurinServer::start_operator(&kube.kubeconfig, &[]).await;
+        let kubelet = Kubelet::start(&kube);
+        Cluster {
+            kube,
+            operator,
+            _kubelet: kubelet,
+        }
+    }
+
+    /// Waits until the Worker's status passes `check`.
+    async fn until<T>(&self, secs: u64, what: &str, check: impl Fn(&Value) -> Option<T>) -> T {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let status = self.kube.get_json(&["worker", WORKER]).await["status"].clone();
+            if let Some(v) = check(&status) {
+                return v;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out after {secs}s waiting for {what}; status: {status:#}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+    }
+
+    async fn set_image(&self, tag: &str) {
+        let out = self.kube.apply(&manifest(tag)).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The reasons of the Worker's events, oldest first.
+    async fn events(&self) -> Vec<String> {
+        let selector = format!("involvedObject.name={WORKER},involvedObject.kind=Worker");
+        let list = self
+            .kube
+            .get_json(&[
+                "events",
+                "--field-selector",
+                &selector,
+                "--sort-by=.metadata.creationTimestamp",
+            ])
+            .await;
+        list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| e["reason"].as_str().unwrap_or("").to_string())
+            .collect()
+    }
+}
+
+fn rollout(status: &Value) -> &Value {
+    &status["rollout"]
+}
+
+fn version<'a>(status: &'a Value, build: &str) -> Option<&'a Value> {
+    rollout(status)["versions"]
+        .as_array()?
+        .iter()
+        .find(|v| v["buildId"] == build)
+}
+
+/// The target build id once it is the current version.
+fn current_target(status: &Value) -> Option<String> {
+    let r = rollout(status);
+    let target = r["targetBuildId"].as_str()?;
+    (r["currentBuildId"] == target).then(|| target.to_string())
+}
+
+fn execution(id: &str) -> Option<WorkflowExecution> {
+    Some(WorkflowExecution {
+        workflow_id: id.into(),
+        run_id: String::new(),
+    })
+}
+
+async fn start(client: &Client, workflow_type: &str, id: &str) {
+    let mut raw = client.clone();
+    raw.start_workflow_execution(Request::new(StartWorkflowExecutionRequest {
+        namespace: "default".into(),
+        workflow_id: id.into(),
+        workflow_type: Some(WorkflowType {
+            name: workflow_type.into(),
+        }),
+        task_queue: Some(TaskQueue {
+            name: TASK_QUEUE.into(),
+            ..Default::default()
+        }),
+        request_id: format!("start-{id}"),
+        ..Default::default()
+    }))
+    .await
+    .expect("start workflow");
+}
+
+/// The answer of the workflow's `version` query: which code runs it.
+async fn running_code(client: &Client, id: &str) -> Option<String> {
+    let mut raw = client.clone();
+    let answer = raw
+        .query_workflow(Request::new(QueryWorkflowRequest {
+            namespace: "default".into(),
+            execution: execution(id),
+            query: Some(WorkflowQuery {
+                query_type: "version".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+        .await
+        .ok()?
+        .into_inner();
+    let payloads = answer.query_result?.payloads;
+    serde_json::from_slice(&payloads.first()?.data).ok()
+}
+
+async fn finish(client: &Client, id: &str) -> String {
+    let mut raw = client.clone();
+    raw.signal_workflow_execution(Request::new(SignalWorkflowExecutionRequest {
+        namespace: "default".into(),
+        workflow_execution: execution(id),
+        signal_name: "finish".into(),
+        request_id: format!("finish-{id}"),
+        ..Default::default()
+    }))
+    .await
+    .expect("signal");
+    eventually(30, &format!("{id} completes"), || async {
+        let mut raw = client.clone();
+        let history = raw
+            .get_workflow_execution_history(Request::new(GetWorkflowExecutionHistoryRequest {
+                namespace: "default".into(),
+                execution: execution(id),
+                history_event_filter_type: HistoryEventFilterType::CloseEvent as i32,
+                ..Default::default()
+            }))
+            .await
+            .ok()?
+            .into_inner();
+        let last = history.history?.events.pop()?;
+        assert_eq!(
+            last.event_type,
+            EventType::WorkflowExecutionCompleted as i32
+        );
+        match last.attributes? {
+            Attributes::WorkflowExecutionCompletedEventAttributes(a) => {
+                serde_json::from_slice(&a.result?.payloads.first()?.data).ok()
+            }
+            _ => None,
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_pod_template_is_ramped_made_current_and_the_old_version_drained() {
+    let cluster = Cluster::start().await;
+    let client = cluster.operator.client().await;
+    // Steps that do not increase, or a Progressive rollout without steps, are refused.
+    let example = manifest("v1");
+    let steps = "    - {rampPercentage: 50, pauseDuration: 3s}";
+    for (bad, message) in [
+        (
+            example.replace(
+                steps,
+                &format!("{steps}\n    - {{rampPercentage: 20, pauseDuration: 1s}}"),
+            ),
+            "rampPercentage must increase",
+        ),
+        (
+            example.replace(&format!("    steps:\n{steps}\n"), ""),
+            "needs at least one step",
+        ),
+    ] {
+        let out = cluster.kube.apply(&bad).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(message),
+            "{stderr}"
+        );
+    }
+    cluster.set_image("v1").await;
+
+    // v1: its workers poll, and with no version current yet it becomes current at once.
+    let v1 = cluster.until(60, "v1 current", current_target).await;
+    assert!(v1.starts_with("v1-"), "build id from the image tag: {v1}");
+    let deployment = cluster
+        .kube
+        .get_json(&["deployment", &format!("{WORKER}-{v1}")])
+        .await;
+    let env = deployment["spec"]["template"]["spec"]["containers"][0]["env"].clone();
+    let var = |k: &str| {
+        env.as_array()
+            .and_then(|e| e.iter().find(|v| v["name"] == k))
+            .map(|v| v["value"].clone())
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(var("TEMPORAL_DEPLOYMENT_NAME"), "default/orders");
+    assert_eq!(var("TEMPORAL_WORKER_BUILD_ID"), v1.as_str());
+    assert_eq!(
+        deployment["metadata"]["ownerReferences"][0]["kind"],
+        "Worker"
+    );
+    cluster
+        .kube
+        .kubectl_ok(&[
+            "wait",
+            "--for=condition=RolledOut",
+            "worker/orders",
+            "--timeout=30s",
+        ])
+        .await;
+
+    // One pinned and one auto-upgrade workflow, both running on v1.
+    start(&client, "Rollout", "pinned-order").await;
+    start(&client, "Upgrading", "upgrading-order").await;
+    for id in ["pinned-order", "upgrading-order"] {
+        let code = eventually(30, &format!("{id} runs on v1"), || {
+            running_code(&client, id)
+        })
+        .await;
+        assert_eq!(code, "v1");
+    }
+
+    // A new image is a new version: ramped at 50%, then current.
+    cluster.set_image("v2").await;
+    let v2 = cluster
+        .until(90, "v2 current", |s| {
+            current_target(s).filter(|b| b.starts_with("v2-"))
+        })
+        .await;
+    assert_ne!(v1, v2);
+    let events = cluster.events().await;
+    let ramped = events.iter().position(|e| e == "VersionRamping");
+    let promoted = events.iter().position(|e| e == "RampCompleted");
+    assert!(
+        ramped.is_some() && ramped < promoted,
+        "ramped before promoted: {events:?}"
+    );
+    let kubectl_get = cluster.kube.kubectl_ok(&["get", "dwk", WORKER]).await;
+    assert!(
+        kubectl_get.contains("CURRENT") && kubectl_get.contains(&v2),
+        "{kubectl_get}"
+    );
+
+    // v1 drains while the pinned workflow runs on it; its pods stay.
+    let draining = cluster
+        .until(30, "v1 draining", |s| {
+            version(s, &v1)
+                .filter(|v| v["status"] == "Draining")
+                .cloned()
+        })
+        .await;
+    assert_eq!(draining["replicas"], 1, "{draining}");
+    assert!(
+        draining["runningWorkflows"].as_i64() >= Some(1),
+        "{draining}"
+    );
+    // Longer than the sunset delays: a draining version is not retired.
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let status = cluster.kube.get_json(&["worker", WORKER]).await["status"].clone();
+    let still = version(&status, &v1).expect("v1 in status");
+    assert_eq!(
+        (&still["status"], &still["replicas"], &still["pollers"]),
+        (&Value::from("Draining"), &Value::from(1), &Value::from(1)),
+        "{still}"
+    );
+    // The auto-upgrade workflow moves to v2 at its next task; the pinned one stays on v1.
+    assert_eq!(finish(&client, "upgrading-order").await, "v2");
+    assert_eq!(
+        running_code(&client, "pinned-order").await.as_deref(),
+        Some("v1")
+    );
+    assert_eq!(finish(&client, "pinned-order").await, "v1");
+
+    // Drained: scaled to zero, then its Deployment deleted.
+    cluster
+        .until(60, "v1's Deployment deleted", |s| {
+            version(s, &v1)
+                .is_none_or(|v| v["deployment"].is_null())
+                .then_some(())
+        })
+        .await;
+    let gone = cluster
+        .kube
+        .kubectl(&["get", "deployment", &format!("{WORKER}-{v1}")])
+        .await;
+    assert!(!gone.status.success(), "v1's Deployment still exists");
+    let events = cluster.events().await;
+    for reason in ["VersionScaledDown", "VersionDeleted"] {
+        assert!(events.iter().any(|e| e == reason), "{reason} in {events:?}");
+    }
+
+    // Rollback: the v1 template again is the v1 version again, current as soon as it polls.
+    cluster.set_image("v1").await;
+    let back = cluster.until(60, "v1 current again", current_target).await;
+    assert_eq!(back, v1);
+    assert!(cluster.events().await.iter().any(|e| e == "RolledBack"));
+    start(&client, "Rollout", "after-rollback").await;
+    assert_eq!(finish(&client, "after-rollback").await, "v1");
+    let s = cluster.kube.get_json(&["worker", WORKER]).await["status"].clone();
+    assert_eq!(condition(&s, "RolledOut")["status"], "True", "{s}");
+}
