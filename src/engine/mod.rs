@@ -544,10 +544,10 @@ impl Core {
             self.current
                 .get(&(namespace.to_string(), workflow_id.to_string()))
                 .cloned()
+                // Temporal's wording: clients (temporal-worker-controller's gate check)
+                // recognise "workflow not found" in it.
                 .ok_or_else(|| {
-                    Error::NotFound(format!(
-                        "workflow execution not found for workflow id {workflow_id}"
-                    ))
+                    Error::NotFound(format!("workflow not found for ID: {workflow_id}"))
                 })?
         } else {
             if uuid::Uuid::parse_str(run_id).is_err() {
@@ -562,7 +562,7 @@ impl Core {
         };
         if !self.runs.contains_key(&key) {
             return Err(Error::NotFound(format!(
-                "workflow execution not found for workflow id {workflow_id} and run id {}",
+                "workflow execution not found for workflow ID {workflow_id:?} and run ID {:?}",
                 key.run_id
             )));
         }
