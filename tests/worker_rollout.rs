@@ -12,7 +12,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 
 use common::DurinServer;
 use common::kube_env::{KubeEnv, condition, eventually};
@@ -53,18 +53,19 @@ fn manifest(image_tag: &str) -> String {
     fast
 }
 
-/// Stands in for the kubelet, in the background: one worker process per Deployment of the
-/// Worker that wants pods, started with the environment of its pod template; stopped as soon
-/// as the Deployment is scaled to zero or deleted.
+/// Stands in for the kubelet, in the background: one worker process per Deployment (of those
+/// `selector` picks) that wants pods, started with the environment of its pod template;
+/// stopped as soon as the Deployment is scaled to zero or deleted.
 struct Kubelet {
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Kubelet {
-    fn start(kube: &KubeEnv) -> Self {
+    fn start(kube: &KubeEnv, selector: &str) -> Self {
         let kubectl = Kubectl {
             bin: kube.kubectl.clone(),
             config: kube.kubeconfig.clone(),
+            selector: selector.to_string(),
         };
         let task = tokio::spawn(async move {
             let mut pods = HashMap::new();
@@ -87,6 +88,7 @@ impl Drop for Kubelet {
 struct Kubectl {
     bin: PathBuf,
     config: PathBuf,
+    selector: String,
 }
 
 impl Kubectl {
@@ -102,9 +104,8 @@ impl Kubectl {
     }
 
     async fn sync(&self, pods: &mut HashMap<String, tokio::process::Child>) {
-        let selector = format!("durin.dev/worker={WORKER}");
         let Some(listed) = self
-            .run(&["get", "deployments", "-l", &selector, "-o", "json"])
+            .run(&["get", "deployments", "-l", &self.selector, "-o", "json"])
             .await
         else {
             return;
@@ -136,9 +137,15 @@ impl Kubectl {
         {
             return;
         }
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let condition = |type_: &str| {
+            serde_json::json!({"type": type_, "status": "True", "reason": "Kubelet",
+                "lastTransitionTime": now, "lastUpdateTime": now})
+        };
         let status = serde_json::json!({"status": {
             "observedGeneration": generation, "replicas": replicas, "updatedReplicas": replicas,
-            "readyReplicas": replicas, "availableReplicas": replicas}});
+            "readyReplicas": replicas, "availableReplicas": replicas,
+            "conditions": [condition("Available"), condition("Progressing")]}});
         let name = d["metadata"]["name"].as_str().unwrap_or("");
         let patch = status.to_string();
         let args = [
@@ -198,7 +205,7 @@ impl Cluster {
         ])
         .await;
         let operator = DurinServer::start_operator(&kube.kubeconfig, &[]).await;
-        let kubelet = Kubelet::start(&kube);
+        let kubelet = Kubelet::start(&kube, &format!("durin.dev/worker={WORKER}"));
         Cluster {
             kube,
             operator,
@@ -502,4 +509,232 @@ async fn a_new_pod_template_is_ramped_made_current_and_the_old_version_drained()
     assert_eq!(finish(&client, "after-rollback").await, "v1");
     let s = cluster.kube.get_json(&["worker", WORKER]).await["status"].clone();
     assert_eq!(condition(&s, "RolledOut")["status"], "True", "{s}");
+}
+
+/// temporal-worker-controller, built from its Go module (`scripts/temporal-worker-controller`),
+/// against `durin dev`: its `WorkerDeployment` rolls out versions through Durin's worker
+/// versioning RPCs as it would on Temporal. Ignored by default (it builds the controller, and
+/// its steps cannot pause for less than 30 s): `cargo test --test worker_rollout -- --ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "builds temporal-worker-controller; run with -- --ignored"]
+async fn temporal_worker_controller_rolls_out_workers_on_durin() {
+    let built = Command::new(format!("{ROOT}/scripts/temporal-worker-controller"))
+        .arg("build")
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run scripts/temporal-worker-controller");
+    assert!(
+        built.status.success(),
+        "building temporal-worker-controller failed"
+    );
+    let paths = String::from_utf8_lossy(&built.stdout).to_string();
+    let path = |key: &str| {
+        paths
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("no {key} printed"))
+            .to_string()
+    };
+    let durin = DurinServer::start().await;
+    let client = durin.client().await;
+    let kube = KubeEnv::start().await;
+    kube.kubectl_ok(&["apply", "--server-side", "-f", &path("CRDS")])
+        .await;
+    kube.kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd",
+        "--all",
+        "--timeout=60s",
+    ])
+    .await;
+    let controller = TemporalWorkerController::start(&kube, &path("MANAGER"));
+    let _kubelet = Kubelet::start(&kube, "temporal.io/deployment-name=hello");
+    let apply = |tag: &str| {
+        format!(
+            "apiVersion: temporal.io/v1alpha1\nkind: Connection\nmetadata: {{name: durin}}\n\
+             spec: {{hostPort: \"127.0.0.1:{port}\"}}\n---\n\
+             apiVersion: temporal.io/v1alpha1\nkind: WorkerDeployment\nmetadata: {{name: hello}}\n\
+             spec:\n  replicas: 1\n  workerOptions: {{connectionRef: {{name: durin}}, temporalNamespace: default}}\n\
+             \x20 rollout:\n    strategy: Progressive\n    steps: [{{rampPercentage: 50, pauseDuration: 30s}}]\n\
+             \x20 sunset: {{scaledownDelay: 1s, deleteDelay: 1s}}\n\
+             \x20 template:\n    spec:\n      containers:\n      - name: worker\n        image: example.com/hello-worker:{tag}\n\
+             \x20       env: [{{name: TEMPORAL_TASK_QUEUE, value: {TASK_QUEUE}}}]\n",
+            port = durin.port()
+        )
+    };
+    let out = kube.apply(&apply("v1")).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // v1 becomes current in Durin's worker deployment `default/hello`.
+    let v1 = eventually(120, "v1 current", || deployment_routing(&client, "hello")).await;
+    assert!(v1.current.starts_with("v1-"), "{v1:?}");
+    start(&client, "Rollout", "twc-pinned").await;
+    let code = eventually(30, "twc-pinned on v1", || {
+        running_code(&client, "twc-pinned")
+    })
+    .await;
+    assert_eq!(code, "v1");
+
+    // v2: ramped at 50 % by the controller, then current after its 30 s step.
+    let out = kube.apply(&apply("v2")).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ramping = eventually(120, "v2 ramping", || async {
+        deployment_routing(&client, "hello")
+            .await
+            .filter(|r| r.ramping.starts_with("v2-"))
+    })
+    .await;
+    assert_eq!(
+        (ramping.current.as_str(), ramping.percentage),
+        (v1.current.as_str(), 50.0)
+    );
+    let v2 = eventually(120, "v2 current", || async {
+        deployment_routing(&client, "hello")
+            .await
+            .filter(|r| r.current.starts_with("v2-"))
+    })
+    .await;
+    assert!(v2.ramping.is_empty(), "{v2:?}");
+    // The pinned run finishes on v1; then v1 is drained, scaled down and deleted.
+    assert_eq!(finish(&client, "twc-pinned").await, "v1");
+    let v1_deployment = format!("hello-{}", v1.current);
+    eventually(180, "v1's Deployment deleted", || async {
+        let out = kube.kubectl(&["get", "deployment", &v1_deployment]).await;
+        (!out.status.success()).then_some(())
+    })
+    .await;
+    start(&client, "Rollout", "twc-after").await;
+    assert_eq!(finish(&client, "twc-after").await, "v2");
+    // The controller's own view agrees, and it met nothing it took for an error.
+    let status = kube
+        .get_json(&["workerdeployments.temporal.io", "hello"])
+        .await["status"]
+        .clone();
+    assert_eq!(
+        status["currentVersion"]["buildID"],
+        v2.current.as_str(),
+        "{status:#}"
+    );
+    let errors = controller.errors();
+    assert!(
+        errors.is_empty(),
+        "temporal-worker-controller logged errors:\n{}",
+        errors.join("\n")
+    );
+}
+
+/// Temporal's controller as a process: leader election, metrics and probes off; its webhook
+/// server (which cannot be turned off) gets a throwaway certificate.
+struct TemporalWorkerController {
+    child: tokio::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl TemporalWorkerController {
+    fn start(kube: &KubeEnv, manager: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let certs = dir.path().join("k8s-webhook-server/serving-certs");
+        std::fs::create_dir_all(&certs).expect("cert dir");
+        let made = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=localhost",
+            ])
+            .arg("-keyout")
+            .arg(certs.join("tls.key"))
+            .arg("-out")
+            .arg(certs.join("tls.crt"))
+            .stderr(Stdio::null())
+            .status()
+            .expect("run openssl");
+        assert!(
+            made.success(),
+            "openssl could not make the webhook certificate"
+        );
+        let log = std::fs::File::create(dir.path().join("controller.log")).expect("log file");
+        let child = tokio::process::Command::new(manager)
+            .args([
+                "--metrics-bind-address",
+                "0",
+                "--health-probe-bind-address",
+                "0",
+            ])
+            .arg("--kubeconfig")
+            .arg(&kube.kubeconfig)
+            .env("TMPDIR", dir.path())
+            .env("POD_NAMESPACE", "default")
+            .env("CONTROLLER_IDENTITY", "temporal-worker-controller")
+            .kill_on_drop(true)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("run temporal-worker-controller");
+        TemporalWorkerController { child, _dir: dir }
+    }
+}
+
+impl TemporalWorkerController {
+    /// The error lines the controller logged (JSON lines at level `error`).
+    fn errors(&self) -> Vec<String> {
+        let log =
+            std::fs::read_to_string(self._dir.path().join("controller.log")).unwrap_or_default();
+        log.lines()
+            .filter(|l| l.contains(r#""level":"error""#))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for TemporalWorkerController {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+#[derive(Debug)]
+struct Routing {
+    current: String,
+    ramping: String,
+    percentage: f32,
+}
+
+/// The current and ramping build ids of the worker deployment `default/<name>` in Durin.
+async fn deployment_routing(client: &Client, name: &str) -> Option<Routing> {
+    use temporalio_common::protos::temporal::api::workflowservice::v1::DescribeWorkerDeploymentRequest;
+    let mut raw = client.clone();
+    let described = raw
+        .describe_worker_deployment(Request::new(DescribeWorkerDeploymentRequest {
+            namespace: "default".into(),
+            deployment_name: format!("default/{name}"),
+        }))
+        .await
+        .ok()?
+        .into_inner();
+    let routing = described.worker_deployment_info?.routing_config?;
+    let build = |v: Option<
+        temporalio_common::protos::temporal::api::deployment::v1::WorkerDeploymentVersion,
+    >| { v.map(|v| v.build_id).unwrap_or_default() };
+    let current = build(routing.current_deployment_version);
+    (!current.is_empty()).then(|| Routing {
+        current,
+        ramping: build(routing.ramping_deployment_version),
+        percentage: routing.ramping_version_percentage,
+    })
 }
