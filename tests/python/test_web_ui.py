@@ -15,6 +15,7 @@ import asyncio
 import os
 import re
 import urllib.request
+from urllib.parse import quote
 from datetime import timedelta
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from temporalio.worker import Worker
 from conftest import _free_port, _stop, _wait_until_serving, launch_durin
 from durin_workflows import EchoWorkflow, GreetingWorkflow, compose_greeting
 from more_workflows import Carrier
+from test_versioning import both_versions_polled, set_current, set_ramping, two_versions
 from waiting import eventually
 
 UI_SERVER_VERSION = "v2.54.1"  # the pin of tests/ui/server/go.mod
@@ -328,3 +330,39 @@ async def test_the_web_ui_shows_and_acts_on_workflows_and_schedules(durin_with_u
 async def _phase_is(handle, phase: str, value: str = "") -> bool:
     state = await handle.query(GreetingWorkflow.state)
     return state.startswith(f"{phase}:") and state.endswith(f":{value}")
+
+
+async def test_the_web_ui_shows_worker_deployments_and_their_versions(durin_with_ui, unique: str, tmp_path: Path) -> None:
+    """The Deployments pages: the deployments list, and one deployment's versions with the
+    current and the ramping one. Names with a slash (`<namespace>/<Worker>`, what a Worker
+    with a rollout and temporal-worker-controller name them) open too."""
+    address, base = durin_with_ui
+    shots = Path(os.environ.get("DURIN_UI_SHOTS", tmp_path / "ui-shots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    client = await Client.connect(address)
+    plain, slashed = f"shop-{unique}", f"team-a/orders-{unique}"
+    async with two_versions(client, plain, f"ui-shop-{unique}"), two_versions(client, slashed, f"ui-orders-{unique}"):
+        for deployment in (plain, slashed):
+            polled = await both_versions_polled(client, deployment)
+            current = await set_current(client, deployment, "1.0", polled.conflict_token)
+            await set_ramping(client, deployment, "2.0", 25.0, current.conflict_token)
+
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+            page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(UI_TIMEOUT_MS)
+            network = NetworkLog(page)
+
+            await page.goto(f"{base}/namespaces/default/worker-deployments")
+            for deployment in (plain, slashed):
+                await expect(page.get_by_text(deployment).first).to_be_visible()
+            await page.screenshot(path=shots / "worker-deployments.png", full_page=True)
+
+            for deployment in (plain, slashed):
+                await page.goto(f"{base}/namespaces/default/worker-deployments/{quote(deployment, safe='')}")
+                # One row per version, with its routing; its link lists the workflows on it.
+                await expect(page.get_by_role("row", name=re.compile(r"^1\.0 Current"))).to_be_visible()
+                await expect(page.get_by_role("row", name=re.compile(r"^2\.0 Ramping 25%"))).to_be_visible()
+            await page.screenshot(path=shots / "worker-deployment.png", full_page=True)
+            await browser.close()
+        assert network.failures == [], "API calls of the UI failed:\n" + "\n".join(network.failures)
