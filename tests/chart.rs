@@ -82,6 +82,59 @@ ui:
 "#;
 
 /// Grants the operator needs that the test's requests do not show as such in the audit log.
+/// A Worker with a rollout gets a Deployment per version; a new template before the first
+/// version's workers ever polled deletes that version's Deployment (the `delete` grant).
+async fn rollout_retires_a_version_that_never_polled(kube: &KubeEnv) {
+    let manifest = std::fs::read_to_string(format!("{EXAMPLES}/worker-rollout.yaml"))
+        .expect("example manifest");
+    let versions = || async {
+        let list = kube
+            .get_json(&[
+                "-n",
+                "team-a",
+                "deployments",
+                "-l",
+                "durin.dev/worker=orders",
+            ])
+            .await;
+        list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| {
+                d["metadata"]["labels"]["durin.dev/build-id"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+    };
+    for tag in ["v1", "v2"] {
+        let text = manifest
+            .replace("orders-worker:v1", &format!("orders-worker:{tag}"))
+            .replace("  name: orders\n", "  name: orders\n  namespace: team-a\n");
+        assert!(text.contains("namespace: team-a"));
+        let out = kube.apply(&text).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let builds = versions().await;
+            if builds.len() == 1 && builds[0].starts_with(&format!("{tag}-")) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "versions of orders: {builds:?}, wanted only {tag}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
 const NEEDED_BUT_NOT_AUDITED: &[(&str, &str)] = &[
     (
         "apps/deployments:create",
@@ -491,14 +544,7 @@ async fn chart_lints_renders_installs_and_runs_with_its_own_rbac() {
         "helm install",
     )
     .await;
-    kube.kubectl_ok(&[
-        "wait",
-        "--for=condition=Established",
-        "crd",
-        "--all",
-        "--timeout=60s",
-    ])
-    .await;
+    kube.crds_established().await;
     for (kind, name) in [
         ("statefulset", "durin"),
         ("service", "durin"),
@@ -578,6 +624,7 @@ async fn chart_lints_renders_installs_and_runs_with_its_own_rbac() {
         assert!(Instant::now() < deadline, "no Deployment for the Worker");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    rollout_retires_a_version_that_never_polled(&kube).await;
     // A Schedule (status, finalizer on create and delete) and a Workflow removed once finished
     // (ttlSecondsAfterFinished), so every controller path with its own verbs runs.
     kube.kubectl_ok(&[

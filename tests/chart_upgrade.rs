@@ -71,14 +71,7 @@ async fn helm_upgrade_from_the_previous_chart_keeps_resources_and_data() {
     kube.kubectl_ok(&["create", "namespace", "durin-system"])
         .await;
     helm_ok(&kube, &["install", "durin", PREVIOUS, "-n", "durin-system"]).await;
-    kube.kubectl_ok(&[
-        "wait",
-        "--for=condition=Established",
-        "crd",
-        "--all",
-        "--timeout=60s",
-    ])
-    .await;
+    kube.crds_established().await;
     let before = kube
         .get_json(&["-n", "durin-system", "statefulset", "durin"])
         .await;

@@ -64,17 +64,8 @@ struct Cluster {
 impl Cluster {
     async fn start() -> Self {
         let kube = KubeEnv::start().await;
-        let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/durin.dev.yaml");
-        kube.kubectl_ok(&["apply", "--server-side", "-f", crds])
+        kube.install_crds(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/durin.dev.yaml"))
             .await;
-        kube.kubectl_ok(&[
-            "wait",
-            "--for=condition=Established",
-            "crd",
-            "--all",
-            "--timeout=60s",
-        ])
-        .await;
         let operator = DurinServer::start_operator(&kube.kubeconfig, &LEADER_A).await;
         let _worker = ExampleWorker::start(operator.port(), "default", TASK_QUEUE);
         Cluster {

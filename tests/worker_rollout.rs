@@ -193,17 +193,8 @@ struct Cluster {
 impl Cluster {
     async fn start() -> Self {
         let kube = KubeEnv::start().await;
-        let crds = format!("{ROOT}/crds/durin.dev.yaml");
-        kube.kubectl_ok(&["apply", "--server-side", "-f", &crds])
+        kube.install_crds(&format!("{ROOT}/crds/durin.dev.yaml"))
             .await;
-        kube.kubectl_ok(&[
-            "wait",
-            "--for=condition=Established",
-            "crd",
-            "--all",
-            "--timeout=60s",
-        ])
-        .await;
         let operator = DurinServer::start_operator(&kube.kubeconfig, &[]).await;
         let kubelet = Kubelet::start(&kube, &format!("durin.dev/worker={WORKER}"));
         Cluster {
@@ -538,16 +529,7 @@ async fn temporal_worker_controller_rolls_out_workers_on_durin() {
     let durin = DurinServer::start().await;
     let client = durin.client().await;
     let kube = KubeEnv::start().await;
-    kube.kubectl_ok(&["apply", "--server-side", "-f", &path("CRDS")])
-        .await;
-    kube.kubectl_ok(&[
-        "wait",
-        "--for=condition=Established",
-        "crd",
-        "--all",
-        "--timeout=60s",
-    ])
-    .await;
+    kube.install_crds(&path("CRDS")).await;
     let controller = TemporalWorkerController::start(&kube, &path("MANAGER"));
     let _kubelet = Kubelet::start(&kube, "temporal.io/deployment-name=hello");
     let apply = |tag: &str| {

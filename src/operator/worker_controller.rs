@@ -470,6 +470,14 @@ async fn write_status(api: &Api<Worker>, w: &Worker, status: &WorkerStatus) -> R
     Ok(())
 }
 
+/// The value a Deployment's first container gets for `name`.
+#[cfg(test)]
+pub(crate) fn env_value(d: &Deployment, name: &str) -> Option<String> {
+    let pod = d.spec.as_ref()?.template.spec.as_ref()?;
+    let env = pod.containers.first()?.env.as_ref()?;
+    env.iter().find(|e| e.name == name)?.value.clone()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -505,17 +513,9 @@ mod tests {
             &Pods::Unversioned,
         )
         .unwrap();
-        let spec = d.spec.unwrap();
+        let get = |k: &str| env_value(&d, k);
+        let spec = d.spec.clone().unwrap();
         assert_eq!(spec.replicas, Some(2));
-        let env = spec.template.spec.unwrap().containers[0]
-            .env
-            .clone()
-            .unwrap();
-        let get = |k: &str| {
-            env.iter()
-                .find(|e| e.name == k)
-                .and_then(|e| e.value.clone())
-        };
         assert_eq!(
             get("TEMPORAL_ADDRESS").as_deref(),
             Some("durin.durin-system:7233")

@@ -333,6 +333,26 @@ impl KubeEnv {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Waits until every CRD the API server has is established (served).
+    pub async fn crds_established(&self) {
+        self.kubectl_ok(&[
+            "wait",
+            "--for=condition=Established",
+            "crd",
+            "--all",
+            "--timeout=60s",
+        ])
+        .await;
+    }
+
+    /// Applies the CRDs in `path` (a file or directory, server-side) and waits until they
+    /// are served.
+    pub async fn install_crds(&self, path: &str) {
+        self.kubectl_ok(&["apply", "--server-side", "-f", path])
+            .await;
+        self.crds_established().await;
+    }
+
     /// kubectl apply with a manifest given as text.
     pub async fn apply(&self, manifest: &str) -> Output {
         let path = self

@@ -422,18 +422,9 @@ mod tests {
         };
         let d = worker_controller::deployment(&w, "durin:7233", Some(1), &pods).unwrap();
         assert_eq!(d.name_any(), "orders-v1-0a1b2c3d");
-        let spec = d.spec.unwrap();
-        let selector = spec.selector.match_labels.unwrap();
+        let get = |k: &str| worker_controller::env_value(&d, k);
+        let selector = d.spec.clone().unwrap().selector.match_labels.unwrap();
         assert_eq!(selector[BUILD_LABEL], "v1-0a1b2c3d");
-        let env = spec.template.spec.unwrap().containers[0]
-            .env
-            .clone()
-            .unwrap();
-        let get = |k: &str| {
-            env.iter()
-                .find(|e| e.name == k)
-                .and_then(|e| e.value.clone())
-        };
         assert_eq!(
             get("TEMPORAL_DEPLOYMENT_NAME").as_deref(),
             Some("shop/orders")
