@@ -35,7 +35,8 @@ const WORKER: &str = "orders";
 const TASK_QUEUE: &str = "orders";
 
 /// The example manifest with a rollout fast enough for a test: one 50% step of 3 s, and a
-/// drained version scaled down after 1 s and deleted after 3 s.
+/// drained version scaled down after 1 s and deleted after 3 s; and a gate, the `Gate`
+/// workflow of `versioning_workflows`, each new version must complete first.
 fn manifest(image_tag: &str) -> String {
     let text = std::fs::read_to_string(format!("{ROOT}/examples/k8s/worker-rollout.yaml"))
         .expect("example manifest");
@@ -48,8 +49,13 @@ fn manifest(image_tag: &str) -> String {
             "sunset: {scaledownDelay: 1h, deleteDelay: 24h}",
             "sunset: {scaledownDelay: 1s, deleteDelay: 3s}",
         )
-        .replace("orders-worker:v1", &format!("orders-worker:{image_tag}"));
+        .replace("orders-worker:v1", &format!("orders-worker:{image_tag}"))
+        .replace(
+            "  rollout:\n",
+            "  rollout:\n    gate: {workflowType: Gate, input: [smoke test]}\n",
+        );
     assert!(fast.contains("pauseDuration: 3s") && fast.contains("deleteDelay: 3s"));
+    assert!(fast.contains("workflowType: Gate"));
     fast
 }
 
@@ -325,6 +331,11 @@ async fn finish(client: &Client, id: &str) -> String {
     }))
     .await
     .expect("signal");
+    result_of(client, id).await
+}
+
+/// The result of workflow `id` once it completed (JSON-decoded string).
+async fn result_of(client: &Client, id: &str) -> String {
     eventually(30, &format!("{id} completes"), || async {
         let mut raw = client.clone();
         let history = raw
@@ -431,11 +442,18 @@ async fn a_new_pod_template_is_ramped_made_current_and_the_old_version_drained()
         .await;
     assert_ne!(v1, v2);
     let events = cluster.events().await;
+    let gated = events.iter().rposition(|e| e == "GateStarted");
     let ramped = events.iter().position(|e| e == "VersionRamping");
     let promoted = events.iter().position(|e| e == "RampCompleted");
     assert!(
-        ramped.is_some() && ramped < promoted,
-        "ramped before promoted: {events:?}"
+        gated < ramped && ramped.is_some() && ramped < promoted,
+        "gate, then ramp, then promotion: {events:?}"
+    );
+    // The gate ran on v2's code (pinned to the new version, not the current one).
+    let gate_id = format!("default/orders:{v2}:gate");
+    assert_eq!(
+        result_of(&client, &gate_id).await,
+        "smoke test passed on v2"
     );
     let kubectl_get = cluster.kube.kubectl_ok(&["get", "dwk", WORKER]).await;
     assert!(
@@ -493,13 +511,32 @@ async fn a_new_pod_template_is_ramped_made_current_and_the_old_version_drained()
 
     // Rollback: the v1 template again is the v1 version again, current as soon as it polls.
     cluster.set_image("v1").await;
-    let back = cluster.until(60, "v1 current again", current_target).await;
-    assert_eq!(back, v1);
+    // (The status read first may still be the previous pass's, with v2 the target.)
+    let back = cluster
+        .until(60, "v1 current again", |s| {
+            current_target(s).filter(|b| b.starts_with("v1-"))
+        })
+        .await;
+    assert_eq!(back, v1, "the same template is the same version");
     assert!(cluster.events().await.iter().any(|e| e == "RolledBack"));
     start(&client, "Rollout", "after-rollback").await;
     assert_eq!(finish(&client, "after-rollback").await, "v1");
     let s = cluster.kube.get_json(&["worker", WORKER]).await["status"].clone();
     assert_eq!(condition(&s, "RolledOut")["status"], "True", "{s}");
+
+    // v3's gate fails: the rollout holds, v3 gets no traffic, v1 stays current.
+    cluster.set_image("v3").await;
+    let held = cluster
+        .until(60, "v3's gate failed", |s| {
+            (condition(s, "RolledOut")["reason"] == "GateFailed").then(|| s.clone())
+        })
+        .await;
+    assert_eq!(rollout(&held)["currentBuildId"], v1.as_str(), "{held:#}");
+    assert!(rollout(&held)["rampingBuildId"].is_null(), "{held:#}");
+    assert_eq!(rollout(&held)["gate"], "Failed", "{held:#}");
+    assert!(cluster.events().await.iter().any(|e| e == "GateFailed"));
+    start(&client, "Rollout", "while-v3-is-held").await;
+    assert_eq!(finish(&client, "while-v3-is-held").await, "v1");
 }
 
 /// temporal-worker-controller, built from its Go module (`scripts/temporal-worker-controller`),

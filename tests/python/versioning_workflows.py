@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from temporalio import workflow
 from temporalio.common import VersioningBehavior
+from temporalio.exceptions import ApplicationError
 
 
 class _Waiting:
@@ -66,5 +67,30 @@ class UpgradingV2(_Waiting):
         return await self.wait_then_answer()
 
 
-V1_WORKFLOWS = [RolloutV1, UpgradingV1]
-V2_WORKFLOWS = [RolloutV2, UpgradingV2]
+@workflow.defn(name="Gate", versioning_behavior=VersioningBehavior.PINNED)
+class GateV1:
+    """A smoke test a rollout runs on a new version before it takes traffic."""
+
+    @workflow.run
+    async def run(self, check: str) -> str:
+        return f"{check} passed on v1"
+
+
+@workflow.defn(name="Gate", versioning_behavior=VersioningBehavior.PINNED)
+class GateV2:
+    @workflow.run
+    async def run(self, check: str) -> str:
+        return f"{check} passed on v2"
+
+
+@workflow.defn(name="Gate", versioning_behavior=VersioningBehavior.PINNED)
+class GateBroken:
+    @workflow.run
+    async def run(self, check: str) -> str:
+        raise ApplicationError(f"{check} failed", non_retryable=True)
+
+
+V1_WORKFLOWS = [RolloutV1, UpgradingV1, GateV1]
+V2_WORKFLOWS = [RolloutV2, UpgradingV2, GateV2]
+# A build whose smoke test fails: a rollout with a gate never sends it traffic.
+BROKEN_WORKFLOWS = [RolloutV2, UpgradingV2, GateBroken]

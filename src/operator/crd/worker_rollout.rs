@@ -44,6 +44,22 @@ pub struct Rollout {
     /// What happens to a version once no workflow is pinned to it any more.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sunset: Option<Sunset>,
+    /// A workflow that must complete on a new version, pinned to it, before the version takes
+    /// any traffic. Failing, it holds the rollout (`RolledOut=False`, reason `GateFailed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<Gate>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Gate {
+    /// The workflow type the new version's workers run (on the Worker's task queue).
+    #[schemars(length(min = 1, max = 1000))]
+    pub workflow_type: String,
+    /// Its arguments, as JSON.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "schema::json_list")]
+    pub input: Vec<serde_json::Value>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -87,6 +103,11 @@ pub struct RolloutStatus {
     pub step: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_started_at: Option<String>,
+    /// The target version's gate workflow and how it stands (`Running`, `Passed`, `Failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate_workflow_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<String>,
     #[serde(default)]
     pub versions: Vec<VersionStatus>,
 }

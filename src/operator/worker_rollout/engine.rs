@@ -3,17 +3,26 @@
 
 use tonic::Code;
 
-use super::plan::{EngineVersion, EngineView, Move};
+use super::plan::{EngineVersion, EngineView, GateState, Move};
 use crate::operator::context::Context;
 use crate::operator::crd::worker::{Rollout, RolloutStrategy};
+use crate::operator::crd::worker_rollout::Gate;
 use crate::operator::frontend::Frontend;
 use crate::operator::reconcile::Error;
-use crate::operator::translate::IDENTITY;
-use crate::proto::api::enums::v1::WorkerDeploymentVersionStatus;
+use crate::operator::translate::{IDENTITY, json_payloads};
+use crate::proto::api::common::v1::{WorkflowExecution, WorkflowType};
+use crate::proto::api::deployment::v1::WorkerDeploymentVersion;
+use crate::proto::api::enums::v1::{WorkerDeploymentVersionStatus, WorkflowExecutionStatus};
+use crate::proto::api::taskqueue::v1::TaskQueue;
+use crate::proto::api::workflow::v1::VersioningOverride;
+use crate::proto::api::workflow::v1::versioning_override::{
+    self, PinnedOverride, PinnedOverrideBehavior,
+};
 use crate::proto::api::workflowservice::v1::{
     DescribeWorkerDeploymentRequest, DescribeWorkerDeploymentResponse,
-    SetWorkerDeploymentCurrentVersionRequest, SetWorkerDeploymentManagerRequest,
-    SetWorkerDeploymentRampingVersionRequest, set_worker_deployment_manager_request,
+    DescribeWorkflowExecutionRequest, SetWorkerDeploymentCurrentVersionRequest,
+    SetWorkerDeploymentManagerRequest, SetWorkerDeploymentRampingVersionRequest,
+    StartWorkflowExecutionRequest, set_worker_deployment_manager_request,
 };
 
 /// A worker deployment as last described, with the token its next change must carry.
@@ -139,7 +148,8 @@ impl Deployment {
         target: &str,
     ) -> Result<Option<Moved>, Error> {
         let result = match step {
-            Move::Done | Move::Hold { .. } => return Ok(None),
+            // The gate is started by the caller, which knows the task queue.
+            Move::Done | Move::Hold { .. } | Move::StartGate => return Ok(None),
             Move::Promote { reason } => self.set_current(ctx, target).await.map(|()| {
                 (
                     *reason,
@@ -202,6 +212,95 @@ impl Deployment {
             self.conflict_token = changed.conflict_token;
         }
         Ok(())
+    }
+
+    /// The gate workflow of the target version, when the rollout has a gate and the version
+    /// is registered but not current (the only time it matters).
+    pub async fn gate_state(
+        &self,
+        ctx: &Context,
+        rollout: &Rollout,
+        target: &str,
+    ) -> Result<GateState, Error> {
+        let waiting =
+            self.view.current.as_deref() != Some(target) && self.view.versions.contains_key(target);
+        if rollout.gate.is_none() || !waiting {
+            return Ok(GateState::None);
+        }
+        let described = ctx
+            .frontend
+            .describe_workflow_execution(DescribeWorkflowExecutionRequest {
+                namespace: self.namespace.clone(),
+                execution: Some(WorkflowExecution {
+                    workflow_id: self.gate_workflow_id(target),
+                    run_id: String::new(),
+                }),
+            })
+            .await;
+        let status = match described {
+            Ok(d) => d.workflow_execution_info.map_or(0, |i| i.status),
+            Err(s) if s.code() == Code::NotFound => return Ok(GateState::NotStarted),
+            Err(s) => return Err(s.into()),
+        };
+        Ok(match WorkflowExecutionStatus::try_from(status) {
+            Ok(WorkflowExecutionStatus::Running) => GateState::Running,
+            Ok(WorkflowExecutionStatus::Completed) => GateState::Passed,
+            Ok(other) => GateState::Failed(format!(
+                "ended {}",
+                other
+                    .as_str_name()
+                    .trim_start_matches("WORKFLOW_EXECUTION_STATUS_")
+            )),
+            Err(_) => GateState::Failed("ended in an unknown state".into()),
+        })
+    }
+
+    /// One gate workflow per version of a deployment.
+    pub fn gate_workflow_id(&self, build_id: &str) -> String {
+        format!("{}:{build_id}:gate", self.name)
+    }
+
+    /// Starts the target version's gate workflow, pinned to it. Its id is also its request id,
+    /// so a start repeated by a later pass is the same start.
+    pub async fn start_gate(
+        &self,
+        ctx: &Context,
+        gate: &Gate,
+        task_queue: &str,
+        target: &str,
+    ) -> Result<(), tonic::Status> {
+        let workflow_id = self.gate_workflow_id(target);
+        let pinned = PinnedOverride {
+            behavior: PinnedOverrideBehavior::Pinned as i32,
+            version: Some(WorkerDeploymentVersion {
+                deployment_name: self.name.clone(),
+                build_id: target.to_string(),
+            }),
+        };
+        let request = StartWorkflowExecutionRequest {
+            namespace: self.namespace.clone(),
+            workflow_id: workflow_id.clone(),
+            workflow_type: Some(WorkflowType {
+                name: gate.workflow_type.clone(),
+            }),
+            task_queue: Some(TaskQueue {
+                name: task_queue.to_string(),
+                ..Default::default()
+            }),
+            input: json_payloads(&gate.input),
+            identity: IDENTITY.to_string(),
+            request_id: workflow_id,
+            versioning_override: Some(VersioningOverride {
+                r#override: Some(versioning_override::Override::Pinned(pinned)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        match ctx.frontend.start_workflow_execution(request).await {
+            Ok(_) => Ok(()),
+            Err(s) if s.code() == Code::AlreadyExists => Ok(()),
+            Err(s) => Err(s),
+        }
     }
 
     async fn set_current(&mut self, ctx: &Context, build_id: &str) -> Result<(), tonic::Status> {

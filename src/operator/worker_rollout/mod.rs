@@ -16,7 +16,7 @@ use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::EventType;
 
-use self::plan::{Move, Progress};
+use self::plan::{GateState, Move, Progress};
 use super::conditions::{Standing, State};
 use super::context::{Context, MANAGER};
 use super::crd::worker::{Poller, Rollout, RolloutStatus, Worker};
@@ -165,6 +165,8 @@ pub async fn reconcile(
             .step
             .as_ref()
             .map(|p| sunset::rfc3339_millis(p.started_ms)),
+        gate_workflow_id: advanced.gate.as_ref().map(|(id, _)| id.clone()),
+        gate: advanced.gate.as_ref().map(|(_, s)| s.to_string()),
         versions,
     });
     Ok(Ok(Applied {
@@ -227,6 +229,8 @@ async fn apply_target(
 struct Advanced {
     /// The Progressive step the target is on.
     step: Option<Progress>,
+    /// The target's gate workflow and how it stands.
+    gate: Option<(String, &'static str)>,
     rolled_out: (bool, &'static str, String),
     recheck: Option<Duration>,
 }
@@ -243,15 +247,46 @@ async fn advance(
 ) -> Result<Result<Advanced, String>, Error> {
     let build = target.build_id.as_str();
     let progress = previous.and_then(progress_of);
-    let plan = match plan::next(rollout, build, &deployment.view, progress.as_ref(), now_ms) {
+    let gate = deployment.gate_state(ctx, rollout, build).await?;
+    let plan = match plan::next(
+        rollout,
+        build,
+        &deployment.view,
+        progress.as_ref(),
+        &gate,
+        now_ms,
+    ) {
         Ok(p) => p,
         Err(invalid) => return Ok(Err(invalid.0)),
     };
+    let gate_id = deployment.gate_workflow_id(build);
     let mut advanced = Advanced {
         step: progress.filter(|p| p.build_id == build && matches!(plan.step, Move::Hold { .. })),
+        gate: gate_standing(&gate).map(|s| (gate_id.clone(), s)),
         rolled_out: rolled_out(&plan.step, build, &deployment.view),
         recheck: plan.recheck,
     };
+    if let (Move::StartGate, Some(spec)) = (&plan.step, &rollout.gate) {
+        deployment
+            .start_gate(ctx, spec, &w.spec.task_queue, build)
+            .await?;
+        let message = format!(
+            "gate workflow {gate_id} ({}) runs on build {build}",
+            spec.workflow_type
+        );
+        ctx.event(w, EventType::Normal, "GateStarted", message.clone())
+            .await;
+        advanced.gate = Some((gate_id, "Running"));
+        advanced.rolled_out = (false, "GateRunning", message);
+        advanced.recheck = Some(Duration::from_secs(1));
+        return Ok(Ok(advanced));
+    }
+    let failed_before = previous.is_some_and(|p| p.gate.as_deref() == Some("Failed"));
+    if let (GateState::Failed(_), false) = (&gate, failed_before) {
+        let message = advanced.rolled_out.2.clone();
+        ctx.event(w, EventType::Warning, "GateFailed", message)
+            .await;
+    }
     match deployment.carry_out(ctx, &plan.step, build).await? {
         None => {}
         Some(moved) if moved.warning => {
@@ -328,6 +363,17 @@ fn earliest(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         _ => a.or(b),
+    }
+}
+
+/// How a gate stands, for status (none without a gate or when it does not matter).
+fn gate_standing(gate: &GateState) -> Option<&'static str> {
+    match gate {
+        GateState::None => None,
+        GateState::NotStarted => Some("NotStarted"),
+        GateState::Running => Some("Running"),
+        GateState::Passed => Some("Passed"),
+        GateState::Failed(_) => Some("Failed"),
     }
 }
 

@@ -27,6 +27,17 @@ pub struct EngineVersion {
     pub was_current: bool,
 }
 
+/// Where the target version's gate workflow stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GateState {
+    /// No gate is configured.
+    None,
+    NotStarted,
+    Running,
+    Passed,
+    Failed(String),
+}
+
 /// The Progressive step a target version is on, as recorded in status.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Progress {
@@ -44,6 +55,8 @@ pub enum Move {
         reason: &'static str,
         message: String,
     },
+    /// Start the target version's gate workflow.
+    StartGate,
     /// Make the target current (`reason` says why now).
     Promote { reason: &'static str },
     /// Ramp the target at a step's percentage.
@@ -77,6 +90,7 @@ pub fn next(
     target: &str,
     engine: &EngineView,
     progress: Option<&Progress>,
+    gate: &GateState,
     now_ms: i64,
 ) -> Result<Plan, InvalidSpec> {
     let manual = rollout.strategy == RolloutStrategy::Manual;
@@ -103,14 +117,26 @@ pub fn next(
     if rollout.paused {
         return Ok(Plan::hold("Paused", "spec.rollout.paused is set".into()));
     }
-    if engine.current.is_none() {
-        return Ok(Plan::now(Move::Promote {
-            reason: "FirstVersion",
-        }));
-    }
     if version.was_current {
         return Ok(Plan::now(Move::Promote {
             reason: "RolledBack",
+        }));
+    }
+    match gate {
+        GateState::None | GateState::Passed => {}
+        GateState::NotStarted => return Ok(Plan::now(Move::StartGate)),
+        GateState::Running => {
+            let message = format!("the gate workflow runs on build {target}");
+            return Ok(Plan::hold("GateRunning", message));
+        }
+        GateState::Failed(why) => {
+            let message = format!("the gate workflow on build {target} {why}");
+            return Ok(Plan::hold("GateFailed", message));
+        }
+    }
+    if engine.current.is_none() {
+        return Ok(Plan::now(Move::Promote {
+            reason: "FirstVersion",
         }));
     }
     if rollout.strategy == RolloutStrategy::AllAtOnce || rollout.steps.is_empty() {
@@ -227,7 +253,9 @@ mod tests {
         let r = rollout(RolloutStrategy::Progressive);
         let waiting = engine(Some("v1"), None, &["v1"]);
         assert!(matches!(
-            next(&r, "v2", &waiting, None, 0).unwrap().step,
+            next(&r, "v2", &waiting, None, &GateState::None, 0)
+                .unwrap()
+                .step,
             Move::Hold {
                 reason: "WaitingForPollers",
                 ..
@@ -235,19 +263,36 @@ mod tests {
         ));
         let registered = engine(Some("v1"), None, &["v1", "v2"]);
         assert_eq!(
-            next(&r, "v2", &registered, None, 0).unwrap().step,
+            next(&r, "v2", &registered, None, &GateState::None, 0)
+                .unwrap()
+                .step,
             Move::Ramp {
                 step: 0,
                 percentage: 10.0
             }
         );
         let ramping = engine(Some("v1"), Some(("v2", 10.0)), &["v1", "v2"]);
-        let held = next(&r, "v2", &ramping, Some(&progress(0, 1_000)), 21_000).unwrap();
+        let held = next(
+            &r,
+            "v2",
+            &ramping,
+            Some(&progress(0, 1_000)),
+            &GateState::None,
+            21_000,
+        )
+        .unwrap();
         assert_eq!(held.recheck, Some(Duration::from_secs(10)));
         assert_eq!(
-            next(&r, "v2", &ramping, Some(&progress(0, 1_000)), 31_000)
-                .unwrap()
-                .step,
+            next(
+                &r,
+                "v2",
+                &ramping,
+                Some(&progress(0, 1_000)),
+                &GateState::None,
+                31_000
+            )
+            .unwrap()
+            .step,
             Move::Ramp {
                 step: 1,
                 percentage: 50.0
@@ -255,22 +300,34 @@ mod tests {
         );
         let last = engine(Some("v1"), Some(("v2", 50.0)), &["v1", "v2"]);
         assert_eq!(
-            next(&r, "v2", &last, Some(&progress(1, 0)), 60_000)
-                .unwrap()
-                .step,
+            next(
+                &r,
+                "v2",
+                &last,
+                Some(&progress(1, 0)),
+                &GateState::None,
+                60_000
+            )
+            .unwrap()
+            .step,
             Move::Promote {
                 reason: "RampCompleted"
             }
         );
         let done = engine(Some("v2"), None, &["v1", "v2"]);
-        assert_eq!(next(&r, "v2", &done, None, 0).unwrap().step, Move::Done);
+        assert_eq!(
+            next(&r, "v2", &done, None, &GateState::None, 0)
+                .unwrap()
+                .step,
+            Move::Done
+        );
     }
 
     #[test]
     fn a_lost_step_is_recovered_from_the_ramping_percentage() {
         let r = rollout(RolloutStrategy::Progressive);
         let ramping = engine(Some("v1"), Some(("v2", 50.0)), &["v1", "v2"]);
-        let plan = next(&r, "v2", &ramping, None, 5_000).unwrap();
+        let plan = next(&r, "v2", &ramping, None, &GateState::None, 5_000).unwrap();
         assert_eq!(
             plan.recheck,
             Some(Duration::from_secs(60)),
@@ -283,7 +340,9 @@ mod tests {
         let r = rollout(RolloutStrategy::Progressive);
         let first = engine(None, None, &["v1"]);
         assert_eq!(
-            next(&r, "v1", &first, None, 0).unwrap().step,
+            next(&r, "v1", &first, None, &GateState::None, 0)
+                .unwrap()
+                .step,
             Move::Promote {
                 reason: "FirstVersion"
             }
@@ -291,7 +350,9 @@ mod tests {
         let mut back = engine(Some("v2"), None, &["v1", "v2"]);
         back.versions.get_mut("v1").unwrap().was_current = true;
         assert_eq!(
-            next(&r, "v1", &back, None, 0).unwrap().step,
+            next(&r, "v1", &back, None, &GateState::None, 0)
+                .unwrap()
+                .step,
             Move::Promote {
                 reason: "RolledBack"
             }
@@ -299,7 +360,9 @@ mod tests {
         let all = rollout(RolloutStrategy::AllAtOnce);
         let registered = engine(Some("v1"), None, &["v1", "v2"]);
         assert_eq!(
-            next(&all, "v2", &registered, None, 0).unwrap().step,
+            next(&all, "v2", &registered, None, &GateState::None, 0)
+                .unwrap()
+                .step,
             Move::Promote {
                 reason: "AllAtOnce"
             }
@@ -311,10 +374,52 @@ mod tests {
         let r = rollout(RolloutStrategy::Progressive);
         let abandoned = engine(Some("v1"), Some(("v2", 10.0)), &["v1", "v2"]);
         assert_eq!(
-            next(&r, "v1", &abandoned, None, 0).unwrap().step,
+            next(&r, "v1", &abandoned, None, &GateState::None, 0)
+                .unwrap()
+                .step,
             Move::StopRamp {
                 build_id: "v2".into()
             }
+        );
+    }
+
+    #[test]
+    fn a_gate_runs_before_any_traffic_and_a_failed_one_holds() {
+        let r = rollout(RolloutStrategy::Progressive);
+        let registered = engine(Some("v1"), None, &["v1", "v2"]);
+        let at = |gate: GateState| next(&r, "v2", &registered, None, &gate, 0).unwrap().step;
+        assert_eq!(at(GateState::NotStarted), Move::StartGate);
+        assert!(matches!(
+            at(GateState::Running),
+            Move::Hold {
+                reason: "GateRunning",
+                ..
+            }
+        ));
+        assert!(matches!(
+            at(GateState::Failed("failed".into())),
+            Move::Hold {
+                reason: "GateFailed",
+                ..
+            }
+        ));
+        assert_eq!(
+            at(GateState::Passed),
+            Move::Ramp {
+                step: 0,
+                percentage: 10.0
+            }
+        );
+        let mut back = registered.clone();
+        back.versions.get_mut("v2").unwrap().was_current = true;
+        assert_eq!(
+            next(&r, "v2", &back, None, &GateState::NotStarted, 0)
+                .unwrap()
+                .step,
+            Move::Promote {
+                reason: "RolledBack"
+            },
+            "a rollback needs no gate"
         );
     }
 
@@ -328,17 +433,29 @@ mod tests {
             other => panic!("expected a hold, got {other:?}"),
         };
         assert_eq!(
-            hold(next(&r, "v2", &ramping, Some(&progress(0, 0)), 1 << 40).unwrap()),
+            hold(
+                next(
+                    &r,
+                    "v2",
+                    &ramping,
+                    Some(&progress(0, 0)),
+                    &GateState::None,
+                    1 << 40
+                )
+                .unwrap()
+            ),
             "Paused"
         );
         let manual = rollout(RolloutStrategy::Manual);
         assert_eq!(
-            hold(next(&manual, "v2", &ramping, None, 0).unwrap()),
+            hold(next(&manual, "v2", &ramping, None, &GateState::None, 0).unwrap()),
             "Manual"
         );
         let done = engine(Some("v2"), Some(("v3", 5.0)), &["v2", "v3"]);
         assert_eq!(
-            next(&manual, "v2", &done, None, 0).unwrap().step,
+            next(&manual, "v2", &done, None, &GateState::None, 0)
+                .unwrap()
+                .step,
             Move::Done
         );
     }
