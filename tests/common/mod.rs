@@ -12,6 +12,7 @@
 
 pub mod certs;
 pub mod kube_env;
+pub mod kubelet;
 pub mod pg_env;
 pub mod replicas;
 
