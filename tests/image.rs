@@ -76,6 +76,13 @@ fn build_image(which: &str, tag: &str) -> Built {
             script.env_remove(&*key);
         }
     }
+    // The musl release build's dependencies are compiled once per machine, not per clone
+    // (cargo rebuilds what changed; only Durin's own crates differ between clones).
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| std::path::PathBuf::from(format!("{ROOT}/target")));
+    script.env("DURIN_IMAGE_TARGET_DIR", cache.join("durin/image-target"));
     let printed = run(&mut script, &format!("scripts/image {which}"));
     let fields: Vec<&str> = printed.split_whitespace().collect();
     let [reference, archive, digest, size] = fields[..] else {
