@@ -261,14 +261,13 @@ async fn reconcile(w: Arc<Worker>, ctx: Arc<Context>) -> Result<Action, Error> {
             status.ready_replicas = Some(applied.ready_replicas);
             status.deployment = Some(applied.deployment.clone());
             status.selector = Some(format!("{WORKER_LABEL}={}", w.name_any()));
-            if let Some((done, reason, message)) = &applied.rolled_out {
-                let (done, reason, message) = (*done, *reason, message.as_str());
+            if let Some(r) = &applied.rolled_out {
                 conditions::set(
                     &mut status.conditions,
                     ROLLED_OUT,
-                    done,
-                    reason,
-                    message,
+                    r.done,
+                    r.reason,
+                    &r.message,
                     generation,
                     &now,
                 );
@@ -353,10 +352,27 @@ pub struct Applied {
     /// The Deployment running the spec's pod template.
     pub deployment: String,
     pub standing: Standing,
-    /// With a rollout: whether the spec's version is current (`RolledOut`), why, and detail.
-    pub rolled_out: Option<(bool, &'static str, String)>,
+    /// With a rollout: the `RolledOut` condition.
+    pub rolled_out: Option<RolledOut>,
     /// Look again this soon (a rollout step is due), if sooner than the usual refresh.
     pub recheck: Option<Duration>,
+}
+
+/// Whether the spec's version is the current one, and why not yet.
+pub struct RolledOut {
+    pub done: bool,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl RolledOut {
+    pub fn not_yet(reason: &'static str, message: String) -> Self {
+        RolledOut {
+            done: false,
+            reason,
+            message,
+        }
+    }
 }
 
 /// The replicas a Worker's Deployment `name` should have: backlog-driven with autoscaling

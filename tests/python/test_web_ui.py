@@ -15,6 +15,7 @@ import asyncio
 import os
 import re
 import urllib.request
+from contextlib import asynccontextmanager
 from urllib.parse import quote
 from datetime import timedelta
 from pathlib import Path
@@ -103,6 +104,19 @@ class NetworkLog:
             self.failures.append(f"{request.failure} {request.method} {request.url}")
 
 
+@asynccontextmanager
+async def browser_page():
+    """Headless Chromium with one page, and the log of the page's failed API calls."""
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        try:
+            page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(UI_TIMEOUT_MS)
+            yield page, NetworkLog(page)
+        finally:
+            await browser.close()
+
+
 async def test_the_web_ui_shows_and_acts_on_workflows_and_schedules(durin_with_ui, unique: str, tmp_path: Path) -> None:
     address, base = durin_with_ui
     shots = Path(os.environ.get("DURIN_UI_SHOTS", tmp_path / "ui-shots"))
@@ -134,11 +148,7 @@ async def test_the_web_ui_shows_and_acts_on_workflows_and_schedules(durin_with_u
             ),
         )
 
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
-            page = await browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(UI_TIMEOUT_MS)
-            network = NetworkLog(page)
+        async with browser_page() as (page, network):
 
             # The list: every workflow, with the count the UI asks for by status.
             await page.goto(f"{base}/namespaces/default/workflows")
@@ -323,7 +333,6 @@ async def test_the_web_ui_shows_and_acts_on_workflows_and_schedules(durin_with_u
             await expect(page.get_by_text(re.compile(r"\d+@")).first).to_be_visible()
             await page.screenshot(path=shots / "task-queue.png", full_page=True)
 
-            await browser.close()
         assert network.failures == [], "API calls of the UI failed:\n" + "\n".join(network.failures)
 
 
@@ -347,11 +356,7 @@ async def test_the_web_ui_shows_worker_deployments_and_their_versions(durin_with
             current = await set_current(client, deployment, "1.0", polled.conflict_token)
             await set_ramping(client, deployment, "2.0", 25.0, current.conflict_token)
 
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
-            page = await browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(UI_TIMEOUT_MS)
-            network = NetworkLog(page)
+        async with browser_page() as (page, network):
 
             await page.goto(f"{base}/namespaces/default/worker-deployments")
             for deployment in (plain, slashed):
@@ -364,5 +369,4 @@ async def test_the_web_ui_shows_worker_deployments_and_their_versions(durin_with
                 await expect(page.get_by_role("row", name=re.compile(r"^1\.0 Current"))).to_be_visible()
                 await expect(page.get_by_role("row", name=re.compile(r"^2\.0 Ramping 25%"))).to_be_visible()
             await page.screenshot(path=shots / "worker-deployment.png", full_page=True)
-            await browser.close()
         assert network.failures == [], "API calls of the UI failed:\n" + "\n".join(network.failures)

@@ -117,13 +117,18 @@ impl Deployment {
     /// The controller manages the routing (others' changes are refused) unless the strategy
     /// is Manual; it never takes over from another manager.
     pub async fn take_management(&mut self, ctx: &Context, rollout: &Rollout) -> Result<(), Error> {
-        use set_worker_deployment_manager_request::NewManagerIdentity;
         let manual = rollout.strategy == RolloutStrategy::Manual;
         let wanted = if manual { "" } else { IDENTITY };
         let ours_or_free = self.manager.is_empty() || self.manager == IDENTITY;
         if !self.exists || self.manager == wanted || !ours_or_free {
             return Ok(());
         }
+        self.set_manager(ctx, wanted).await
+    }
+
+    /// Names the deployment's manager ("" for none).
+    async fn set_manager(&mut self, ctx: &Context, manager: &str) -> Result<(), Error> {
+        use set_worker_deployment_manager_request::NewManagerIdentity;
         let changed = ctx
             .frontend
             .set_worker_deployment_manager(SetWorkerDeploymentManagerRequest {
@@ -131,11 +136,11 @@ impl Deployment {
                 deployment_name: self.name.clone(),
                 conflict_token: self.conflict_token.clone(),
                 identity: IDENTITY.to_string(),
-                new_manager_identity: Some(NewManagerIdentity::ManagerIdentity(wanted.into())),
+                new_manager_identity: Some(NewManagerIdentity::ManagerIdentity(manager.into())),
             })
             .await?;
         self.conflict_token = changed.conflict_token;
-        self.manager = wanted.to_string();
+        self.manager = manager.to_string();
         Ok(())
     }
 
@@ -188,7 +193,6 @@ impl Deployment {
     /// Routes everything to unversioned workers again and gives up managing the deployment
     /// (the Worker's rollout was removed).
     pub async fn release(&mut self, ctx: &Context) -> Result<(), Error> {
-        use set_worker_deployment_manager_request::NewManagerIdentity;
         if self.manager != IDENTITY && !self.manager.is_empty() {
             return Ok(());
         }
@@ -199,17 +203,7 @@ impl Deployment {
             self.set_current(ctx, "").await?;
         }
         if self.manager == IDENTITY {
-            let changed = ctx
-                .frontend
-                .set_worker_deployment_manager(SetWorkerDeploymentManagerRequest {
-                    namespace: self.namespace.clone(),
-                    deployment_name: self.name.clone(),
-                    conflict_token: self.conflict_token.clone(),
-                    identity: IDENTITY.to_string(),
-                    new_manager_identity: Some(NewManagerIdentity::ManagerIdentity(String::new())),
-                })
-                .await?;
-            self.conflict_token = changed.conflict_token;
+            self.set_manager(ctx, "").await?;
         }
         Ok(())
     }

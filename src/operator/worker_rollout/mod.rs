@@ -21,7 +21,7 @@ use super::conditions::{Standing, State};
 use super::context::{Context, MANAGER};
 use super::crd::worker::{Poller, Rollout, RolloutStatus, Worker};
 use super::reconcile::Error;
-use super::worker_controller::{self, Applied, Pods, QueueState};
+use super::worker_controller::{self, Applied, Pods, QueueState, RolledOut};
 use crate::stable_hash::fnv1a;
 
 /// Pod label (and Deployment selector) naming a version's build id.
@@ -132,13 +132,16 @@ pub async fn reconcile(
         pollers: &queue.pollers,
         sunset: sunset::Sunset::of(rollout),
     };
-    let keep = [
-        Some(target.build_id.as_str()),
-        deployment.view.current.as_deref(),
-    ];
-    let (versions, retire_at) = census.take(&keep, target.replicas, now_ms).await?;
+    let (versions, retire_at) = census
+        .take(Some(&target.build_id), target.replicas, now_ms)
+        .await?;
     let is_current = deployment.view.current.as_deref() == Some(target.build_id.as_str());
-    if is_current {
+    let was_current = previous
+        .as_ref()
+        .and_then(|p| p.current_build_id.as_deref())
+        == Some(target.build_id.as_str());
+    if is_current && !was_current {
+        // Once, as the target becomes current (not a read of the Deployment every pass).
         worker_controller::retire_unversioned(ctx, w, &deployments).await?;
     }
     let (replicas, ready_replicas) = versions.iter().fold((0, 0), |(r, ready), v| {
@@ -147,11 +150,10 @@ pub async fn reconcile(
     let standing = if is_current {
         worker_controller::rollout_standing(&target.deployment)
     } else {
-        Standing::new(
-            State::Progressing,
-            advanced.rolled_out.1,
-            &advanced.rolled_out.2,
-        )
+        let RolledOut {
+            reason, message, ..
+        } = &advanced.rolled_out;
+        Standing::new(State::Progressing, reason, message)
     };
     let view = &deployment.view;
     *status = Some(RolloutStatus {
@@ -231,7 +233,7 @@ struct Advanced {
     step: Option<Progress>,
     /// The target's gate workflow and how it stands.
     gate: Option<(String, &'static str)>,
-    rolled_out: (bool, &'static str, String),
+    rolled_out: RolledOut,
     recheck: Option<Duration>,
 }
 
@@ -277,13 +279,13 @@ async fn advance(
         ctx.event(w, EventType::Normal, "GateStarted", message.clone())
             .await;
         advanced.gate = Some((gate_id, "Running"));
-        advanced.rolled_out = (false, "GateRunning", message);
+        advanced.rolled_out = RolledOut::not_yet("GateRunning", message);
         advanced.recheck = Some(Duration::from_secs(1));
         return Ok(Ok(advanced));
     }
     let failed_before = previous.is_some_and(|p| p.gate.as_deref() == Some("Failed"));
     if let (GateState::Failed(_), false) = (&gate, failed_before) {
-        let message = advanced.rolled_out.2.clone();
+        let message = advanced.rolled_out.message.clone();
         ctx.event(w, EventType::Warning, "GateFailed", message)
             .await;
     }
@@ -292,7 +294,7 @@ async fn advance(
         Some(moved) if moved.warning => {
             ctx.event(w, EventType::Warning, moved.reason, moved.message.clone())
                 .await;
-            advanced.rolled_out = (false, moved.reason, moved.message);
+            advanced.rolled_out = RolledOut::not_yet(moved.reason, moved.message);
         }
         Some(moved) => {
             ctx.event(w, EventType::Normal, moved.reason, moved.message)
@@ -347,7 +349,7 @@ pub async fn unversion(
         pollers,
         sunset: sunset::Sunset::of(&Rollout::default()),
     };
-    let (versions, _) = census.take(&[], None, now_ms).await?;
+    let (versions, _) = census.take(None, None, now_ms).await?;
     let versions: Vec<_> = versions
         .into_iter()
         .filter(|v| v.deployment.is_some())
@@ -386,19 +388,15 @@ fn progress_of(status: &RolloutStatus) -> Option<Progress> {
 }
 
 /// The `RolledOut` condition: the target is current, or why not yet.
-fn rolled_out(step: &Move, target: &str, view: &plan::EngineView) -> (bool, &'static str, String) {
+fn rolled_out(step: &Move, target: &str, view: &plan::EngineView) -> RolledOut {
     match step {
-        _ if view.current.as_deref() == Some(target) => (
-            true,
-            "VersionCurrent",
-            format!("build {target} is the current version"),
-        ),
-        Move::Hold { reason, message } => (false, reason, message.clone()),
-        _ => (
-            false,
-            "RollingOut",
-            format!("build {target} is being rolled out"),
-        ),
+        _ if view.current.as_deref() == Some(target) => RolledOut {
+            done: true,
+            reason: "VersionCurrent",
+            message: format!("build {target} is the current version"),
+        },
+        Move::Hold { reason, message } => RolledOut::not_yet(reason, message.clone()),
+        _ => RolledOut::not_yet("RollingOut", format!("build {target} is being rolled out")),
     }
 }
 

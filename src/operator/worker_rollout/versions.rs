@@ -28,11 +28,12 @@ pub struct Census<'a> {
 }
 
 impl Census<'_> {
-    /// The versions, retiring those not in `keep`; and when a retirement is next due.
-    /// The current version, if not the target, keeps `replicas` while the target ramps.
+    /// The versions, retiring those neither the target nor current; and when a retirement is
+    /// next due. The current version, if not the target, keeps `replicas` while the target
+    /// ramps.
     pub async fn take(
         &self,
-        keep: &[Option<&str>],
+        target: Option<&str>,
         replicas: Option<i32>,
         now_ms: i64,
     ) -> Result<(Vec<VersionStatus>, Option<Duration>), Error> {
@@ -44,15 +45,15 @@ impl Census<'_> {
             .into_iter()
             .filter_map(|d| Some((d.labels().get(BUILD_LABEL)?.clone(), d)))
             .collect();
-        let kept = |build: &str| keep.contains(&Some(build));
         let current = self.engine.view.current.as_deref();
+        let kept = |build: &str| target == Some(build) || current == Some(build);
         let mut versions = Vec::new();
         let mut recheck = None;
         for (build, d) in &by_build {
             let engine_status = self.engine.status_of(build);
             let mut version = self.version(build, Some(d), &engine_status);
             if kept(build) {
-                if current == Some(build) && keep.first() != Some(&Some(build.as_str())) {
+                if current == Some(build) && target != Some(build) {
                     keep_replicas(api, d, replicas).await?;
                 }
             } else {
