@@ -100,6 +100,8 @@ macro_rules! guard {
                         req.get_ref(),
                     );
                     self.check(&req, stringify!($method), namespace(req.get_ref()))?;
+                    let route: fn(&$req) -> $crate::rpc::RouteKey<'_> = $key;
+                    $crate::rpc::check_route_key(route(req.get_ref()))?;
                     let traced = tracing::enabled!(target: "durin::rpc", tracing::Level::DEBUG)
                         .then(|| CallTrace::start($name, namespace(req.get_ref())));
                     let result = self.inner.$method(req).await;

@@ -399,6 +399,68 @@ impl WorkflowService for WorkflowHandler {
             }))
     }
 
+    async fn start_activity_execution(
+        &self,
+        req: Request<StartActivityExecutionRequest>,
+    ) -> Reply<StartActivityExecutionResponse> {
+        ok(self.engine.start_activity_execution(req.into_inner()).await)
+    }
+
+    async fn describe_activity_execution(
+        &self,
+        req: Request<DescribeActivityExecutionRequest>,
+    ) -> Reply<DescribeActivityExecutionResponse> {
+        let deadline = self.poll_deadline(&req, self.engine.config.long_poll_timeout);
+        let answer = self.engine.describe_activity_execution(req.into_inner(), deadline);
+        ok(answer.await)
+    }
+
+    async fn poll_activity_execution(
+        &self,
+        req: Request<PollActivityExecutionRequest>,
+    ) -> Reply<PollActivityExecutionResponse> {
+        let deadline = self.poll_deadline(&req, self.engine.config.long_poll_timeout);
+        ok(self.engine.poll_activity_execution(req.into_inner(), deadline).await)
+    }
+
+    async fn request_cancel_activity_execution(
+        &self,
+        req: Request<RequestCancelActivityExecutionRequest>,
+    ) -> Reply<RequestCancelActivityExecutionResponse> {
+        let done = self.engine.request_cancel_activity_execution(req.into_inner());
+        ok(done.await.map(|_| Default::default()))
+    }
+
+    async fn terminate_activity_execution(
+        &self,
+        req: Request<TerminateActivityExecutionRequest>,
+    ) -> Reply<TerminateActivityExecutionResponse> {
+        let done = self.engine.terminate_activity_execution(req.into_inner());
+        ok(done.await.map(|_| Default::default()))
+    }
+
+    async fn delete_activity_execution(
+        &self,
+        req: Request<DeleteActivityExecutionRequest>,
+    ) -> Reply<DeleteActivityExecutionResponse> {
+        let done = self.engine.delete_activity_execution(req.into_inner());
+        ok(done.await.map(|_| Default::default()))
+    }
+
+    async fn list_activity_executions(
+        &self,
+        req: Request<ListActivityExecutionsRequest>,
+    ) -> Reply<ListActivityExecutionsResponse> {
+        self.activities_page(req).await
+    }
+
+    async fn count_activity_executions(
+        &self,
+        req: Request<CountActivityExecutionsRequest>,
+    ) -> Reply<CountActivityExecutionsResponse> {
+        self.activities_count(req).await
+    }
+
     async fn signal_workflow_execution(
         &self,
         req: Request<SignalWorkflowExecutionRequest>,

@@ -3,71 +3,139 @@
 
 use std::cmp::Reverse;
 
+use prost::Message;
+use temporalio_protos::temporal::api::activity::v1::ActivityExecutionListInfo;
+use temporalio_protos::temporal::api::common::v1::Payload;
 use temporalio_protos::temporal::api::workflow::v1::WorkflowExecutionInfo;
 use temporalio_protos::temporal::api::workflowservice::v1::{
-    CountSchedulesRequest, CountSchedulesResponse, CountWorkflowExecutionsRequest,
-    CountWorkflowExecutionsResponse, ListBatchOperationsRequest, ListBatchOperationsResponse,
-    ListSchedulesRequest, ListSchedulesResponse, ListWorkflowExecutionsRequest,
-    ListWorkflowExecutionsResponse,
+    CountActivityExecutionsRequest, CountActivityExecutionsResponse, CountSchedulesRequest,
+    CountSchedulesResponse, CountWorkflowExecutionsRequest, CountWorkflowExecutionsResponse,
+    ListActivityExecutionsRequest, ListActivityExecutionsResponse, ListBatchOperationsRequest,
+    ListBatchOperationsResponse, ListSchedulesRequest, ListSchedulesResponse,
+    ListWorkflowExecutionsRequest, ListWorkflowExecutionsResponse,
+    count_activity_executions_response, count_workflow_executions_response,
 };
 use tonic::{Request, Status};
 
 use super::Cluster;
 use crate::engine::clock::opt_ts_millis;
 
-/// The order every replica lists in: open runs first, then by close time, then start time,
-/// newest first.
-fn order(e: &WorkflowExecutionInfo) -> (Reverse<i64>, Reverse<i64>, String) {
-    let close = if e.close_time.is_some() {
-        opt_ts_millis(&e.close_time)
+/// The order every replica lists executions in: open ones first, then by close time, then
+/// start time, newest first.
+fn order(
+    close_time: &Option<prost_wkt_types::Timestamp>,
+    start_time: &Option<prost_wkt_types::Timestamp>,
+    run_id: &str,
+) -> (Reverse<i64>, Reverse<i64>, String) {
+    let close = if close_time.is_some() {
+        opt_ts_millis(close_time)
     } else {
         i64::MAX
     };
     (
         Reverse(close),
-        Reverse(opt_ts_millis(&e.start_time)),
-        e.execution
-            .as_ref()
-            .map(|x| x.run_id.clone())
-            .unwrap_or_default(),
+        Reverse(opt_ts_millis(start_time)),
+        run_id.to_string(),
     )
+}
+
+/// A list of executions whose pages merge across replicas: workflows or standalone
+/// activities.
+pub trait ExecutionList {
+    type Req: Message + Clone + Default + 'static;
+    type Resp: Message + Default + 'static;
+    type Item;
+    /// The RPC that lists them (asked of each replica).
+    const RPC: &'static str;
+    fn first_n(req: &Self::Req, n: usize) -> Self::Req;
+    fn split(resp: Self::Resp) -> (Vec<Self::Item>, Vec<u8>);
+    fn join(items: Vec<Self::Item>, next_page_token: Vec<u8>) -> Self::Resp;
+    fn order(item: &Self::Item) -> (Reverse<i64>, Reverse<i64>, String);
+}
+
+pub struct WorkflowList;
+
+impl ExecutionList for WorkflowList {
+    type Req = ListWorkflowExecutionsRequest;
+    type Resp = ListWorkflowExecutionsResponse;
+    type Item = WorkflowExecutionInfo;
+    const RPC: &'static str = "ListWorkflowExecutions";
+    fn first_n(req: &Self::Req, n: usize) -> Self::Req {
+        first_n(req, n)
+    }
+    fn split(resp: Self::Resp) -> (Vec<Self::Item>, Vec<u8>) {
+        (resp.executions, resp.next_page_token)
+    }
+    fn join(executions: Vec<Self::Item>, next_page_token: Vec<u8>) -> Self::Resp {
+        ListWorkflowExecutionsResponse {
+            executions,
+            next_page_token,
+        }
+    }
+    fn order(e: &Self::Item) -> (Reverse<i64>, Reverse<i64>, String) {
+        let run_id = e.execution.as_ref().map_or("", |x| x.run_id.as_str());
+        order(&e.close_time, &e.start_time, run_id)
+    }
+}
+
+pub struct ActivityList;
+
+impl ExecutionList for ActivityList {
+    type Req = ListActivityExecutionsRequest;
+    type Resp = ListActivityExecutionsResponse;
+    type Item = ActivityExecutionListInfo;
+    const RPC: &'static str = "ListActivityExecutions";
+    fn first_n(req: &Self::Req, n: usize) -> Self::Req {
+        ListActivityExecutionsRequest {
+            page_size: i32::try_from(n).unwrap_or(i32::MAX),
+            next_page_token: Vec::new(),
+            ..req.clone()
+        }
+    }
+    fn split(resp: Self::Resp) -> (Vec<Self::Item>, Vec<u8>) {
+        (resp.executions, resp.next_page_token)
+    }
+    fn join(executions: Vec<Self::Item>, next_page_token: Vec<u8>) -> Self::Resp {
+        ListActivityExecutionsResponse {
+            executions,
+            next_page_token,
+        }
+    }
+    fn order(e: &Self::Item) -> (Reverse<i64>, Reverse<i64>, String) {
+        order(&e.close_time, &e.schedule_time, &e.run_id)
+    }
 }
 
 impl Cluster {
     /// One page of a list over every replica. The page token is the offset into the merged
     /// order, so each replica is asked for the first `offset + page_size` of its own runs.
-    pub async fn list_everywhere(
+    pub async fn list_everywhere<L: ExecutionList>(
         &self,
-        local: ListWorkflowExecutionsResponse,
-        req: &Request<ListWorkflowExecutionsRequest>,
+        local: L::Resp,
+        req: &Request<L::Req>,
         offset: usize,
         page_size: usize,
-    ) -> Result<ListWorkflowExecutionsResponse, Status> {
-        let mut more = !local.next_page_token.is_empty();
-        let mut all = local.executions;
+    ) -> Result<L::Resp, Status> {
+        let (mut all, token) = L::split(local);
+        let mut more = !token.is_empty();
         for peer in self.peer_addresses() {
-            let mut one = Request::new(first_n(req.get_ref(), offset + page_size));
+            let mut one = Request::new(L::first_n(req.get_ref(), offset + page_size));
             *one.metadata_mut() = req.metadata().clone();
-            let part: ListWorkflowExecutionsResponse = self
-                .forward(&peer, "ListWorkflowExecutions", one)
-                .await?
-                .into_inner();
-            more |= !part.next_page_token.is_empty();
-            all.extend(part.executions);
+            let part: L::Resp = self.forward(&peer, L::RPC, one).await?.into_inner();
+            let (items, token) = L::split(part);
+            more |= !token.is_empty();
+            all.extend(items);
         }
-        all.sort_by_cached_key(order);
+        all.sort_by_cached_key(L::order);
         let seen = all.len();
-        let executions: Vec<WorkflowExecutionInfo> =
-            all.into_iter().skip(offset).take(page_size).collect();
-        let next = offset + executions.len();
-        Ok(ListWorkflowExecutionsResponse {
-            executions,
-            next_page_token: if more || seen > next {
-                next.to_string().into_bytes()
-            } else {
-                Vec::new()
-            },
-        })
+        let page: Vec<L::Item> = all.into_iter().skip(offset).take(page_size).collect();
+        let next = offset + page.len();
+        let token = if more || seen > next {
+            next.to_string().into_bytes()
+        } else {
+            Vec::new()
+        };
+        Ok(L::join(page, token))
     }
 }
 
@@ -106,33 +174,88 @@ impl Cluster {
     }
 }
 
+/// A count of executions whose answers add up across replicas, group by group.
+pub trait ExecutionCount: Message + Default + Sized + 'static {
+    type Req: Message + Clone + Default + 'static;
+    /// The RPC that counts them (asked of each replica).
+    const RPC: &'static str;
+    /// The count, and each group's values and count.
+    fn into_parts(self) -> (i64, Vec<(Vec<Payload>, i64)>);
+    fn from_parts(count: i64, groups: Vec<(Vec<Payload>, i64)>) -> Self;
+}
+
+impl ExecutionCount for CountWorkflowExecutionsResponse {
+    type Req = CountWorkflowExecutionsRequest;
+    const RPC: &'static str = "CountWorkflowExecutions";
+    fn into_parts(self) -> (i64, Vec<(Vec<Payload>, i64)>) {
+        let groups = self.groups.into_iter();
+        (
+            self.count,
+            groups.map(|g| (g.group_values, g.count)).collect(),
+        )
+    }
+    fn from_parts(count: i64, groups: Vec<(Vec<Payload>, i64)>) -> Self {
+        use count_workflow_executions_response::AggregationGroup;
+        let groups = groups.into_iter();
+        Self {
+            count,
+            groups: groups
+                .map(|(group_values, count)| AggregationGroup {
+                    group_values,
+                    count,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl ExecutionCount for CountActivityExecutionsResponse {
+    type Req = CountActivityExecutionsRequest;
+    const RPC: &'static str = "CountActivityExecutions";
+    fn into_parts(self) -> (i64, Vec<(Vec<Payload>, i64)>) {
+        let groups = self.groups.into_iter();
+        (
+            self.count,
+            groups.map(|g| (g.group_values, g.count)).collect(),
+        )
+    }
+    fn from_parts(count: i64, groups: Vec<(Vec<Payload>, i64)>) -> Self {
+        use count_activity_executions_response::AggregationGroup;
+        let groups = groups.into_iter();
+        Self {
+            count,
+            groups: groups
+                .map(|(group_values, count)| AggregationGroup {
+                    group_values,
+                    count,
+                })
+                .collect(),
+        }
+    }
+}
+
 impl Cluster {
     /// A count over every replica (groups merged by their values).
-    pub async fn count_everywhere(
+    pub async fn count_everywhere<C: ExecutionCount>(
         &self,
-        mut total: CountWorkflowExecutionsResponse,
-        req: &Request<CountWorkflowExecutionsRequest>,
-    ) -> Result<CountWorkflowExecutionsResponse, Status> {
+        local: C,
+        req: &Request<C::Req>,
+    ) -> Result<C, Status> {
+        let (mut count, mut groups) = local.into_parts();
         for peer in self.peer_addresses() {
             let mut one = Request::new(req.get_ref().clone());
             *one.metadata_mut() = req.metadata().clone();
-            let part: CountWorkflowExecutionsResponse = self
-                .forward(&peer, "CountWorkflowExecutions", one)
-                .await?
-                .into_inner();
-            total.count += part.count;
-            for group in part.groups {
-                match total
-                    .groups
-                    .iter_mut()
-                    .find(|g| g.group_values == group.group_values)
-                {
-                    Some(g) => g.count += group.count,
-                    None => total.groups.push(group),
+            let part: C = self.forward(&peer, C::RPC, one).await?.into_inner();
+            let (part_count, part_groups) = part.into_parts();
+            count += part_count;
+            for (values, n) in part_groups {
+                match groups.iter_mut().find(|(v, _)| *v == values) {
+                    Some((_, c)) => *c += n,
+                    None => groups.push((values, n)),
                 }
             }
         }
-        Ok(total)
+        Ok(C::from_parts(count, groups))
     }
 }
 

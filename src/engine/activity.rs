@@ -87,18 +87,24 @@ impl Engine {
     ) -> Result<()> {
         self.transact(|core| {
             let (key, sched) = core.locate_activity(activity)?;
+            let run = core.run(&key)?;
             if let AttemptEnd::Canceled { .. } = end
-                && !core
-                    .run(&key)?
+                && !run
                     .ms
                     .activities
                     .get(&sched)
                     .is_some_and(|a| a.cancel_requested)
             {
-                return Err(Error::InvalidArgument(
+                // Each in its server's words: Temporal's history service for a workflow's
+                // activity, its standalone activities otherwise.
+                return Err(Error::InvalidArgument(if run.is_standalone_activity() {
+                    "unable to mark activity as canceled without activity being request \
+                     canceled first"
+                        .into()
+                } else {
                     "Unable to mark activity as canceled without activity being request canceled."
-                        .into(),
-                ));
+                        .into()
+                }));
             }
             core.end_attempt(&key, sched, end);
             core.changed(&key);
@@ -125,6 +131,7 @@ impl Engine {
             info.heartbeat_details = details;
             info.last_heartbeat_time = Some(self.now_ts());
             let answer = Core::heartbeat_answer(info);
+            core.count_standalone_heartbeat(&key);
             core.changed(&key);
             Ok(answer)
         })
@@ -172,7 +179,12 @@ impl Core {
                         "ActivityId is not set on request.".into(),
                     ));
                 }
-                let key = self.resolve_resident(namespace, workflow_id, run_id)?;
+                let key = if workflow_id.is_empty() {
+                    // No workflow: a standalone activity execution.
+                    self.resolve_resident_activity_execution(namespace, activity_id, run_id)?
+                } else {
+                    self.resolve_resident(namespace, workflow_id, run_id)?
+                };
                 let run = self.run(&key)?;
                 if !run.is_open() {
                     return Err(Error::NotFound(
@@ -217,7 +229,12 @@ impl Core {
             .started
             .as_ref()
             .and_then(|s| s.workflow_type.clone());
-        let execution = run.execution();
+        // A standalone activity has no workflow: its run is the activity's.
+        let (execution, activity_run_id) = if run.is_standalone_activity() {
+            (Default::default(), key.run_id.clone())
+        } else {
+            (run.execution(), String::new())
+        };
         let info = run.ms.activities.get_mut(&scheduled_event_id)?;
         if info.attempt != attempt
             || info.started_time.is_some()
@@ -233,6 +250,7 @@ impl Core {
             now - opt_ts_millis(&info.scheduled_time),
         );
         info.started_time = Some(ts_from_millis(now));
+        info.last_started_time = info.started_time;
         info.started_identity = identity.to_string();
         info.last_worker_identity = identity.to_string();
         info.started_request_id = uuid::Uuid::new_v4().to_string();
@@ -281,6 +299,7 @@ impl Core {
             heartbeat_timeout: Some(info.heartbeat_timeout.unwrap_or_default()),
             retry_policy: info.retry_policy,
             priority: info.priority,
+            activity_run_id,
             ..Default::default()
         })
     }
@@ -311,9 +330,9 @@ impl Core {
                     identity,
                     ..Default::default()
                 };
-                run.ms.activities.remove(&sched);
-                self.add_events(
+                self.activity_closed(
                     key,
+                    sched,
                     vec![
                         started,
                         Attributes::ActivityTaskCompletedEventAttributes(completed),
@@ -335,8 +354,7 @@ impl Core {
                         ..Default::default()
                     },
                 ));
-                run.ms.activities.remove(&sched);
-                self.add_events(key, events);
+                self.activity_closed(key, sched, events);
                 return;
             }
             AttemptEnd::Failed {
@@ -439,8 +457,7 @@ impl Core {
                         },
                     )
                 });
-                run.ms.activities.remove(&sched);
-                self.add_events(key, events);
+                self.activity_closed(key, sched, events);
             }
         }
     }
@@ -467,7 +484,7 @@ impl Core {
         );
     }
 
-    fn arm_schedule_to_start(&mut self, key: &RunKey, info: &ActivityInfo) {
+    pub(crate) fn arm_schedule_to_start(&mut self, key: &RunKey, info: &ActivityInfo) {
         let s2s = dur_millis(&info.schedule_to_start_timeout);
         let s2c = dur_millis(&info.schedule_to_close_timeout);
         if s2s > 0 && (s2c == 0 || s2s < s2c) {

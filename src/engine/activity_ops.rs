@@ -82,11 +82,6 @@ impl Engine {
     /// Applies the operation to every activity it targets, all or none; answers the options
     /// the (last) activity has afterwards.
     pub async fn operate_on_activities(&self, op: ActivityOperation) -> Result<ActivityOptions> {
-        if op.workflow_id.is_empty() {
-            return Err(Error::InvalidArgument(
-                "WorkflowId is not set on request.".into(),
-            ));
-        }
         let Some(target) = op.target.clone() else {
             return Err(Error::InvalidArgument(
                 "Either Activity.Id or Activity.Type should be set on request.".into(),
@@ -101,7 +96,18 @@ impl Engine {
             check_update(options.as_deref(), mask, *restore_original)?;
         }
         self.transact(|core| {
-            let key = core.resolve_run(&op.namespace, &op.workflow_id, &op.run_id)?;
+            let key = match (&target, op.workflow_id.is_empty()) {
+                (_, false) => core.resolve_run(&op.namespace, &op.workflow_id, &op.run_id)?,
+                // No workflow: a standalone activity execution, named by its id.
+                (ActivityTarget::Id(id), true) => {
+                    core.resolve_activity_execution(&op.namespace, id, &op.run_id)?
+                }
+                _ => {
+                    return Err(Error::InvalidArgument(
+                        "WorkflowId is not set on request.".into(),
+                    ));
+                }
+            };
             let targets = core.target_activities(&key, &target)?;
             let now = core.now();
             // Everything is checked before anything changes: a refusal leaves all as it was.

@@ -18,7 +18,7 @@ use temporalio_protos::temporal::api::workflowservice::v1::{
 };
 
 use super::matching::{QueueKey, QueueKind};
-use super::{Core, Engine, Result, clock};
+use super::{Core, Engine, Result, RunKey, clock};
 use crate::store::{DeletedRun, LogRecord, log_record};
 
 impl Core {
@@ -121,17 +121,25 @@ impl Engine {
             if core.run(&key)?.is_open() {
                 core.terminate_run(&key, "Delete workflow execution", None, "durin")?;
             }
-            core.forget_archived(&key)?;
-            core.forget_run(&key);
-            core.log(LogRecord {
-                kind: Some(log_record::Kind::Deleted(DeletedRun {
-                    namespace: key.namespace.clone(),
-                    workflow_id: key.workflow_id.clone(),
-                    run_id: key.run_id.clone(),
-                })),
-            });
-            Ok(())
+            core.delete_run(&key)
         })
         .await
+    }
+}
+
+impl Core {
+    /// Deletes a closed run: from memory, from the archive, and (by a logged record) from
+    /// the store.
+    pub(crate) fn delete_run(&mut self, key: &RunKey) -> Result<()> {
+        self.forget_archived(key)?;
+        self.forget_run(key);
+        self.log(LogRecord {
+            kind: Some(log_record::Kind::Deleted(DeletedRun {
+                namespace: key.namespace.clone(),
+                workflow_id: key.workflow_id.clone(),
+                run_id: key.run_id.clone(),
+            })),
+        });
+        Ok(())
     }
 }

@@ -37,6 +37,7 @@ pub mod schedule_api;
 pub mod schedules;
 pub mod shards;
 pub mod signal;
+pub mod standalone;
 pub mod start;
 mod sticky;
 pub use crate::store::state;
@@ -93,6 +94,13 @@ pub enum Error {
         run_id: String,
         start_request_id: String,
         first_execution_run_id: String,
+    },
+    /// An activity id in use (running, or closed and the reuse policy refuses it).
+    #[error("{message}")]
+    ActivityAlreadyStarted {
+        message: String,
+        start_request_id: String,
+        run_id: String,
     },
     #[error("{0}")]
     FailedPrecondition(String),

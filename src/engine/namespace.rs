@@ -60,6 +60,8 @@ fn capabilities() -> Capabilities {
         async_update: true,
         worker_poll_complete_on_shutdown: true,
         worker_heartbeats: true,
+        standalone_activities: true,
+        standalone_activity_start_delay: true,
         ..Default::default()
     }
 }

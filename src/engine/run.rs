@@ -17,6 +17,9 @@ use super::{ChangeKind, events, is_running};
 pub struct RunProgress {
     pub next_event_id: i64,
     pub closed: bool,
+    /// The run's state transition count (standalone activities, which have no history, are
+    /// long-polled by it).
+    pub transitions: i64,
 }
 
 pub struct Run {
@@ -43,6 +46,7 @@ impl Run {
         let (progress, _) = watch::channel(RunProgress {
             next_event_id: ms.next_event_id,
             closed: !is_running(&ms),
+            transitions: ms.state_transition_count,
         });
         Self {
             ms,
@@ -60,6 +64,11 @@ impl Run {
 
     pub fn is_open(&self) -> bool {
         is_running(&self.ms)
+    }
+
+    /// Whether this is a standalone activity execution rather than a workflow run.
+    pub fn is_standalone_activity(&self) -> bool {
+        self.ms.standalone_activity.is_some()
     }
 
     pub fn execution(&self) -> WorkflowExecution {
@@ -169,6 +178,7 @@ impl Run {
         self.progress.send_replace(RunProgress {
             next_event_id: self.ms.next_event_id,
             closed: !self.is_open(),
+            transitions: self.ms.state_transition_count,
         });
     }
 

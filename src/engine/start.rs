@@ -171,6 +171,10 @@ fn validate_start(req: &StartWorkflowExecutionRequest) -> Result<()> {
     if req.workflow_id.is_empty() {
         return invalid("WorkflowId is not set on request.");
     }
+    if super::standalone::is_reserved(&req.workflow_id) {
+        // The standalone activities' key space (see `standalone/mod.rs`).
+        return invalid("WorkflowId must not start with a NUL character.");
+    }
     if req.workflow_id.len() > MAX_ID_LENGTH {
         return invalid("WorkflowId exceeds length limit.");
     }
@@ -235,7 +239,7 @@ pub(crate) struct FirstEvents {
 }
 
 /// One JSON string as payloads, as the Go SDK's converter encodes it.
-fn json_string_payloads(text: &str) -> Option<Payloads> {
+pub(crate) fn json_string_payloads(text: &str) -> Option<Payloads> {
     Some(Payloads {
         payloads: vec![temporalio_protos::temporal::api::common::v1::Payload {
             metadata: [("encoding".to_string(), b"json/plain".to_vec())].into(),
@@ -739,6 +743,12 @@ impl Core {
             return;
         };
         let ms = run.ms.clone();
+        if run.is_standalone_activity() {
+            for activity in ms.activities.values() {
+                self.arm_activity(key, activity);
+            }
+            return;
+        }
         let tq = run.task_queue();
         if let Some(wft) = &ms.workflow_task {
             if wft.started_event_id == 0 {

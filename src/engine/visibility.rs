@@ -11,7 +11,9 @@ use temporalio_protos::temporal::api::operatorservice::v1::{
 use temporalio_protos::temporal::api::workflow::v1::WorkflowExecutionInfo;
 use temporalio_protos::temporal::api::workflowservice::v1::count_workflow_executions_response::AggregationGroup;
 use temporalio_protos::temporal::api::workflowservice::v1::{
+    CountActivityExecutionsRequest, CountActivityExecutionsResponse,
     CountWorkflowExecutionsRequest, CountWorkflowExecutionsResponse,
+    ListActivityExecutionsRequest, ListActivityExecutionsResponse,
     ListClosedWorkflowExecutionsRequest, ListOpenWorkflowExecutionsRequest,
     ListWorkflowExecutionsRequest, ListWorkflowExecutionsResponse,
     list_closed_workflow_executions_request, list_open_workflow_executions_request,
@@ -42,11 +44,15 @@ impl Core {
             .unwrap_or_default()
     }
 
-    fn parse_query(&self, namespace: &str, text: &str) -> Result<Query> {
+    fn parse_query(&self, namespace: &str, text: &str, kind: Executions) -> Result<Query> {
         self.check_namespace(namespace)?;
         let custom = self.custom_search_attributes(namespace);
-        Query::parse(text, &|name| sa::lookup(&custom, name))
-            .map_err(|e| Error::InvalidArgument(e.to_string()))
+        let types = |name: &str| match kind {
+            Executions::Activities => crate::engine::standalone::info::attribute_type(name)
+                .or_else(|| sa::lookup(&custom, name)),
+            Executions::Workflows => sa::lookup(&custom, name),
+        };
+        Query::parse(text, &types).map_err(|e| Error::InvalidArgument(e.to_string()))
     }
 
     /// Describes a run of a page: from memory, or read back from the archive.
@@ -55,6 +61,15 @@ impl Core {
         hit: &Hit,
         custom: &BTreeMap<String, i32>,
     ) -> Result<Option<WorkflowExecutionInfo>> {
+        Ok(self
+            .read_hit(hit, |run| {
+                history::describe_run(run, custom).workflow_execution_info
+            })?
+            .flatten())
+    }
+
+    /// Reads what `describe` says of a run of a page: from memory, or from the archive.
+    fn read_hit<T>(&mut self, hit: &Hit, describe: impl Fn(&Run) -> T) -> Result<Option<T>> {
         let key = hit.key();
         let archived_at = match &hit.source {
             Source::Archived(_, loc) => Some(*loc),
@@ -64,15 +79,22 @@ impl Core {
         if !self.runs.contains_key(key) && archived_at.is_none() {
             self.fault_in(key)?;
         }
-        let info = |run: &Run| history::describe_run(run, custom).workflow_execution_info;
         if let Some(run) = self.runs.get(key) {
-            return Ok(info(run));
+            return Ok(Some(describe(run)));
         }
         Ok(match archived_at {
-            Some(loc) => self.read_archived(loc)?.and_then(|run| info(&run)),
+            Some(loc) => self.read_archived(loc)?.map(|run| describe(&run)),
             None => None,
         })
     }
+}
+
+/// What a visibility query lists: workflow runs, or standalone activity executions (two
+/// separate lists, as in Temporal).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Executions {
+    Workflows,
+    Activities,
 }
 
 /// Where a matching run is.
@@ -90,12 +112,32 @@ struct Hit {
 }
 
 impl Hit {
-    fn of(run: &Run, custom: &BTreeMap<String, i32>, query: &Query, source: Source) -> Option<Hit> {
-        let record = RunRecord {
-            ms: &run.ms,
-            custom,
+    fn of(
+        run: &Run,
+        custom: &BTreeMap<String, i32>,
+        query: &Query,
+        source: Source,
+        kind: Executions,
+    ) -> Option<Hit> {
+        if run.is_standalone_activity() != (kind == Executions::Activities) {
+            return None;
+        }
+        let workflow;
+        let activity;
+        let record: &dyn Record = match kind {
+            Executions::Workflows => {
+                workflow = RunRecord {
+                    ms: &run.ms,
+                    custom,
+                };
+                &workflow
+            }
+            Executions::Activities => {
+                activity = crate::engine::standalone::info::ActivityRecord { run, custom };
+                &activity
+            }
         };
-        if !query.matches(&record) {
+        if !query.matches(record) {
             return None;
         }
         let group = query.group_by().map(|g| match record.get(g) {
@@ -134,6 +176,7 @@ impl Engine {
         keys: &[RunKey],
         query: &Query,
         custom: &BTreeMap<String, i32>,
+        kind: Executions,
     ) -> Vec<Hit> {
         let mut hits = Vec::new();
         for chunk in keys.chunks(MATCH_CHUNK) {
@@ -141,7 +184,7 @@ impl Engine {
                 let core = self.core.lock();
                 hits.extend(chunk.iter().filter_map(|k| {
                     let run = core.runs.get(k)?;
-                    Hit::of(run, custom, query, Source::Resident(k.clone()))
+                    Hit::of(run, custom, query, Source::Resident(k.clone()), kind)
                 }));
             }
             tokio::task::yield_now().await;
@@ -153,10 +196,15 @@ impl Engine {
     /// time, newest first; ties by start time, newest first. Runs in memory are matched under
     /// the engine lock, [`MATCH_CHUNK`] at a time; archived runs are scanned from disk
     /// outside it.
-    async fn matching_runs(&self, namespace: &str, text: &str) -> Result<(Query, Vec<Hit>)> {
+    async fn matching_runs(
+        &self,
+        namespace: &str,
+        text: &str,
+        kind: Executions,
+    ) -> Result<(Query, Vec<Hit>)> {
         let (query, custom, keys) = {
             let core = self.core.lock();
-            let query = core.parse_query(namespace, text)?;
+            let query = core.parse_query(namespace, text, kind)?;
             let custom = core.custom_search_attributes(namespace);
             let keys: Vec<RunKey> = core
                 .runs
@@ -166,7 +214,7 @@ impl Engine {
                 .collect();
             (query, custom, keys)
         };
-        let mut hits = self.resident_hits(&keys, &query, &custom).await;
+        let mut hits = self.resident_hits(&keys, &query, &custom, kind).await;
         // Taken after the runs in memory were matched: a run archived meanwhile is in it.
         let plan = self.core.lock().archive_scan_plan();
         let Some((files, segments)) = plan else {
@@ -189,7 +237,7 @@ impl Engine {
                         };
                         let run = Run::new(*state);
                         if let Some(hit) =
-                            Hit::of(&run, &custom, &query, Source::Archived(key, loc))
+                            Hit::of(&run, &custom, &query, Source::Archived(key, loc), kind)
                         {
                             found.push(hit);
                         }
@@ -222,7 +270,9 @@ impl Engine {
         req: ListWorkflowExecutionsRequest,
     ) -> Result<ListWorkflowExecutionsResponse> {
         let (offset, page_size) = page_of(&req)?;
-        let (_, hits) = self.matching_runs(&req.namespace, &req.query).await?;
+        let (_, hits) = self
+            .matching_runs(&req.namespace, &req.query, Executions::Workflows)
+            .await?;
         let total = hits.len();
         let page: Vec<Hit> = hits.into_iter().skip(offset).take(page_size).collect();
         let taken = page.len();
@@ -236,14 +286,9 @@ impl Engine {
                 Ok(out)
             })
             .await?;
-        let next = offset + taken;
         Ok(ListWorkflowExecutionsResponse {
             executions,
-            next_page_token: if next < total {
-                next.to_string().into_bytes()
-            } else {
-                Vec::new()
-            },
+            next_page_token: next_page_token(offset + taken, total),
         })
     }
 
@@ -251,19 +296,76 @@ impl Engine {
         &self,
         req: CountWorkflowExecutionsRequest,
     ) -> Result<CountWorkflowExecutionsResponse> {
-        let (query, hits) = self.matching_runs(&req.namespace, &req.query).await?;
-        let count = hits.len() as i64;
-        if query.group_by().is_none() {
-            return Ok(CountWorkflowExecutionsResponse {
-                count,
-                groups: Vec::new(),
-            });
-        }
-        let mut groups: BTreeMap<String, i64> = BTreeMap::new();
-        for hit in hits {
-            *groups.entry(hit.group.unwrap_or_default()).or_default() += 1;
-        }
+        let (count, groups) = self
+            .count_runs(&req.namespace, &req.query, Executions::Workflows)
+            .await?;
         Ok(CountWorkflowExecutionsResponse {
+            count,
+            groups: groups
+                .into_iter()
+                .map(|(value, count)| AggregationGroup {
+                    group_values: vec![sa::keyword_payload(&value)],
+                    count,
+                })
+                .collect(),
+        })
+    }
+
+    /// How many executions match, and per group with `GROUP BY`.
+    async fn count_runs(
+        &self,
+        namespace: &str,
+        text: &str,
+        kind: Executions,
+    ) -> Result<(i64, BTreeMap<String, i64>)> {
+        let (query, hits) = self.matching_runs(namespace, text, kind).await?;
+        let count = hits.len() as i64;
+        let mut groups: BTreeMap<String, i64> = BTreeMap::new();
+        if query.group_by().is_some() {
+            for hit in hits {
+                *groups.entry(hit.group.unwrap_or_default()).or_default() += 1;
+            }
+        }
+        Ok((count, groups))
+    }
+
+    pub async fn list_activities(
+        &self,
+        req: ListActivityExecutionsRequest,
+    ) -> Result<ListActivityExecutionsResponse> {
+        let (offset, page_size) = page_of(&as_workflow_list(&req))?;
+        let (_, hits) = self
+            .matching_runs(&req.namespace, &req.query, Executions::Activities)
+            .await?;
+        let total = hits.len();
+        let page: Vec<Hit> = hits.into_iter().skip(offset).take(page_size).collect();
+        let taken = page.len();
+        let executions = self
+            .transact(|core| {
+                let mut out = Vec::with_capacity(page.len());
+                for hit in &page {
+                    out.extend(core.read_hit(hit, |run| {
+                        crate::engine::standalone::info::list_info(run)
+                    })?);
+                }
+                Ok(out)
+            })
+            .await?;
+        Ok(ListActivityExecutionsResponse {
+            executions,
+            next_page_token: next_page_token(offset + taken, total),
+        })
+    }
+
+    pub async fn count_activities(
+        &self,
+        req: CountActivityExecutionsRequest,
+    ) -> Result<CountActivityExecutionsResponse> {
+        use temporalio_protos::temporal::api::workflowservice::v1::count_activity_executions_response::AggregationGroup;
+        let (count, groups) = self
+            .count_runs(&req.namespace, &req.query, Executions::Activities)
+            .await?;
+        Ok(CountActivityExecutionsResponse {
             count,
             groups: groups
                 .into_iter()
@@ -375,6 +477,25 @@ pub fn page_of(req: &ListWorkflowExecutionsRequest) -> Result<(usize, usize)> {
         DEFAULT_PAGE_SIZE
     };
     Ok((offset, page_size))
+}
+
+/// The token of the page starting at `next` of `total` matches (none after the last).
+fn next_page_token(next: usize, total: usize) -> Vec<u8> {
+    if next < total {
+        next.to_string().into_bytes()
+    } else {
+        Vec::new()
+    }
+}
+
+/// An activity list's paging, read as a workflow list's (the same offsets).
+pub fn as_workflow_list(req: &ListActivityExecutionsRequest) -> ListWorkflowExecutionsRequest {
+    ListWorkflowExecutionsRequest {
+        namespace: req.namespace.clone(),
+        page_size: req.page_size,
+        next_page_token: req.next_page_token.clone(),
+        query: req.query.clone(),
+    }
 }
 
 fn sort_hits(hits: &mut [Hit]) {

@@ -4,7 +4,8 @@
 use prost::Message;
 use temporalio_protos::google::rpc::Status as RpcStatus;
 use temporalio_protos::temporal::api::errordetails::v1::{
-    NamespaceAlreadyExistsFailure, NamespaceNotFoundFailure, NotFoundFailure, QueryFailedFailure,
+    ActivityExecutionAlreadyStartedFailure, NamespaceAlreadyExistsFailure,
+    NamespaceNotFoundFailure, NotFoundFailure, QueryFailedFailure,
     WorkflowExecutionAlreadyStartedFailure,
 };
 use tonic::{Code, Status};
@@ -69,6 +70,21 @@ pub fn to_status(err: Error) -> Status {
                     start_request_id,
                     run_id,
                     first_execution_run_id,
+                },
+            ),
+        ),
+        Error::ActivityAlreadyStarted {
+            run_id,
+            start_request_id,
+            ..
+        } => with_detail(
+            Code::AlreadyExists,
+            message,
+            any(
+                "temporal.api.errordetails.v1.ActivityExecutionAlreadyStartedFailure",
+                &ActivityExecutionAlreadyStartedFailure {
+                    start_request_id,
+                    run_id,
                 },
             ),
         ),

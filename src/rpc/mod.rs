@@ -31,6 +31,8 @@ pub enum RouteKey<'a> {
     Local,
     /// A workflow (or schedule) id in a namespace.
     Id(&'a str, &'a str),
+    /// A standalone activity's id in a namespace (a key space of its own).
+    Activity(&'a str, &'a str),
     /// A task token, which names its workflow.
     Token(&'a [u8]),
 }
@@ -44,6 +46,26 @@ pub fn workflow_id(
     e: &Option<temporalio_protos::temporal::api::common::v1::WorkflowExecution>,
 ) -> &str {
     e.as_ref().map_or("", |e| e.workflow_id.as_str())
+}
+
+/// An activity named by id: a workflow's when a workflow id is given, else a standalone one.
+pub fn activity_by_id<'a>(namespace: &'a str, workflow_id: &'a str, activity_id: &'a str) -> RouteKey<'a> {
+    if workflow_id.is_empty() {
+        RouteKey::Activity(namespace, activity_id)
+    } else {
+        RouteKey::Id(namespace, workflow_id)
+    }
+}
+
+/// Refuses a workflow id in the standalone activities' key space: no RPC may reach an
+/// activity execution as if it were a workflow.
+pub fn check_route_key(key: RouteKey<'_>) -> Result<(), tonic::Status> {
+    match key {
+        RouteKey::Id(_, id) if crate::engine::standalone::is_reserved(id) => Err(
+            tonic::Status::invalid_argument("WorkflowId must not start with a NUL character."),
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// The workflow id a multi-operation starts.
@@ -112,19 +134,19 @@ macro_rules! workflow_rpcs {
             record_activity_task_heartbeat(RecordActivityTaskHeartbeatRequest) -> RecordActivityTaskHeartbeatResponse, "RecordActivityTaskHeartbeat",
                 |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Token(&r.task_token);
             record_activity_task_heartbeat_by_id(RecordActivityTaskHeartbeatByIdRequest) -> RecordActivityTaskHeartbeatByIdResponse, "RecordActivityTaskHeartbeatById",
-                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, &r.workflow_id);
+                |r| Some(&r.namespace), |r| $crate::rpc::activity_by_id(&r.namespace, &r.workflow_id, &r.activity_id);
             respond_activity_task_completed(RespondActivityTaskCompletedRequest) -> RespondActivityTaskCompletedResponse, "RespondActivityTaskCompleted",
                 |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Token(&r.task_token);
             respond_activity_task_completed_by_id(RespondActivityTaskCompletedByIdRequest) -> RespondActivityTaskCompletedByIdResponse, "RespondActivityTaskCompletedById",
-                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, &r.workflow_id);
+                |r| Some(&r.namespace), |r| $crate::rpc::activity_by_id(&r.namespace, &r.workflow_id, &r.activity_id);
             respond_activity_task_failed(RespondActivityTaskFailedRequest) -> RespondActivityTaskFailedResponse, "RespondActivityTaskFailed",
                 |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Token(&r.task_token);
             respond_activity_task_failed_by_id(RespondActivityTaskFailedByIdRequest) -> RespondActivityTaskFailedByIdResponse, "RespondActivityTaskFailedById",
-                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, &r.workflow_id);
+                |r| Some(&r.namespace), |r| $crate::rpc::activity_by_id(&r.namespace, &r.workflow_id, &r.activity_id);
             respond_activity_task_canceled(RespondActivityTaskCanceledRequest) -> RespondActivityTaskCanceledResponse, "RespondActivityTaskCanceled",
                 |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Token(&r.task_token);
             respond_activity_task_canceled_by_id(RespondActivityTaskCanceledByIdRequest) -> RespondActivityTaskCanceledByIdResponse, "RespondActivityTaskCanceledById",
-                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, &r.workflow_id);
+                |r| Some(&r.namespace), |r| $crate::rpc::activity_by_id(&r.namespace, &r.workflow_id, &r.activity_id);
             pause_activity(PauseActivityRequest) -> PauseActivityResponse, "PauseActivity",
                 |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, $crate::rpc::workflow_id(&r.execution));
             unpause_activity(UnpauseActivityRequest) -> UnpauseActivityResponse, "UnpauseActivity",
@@ -134,13 +156,29 @@ macro_rules! workflow_rpcs {
             update_activity_options(UpdateActivityOptionsRequest) -> UpdateActivityOptionsResponse, "UpdateActivityOptions",
                 |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, $crate::rpc::workflow_id(&r.execution));
             pause_activity_execution(PauseActivityExecutionRequest) -> PauseActivityExecutionResponse, "PauseActivityExecution",
-                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, &r.workflow_id);
+                |r| Some(&r.namespace), |r| $crate::rpc::activity_by_id(&r.namespace, &r.workflow_id, &r.activity_id);
             unpause_activity_execution(UnpauseActivityExecutionRequest) -> UnpauseActivityExecutionResponse, "UnpauseActivityExecution",
-                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, &r.workflow_id);
+                |r| Some(&r.namespace), |r| $crate::rpc::activity_by_id(&r.namespace, &r.workflow_id, &r.activity_id);
             reset_activity_execution(ResetActivityExecutionRequest) -> ResetActivityExecutionResponse, "ResetActivityExecution",
-                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, &r.workflow_id);
+                |r| Some(&r.namespace), |r| $crate::rpc::activity_by_id(&r.namespace, &r.workflow_id, &r.activity_id);
             update_activity_execution_options(UpdateActivityExecutionOptionsRequest) -> UpdateActivityExecutionOptionsResponse, "UpdateActivityExecutionOptions",
-                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, &r.workflow_id);
+                |r| Some(&r.namespace), |r| $crate::rpc::activity_by_id(&r.namespace, &r.workflow_id, &r.activity_id);
+            start_activity_execution(StartActivityExecutionRequest) -> StartActivityExecutionResponse, "StartActivityExecution",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Activity(&r.namespace, &r.activity_id);
+            describe_activity_execution(DescribeActivityExecutionRequest) -> DescribeActivityExecutionResponse, "DescribeActivityExecution",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Activity(&r.namespace, &r.activity_id);
+            poll_activity_execution(PollActivityExecutionRequest) -> PollActivityExecutionResponse, "PollActivityExecution",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Activity(&r.namespace, &r.activity_id);
+            request_cancel_activity_execution(RequestCancelActivityExecutionRequest) -> RequestCancelActivityExecutionResponse, "RequestCancelActivityExecution",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Activity(&r.namespace, &r.activity_id);
+            terminate_activity_execution(TerminateActivityExecutionRequest) -> TerminateActivityExecutionResponse, "TerminateActivityExecution",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Activity(&r.namespace, &r.activity_id);
+            delete_activity_execution(DeleteActivityExecutionRequest) -> DeleteActivityExecutionResponse, "DeleteActivityExecution",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Activity(&r.namespace, &r.activity_id);
+            list_activity_executions(ListActivityExecutionsRequest) -> ListActivityExecutionsResponse, "ListActivityExecutions",
+                |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
+            count_activity_executions(CountActivityExecutionsRequest) -> CountActivityExecutionsResponse, "CountActivityExecutions",
+                |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
             signal_workflow_execution(SignalWorkflowExecutionRequest) -> SignalWorkflowExecutionResponse, "SignalWorkflowExecution",
                 |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, $crate::rpc::workflow_id(&r.workflow_execution));
             query_workflow(QueryWorkflowRequest) -> QueryWorkflowResponse, "QueryWorkflow",

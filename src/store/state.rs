@@ -103,7 +103,50 @@ pub struct MutableState {
     /// Worker versioning: where the run's workflow tasks go (None: never versioned).
     #[prost(message, optional, tag = "34")]
     pub versioning: Option<RunVersioning>,
+    /// Set when this is a standalone activity execution rather than a workflow run (see
+    /// `engine/standalone/`).
+    #[prost(message, optional, boxed, tag = "35")]
+    pub standalone_activity: Option<Box<StandaloneActivity>>,
 }
+
+/// A standalone activity execution: an activity a client started on its own, with no
+/// workflow around it. It is kept as a run without history or workflow tasks, in a key space
+/// of its own; its one activity is `MutableState::activities` entry
+/// [`STANDALONE_SCHEDULED_ID`] while it runs, and `closed` once it has ended.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StandaloneActivity {
+    /// The id the client gave (the run's key holds it in the activity key space).
+    #[prost(string, tag = "1")]
+    pub activity_id: String,
+    #[prost(message, optional, tag = "2")]
+    pub user_metadata: Option<temporalio_protos::temporal::api::sdk::v1::UserMetadata>,
+    #[prost(message, optional, tag = "3")]
+    pub start_delay: Option<Duration>,
+    /// The result or final failure, once closed.
+    #[prost(message, optional, tag = "4")]
+    pub outcome: Option<temporalio_protos::temporal::api::activity::v1::ActivityExecutionOutcome>,
+    /// The activity as it was when the execution closed.
+    #[prost(message, optional, tag = "5")]
+    pub closed: Option<ActivityInfo>,
+    /// The reason given with the cancellation request, if one came.
+    #[prost(string, tag = "6")]
+    pub canceled_reason: String,
+    /// Heartbeats recorded over all attempts.
+    #[prost(int64, tag = "7")]
+    pub heartbeat_count: i64,
+    #[prost(message, repeated, tag = "8")]
+    pub links: Vec<temporalio_protos::temporal::api::common::v1::Link>,
+    /// The identity of the client that started it.
+    #[prost(string, tag = "9")]
+    pub identity: String,
+    /// The request id of the termination that closed it (a retried termination is a no-op).
+    #[prost(string, tag = "10")]
+    pub terminate_request_id: String,
+}
+
+/// The scheduled-event id a standalone activity's one activity is kept under (tokens and
+/// timers name an activity by it; there is no history to take it from).
+pub const STANDALONE_SCHEDULED_ID: i64 = 1;
 
 /// A run's worker-versioning state.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -462,6 +505,9 @@ pub struct ActivityInfo {
     pub last_attempt_complete_time: Option<Timestamp>,
     #[prost(message, optional, tag = "30")]
     pub priority: Option<temporalio_protos::temporal::api::common::v1::Priority>,
+    /// When the latest attempt started (kept after it ended).
+    #[prost(message, optional, tag = "31")]
+    pub last_started_time: Option<Timestamp>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

@@ -6,6 +6,7 @@ use temporalio_protos::temporal::api::workflowservice::v1::*;
 use tonic::{Request, Response};
 
 use super::{Reply, WorkflowHandler, ok, same_call};
+use crate::cluster::visibility::{ActivityList, WorkflowList};
 use crate::rpc::errors::to_status;
 
 impl WorkflowHandler {
@@ -63,7 +64,7 @@ impl WorkflowHandler {
             .await
             .map_err(to_status)?;
         cluster
-            .list_everywhere(local, &req, offset, page_size)
+            .list_everywhere::<WorkflowList>(local, &req, offset, page_size)
             .await
             .map(Response::new)
     }
@@ -98,6 +99,58 @@ impl WorkflowHandler {
         let local = self
             .engine
             .count_workflows(req.get_ref().clone())
+            .await
+            .map_err(to_status)?;
+        match self.merging(&req) {
+            // With several replicas each counts its own shards.
+            Some(cluster) => cluster
+                .count_everywhere(local, &req)
+                .await
+                .map(Response::new),
+            None => Ok(Response::new(local)),
+        }
+    }
+
+    pub(super) async fn activities_page(
+        &self,
+        req: Request<ListActivityExecutionsRequest>,
+    ) -> Reply<ListActivityExecutionsResponse> {
+        let mut req = req;
+        if req
+            .extensions()
+            .get::<crate::cluster::Forwarded>()
+            .is_none()
+        {
+            let page_size = &mut req.get_mut().page_size;
+            *page_size = crate::engine::visibility::capped_page_size(*page_size);
+        }
+        let Some(cluster) = self.merging(&req) else {
+            return ok(self.engine.list_activities(req.into_inner()).await);
+        };
+        // With several replicas each lists its own shards; the pages are merged here.
+        let paging = crate::engine::visibility::as_workflow_list(req.get_ref());
+        let (offset, page_size) =
+            crate::engine::visibility::page_of(&paging).map_err(to_status)?;
+        use crate::cluster::visibility::ExecutionList;
+        let first = ActivityList::first_n(req.get_ref(), offset + page_size);
+        let local = self
+            .engine
+            .list_activities(first)
+            .await
+            .map_err(to_status)?;
+        cluster
+            .list_everywhere::<ActivityList>(local, &req, offset, page_size)
+            .await
+            .map(Response::new)
+    }
+
+    pub(super) async fn activities_count(
+        &self,
+        req: Request<CountActivityExecutionsRequest>,
+    ) -> Reply<CountActivityExecutionsResponse> {
+        let local = self
+            .engine
+            .count_activities(req.get_ref().clone())
             .await
             .map_err(to_status)?;
         match self.merging(&req) {

@@ -2,6 +2,7 @@
 //! events on the run, and reports what must happen outside the run.
 
 use super::*;
+use crate::engine::standalone::is_reserved;
 
 /// Initiates a child workflow; the start is an effect on the child.
 pub(super) fn start_child_workflow_execution(
@@ -14,7 +15,7 @@ pub(super) fn start_child_workflow_execution(
         key, wtc_id, now, ..
     } = cx;
     use WorkflowTaskFailedCause as C;
-    if a.workflow_id.is_empty() {
+    if a.workflow_id.is_empty() || is_reserved(&a.workflow_id) {
         return Err(bad(
             C::BadStartChildExecutionAttributes,
             "WorkflowId is not set on StartChildWorkflowExecutionCommand",
@@ -91,7 +92,8 @@ pub(super) fn signal_external_workflow_execution(
     } = cx;
     use WorkflowTaskFailedCause as C;
     let target = a.execution.clone().unwrap_or_default();
-    if target.workflow_id.is_empty() || a.signal_name.is_empty() {
+    if target.workflow_id.is_empty() || is_reserved(&target.workflow_id) || a.signal_name.is_empty()
+    {
         return Err(bad(
             C::BadSignalWorkflowExecutionAttributes,
             "WorkflowId and SignalName must be set on SignalExternalWorkflowExecutionCommand",
@@ -132,7 +134,7 @@ pub(super) fn request_cancel_external_workflow_execution(
         key, wtc_id, now, ..
     } = cx;
     use WorkflowTaskFailedCause as C;
-    if a.workflow_id.is_empty() {
+    if a.workflow_id.is_empty() || is_reserved(&a.workflow_id) {
         return Err(bad(
             C::BadRequestCancelExternalWorkflowExecutionAttributes,
             "WorkflowId is not set on RequestCancelExternalWorkflowExecutionCommand",
