@@ -411,7 +411,9 @@ impl WorkflowService for WorkflowHandler {
         req: Request<DescribeActivityExecutionRequest>,
     ) -> Reply<DescribeActivityExecutionResponse> {
         let deadline = self.poll_deadline(&req, self.engine.config.long_poll_timeout);
-        let answer = self.engine.describe_activity_execution(req.into_inner(), deadline);
+        let answer = self
+            .engine
+            .describe_activity_execution(req.into_inner(), deadline);
         ok(answer.await)
     }
 
@@ -420,14 +422,19 @@ impl WorkflowService for WorkflowHandler {
         req: Request<PollActivityExecutionRequest>,
     ) -> Reply<PollActivityExecutionResponse> {
         let deadline = self.poll_deadline(&req, self.engine.config.long_poll_timeout);
-        ok(self.engine.poll_activity_execution(req.into_inner(), deadline).await)
+        ok(self
+            .engine
+            .poll_activity_execution(req.into_inner(), deadline)
+            .await)
     }
 
     async fn request_cancel_activity_execution(
         &self,
         req: Request<RequestCancelActivityExecutionRequest>,
     ) -> Reply<RequestCancelActivityExecutionResponse> {
-        let done = self.engine.request_cancel_activity_execution(req.into_inner());
+        let done = self
+            .engine
+            .request_cancel_activity_execution(req.into_inner());
         ok(done.await.map(|_| Default::default()))
     }
 

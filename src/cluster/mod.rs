@@ -81,10 +81,9 @@ impl Cluster {
         let (namespace, id) = match key {
             RouteKey::Local => return Ok(None),
             RouteKey::Id(ns, id) => (ns.to_string(), id.to_string()),
-            RouteKey::Activity(ns, id) if !id.is_empty() => (
-                ns.to_string(),
-                crate::engine::standalone::storage_id(id),
-            ),
+            RouteKey::Activity(ns, id) if !id.is_empty() => {
+                (ns.to_string(), crate::engine::standalone::storage_id(id))
+            }
             RouteKey::Activity(..) => return Ok(None),
             RouteKey::Token(token) => match crate::engine::parse_token(token) {
                 Ok((key, _)) => (key.namespace, key.workflow_id),

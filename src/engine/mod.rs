@@ -326,10 +326,14 @@ impl Engine {
         }))
     }
 
-    /// Tasks waiting per task queue (for metrics), and the number of open runs.
+    /// Tasks waiting per task queue (for metrics), and the number of open workflow runs.
     pub fn load_snapshot(&self) -> (Vec<(matching::QueueKey, usize)>, usize) {
         let core = self.core.lock();
-        let open = core.runs.values().filter(|r| r.is_open()).count();
+        let open = core
+            .runs
+            .values()
+            .filter(|r| r.is_open() && !r.is_standalone_activity())
+            .count();
         (core.matching.backlogs(), open)
     }
 

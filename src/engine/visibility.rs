@@ -12,11 +12,11 @@ use temporalio_protos::temporal::api::workflow::v1::WorkflowExecutionInfo;
 use temporalio_protos::temporal::api::workflowservice::v1::count_workflow_executions_response::AggregationGroup;
 use temporalio_protos::temporal::api::workflowservice::v1::{
     CountActivityExecutionsRequest, CountActivityExecutionsResponse,
-    CountWorkflowExecutionsRequest, CountWorkflowExecutionsResponse,
-    ListActivityExecutionsRequest, ListActivityExecutionsResponse,
-    ListClosedWorkflowExecutionsRequest, ListOpenWorkflowExecutionsRequest,
-    ListWorkflowExecutionsRequest, ListWorkflowExecutionsResponse,
-    list_closed_workflow_executions_request, list_open_workflow_executions_request,
+    CountWorkflowExecutionsRequest, CountWorkflowExecutionsResponse, ListActivityExecutionsRequest,
+    ListActivityExecutionsResponse, ListClosedWorkflowExecutionsRequest,
+    ListOpenWorkflowExecutionsRequest, ListWorkflowExecutionsRequest,
+    ListWorkflowExecutionsResponse, list_closed_workflow_executions_request,
+    list_open_workflow_executions_request,
 };
 
 use super::{Core, Engine, Error, Result, Run, RunKey, history};
@@ -344,9 +344,9 @@ impl Engine {
             .transact(|core| {
                 let mut out = Vec::with_capacity(page.len());
                 for hit in &page {
-                    out.extend(core.read_hit(hit, |run| {
-                        crate::engine::standalone::info::list_info(run)
-                    })?);
+                    out.extend(
+                        core.read_hit(hit, |run| crate::engine::standalone::info::list_info(run))?,
+                    );
                 }
                 Ok(out)
             })

@@ -49,7 +49,11 @@ pub fn workflow_id(
 }
 
 /// An activity named by id: a workflow's when a workflow id is given, else a standalone one.
-pub fn activity_by_id<'a>(namespace: &'a str, workflow_id: &'a str, activity_id: &'a str) -> RouteKey<'a> {
+pub fn activity_by_id<'a>(
+    namespace: &'a str,
+    workflow_id: &'a str,
+    activity_id: &'a str,
+) -> RouteKey<'a> {
     if workflow_id.is_empty() {
         RouteKey::Activity(namespace, activity_id)
     } else {

@@ -34,6 +34,8 @@ mod id_conflicts;
 mod parent_close_policies;
 /// Signals, signal-with-start and queries.
 mod signals_and_queries;
+/// Standalone activities: started, retried, listed and kept across a SIGKILL.
+mod standalone_activities;
 /// Workflow run / execution timeouts, activity schedule-to-close timeouts and retry options.
 mod timeouts_and_retries;
 /// Durable timers.

@@ -129,8 +129,7 @@ impl WorkflowHandler {
         };
         // With several replicas each lists its own shards; the pages are merged here.
         let paging = crate::engine::visibility::as_workflow_list(req.get_ref());
-        let (offset, page_size) =
-            crate::engine::visibility::page_of(&paging).map_err(to_status)?;
+        let (offset, page_size) = crate::engine::visibility::page_of(&paging).map_err(to_status)?;
         use crate::cluster::visibility::ExecutionList;
         let first = ActivityList::first_n(req.get_ref(), offset + page_size);
         let local = self

@@ -1,10 +1,10 @@
 //! What DescribeActivityExecution and ListActivityExecutions report of a standalone activity
 //! execution, read from its run.
 
+use std::collections::BTreeMap;
 use temporalio_protos::temporal::api::activity::v1::{
     ActivityExecutionInfo, ActivityExecutionListInfo,
 };
-use std::collections::BTreeMap;
 
 use temporalio_protos::temporal::api::enums::v1::{
     ActivityExecutionStatus, IndexedValueType, PendingActivityState, WorkflowExecutionStatus,
