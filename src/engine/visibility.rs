@@ -344,9 +344,7 @@ impl Engine {
             .transact(|core| {
                 let mut out = Vec::with_capacity(page.len());
                 for hit in &page {
-                    out.extend(
-                        core.read_hit(hit, |run| crate::engine::standalone::info::list_info(run))?,
-                    );
+                    out.extend(core.read_hit(hit, crate::engine::standalone::info::list_info)?);
                 }
                 Ok(out)
             })
