@@ -285,7 +285,7 @@ async fn system_info_tells_the_truth_with_one_version() {
     // Clients gate on the Temporal release a server reports (the Web UI on >= 1.20 for counts
     // and bulk actions, >= 1.27.1 for reset with pending children, >= 1.30 for standalone
     // activities, which Durin lacks).
-    assert_eq!(info.server_version, "1.29.0");
+    assert_eq!(info.server_version, "1.32.0");
     let printed = durin().arg("--version").output().expect("durin --version");
     let printed = String::from_utf8_lossy(&printed.stdout);
     assert!(printed.contains(&info.server_version), "{printed}");

@@ -42,14 +42,15 @@ pub const SERVER_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 macro_rules! temporal_version {
     () => {
-        "1.29.0"
+        "1.32.0"
     };
 }
 
 /// The Temporal server release whose API Durin answers as, reported as `server_version` by
 /// GetSystemInfo and GetClusterInfo: clients gate features on it (the Web UI hides counts,
-/// bulk actions, child workflows and reset options from servers it thinks old). 1.29 and not
-/// later: from 1.30 the UI offers standalone activities, which Durin does not have yet.
+/// bulk actions, child workflows and reset options from servers it thinks old; from 1.30 it
+/// offers standalone activities, from 1.32 worker counts). The release `temporal server
+/// start-dev` 1.9.1 runs, whose UI (v2.54.1) the tests drive.
 pub const TEMPORAL_VERSION: &str = temporal_version!();
 
 /// The commit the binary was built from (`git rev-parse HEAD` at build time).

@@ -589,3 +589,27 @@ async def test_worker_list_describe_and_count(durin_server, cli, unique: str) ->
         counted = await cli("worker", "count", "--query", query)
         ok(counted)
         assert counted.stdout.strip() == "1", counted.stdout
+
+
+async def test_standalone_activity_commands(client: Client, cli, unique: str) -> None:
+    tq = f"cli-activity-{unique}"
+    done, stopped = f"greet-{unique}", f"stopped-{unique}"
+    for activity_id in (done, stopped):
+        ok(await cli(
+            "activity", "start", "--activity-id", activity_id, "--type", "compose_greeting",
+            "--task-queue", tq, "--start-to-close-timeout", "10s", "--input", '"Durin"',
+        ))
+    described = (await cli("activity", "describe", "--activity-id", done, json_out=True)).json()
+    assert described["info"]["status"] == "ACTIVITY_EXECUTION_STATUS_RUNNING"
+    assert described["info"]["activityType"]["name"] == "compose_greeting"
+    listed = ok(await cli("activity", "list", "--query", f"TaskQueue = '{tq}'"))
+    assert done in listed.stdout and stopped in listed.stdout, str(listed)
+    counted = ok(await cli("activity", "count", "--query", f"TaskQueue = '{tq}'"))
+    assert "Total: 2" in counted.stdout, str(counted)
+
+    ok(await cli("activity", "terminate", "--activity-id", stopped, "--reason", "not needed"))
+    described = (await cli("activity", "describe", "--activity-id", stopped, json_out=True)).json()
+    assert described["info"]["status"] == "ACTIVITY_EXECUTION_STATUS_TERMINATED"
+    async with worker(client, tq):
+        result = ok(await cli("activity", "result", "--activity-id", done))
+    assert "Hello, Durin!" in result.stdout, str(result)

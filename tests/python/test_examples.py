@@ -43,6 +43,7 @@ EXPECTED = {
     "payload_conversion": ["encoding binary/xor", "3 x secret widget = 21"],
     "queries": ["count_of('apple') -> 2", "query items after completion"],
     "schedules": ["3 actions taken", "delete: describe now fails with NOT_FOUND"],
+    "standalone_activities": ["second start refused", "count 2, by status [('Canceled', 1), ('Completed', 1)]"],
     "signals": ["hello from SenderWorkflow", "second signal-with-start signalled the same run"],
     "timers": ["no approval within 1s", "TIMER_CANCELED"],
     "updates": ["update add(-1) rejected", "5 updates accepted"],

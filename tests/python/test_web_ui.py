@@ -4,7 +4,8 @@
 the engine; an SDK worker runs workflows; headless Chromium (Debian's package, driven by
 Playwright) opens the workflow list, a completed and a running workflow, signals and terminates
 one from the UI, sends an update, resets a completed run, terminates one with a bulk action, and
-opens a schedule. Every API call the page makes is watched: one that fails
+opens a schedule, worker deployments, and standalone activities (the list and one's details).
+Every API call the page makes is watched: one that fails
 fails the test. Screenshots are saved in $DURIN_UI_SHOTS (default: the test's tmp directory);
 docs/ui.md shows some.
 """
@@ -370,3 +371,37 @@ async def test_the_web_ui_shows_worker_deployments_and_their_versions(durin_with
                 await expect(page.get_by_role("row", name=re.compile(r"^2\.0 Ramping 25%"))).to_be_visible()
             await page.screenshot(path=shots / "worker-deployment.png", full_page=True)
         assert network.failures == [], "API calls of the UI failed:\n" + "\n".join(network.failures)
+
+
+async def test_the_web_ui_lists_and_shows_standalone_activities(durin_with_ui, unique: str, tmp_path: Path) -> None:
+    """The Activities page: standalone activities in the list, and one's details with its
+    status and result."""
+    address, base = durin_with_ui
+    shots = Path(os.environ.get("DURIN_UI_SHOTS", tmp_path / "ui-shots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    client = await Client.connect(address)
+    tq = f"ui-activities-{unique}"
+    done, waiting = f"greet-{unique}", f"queued-{unique}"
+    async with Worker(client, task_queue=tq, activities=[compose_greeting]):
+        handle = await client.start_activity(
+            compose_greeting, "Durin", id=done, task_queue=tq,
+            start_to_close_timeout=timedelta(seconds=10),
+        )
+        assert await handle.result() == "Hello, Durin!"
+    queued = await client.start_activity(
+        compose_greeting, "later", id=waiting, task_queue=f"nobody-{unique}",
+        start_to_close_timeout=timedelta(seconds=10),
+    )
+
+    async with browser_page() as (page, network):
+        await page.goto(f"{base}/namespaces/default/activities")
+        await expect(page.get_by_text(done).first).to_be_visible()
+        await expect(page.get_by_text(waiting).first).to_be_visible()
+        await page.screenshot(path=shots / "standalone-activities.png", full_page=True)
+
+        await page.goto(f"{base}/namespaces/default/activities/{done}/{handle.run_id}/details")
+        await expect(page.get_by_text("Completed").first).to_be_visible()
+        await expect(page.get_by_text("Hello, Durin!").first).to_be_visible()
+        await page.screenshot(path=shots / "standalone-activity.png", full_page=True)
+    assert network.failures == [], "API calls of the UI failed:\n" + "\n".join(network.failures)
+    await queued.terminate()
