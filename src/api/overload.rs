@@ -18,6 +18,8 @@ fn waits(method: &str) -> bool {
             | "UpdateWorkflowExecution"
             | "QueryWorkflow"
             | "ExecuteMultiOperation"
+            | "PollActivityExecution"
+            | "DescribeActivityExecution"
     )
 }
 

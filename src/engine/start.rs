@@ -721,6 +721,10 @@ impl Core {
                 "workflow execution already completed".into(),
             ));
         }
+        if run.is_standalone_activity() {
+            // No history to close (a namespace's deletion terminates every execution).
+            return self.terminate_activity_execution_now(key, reason, identity);
+        }
         run.flush_buffer();
         run.append(
             now,

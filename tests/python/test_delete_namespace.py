@@ -1,5 +1,6 @@
 """DeleteNamespace (OperatorService) through the official Python SDK: the namespace, its
-workflow runs (open ones terminated first), schedules and worker reports go; its name is
+workflow runs (open ones terminated first), standalone activities, schedules and worker
+reports go; its name is
 free at once. (That nothing comes back after a restart, archived runs included, is checked in
 tests/archive.rs.)"""
 
@@ -26,7 +27,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
-from durin_workflows import EchoWorkflow, WaitForeverWorkflow
+from durin_workflows import EchoWorkflow, WaitForeverWorkflow, compose_greeting
 
 
 async def register(client: Client, name: str) -> None:
@@ -48,6 +49,11 @@ async def test_deleting_a_namespace_removes_it_and_everything_in_it(client: Clie
     async with Worker(inside, task_queue=tq, workflows=[EchoWorkflow, WaitForeverWorkflow]):
         assert await inside.execute_workflow(EchoWorkflow.run, "x", id=f"done-{unique}", task_queue=tq) == "echo:x"
         open_run = await inside.start_workflow(WaitForeverWorkflow.run, id=f"open-{unique}", task_queue=tq)
+        # A standalone activity no worker takes: terminated and deleted with the namespace.
+        open_activity = await inside.start_activity(
+            compose_greeting, "x", id=f"act-{unique}", task_queue=f"nobody-{unique}",
+            start_to_close_timeout=timedelta(seconds=10),
+        )
         await inside.create_schedule(
             f"sched-{unique}",
             Schedule(
@@ -67,12 +73,16 @@ async def test_deleting_a_namespace_removes_it_and_everything_in_it(client: Clie
         await open_run.describe()
     assert err.value.status == RPCStatusCode.NOT_FOUND
     with pytest.raises(RPCError) as err:
+        await open_activity.describe()
+    assert err.value.status == RPCStatusCode.NOT_FOUND
+    with pytest.raises(RPCError) as err:
         await client.operator_service.delete_namespace(DeleteNamespaceRequest(namespace=name))
     assert err.value.status == RPCStatusCode.NOT_FOUND
 
     # The name is free, and the new namespace starts empty.
     await register(client, name)
     assert await run_ids(client, name) == []
+    assert [a async for a in inside.list_activities("")] == []
     assert [s async for s in await inside.list_schedules()] == []
     # The same workflow id starts afresh (the deleted run does not hold it).
     async with Worker(inside, task_queue=tq, workflows=[WaitForeverWorkflow]):

@@ -8,8 +8,8 @@ use temporalio_protos::temporal::api::enums::v1::{
 use temporalio_protos::temporal::api::workflowservice::v1::*;
 use tokio::sync::watch;
 
+use super::canceled_failure;
 use super::info::{self, Include};
-use super::{canceled_failure, terminated_failure};
 use crate::engine::run::RunProgress;
 use crate::engine::start::json_string_payloads;
 use crate::engine::state::STANDALONE_SCHEDULED_ID;
@@ -193,8 +193,7 @@ impl Engine {
                 )));
             }
             record.terminate_request_id = req.request_id.clone();
-            let failure = terminated_failure(&req.reason, &req.identity);
-            core.end_activity_execution(&key, failure, WorkflowExecutionStatus::Terminated)
+            core.terminate_activity_execution_now(&key, &req.reason, &req.identity)
         })
         .await
     }
@@ -208,8 +207,7 @@ impl Engine {
             let key =
                 core.resolve_activity_execution(&req.namespace, &req.activity_id, &req.run_id)?;
             if core.run(&key)?.is_open() {
-                let failure = terminated_failure("Delete activity execution", "");
-                core.end_activity_execution(&key, failure, WorkflowExecutionStatus::Terminated)?;
+                core.terminate_activity_execution_now(&key, "Delete activity execution", "")?;
             }
             core.delete_run(&key)
         })

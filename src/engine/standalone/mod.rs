@@ -145,6 +145,17 @@ impl Core {
         self.arm_retention(key);
     }
 
+    /// Terminates a running standalone activity execution.
+    pub(crate) fn terminate_activity_execution_now(
+        &mut self,
+        key: &RunKey,
+        reason: &str,
+        identity: &str,
+    ) -> Result<()> {
+        let failure = terminated_failure(reason, identity);
+        self.end_activity_execution(key, failure, WorkflowExecutionStatus::Terminated)
+    }
+
     /// Ends a running standalone activity execution now, as `failure` says (termination, or
     /// cancellation of an activity no worker holds).
     fn end_activity_execution(
