@@ -5,20 +5,19 @@ use std::cmp::Reverse;
 
 use prost::Message;
 use temporalio_protos::temporal::api::activity::v1::ActivityExecutionListInfo;
-use temporalio_protos::temporal::api::common::v1::Payload;
 use temporalio_protos::temporal::api::workflow::v1::WorkflowExecutionInfo;
 use temporalio_protos::temporal::api::workflowservice::v1::{
-    CountActivityExecutionsRequest, CountActivityExecutionsResponse, CountSchedulesRequest,
-    CountSchedulesResponse, CountWorkflowExecutionsRequest, CountWorkflowExecutionsResponse,
-    ListActivityExecutionsRequest, ListActivityExecutionsResponse, ListBatchOperationsRequest,
-    ListBatchOperationsResponse, ListSchedulesRequest, ListSchedulesResponse,
-    ListWorkflowExecutionsRequest, ListWorkflowExecutionsResponse,
-    count_activity_executions_response, count_workflow_executions_response,
+    CountSchedulesRequest, CountSchedulesResponse, ListActivityExecutionsRequest,
+    ListActivityExecutionsResponse, ListBatchOperationsRequest, ListBatchOperationsResponse,
+    ListSchedulesRequest, ListSchedulesResponse, ListWorkflowExecutionsRequest,
+    ListWorkflowExecutionsResponse,
 };
 use tonic::{Request, Status};
 
 use super::Cluster;
+use crate::engine::Engine;
 use crate::engine::clock::opt_ts_millis;
+use crate::engine::visibility::ExecutionCount;
 
 /// The order every replica lists executions in: open ones first, then by close time, then
 /// start time, newest first.
@@ -47,6 +46,14 @@ pub trait ExecutionList {
     type Item;
     /// The RPC that lists them (asked of each replica).
     const RPC: &'static str;
+    /// This replica's page.
+    fn list(
+        engine: &Engine,
+        req: Self::Req,
+    ) -> impl Future<Output = crate::engine::Result<Self::Resp>> + Send;
+    /// The request's namespace, query, page size and token, as a workflow list's.
+    fn paging(req: &Self::Req) -> ListWorkflowExecutionsRequest;
+    fn page_size(req: &mut Self::Req) -> &mut i32;
     fn first_n(req: &Self::Req, n: usize) -> Self::Req;
     fn split(resp: Self::Resp) -> (Vec<Self::Item>, Vec<u8>);
     fn join(items: Vec<Self::Item>, next_page_token: Vec<u8>) -> Self::Resp;
@@ -60,6 +67,15 @@ impl ExecutionList for WorkflowList {
     type Resp = ListWorkflowExecutionsResponse;
     type Item = WorkflowExecutionInfo;
     const RPC: &'static str = "ListWorkflowExecutions";
+    async fn list(engine: &Engine, req: Self::Req) -> crate::engine::Result<Self::Resp> {
+        engine.list_workflows(req).await
+    }
+    fn paging(req: &Self::Req) -> ListWorkflowExecutionsRequest {
+        req.clone()
+    }
+    fn page_size(req: &mut Self::Req) -> &mut i32 {
+        &mut req.page_size
+    }
     fn first_n(req: &Self::Req, n: usize) -> Self::Req {
         first_n(req, n)
     }
@@ -85,6 +101,15 @@ impl ExecutionList for ActivityList {
     type Resp = ListActivityExecutionsResponse;
     type Item = ActivityExecutionListInfo;
     const RPC: &'static str = "ListActivityExecutions";
+    async fn list(engine: &Engine, req: Self::Req) -> crate::engine::Result<Self::Resp> {
+        engine.list_activities(req).await
+    }
+    fn paging(req: &Self::Req) -> ListWorkflowExecutionsRequest {
+        crate::engine::visibility::as_workflow_list(req)
+    }
+    fn page_size(req: &mut Self::Req) -> &mut i32 {
+        &mut req.page_size
+    }
     fn first_n(req: &Self::Req, n: usize) -> Self::Req {
         ListActivityExecutionsRequest {
             page_size: i32::try_from(n).unwrap_or(i32::MAX),
@@ -171,66 +196,6 @@ impl Cluster {
             schedules: all,
             next_page_token,
         })
-    }
-}
-
-/// A count of executions whose answers add up across replicas, group by group.
-pub trait ExecutionCount: Message + Default + Sized + 'static {
-    type Req: Message + Clone + Default + 'static;
-    /// The RPC that counts them (asked of each replica).
-    const RPC: &'static str;
-    /// The count, and each group's values and count.
-    fn into_parts(self) -> (i64, Vec<(Vec<Payload>, i64)>);
-    fn from_parts(count: i64, groups: Vec<(Vec<Payload>, i64)>) -> Self;
-}
-
-impl ExecutionCount for CountWorkflowExecutionsResponse {
-    type Req = CountWorkflowExecutionsRequest;
-    const RPC: &'static str = "CountWorkflowExecutions";
-    fn into_parts(self) -> (i64, Vec<(Vec<Payload>, i64)>) {
-        let groups = self.groups.into_iter();
-        (
-            self.count,
-            groups.map(|g| (g.group_values, g.count)).collect(),
-        )
-    }
-    fn from_parts(count: i64, groups: Vec<(Vec<Payload>, i64)>) -> Self {
-        use count_workflow_executions_response::AggregationGroup;
-        let groups = groups.into_iter();
-        Self {
-            count,
-            groups: groups
-                .map(|(group_values, count)| AggregationGroup {
-                    group_values,
-                    count,
-                })
-                .collect(),
-        }
-    }
-}
-
-impl ExecutionCount for CountActivityExecutionsResponse {
-    type Req = CountActivityExecutionsRequest;
-    const RPC: &'static str = "CountActivityExecutions";
-    fn into_parts(self) -> (i64, Vec<(Vec<Payload>, i64)>) {
-        let groups = self.groups.into_iter();
-        (
-            self.count,
-            groups.map(|g| (g.group_values, g.count)).collect(),
-        )
-    }
-    fn from_parts(count: i64, groups: Vec<(Vec<Payload>, i64)>) -> Self {
-        use count_activity_executions_response::AggregationGroup;
-        let groups = groups.into_iter();
-        Self {
-            count,
-            groups: groups
-                .map(|(group_values, count)| AggregationGroup {
-                    group_values,
-                    count,
-                })
-                .collect(),
-        }
     }
 }
 

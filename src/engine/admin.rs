@@ -19,7 +19,6 @@ use temporalio_protos::temporal::api::workflowservice::v1::{
 
 use super::matching::{QueueKey, QueueKind};
 use super::{Core, Engine, Result, RunKey, clock};
-use crate::store::{DeletedRun, LogRecord, log_record};
 
 impl Core {
     fn queue_info(&mut self, namespace: &str, name: &str, kind: QueueKind) -> TaskQueueTypeInfo {
@@ -133,13 +132,7 @@ impl Core {
     pub(crate) fn delete_run(&mut self, key: &RunKey) -> Result<()> {
         self.forget_archived(key)?;
         self.forget_run(key);
-        self.log(LogRecord {
-            kind: Some(log_record::Kind::Deleted(DeletedRun {
-                namespace: key.namespace.clone(),
-                workflow_id: key.workflow_id.clone(),
-                run_id: key.run_id.clone(),
-            })),
-        });
+        self.log_deleted(key);
         Ok(())
     }
 }

@@ -19,7 +19,7 @@ use temporalio_protos::temporal::api::operatorservice::v1::{
 use super::{Core, Engine, Error, Result, RunKey};
 use crate::store::archive::Scanned;
 use crate::store::records::{BatchJobRecord, ScheduleKeyRecord};
-use crate::store::{DeletedRun, LogRecord, NamespaceRecord, log_record};
+use crate::store::{LogRecord, NamespaceRecord, log_record};
 
 /// Why the open runs of a deleted namespace were terminated.
 const TERMINATE_REASON: &str = "Delete namespace";
@@ -183,13 +183,7 @@ impl Core {
         let keys: BTreeSet<&RunKey> = resident.iter().chain(archived).collect();
         for key in &keys {
             self.forget_archived(key)?;
-            self.log(LogRecord {
-                kind: Some(log_record::Kind::Deleted(DeletedRun {
-                    namespace: key.namespace.clone(),
-                    workflow_id: key.workflow_id.clone(),
-                    run_id: key.run_id.clone(),
-                })),
-            });
+            self.log_deleted(key);
         }
         // Removed in one sweep (run by run, each removal would look for the workflow id's
         // next current run among all runs).

@@ -56,6 +56,11 @@ impl Core {
             return;
         }
         self.forget_run(key);
+        self.log_deleted(key);
+    }
+
+    /// Logs that a run is gone, so it stays gone after a restart.
+    pub(crate) fn log_deleted(&mut self, key: &RunKey) {
         self.log(LogRecord {
             kind: Some(log_record::Kind::Deleted(DeletedRun {
                 namespace: key.namespace.clone(),

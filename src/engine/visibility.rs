@@ -3,19 +3,20 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use temporalio_protos::temporal::api::common::v1::Payload;
 use temporalio_protos::temporal::api::enums::v1::IndexedValueType;
 use temporalio_protos::temporal::api::operatorservice::v1::{
     AddSearchAttributesRequest, ListSearchAttributesRequest, ListSearchAttributesResponse,
     RemoveSearchAttributesRequest,
 };
 use temporalio_protos::temporal::api::workflow::v1::WorkflowExecutionInfo;
-use temporalio_protos::temporal::api::workflowservice::v1::count_workflow_executions_response::AggregationGroup;
 use temporalio_protos::temporal::api::workflowservice::v1::{
     CountActivityExecutionsRequest, CountActivityExecutionsResponse,
     CountWorkflowExecutionsRequest, CountWorkflowExecutionsResponse, ListActivityExecutionsRequest,
     ListActivityExecutionsResponse, ListClosedWorkflowExecutionsRequest,
     ListOpenWorkflowExecutionsRequest, ListWorkflowExecutionsRequest,
-    ListWorkflowExecutionsResponse, list_closed_workflow_executions_request,
+    ListWorkflowExecutionsResponse, count_activity_executions_response,
+    count_workflow_executions_response, list_closed_workflow_executions_request,
     list_open_workflow_executions_request,
 };
 
@@ -269,18 +270,11 @@ impl Engine {
         &self,
         req: ListWorkflowExecutionsRequest,
     ) -> Result<ListWorkflowExecutionsResponse> {
-        let (offset, page_size) = page_of(&req)?;
-        let (_, hits) = self
-            .matching_runs(&req.namespace, &req.query, Executions::Workflows)
-            .await?;
-        let total = hits.len();
-        let page: Vec<Hit> = hits.into_iter().skip(offset).take(page_size).collect();
-        let taken = page.len();
-        let executions = self
-            .transact(|core| {
+        let (executions, next_page_token) = self
+            .page_of_matches(&req, Executions::Workflows, |core, page| {
                 let custom = core.custom_search_attributes(&req.namespace);
                 let mut out = Vec::with_capacity(page.len());
-                for hit in &page {
+                for hit in page {
                     out.extend(core.describe_hit(hit, &custom)?);
                 }
                 Ok(out)
@@ -288,27 +282,53 @@ impl Engine {
             .await?;
         Ok(ListWorkflowExecutionsResponse {
             executions,
-            next_page_token: next_page_token(offset + taken, total),
+            next_page_token,
         })
+    }
+
+    /// One page of the executions of `kind` that match (`paging` names the namespace, query,
+    /// page size and token), described by `describe` under the engine's lock; and the next
+    /// page's token.
+    async fn page_of_matches<T>(
+        &self,
+        paging: &ListWorkflowExecutionsRequest,
+        kind: Executions,
+        describe: impl FnOnce(&mut Core, &[Hit]) -> Result<Vec<T>>,
+    ) -> Result<(Vec<T>, Vec<u8>)> {
+        let (offset, page_size) = page_of(paging)?;
+        let (_, hits) = self
+            .matching_runs(&paging.namespace, &paging.query, kind)
+            .await?;
+        let total = hits.len();
+        let page: Vec<Hit> = hits.into_iter().skip(offset).take(page_size).collect();
+        let taken = page.len();
+        let items = self.transact(|core| describe(core, &page)).await?;
+        Ok((items, next_page_token(offset + taken, total)))
     }
 
     pub async fn count_workflows(
         &self,
         req: CountWorkflowExecutionsRequest,
     ) -> Result<CountWorkflowExecutionsResponse> {
-        let (count, groups) = self
-            .count_runs(&req.namespace, &req.query, Executions::Workflows)
-            .await?;
-        Ok(CountWorkflowExecutionsResponse {
+        self.count_answer(&req.namespace, &req.query, Executions::Workflows)
+            .await
+    }
+
+    /// A count of the executions of `kind` that match, in its answer's shape.
+    async fn count_answer<C: ExecutionCount>(
+        &self,
+        namespace: &str,
+        query: &str,
+        kind: Executions,
+    ) -> Result<C> {
+        let (count, groups) = self.count_runs(namespace, query, kind).await?;
+        let groups = groups.into_iter();
+        Ok(C::from_parts(
             count,
-            groups: groups
-                .into_iter()
-                .map(|(value, count)| AggregationGroup {
-                    group_values: vec![sa::keyword_payload(&value)],
-                    count,
-                })
+            groups
+                .map(|(value, n)| (vec![sa::keyword_payload(&value)], n))
                 .collect(),
-        })
+        ))
     }
 
     /// How many executions match, and per group with `GROUP BY`.
@@ -333,17 +353,11 @@ impl Engine {
         &self,
         req: ListActivityExecutionsRequest,
     ) -> Result<ListActivityExecutionsResponse> {
-        let (offset, page_size) = page_of(&as_workflow_list(&req))?;
-        let (_, hits) = self
-            .matching_runs(&req.namespace, &req.query, Executions::Activities)
-            .await?;
-        let total = hits.len();
-        let page: Vec<Hit> = hits.into_iter().skip(offset).take(page_size).collect();
-        let taken = page.len();
-        let executions = self
-            .transact(|core| {
+        let paging = as_workflow_list(&req);
+        let (executions, next_page_token) = self
+            .page_of_matches(&paging, Executions::Activities, |core, page| {
                 let mut out = Vec::with_capacity(page.len());
-                for hit in &page {
+                for hit in page {
                     out.extend(core.read_hit(hit, crate::engine::standalone::info::list_info)?);
                 }
                 Ok(out)
@@ -351,7 +365,7 @@ impl Engine {
             .await?;
         Ok(ListActivityExecutionsResponse {
             executions,
-            next_page_token: next_page_token(offset + taken, total),
+            next_page_token,
         })
     }
 
@@ -359,20 +373,8 @@ impl Engine {
         &self,
         req: CountActivityExecutionsRequest,
     ) -> Result<CountActivityExecutionsResponse> {
-        use temporalio_protos::temporal::api::workflowservice::v1::count_activity_executions_response::AggregationGroup;
-        let (count, groups) = self
-            .count_runs(&req.namespace, &req.query, Executions::Activities)
-            .await?;
-        Ok(CountActivityExecutionsResponse {
-            count,
-            groups: groups
-                .into_iter()
-                .map(|(value, count)| AggregationGroup {
-                    group_values: vec![sa::keyword_payload(&value)],
-                    count,
-                })
-                .collect(),
-        })
+        self.count_answer(&req.namespace, &req.query, Executions::Activities)
+            .await
     }
 
     pub async fn add_search_attributes(&self, req: AddSearchAttributesRequest) -> Result<()> {
@@ -457,6 +459,58 @@ impl Core {
             .ok_or_else(|| Error::NamespaceNotFound(namespace.to_string()))
     }
 }
+
+/// A count of executions whose answers add up across replicas, group by group.
+pub trait ExecutionCount: prost::Message + Default + Sized + 'static {
+    type Req: prost::Message + Clone + Default + 'static;
+    /// The RPC that counts them (asked of each replica).
+    const RPC: &'static str;
+    /// The count, and each group's values and count.
+    fn into_parts(self) -> (i64, Vec<(Vec<Payload>, i64)>);
+    fn from_parts(count: i64, groups: Vec<(Vec<Payload>, i64)>) -> Self;
+}
+
+/// Counts of workflows and of activities have the same shape in different types.
+macro_rules! execution_count {
+    ($resp:ty, $req:ty, $groups:ident, $rpc:literal) => {
+        impl ExecutionCount for $resp {
+            type Req = $req;
+            const RPC: &'static str = $rpc;
+            fn into_parts(self) -> (i64, Vec<(Vec<Payload>, i64)>) {
+                let groups = self.groups.into_iter();
+                (
+                    self.count,
+                    groups.map(|g| (g.group_values, g.count)).collect(),
+                )
+            }
+            fn from_parts(count: i64, groups: Vec<(Vec<Payload>, i64)>) -> Self {
+                let groups = groups.into_iter();
+                Self {
+                    count,
+                    groups: groups
+                        .map(|(group_values, count)| $groups::AggregationGroup {
+                            group_values,
+                            count,
+                        })
+                        .collect(),
+                }
+            }
+        }
+    };
+}
+
+execution_count!(
+    CountWorkflowExecutionsResponse,
+    CountWorkflowExecutionsRequest,
+    count_workflow_executions_response,
+    "CountWorkflowExecutions"
+);
+execution_count!(
+    CountActivityExecutionsResponse,
+    CountActivityExecutionsRequest,
+    count_activity_executions_response,
+    "CountActivityExecutions"
+);
 
 /// Where a list page starts (its token is an offset into the sorted matches) and how long
 /// it is.

@@ -6,7 +6,8 @@ use temporalio_protos::temporal::api::workflowservice::v1::*;
 use tonic::{Request, Response};
 
 use super::{Reply, WorkflowHandler, ok, same_call};
-use crate::cluster::visibility::{ActivityList, WorkflowList};
+use crate::cluster::visibility::{ActivityList, ExecutionList, WorkflowList};
+use crate::engine::visibility::ExecutionCount;
 use crate::rpc::errors::to_status;
 
 impl WorkflowHandler {
@@ -40,31 +41,30 @@ impl WorkflowHandler {
         &self,
         req: Request<ListWorkflowExecutionsRequest>,
     ) -> Reply<ListWorkflowExecutionsResponse> {
-        let mut req = req;
+        self.executions_page::<WorkflowList>(req).await
+    }
+
+    /// A page of workflows or standalone activities; with several replicas, merged from
+    /// every replica's own.
+    async fn executions_page<L: ExecutionList>(&self, mut req: Request<L::Req>) -> Reply<L::Resp> {
         if req
             .extensions()
             .get::<crate::cluster::Forwarded>()
             .is_none()
         {
-            let page_size = &mut req.get_mut().page_size;
+            let page_size = L::page_size(req.get_mut());
             *page_size = crate::engine::visibility::capped_page_size(*page_size);
         }
         let Some(cluster) = self.merging(&req) else {
-            return ok(self.engine.list_workflows(req.into_inner()).await);
+            return ok(L::list(&self.engine, req.into_inner()).await);
         };
         // With several replicas each lists its own shards; the pages are merged here.
         let (offset, page_size) =
-            crate::engine::visibility::page_of(req.get_ref()).map_err(to_status)?;
-        let local = self
-            .engine
-            .list_workflows(crate::cluster::visibility::first_n(
-                req.get_ref(),
-                offset + page_size,
-            ))
-            .await
-            .map_err(to_status)?;
+            crate::engine::visibility::page_of(&L::paging(req.get_ref())).map_err(to_status)?;
+        let first = L::first_n(req.get_ref(), offset + page_size);
+        let local = L::list(&self.engine, first).await.map_err(to_status)?;
         cluster
-            .list_everywhere::<WorkflowList>(local, &req, offset, page_size)
+            .list_everywhere::<L>(local, &req, offset, page_size)
             .await
             .map(Response::new)
     }
@@ -101,10 +101,15 @@ impl WorkflowHandler {
             .count_workflows(req.get_ref().clone())
             .await
             .map_err(to_status)?;
-        match self.merging(&req) {
+        self.merged_count(&req, local).await
+    }
+
+    /// This replica's count; with several replicas, added up with every other's.
+    async fn merged_count<C: ExecutionCount>(&self, req: &Request<C::Req>, local: C) -> Reply<C> {
+        match self.merging(req) {
             // With several replicas each counts its own shards.
             Some(cluster) => cluster
-                .count_everywhere(local, &req)
+                .count_everywhere(local, req)
                 .await
                 .map(Response::new),
             None => Ok(Response::new(local)),
@@ -115,32 +120,7 @@ impl WorkflowHandler {
         &self,
         req: Request<ListActivityExecutionsRequest>,
     ) -> Reply<ListActivityExecutionsResponse> {
-        let mut req = req;
-        if req
-            .extensions()
-            .get::<crate::cluster::Forwarded>()
-            .is_none()
-        {
-            let page_size = &mut req.get_mut().page_size;
-            *page_size = crate::engine::visibility::capped_page_size(*page_size);
-        }
-        let Some(cluster) = self.merging(&req) else {
-            return ok(self.engine.list_activities(req.into_inner()).await);
-        };
-        // With several replicas each lists its own shards; the pages are merged here.
-        let paging = crate::engine::visibility::as_workflow_list(req.get_ref());
-        let (offset, page_size) = crate::engine::visibility::page_of(&paging).map_err(to_status)?;
-        use crate::cluster::visibility::ExecutionList;
-        let first = ActivityList::first_n(req.get_ref(), offset + page_size);
-        let local = self
-            .engine
-            .list_activities(first)
-            .await
-            .map_err(to_status)?;
-        cluster
-            .list_everywhere::<ActivityList>(local, &req, offset, page_size)
-            .await
-            .map(Response::new)
+        self.executions_page::<ActivityList>(req).await
     }
 
     pub(super) async fn activities_count(
@@ -152,14 +132,7 @@ impl WorkflowHandler {
             .count_activities(req.get_ref().clone())
             .await
             .map_err(to_status)?;
-        match self.merging(&req) {
-            // With several replicas each counts its own shards.
-            Some(cluster) => cluster
-                .count_everywhere(local, &req)
-                .await
-                .map(Response::new),
-            None => Ok(Response::new(local)),
-        }
+        self.merged_count(&req, local).await
     }
 
     pub(super) async fn schedules_page(
