@@ -133,8 +133,15 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    exit_code = 0
     try:
         asyncio.run(main())
-    except Exception:
+    except Exception as err:  # print the reason and exit non-zero
         traceback.print_exc()
-        sys.exit(1)
+        print(f"standalone_activities: FAILED: {err!r}", file=sys.stderr)
+        exit_code = 1
+    # Exit without interpreter teardown: the SDK's Rust runtime threads can abort a finalizing
+    # interpreter ("PyGILState_Release ... must be current", temporalio/sdk-python#300).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(exit_code)
