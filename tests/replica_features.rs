@@ -7,6 +7,12 @@
 //! - Standalone activities: started through either replica (each lands in its shard's owner),
 //!   listed and counted over both from either, run by a worker connected to one only, and
 //!   their results read through the other.
+//! - The Nexus endpoint registry: an endpoint created through one replica is read, listed and
+//!   changed through the other at once, and versions are checked against the newest change
+//!   whichever replica made it.
+//! - Nexus operations: workflows whose shards either replica owns schedule operations; a
+//!   handler connected to one replica only gets every attempt (fetched from the other) and its
+//!   answers reach each caller's history.
 
 mod common;
 
@@ -16,7 +22,7 @@ use common::replicas::{retrying, start_spread, two_replicas};
 use common::{new_worker, sdk_runtime, unique, with_worker, within};
 use temporalio_client::{
     Client,
-    grpc::WorkflowService,
+    grpc::{OperatorService, WorkflowService},
     tonic::{Code, Request},
 };
 use temporalio_common::ActivityError;
@@ -24,6 +30,11 @@ use temporalio_common::protos::temporal::api::{
     common::v1::{ActivityType, Payload, Payloads},
     deployment::v1::WorkerDeploymentOptions,
     enums::v1::WorkerVersioningMode,
+    nexus::v1::{EndpointSpec, EndpointTarget, endpoint_target},
+    operatorservice::v1::{
+        CreateNexusEndpointRequest, DeleteNexusEndpointRequest, GetNexusEndpointRequest,
+        ListNexusEndpointsRequest, UpdateNexusEndpointRequest,
+    },
     taskqueue::v1::TaskQueue,
     workflowservice::v1::{
         CountActivityExecutionsRequest, CountWorkflowExecutionsRequest,
@@ -259,4 +270,281 @@ async fn standalone_activities_are_served_across_replicas() {
         }
     })
     .await;
+}
+
+fn endpoint_spec(name: &str, task_queue: &str) -> Option<EndpointSpec> {
+    Some(EndpointSpec {
+        name: name.into(),
+        description: None,
+        target: Some(EndpointTarget {
+            variant: Some(endpoint_target::Variant::Worker(endpoint_target::Worker {
+                namespace: NAMESPACE.into(),
+                task_queue: task_queue.into(),
+            })),
+        }),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nexus_endpoint_registry_is_the_same_on_every_replica() {
+    let (_pg, _replicas, clients) = two_replicas("nexus_endpoint_replicas").await;
+    let (mut one, mut two) = (clients[0].clone(), clients[1].clone());
+    let name = unique("ep");
+    let created = one
+        .create_nexus_endpoint(Request::new(CreateNexusEndpointRequest {
+            spec: endpoint_spec(&name, "handlers"),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .endpoint
+        .unwrap();
+    // Seen through the other replica as soon as the create answered.
+    let seen = two
+        .get_nexus_endpoint(Request::new(GetNexusEndpointRequest {
+            id: created.id.clone(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .endpoint
+        .unwrap();
+    assert_eq!(seen, created);
+    let listed = two
+        .list_nexus_endpoints(Request::new(ListNexusEndpointsRequest {
+            name: name.clone(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .endpoints;
+    assert_eq!(listed, vec![created.clone()]);
+    // A duplicate name through the other replica is refused.
+    let duplicate = two
+        .create_nexus_endpoint(Request::new(CreateNexusEndpointRequest {
+            spec: endpoint_spec(&name, "elsewhere"),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(duplicate.code(), Code::AlreadyExists, "{duplicate:?}");
+
+    // Updated through replica 2; replica 1 then checks versions against that change.
+    let updated = two
+        .update_nexus_endpoint(Request::new(UpdateNexusEndpointRequest {
+            id: created.id.clone(),
+            version: created.version,
+            spec: endpoint_spec(&name, "handlers-v2"),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .endpoint
+        .unwrap();
+    assert_eq!(updated.version, created.version + 1);
+    let stale = one
+        .update_nexus_endpoint(Request::new(UpdateNexusEndpointRequest {
+            id: created.id.clone(),
+            version: created.version,
+            spec: endpoint_spec(&name, "handlers-v3"),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), Code::FailedPrecondition, "{stale:?}");
+    one.delete_nexus_endpoint(Request::new(DeleteNexusEndpointRequest {
+        id: created.id.clone(),
+        version: updated.version,
+    }))
+    .await
+    .unwrap();
+    let gone = two
+        .get_nexus_endpoint(Request::new(GetNexusEndpointRequest {
+            id: created.id.clone(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code(), Code::NotFound, "{gone:?}");
+    // The name is free again, on either replica.
+    two.create_nexus_endpoint(Request::new(CreateNexusEndpointRequest {
+        spec: endpoint_spec(&name, "handlers"),
+    }))
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nexus_operations_reach_a_handler_on_either_replica() {
+    use temporalio_common::protos::temporal::api::{
+        command::v1::{Command, ScheduleNexusOperationCommandAttributes, command},
+        common::v1::WorkflowType,
+        enums::v1::{CommandType, EventType},
+        history::v1::history_event::Attributes,
+        nexus::v1::{
+            Response as NexusResponse, StartOperationResponse, request, response,
+            start_operation_response,
+        },
+        workflowservice::v1::{
+            GetWorkflowExecutionHistoryRequest, PollNexusTaskQueueRequest,
+            RespondNexusTaskCompletedRequest, RespondWorkflowTaskCompletedRequest,
+            StartWorkflowExecutionRequest,
+        },
+    };
+    let (_pg, _replicas, clients) = two_replicas("nexus_operation_replicas").await;
+    let callers = unique("nexus-callers");
+    let handlers = unique("nexus-handlers");
+    let endpoint = unique("ep");
+    let mut operator = clients[0].clone();
+    operator
+        .create_nexus_endpoint(Request::new(CreateNexusEndpointRequest {
+            spec: endpoint_spec(&endpoint, &handlers),
+        }))
+        .await
+        .unwrap();
+    let queue = |name: &str| {
+        Some(TaskQueue {
+            name: name.into(),
+            ..Default::default()
+        })
+    };
+    // Caller workflows in shards all over, each scheduling one operation in its first task.
+    let ids: Vec<String> = (0..4).map(|i| format!("{callers}-{i}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let client = &clients[i % clients.len()];
+        retrying("start caller", || {
+            let mut raw = client.clone();
+            let req = StartWorkflowExecutionRequest {
+                namespace: NAMESPACE.into(),
+                workflow_id: id.clone(),
+                workflow_type: Some(WorkflowType {
+                    name: "Caller".into(),
+                }),
+                task_queue: queue(&callers),
+                request_id: format!("start-{id}"),
+                ..Default::default()
+            };
+            async move { raw.start_workflow_execution(Request::new(req)).await }
+        })
+        .await;
+    }
+    let mut scheduled = 0;
+    let since = std::time::Instant::now();
+    while scheduled < ids.len() {
+        assert!(
+            since.elapsed() < Duration::from_secs(60),
+            "only {scheduled} callers got their first workflow task"
+        );
+        let task = poll(&clients[0], &callers, None, Duration::from_secs(10))
+            .await
+            .expect("poll a caller's workflow task");
+        if task.task_token.is_empty() {
+            continue;
+        }
+        let mut raw = clients[0].clone();
+        raw.respond_workflow_task_completed(Request::new(RespondWorkflowTaskCompletedRequest {
+            namespace: NAMESPACE.into(),
+            task_token: task.task_token,
+            commands: vec![Command {
+                command_type: CommandType::ScheduleNexusOperation as i32,
+                attributes: Some(
+                    command::Attributes::ScheduleNexusOperationCommandAttributes(
+                        ScheduleNexusOperationCommandAttributes {
+                            endpoint: endpoint.clone(),
+                            service: "Echo".into(),
+                            operation: "echo".into(),
+                            input: Some(Payload {
+                                data: task.workflow_execution.unwrap().workflow_id.into_bytes(),
+                                ..Default::default()
+                            }),
+                            schedule_to_close_timeout: Some(
+                                Duration::from_secs(60).try_into().unwrap(),
+                            ),
+                            ..Default::default()
+                        },
+                    ),
+                ),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }))
+        .await
+        .expect("schedule the operation");
+        scheduled += 1;
+    }
+    // A handler connected to replica 2 only answers every operation with its input.
+    let mut answered = 0;
+    let since = std::time::Instant::now();
+    while answered < ids.len() {
+        assert!(
+            since.elapsed() < Duration::from_secs(60),
+            "the handler got {answered} of {} operations",
+            ids.len()
+        );
+        let mut raw = clients[1].clone();
+        let mut req = Request::new(PollNexusTaskQueueRequest {
+            namespace: NAMESPACE.into(),
+            task_queue: queue(&handlers),
+            identity: "handler-on-replica-2".into(),
+            ..Default::default()
+        });
+        req.set_timeout(Duration::from_secs(10));
+        let task = raw.poll_nexus_task_queue(req).await.unwrap().into_inner();
+        let Some(request::Variant::StartOperation(start)) = task.request.and_then(|r| r.variant)
+        else {
+            continue;
+        };
+        raw.respond_nexus_task_completed(Request::new(RespondNexusTaskCompletedRequest {
+            namespace: NAMESPACE.into(),
+            task_token: task.task_token,
+            response: Some(NexusResponse {
+                variant: Some(response::Variant::StartOperation(StartOperationResponse {
+                    variant: Some(start_operation_response::Variant::SyncSuccess(
+                        start_operation_response::Sync {
+                            payload: start.payload,
+                            links: Vec::new(),
+                        },
+                    )),
+                })),
+            }),
+            ..Default::default()
+        }))
+        .await
+        .expect("the answer reaches the caller's replica");
+        answered += 1;
+    }
+    for id in &ids {
+        let mut raw = clients[0].clone();
+        let history = raw
+            .get_workflow_execution_history(Request::new(GetWorkflowExecutionHistoryRequest {
+                namespace: NAMESPACE.into(),
+                execution: Some(
+                    temporalio_common::protos::temporal::api::common::v1::WorkflowExecution {
+                        workflow_id: id.clone(),
+                        run_id: String::new(),
+                    },
+                ),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+            .history
+            .unwrap();
+        let completed = history.events.iter().find_map(|e| match &e.attributes {
+            Some(Attributes::NexusOperationCompletedEventAttributes(c)) => Some(c),
+            _ => None,
+        });
+        let result = completed
+            .and_then(|c| c.result.as_ref())
+            .unwrap_or_else(|| {
+                panic!(
+                    "{id}: no NexusOperationCompleted in {:?}",
+                    history
+                        .events
+                        .iter()
+                        .map(|e| EventType::try_from(e.event_type))
+                        .collect::<Vec<_>>()
+                )
+            });
+        assert_eq!(result.data, id.as_bytes(), "{id} got its own answer");
+    }
 }

@@ -1,5 +1,6 @@
-//! OperatorService: the search-attribute registry (the calls SDKs and the CLI use) and
-//! namespace deletion; other calls answer UNIMPLEMENTED through the generated default stubs.
+//! OperatorService: the search-attribute registry (the calls SDKs and the CLI use), namespace
+//! deletion and the Nexus endpoint registry; other calls answer UNIMPLEMENTED through the
+//! generated default stubs.
 
 use std::sync::Arc;
 
@@ -67,6 +68,79 @@ impl OperatorService for OperatorHandler {
     ) -> Result<Response<ListSearchAttributesResponse>, Status> {
         self.engine
             .list_search_attributes(req.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn create_nexus_endpoint(
+        &self,
+        req: Request<CreateNexusEndpointRequest>,
+    ) -> Result<Response<CreateNexusEndpointResponse>, Status> {
+        // Names and versions are checked against what other replicas changed.
+        crate::cluster::refresh_from_store(&self.cluster).await?;
+        let endpoint = self
+            .engine
+            .create_nexus_endpoint(req.into_inner())
+            .await
+            .map_err(to_status)?;
+        crate::cluster::propagate_namespaces(&self.cluster).await?;
+        Ok(Response::new(CreateNexusEndpointResponse {
+            endpoint: Some(endpoint),
+        }))
+    }
+
+    async fn update_nexus_endpoint(
+        &self,
+        req: Request<UpdateNexusEndpointRequest>,
+    ) -> Result<Response<UpdateNexusEndpointResponse>, Status> {
+        // Names and versions are checked against what other replicas changed.
+        crate::cluster::refresh_from_store(&self.cluster).await?;
+        let endpoint = self
+            .engine
+            .update_nexus_endpoint(req.into_inner())
+            .await
+            .map_err(to_status)?;
+        crate::cluster::propagate_namespaces(&self.cluster).await?;
+        Ok(Response::new(UpdateNexusEndpointResponse {
+            endpoint: Some(endpoint),
+        }))
+    }
+
+    async fn delete_nexus_endpoint(
+        &self,
+        req: Request<DeleteNexusEndpointRequest>,
+    ) -> Result<Response<DeleteNexusEndpointResponse>, Status> {
+        // Names and versions are checked against what other replicas changed.
+        crate::cluster::refresh_from_store(&self.cluster).await?;
+        self.engine
+            .delete_nexus_endpoint(req.into_inner())
+            .await
+            .map_err(to_status)?;
+        crate::cluster::propagate_namespaces(&self.cluster).await?;
+        Ok(Response::new(DeleteNexusEndpointResponse {}))
+    }
+
+    async fn get_nexus_endpoint(
+        &self,
+        req: Request<GetNexusEndpointRequest>,
+    ) -> Result<Response<GetNexusEndpointResponse>, Status> {
+        let endpoint = self
+            .engine
+            .get_nexus_endpoint(req.into_inner())
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(GetNexusEndpointResponse {
+            endpoint: Some(endpoint),
+        }))
+    }
+
+    async fn list_nexus_endpoints(
+        &self,
+        req: Request<ListNexusEndpointsRequest>,
+    ) -> Result<Response<ListNexusEndpointsResponse>, Status> {
+        self.engine
+            .list_nexus_endpoints(req.into_inner())
             .await
             .map(Response::new)
             .map_err(to_status)

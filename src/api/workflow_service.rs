@@ -15,6 +15,7 @@ use crate::rpc::errors::to_status;
 
 mod activity_tasks;
 mod deployments;
+mod nexus_tasks;
 mod visibility;
 mod workers;
 
@@ -812,11 +813,23 @@ impl WorkflowService for WorkflowHandler {
         &self,
         req: Request<PollNexusTaskQueueRequest>,
     ) -> Reply<PollNexusTaskQueueResponse> {
-        let deadline = self.poll_deadline(&req, self.engine.config.long_poll_timeout);
-        ok(self
-            .engine
-            .poll_nexus_task(req.into_inner(), deadline)
-            .await)
+        self.poll_nexus(req).await
+    }
+
+    async fn respond_nexus_task_completed(
+        &self,
+        req: Request<RespondNexusTaskCompletedRequest>,
+    ) -> Reply<RespondNexusTaskCompletedResponse> {
+        let answer = self.engine.respond_nexus_task_completed(req.into_inner());
+        ok(answer.await.map(|_| RespondNexusTaskCompletedResponse {}))
+    }
+
+    async fn respond_nexus_task_failed(
+        &self,
+        req: Request<RespondNexusTaskFailedRequest>,
+    ) -> Reply<RespondNexusTaskFailedResponse> {
+        let answer = self.engine.respond_nexus_task_failed(req.into_inner());
+        ok(answer.await.map(|_| RespondNexusTaskFailedResponse {}))
     }
 
     async fn list_schedule_matching_times(

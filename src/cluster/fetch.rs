@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use temporalio_protos::temporal::api::workflowservice::v1::{
-    PollActivityTaskQueueRequest, PollActivityTaskQueueResponse, PollWorkflowTaskQueueRequest,
-    PollWorkflowTaskQueueResponse,
+    PollActivityTaskQueueRequest, PollActivityTaskQueueResponse, PollNexusTaskQueueRequest,
+    PollNexusTaskQueueResponse, PollWorkflowTaskQueueRequest, PollWorkflowTaskQueueResponse,
 };
 use tonic::Request;
 
@@ -30,6 +30,7 @@ const WHILE_UNTAKEN: Duration = Duration::from_millis(20);
 pub enum PollTemplate {
     Workflow(PollWorkflowTaskQueueRequest),
     Activity(PollActivityTaskQueueRequest),
+    Nexus(PollNexusTaskQueueRequest),
 }
 
 impl PollTemplate {
@@ -47,6 +48,8 @@ impl PollTemplate {
                 QueueKind::Activity,
                 &r.deployment_options,
             ),
+            // Nexus queues are not versioned.
+            PollTemplate::Nexus(r) => (&r.namespace, &r.task_queue, QueueKind::Nexus, &None),
         };
         let name = queue.as_ref().map(|q| q.name.as_str()).unwrap_or("");
         let version = crate::engine::deployments::poller_version(options);
@@ -76,6 +79,15 @@ impl PollTemplate {
                     .await?
                     .into_inner();
                 Ok((!resp.task_token.is_empty()).then_some(ReadyTask::Activity(resp)))
+            }
+            PollTemplate::Nexus(r) => {
+                let mut req = Request::new(r.clone());
+                req.set_timeout(REMOTE_POLL);
+                let resp: PollNexusTaskQueueResponse = cluster
+                    .forward(peer, "PollNexusTaskQueue", req)
+                    .await?
+                    .into_inner();
+                Ok((!resp.task_token.is_empty()).then_some(ReadyTask::Nexus(resp)))
             }
         }
     }

@@ -158,13 +158,17 @@ impl Cluster {
         Ok(())
     }
 
-    /// Re-reads namespaces from the database into this replica's engine.
+    /// Re-reads namespaces and Nexus endpoints from the database into this replica's engine.
     pub async fn refresh_namespaces(&self) -> Result<(), Status> {
         let records = self
             .store
             .namespaces()
             .await
             .map_err(|e| Status::unavailable(e.to_string()))?;
+        self.engine
+            .refresh_nexus_endpoints(&records)
+            .await
+            .map_err(crate::rpc::errors::to_status)?;
         self.engine
             .refresh_namespaces(records)
             .await
@@ -366,6 +370,15 @@ impl crate::engine::transfer::TransferRouter for Cluster {
 pub async fn propagate_namespaces(cluster: &Option<Arc<Cluster>>) -> Result<(), Status> {
     match cluster {
         Some(c) => c.namespaces_changed().await,
+        None => Ok(()),
+    }
+}
+
+/// With several replicas, takes in what the others changed of the namespaces and the Nexus
+/// endpoint registry (nothing to do alone).
+pub async fn refresh_from_store(cluster: &Option<Arc<Cluster>>) -> Result<(), Status> {
+    match cluster {
+        Some(c) => c.refresh_namespaces().await,
         None => Ok(()),
     }
 }

@@ -13,7 +13,7 @@ use temporalio_protos::temporal::api::workflowservice::v1::*;
 
 use super::activity_ops::HeartbeatAnswer;
 use super::clock::{self, dur_millis, opt_ts_millis, ts_from_millis};
-use super::matching::{QueueKey, QueueKind, ReadyTask, TaskRef};
+use super::matching::{QueueKey, QueueKind, TaskRef};
 use super::state::ActivityInfo;
 use super::timers::TimerTask;
 use super::{Core, Engine, Error, Result, RunKey, retry};
@@ -63,18 +63,10 @@ impl Engine {
         let queue_name = self.poll_target(&req.namespace, &req.task_queue).await?;
         let queue = QueueKey::new(&req.namespace, &queue_name, QueueKind::Activity)
             .for_version(super::deployments::poller_version(&req.deployment_options));
-        let poller = super::Poller {
-            identity: req.identity.clone(),
-            forwarded,
-            instance_key: req.worker_instance_key.clone(),
-        };
+        let poller = super::Poller::new(&req.identity, forwarded, &req.worker_instance_key);
         let resp = self
-            .poll_queue(queue, &poller, deadline, |core, task| match task {
-                TaskRef::Ready(ready) => match *ready {
-                    ReadyTask::Activity(resp) => Ok(Some(resp)),
-                    ReadyTask::Workflow(_) => Ok(None),
-                },
-                task => Ok(core.start_activity_task(task, &queue_name, &poller.identity)),
+            .poll_queue(queue, &poller, deadline, |core, task| {
+                Ok(core.start_activity_task(task, &queue_name, &poller.identity))
             })
             .await?;
         Ok(resp.unwrap_or_default())

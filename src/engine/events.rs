@@ -99,6 +99,21 @@ pub fn event_type_of(attrs: &Attributes) -> EventType {
         A::WorkflowExecutionOptionsUpdatedEventAttributes(_) => {
             EventType::WorkflowExecutionOptionsUpdated
         }
+        A::NexusOperationScheduledEventAttributes(_) => EventType::NexusOperationScheduled,
+        A::NexusOperationStartedEventAttributes(_) => EventType::NexusOperationStarted,
+        A::NexusOperationCompletedEventAttributes(_) => EventType::NexusOperationCompleted,
+        A::NexusOperationFailedEventAttributes(_) => EventType::NexusOperationFailed,
+        A::NexusOperationCanceledEventAttributes(_) => EventType::NexusOperationCanceled,
+        A::NexusOperationTimedOutEventAttributes(_) => EventType::NexusOperationTimedOut,
+        A::NexusOperationCancelRequestedEventAttributes(_) => {
+            EventType::NexusOperationCancelRequested
+        }
+        A::NexusOperationCancelRequestCompletedEventAttributes(_) => {
+            EventType::NexusOperationCancelRequestCompleted
+        }
+        A::NexusOperationCancelRequestFailedEventAttributes(_) => {
+            EventType::NexusOperationCancelRequestFailed
+        }
         _ => EventType::Unspecified,
     }
 }

@@ -319,6 +319,11 @@ pub(crate) fn describe_run(
         workflow_execution_info: Some(info),
         pending_activities,
         pending_workflow_task,
+        pending_nexus_operations: ms
+            .nexus_operations
+            .values()
+            .map(super::nexus::pending_info)
+            .collect(),
         ..Default::default()
     }
 }

@@ -90,6 +90,7 @@ impl Core {
                 self.schedules.remove(&(k.namespace, k.schedule_id));
             }
             Some(log_record::Kind::BatchJob(job)) => self.replay_batch(job),
+            Some(log_record::Kind::NexusEndpoint(endpoint)) => self.replay_endpoint(endpoint),
             None => {}
         }
     }
@@ -129,6 +130,7 @@ impl Core {
             )
         });
         namespaces
+            .chain(self.endpoint_snapshot())
             .chain(self.schedule_snapshot())
             .chain(self.batch_snapshot())
             .map(|r| (self.record_shard(&r), r.encode_to_vec()))
@@ -148,7 +150,11 @@ impl Core {
 
     /// Objects a compacted log holds one record for.
     fn live_objects(&self) -> u64 {
-        (self.runs.len() + self.namespaces.len() + self.schedules.len() + self.batches.len()) as u64
+        (self.runs.len()
+            + self.namespaces.len()
+            + self.nexus_endpoints.len()
+            + self.schedules.len()
+            + self.batches.len()) as u64
     }
 
     /// Rewrites the log as one record per live object; returns the position to wait for.
@@ -205,7 +211,10 @@ impl Core {
                 Some(self.shard_of(&k.namespace, &k.schedule_id))
             }
             Some(log_record::Kind::BatchJob(j)) => Some(self.shard_of(&j.namespace, &j.job_id)),
-            Some(log_record::Kind::Namespace(_)) | Some(log_record::Kind::Batch(_)) | None => None,
+            Some(log_record::Kind::Namespace(_))
+            | Some(log_record::Kind::NexusEndpoint(_))
+            | Some(log_record::Kind::Batch(_))
+            | None => None,
         }
     }
 }

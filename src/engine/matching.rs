@@ -65,6 +65,12 @@ pub enum TaskRef {
         scheduled_event_id: i64,
         attempt: i32,
     },
+    /// An attempt of a Nexus operation the caller's run `key` scheduled.
+    Nexus {
+        key: RunKey,
+        scheduled_event_id: i64,
+        attempt: i32,
+    },
     /// A task another replica already started for a poller here (see `cluster::fetch`).
     Ready(Box<ReadyTask>),
 }
@@ -74,7 +80,27 @@ pub enum TaskRef {
 pub enum ReadyTask {
     Workflow(temporalio_protos::temporal::api::workflowservice::v1::PollWorkflowTaskQueueResponse),
     Activity(temporalio_protos::temporal::api::workflowservice::v1::PollActivityTaskQueueResponse),
+    Nexus(temporalio_protos::temporal::api::workflowservice::v1::PollNexusTaskQueueResponse),
 }
+
+macro_rules! poll_answer {
+    ($($variant:ident($resp:ty)),*) => {
+        $(impl super::polling::PollAnswer for $resp {
+            fn from_ready(ready: ReadyTask) -> Option<Self> {
+                match ready {
+                    ReadyTask::$variant(resp) => Some(resp),
+                    _ => None,
+                }
+            }
+        })*
+    };
+}
+
+poll_answer!(
+    Workflow(temporalio_protos::temporal::api::workflowservice::v1::PollWorkflowTaskQueueResponse),
+    Activity(temporalio_protos::temporal::api::workflowservice::v1::PollActivityTaskQueueResponse),
+    Nexus(temporalio_protos::temporal::api::workflowservice::v1::PollNexusTaskQueueResponse)
+);
 
 impl TaskRef {
     /// The run the task belongs to (None for a task fetched from another replica).
@@ -82,7 +108,8 @@ impl TaskRef {
         match self {
             TaskRef::Workflow { key, .. }
             | TaskRef::Query { key, .. }
-            | TaskRef::Activity { key, .. } => Some(key),
+            | TaskRef::Activity { key, .. }
+            | TaskRef::Nexus { key, .. } => Some(key),
             TaskRef::Ready(_) => None,
         }
     }

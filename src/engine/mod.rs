@@ -24,6 +24,7 @@ pub mod matching;
 pub mod namespace;
 mod namespace_delete;
 pub mod nexus;
+pub mod nexus_endpoints;
 pub mod pending;
 mod polling;
 pub use polling::Poller;
@@ -104,6 +105,9 @@ pub enum Error {
     },
     #[error("{0}")]
     FailedPrecondition(String),
+    /// A name in use (no error details: Temporal sends none for these).
+    #[error("{0}")]
+    AlreadyExists(String),
     #[error("schedule with this ID is already registered: {0}")]
     ScheduleAlreadyExists(String),
     #[error("{message}")]
@@ -225,6 +229,8 @@ pub struct Core {
     /// The version of each deleted namespace's tombstone, so a namespace registered again
     /// under its name is numbered after it and a stale read of the tombstone is known stale.
     namespace_tombstones: HashMap<String, u64>,
+    /// The cluster's Nexus endpoints (see `nexus_endpoints.rs`).
+    nexus_endpoints: nexus_endpoints::Registry,
     /// Boxed so the table's slots stay small (it is sized for growth, and doubles at once).
     runs: HashMap<RunKey, Box<Run>>,
     /// (namespace, workflow id) -> the latest run id.
@@ -266,6 +272,7 @@ impl Engine {
             clock: config.clock.clone(),
             namespaces: HashMap::new(),
             namespace_tombstones: HashMap::new(),
+            nexus_endpoints: Default::default(),
             runs: HashMap::new(),
             current: HashMap::new(),
             matching: Matching::default(),
@@ -463,9 +470,9 @@ impl Core {
             // Closed runs answer queries too.
             TaskRef::Query { key, .. } => runs.contains_key(key),
             TaskRef::Ready(_) => true,
-            TaskRef::Workflow { key, .. } | TaskRef::Activity { key, .. } => {
-                runs.get(key).is_some_and(|r| r.is_open())
-            }
+            TaskRef::Workflow { key, .. }
+            | TaskRef::Activity { key, .. }
+            | TaskRef::Nexus { key, .. } => runs.get(key).is_some_and(|r| r.is_open()),
         });
         self.matching.push(queue, task);
     }
@@ -660,6 +667,20 @@ impl Core {
                 namespace,
                 schedule_id,
             } => self.schedule_wake_fired(&namespace, &schedule_id),
+            TimerTask::NexusAttemptTimeout {
+                key,
+                scheduled_event_id,
+                attempt,
+            } => self.nexus_attempt_timed_out(&key, scheduled_event_id, attempt),
+            TimerTask::NexusRetry {
+                key,
+                scheduled_event_id,
+                attempt,
+            } => self.nexus_retry_due(&key, scheduled_event_id, attempt),
+            TimerTask::NexusTimeout {
+                key,
+                scheduled_event_id,
+            } => self.nexus_timeout_fired(&key, scheduled_event_id),
         }
     }
 }

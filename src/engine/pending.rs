@@ -159,6 +159,7 @@ mod tests {
         let context = commands::TaskContext {
             key: &key,
             custom_search_attributes: &Default::default(),
+            nexus_endpoints: &Default::default(),
             wtc_id: 5,
             now: 0,
         };

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
-use super::matching::{QueueKey, TaskRef};
+use super::matching::{QueueKey, ReadyTask, TaskRef};
 use temporalio_protos::temporal::api::taskqueue::v1::TaskQueue;
 
 use super::{Core, Engine, Error, Result};
@@ -25,7 +25,8 @@ impl Engine {
     }
 
     /// Long-polls a task queue; `start` turns a task reference into a response (None if stale).
-    pub(crate) async fn poll_queue<T>(
+    /// A task another replica already started is the response as it came.
+    pub(crate) async fn poll_queue<T: PollAnswer>(
         self: &Arc<Self>,
         queue: QueueKey,
         poller: &Poller,
@@ -44,7 +45,7 @@ impl Engine {
             );
             let waiting = match taken {
                 Ok(task) => {
-                    let (started, lsn) = self.with_core(|core| start(core, task));
+                    let (started, lsn) = self.with_core(|core| take(core, task, &mut start));
                     match started? {
                         Some(resp) => {
                             self.store.wait_durable(lsn).await?;
@@ -72,7 +73,7 @@ impl Engine {
             match received {
                 Ok(Ok(task)) => {
                     guard.rx = None;
-                    let (started, lsn) = self.with_core(|core| start(core, task));
+                    let (started, lsn) = self.with_core(|core| take(core, task, &mut start));
                     if let Some(resp) = started? {
                         self.store.wait_durable(lsn).await?;
                         return Ok(Some(resp));
@@ -95,6 +96,22 @@ impl Engine {
     }
 }
 
+/// A poll's answer, which a task fetched from another replica may already be.
+pub(crate) trait PollAnswer: Sized {
+    fn from_ready(ready: ReadyTask) -> Option<Self>;
+}
+
+fn take<T: PollAnswer>(
+    core: &mut Core,
+    task: TaskRef,
+    start: &mut impl FnMut(&mut Core, TaskRef) -> Result<Option<T>>,
+) -> Result<Option<T>> {
+    match task {
+        TaskRef::Ready(ready) => Ok(T::from_ready(*ready)),
+        task => start(core, task),
+    }
+}
+
 /// Who polls a task queue.
 pub struct Poller {
     pub identity: String,
@@ -103,6 +120,16 @@ pub struct Poller {
     /// The polling worker's instance key (empty: not given); when that worker stops, the
     /// poll answers empty.
     pub instance_key: String,
+}
+
+impl Poller {
+    pub fn new(identity: &str, forwarded: bool, instance_key: &str) -> Self {
+        Self {
+            identity: identity.to_string(),
+            forwarded,
+            instance_key: instance_key.to_string(),
+        }
+    }
 }
 
 /// Returns a task that was handed to a poller which went away before taking it.

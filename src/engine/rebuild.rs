@@ -33,8 +33,10 @@ fn refuse(message: &str) -> Error {
 pub(crate) fn state_after(events: &[HistoryEvent], now: i64) -> Result<MutableState> {
     let mut ms = MutableState::default();
     let mut external = BTreeSet::new();
+    let mut nexus = BTreeSet::new();
     for event in events {
         apply(&mut ms, &mut external, event, now);
+        pending_nexus_operations(&mut nexus, event);
         ms.history_size_bytes += event.encoded_len() as i64;
         ms.next_event_id = event.event_id + 1;
     }
@@ -49,7 +51,35 @@ pub(crate) fn state_after(events: &[HistoryEvent], now: i64) -> Result<MutableSt
              workflows: reset to a point after they were delivered.",
         ));
     }
+    if !nexus.is_empty() {
+        return Err(refuse(
+            "Durin cannot yet reset to a point where Nexus operations are pending: reset to a \
+             point after they ended.",
+        ));
+    }
     Ok(ms)
+}
+
+/// Tracks the Nexus operations scheduled and not yet ended.
+fn pending_nexus_operations(pending: &mut BTreeSet<i64>, event: &HistoryEvent) {
+    match &event.attributes {
+        Some(Attributes::NexusOperationScheduledEventAttributes(_)) => {
+            pending.insert(event.event_id);
+        }
+        Some(Attributes::NexusOperationCompletedEventAttributes(a)) => {
+            pending.remove(&a.scheduled_event_id);
+        }
+        Some(Attributes::NexusOperationFailedEventAttributes(a)) => {
+            pending.remove(&a.scheduled_event_id);
+        }
+        Some(Attributes::NexusOperationCanceledEventAttributes(a)) => {
+            pending.remove(&a.scheduled_event_id);
+        }
+        Some(Attributes::NexusOperationTimedOutEventAttributes(a)) => {
+            pending.remove(&a.scheduled_event_id);
+        }
+        _ => {}
+    }
 }
 
 fn apply(ms: &mut MutableState, external: &mut BTreeSet<i64>, event: &HistoryEvent, now: i64) {

@@ -818,6 +818,7 @@ impl Core {
         for activity in ms.activities.values() {
             self.arm_activity(key, activity);
         }
+        self.rearm_nexus_operations(key);
     }
 }
 

@@ -61,6 +61,23 @@ pub enum TimerTask {
         namespace: String,
         schedule_id: String,
     },
+    /// A Nexus operation's attempt in flight reaches its deadline.
+    NexusAttemptTimeout {
+        key: RunKey,
+        scheduled_event_id: i64,
+        attempt: i32,
+    },
+    /// A Nexus operation's backoff ends.
+    NexusRetry {
+        key: RunKey,
+        scheduled_event_id: i64,
+        attempt: i32,
+    },
+    /// One of a Nexus operation's timeouts may have passed.
+    NexusTimeout {
+        key: RunKey,
+        scheduled_event_id: i64,
+    },
 }
 
 #[derive(Debug, PartialEq, Eq)]

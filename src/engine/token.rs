@@ -2,7 +2,12 @@
 //! heartbeat it. A token names its run and task, and carries an HMAC of itself keyed by the
 //! store's token secret, so only tokens Durin issued are accepted; it acts only in the
 //! namespace the request names, which is the one authorization checked.
+//!
+//! A Nexus task's token names the caller's run but is answered from the handler's namespace,
+//! which it records; it travels as base64url text, since SDKs print Nexus tokens as strings.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use prost::Message;
 use ring::hmac;
 
@@ -27,6 +32,21 @@ impl TokenSigner {
             .to_vec()
     }
 
+    /// A signed token for a Nexus task dispatched in `handler_namespace` for the operation
+    /// `scheduled_event_id` of the caller's run `key`.
+    pub fn issue_nexus(
+        &self,
+        key: &RunKey,
+        scheduled_event_id: i64,
+        attempt: i32,
+        handler_namespace: &str,
+    ) -> Vec<u8> {
+        let mut token = new_token(key, scheduled_event_id, attempt, 0, "");
+        token.nexus_namespace = handler_namespace.to_string();
+        token.signature = self.signature(&token);
+        URL_SAFE_NO_PAD.encode(token.encode_to_vec()).into_bytes()
+    }
+
     /// A signed token for a task of the run `key`.
     pub fn issue(
         &self,
@@ -36,17 +56,7 @@ impl TokenSigner {
         started_event_id: i64,
         query_id: &str,
     ) -> Vec<u8> {
-        let mut token = TaskToken {
-            namespace: key.namespace.clone(),
-            workflow_id: key.workflow_id.clone(),
-            run_id: key.run_id.clone(),
-            scheduled_event_id,
-            attempt,
-            query_id: query_id.to_string(),
-            started_event_id,
-            signature: Vec::new(),
-            magic: TOKEN_MAGIC,
-        };
+        let mut token = new_token(key, scheduled_event_id, attempt, started_event_id, query_id);
         token.signature = self.signature(&token);
         token.encode_to_vec()
     }
@@ -61,12 +71,38 @@ impl TokenSigner {
                 "Task token is not one this server issued.".into(),
             ));
         }
-        if key.namespace != namespace {
+        let issued_in = if token.nexus_namespace.is_empty() {
+            &key.namespace
+        } else {
+            &token.nexus_namespace
+        };
+        if issued_in != namespace {
             return Err(Error::InvalidArgument(
                 "Operation requested with a token from a different namespace.".into(),
             ));
         }
         Ok((key, token))
+    }
+}
+
+fn new_token(
+    key: &RunKey,
+    scheduled_event_id: i64,
+    attempt: i32,
+    started_event_id: i64,
+    query_id: &str,
+) -> TaskToken {
+    TaskToken {
+        namespace: key.namespace.clone(),
+        workflow_id: key.workflow_id.clone(),
+        run_id: key.run_id.clone(),
+        scheduled_event_id,
+        attempt,
+        query_id: query_id.to_string(),
+        started_event_id,
+        nexus_namespace: String::new(),
+        signature: Vec::new(),
+        magic: TOKEN_MAGIC,
     }
 }
 
@@ -78,7 +114,10 @@ pub fn parse_token(bytes: &[u8]) -> Result<(RunKey, TaskToken)> {
             "Task token not set on request.".into(),
         ));
     }
-    let token = TaskToken::decode(bytes)
+    // A Nexus token is base64url text; an encoded token starts with a byte no base64
+    // alphabet has (its first field's key).
+    let decoded = URL_SAFE_NO_PAD.decode(bytes).ok();
+    let token = TaskToken::decode(decoded.as_deref().unwrap_or(bytes))
         .ok()
         .filter(|t| t.magic == TOKEN_MAGIC)
         .ok_or_else(|| Error::InvalidArgument("Error deserializing task token.".into()))?;
@@ -130,5 +169,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("not one this server issued"), "{err}");
+    }
+
+    #[test]
+    fn a_nexus_token_is_text_and_answered_from_the_handlers_namespace() {
+        let signer = TokenSigner::new(b"secret");
+        let bytes = signer.issue_nexus(&run(), 5, 1, "handlers");
+        assert!(std::str::from_utf8(&bytes).is_ok_and(|s| s.is_ascii()));
+        let (key, token) = signer.check("handlers", &bytes).expect("as issued");
+        assert_eq!((key, token.scheduled_event_id), (run(), 5));
+        let err = signer.check("team-a", &bytes).unwrap_err().to_string();
+        assert!(err.contains("different namespace"), "{err}");
+        assert_eq!(parse_token(&bytes).unwrap().0, run());
     }
 }

@@ -22,7 +22,7 @@ use temporalio_protos::temporal::api::workflowservice::v1::{
 
 use super::clock::{self, dur_millis, opt_ts_millis};
 use super::commands::{CommandError, Effect};
-use super::matching::{QueueKey, QueueKind, ReadyTask, TaskRef};
+use super::matching::{QueueKey, QueueKind, TaskRef};
 use super::state::WorkflowTaskInfo;
 use super::timers::TimerTask;
 use super::{ChangeKind, Core, Engine, Error, Result, RunKey, events};
@@ -54,18 +54,10 @@ impl Engine {
             .is_some_and(|t| t.kind == TaskQueueKind::Sticky as i32);
         let queue = QueueKey::new(&req.namespace, &queue_name, QueueKind::Workflow)
             .for_version(super::deployments::poller_version(&req.deployment_options));
-        let poller = super::Poller {
-            identity: req.identity.clone(),
-            forwarded,
-            instance_key: req.worker_instance_key.clone(),
-        };
+        let poller = super::Poller::new(&req.identity, forwarded, &req.worker_instance_key);
         let resp = self
-            .poll_queue(queue, &poller, deadline, |core, task| match task {
-                TaskRef::Ready(ready) => match *ready {
-                    ReadyTask::Workflow(resp) => Ok(Some(resp)),
-                    ReadyTask::Activity(_) => Ok(None),
-                },
-                task => core.start_workflow_task(task, &poller.identity, is_sticky),
+            .poll_queue(queue, &poller, deadline, |core, task| {
+                core.start_workflow_task(task, &poller.identity, is_sticky)
             })
             .await?;
         Ok(resp.unwrap_or_default())
@@ -221,6 +213,15 @@ impl Core {
     /// Like [`Core::add_event`] for several events that belong together.
     pub(crate) fn add_events(&mut self, key: &RunKey, attrs: Vec<Attributes>) {
         let now = self.now();
+        let events = attrs
+            .into_iter()
+            .map(|a| events::new_event(a, now))
+            .collect();
+        self.add_history_events(key, events);
+    }
+
+    /// [`Core::add_events`] for events built whole (with links, say).
+    pub(crate) fn add_history_events(&mut self, key: &RunKey, events: Vec<HistoryEvent>) {
         let Some(run) = self.runs.get_mut(key) else {
             return;
         };
@@ -233,9 +234,7 @@ impl Core {
             // New events turn a scheduled retry into a regular workflow task.
             run.ms.workflow_task = None;
         }
-        run.ms
-            .buffered
-            .extend(attrs.into_iter().map(|a| events::new_event(a, now)));
+        run.ms.buffered.extend(events);
         if !run.wft_started() {
             run.flush_buffer();
         }
@@ -258,7 +257,9 @@ impl Core {
                 attempt,
             } => (key, scheduled_event_id, attempt),
             TaskRef::Query { key, query_id } => return Ok(self.start_query_task(&key, &query_id)),
-            TaskRef::Activity { .. } | TaskRef::Ready(_) => return Ok(None),
+            TaskRef::Activity { .. } | TaskRef::Nexus { .. } | TaskRef::Ready(_) => {
+                return Ok(None);
+            }
         };
         let target_version_changed = self.target_version_changed(&key);
         let Some(run) = self.runs.get_mut(&key) else {
@@ -428,6 +429,7 @@ impl Core {
             return Err(Error::InvalidArgument("UnhandledCommand".into()));
         }
         let custom = self.custom_search_attributes(&key.namespace);
+        let endpoints = self.endpoints_named_by(&req.commands);
         let run = self.run_mut(&key)?;
         let snapshot = (run.ms.clone(), run.staged.len(), run.changes.len());
         materialize_transient(run, &wft, now);
@@ -468,6 +470,7 @@ impl Core {
         let context = super::commands::TaskContext {
             key: &key,
             custom_search_attributes: &custom,
+            nexus_endpoints: &endpoints,
             wtc_id: completed_id,
             now,
         };
@@ -510,6 +513,7 @@ impl Core {
                 Effect::StartChild(id, attrs) => self.start_child(&key, &attrs, id, record),
                 Effect::SignalExternal(id, attrs) => self.signal_external(&key, &attrs, id, record),
                 Effect::CancelExternal(id, attrs) => self.cancel_external(&key, &attrs, id, record),
+                Effect::NexusOperation(id) => self.dispatch_nexus_attempt(&key, id),
             }
         }
         let run = self.run_mut(&key)?;

@@ -97,6 +97,7 @@ pub fn to_status(err: Error) -> Status {
             ),
         ),
         Error::FailedPrecondition(_) => Status::failed_precondition(message),
+        Error::AlreadyExists(_) => Status::already_exists(message),
         Error::QueryFailed { failure, .. } => with_detail(
             Code::InvalidArgument,
             message,

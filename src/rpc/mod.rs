@@ -259,6 +259,10 @@ macro_rules! workflow_rpcs {
                 |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
             poll_nexus_task_queue(PollNexusTaskQueueRequest) -> PollNexusTaskQueueResponse, "PollNexusTaskQueue",
                 |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
+            respond_nexus_task_completed(RespondNexusTaskCompletedRequest) -> RespondNexusTaskCompletedResponse, "RespondNexusTaskCompleted",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Token(&r.task_token);
+            respond_nexus_task_failed(RespondNexusTaskFailedRequest) -> RespondNexusTaskFailedResponse, "RespondNexusTaskFailed",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Token(&r.task_token);
             describe_worker_deployment(DescribeWorkerDeploymentRequest) -> DescribeWorkerDeploymentResponse, "DescribeWorkerDeployment",
                 |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
             list_worker_deployments(ListWorkerDeploymentsRequest) -> ListWorkerDeploymentsResponse, "ListWorkerDeployments",
@@ -294,6 +298,18 @@ macro_rules! operator_rpcs {
                 |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
             // Deleting a namespace takes a token for every namespace, not one for this one.
             delete_namespace(DeleteNamespaceRequest) -> DeleteNamespaceResponse, "DeleteNamespace",
+                |_| Some($crate::api::auth::EVERY_NAMESPACE), |_| $crate::rpc::RouteKey::Local;
+            // The Nexus endpoint registry spans namespaces (an endpoint routes one namespace's
+            // calls to another's workers): reading or changing it takes a token for all.
+            create_nexus_endpoint(CreateNexusEndpointRequest) -> CreateNexusEndpointResponse, "CreateNexusEndpoint",
+                |_| Some($crate::api::auth::EVERY_NAMESPACE), |_| $crate::rpc::RouteKey::Local;
+            update_nexus_endpoint(UpdateNexusEndpointRequest) -> UpdateNexusEndpointResponse, "UpdateNexusEndpoint",
+                |_| Some($crate::api::auth::EVERY_NAMESPACE), |_| $crate::rpc::RouteKey::Local;
+            delete_nexus_endpoint(DeleteNexusEndpointRequest) -> DeleteNexusEndpointResponse, "DeleteNexusEndpoint",
+                |_| Some($crate::api::auth::EVERY_NAMESPACE), |_| $crate::rpc::RouteKey::Local;
+            get_nexus_endpoint(GetNexusEndpointRequest) -> GetNexusEndpointResponse, "GetNexusEndpoint",
+                |_| Some($crate::api::auth::EVERY_NAMESPACE), |_| $crate::rpc::RouteKey::Local;
+            list_nexus_endpoints(ListNexusEndpointsRequest) -> ListNexusEndpointsResponse, "ListNexusEndpoints",
                 |_| Some($crate::api::auth::EVERY_NAMESPACE), |_| $crate::rpc::RouteKey::Local;
         }
     };

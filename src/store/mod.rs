@@ -16,8 +16,8 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub use records::{
-    DeletedRun, ExecutionRecord, LogRecord, NamespaceRecord, RecordBatch, encode_batch,
-    encode_execution, log_record,
+    DeletedRun, ExecutionRecord, LogRecord, NamespaceRecord, NexusEndpointRecord, RecordBatch,
+    encode_batch, encode_execution, log_record,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -8,7 +8,7 @@ use temporalio_protos::temporal::api::workflowservice::v1::DescribeNamespaceResp
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct LogRecord {
-    #[prost(oneof = "log_record::Kind", tags = "1, 2, 3, 4, 5, 6, 7")]
+    #[prost(oneof = "log_record::Kind", tags = "1, 2, 3, 4, 5, 6, 7, 8")]
     pub kind: Option<log_record::Kind>,
 }
 
@@ -35,6 +35,10 @@ pub mod log_record {
         /// A batch operation's full state after a change.
         #[prost(message, tag = "7")]
         BatchJob(super::BatchJobRecord),
+        /// A Nexus endpoint's full state after a change (kept, like namespaces, by every
+        /// replica rather than in a shard).
+        #[prost(message, tag = "8")]
+        NexusEndpoint(super::NexusEndpointRecord),
     }
 }
 
@@ -53,6 +57,25 @@ pub struct NamespaceRecord {
     /// by the same versions).
     #[prost(message, repeated, tag = "4")]
     pub worker_deployments: Vec<WorkerDeploymentRecord>,
+}
+
+/// A Nexus endpoint of the cluster's registry. A deleted endpoint stays as a tombstone with
+/// a higher version, so a replica that reads an older copy from the store keeps the deletion.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct NexusEndpointRecord {
+    #[prost(string, tag = "1")]
+    pub id: String,
+    /// Starts at 1 and is bumped by every change: the conflict token of updates and deletes.
+    #[prost(int64, tag = "2")]
+    pub version: i64,
+    #[prost(message, optional, tag = "3")]
+    pub spec: Option<temporalio_protos::temporal::api::nexus::v1::EndpointSpec>,
+    #[prost(message, optional, tag = "4")]
+    pub created_time: Option<prost_wkt_types::Timestamp>,
+    #[prost(message, optional, tag = "5")]
+    pub last_modified_time: Option<prost_wkt_types::Timestamp>,
+    #[prost(bool, tag = "6")]
+    pub deleted: bool,
 }
 
 /// A worker deployment: its versions (one per build id, created when a versioned worker first

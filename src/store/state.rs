@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use prost_wkt_types::{Duration, Timestamp};
 use temporalio_protos::temporal::api::common::v1::{
-    ActivityType, Header, Memo, Payloads, RetryPolicy, SearchAttributes,
+    ActivityType, Header, Memo, Payload, Payloads, RetryPolicy, SearchAttributes,
 };
 use temporalio_protos::temporal::api::failure::v1::Failure;
 use temporalio_protos::temporal::api::history::v1::{
@@ -107,6 +107,75 @@ pub struct MutableState {
     /// `engine/standalone/`).
     #[prost(message, optional, boxed, tag = "35")]
     pub standalone_activity: Option<Box<StandaloneActivity>>,
+    /// Nexus operations the workflow scheduled that have not ended, by scheduled event id
+    /// (see `engine/nexus/`).
+    #[prost(btree_map = "int64, message", tag = "36")]
+    pub nexus_operations: BTreeMap<i64, NexusOperationInfo>,
+}
+
+/// A Nexus operation a workflow scheduled (the caller's side), from its scheduled event until
+/// it ends. Each attempt is one call of the handler: dispatched to the endpoint's task queue
+/// until its deadline, then retried with backoff while the operation's timeouts allow.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct NexusOperationInfo {
+    #[prost(int64, tag = "1")]
+    pub scheduled_event_id: i64,
+    /// The endpoint's name (as the workflow named it) and id.
+    #[prost(string, tag = "2")]
+    pub endpoint: String,
+    #[prost(string, tag = "3")]
+    pub endpoint_id: String,
+    #[prost(string, tag = "4")]
+    pub service: String,
+    #[prost(string, tag = "5")]
+    pub operation: String,
+    /// The same for every attempt, so a handler deduplicates retries on it.
+    #[prost(string, tag = "6")]
+    pub request_id: String,
+    #[prost(message, optional, tag = "7")]
+    pub input: Option<Payload>,
+    /// The caller's Nexus headers, keys lowercased.
+    #[prost(btree_map = "string, string", tag = "8")]
+    pub header: BTreeMap<String, String>,
+    #[prost(message, optional, tag = "9")]
+    pub scheduled_time: Option<Timestamp>,
+    #[prost(message, optional, tag = "10")]
+    pub schedule_to_close_timeout: Option<Duration>,
+    #[prost(message, optional, tag = "11")]
+    pub schedule_to_start_timeout: Option<Duration>,
+    #[prost(message, optional, tag = "12")]
+    pub start_to_close_timeout: Option<Duration>,
+    /// `temporal.api.enums.v1.PendingNexusOperationState`.
+    #[prost(int32, tag = "13")]
+    pub state: i32,
+    /// Attempts that ended (0 while the first is in flight).
+    #[prost(int32, tag = "14")]
+    pub attempt: i32,
+    #[prost(message, optional, tag = "15")]
+    pub last_attempt_complete_time: Option<Timestamp>,
+    #[prost(message, optional, tag = "16")]
+    pub last_attempt_failure: Option<Failure>,
+    #[prost(message, optional, tag = "17")]
+    pub next_attempt_schedule_time: Option<Timestamp>,
+    /// The handler's token for an operation it started asynchronously.
+    #[prost(string, tag = "18")]
+    pub operation_token: String,
+    #[prost(message, optional, tag = "19")]
+    pub started_time: Option<Timestamp>,
+    /// When the attempt in flight gives up waiting for the handler (unset while backing off).
+    #[prost(message, optional, tag = "20")]
+    pub attempt_deadline: Option<Timestamp>,
+    /// Where the endpoint routed the operation: the handler's namespace and task queue.
+    #[prost(string, tag = "21")]
+    pub handler_namespace: String,
+    #[prost(string, tag = "22")]
+    pub handler_task_queue: String,
+    /// A handler took the attempt in flight (it is not offered to another).
+    #[prost(bool, tag = "23")]
+    pub dispatched: bool,
+    /// The workflow asked for the operation's cancellation (its event id; 0: not asked).
+    #[prost(int64, tag = "24")]
+    pub cancel_requested_event_id: i64,
 }
 
 /// A standalone activity execution: an activity a client started on its own, with no
@@ -538,6 +607,10 @@ pub struct TaskToken {
     pub query_id: String,
     #[prost(int64, tag = "7")]
     pub started_event_id: i64,
+    /// Set for Nexus tasks: the handler's namespace, where the task was dispatched and where
+    /// its answer must come from (the run named is the caller's, in another namespace).
+    #[prost(string, tag = "8")]
+    pub nexus_namespace: String,
     /// HMAC-SHA256 of the token without it, keyed by the store's token secret: a token
     /// Durin did not issue is refused.
     #[prost(bytes = "vec", tag = "14")]

@@ -26,6 +26,7 @@ use super::{ChangeKind, Run, RunKey, retry};
 pub(crate) mod activities;
 mod close;
 mod external;
+pub(crate) mod nexus;
 mod properties;
 #[cfg(test)]
 mod tests;
@@ -59,6 +60,8 @@ pub enum Effect {
         i64,
         Box<RequestCancelExternalWorkflowExecutionCommandAttributes>,
     ),
+    /// The first attempt of the Nexus operation scheduled by this event.
+    NexusOperation(i64),
 }
 
 #[derive(Default)]
@@ -87,6 +90,8 @@ pub struct TaskContext<'a> {
     pub key: &'a RunKey,
     /// The namespace's custom search attributes and their types.
     pub custom_search_attributes: &'a std::collections::BTreeMap<String, i32>,
+    /// The Nexus endpoints the commands name that exist: name -> endpoint id.
+    pub nexus_endpoints: &'a std::collections::BTreeMap<String, String>,
     /// The id of the task's WorkflowTaskCompleted event.
     pub wtc_id: i64,
     /// The operation's time.
@@ -184,12 +189,11 @@ pub fn apply(
                 used_messages.insert(message.id.clone());
                 run.apply_update_message(message, now)?;
             }
-            // Until Durin has Nexus: a failure the SDK reports and the server retries with
-            // backoff, as Temporal answers when Nexus is off (not an unhandled command, which
-            // would be retried at once).
-            CA::ScheduleNexusOperationCommandAttributes(_)
-            | CA::RequestCancelNexusOperationCommandAttributes(_) => {
-                return Err(bad(C::FeatureDisabled, "Nexus operations disabled"));
+            CA::ScheduleNexusOperationCommandAttributes(a) => {
+                nexus::schedule_nexus_operation(run, context, a, effects)?
+            }
+            CA::RequestCancelNexusOperationCommandAttributes(a) => {
+                nexus::request_cancel_nexus_operation(run, context, a)?
             }
         }
         // Temporal puts a command's summary and details on the one event it records (a
@@ -262,6 +266,14 @@ fn check_command_size(attrs: &command::Attributes) -> Result<(), String> {
         CA::SignalExternalWorkflowExecutionCommandAttributes(a) => {
             check_payloads("SignalExternalWorkflowExecution input", &a.input)
         }
+        CA::ScheduleNexusOperationCommandAttributes(a) => check_payloads(
+            "ScheduleNexusOperationCommandAttributes.Input",
+            &a.input
+                .clone()
+                .map(|p| temporalio_protos::temporal::api::common::v1::Payloads {
+                    payloads: vec![p],
+                }),
+        ),
         CA::RecordMarkerCommandAttributes(a) => a.details.iter().try_for_each(|(name, p)| {
             check_payloads(&format!("marker detail {name}"), &Some(p.clone()))
         }),

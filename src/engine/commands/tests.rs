@@ -143,6 +143,7 @@ fn effect_name(e: &Effect) -> &'static str {
         Effect::StartChild(..) => "start child",
         Effect::SignalExternal(..) => "signal external",
         Effect::CancelExternal(..) => "cancel external",
+        Effect::NexusOperation(..) => "nexus operation",
     }
 }
 
@@ -159,6 +160,7 @@ fn run_task(run: &mut Run, commands: &[Command]) -> Result<Applied, C> {
     let context = TaskContext {
         key: &key,
         custom_search_attributes: &custom,
+        nexus_endpoints: &BTreeMap::new(),
         wtc_id: WTC,
         now: NOW,
     };
@@ -377,12 +379,12 @@ fn each_command_stages_its_events_and_effects_or_fails_the_task() {
             Err(C::UnhandledCommand),
         ),
         (
-            "a Nexus operation, until Durin has Nexus (retried with backoff, not at once)",
+            "a Nexus operation on an endpoint that does not exist",
             running,
             vec![command(CA::ScheduleNexusOperationCommandAttributes(
                 Default::default(),
             ))],
-            Err(C::FeatureDisabled),
+            Err(C::BadScheduleNexusOperationAttributes),
         ),
         (
             "three commands in one task",
@@ -419,6 +421,7 @@ fn staged_events_take_the_next_ids_and_a_timer_is_due_at_the_tasks_time_plus_its
     let context = TaskContext {
         key: &key,
         custom_search_attributes: &BTreeMap::new(),
+        nexus_endpoints: &BTreeMap::new(),
         wtc_id: WTC,
         now: NOW,
     };

@@ -99,21 +99,28 @@ async fn read_shard(client: &Client, shard: u32) -> Result<(Vec<LogRecord>, i64)
     Ok((records, next_seq))
 }
 
+/// What every replica holds whole: the namespaces and the Nexus endpoint registry.
 async fn read_namespaces(client: &Client) -> Result<Vec<LogRecord>, StoreError> {
-    let rows = client
-        .query(
+    let mut records = Vec::new();
+    for (what, sql) in [
+        (
+            "namespace",
             "SELECT name, record FROM durin_namespaces ORDER BY name",
-            &[],
-        )
-        .await
-        .map_err(pg_error)?;
-    rows.iter()
-        .map(|row| {
-            let name: &str = row.get(0);
-            LogRecord::decode(row.get::<_, &[u8]>(1))
-                .map_err(|e| StoreError::Corrupt(format!("namespace {name}: {e}")))
-        })
-        .collect()
+        ),
+        (
+            "Nexus endpoint",
+            "SELECT id, record FROM durin_nexus_endpoints ORDER BY id",
+        ),
+    ] {
+        for row in client.query(sql, &[]).await.map_err(pg_error)? {
+            let key: &str = row.get(0);
+            records.push(
+                LogRecord::decode(row.get::<_, &[u8]>(1))
+                    .map_err(|e| StoreError::Corrupt(format!("{what} {key}: {e}")))?,
+            );
+        }
+    }
+    Ok(records)
 }
 
 impl PgStore {
@@ -290,7 +297,7 @@ impl PgStore {
         leases::leave(&*self.admin().await?, &self.cfg.owner).await
     }
 
-    /// Namespaces as stored (other replicas register and update them too).
+    /// Namespaces and Nexus endpoints as stored (other replicas change them too).
     pub async fn namespaces(&self) -> Result<Vec<LogRecord>, StoreError> {
         read_namespaces(&*self.admin().await?).await
     }

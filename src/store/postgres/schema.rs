@@ -52,6 +52,16 @@ const MIGRATIONS: &[(i32, &str)] = &[
              ADD COLUMN secret text NOT NULL
              DEFAULT replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '');",
     ),
+    (
+        4,
+        // The Nexus endpoint registry, beside the namespaces: every replica reads all of it.
+        // The version column lets a write keep only the newest copy of an endpoint.
+        "CREATE TABLE durin_nexus_endpoints (
+             id text PRIMARY KEY,
+             version bigint NOT NULL,
+             record bytea NOT NULL
+         );",
+    ),
 ];
 
 /// Any constant: replicas migrating at once queue on this advisory lock.

@@ -252,6 +252,7 @@ async fn commit(
     let other = |e: tokio_postgres::Error| CommitError::Other(format!("PostgreSQL: {e}"));
     let mut touched: BTreeMap<u32, i64> = batch.rewrites.keys().map(|&s| (s, 0)).collect();
     let mut namespaces: Vec<(String, &[u8])> = Vec::new();
+    let mut endpoints: Vec<(String, i64, &[u8])> = Vec::new();
     let (mut shard_col, mut seq_col, mut record_col) = (Vec::new(), Vec::new(), Vec::new());
     for row in batch.ops.iter().flat_map(|op| &op.rows) {
         match row.shard {
@@ -262,11 +263,13 @@ async fn commit(
                 seq_col.push(row.seq);
                 record_col.push(row.bytes.as_slice());
             }
-            None => {
-                if let Some(name) = namespace_name(&row.bytes) {
-                    namespaces.push((name, row.bytes.as_slice()));
+            None => match cluster_row(&row.bytes) {
+                Some(ClusterRow::Namespace(name)) => namespaces.push((name, row.bytes.as_slice())),
+                Some(ClusterRow::NexusEndpoint(id, version)) => {
+                    endpoints.push((id, version, row.bytes.as_slice()))
                 }
-            }
+                None => {}
+            },
         }
     }
     let unheld: BTreeSet<u32> = touched
@@ -333,12 +336,32 @@ async fn commit(
         .await
         .map_err(other)?;
     }
+    // Another replica may have written a newer version meanwhile: the newest stays.
+    for (id, version, record) in endpoints {
+        tx.execute(
+            "INSERT INTO durin_nexus_endpoints (id, version, record) VALUES ($1, $2, $3)
+             ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version, record = EXCLUDED.record
+             WHERE durin_nexus_endpoints.version < EXCLUDED.version",
+            &[&id, &version, &record],
+        )
+        .await
+        .map_err(other)?;
+    }
     tx.commit().await.map_err(other)
 }
 
-fn namespace_name(bytes: &[u8]) -> Option<String> {
+/// A record every replica holds whole, by its key in its table.
+enum ClusterRow {
+    Namespace(String),
+    NexusEndpoint(String, i64),
+}
+
+fn cluster_row(bytes: &[u8]) -> Option<ClusterRow> {
     match LogRecord::decode(bytes).ok()?.kind? {
-        log_record::Kind::Namespace(ns) => Some(ns.namespace?.namespace_info?.name),
+        log_record::Kind::Namespace(ns) => {
+            Some(ClusterRow::Namespace(ns.namespace?.namespace_info?.name))
+        }
+        log_record::Kind::NexusEndpoint(e) => Some(ClusterRow::NexusEndpoint(e.id, e.version)),
         _ => None,
     }
 }

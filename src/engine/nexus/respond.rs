@@ -1,0 +1,251 @@
+//! A handler's answer to an attempt (RespondNexusTaskCompleted / RespondNexusTaskFailed),
+//! recorded in the caller's history as Temporal records it: a synchronous result completes the
+//! operation, an asynchronous start starts it, an operation failure or cancellation ends it
+//! (the handler's failure as the cause under Temporal's wrapper), and a handler error is
+//! retried or ends it, by its retry behaviour.
+
+use temporalio_protos::temporal::api::enums::v1::PendingNexusOperationState;
+use temporalio_protos::temporal::api::failure::v1::{Failure, failure};
+use temporalio_protos::temporal::api::history::v1::history_event::Attributes;
+use temporalio_protos::temporal::api::history::v1::{
+    NexusOperationCanceledEventAttributes, NexusOperationCompletedEventAttributes,
+    NexusOperationStartedEventAttributes,
+};
+use temporalio_protos::temporal::api::nexus::v1::{
+    HandlerError, response, start_operation_response,
+};
+use temporalio_protos::temporal::api::workflowservice::v1::{
+    RespondNexusTaskCompletedRequest, RespondNexusTaskFailedRequest,
+};
+
+use super::{handler_failure, is_retryable, operation_failure};
+use crate::engine::clock::ts_from_millis;
+use crate::engine::state::NexusOperationInfo;
+use crate::engine::{Core, Engine, Error, Result, RunKey};
+
+/// Temporal's limit on an asynchronous operation's token.
+const MAX_OPERATION_TOKEN_BYTES: usize = 4096;
+
+impl Engine {
+    pub async fn respond_nexus_task_completed(
+        &self,
+        req: RespondNexusTaskCompletedRequest,
+    ) -> Result<()> {
+        let start = match req.response.and_then(|r| r.variant) {
+            Some(response::Variant::StartOperation(start)) => start.variant,
+            Some(response::Variant::CancelOperation(_)) | None => {
+                return Err(Error::InvalidArgument(
+                    "the response must answer the task's start operation request".into(),
+                ));
+            }
+        };
+        let start = start.ok_or_else(|| {
+            Error::InvalidArgument("the start operation response is empty".into())
+        })?;
+        if let start_operation_response::Variant::AsyncSuccess(a) = &start {
+            if a.operation_token.is_empty() {
+                return Err(Error::InvalidArgument(
+                    "missing opration token in response".into(),
+                ));
+            }
+            if a.operation_token.len() > MAX_OPERATION_TOKEN_BYTES {
+                return Err(Error::InvalidArgument(format!(
+                    "operation token length exceeds allowed limit ({}/{MAX_OPERATION_TOKEN_BYTES})",
+                    a.operation_token.len()
+                )));
+            }
+        }
+        self.transact(|core| {
+            let (key, sched) = core.answered_nexus_task(&req.namespace, &req.task_token)?;
+            core.nexus_start_answered(&key, sched, start);
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn respond_nexus_task_failed(
+        &self,
+        req: RespondNexusTaskFailedRequest,
+    ) -> Result<()> {
+        #[allow(deprecated)]
+        let failure = match (req.failure, req.error) {
+            (Some(f), _) => f,
+            (None, Some(error)) => from_handler_error(error),
+            (None, None) => {
+                return Err(Error::InvalidArgument(
+                    "request must contain error or failure".into(),
+                ));
+            }
+        };
+        let Some(failure::FailureInfo::NexusHandlerFailureInfo(about)) = &failure.failure_info
+        else {
+            return Err(Error::InvalidArgument(
+                "request Failure must contain error or failure with NexusHandlerFailureInfo".into(),
+            ));
+        };
+        let retryable = is_retryable(about);
+        self.transact(|core| {
+            let (key, sched) = core.answered_nexus_task(&req.namespace, &req.task_token)?;
+            core.nexus_attempt_failed(&key, sched, failure, retryable);
+            Ok(())
+        })
+        .await
+    }
+}
+
+impl Core {
+    /// The operation a Nexus task token names, if that attempt is the one in flight and a
+    /// handler took it.
+    fn answered_nexus_task(&self, namespace: &str, token: &[u8]) -> Result<(RunKey, i64)> {
+        let (key, token) = self.tokens.check(namespace, token)?;
+        let not_found = || Error::NotFound("Nexus task not found or already expired".into());
+        if token.nexus_namespace.is_empty() {
+            return Err(Error::InvalidArgument(
+                "the task token is not a Nexus task's".into(),
+            ));
+        }
+        let info = self
+            .pending_nexus_operation(&key, token.scheduled_event_id)
+            .ok_or_else(not_found)?;
+        if info.attempt + 1 != token.attempt
+            || info.state != PendingNexusOperationState::Scheduled as i32
+            || !info.dispatched
+        {
+            return Err(not_found());
+        }
+        Ok((key, token.scheduled_event_id))
+    }
+
+    fn nexus_start_answered(
+        &mut self,
+        key: &RunKey,
+        sched: i64,
+        start: start_operation_response::Variant,
+    ) {
+        use start_operation_response::Variant as V;
+        let Some(info) = self.pending_nexus_operation(key, sched) else {
+            return;
+        };
+        match start {
+            V::SyncSuccess(sync) => {
+                let event = Attributes::NexusOperationCompletedEventAttributes(
+                    NexusOperationCompletedEventAttributes {
+                        scheduled_event_id: sched,
+                        result: sync.payload,
+                        request_id: info.request_id,
+                    },
+                );
+                self.close_nexus_operation(key, sched, event, Vec::new());
+            }
+            V::AsyncSuccess(started) => self.nexus_operation_started(key, &info, started),
+            V::Failure(f) => self.nexus_operation_unsuccessful(key, &info, f),
+            #[allow(deprecated)]
+            V::OperationError(e) => {
+                let mut f = from_nexus_failure(e.failure.unwrap_or_default());
+                if e.operation_state == "canceled"
+                    && !matches!(
+                        f.failure_info,
+                        Some(failure::FailureInfo::CanceledFailureInfo(_))
+                    )
+                {
+                    f.failure_info =
+                        Some(failure::FailureInfo::CanceledFailureInfo(Default::default()));
+                }
+                self.nexus_operation_unsuccessful(key, &info, f)
+            }
+        }
+    }
+
+    /// The handler started the operation asynchronously: it ends when the handler's
+    /// completion arrives (or a timeout).
+    fn nexus_operation_started(
+        &mut self,
+        key: &RunKey,
+        info: &NexusOperationInfo,
+        started: start_operation_response::Async,
+    ) {
+        let now = self.now();
+        let sched = info.scheduled_event_id;
+        let Some(run) = self.runs.get_mut(key) else {
+            return;
+        };
+        let Some(op) = run.ms.nexus_operations.get_mut(&sched) else {
+            return;
+        };
+        op.state = PendingNexusOperationState::Started as i32;
+        op.operation_token = started.operation_token.clone();
+        op.started_time = Some(ts_from_millis(now));
+        op.attempt += 1;
+        op.last_attempt_complete_time = Some(ts_from_millis(now));
+        op.last_attempt_failure = None;
+        op.attempt_deadline = None;
+        #[allow(deprecated)]
+        let event = Attributes::NexusOperationStartedEventAttributes(
+            NexusOperationStartedEventAttributes {
+                scheduled_event_id: sched,
+                operation_id: started.operation_token.clone(),
+                request_id: info.request_id.clone(),
+                operation_token: started.operation_token,
+            },
+        );
+        let started = op.clone();
+        self.add_events(key, vec![event]);
+        self.changed(key);
+        // A start-to-close timeout counts from here.
+        self.arm_nexus_timeouts(key, &started);
+    }
+
+    /// The handler said the operation failed or was canceled.
+    fn nexus_operation_unsuccessful(
+        &mut self,
+        key: &RunKey,
+        info: &NexusOperationInfo,
+        f: Failure,
+    ) {
+        let sched = info.scheduled_event_id;
+        if matches!(
+            f.failure_info,
+            Some(failure::FailureInfo::CanceledFailureInfo(_))
+        ) {
+            let event = Attributes::NexusOperationCanceledEventAttributes(
+                NexusOperationCanceledEventAttributes {
+                    scheduled_event_id: sched,
+                    failure: Some(operation_failure(info, f)),
+                    request_id: info.request_id.clone(),
+                },
+            );
+            self.close_nexus_operation(key, sched, event, Vec::new());
+        } else {
+            self.fail_nexus_operation(key, sched, f);
+        }
+    }
+}
+
+/// A deprecated `HandlerError` as the failure newer handlers send.
+#[allow(deprecated)]
+fn from_handler_error(error: HandlerError) -> Failure {
+    let retryable = {
+        use temporalio_protos::temporal::api::enums::v1::NexusHandlerErrorRetryBehavior as B;
+        match B::try_from(error.retry_behavior).unwrap_or(B::Unspecified) {
+            B::Retryable => Some(true),
+            B::NonRetryable => Some(false),
+            B::Unspecified => None,
+        }
+    };
+    let inner = error.failure.unwrap_or_default();
+    let mut f = handler_failure(&error.error_type, &inner.message, retryable);
+    f.stack_trace = inner.stack_trace;
+    f
+}
+
+/// A Nexus failure (the deprecated wire form) as a Temporal failure.
+fn from_nexus_failure(f: temporalio_protos::temporal::api::nexus::v1::Failure) -> Failure {
+    Failure {
+        message: f.message,
+        stack_trace: f.stack_trace,
+        failure_info: Some(failure::FailureInfo::ApplicationFailureInfo(
+            Default::default(),
+        )),
+        ..Default::default()
+    }
+}
