@@ -69,6 +69,16 @@ class GreeterHandler:
         raise nexusrpc.HandlerError("no such person", type=nexusrpc.HandlerErrorType.BAD_REQUEST)
 
     @nexusrpc.handler.sync_operation
+    async def late(self, ctx: nexusrpc.handler.StartOperationContext, input: Greeting) -> str:
+        # Answers only after its deadline has passed (the SDK cancels it then).
+        invocations[input.key] += 1
+        try:
+            await asyncio.wait_for(ctx.task_cancellation.wait_until_cancelled(), 5)
+        except asyncio.TimeoutError:
+            pass
+        return "too late"
+
+    @nexusrpc.handler.sync_operation
     async def fail(self, ctx: nexusrpc.handler.StartOperationContext, input: Greeting) -> str:
         invocations[input.key] += 1
         raise nexusrpc.OperationError("greeting refused", state=nexusrpc.OperationErrorState.FAILED)
@@ -91,10 +101,10 @@ class CallerWorkflow:
 @workflow.defn
 class ShortCallerWorkflow:
     @workflow.run
-    async def run(self, endpoint: str) -> str:
+    async def run(self, endpoint: str, operation: str) -> str:
         client = workflow.create_nexus_client(service="Greeter", endpoint=endpoint)
         return await client.execute_operation(
-            "greet", Greeting("nobody", "none"), output_type=str,
+            operation, Greeting("nobody", f"short-{workflow.info().workflow_id}"), output_type=str,
             schedule_to_close_timeout=timedelta(seconds=3),
         )
 
@@ -219,7 +229,8 @@ async def test_an_operation_nobody_handles_times_out(client: Client, unique: str
     async with Worker(client, task_queue=caller_tq, workflows=[ShortCallerWorkflow]):
         with pytest.raises(WorkflowFailureError) as timed_out:
             await client.execute_workflow(
-                ShortCallerWorkflow.run, endpoint, id=f"caller-timeout-{unique}", task_queue=caller_tq,
+                ShortCallerWorkflow.run, args=[endpoint, "greet"], id=f"caller-timeout-{unique}",
+                task_queue=caller_tq,
             )
     error = timed_out.value.cause
     assert isinstance(error, NexusOperationError), error
@@ -227,3 +238,21 @@ async def test_an_operation_nobody_handles_times_out(client: Client, unique: str
     assert error.__cause__.type == TimeoutType.SCHEDULE_TO_CLOSE
     types = await event_types(client, f"caller-timeout-{unique}")
     assert EventType.EVENT_TYPE_NEXUS_OPERATION_TIMED_OUT in types
+
+
+async def test_an_answer_after_the_handlers_deadline_does_not_count(client: Client, unique: str) -> None:
+    """The handler is told its deadline (`request-timeout`); a result sent after it is refused
+    as expired, and the operation times out instead of completing."""
+    tq = f"nexus-{unique}"
+    endpoint = await create_endpoint(client, "default", tq)
+    async with Worker(client, task_queue=tq, workflows=[ShortCallerWorkflow],
+                      nexus_service_handlers=[GreeterHandler()]):
+        with pytest.raises(WorkflowFailureError) as timed_out:
+            await client.execute_workflow(
+                ShortCallerWorkflow.run, args=[endpoint, "late"], id=f"caller-late-{unique}",
+                task_queue=tq,
+            )
+    error = timed_out.value.cause
+    assert isinstance(error, NexusOperationError), error
+    assert isinstance(error.__cause__, TimeoutError), error.__cause__
+    assert invocations[f"short-caller-late-{unique}"] >= 1

@@ -23,7 +23,7 @@ use crate::engine::{Core, Engine, Result};
 
 /// The handler is told to answer this much before the attempt's deadline, so its answer
 /// arrives in time (Temporal's `limit.dispatch.task.timeout.min`).
-const ANSWER_MARGIN_MS: i64 = 1_000;
+pub(super) const ANSWER_MARGIN_MS: i64 = 1_000;
 /// Where an asynchronous operation's completion goes: back into this server.
 const SYSTEM_CALLBACK_URL: &str = "temporal://system";
 

@@ -19,7 +19,7 @@ use temporalio_protos::temporal::api::workflowservice::v1::{
 };
 
 use super::{handler_failure, is_retryable, operation_failure};
-use crate::engine::clock::ts_from_millis;
+use crate::engine::clock::{opt_ts_millis, ts_from_millis};
 use crate::engine::state::NexusOperationInfo;
 use crate::engine::{Core, Engine, Error, Result, RunKey};
 
@@ -107,9 +107,13 @@ impl Core {
         let info = self
             .pending_nexus_operation(&key, token.scheduled_event_id)
             .ok_or_else(not_found)?;
+        // An answer after the deadline the handler was given comes too late, as in Temporal
+        // (its dispatch has given up): the attempt fails when its own deadline passes.
+        let answer_deadline = opt_ts_millis(&info.attempt_deadline) - super::poll::ANSWER_MARGIN_MS;
         if info.attempt + 1 != token.attempt
             || info.state != PendingNexusOperationState::Scheduled as i32
             || !info.dispatched
+            || self.now() > answer_deadline
         {
             return Err(not_found());
         }
