@@ -12,7 +12,8 @@
 //!   whichever replica made it.
 //! - Nexus operations: workflows whose shards either replica owns schedule operations; a
 //!   handler connected to one replica only gets every attempt (fetched from the other) and its
-//!   answers reach each caller's history.
+//!   answers reach each caller's history; asynchronous ones start handler workflows in shards
+//!   of either replica, whose completion callbacks reach callers served by the other.
 
 mod common;
 
@@ -375,8 +376,11 @@ async fn the_nexus_endpoint_registry_is_the_same_on_every_replica() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nexus_operations_reach_a_handler_on_either_replica() {
     use temporalio_common::protos::temporal::api::{
-        command::v1::{Command, ScheduleNexusOperationCommandAttributes, command},
-        common::v1::WorkflowType,
+        command::v1::{
+            Command, CompleteWorkflowExecutionCommandAttributes,
+            ScheduleNexusOperationCommandAttributes, command,
+        },
+        common::v1::{Callback, WorkflowType, callback},
         enums::v1::{CommandType, EventType},
         history::v1::history_event::Attributes,
         nexus::v1::{
@@ -384,9 +388,8 @@ async fn nexus_operations_reach_a_handler_on_either_replica() {
             start_operation_response,
         },
         workflowservice::v1::{
-            GetWorkflowExecutionHistoryRequest, PollNexusTaskQueueRequest,
-            RespondNexusTaskCompletedRequest, RespondWorkflowTaskCompletedRequest,
-            StartWorkflowExecutionRequest,
+            PollNexusTaskQueueRequest, RespondNexusTaskCompletedRequest,
+            RespondWorkflowTaskCompletedRequest, StartWorkflowExecutionRequest,
         },
     };
     let (_pg, _replicas, clients) = two_replicas("nexus_operation_replicas").await;
@@ -407,7 +410,9 @@ async fn nexus_operations_reach_a_handler_on_either_replica() {
         })
     };
     // Caller workflows in shards all over, each scheduling one operation in its first task.
-    let ids: Vec<String> = (0..4).map(|i| format!("{callers}-{i}")).collect();
+    // Every fourth is answered synchronously, the others by a handler workflow.
+    let ids: Vec<String> = (0..8).map(|i| format!("{callers}-{i}")).collect();
+    let is_sync = |id: &str| id.ends_with(['0', '4']);
     for (i, id) in ids.iter().enumerate() {
         let client = &clients[i % clients.len()];
         retrying("start caller", || {
@@ -492,17 +497,50 @@ async fn nexus_operations_reach_a_handler_on_either_replica() {
         else {
             continue;
         };
+        let caller = String::from_utf8(start.payload.clone().unwrap().data).unwrap();
+        let answer = if is_sync(&caller) {
+            start_operation_response::Variant::SyncSuccess(start_operation_response::Sync {
+                payload: start.payload,
+                links: Vec::new(),
+            })
+        } else {
+            // A workflow does the work; its close calls back.
+            let token = format!("token-{caller}");
+            let mut header = start.callback_header.clone();
+            header.insert("nexus-operation-token".into(), token.clone());
+            raw.start_workflow_execution(Request::new(StartWorkflowExecutionRequest {
+                namespace: NAMESPACE.into(),
+                workflow_id: format!("handler-{caller}"),
+                workflow_type: Some(WorkflowType {
+                    name: "Handler".into(),
+                }),
+                task_queue: queue(&format!("{handlers}-wf")),
+                input: Some(Payloads {
+                    payloads: vec![start.payload.unwrap()],
+                }),
+                request_id: start.request_id.clone(),
+                completion_callbacks: vec![Callback {
+                    variant: Some(callback::Variant::Nexus(callback::Nexus {
+                        url: start.callback.clone(),
+                        header,
+                    })),
+                    links: Vec::new(),
+                }],
+                ..Default::default()
+            }))
+            .await
+            .expect("start the handler workflow");
+            start_operation_response::Variant::AsyncSuccess(start_operation_response::Async {
+                operation_token: token,
+                ..Default::default()
+            })
+        };
         raw.respond_nexus_task_completed(Request::new(RespondNexusTaskCompletedRequest {
             namespace: NAMESPACE.into(),
             task_token: task.task_token,
             response: Some(NexusResponse {
                 variant: Some(response::Variant::StartOperation(StartOperationResponse {
-                    variant: Some(start_operation_response::Variant::SyncSuccess(
-                        start_operation_response::Sync {
-                            payload: start.payload,
-                            links: Vec::new(),
-                        },
-                    )),
+                    variant: Some(answer),
                 })),
             }),
             ..Default::default()
@@ -511,24 +549,72 @@ async fn nexus_operations_reach_a_handler_on_either_replica() {
         .expect("the answer reaches the caller's replica");
         answered += 1;
     }
-    for id in &ids {
+    // The handler workflows, in shards of both replicas, complete with their input.
+    let handler_count = ids.iter().filter(|id| !is_sync(id)).count();
+    let mut completed = 0;
+    let since = std::time::Instant::now();
+    while completed < handler_count {
+        assert!(
+            since.elapsed() < Duration::from_secs(60),
+            "{completed} of {handler_count} handler workflows completed"
+        );
+        let task = poll(
+            &clients[0],
+            &format!("{handlers}-wf"),
+            None,
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("poll a handler workflow's task");
+        let Some(history) = task.history else {
+            continue;
+        };
+        let input = history.events.iter().find_map(|e| match &e.attributes {
+            Some(Attributes::WorkflowExecutionStartedEventAttributes(s)) => s.input.clone(),
+            _ => None,
+        });
         let mut raw = clients[0].clone();
-        let history = raw
-            .get_workflow_execution_history(Request::new(GetWorkflowExecutionHistoryRequest {
-                namespace: NAMESPACE.into(),
-                execution: Some(
-                    temporalio_common::protos::temporal::api::common::v1::WorkflowExecution {
-                        workflow_id: id.clone(),
-                        run_id: String::new(),
-                    },
+        raw.respond_workflow_task_completed(Request::new(RespondWorkflowTaskCompletedRequest {
+            namespace: NAMESPACE.into(),
+            task_token: task.task_token,
+            commands: vec![Command {
+                command_type: CommandType::CompleteWorkflowExecution as i32,
+                attributes: Some(
+                    command::Attributes::CompleteWorkflowExecutionCommandAttributes(
+                        CompleteWorkflowExecutionCommandAttributes { result: input },
+                    ),
                 ),
                 ..Default::default()
-            }))
-            .await
-            .unwrap()
-            .into_inner()
-            .history
-            .unwrap();
+            }],
+            ..Default::default()
+        }))
+        .await
+        .expect("complete the handler workflow");
+        completed += 1;
+    }
+    for id in &ids {
+        let since = std::time::Instant::now();
+        let history = loop {
+            let history = caller_history(&clients[0], id).await;
+            let closed = history.events.iter().any(|e| {
+                matches!(
+                    &e.attributes,
+                    Some(Attributes::NexusOperationCompletedEventAttributes(_))
+                )
+            });
+            if closed || since.elapsed() > Duration::from_secs(30) {
+                break history;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let started = history.events.iter().any(|e| {
+            matches!(
+                &e.attributes,
+                Some(Attributes::NexusOperationStartedEventAttributes(s))
+                    if s.operation_token == format!("token-{id}")
+            )
+        });
+        assert_eq!(started, !is_sync(id), "{id}: started only if asynchronous");
         let completed = history.events.iter().find_map(|e| match &e.attributes {
             Some(Attributes::NexusOperationCompletedEventAttributes(c)) => Some(c),
             _ => None,
@@ -547,4 +633,28 @@ async fn nexus_operations_reach_a_handler_on_either_replica() {
             });
         assert_eq!(result.data, id.as_bytes(), "{id} got its own answer");
     }
+}
+
+/// The history of the current run of `workflow_id`.
+async fn caller_history(
+    client: &Client,
+    workflow_id: &str,
+) -> temporalio_common::protos::temporal::api::history::v1::History {
+    use temporalio_common::protos::temporal::api::workflowservice::v1::GetWorkflowExecutionHistoryRequest;
+    let mut raw = client.clone();
+    raw.get_workflow_execution_history(Request::new(GetWorkflowExecutionHistoryRequest {
+        namespace: NAMESPACE.into(),
+        execution: Some(
+            temporalio_common::protos::temporal::api::common::v1::WorkflowExecution {
+                workflow_id: workflow_id.into(),
+                run_id: String::new(),
+            },
+        ),
+        ..Default::default()
+    }))
+    .await
+    .unwrap()
+    .into_inner()
+    .history
+    .unwrap()
 }

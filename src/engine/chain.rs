@@ -56,6 +56,12 @@ fn next_started(ms: &MutableState, initiator: ContinueAsNewInitiator, now: i64) 
             .as_ref()
             .and_then(|v| v.versioning_override.clone()),
         inherited_pinned_version: ms.versioning.as_ref().and_then(|v| v.pinned_version()),
+        // Callbacks fire when the chain ends, not when one of its runs does.
+        completion_callbacks: ms
+            .callbacks
+            .iter()
+            .filter_map(|r| r.info.as_ref().and_then(|i| i.callback.clone()))
+            .collect(),
         ..Default::default()
     };
     Continuation { run_id, started }

@@ -435,6 +435,7 @@ impl Core {
                 .is_some_and(|r| terminated_by_resetter(r))
         {
             transfers |= self.report_to_parent(key);
+            transfers |= self.deliver_completion_callbacks(key);
         }
         if transfers {
             self.changed(key);

@@ -324,6 +324,6 @@ pub(crate) fn describe_run(
             .values()
             .map(super::nexus::pending_info)
             .collect(),
-        ..Default::default()
+        callbacks: ms.callbacks.iter().filter_map(|r| r.info.clone()).collect(),
     }
 }

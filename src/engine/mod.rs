@@ -40,6 +40,7 @@ pub mod shards;
 pub mod signal;
 pub mod standalone;
 pub mod start;
+mod start_checks;
 mod sticky;
 pub use crate::store::state;
 pub mod timers;

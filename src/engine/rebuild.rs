@@ -92,6 +92,19 @@ fn apply(ms: &mut MutableState, external: &mut BTreeSet<i64>, event: &HistoryEve
             ms.memo = a.memo.clone();
             ms.search_attributes = a.search_attributes.clone();
             ms.started = Some(Box::new(a.clone()));
+            ms.callbacks = super::nexus::callbacks::records(&a.completion_callbacks, "", at);
+        }
+        // Starts that attached to the running workflow: their callbacks and request ids.
+        Attributes::WorkflowExecutionOptionsUpdatedEventAttributes(a) => {
+            let attached = &a.attached_request_id;
+            ms.callbacks.extend(super::nexus::callbacks::records(
+                &a.attached_completion_callbacks,
+                attached,
+                at,
+            ));
+            if !attached.is_empty() {
+                ms.attached_request_ids.push(attached.clone());
+            }
         }
         Attributes::WorkflowTaskScheduledEventAttributes(a) => {
             ms.workflow_task = Some(WorkflowTaskInfo {

@@ -1,7 +1,8 @@
 //! Starting runs (with id reuse and conflict policies), closing them, and re-arming their
 //! timers and tasks after a restart.
 
-use temporalio_protos::temporal::api::common::v1::Payloads;
+use temporalio_protos::temporal::api::common::v1::{Link, Payloads};
+use temporalio_protos::temporal::api::enums::v1::EventType;
 use temporalio_protos::temporal::api::enums::v1::{
     ContinueAsNewInitiator, RetryState, TaskQueueKind, TimeoutType, WorkflowExecutionStatus,
     WorkflowIdConflictPolicy, WorkflowIdReusePolicy,
@@ -21,11 +22,12 @@ use temporalio_protos::temporal::api::workflowservice::v1::{
 
 use super::clock::{self, dur_from_millis, dur_millis, opt_ts_millis, ts_from_millis};
 use super::matching::{QueueKey, QueueKind, TaskRef};
+use super::nexus::links::{event_link, request_link};
+use super::start_checks::{check_policy_pair, signal_with_start_policies, validate_start};
 use super::state::MutableState;
 use super::timers::TimerTask;
 use super::{ChangeKind, Core, Engine, Error, Result, Run, RunKey};
 
-const MAX_ID_LENGTH: usize = 1000;
 const DEFAULT_WORKFLOW_TASK_TIMEOUT_MS: i64 = 10_000;
 const MAX_WORKFLOW_TASK_TIMEOUT_MS: i64 = 120_000;
 
@@ -122,113 +124,6 @@ impl Engine {
     }
 }
 
-/// The policy pairs Temporal refuses, for a start and a signal-with-start alike.
-#[allow(deprecated)]
-fn check_policy_pair(reuse: i32, conflict: i32) -> Result<()> {
-    if reuse == WorkflowIdReusePolicy::TerminateIfRunning as i32
-        && conflict != WorkflowIdConflictPolicy::Unspecified as i32
-    {
-        return Err(Error::InvalidArgument(
-            "Invalid WorkflowIDReusePolicy: WORKFLOW_ID_REUSE_POLICY_TERMINATE_IF_RUNNING cannot \
-             be used together with a WorkflowIDConflictPolicy."
-                .into(),
-        ));
-    }
-    if reuse == WorkflowIdReusePolicy::RejectDuplicate as i32
-        && conflict == WorkflowIdConflictPolicy::TerminateExisting as i32
-    {
-        return Err(Error::InvalidArgument(
-            "Invalid WorkflowIDReusePolicy: WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE cannot be \
-             used together with WorkflowIdConflictPolicy WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING"
-                .into(),
-        ));
-    }
-    Ok(())
-}
-
-/// A signal-with-start's policies as Temporal reads them: the conflict policy defaults to
-/// use-existing, and the deprecated terminate-if-running means terminate-existing.
-#[allow(deprecated)]
-fn signal_with_start_policies(reuse: i32, conflict: i32) -> (i32, i32) {
-    if reuse == WorkflowIdReusePolicy::TerminateIfRunning as i32 {
-        return (
-            WorkflowIdReusePolicy::AllowDuplicate as i32,
-            WorkflowIdConflictPolicy::TerminateExisting as i32,
-        );
-    }
-    if conflict == WorkflowIdConflictPolicy::Unspecified as i32 {
-        return (reuse, WorkflowIdConflictPolicy::UseExisting as i32);
-    }
-    (reuse, conflict)
-}
-
-fn validate_start(req: &StartWorkflowExecutionRequest) -> Result<()> {
-    let invalid = |m: &str| Err(Error::InvalidArgument(m.to_string()));
-    check_policy_pair(
-        req.workflow_id_reuse_policy,
-        req.workflow_id_conflict_policy,
-    )?;
-    if req.workflow_id.is_empty() {
-        return invalid("WorkflowId is not set on request.");
-    }
-    if super::standalone::is_reserved(&req.workflow_id) {
-        // The standalone activities' key space (see `standalone/mod.rs`).
-        return invalid("WorkflowId must not start with a NUL character.");
-    }
-    if req.workflow_id.len() > MAX_ID_LENGTH {
-        return invalid("WorkflowId exceeds length limit.");
-    }
-    if req.workflow_type.as_ref().is_none_or(|t| t.name.is_empty()) {
-        return invalid("WorkflowType is not set on request.");
-    }
-    if req.task_queue.as_ref().is_none_or(|t| t.name.is_empty()) {
-        return invalid("TaskQueue is not set on request.");
-    }
-    if req
-        .task_queue
-        .as_ref()
-        .is_some_and(|t| t.name.len() > MAX_ID_LENGTH)
-    {
-        return invalid("TaskQueue length exceeds limit.");
-    }
-    if req
-        .workflow_type
-        .as_ref()
-        .is_some_and(|t| t.name.len() > MAX_ID_LENGTH)
-    {
-        return invalid("WorkflowType length exceeds limit.");
-    }
-    if req.request_id.len() > MAX_ID_LENGTH {
-        return invalid("RequestId length exceeds limit.");
-    }
-    super::limits::check_memo(&req.memo).map_err(Error::InvalidArgument)?;
-    super::limits::check_search_attributes(&req.search_attributes)
-        .map_err(Error::InvalidArgument)?;
-    if clock::is_negative(&req.workflow_execution_timeout) {
-        return invalid("Invalid WorkflowExecutionTimeout.");
-    }
-    if clock::is_negative(&req.workflow_run_timeout) {
-        return invalid("Invalid WorkflowRunTimeout.");
-    }
-    if clock::is_negative(&req.workflow_task_timeout) {
-        return invalid("Invalid WorkflowTaskTimeout.");
-    }
-    if clock::is_negative(&req.workflow_start_delay) {
-        return invalid("Invalid WorkflowStartDelay.");
-    }
-    if !req.cron_schedule.is_empty() {
-        super::chain::validate_cron(&req.cron_schedule).map_err(Error::InvalidArgument)?;
-    }
-    super::limits::check_payloads("workflow input", &req.input).map_err(Error::InvalidArgument)?;
-    if let Some(p) = &req.retry_policy {
-        super::retry::validate(p).map_err(Error::InvalidArgument)?;
-    }
-    if let Some(o) = &req.versioning_override {
-        super::workflow_options::check_override(o)?;
-    }
-    Ok(())
-}
-
 /// What a new run's history holds after its started event.
 #[derive(Default)]
 pub(crate) struct FirstEvents {
@@ -236,6 +131,9 @@ pub(crate) struct FirstEvents {
     pub signal: Option<WorkflowExecutionSignaledEventAttributes>,
     /// The summary and details given at start, on the started event.
     pub user_metadata: Option<UserMetadata>,
+    /// Links to where the start came from (a Nexus caller's event, say), on the started
+    /// event.
+    pub links: Vec<Link>,
 }
 
 /// One JSON string as payloads, as the Go SDK's converter encodes it.
@@ -309,6 +207,22 @@ impl Core {
                     first_execution_run_id,
                     started: true,
                     status: existing.ms.status,
+                    link: Some(event_link(&key, 1, EventType::WorkflowExecutionStarted)),
+                    ..Default::default()
+                });
+            }
+            // A retried start that attached to this run the first time.
+            if signal.is_none() && existing.ms.attached_request_ids.contains(&req.request_id) {
+                return Ok(StartWorkflowExecutionResponse {
+                    run_id,
+                    first_execution_run_id,
+                    started: false,
+                    status: existing.ms.status,
+                    link: Some(request_link(
+                        &key,
+                        &req.request_id,
+                        EventType::WorkflowExecutionOptionsUpdated,
+                    )),
                     ..Default::default()
                 });
             }
@@ -322,11 +236,13 @@ impl Core {
                     if let Some(signal) = signal {
                         self.signal_run(&key, signal)?;
                     }
+                    let link = self.attach_to_running(&key, &req)?;
                     return Ok(StartWorkflowExecutionResponse {
                         run_id,
                         first_execution_run_id,
                         started: false,
                         status: WorkflowExecutionStatus::Running as i32,
+                        link,
                         ..Default::default()
                     });
                 }
@@ -381,11 +297,11 @@ impl Core {
         };
         Ok(StartWorkflowExecutionResponse {
             first_execution_run_id: key.run_id.clone(),
+            link: Some(event_link(&key, 1, EventType::WorkflowExecutionStarted)),
             run_id: key.run_id,
             started: true,
             status,
             eager_workflow_task,
-            ..Default::default()
         })
     }
 
@@ -450,12 +366,14 @@ impl Core {
             continued_failure: req.continued_failure.clone(),
             last_completion_result: req.last_completion_result.clone(),
             versioning_override: req.versioning_override.clone(),
+            completion_callbacks: req.completion_callbacks.clone(),
             ..Default::default()
         };
         normalize_timeouts(&mut started, self.now());
         let first = FirstEvents {
             signal,
             user_metadata: req.user_metadata,
+            links: req.links,
         };
         self.create_run_from(&req.namespace, &run_id, &req.request_id, started, first)
     }
@@ -518,6 +436,7 @@ impl Core {
             search_attributes: started.search_attributes.clone(),
             run_expiration_time: (run_expiration > 0).then(|| ts_from_millis(run_expiration)),
             versioning: super::deployments::initial_versioning(&started),
+            callbacks: super::nexus::callbacks::records(&started.completion_callbacks, "", now),
             ..Default::default()
         };
         let mut run = Run::new(ms);
@@ -526,6 +445,9 @@ impl Core {
             Attributes::WorkflowExecutionStartedEventAttributes(started),
             first.user_metadata,
         );
+        if let Some(event) = run.staged.last_mut() {
+            event.links = first.links;
+        }
         if let Some(signal) = first.signal {
             // A retried signal-with-start finds the signal applied, by its request id.
             if !signal.request_id.is_empty() {

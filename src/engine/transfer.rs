@@ -71,6 +71,7 @@ impl TransferKind {
                 .map_or(("", ""), |r| (r.namespace.as_str(), r.workflow_id.as_str())),
             TransferKind::ScheduleRunClosed(t) => (&t.namespace, &t.schedule_id),
             TransferKind::ScheduleOverlap(t) => (&t.namespace, &t.workflow_id),
+            TransferKind::NexusCompletion(t) => (&t.caller_namespace, &t.caller_workflow_id),
         }
     }
 }
@@ -234,6 +235,13 @@ impl Core {
                 self.apply_schedule_overlap(t);
                 found(true)
             }
+            TransferKind::NexusCompletion(t) => match self.complete_nexus_operation(t) {
+                Ok(()) => found(true),
+                Err(message) => TransferOutcome {
+                    message,
+                    ..Default::default()
+                },
+            },
         })
     }
 
@@ -361,6 +369,14 @@ impl Core {
             }
             Some(TransferKind::Cancel(t)) if open => {
                 self.add_event(source, cancel_outcome(&t, outcome.ok))
+            }
+            Some(TransferKind::NexusCompletion(t)) => {
+                let result = if outcome.ok {
+                    Ok(())
+                } else {
+                    Err(outcome.message)
+                };
+                self.callback_attempted(source, &t.callback_request_id, Some(result));
             }
             _ => {}
         }

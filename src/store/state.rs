@@ -111,6 +111,24 @@ pub struct MutableState {
     /// (see `engine/nexus/`).
     #[prost(btree_map = "int64, message", tag = "36")]
     pub nexus_operations: BTreeMap<i64, NexusOperationInfo>,
+    /// Completion callbacks to call when the workflow closes (given at start, attached by
+    /// later starts, carried over by continue-as-new; see `engine/nexus/callbacks.rs`).
+    #[prost(message, repeated, tag = "37")]
+    pub callbacks: Vec<CallbackRecord>,
+    /// Request ids of starts that attached to this running workflow (a retry of one is
+    /// answered as it was).
+    #[prost(string, repeated, tag = "38")]
+    pub attached_request_ids: Vec<String>,
+}
+
+/// A completion callback of a run, as DescribeWorkflowExecution shows it, and the request
+/// that attached it to a running workflow (empty: given when the workflow started).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CallbackRecord {
+    #[prost(message, optional, tag = "1")]
+    pub info: Option<temporalio_protos::temporal::api::workflow::v1::CallbackInfo>,
+    #[prost(string, tag = "2")]
+    pub attached_request_id: String,
 }
 
 /// A Nexus operation a workflow scheduled (the caller's side), from its scheduled event until
@@ -247,7 +265,7 @@ pub struct RunVersioning {
 pub struct Transfer {
     #[prost(uint64, tag = "1")]
     pub id: u64,
-    #[prost(oneof = "TransferKind", tags = "2, 3, 4, 5, 6, 7, 8, 9")]
+    #[prost(oneof = "TransferKind", tags = "2, 3, 4, 5, 6, 7, 8, 9, 10")]
     pub kind: Option<TransferKind>,
 }
 
@@ -277,6 +295,35 @@ pub enum TransferKind {
     /// A schedule's overlap policy cancels or terminates a workflow it started.
     #[prost(message, tag = "9")]
     ScheduleOverlap(ScheduleOverlapTransfer),
+    /// A handler's workflow closed: its completion callback ends the caller's Nexus
+    /// operation (once; a second delivery finds the operation ended).
+    #[prost(message, tag = "10")]
+    NexusCompletion(NexusCompletionTransfer),
+}
+
+/// An asynchronous Nexus operation's outcome, delivered to the caller's run.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct NexusCompletionTransfer {
+    #[prost(string, tag = "1")]
+    pub caller_namespace: String,
+    #[prost(string, tag = "2")]
+    pub caller_workflow_id: String,
+    #[prost(string, tag = "3")]
+    pub caller_run_id: String,
+    #[prost(int64, tag = "4")]
+    pub scheduled_event_id: i64,
+    /// The handler's token for the operation (recorded if the start has to be recorded too).
+    #[prost(string, tag = "5")]
+    pub operation_token: String,
+    /// The handler workflow's closing event.
+    #[prost(message, optional, boxed, tag = "6")]
+    pub close: Option<Box<HistoryEvent>>,
+    /// The link to the handler workflow's start, for a Started event recorded with it.
+    #[prost(message, optional, tag = "7")]
+    pub start_link: Option<temporalio_protos::temporal::api::common::v1::Link>,
+    /// Which of the source run's callbacks this is (its request id).
+    #[prost(string, tag = "8")]
+    pub callback_request_id: String,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

@@ -6,7 +6,7 @@ use temporalio_protos::temporal::api::enums::v1::{PendingNexusOperationState, Ti
 use temporalio_protos::temporal::api::failure::v1::{Failure, TimeoutFailureInfo, failure};
 use temporalio_protos::temporal::api::history::v1::history_event::Attributes;
 use temporalio_protos::temporal::api::history::v1::{
-    NexusOperationFailedEventAttributes, NexusOperationTimedOutEventAttributes,
+    HistoryEvent, NexusOperationFailedEventAttributes, NexusOperationTimedOutEventAttributes,
 };
 use temporalio_protos::temporal::api::nexus::v1::endpoint_target;
 
@@ -269,16 +269,26 @@ impl Core {
         outcome: Attributes,
         links: Vec<temporalio_protos::temporal::api::common::v1::Link>,
     ) {
-        let now = self.now();
+        let mut event = events::new_event(outcome, self.now());
+        event.links = links;
+        self.end_nexus_operation(key, sched, vec![event]);
+    }
+
+    /// Forgets the pending operation `sched` of `key` and records `recorded` (its last
+    /// events) in the caller's history; nothing if it already ended.
+    pub(crate) fn end_nexus_operation(
+        &mut self,
+        key: &RunKey,
+        sched: i64,
+        recorded: Vec<HistoryEvent>,
+    ) {
         let Some(run) = self.runs.get_mut(key) else {
             return;
         };
         if run.ms.nexus_operations.remove(&sched).is_none() {
             return;
         }
-        let mut event = events::new_event(outcome, now);
-        event.links = links;
-        self.add_history_events(key, vec![event]);
+        self.add_history_events(key, recorded);
         self.changed(key);
     }
 

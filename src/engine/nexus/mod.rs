@@ -9,6 +9,9 @@
 //! retry rules and the history events.
 
 mod attempts;
+pub(crate) mod callbacks;
+mod completion;
+pub(crate) mod links;
 mod poll;
 mod respond;
 
@@ -126,34 +129,6 @@ fn is_retryable(info: &NexusHandlerFailureInfo) -> bool {
     }
 }
 
-/// The link a handler gets to the caller's scheduled event, in the Nexus link form Temporal
-/// uses (`temporal:///namespaces/…/workflows/…/history?…`).
-fn scheduled_event_link(
-    key: &super::RunKey,
-    scheduled_event_id: i64,
-) -> temporalio_protos::temporal::api::nexus::v1::Link {
-    let mut url = url::Url::parse("temporal:///").expect("a valid base URL");
-    url.path_segments_mut()
-        .expect("a hierarchical URL")
-        .clear()
-        .extend([
-            "namespaces",
-            &key.namespace,
-            "workflows",
-            &key.workflow_id,
-            &key.run_id,
-            "history",
-        ]);
-    url.query_pairs_mut()
-        .append_pair("eventID", &scheduled_event_id.to_string())
-        .append_pair("eventType", "NexusOperationScheduled")
-        .append_pair("referenceType", "EventReference");
-    temporalio_protos::temporal::api::nexus::v1::Link {
-        url: url.to_string(),
-        r#type: "temporal.api.common.v1.Link.WorkflowEvent".into(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,19 +145,5 @@ mod tests {
         assert!(!is_retryable(&info("BAD_REQUEST", 0)));
         assert!(!is_retryable(&info("INTERNAL", 2)));
         assert!(is_retryable(&info("NOT_FOUND", 1)));
-    }
-
-    #[test]
-    fn the_scheduled_event_link_is_temporals_form() {
-        let key = super::super::RunKey {
-            namespace: "default".into(),
-            workflow_id: "caller wf".into(),
-            run_id: "r1".into(),
-        };
-        assert_eq!(
-            scheduled_event_link(&key, 6).url,
-            "temporal:///namespaces/default/workflows/caller%20wf/r1/history\
-             ?eventID=6&eventType=NexusOperationScheduled&referenceType=EventReference"
-        );
     }
 }

@@ -16,7 +16,8 @@ use temporalio_protos::temporal::api::workflowservice::v1::{
     PollNexusTaskQueueRequest, PollNexusTaskQueueResponse,
 };
 
-use super::scheduled_event_link;
+use super::callbacks::{CALLBACK_TOKEN_HEADER, SYSTEM_CALLBACK_URL};
+use super::links::scheduled_event_link;
 use crate::engine::clock::{opt_ts_millis, ts_from_millis};
 use crate::engine::matching::{QueueKey, QueueKind, TaskRef};
 use crate::engine::{Core, Engine, Result};
@@ -24,8 +25,6 @@ use crate::engine::{Core, Engine, Result};
 /// The handler is told to answer this much before the attempt's deadline, so its answer
 /// arrives in time (Temporal's `limit.dispatch.task.timeout.min`).
 pub(super) const ANSWER_MARGIN_MS: i64 = 1_000;
-/// Where an asynchronous operation's completion goes: back into this server.
-const SYSTEM_CALLBACK_URL: &str = "temporal://system";
 
 impl Engine {
     pub async fn poll_nexus_task(
@@ -109,7 +108,7 @@ impl Core {
                     callback: SYSTEM_CALLBACK_URL.into(),
                     payload: info.input,
                     callback_header: HashMap::from([(
-                        "temporal-callback-token".to_string(),
+                        CALLBACK_TOKEN_HEADER.to_string(),
                         String::from_utf8_lossy(&callback_token).into_owned(),
                     )]),
                     links: vec![link],

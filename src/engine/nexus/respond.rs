@@ -139,7 +139,7 @@ impl Core {
                         request_id: info.request_id,
                     },
                 );
-                self.close_nexus_operation(key, sched, event, Vec::new());
+                self.close_nexus_operation(key, sched, event, history_links(&sync.links));
             }
             V::AsyncSuccess(started) => self.nexus_operation_started(key, &info, started),
             V::Failure(f) => self.nexus_operation_unsuccessful(key, &info, f),
@@ -176,6 +176,7 @@ impl Core {
         let Some(op) = run.ms.nexus_operations.get_mut(&sched) else {
             return;
         };
+        let links = started.links;
         op.state = PendingNexusOperationState::Started as i32;
         op.operation_token = started.operation_token.clone();
         op.started_time = Some(ts_from_millis(now));
@@ -193,7 +194,9 @@ impl Core {
             },
         );
         let started = op.clone();
-        self.add_events(key, vec![event]);
+        let mut event = crate::engine::events::new_event(event, now);
+        event.links = history_links(&links);
+        self.add_history_events(key, vec![event]);
         self.changed(key);
         // A start-to-close timeout counts from here.
         self.arm_nexus_timeouts(key, &started);
@@ -223,6 +226,14 @@ impl Core {
             self.fail_nexus_operation(key, sched, f);
         }
     }
+}
+
+/// A handler's links as history event links (links of other kinds are left out, as
+/// Temporal leaves them).
+fn history_links(
+    links: &[temporalio_protos::temporal::api::nexus::v1::Link],
+) -> Vec<temporalio_protos::temporal::api::common::v1::Link> {
+    links.iter().filter_map(super::links::from_nexus).collect()
 }
 
 /// A deprecated `HandlerError` as the failure newer handlers send.

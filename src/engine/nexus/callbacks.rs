@@ -1,0 +1,300 @@
+//! Completion callbacks, the handler's side of an asynchronous operation: a handler starts a
+//! workflow with a callback (`completion_callbacks`, or attached to a running workflow by a
+//! later start's `on_conflict_options`), the run keeps it, continue-as-new carries it over,
+//! and when the workflow closes the callback ends the caller's operation.
+//!
+//! Durin delivers callbacks to `temporal://system`, the URL it gives handlers: the callback's
+//! token is the signed one the handler's task carried, naming the caller's operation and the
+//! handler's namespace, so only a workflow of that namespace can complete it. The outcome is
+//! applied to the caller's run here, or through the transfer outbox when another replica
+//! serves the caller's shard (durable, retried, applied once).
+
+use temporalio_protos::temporal::api::common::v1::{Callback, Link, callback};
+use temporalio_protos::temporal::api::enums::v1::{CallbackState, EventType};
+use temporalio_protos::temporal::api::failure::v1::Failure;
+use temporalio_protos::temporal::api::history::v1::HistoryEvent;
+use temporalio_protos::temporal::api::workflow::v1::{CallbackInfo, callback_info};
+
+use super::links::{event_link, request_link};
+use crate::engine::clock::ts_from_millis;
+use crate::engine::state::{CallbackRecord, NexusCompletionTransfer, TransferKind};
+use crate::engine::{Core, Error, Result, RunKey};
+
+/// Where an asynchronous operation's completion goes: back into this server.
+pub(crate) const SYSTEM_CALLBACK_URL: &str = "temporal://system";
+/// The callback header with the token naming the caller's operation.
+pub(crate) const CALLBACK_TOKEN_HEADER: &str = "temporal-callback-token";
+/// The callback header with the handler's operation token.
+const OPERATION_TOKEN_HEADER: &str = "nexus-operation-token";
+/// Temporal's `system.maxCallbacksPerWorkflow`.
+pub(crate) const MAX_CALLBACKS_PER_WORKFLOW: usize = 32;
+/// Bytes of one callback's URL and headers.
+const MAX_CALLBACK_BYTES: usize = 8 * 1024;
+
+/// Checks the callbacks of a start request: Nexus callbacks to this server, within limits.
+pub(crate) fn validate(callbacks: &[Callback]) -> Result<()> {
+    if callbacks.len() > MAX_CALLBACKS_PER_WORKFLOW {
+        return Err(Error::InvalidArgument(format!(
+            "cannot attach more than {MAX_CALLBACKS_PER_WORKFLOW} callbacks to a workflow"
+        )));
+    }
+    for c in callbacks {
+        let Some(callback::Variant::Nexus(nexus)) = &c.variant else {
+            return Err(Error::InvalidArgument(
+                "unsupported callback variant: only Nexus callbacks can be attached".into(),
+            ));
+        };
+        if nexus.url != SYSTEM_CALLBACK_URL {
+            return Err(Error::InvalidArgument(format!(
+                "invalid url {:?}: Durin delivers completion callbacks to {SYSTEM_CALLBACK_URL}, \
+                 the callback URL it gives Nexus handlers",
+                nexus.url
+            )));
+        }
+        let size = nexus.url.len()
+            + nexus
+                .header
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>();
+        if size > MAX_CALLBACK_BYTES {
+            return Err(Error::InvalidArgument(format!(
+                "a callback's URL and headers exceed {MAX_CALLBACK_BYTES} bytes"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// New records for `callbacks`, registered at `now`.
+pub(crate) fn records(
+    callbacks: &[Callback],
+    attached_request_id: &str,
+    now: i64,
+) -> Vec<CallbackRecord> {
+    callbacks
+        .iter()
+        .map(|c| CallbackRecord {
+            info: Some(CallbackInfo {
+                callback: Some(c.clone()),
+                trigger: Some(callback_info::Trigger {
+                    variant: Some(callback_info::trigger::Variant::WorkflowClosed(
+                        Default::default(),
+                    )),
+                }),
+                registration_time: Some(ts_from_millis(now)),
+                state: CallbackState::Standby as i32,
+                request_id: uuid::Uuid::new_v4().to_string(),
+                ..Default::default()
+            }),
+            attached_request_id: attached_request_id.to_string(),
+        })
+        .collect()
+}
+
+/// A header's value, whatever the case of its name.
+fn header<'a>(nexus: &'a callback::Nexus, name: &str) -> Option<&'a str> {
+    nexus
+        .header
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+impl Core {
+    /// Calls the completion callbacks of the closed run `key`; true if one went to the outbox
+    /// (the caller is served by another replica). The caller commits the run.
+    pub(crate) fn deliver_completion_callbacks(&mut self, key: &RunKey) -> bool {
+        let Some(run) = self.runs.get(key) else {
+            return false;
+        };
+        if run.ms.callbacks.is_empty() {
+            return false;
+        }
+        let Some(close) = run.last_event() else {
+            return false;
+        };
+        let records = run.ms.callbacks.clone();
+        let mut queued = false;
+        for record in records {
+            let Some(info) = &record.info else { continue };
+            if info.state != CallbackState::Standby as i32 {
+                continue;
+            }
+            let result = self.completion_for(key, &record, &close).map(|completion| {
+                if self.owns(&completion.caller_namespace, &completion.caller_workflow_id) {
+                    Some(self.complete_nexus_operation(&completion))
+                } else {
+                    self.push_transfer(key, TransferKind::NexusCompletion(completion));
+                    queued = true;
+                    None
+                }
+            });
+            let outcome = match result {
+                Ok(delivered) => delivered,
+                Err(message) => Some(Err(message)),
+            };
+            self.callback_attempted(key, &info.request_id, outcome);
+        }
+        self.changed(key);
+        queued
+    }
+
+    /// What the callback `record` of the run `key` delivers when the run closed with `close`:
+    /// refused if its token is not one this server gave a handler in the run's namespace.
+    fn completion_for(
+        &self,
+        key: &RunKey,
+        record: &CallbackRecord,
+        close: &HistoryEvent,
+    ) -> std::result::Result<NexusCompletionTransfer, String> {
+        let Some(callback::Variant::Nexus(nexus)) = record
+            .info
+            .as_ref()
+            .and_then(|i| i.callback.as_ref())
+            .and_then(|c| c.variant.as_ref())
+        else {
+            return Err("unsupported callback variant".into());
+        };
+        let token = header(nexus, CALLBACK_TOKEN_HEADER)
+            .ok_or_else(|| format!("the callback has no {CALLBACK_TOKEN_HEADER} header"))?;
+        let (caller, token) = self
+            .tokens
+            .check(&key.namespace, token.as_bytes())
+            .map_err(|e| format!("invalid callback token: {e}"))?;
+        // Callback tokens are issued for attempt 0; task tokens name an attempt.
+        if token.nexus_namespace.is_empty() || token.attempt != 0 {
+            return Err("invalid callback token: not a Nexus callback token".into());
+        }
+        let start_link = if record.attached_request_id.is_empty() {
+            event_link(key, 1, EventType::WorkflowExecutionStarted)
+        } else {
+            request_link(
+                key,
+                &record.attached_request_id,
+                EventType::WorkflowExecutionOptionsUpdated,
+            )
+        };
+        Ok(NexusCompletionTransfer {
+            caller_namespace: caller.namespace,
+            caller_workflow_id: caller.workflow_id,
+            caller_run_id: caller.run_id,
+            scheduled_event_id: token.scheduled_event_id,
+            operation_token: header(nexus, OPERATION_TOKEN_HEADER)
+                .unwrap_or_default()
+                .to_string(),
+            close: Some(Box::new(close.clone())),
+            start_link: Some(start_link),
+            callback_request_id: record
+                .info
+                .as_ref()
+                .map(|i| i.request_id.clone())
+                .unwrap_or_default(),
+        })
+    }
+
+    /// Records an attempt of the callback `request_id` of `key`: None while it is on its
+    /// way, else whether the caller's operation took it (Err: why it could not).
+    pub(crate) fn callback_attempted(
+        &mut self,
+        key: &RunKey,
+        request_id: &str,
+        outcome: Option<std::result::Result<(), String>>,
+    ) {
+        let now = self.now();
+        let Some(run) = self.runs.get_mut(key) else {
+            return;
+        };
+        let Some(info) = run
+            .ms
+            .callbacks
+            .iter_mut()
+            .filter_map(|r| r.info.as_mut())
+            .find(|i| i.request_id == request_id)
+        else {
+            return;
+        };
+        match outcome {
+            None => info.state = CallbackState::Scheduled as i32,
+            Some(result) => {
+                info.attempt += 1;
+                info.last_attempt_complete_time = Some(ts_from_millis(now));
+                match result {
+                    Ok(()) => info.state = CallbackState::Succeeded as i32,
+                    Err(message) => {
+                        info.state = CallbackState::Failed as i32;
+                        info.last_attempt_failure = Some(Failure {
+                            message,
+                            ..Default::default()
+                        });
+                    }
+                }
+            }
+        }
+        self.changed(key);
+    }
+
+    /// The link a start that attached to the running run `key` returns, after attaching what
+    /// its `on_conflict_options` ask for (its request id, callbacks and links) with a
+    /// `WorkflowExecutionOptionsUpdated` event; None when it asks for nothing.
+    pub(crate) fn attach_to_running(
+        &mut self,
+        key: &RunKey,
+        req: &temporalio_protos::temporal::api::workflowservice::v1::StartWorkflowExecutionRequest,
+    ) -> Result<Option<Link>> {
+        use temporalio_protos::temporal::api::history::v1::WorkflowExecutionOptionsUpdatedEventAttributes as Updated;
+        use temporalio_protos::temporal::api::history::v1::history_event::Attributes;
+        let Some(options) = &req.on_conflict_options else {
+            return Ok(None);
+        };
+        if !options.attach_request_id && !options.attach_completion_callbacks {
+            return Ok(None);
+        }
+        let now = self.now();
+        let run = self.run_mut(key)?;
+        let callbacks = if options.attach_completion_callbacks {
+            req.completion_callbacks.clone()
+        } else {
+            Vec::new()
+        };
+        if run.ms.callbacks.len() + callbacks.len() > MAX_CALLBACKS_PER_WORKFLOW {
+            return Err(Error::FailedPrecondition(format!(
+                "cannot attach more than {MAX_CALLBACKS_PER_WORKFLOW} callbacks to a workflow"
+            )));
+        }
+        run.ms
+            .callbacks
+            .extend(records(&callbacks, &req.request_id, now));
+        if options.attach_request_id {
+            run.ms.attached_request_ids.push(req.request_id.clone());
+        }
+        let mut event = crate::engine::events::new_event(
+            Attributes::WorkflowExecutionOptionsUpdatedEventAttributes(Updated {
+                attached_request_id: if options.attach_request_id {
+                    req.request_id.clone()
+                } else {
+                    String::new()
+                },
+                attached_completion_callbacks: callbacks,
+                identity: req.identity.clone(),
+                ..Default::default()
+            }),
+            now,
+        );
+        event.worker_may_ignore = true;
+        if options.attach_links {
+            event.links = req.links.clone();
+        }
+        // Like any event it waits while a workflow task runs; it needs no task itself.
+        run.ms.buffered.push(event);
+        if !run.wft_started() {
+            run.flush_buffer();
+        }
+        self.changed(key);
+        Ok(Some(request_link(
+            key,
+            &req.request_id,
+            EventType::WorkflowExecutionOptionsUpdated,
+        )))
+    }
+}
