@@ -65,11 +65,12 @@ pub enum TaskRef {
         scheduled_event_id: i64,
         attempt: i32,
     },
-    /// An attempt of a Nexus operation the caller's run `key` scheduled.
+    /// An attempt to start (or to cancel) a Nexus operation the caller's run `key` scheduled.
     Nexus {
         key: RunKey,
         scheduled_event_id: i64,
         attempt: i32,
+        cancel: bool,
     },
     /// A task another replica already started for a poller here (see `cluster::fetch`).
     Ready(Box<ReadyTask>),

@@ -682,6 +682,16 @@ impl Core {
                 key,
                 scheduled_event_id,
             } => self.nexus_timeout_fired(&key, scheduled_event_id),
+            TimerTask::NexusCancelAttemptTimeout {
+                key,
+                scheduled_event_id,
+                attempt,
+            } => self.nexus_cancel_attempt_timed_out(&key, scheduled_event_id, attempt),
+            TimerTask::NexusCancelRetry {
+                key,
+                scheduled_event_id,
+                attempt,
+            } => self.nexus_cancel_retry_due(&key, scheduled_event_id, attempt),
         }
     }
 }

@@ -78,6 +78,18 @@ pub enum TimerTask {
         key: RunKey,
         scheduled_event_id: i64,
     },
+    /// An attempt to cancel a Nexus operation reaches its deadline.
+    NexusCancelAttemptTimeout {
+        key: RunKey,
+        scheduled_event_id: i64,
+        attempt: i32,
+    },
+    /// The backoff before the next attempt to cancel a Nexus operation ends.
+    NexusCancelRetry {
+        key: RunKey,
+        scheduled_event_id: i64,
+        attempt: i32,
+    },
 }
 
 #[derive(Debug, PartialEq, Eq)]

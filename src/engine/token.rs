@@ -33,16 +33,18 @@ impl TokenSigner {
     }
 
     /// A signed token for a Nexus task dispatched in `handler_namespace` for the operation
-    /// `scheduled_event_id` of the caller's run `key`.
+    /// `scheduled_event_id` of the caller's run `key` (its start, or its cancellation).
     pub fn issue_nexus(
         &self,
         key: &RunKey,
         scheduled_event_id: i64,
         attempt: i32,
         handler_namespace: &str,
+        cancel: bool,
     ) -> Vec<u8> {
         let mut token = new_token(key, scheduled_event_id, attempt, 0, "");
         token.nexus_namespace = handler_namespace.to_string();
+        token.nexus_cancel = cancel;
         token.signature = self.signature(&token);
         URL_SAFE_NO_PAD.encode(token.encode_to_vec()).into_bytes()
     }
@@ -101,6 +103,7 @@ fn new_token(
         query_id: query_id.to_string(),
         started_event_id,
         nexus_namespace: String::new(),
+        nexus_cancel: false,
         signature: Vec::new(),
         magic: TOKEN_MAGIC,
     }
@@ -174,7 +177,7 @@ mod tests {
     #[test]
     fn a_nexus_token_is_text_and_answered_from_the_handlers_namespace() {
         let signer = TokenSigner::new(b"secret");
-        let bytes = signer.issue_nexus(&run(), 5, 1, "handlers");
+        let bytes = signer.issue_nexus(&run(), 5, 1, "handlers", false);
         assert!(std::str::from_utf8(&bytes).is_ok_and(|s| s.is_ascii()));
         let (key, token) = signer.check("handlers", &bytes).expect("as issued");
         assert_eq!((key, token.scheduled_event_id), (run(), 5));

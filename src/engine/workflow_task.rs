@@ -514,6 +514,7 @@ impl Core {
                 Effect::SignalExternal(id, attrs) => self.signal_external(&key, &attrs, id, record),
                 Effect::CancelExternal(id, attrs) => self.cancel_external(&key, &attrs, id, record),
                 Effect::NexusOperation(id) => self.dispatch_nexus_attempt(&key, id),
+                Effect::NexusCancel(id) => self.nexus_cancel_requested(&key, id),
             }
         }
         let run = self.run_mut(&key)?;

@@ -194,6 +194,33 @@ pub struct NexusOperationInfo {
     /// The workflow asked for the operation's cancellation (its event id; 0: not asked).
     #[prost(int64, tag = "24")]
     pub cancel_requested_event_id: i64,
+    /// The calls asking the handler to cancel the operation (once it has started).
+    #[prost(message, optional, tag = "25")]
+    pub cancellation: Option<NexusCancellation>,
+}
+
+/// Asking a handler to cancel a started operation: attempts like the start's, retried with
+/// backoff while the operation's timeouts allow, until the handler answers.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct NexusCancellation {
+    #[prost(message, optional, tag = "1")]
+    pub requested_time: Option<Timestamp>,
+    /// `NexusOperationCancellationState`.
+    #[prost(int32, tag = "2")]
+    pub state: i32,
+    /// Attempts that ended.
+    #[prost(int32, tag = "3")]
+    pub attempt: i32,
+    #[prost(message, optional, tag = "4")]
+    pub last_attempt_complete_time: Option<Timestamp>,
+    #[prost(message, optional, tag = "5")]
+    pub last_attempt_failure: Option<Failure>,
+    #[prost(message, optional, tag = "6")]
+    pub next_attempt_schedule_time: Option<Timestamp>,
+    #[prost(message, optional, tag = "7")]
+    pub attempt_deadline: Option<Timestamp>,
+    #[prost(bool, tag = "8")]
+    pub dispatched: bool,
 }
 
 /// A standalone activity execution: an activity a client started on its own, with no
@@ -658,6 +685,9 @@ pub struct TaskToken {
     /// its answer must come from (the run named is the caller's, in another namespace).
     #[prost(string, tag = "8")]
     pub nexus_namespace: String,
+    /// A Nexus task asking to cancel the operation (not to start it).
+    #[prost(bool, tag = "9")]
+    pub nexus_cancel: bool,
     /// HMAC-SHA256 of the token without it, keyed by the store's token secret: a token
     /// Durin did not issue is refused.
     #[prost(bytes = "vec", tag = "14")]

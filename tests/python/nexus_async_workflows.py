@@ -9,7 +9,7 @@ from datetime import timedelta
 import nexusrpc
 from temporalio import nexus, workflow
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, NexusOperationError
 
 
 @dataclass
@@ -41,6 +41,19 @@ class FulfilmentWorkflow:
 class Fulfilment:
     fulfil: nexusrpc.Operation[Order, str]
     fulfil_shared: nexusrpc.Operation[Order, str]
+    stubborn: nexusrpc.Operation[Order, str]
+
+
+class StubbornOperation(nexusrpc.handler.OperationHandler[Order, str]):
+    """Starts asynchronously (no workflow) and refuses to be cancelled."""
+
+    async def start(
+        self, ctx: nexusrpc.handler.StartOperationContext, input: Order
+    ) -> nexusrpc.handler.StartOperationResultAsync:
+        return nexusrpc.handler.StartOperationResultAsync(f"stubborn-{input.order_id}")
+
+    async def cancel(self, ctx: nexusrpc.handler.CancelOperationContext, token: str) -> None:
+        raise nexusrpc.HandlerError(f"{token} cannot be cancelled", type=nexusrpc.HandlerErrorType.BAD_REQUEST)
 
 
 @nexusrpc.handler.service_handler(service=Fulfilment)
@@ -59,6 +72,10 @@ class FulfilmentHandler:
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
 
+    @nexusrpc.handler.operation_handler
+    def stubborn(self) -> nexusrpc.handler.OperationHandler[Order, str]:
+        return StubbornOperation()
+
 
 @workflow.defn
 class ShopWorkflow:
@@ -68,3 +85,22 @@ class ShopWorkflow:
         return await client.execute_operation(
             operation, order, output_type=str, schedule_to_close_timeout=timedelta(seconds=60),
         )
+
+
+@workflow.defn
+class CancellingShopWorkflow:
+    """Starts an operation, then cancels it at once; returns how the operation ended."""
+
+    @workflow.run
+    async def run(self, endpoint: str, operation: str, order: Order, cancellation_type: int) -> str:
+        client = workflow.create_nexus_client(service=Fulfilment, endpoint=endpoint)
+        handle = await client.start_operation(
+            operation, order, output_type=str, schedule_to_close_timeout=timedelta(seconds=60),
+            cancellation_type=workflow.NexusOperationCancellationType(cancellation_type),
+        )
+        handle.cancel()
+        try:
+            return await handle
+        except NexusOperationError as error:
+            cause = error.__cause__
+            return f"{type(cause).__name__}: {cause}"

@@ -3,6 +3,8 @@ starts a workflow (a workflow-run operation) with a completion callback; when th
 closes, the callback ends the caller's operation with its outcome. The two histories link to
 each other, DescribeWorkflowExecution shows the callback, a later start that attaches to the
 running workflow gets its own callback, and a completion survives a SIGKILL of the server.
+A caller's cancellation reaches the handler as a cancel task; its answer is recorded as
+CancelRequestCompleted or CancelRequestFailed.
 """
 
 from __future__ import annotations
@@ -14,14 +16,21 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from temporalio.api.enums.v1 import CallbackState, EventType
+from temporalio.api.enums.v1 import CallbackState, EventType, NexusOperationCancellationState
 from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.workflow import NexusOperationCancellationType
 from temporalio.exceptions import ApplicationError, NexusOperationError
 from temporalio.worker import Worker
 from google.protobuf.duration_pb2 import Duration
 
-from nexus_async_workflows import FulfilmentHandler, FulfilmentWorkflow, Order, ShopWorkflow
+from nexus_async_workflows import (
+    CancellingShopWorkflow,
+    FulfilmentHandler,
+    FulfilmentWorkflow,
+    Order,
+    ShopWorkflow,
+)
 from conftest import _stop, _wait_until_serving, launch_durin
 from test_nexus_endpoints import launch_again
 from test_nexus_operations import create_endpoint
@@ -155,6 +164,72 @@ async def test_callers_attaching_to_one_running_workflow_each_get_its_outcome(
             assert await shop.result() == f"shipped {order.order_id}"
     states = {c.state for c in (await fulfil.describe()).raw_description.callbacks}
     assert states == {CallbackState.CALLBACK_STATE_SUCCEEDED}, states
+
+
+async def test_a_cancelled_operation_cancels_the_handlers_workflow(client: Client, unique: str) -> None:
+    tq = f"fulfil-{unique}"
+    endpoint = await create_endpoint(client, "default", tq)
+    order = Order(f"c-{unique}")
+    async with Worker(client, task_queue=tq, workflows=[FulfilmentWorkflow, CancellingShopWorkflow],
+                      nexus_service_handlers=[FulfilmentHandler()]):
+        outcome = await client.execute_workflow(
+            CancellingShopWorkflow.run,
+            args=[endpoint, "fulfil", order, int(NexusOperationCancellationType.WAIT_COMPLETED)],
+            id=f"shop-{order.order_id}", task_queue=tq, execution_timeout=timedelta(seconds=60),
+        )
+    assert outcome.startswith("CancelledError"), outcome
+    fulfil = client.get_workflow_handle(f"fulfil-{order.order_id}")
+    assert (await fulfil.describe()).status == WorkflowExecutionStatus.CANCELED
+    types = [e.event_type for e in (await client.get_workflow_handle(f"shop-{order.order_id}").fetch_history()).events]
+    wanted = [
+        EventType.EVENT_TYPE_NEXUS_OPERATION_STARTED,
+        EventType.EVENT_TYPE_NEXUS_OPERATION_CANCEL_REQUESTED,
+        EventType.EVENT_TYPE_NEXUS_OPERATION_CANCEL_REQUEST_COMPLETED,
+        EventType.EVENT_TYPE_NEXUS_OPERATION_CANCELED,
+    ]
+    assert [t for t in types if t in wanted] == wanted, types
+
+
+async def test_a_refused_cancellation_is_recorded_as_failed(client: Client, unique: str) -> None:
+    tq = f"stubborn-{unique}"
+    endpoint = await create_endpoint(client, "default", tq)
+    order = Order(f"r-{unique}")
+    async with Worker(client, task_queue=tq, workflows=[CancellingShopWorkflow],
+                      nexus_service_handlers=[FulfilmentHandler()]):
+        shop = await client.start_workflow(
+            CancellingShopWorkflow.run,
+            args=[endpoint, "stubborn", order, int(NexusOperationCancellationType.WAIT_REQUESTED)],
+            id=f"shop-{order.order_id}", task_queue=tq, execution_timeout=timedelta(seconds=60),
+        )
+        outcome = await shop.result()
+        assert "cannot be cancelled" in outcome and outcome.startswith("HandlerError"), outcome
+        failed = await wait_for_event(client, shop.id, EventType.EVENT_TYPE_NEXUS_OPERATION_CANCEL_REQUEST_FAILED)
+    attrs = failed.nexus_operation_cancel_request_failed_event_attributes
+    assert attrs.failure.nexus_handler_failure_info.type == "BAD_REQUEST", attrs
+    assert failed.worker_may_ignore
+
+
+async def test_describe_shows_the_cancellation_of_a_pending_operation(client: Client, unique: str) -> None:
+    """The operation stays pending after its cancellation was refused; Describe shows the
+    cancellation's state, attempts and failure."""
+    tq = f"away-{unique}"
+    endpoint = await create_endpoint(client, "default", tq)
+    order = Order(f"w-{unique}")
+    async with Worker(client, task_queue=tq, workflows=[CancellingShopWorkflow],
+                      nexus_service_handlers=[FulfilmentHandler()]):
+        shop = await client.start_workflow(
+            CancellingShopWorkflow.run,
+            args=[endpoint, "stubborn", order, int(NexusOperationCancellationType.WAIT_COMPLETED)],
+            id=f"shop-{order.order_id}", task_queue=tq, execution_timeout=timedelta(seconds=60),
+        )
+        await wait_for_event(client, shop.id, EventType.EVENT_TYPE_NEXUS_OPERATION_CANCEL_REQUEST_FAILED)
+    described = (await shop.describe()).raw_description
+    [pending] = described.pending_nexus_operations
+    info = pending.cancellation_info
+    assert info.state == NexusOperationCancellationState.NEXUS_OPERATION_CANCELLATION_STATE_FAILED, info
+    assert info.attempt == 1 and "cannot be cancelled" in info.last_attempt_failure.message, info
+    assert info.HasField("requested_time"), info
+    await shop.terminate("done")
 
 
 async def test_a_completion_survives_a_sigkill(tmp_path: Path, unique: str) -> None:

@@ -62,6 +62,8 @@ pub enum Effect {
     ),
     /// The first attempt of the Nexus operation scheduled by this event.
     NexusOperation(i64),
+    /// The workflow asked to cancel the Nexus operation scheduled by this event.
+    NexusCancel(i64),
 }
 
 #[derive(Default)]
@@ -193,7 +195,7 @@ pub fn apply(
                 nexus::schedule_nexus_operation(run, context, a, effects)?
             }
             CA::RequestCancelNexusOperationCommandAttributes(a) => {
-                nexus::request_cancel_nexus_operation(run, context, a)?
+                nexus::request_cancel_nexus_operation(run, context, a, effects)?
             }
         }
         // Temporal puts a command's summary and details on the one event it records (a

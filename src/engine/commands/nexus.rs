@@ -8,7 +8,7 @@ use temporalio_protos::temporal::api::command::v1::{
 use temporalio_protos::temporal::api::enums::v1::PendingNexusOperationState;
 
 use super::*;
-use crate::engine::state::NexusOperationInfo;
+use crate::engine::state::{NexusCancellation, NexusOperationInfo};
 
 const NAME_MAX_BYTES: usize = 1000;
 const HEADER_MAX_BYTES: usize = 8192;
@@ -137,23 +137,29 @@ fn timeouts(run: &Run, a: &ScheduleNexusOperationCommandAttributes) -> (i64, i64
     )
 }
 
-/// Records the workflow's request to cancel an operation. An operation not yet started gets
-/// no cancellation call: if it completes synchronously there is nothing to cancel.
+/// Records the workflow's request to cancel an operation; the handler is asked once the
+/// operation has started (an effect, after the whole completion is accepted). An operation
+/// whose end is waiting in the buffer (it ended while this task ran) accepts the request, as
+/// Temporal does, and nothing is asked.
 pub(super) fn request_cancel_nexus_operation(
     run: &mut Run,
     cx: TaskContext,
     a: &RequestCancelNexusOperationCommandAttributes,
+    effects: &mut Vec<Effect>,
 ) -> Result<(), CommandError> {
     use WorkflowTaskFailedCause as C;
     let sched = a.scheduled_event_id;
     let fail = |m: String| Err(bad(C::BadRequestCancelNexusOperationAttributes, m));
-    let Some(info) = run.ms.nexus_operations.get(&sched) else {
+    let pending = run.ms.nexus_operations.get(&sched);
+    let ended_meanwhile =
+        pending.is_none() && run.ms.buffered.iter().any(|e| ends_operation(e, sched));
+    if pending.is_none() && !ended_meanwhile {
         return fail(format!(
             "requested cancelation for a non-existing or already completed operation with \
              scheduled event ID of {sched}"
         ));
-    };
-    if info.cancel_requested_event_id != 0 {
+    }
+    if pending.is_some_and(|info| info.cancel_requested_event_id != 0) {
         return fail(format!(
             "cancelation was already requested for an operation with scheduled event ID {sched}"
         ));
@@ -169,6 +175,24 @@ pub(super) fn request_cancel_nexus_operation(
     );
     if let Some(info) = run.ms.nexus_operations.get_mut(&sched) {
         info.cancel_requested_event_id = requested;
+        info.cancellation = Some(NexusCancellation {
+            requested_time: Some(ts_from_millis(cx.now)),
+            ..Default::default()
+        });
+        effects.push(Effect::NexusCancel(sched));
     }
     Ok(())
+}
+
+/// Whether `event` ends the operation scheduled by event `sched`.
+fn ends_operation(event: &HistoryEvent, sched: i64) -> bool {
+    match &event.attributes {
+        Some(Attributes::NexusOperationCompletedEventAttributes(a)) => {
+            a.scheduled_event_id == sched
+        }
+        Some(Attributes::NexusOperationFailedEventAttributes(a)) => a.scheduled_event_id == sched,
+        Some(Attributes::NexusOperationCanceledEventAttributes(a)) => a.scheduled_event_id == sched,
+        Some(Attributes::NexusOperationTimedOutEventAttributes(a)) => a.scheduled_event_id == sched,
+        _ => false,
+    }
 }

@@ -144,6 +144,7 @@ fn effect_name(e: &Effect) -> &'static str {
         Effect::SignalExternal(..) => "signal external",
         Effect::CancelExternal(..) => "cancel external",
         Effect::NexusOperation(..) => "nexus operation",
+        Effect::NexusCancel(..) => "nexus cancel",
     }
 }
 

@@ -19,17 +19,17 @@ use crate::engine::{Core, RunKey, events};
 
 /// How long one attempt may wait for the handler (Temporal's
 /// `component.nexusoperations.request.timeout`), unless the operation's timeouts leave less.
-const REQUEST_TIMEOUT_MS: i64 = 10_000;
+pub(super) const REQUEST_TIMEOUT_MS: i64 = 10_000;
 /// Below this, an attempt is not made and the operation times out
 /// (`component.nexusoperations.limit.request.timeout.min`).
-const MIN_REQUEST_TIMEOUT_MS: i64 = 1_500;
+pub(super) const MIN_REQUEST_TIMEOUT_MS: i64 = 1_500;
 /// Backoff between attempts: from 1 s, doubling, at most an hour, less up to a fifth at
 /// random (Temporal's Nexus retry policy).
 const INITIAL_BACKOFF_MS: i64 = 1_000;
 const MAX_BACKOFF_MS: i64 = 3_600_000;
 
 /// Which of the operation's timeouts ends it first, and when (None: no timeout applies).
-fn next_deadline(info: &NexusOperationInfo) -> Option<(i64, TimeoutType)> {
+pub(super) fn next_deadline(info: &NexusOperationInfo) -> Option<(i64, TimeoutType)> {
     let scheduled = opt_ts_millis(&info.scheduled_time);
     let mut deadlines = Vec::new();
     let s2c = dur_millis(&info.schedule_to_close_timeout);
@@ -101,7 +101,7 @@ impl Core {
         info.handler_namespace = namespace.clone();
         info.handler_task_queue = task_queue.clone();
         self.changed(key);
-        self.push_nexus_task(key, sched, attempt, &namespace, &task_queue);
+        self.push_nexus_task(key, sched, attempt, (&namespace, &task_queue), false);
         self.push_timer(
             now + call,
             TimerTask::NexusAttemptTimeout {
@@ -112,13 +112,13 @@ impl Core {
         );
     }
 
-    fn push_nexus_task(
+    pub(super) fn push_nexus_task(
         &mut self,
         key: &RunKey,
         sched: i64,
         attempt: i32,
-        namespace: &str,
-        task_queue: &str,
+        (namespace, task_queue): (&str, &str),
+        cancel: bool,
     ) {
         self.push_task(
             QueueKey::new(namespace, task_queue, QueueKind::Nexus),
@@ -126,6 +126,7 @@ impl Core {
                 key: key.clone(),
                 scheduled_event_id: sched,
                 attempt,
+                cancel,
             },
         );
     }
@@ -301,6 +302,7 @@ impl Core {
             run.ms.nexus_operations.values().cloned().collect();
         for info in operations {
             self.arm_nexus_timeouts(key, &info);
+            self.rearm_nexus_cancellation(key, &info);
             let sched = info.scheduled_event_id;
             match PendingNexusOperationState::try_from(info.state) {
                 Ok(PendingNexusOperationState::BackingOff) => self.push_timer(
@@ -315,7 +317,7 @@ impl Core {
                     let attempt = info.attempt + 1;
                     if !info.dispatched {
                         let (ns, tq) = (&info.handler_namespace, &info.handler_task_queue);
-                        self.push_nexus_task(key, sched, attempt, ns, tq);
+                        self.push_nexus_task(key, sched, attempt, (ns, tq), false);
                     }
                     self.push_timer(
                         opt_ts_millis(&info.attempt_deadline),
@@ -341,14 +343,18 @@ impl Core {
         run.ms.nexus_operations.get(&sched).cloned()
     }
 
-    fn nexus_operation_mut(&mut self, key: &RunKey, sched: i64) -> Option<&mut NexusOperationInfo> {
+    pub(super) fn nexus_operation_mut(
+        &mut self,
+        key: &RunKey,
+        sched: i64,
+    ) -> Option<&mut NexusOperationInfo> {
         let run = self.runs.get_mut(key).filter(|r| r.is_open())?;
         run.ms.nexus_operations.get_mut(&sched)
     }
 }
 
 /// The wait before attempt `attempt + 1`, after `attempt` failed ones.
-fn backoff(attempt: i32) -> i64 {
+pub(super) fn backoff(attempt: i32) -> i64 {
     let exponent = (attempt - 1).clamp(0, 30) as u32;
     let full = INITIAL_BACKOFF_MS
         .saturating_mul(1i64 << exponent)

@@ -10,6 +10,7 @@
 
 mod attempts;
 pub(crate) mod callbacks;
+pub(crate) mod cancel;
 mod completion;
 pub(crate) mod links;
 mod poll;
@@ -51,6 +52,47 @@ impl Core {
     }
 }
 
+/// The attempt in flight of one of an operation's calls: its start or its cancellation.
+pub(super) struct Call {
+    /// This attempt's number (from 1).
+    pub attempt: i32,
+    pub deadline: i64,
+    /// A handler took it.
+    pub dispatched: bool,
+}
+
+/// The attempt of the operation's start (or cancellation) waiting for the handler, if one
+/// is.
+pub(super) fn call_in_flight(info: &NexusOperationInfo, cancel: bool) -> Option<Call> {
+    use crate::engine::clock::opt_ts_millis;
+    use temporalio_protos::temporal::api::enums::v1::{
+        NexusOperationCancellationState as CancelState, PendingNexusOperationState,
+    };
+    if cancel {
+        let c = info.cancellation.as_ref()?;
+        (c.state == CancelState::Scheduled as i32).then(|| Call {
+            attempt: c.attempt + 1,
+            deadline: opt_ts_millis(&c.attempt_deadline),
+            dispatched: c.dispatched,
+        })
+    } else {
+        (info.state == PendingNexusOperationState::Scheduled as i32).then(|| Call {
+            attempt: info.attempt + 1,
+            deadline: opt_ts_millis(&info.attempt_deadline),
+            dispatched: info.dispatched,
+        })
+    }
+}
+
+/// Notes that a handler took the attempt in flight of the start (or cancellation).
+fn mark_dispatched(info: &mut NexusOperationInfo, cancel: bool) {
+    if !cancel {
+        info.dispatched = true;
+    } else if let Some(c) = info.cancellation.as_mut() {
+        c.dispatched = true;
+    }
+}
+
 /// An operation as DescribeWorkflowExecution shows it.
 pub(crate) fn pending_info(
     info: &NexusOperationInfo,
@@ -68,7 +110,7 @@ pub(crate) fn pending_info(
         last_attempt_complete_time: info.last_attempt_complete_time,
         last_attempt_failure: info.last_attempt_failure.clone(),
         next_attempt_schedule_time: info.next_attempt_schedule_time,
-        cancellation_info: None,
+        cancellation_info: info.cancellation.as_ref().map(cancel::cancellation_info),
         scheduled_event_id: info.scheduled_event_id,
         blocked_reason: String::new(),
         operation_token: info.operation_token.clone(),

@@ -8,9 +8,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use temporalio_protos::temporal::api::enums::v1::PendingNexusOperationState;
 use temporalio_protos::temporal::api::nexus::v1::{
-    Request as NexusRequest, StartOperationRequest, request,
+    CancelOperationRequest, Request as NexusRequest, StartOperationRequest, request,
 };
 use temporalio_protos::temporal::api::workflowservice::v1::{
     PollNexusTaskQueueRequest, PollNexusTaskQueueResponse,
@@ -46,8 +45,9 @@ impl Engine {
 }
 
 impl Core {
-    /// Hands an operation's attempt to a handler polling `namespace`/`queue`, unless the task
-    /// is stale: the attempt moved on, was taken, or has too little time left to be answered.
+    /// Hands an operation's attempt (to start or to cancel it) to a handler polling
+    /// `namespace`/`queue`, unless the task is stale: the attempt moved on, was taken, or has
+    /// too little time left to be answered.
     fn start_nexus_task(
         &mut self,
         task: TaskRef,
@@ -59,15 +59,16 @@ impl Core {
             key,
             scheduled_event_id: sched,
             attempt,
+            cancel,
         } = task
         else {
             return None;
         };
         let info = self.pending_nexus_operation(&key, sched)?;
-        let answer_within = opt_ts_millis(&info.attempt_deadline) - now - ANSWER_MARGIN_MS;
-        if info.attempt + 1 != attempt
-            || info.state != PendingNexusOperationState::Scheduled as i32
-            || info.dispatched
+        let call = super::call_in_flight(&info, cancel)?;
+        let answer_within = call.deadline - now - ANSWER_MARGIN_MS;
+        if call.attempt != attempt
+            || call.dispatched
             || info.handler_namespace != namespace
             || info.handler_task_queue != queue
             || answer_within <= 0
@@ -83,13 +84,36 @@ impl Core {
                 .entry("operation-timeout".into())
                 .or_insert_with(|| format!("{}ms", left.max(0)));
         }
-        let callback_token = self.tokens.issue_nexus(&key, sched, 0, namespace);
-        let task_token = self.tokens.issue_nexus(&key, sched, attempt, namespace);
-        let link = scheduled_event_link(&key, sched);
+        let task_token = self
+            .tokens
+            .issue_nexus(&key, sched, attempt, namespace, cancel);
+        let variant = if cancel {
+            #[allow(deprecated)]
+            request::Variant::CancelOperation(CancelOperationRequest {
+                service: info.service.clone(),
+                operation: info.operation.clone(),
+                operation_id: info.operation_token.clone(),
+                operation_token: info.operation_token.clone(),
+            })
+        } else {
+            let callback_token = self.tokens.issue_nexus(&key, sched, 0, namespace, false);
+            request::Variant::StartOperation(StartOperationRequest {
+                service: info.service.clone(),
+                operation: info.operation.clone(),
+                request_id: info.request_id.clone(),
+                callback: SYSTEM_CALLBACK_URL.into(),
+                payload: info.input.clone(),
+                callback_header: HashMap::from([(
+                    CALLBACK_TOKEN_HEADER.to_string(),
+                    String::from_utf8_lossy(&callback_token).into_owned(),
+                )]),
+                links: vec![scheduled_event_link(&key, sched)],
+            })
+        };
         if let Some(run) = self.runs.get_mut(&key)
             && let Some(info) = run.ms.nexus_operations.get_mut(&sched)
         {
-            info.dispatched = true;
+            super::mark_dispatched(info, cancel);
         }
         self.changed(&key);
         Some(PollNexusTaskQueueResponse {
@@ -101,18 +125,7 @@ impl Core {
                     temporal_failure_responses: true,
                 }),
                 endpoint: info.endpoint.clone(),
-                variant: Some(request::Variant::StartOperation(StartOperationRequest {
-                    service: info.service,
-                    operation: info.operation,
-                    request_id: info.request_id,
-                    callback: SYSTEM_CALLBACK_URL.into(),
-                    payload: info.input,
-                    callback_header: HashMap::from([(
-                        CALLBACK_TOKEN_HEADER.to_string(),
-                        String::from_utf8_lossy(&callback_token).into_owned(),
-                    )]),
-                    links: vec![link],
-                })),
+                variant: Some(variant),
             }),
             ..Default::default()
         })

@@ -19,7 +19,7 @@ use temporalio_protos::temporal::api::workflowservice::v1::{
 };
 
 use super::{handler_failure, is_retryable, operation_failure};
-use crate::engine::clock::{opt_ts_millis, ts_from_millis};
+use crate::engine::clock::ts_from_millis;
 use crate::engine::state::NexusOperationInfo;
 use crate::engine::{Core, Engine, Error, Result, RunKey};
 
@@ -31,33 +31,30 @@ impl Engine {
         &self,
         req: RespondNexusTaskCompletedRequest,
     ) -> Result<()> {
-        let start = match req.response.and_then(|r| r.variant) {
-            Some(response::Variant::StartOperation(start)) => start.variant,
-            Some(response::Variant::CancelOperation(_)) | None => {
-                return Err(Error::InvalidArgument(
-                    "the response must answer the task's start operation request".into(),
-                ));
-            }
-        };
-        let start = start.ok_or_else(|| {
-            Error::InvalidArgument("the start operation response is empty".into())
-        })?;
-        if let start_operation_response::Variant::AsyncSuccess(a) = &start {
-            if a.operation_token.is_empty() {
-                return Err(Error::InvalidArgument(
-                    "missing opration token in response".into(),
-                ));
-            }
-            if a.operation_token.len() > MAX_OPERATION_TOKEN_BYTES {
-                return Err(Error::InvalidArgument(format!(
-                    "operation token length exceeds allowed limit ({}/{MAX_OPERATION_TOKEN_BYTES})",
-                    a.operation_token.len()
-                )));
-            }
+        let answer = req
+            .response
+            .and_then(|r| r.variant)
+            .ok_or_else(|| Error::InvalidArgument("the response is empty".into()))?;
+        if let response::Variant::StartOperation(start) = &answer {
+            check_start_answer(start)?;
         }
         self.transact(|core| {
-            let (key, sched) = core.answered_nexus_task(&req.namespace, &req.task_token)?;
-            core.nexus_start_answered(&key, sched, start);
+            let (key, sched, cancel) = core.answered_nexus_task(&req.namespace, &req.task_token)?;
+            match answer {
+                response::Variant::StartOperation(start) if !cancel => {
+                    if let Some(start) = start.variant {
+                        core.nexus_start_answered(&key, sched, start);
+                    }
+                }
+                response::Variant::CancelOperation(_) if cancel => {
+                    core.nexus_cancel_succeeded(&key, sched)
+                }
+                _ => {
+                    return Err(Error::InvalidArgument(
+                        "the response does not answer the task's request".into(),
+                    ));
+                }
+            }
             Ok(())
         })
         .await
@@ -85,21 +82,52 @@ impl Engine {
         };
         let retryable = is_retryable(about);
         self.transact(|core| {
-            let (key, sched) = core.answered_nexus_task(&req.namespace, &req.task_token)?;
-            core.nexus_attempt_failed(&key, sched, failure, retryable);
+            let (key, sched, cancel) = core.answered_nexus_task(&req.namespace, &req.task_token)?;
+            if cancel {
+                core.nexus_cancel_attempt_failed(&key, sched, failure, retryable);
+            } else {
+                core.nexus_attempt_failed(&key, sched, failure, retryable);
+            }
             Ok(())
         })
         .await
     }
 }
 
+/// Checks an asynchronous start's token: present and within Temporal's limit.
+fn check_start_answer(
+    start: &temporalio_protos::temporal::api::nexus::v1::StartOperationResponse,
+) -> Result<()> {
+    let a = match &start.variant {
+        None => {
+            return Err(Error::InvalidArgument(
+                "the start operation response is empty".into(),
+            ));
+        }
+        Some(start_operation_response::Variant::AsyncSuccess(a)) => a,
+        Some(_) => return Ok(()),
+    };
+    if a.operation_token.is_empty() {
+        return Err(Error::InvalidArgument(
+            "missing opration token in response".into(),
+        ));
+    }
+    if a.operation_token.len() > MAX_OPERATION_TOKEN_BYTES {
+        return Err(Error::InvalidArgument(format!(
+            "operation token length exceeds allowed limit ({}/{MAX_OPERATION_TOKEN_BYTES})",
+            a.operation_token.len()
+        )));
+    }
+    Ok(())
+}
+
 impl Core {
     /// The operation a Nexus task token names, if that attempt is the one in flight and a
-    /// handler took it.
-    fn answered_nexus_task(&self, namespace: &str, token: &[u8]) -> Result<(RunKey, i64)> {
+    /// handler took it, and whether the task asked to cancel it.
+    fn answered_nexus_task(&self, namespace: &str, token: &[u8]) -> Result<(RunKey, i64, bool)> {
         let (key, token) = self.tokens.check(namespace, token)?;
         let not_found = || Error::NotFound("Nexus task not found or already expired".into());
-        if token.nexus_namespace.is_empty() {
+        if token.nexus_namespace.is_empty() || token.attempt == 0 {
             return Err(Error::InvalidArgument(
                 "the task token is not a Nexus task's".into(),
             ));
@@ -107,17 +135,14 @@ impl Core {
         let info = self
             .pending_nexus_operation(&key, token.scheduled_event_id)
             .ok_or_else(not_found)?;
+        let call = super::call_in_flight(&info, token.nexus_cancel).ok_or_else(not_found)?;
         // An answer after the deadline the handler was given comes too late, as in Temporal
         // (its dispatch has given up): the attempt fails when its own deadline passes.
-        let answer_deadline = opt_ts_millis(&info.attempt_deadline) - super::poll::ANSWER_MARGIN_MS;
-        if info.attempt + 1 != token.attempt
-            || info.state != PendingNexusOperationState::Scheduled as i32
-            || !info.dispatched
-            || self.now() > answer_deadline
-        {
+        let answer_deadline = call.deadline - super::poll::ANSWER_MARGIN_MS;
+        if call.attempt != token.attempt || !call.dispatched || self.now() > answer_deadline {
             return Err(not_found());
         }
-        Ok((key, token.scheduled_event_id))
+        Ok((key, token.scheduled_event_id, token.nexus_cancel))
     }
 
     fn nexus_start_answered(
@@ -200,6 +225,10 @@ impl Core {
         self.changed(key);
         // A start-to-close timeout counts from here.
         self.arm_nexus_timeouts(key, &started);
+        // The workflow asked to cancel before the handler started it: ask the handler now.
+        if started.cancel_requested_event_id != 0 {
+            self.dispatch_nexus_cancel(key, sched);
+        }
     }
 
     /// The handler said the operation failed or was canceled.
