@@ -24,6 +24,8 @@ pub struct Context {
     pub client: Client,
     pub engine: Arc<Engine>,
     pub frontend: Local,
+    /// The engine's OperatorService in this process (the Nexus endpoint registry).
+    pub operator: crate::api::operator_service::OperatorHandler,
     pub recorder: Recorder,
     /// The engine address worker pods are given (`TEMPORAL_ADDRESS`).
     pub engine_address: String,
@@ -59,6 +61,10 @@ impl Context {
         );
         let ctx = Arc::new(Self {
             clustered: cluster.is_some(),
+            operator: crate::api::operator_service::OperatorHandler::new(
+                engine.clone(),
+                cluster.clone(),
+            ),
             frontend: Local::new(engine.clone(), cluster),
             client,
             engine,

@@ -8,6 +8,7 @@ pub mod context;
 pub mod crd;
 pub mod frontend;
 pub mod leader;
+pub mod nexus_endpoint_controller;
 pub mod reconcile;
 pub mod run;
 pub mod schedule_actions;

@@ -6,10 +6,12 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::{Api, Client};
 
 use super::context::Context;
-use super::crd::{Schedule, Worker, Workflow};
+use super::crd::{NexusEndpoint, Schedule, Worker, Workflow};
 use super::leader::{self, LeaseConfig};
 use super::tenancy::{Grant, Tenancy};
-use super::{schedule_controller, worker_controller, workflow_controller};
+use super::{
+    nexus_endpoint_controller, schedule_controller, worker_controller, workflow_controller,
+};
 use crate::engine::Engine;
 
 pub struct OperatorConfig {
@@ -69,18 +71,20 @@ async fn controllers(
         instance,
         tenancy,
     );
-    let (workflows, workers, deployments, schedules) = match &watch_namespace {
+    let (workflows, workers, deployments, schedules, endpoints) = match &watch_namespace {
         Some(ns) => (
             Api::<Workflow>::namespaced(client.clone(), ns),
             Api::<Worker>::namespaced(client.clone(), ns),
             Api::<Deployment>::namespaced(client.clone(), ns),
             Api::<Schedule>::namespaced(client.clone(), ns),
+            Api::<NexusEndpoint>::namespaced(client.clone(), ns),
         ),
         None => (
             Api::<Workflow>::all(client.clone()),
             Api::<Worker>::all(client.clone()),
             Api::<Deployment>::all(client.clone()),
             Api::<Schedule>::all(client.clone()),
+            Api::<NexusEndpoint>::all(client.clone()),
         ),
     };
     tokio::join!(
@@ -88,5 +92,6 @@ async fn controllers(
         workflow_controller::run(ctx.clone(), woken, workflows),
         worker_controller::run(ctx.clone(), workers, deployments),
         schedule_controller::run(ctx.clone(), schedules),
+        nexus_endpoint_controller::run(ctx.clone(), endpoints),
     );
 }

@@ -5,6 +5,7 @@
 
 pub mod schedule;
 
+pub mod nexus_endpoint;
 pub mod reference;
 mod schema;
 pub mod worker;
@@ -14,6 +15,7 @@ pub mod workflow;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
+pub use nexus_endpoint::{NexusEndpoint, NexusEndpointSpec, NexusEndpointStatus};
 pub use schedule::{Schedule, ScheduleSpec, ScheduleStatus};
 pub use worker::{Worker, WorkerSpec, WorkerStatus};
 pub use workflow::{Workflow, WorkflowSpec, WorkflowStatus};
@@ -22,7 +24,12 @@ pub const GROUP: &str = "durin.dev";
 
 /// Every CRD Durin serves, in a stable order.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![Workflow::crd(), Schedule::crd(), Worker::crd()]
+    vec![
+        Workflow::crd(),
+        Schedule::crd(),
+        Worker::crd(),
+        NexusEndpoint::crd(),
+    ]
 }
 
 /// The CRDs as one multi-document YAML stream (what `durin crds` prints and `crds/` holds).
