@@ -177,14 +177,26 @@ impl WorkflowService for WorkflowHandler {
         &self,
         req: Request<SignalWithStartWorkflowExecutionRequest>,
     ) -> Reply<SignalWithStartWorkflowExecutionResponse> {
+        let (namespace, workflow_id, request_id) = {
+            let r = req.get_ref();
+            (r.namespace.clone(), r.workflow_id.clone(), r.request_id.clone())
+        };
         ok(self
             .engine
             .signal_with_start(req.into_inner())
             .await
-            .map(|r| SignalWithStartWorkflowExecutionResponse {
-                run_id: r.run_id,
-                started: r.started,
-                ..Default::default()
+            .map(|r| {
+                let key = crate::engine::RunKey {
+                    namespace,
+                    workflow_id,
+                    run_id: r.run_id.clone(),
+                };
+                SignalWithStartWorkflowExecutionResponse {
+                    run_id: r.run_id,
+                    started: r.started,
+                    first_execution_run_id: r.first_execution_run_id,
+                    signal_link: Some(signal_link(&key, &request_id)),
+                }
             }))
     }
 
@@ -473,11 +485,14 @@ impl WorkflowService for WorkflowHandler {
         &self,
         req: Request<SignalWorkflowExecutionRequest>,
     ) -> Reply<SignalWorkflowExecutionResponse> {
+        let request_id = req.get_ref().request_id.clone();
         ok(self
             .engine
             .signal(req.into_inner())
             .await
-            .map(|_| Default::default()))
+            .map(|key| SignalWorkflowExecutionResponse {
+                link: Some(signal_link(&key, &request_id)),
+            }))
     }
 
     async fn query_workflow(
@@ -952,4 +967,14 @@ fn same_call<T, U>(req: &Request<T>, message: U) -> Request<U> {
     *call.metadata_mut() = req.metadata().clone();
     *call.extensions_mut() = req.extensions().clone();
     call
+}
+
+/// The link to the signal `request_id` delivered to `key` (what a Nexus handler hands back to
+/// its caller).
+fn signal_link(key: &crate::engine::RunKey, request_id: &str) -> crate::proto::api::common::v1::Link {
+    crate::engine::nexus::links::request_link(
+        key,
+        request_id,
+        crate::proto::api::enums::v1::EventType::WorkflowExecutionSignaled,
+    )
 }

@@ -10,7 +10,8 @@ use temporalio_protos::temporal::api::workflowservice::v1::{
 use super::{ChangeKind, Core, Engine, Error, Result, RunKey};
 
 impl Engine {
-    pub async fn signal(&self, req: SignalWorkflowExecutionRequest) -> Result<()> {
+    /// Signals a run (its `links` kept on the signaled event); the run signaled.
+    pub async fn signal(&self, req: SignalWorkflowExecutionRequest) -> Result<RunKey> {
         self.transact(|core| {
             let exec = req.workflow_execution.clone().unwrap_or_default();
             let key = core.resolve_run(&req.namespace, &exec.workflow_id, &exec.run_id)?;
@@ -19,7 +20,7 @@ impl Engine {
                     "SignalName is not set on request.".into(),
                 ));
             }
-            core.signal_run(
+            core.signal_run_linked(
                 &key,
                 WorkflowExecutionSignaledEventAttributes {
                     signal_name: req.signal_name,
@@ -29,7 +30,9 @@ impl Engine {
                     request_id: req.request_id,
                     ..Default::default()
                 },
-            )
+                req.links,
+            )?;
+            Ok(key)
         })
         .await
     }
@@ -134,6 +137,17 @@ impl Core {
         key: &RunKey,
         signal: WorkflowExecutionSignaledEventAttributes,
     ) -> Result<()> {
+        self.signal_run_linked(key, signal, Vec::new())
+    }
+
+    /// [`Core::signal_run`] with links to where the signal came from (a Nexus caller's
+    /// event, say) on the signaled event.
+    pub(crate) fn signal_run_linked(
+        &mut self,
+        key: &RunKey,
+        signal: WorkflowExecutionSignaledEventAttributes,
+        links: Vec<temporalio_protos::temporal::api::common::v1::Link>,
+    ) -> Result<()> {
         super::limits::check_payloads("signal input", &signal.input)
             .map_err(Error::InvalidArgument)?;
         let run = self.run_mut(key)?;
@@ -157,10 +171,12 @@ impl Core {
             run.ms.signal_request_ids.push(signal.request_id.clone());
         }
         run.changes.push(ChangeKind::Signaled);
-        self.add_event(
-            key,
+        let mut event = super::events::new_event(
             Attributes::WorkflowExecutionSignaledEventAttributes(signal),
+            self.now(),
         );
+        event.links = links;
+        self.add_history_events(key, vec![event]);
         self.changed(key);
         // Signals alone can grow a history past its limit; the run ends then, as it would
         // at its next workflow task.

@@ -87,7 +87,7 @@ impl Engine {
                 if core.run(&key)?.is_open()
                     && conflict != WorkflowIdConflictPolicy::TerminateExisting as i32
                 {
-                    core.signal_run(&key, signal)?;
+                    core.signal_run_linked(&key, signal, req.links.clone())?;
                     return Ok(StartWorkflowExecutionResponse {
                         run_id: key.run_id,
                         started: false,
@@ -116,6 +116,7 @@ impl Engine {
                 workflow_start_delay: req.workflow_start_delay,
                 user_metadata: req.user_metadata,
                 priority: req.priority,
+                links: req.links,
                 ..Default::default()
             };
             core.start_workflow(start, Some(signal))
@@ -446,7 +447,7 @@ impl Core {
             first.user_metadata,
         );
         if let Some(event) = run.staged.last_mut() {
-            event.links = first.links;
+            event.links = first.links.clone();
         }
         if let Some(signal) = first.signal {
             // A retried signal-with-start finds the signal applied, by its request id.
@@ -458,6 +459,9 @@ impl Core {
                 now,
                 Attributes::WorkflowExecutionSignaledEventAttributes(signal),
             );
+            if let Some(event) = run.staged.last_mut() {
+                event.links = first.links.clone();
+            }
         }
         run.changes.push(ChangeKind::Started);
         self.runs.insert(key.clone(), Box::new(run));
