@@ -179,7 +179,11 @@ impl WorkflowService for WorkflowHandler {
     ) -> Reply<SignalWithStartWorkflowExecutionResponse> {
         let (namespace, workflow_id, request_id) = {
             let r = req.get_ref();
-            (r.namespace.clone(), r.workflow_id.clone(), r.request_id.clone())
+            (
+                r.namespace.clone(),
+                r.workflow_id.clone(),
+                r.request_id.clone(),
+            )
         };
         ok(self
             .engine
@@ -971,7 +975,10 @@ fn same_call<T, U>(req: &Request<T>, message: U) -> Request<U> {
 
 /// The link to the signal `request_id` delivered to `key` (what a Nexus handler hands back to
 /// its caller).
-fn signal_link(key: &crate::engine::RunKey, request_id: &str) -> crate::proto::api::common::v1::Link {
+fn signal_link(
+    key: &crate::engine::RunKey,
+    request_id: &str,
+) -> crate::proto::api::common::v1::Link {
     crate::engine::nexus::links::request_link(
         key,
         request_id,

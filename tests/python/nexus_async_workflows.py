@@ -42,6 +42,25 @@ class Fulfilment:
     fulfil: nexusrpc.Operation[Order, str]
     fulfil_shared: nexusrpc.Operation[Order, str]
     stubborn: nexusrpc.Operation[Order, str]
+    handed_over: nexusrpc.Operation[Order, str]
+
+
+# The callback each `handed_over` operation got, by order id: a test completes it by hand.
+handed_over_callbacks: dict[str, tuple[str, dict[str, str], str]] = {}
+
+
+class HandedOverOperation(nexusrpc.handler.OperationHandler[Order, str]):
+    """Starts asynchronously and keeps the callback it was given, for someone else to use."""
+
+    async def start(
+        self, ctx: nexusrpc.handler.StartOperationContext, input: Order
+    ) -> nexusrpc.handler.StartOperationResultAsync:
+        token = f"handed-over-{input.order_id}"
+        handed_over_callbacks[input.order_id] = (ctx.callback_url or "", dict(ctx.callback_headers), token)
+        return nexusrpc.handler.StartOperationResultAsync(token)
+
+    async def cancel(self, ctx: nexusrpc.handler.CancelOperationContext, token: str) -> None:
+        pass
 
 
 class StubbornOperation(nexusrpc.handler.OperationHandler[Order, str]):
@@ -75,6 +94,10 @@ class FulfilmentHandler:
     @nexusrpc.handler.operation_handler
     def stubborn(self) -> nexusrpc.handler.OperationHandler[Order, str]:
         return StubbornOperation()
+
+    @nexusrpc.handler.operation_handler
+    def handed_over(self) -> nexusrpc.handler.OperationHandler[Order, str]:
+        return HandedOverOperation()
 
 
 @workflow.defn

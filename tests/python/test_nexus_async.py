@@ -16,7 +16,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from temporalio.api.common.v1 import Callback, Payloads, WorkflowType
 from temporalio.api.enums.v1 import CallbackState, EventType, NexusOperationCancellationState
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import StartWorkflowExecutionRequest
 from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.workflow import NexusOperationCancellationType
@@ -26,6 +29,7 @@ from google.protobuf.duration_pb2 import Duration
 
 from nexus_async_workflows import (
     CancellingShopWorkflow,
+    handed_over_callbacks,
     FulfilmentHandler,
     FulfilmentWorkflow,
     Order,
@@ -230,6 +234,55 @@ async def test_describe_shows_the_cancellation_of_a_pending_operation(client: Cl
     assert info.attempt == 1 and "cannot be cancelled" in info.last_attempt_failure.message, info
     assert info.HasField("requested_time"), info
     await shop.terminate("done")
+
+
+async def start_with_callback(client: Client, tq: str, order: Order, callback: tuple) -> str:
+    """Starts FulfilmentWorkflow in the client's namespace with `callback` (url, headers)."""
+    url, headers, token = callback
+    workflow_id = f"fulfil-{order.order_id}-{client.namespace}"
+    await client.workflow_service.start_workflow_execution(StartWorkflowExecutionRequest(
+        namespace=client.namespace, workflow_id=workflow_id,
+        workflow_type=WorkflowType(name="FulfilmentWorkflow"), task_queue=TaskQueue(name=tq),
+        input=Payloads(payloads=[client.data_converter.payload_converter.to_payload(order)]),
+        request_id=f"start-{workflow_id}",
+        completion_callbacks=[Callback(nexus=Callback.Nexus(
+            url=url, header={**headers, "nexus-operation-token": token},
+        ))],
+    ))
+    return workflow_id
+
+
+async def test_a_callback_completes_operations_of_its_own_namespace_only(client: Client, unique: str) -> None:
+    """A callback's token names the handler's namespace: a workflow of another namespace that
+    carries it cannot complete the caller's operation (its callback fails); the handler's
+    namespace can."""
+    handlers = await handler_namespace(client, unique)
+    intruders = await handler_namespace(client, f"x{unique}")
+    handler_tq, caller_tq = f"handover-{unique}", f"shop-{unique}"
+    endpoint = await create_endpoint(client, handlers.namespace, handler_tq)
+    order = Order(f"h-{unique}")
+    async with Worker(handlers, task_queue=handler_tq, workflows=[FulfilmentWorkflow],
+                      nexus_service_handlers=[FulfilmentHandler()]), \
+            Worker(intruders, task_queue=handler_tq, workflows=[FulfilmentWorkflow]), \
+            Worker(client, task_queue=caller_tq, workflows=[ShopWorkflow]):
+        shop = await start_shop(client, caller_tq, endpoint, "handed_over", order)
+        await wait_for_event(client, shop.id, EventType.EVENT_TYPE_NEXUS_OPERATION_STARTED)
+        callback = handed_over_callbacks[order.order_id]
+        assert callback[0] == "temporal://system", callback
+
+        stolen = intruders.get_workflow_handle(
+            await start_with_callback(intruders, handler_tq, order, callback))
+        await stolen.signal(FulfilmentWorkflow.go)
+        await stolen.result()
+        [refused] = (await stolen.describe()).raw_description.callbacks
+        assert refused.state == CallbackState.CALLBACK_STATE_FAILED, refused
+        assert "invalid callback token" in refused.last_attempt_failure.message, refused
+        [pending] = (await shop.describe()).raw_description.pending_nexus_operations
+        assert pending.operation_token == callback[2], pending
+
+        own = handlers.get_workflow_handle(await start_with_callback(handlers, handler_tq, order, callback))
+        await own.signal(FulfilmentWorkflow.go)
+        assert await shop.result() == f"shipped {order.order_id}"
 
 
 async def test_a_completion_survives_a_sigkill(tmp_path: Path, unique: str) -> None:
