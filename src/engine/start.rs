@@ -43,85 +43,7 @@ impl Engine {
         &self,
         req: SignalWithStartWorkflowExecutionRequest,
     ) -> Result<StartWorkflowExecutionResponse> {
-        self.transact(|core| {
-            if req.signal_name.is_empty() {
-                return Err(Error::InvalidArgument(
-                    "SignalName is not set on request.".into(),
-                ));
-            }
-            check_policy_pair(
-                req.workflow_id_reuse_policy,
-                req.workflow_id_conflict_policy,
-            )?;
-            if req.workflow_id_conflict_policy == WorkflowIdConflictPolicy::Fail as i32 {
-                return Err(Error::InvalidArgument(
-                    "Invalid WorkflowIDConflictPolicy: WORKFLOW_ID_CONFLICT_POLICY_FAIL is not \
-                     supported for this operation."
-                        .into(),
-                ));
-            }
-            let (reuse, conflict) = signal_with_start_policies(
-                req.workflow_id_reuse_policy,
-                req.workflow_id_conflict_policy,
-            );
-            let signal = WorkflowExecutionSignaledEventAttributes {
-                signal_name: req.signal_name.clone(),
-                input: req.signal_input.clone(),
-                identity: req.identity.clone(),
-                header: req.header.clone(),
-                request_id: req.request_id.clone(),
-                ..Default::default()
-            };
-            core.check_namespace(&req.namespace)?;
-            core.check_owned(&req.namespace, &req.workflow_id)?;
-            let current = core
-                .current
-                .get(&(req.namespace.clone(), req.workflow_id.clone()))
-                .cloned();
-            if let Some(run_id) = current {
-                let key = RunKey {
-                    namespace: req.namespace.clone(),
-                    workflow_id: req.workflow_id.clone(),
-                    run_id,
-                };
-                if core.run(&key)?.is_open()
-                    && conflict != WorkflowIdConflictPolicy::TerminateExisting as i32
-                {
-                    core.signal_run_linked(&key, signal, req.links.clone())?;
-                    return Ok(StartWorkflowExecutionResponse {
-                        run_id: key.run_id,
-                        started: false,
-                        ..Default::default()
-                    });
-                }
-            }
-            let start = StartWorkflowExecutionRequest {
-                namespace: req.namespace,
-                workflow_id: req.workflow_id,
-                workflow_type: req.workflow_type,
-                task_queue: req.task_queue,
-                input: req.input,
-                workflow_execution_timeout: req.workflow_execution_timeout,
-                workflow_run_timeout: req.workflow_run_timeout,
-                workflow_task_timeout: req.workflow_task_timeout,
-                identity: req.identity,
-                request_id: req.request_id,
-                workflow_id_reuse_policy: reuse,
-                workflow_id_conflict_policy: conflict,
-                retry_policy: req.retry_policy,
-                cron_schedule: req.cron_schedule,
-                memo: req.memo,
-                search_attributes: req.search_attributes,
-                header: req.header,
-                workflow_start_delay: req.workflow_start_delay,
-                user_metadata: req.user_metadata,
-                priority: req.priority,
-                links: req.links,
-                ..Default::default()
-            };
-            core.start_workflow(start, Some(signal))
-        })
-        .await
+        self.transact(|core| core.signal_with_start(req)).await
     }
 }
 
@@ -156,6 +78,90 @@ pub(crate) fn is_closed_unsuccessfully(status: i32) -> bool {
 }
 
 impl Core {
+    /// Signals the workflow, starting it first if it is not running (a new run gets the
+    /// signal as its second event).
+    pub(crate) fn signal_with_start(
+        &mut self,
+        req: SignalWithStartWorkflowExecutionRequest,
+    ) -> Result<StartWorkflowExecutionResponse> {
+        if req.signal_name.is_empty() {
+            return Err(Error::InvalidArgument(
+                "SignalName is not set on request.".into(),
+            ));
+        }
+        check_policy_pair(
+            req.workflow_id_reuse_policy,
+            req.workflow_id_conflict_policy,
+        )?;
+        if req.workflow_id_conflict_policy == WorkflowIdConflictPolicy::Fail as i32 {
+            return Err(Error::InvalidArgument(
+                "Invalid WorkflowIDConflictPolicy: WORKFLOW_ID_CONFLICT_POLICY_FAIL is not \
+                 supported for this operation."
+                    .into(),
+            ));
+        }
+        let (reuse, conflict) = signal_with_start_policies(
+            req.workflow_id_reuse_policy,
+            req.workflow_id_conflict_policy,
+        );
+        let signal = WorkflowExecutionSignaledEventAttributes {
+            signal_name: req.signal_name.clone(),
+            input: req.signal_input.clone(),
+            identity: req.identity.clone(),
+            header: req.header.clone(),
+            request_id: req.request_id.clone(),
+            ..Default::default()
+        };
+        self.check_namespace(&req.namespace)?;
+        self.check_owned(&req.namespace, &req.workflow_id)?;
+        let current = self
+            .current
+            .get(&(req.namespace.clone(), req.workflow_id.clone()))
+            .cloned();
+        if let Some(run_id) = current {
+            let key = RunKey {
+                namespace: req.namespace.clone(),
+                workflow_id: req.workflow_id.clone(),
+                run_id,
+            };
+            if self.run(&key)?.is_open()
+                && conflict != WorkflowIdConflictPolicy::TerminateExisting as i32
+            {
+                self.signal_run_linked(&key, signal, req.links.clone())?;
+                return Ok(StartWorkflowExecutionResponse {
+                    run_id: key.run_id,
+                    started: false,
+                    ..Default::default()
+                });
+            }
+        }
+        let start = StartWorkflowExecutionRequest {
+            namespace: req.namespace,
+            workflow_id: req.workflow_id,
+            workflow_type: req.workflow_type,
+            task_queue: req.task_queue,
+            input: req.input,
+            workflow_execution_timeout: req.workflow_execution_timeout,
+            workflow_run_timeout: req.workflow_run_timeout,
+            workflow_task_timeout: req.workflow_task_timeout,
+            identity: req.identity,
+            request_id: req.request_id,
+            workflow_id_reuse_policy: reuse,
+            workflow_id_conflict_policy: conflict,
+            retry_policy: req.retry_policy,
+            cron_schedule: req.cron_schedule,
+            memo: req.memo,
+            search_attributes: req.search_attributes,
+            header: req.header,
+            workflow_start_delay: req.workflow_start_delay,
+            user_metadata: req.user_metadata,
+            priority: req.priority,
+            links: req.links,
+            ..Default::default()
+        };
+        self.start_workflow(start, Some(signal))
+    }
+
     pub(crate) fn start_workflow(
         &mut self,
         mut req: StartWorkflowExecutionRequest,

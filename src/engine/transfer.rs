@@ -72,6 +72,10 @@ impl TransferKind {
             TransferKind::ScheduleRunClosed(t) => (&t.namespace, &t.schedule_id),
             TransferKind::ScheduleOverlap(t) => (&t.namespace, &t.workflow_id),
             TransferKind::NexusCompletion(t) => (&t.caller_namespace, &t.caller_workflow_id),
+            TransferKind::SystemSignalWithStart(t) => t
+                .request
+                .as_ref()
+                .map_or(("", ""), |r| (r.namespace.as_str(), r.workflow_id.as_str())),
         }
     }
 }
@@ -235,6 +239,24 @@ impl Core {
                 self.apply_schedule_overlap(t);
                 found(true)
             }
+            TransferKind::SystemSignalWithStart(t) => {
+                let Some(req) = &t.request else {
+                    return Ok(found(false));
+                };
+                match self.signal_with_start((**req).clone()) {
+                    Ok(resp) => TransferOutcome {
+                        ok: true,
+                        run_id: resp.run_id,
+                        started: resp.started,
+                        ..Default::default()
+                    },
+                    Err(e @ Error::Unavailable(_)) => return Err(e),
+                    Err(e) => TransferOutcome {
+                        message: e.to_string(),
+                        ..Default::default()
+                    },
+                }
+            }
             TransferKind::NexusCompletion(t) => match self.complete_nexus_operation(t) {
                 Ok(()) => found(true),
                 Err(message) => TransferOutcome {
@@ -369,6 +391,15 @@ impl Core {
             }
             Some(TransferKind::Cancel(t)) if open => {
                 self.add_event(source, cancel_outcome(&t, outcome.ok))
+            }
+            Some(TransferKind::SystemSignalWithStart(t)) if open => {
+                let outcome = if outcome.ok {
+                    Ok((outcome.run_id, outcome.started))
+                } else {
+                    Err(outcome.message)
+                };
+                let req = t.request.map(|r| *r).unwrap_or_default();
+                self.system_operation_done(source, t.scheduled_event_id, &req, outcome);
             }
             Some(TransferKind::NexusCompletion(t)) => {
                 let result = if outcome.ok {

@@ -292,7 +292,7 @@ pub struct RunVersioning {
 pub struct Transfer {
     #[prost(uint64, tag = "1")]
     pub id: u64,
-    #[prost(oneof = "TransferKind", tags = "2, 3, 4, 5, 6, 7, 8, 9, 10")]
+    #[prost(oneof = "TransferKind", tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11")]
     pub kind: Option<TransferKind>,
 }
 
@@ -326,6 +326,22 @@ pub enum TransferKind {
     /// operation (once; a second delivery finds the operation ended).
     #[prost(message, tag = "10")]
     NexusCompletion(NexusCompletionTransfer),
+    /// A workflow's system Nexus operation: signal-with-start another workflow
+    /// (de-duplicated by the operation's request id).
+    #[prost(message, tag = "11")]
+    SystemSignalWithStart(SystemSignalWithStartTransfer),
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SystemSignalWithStartTransfer {
+    #[prost(int64, tag = "1")]
+    pub scheduled_event_id: i64,
+    #[prost(message, optional, boxed, tag = "2")]
+    pub request: Option<
+        Box<
+            temporalio_protos::temporal::api::workflowservice::v1::SignalWithStartWorkflowExecutionRequest,
+        >,
+    >,
 }
 
 /// An asynchronous Nexus operation's outcome, delivered to the caller's run.
@@ -488,9 +504,12 @@ pub struct TransferOutcome {
     /// Why a child could not start (`StartChildWorkflowExecutionFailedCause`).
     #[prost(int32, tag = "3")]
     pub cause: i32,
-    /// Why a schedule's workflow could not start.
+    /// Why a schedule's workflow could not start (or a system operation failed).
     #[prost(string, tag = "4")]
     pub message: String,
+    /// A signal-with-start started the workflow (it was not running).
+    #[prost(bool, tag = "5")]
+    pub started: bool,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

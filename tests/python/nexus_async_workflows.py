@@ -127,3 +127,33 @@ class CancellingShopWorkflow:
         except NexusOperationError as error:
             cause = error.__cause__
             return f"{type(cause).__name__}: {cause}"
+
+
+@workflow.defn
+class InboxWorkflow:
+    """Collects two messages, then returns them."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    @workflow.signal
+    def deliver(self, message: str) -> None:
+        self.messages.append(message)
+
+    @workflow.run
+    async def run(self, owner: str) -> str:
+        await workflow.wait_condition(lambda: len(self.messages) >= 2)
+        return f"{owner}: " + ", ".join(self.messages)
+
+
+@workflow.defn
+class PosterWorkflow:
+    """Posts to an inbox with signal-with-start from the workflow (the system Nexus endpoint)."""
+
+    @workflow.run
+    async def run(self, inbox_id: str, task_queue: str, message: str) -> str:
+        inbox = await workflow.signal_with_start_workflow(
+            "InboxWorkflow", "alice", id=inbox_id, task_queue=task_queue,
+            signal="deliver", signal_args=[message],
+        )
+        return f"{inbox.id}/{inbox.run_id}"

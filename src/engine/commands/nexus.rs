@@ -8,6 +8,7 @@ use temporalio_protos::temporal::api::command::v1::{
 use temporalio_protos::temporal::api::enums::v1::PendingNexusOperationState;
 
 use super::*;
+use crate::engine::nexus::system;
 use crate::engine::state::{NexusCancellation, NexusOperationInfo};
 
 const NAME_MAX_BYTES: usize = 1000;
@@ -27,8 +28,29 @@ pub(super) fn schedule_nexus_operation(
 ) -> Result<(), CommandError> {
     use WorkflowTaskFailedCause as C;
     let fail = |m: String| Err(bad(C::BadScheduleNexusOperationAttributes, m));
-    let Some(endpoint_id) = cx.nexus_endpoints.get(&a.endpoint) else {
-        return fail(format!("endpoint {:?} not found", a.endpoint));
+    let endpoint_id = if a.endpoint == system::SYSTEM_ENDPOINT {
+        // Handled by the server itself: no registry entry, no headers, a request it can read.
+        if !a.nexus_header.is_empty() {
+            return fail(format!(
+                "ScheduleNexusOperationCommandAttributes.NexusHeader must be empty when using \
+                 {} endpoint",
+                system::SYSTEM_ENDPOINT
+            ));
+        }
+        if let Err(m) = system::request_of(
+            &run.ms.namespace,
+            &a.service,
+            &a.operation,
+            a.input.as_ref(),
+        ) {
+            return fail(m);
+        }
+        String::new()
+    } else {
+        match cx.nexus_endpoints.get(&a.endpoint) {
+            Some(id) => id.clone(),
+            None => return fail(format!("endpoint {:?} not found", a.endpoint)),
+        }
     };
     if a.service.len() > NAME_MAX_BYTES {
         return fail(format!(

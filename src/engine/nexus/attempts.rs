@@ -60,6 +60,9 @@ impl Core {
         let Some(info) = self.pending_nexus_operation(key, sched) else {
             return;
         };
+        if info.endpoint == super::system::SYSTEM_ENDPOINT {
+            return self.run_system_operation(key, sched);
+        }
         if info.attempt == 0 && info.attempt_deadline.is_none() {
             self.arm_nexus_timeouts(key, &info);
         }
