@@ -14,6 +14,8 @@
 //!   handler connected to one replica only gets every attempt (fetched from the other) and its
 //!   answers reach each caller's history; asynchronous ones start handler workflows in shards
 //!   of either replica, whose completion callbacks reach callers served by the other.
+//! - The system Nexus endpoint: workflows signal-with-start targets in shards of either
+//!   replica (through the outbox when the other serves the target).
 
 mod common;
 
@@ -431,12 +433,13 @@ async fn nexus_operations_reach_a_handler_on_either_replica() {
         })
         .await;
     }
-    let mut scheduled = 0;
+    let mut scheduled = std::collections::HashSet::new();
     let since = std::time::Instant::now();
-    while scheduled < ids.len() {
+    while scheduled.len() < ids.len() {
         assert!(
             since.elapsed() < Duration::from_secs(60),
-            "only {scheduled} callers got their first workflow task"
+            "only {} callers got their first workflow task",
+            scheduled.len()
         );
         let task = poll(&clients[0], &callers, None, Duration::from_secs(10))
             .await
@@ -444,11 +447,14 @@ async fn nexus_operations_reach_a_handler_on_either_replica() {
         if task.task_token.is_empty() {
             continue;
         }
+        let caller = task.workflow_execution.clone().unwrap().workflow_id;
+        // A later task (the operation completed) needs nothing more.
+        let commands_now = !scheduled.contains(&caller);
         let mut raw = clients[0].clone();
         raw.respond_workflow_task_completed(Request::new(RespondWorkflowTaskCompletedRequest {
             namespace: NAMESPACE.into(),
             task_token: task.task_token,
-            commands: vec![Command {
+            commands: std::iter::once(Command {
                 command_type: CommandType::ScheduleNexusOperation as i32,
                 attributes: Some(
                     command::Attributes::ScheduleNexusOperationCommandAttributes(
@@ -468,12 +474,14 @@ async fn nexus_operations_reach_a_handler_on_either_replica() {
                     ),
                 ),
                 ..Default::default()
-            }],
+            })
+            .filter(|_| commands_now)
+            .collect(),
             ..Default::default()
         }))
         .await
         .expect("schedule the operation");
-        scheduled += 1;
+        scheduled.insert(caller);
     }
     // A handler connected to replica 2 only answers every operation with its input.
     let mut answered = 0;
@@ -657,4 +665,139 @@ async fn caller_history(
     .into_inner()
     .history
     .unwrap()
+}
+
+/// Workflows in shards of both replicas signal-with-start targets in shards of both through
+/// the system Nexus endpoint: a target another replica serves is reached through the outbox,
+/// and every caller's operation completes with the target's run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn system_signal_with_start_reaches_targets_on_either_replica() {
+    use prost::Message;
+    use temporalio_common::protos::temporal::api::{
+        command::v1::{Command, ScheduleNexusOperationCommandAttributes, command},
+        common::v1::WorkflowType,
+        enums::v1::CommandType,
+        history::v1::history_event::Attributes,
+        workflowservice::v1::{
+            RespondWorkflowTaskCompletedRequest, SignalWithStartWorkflowExecutionRequest,
+            SignalWithStartWorkflowExecutionResponse,
+        },
+    };
+    let (_pg, _replicas, clients) = two_replicas("system_nexus_replicas").await;
+    let callers = unique("posters");
+    let targets = unique("inboxes");
+    let ids: Vec<String> = (0..6).map(|i| format!("{callers}-{i}")).collect();
+    start_spread(&clients, NAMESPACE, &ids, &callers).await;
+    let queue = |name: &str| {
+        Some(TaskQueue {
+            name: name.into(),
+            ..Default::default()
+        })
+    };
+    let mut scheduled = std::collections::HashSet::new();
+    let since = std::time::Instant::now();
+    while scheduled.len() < ids.len() {
+        assert!(
+            since.elapsed() < Duration::from_secs(60),
+            "only {} callers got their first workflow task",
+            scheduled.len()
+        );
+        let task = poll(&clients[0], &callers, None, Duration::from_secs(10))
+            .await
+            .expect("poll a caller's workflow task");
+        if task.task_token.is_empty() {
+            continue;
+        }
+        let caller = task.workflow_execution.unwrap().workflow_id;
+        // A later task (the operation completed) needs nothing more.
+        let commands_now = !scheduled.contains(&caller);
+        let request = SignalWithStartWorkflowExecutionRequest {
+            workflow_id: format!("{targets}-for-{caller}"),
+            workflow_type: Some(WorkflowType {
+                name: "Inbox".into(),
+            }),
+            task_queue: queue(&targets),
+            signal_name: "deliver".into(),
+            ..Default::default()
+        };
+        let input = Payload {
+            metadata: [
+                ("encoding".to_string(), b"binary/protobuf".to_vec()),
+                (
+                    "messageType".to_string(),
+                    b"temporal.api.workflowservice.v1.SignalWithStartWorkflowExecutionRequest"
+                        .to_vec(),
+                ),
+            ]
+            .into(),
+            data: request.encode_to_vec(),
+            ..Default::default()
+        };
+        let mut raw = clients[0].clone();
+        raw.respond_workflow_task_completed(Request::new(RespondWorkflowTaskCompletedRequest {
+            namespace: NAMESPACE.into(),
+            task_token: task.task_token,
+            commands: std::iter::once(Command {
+                command_type: CommandType::ScheduleNexusOperation as i32,
+                attributes: Some(
+                    command::Attributes::ScheduleNexusOperationCommandAttributes(
+                        ScheduleNexusOperationCommandAttributes {
+                            endpoint: "__temporal_system".into(),
+                            service: "temporal.api.workflowservice.v1.WorkflowService".into(),
+                            operation: "SignalWithStartWorkflowExecution".into(),
+                            input: Some(input),
+                            ..Default::default()
+                        },
+                    ),
+                ),
+                ..Default::default()
+            })
+            .filter(|_| commands_now)
+            .collect(),
+            ..Default::default()
+        }))
+        .await
+        .expect("schedule the system operation");
+        scheduled.insert(caller);
+    }
+    for id in &ids {
+        let since = std::time::Instant::now();
+        let completed = loop {
+            let history = caller_history(&clients[1], id).await;
+            let completed = history.events.iter().find_map(|e| match &e.attributes {
+                Some(Attributes::NexusOperationCompletedEventAttributes(c)) => c.result.clone(),
+                _ => None,
+            });
+            if let Some(result) = completed {
+                break result;
+            }
+            assert!(
+                since.elapsed() < Duration::from_secs(30),
+                "{id}: the system operation never completed: {:?}",
+                history
+                    .events
+                    .iter()
+                    .map(|e| (e.event_type, e.attributes.clone()))
+                    .collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let response = SignalWithStartWorkflowExecutionResponse::decode(completed.data.as_slice())
+            .expect("a SignalWithStartWorkflowExecutionResponse");
+        assert!(
+            response.started && !response.run_id.is_empty(),
+            "{id}: {response:?}"
+        );
+        let target = caller_history(&clients[1], &format!("{targets}-for-{id}")).await;
+        let signaled = target.events.iter().find(|e| {
+            matches!(
+                &e.attributes,
+                Some(Attributes::WorkflowExecutionSignaledEventAttributes(_))
+            )
+        });
+        let link = signaled
+            .and_then(|e| e.links.first())
+            .unwrap_or_else(|| panic!("{id}: the target's signal has no link back"));
+        assert!(format!("{link:?}").contains(id.as_str()), "{id}: {link:?}");
+    }
 }
