@@ -307,8 +307,10 @@ impl Core {
             if run.is_open() || run.archiving {
                 continue;
             }
-            // A query waiting for a worker's answer keeps its run in memory.
-            if !run.queries.is_empty() {
+            // A query waiting for a worker's answer keeps its run in memory, and so do
+            // operations owed to other shards (a child's close, a completion callback) until
+            // their owner answered: the outbox is only read from memory.
+            if !run.queries.is_empty() || !run.ms.outbox.is_empty() {
                 later.push((now + archive.after_ms.max(1000), key));
                 continue;
             }

@@ -244,6 +244,43 @@ async fn open_archiving(dir: &std::path::Path) -> Arc<Engine> {
 }
 
 #[tokio::test]
+async fn a_closed_run_that_still_owes_a_transfer_stays_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open_archiving(dir.path()).await;
+    engine.start_workflow(start_request("owes")).await.unwrap();
+    engine.terminate(terminate_request("owes")).await.unwrap();
+    let key = engine
+        .core
+        .lock()
+        .resolve_run("default", "owes", "")
+        .unwrap();
+    engine.core.lock().push_transfer(
+        &key,
+        super::state::TransferKind::Cancel(super::state::CancelTransfer {
+            namespace: "default".into(),
+            workflow_id: "elsewhere".into(),
+            ..Default::default()
+        }),
+    );
+    engine.archive_once().await;
+    assert!(
+        engine.core.lock().runs.contains_key(&key),
+        "a run with an unanswered outbox item was archived"
+    );
+    let id = engine.core.lock().runs[&key].ms.outbox[0].id;
+    engine.core.lock().finish_transfer(
+        &super::transfer::Source::Run(key.clone()),
+        id,
+        super::state::TransferOutcome::default(),
+    );
+    // Once answered, the run goes at its next turn (a second later).
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    engine.archive_once().await;
+    let archived = !engine.core.lock().runs.contains_key(&key);
+    assert!(archived, "the run left memory once its outbox was empty");
+}
+
+#[tokio::test]
 async fn archived_runs_expire_a_segment_at_a_time_and_stay_expired() {
     let dir = tempfile::tempdir().unwrap();
     let describe = |id: &str| DescribeWorkflowExecutionRequest {
