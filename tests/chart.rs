@@ -253,7 +253,14 @@ fn operator_rbac_follows_watch_namespace(default: &str, scoped: &str) {
         .iter()
         .filter(|o| o["kind"] == "ClusterRole" && !aggregated(o))
     {
-        for resource in ["deployments", "events", "workflows", "schedules", "workers"] {
+        for resource in [
+            "deployments",
+            "events",
+            "workflows",
+            "schedules",
+            "workers",
+            "nexusendpoints",
+        ] {
             for verb in ["create", "patch", "delete", "list", "watch"] {
                 assert!(
                     !grants(role, resource, verb),
@@ -650,6 +657,43 @@ async fn chart_lints_renders_installs_and_runs_with_its_own_rbac() {
         "delete",
         "schedule",
         "every-second",
+        "--timeout=30s",
+    ])
+    .await;
+    // A NexusEndpoint (status, finalizer on create and delete, the engine's endpoint made and
+    // removed) in team-a, routing to team-a's own Durin namespace.
+    let endpoint = dir.path().join("nexus-endpoint.yaml");
+    std::fs::write(
+        &endpoint,
+        "apiVersion: durin.dev/v1alpha1\nkind: NexusEndpoint\nmetadata:\n  name: team-a-billing\nspec:\n  taskQueue: billing\n",
+    )
+    .expect("write");
+    kube.kubectl_ok(&[
+        "-n",
+        "team-a",
+        "apply",
+        "-f",
+        &endpoint.display().to_string(),
+    ])
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while kube
+        .get_json(&["-n", "team-a", "nexusendpoint", "team-a-billing"])
+        .await["status"]["endpointId"]
+        .is_null()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the NexusEndpoint never got its endpoint"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    kube.kubectl_ok(&[
+        "-n",
+        "team-a",
+        "delete",
+        "nexusendpoint",
+        "team-a-billing",
         "--timeout=30s",
     ])
     .await;
