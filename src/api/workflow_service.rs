@@ -199,7 +199,7 @@ impl WorkflowService for WorkflowHandler {
                     run_id: r.run_id,
                     started: r.started,
                     first_execution_run_id: r.first_execution_run_id,
-                    signal_link: Some(signal_link(&key, &request_id)),
+                    signal_link: Some(crate::engine::nexus::links::signal_link(&key, &request_id)),
                 }
             }))
     }
@@ -495,7 +495,7 @@ impl WorkflowService for WorkflowHandler {
             .signal(req.into_inner())
             .await
             .map(|key| SignalWorkflowExecutionResponse {
-                link: Some(signal_link(&key, &request_id)),
+                link: Some(crate::engine::nexus::links::signal_link(&key, &request_id)),
             }))
     }
 
@@ -971,17 +971,4 @@ fn same_call<T, U>(req: &Request<T>, message: U) -> Request<U> {
     *call.metadata_mut() = req.metadata().clone();
     *call.extensions_mut() = req.extensions().clone();
     call
-}
-
-/// The link to the signal `request_id` delivered to `key` (what a Nexus handler hands back to
-/// its caller).
-fn signal_link(
-    key: &crate::engine::RunKey,
-    request_id: &str,
-) -> crate::proto::api::common::v1::Link {
-    crate::engine::nexus::links::request_link(
-        key,
-        request_id,
-        crate::proto::api::enums::v1::EventType::WorkflowExecutionSignaled,
-    )
 }

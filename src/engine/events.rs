@@ -254,3 +254,16 @@ pub fn is_close_event(event: &HistoryEvent) -> bool {
         )
     )
 }
+
+/// The scheduled event id of the Nexus operation `event` ends (completed, failed, canceled
+/// or timed out); None for any other event.
+pub(crate) fn nexus_operation_ended(event: &HistoryEvent) -> Option<i64> {
+    use Attributes as A;
+    match &event.attributes {
+        Some(A::NexusOperationCompletedEventAttributes(a)) => Some(a.scheduled_event_id),
+        Some(A::NexusOperationFailedEventAttributes(a)) => Some(a.scheduled_event_id),
+        Some(A::NexusOperationCanceledEventAttributes(a)) => Some(a.scheduled_event_id),
+        Some(A::NexusOperationTimedOutEventAttributes(a)) => Some(a.scheduled_event_id),
+        _ => None,
+    }
+}

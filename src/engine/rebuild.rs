@@ -62,23 +62,10 @@ pub(crate) fn state_after(events: &[HistoryEvent], now: i64) -> Result<MutableSt
 
 /// Tracks the Nexus operations scheduled and not yet ended.
 fn pending_nexus_operations(pending: &mut BTreeSet<i64>, event: &HistoryEvent) {
-    match &event.attributes {
-        Some(Attributes::NexusOperationScheduledEventAttributes(_)) => {
-            pending.insert(event.event_id);
-        }
-        Some(Attributes::NexusOperationCompletedEventAttributes(a)) => {
-            pending.remove(&a.scheduled_event_id);
-        }
-        Some(Attributes::NexusOperationFailedEventAttributes(a)) => {
-            pending.remove(&a.scheduled_event_id);
-        }
-        Some(Attributes::NexusOperationCanceledEventAttributes(a)) => {
-            pending.remove(&a.scheduled_event_id);
-        }
-        Some(Attributes::NexusOperationTimedOutEventAttributes(a)) => {
-            pending.remove(&a.scheduled_event_id);
-        }
-        _ => {}
+    if let Some(Attributes::NexusOperationScheduledEventAttributes(_)) = &event.attributes {
+        pending.insert(event.event_id);
+    } else if let Some(sched) = super::events::nexus_operation_ended(event) {
+        pending.remove(&sched);
     }
 }
 

@@ -173,8 +173,12 @@ pub(super) fn request_cancel_nexus_operation(
     let sched = a.scheduled_event_id;
     let fail = |m: String| Err(bad(C::BadRequestCancelNexusOperationAttributes, m));
     let pending = run.ms.nexus_operations.get(&sched);
-    let ended_meanwhile =
-        pending.is_none() && run.ms.buffered.iter().any(|e| ends_operation(e, sched));
+    let ended_meanwhile = pending.is_none()
+        && run
+            .ms
+            .buffered
+            .iter()
+            .any(|e| crate::engine::events::nexus_operation_ended(e) == Some(sched));
     if pending.is_none() && !ended_meanwhile {
         return fail(format!(
             "requested cancelation for a non-existing or already completed operation with \
@@ -204,17 +208,4 @@ pub(super) fn request_cancel_nexus_operation(
         effects.push(Effect::NexusCancel(sched));
     }
     Ok(())
-}
-
-/// Whether `event` ends the operation scheduled by event `sched`.
-fn ends_operation(event: &HistoryEvent, sched: i64) -> bool {
-    match &event.attributes {
-        Some(Attributes::NexusOperationCompletedEventAttributes(a)) => {
-            a.scheduled_event_id == sched
-        }
-        Some(Attributes::NexusOperationFailedEventAttributes(a)) => a.scheduled_event_id == sched,
-        Some(Attributes::NexusOperationCanceledEventAttributes(a)) => a.scheduled_event_id == sched,
-        Some(Attributes::NexusOperationTimedOutEventAttributes(a)) => a.scheduled_event_id == sched,
-        _ => false,
-    }
 }

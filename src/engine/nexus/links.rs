@@ -47,6 +47,12 @@ fn workflow_event(key: &RunKey, reference: link::workflow_event::Reference) -> L
     }
 }
 
+/// The link to the signal `request_id` delivered to `key` (what a Nexus handler hands back to
+/// its caller).
+pub(crate) fn signal_link(key: &RunKey, request_id: &str) -> Link {
+    request_link(key, request_id, EventType::WorkflowExecutionSignaled)
+}
+
 /// The link a handler gets to the caller's scheduled event.
 pub(crate) fn scheduled_event_link(key: &RunKey, scheduled_event_id: i64) -> NexusLink {
     to_nexus(&event_link(

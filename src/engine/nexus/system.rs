@@ -16,7 +16,7 @@ use temporalio_protos::temporal::api::workflowservice::v1::{
     SignalWithStartWorkflowExecutionRequest, SignalWithStartWorkflowExecutionResponse,
 };
 
-use super::links::{event_link, request_link};
+use super::links::{event_link, signal_link};
 use crate::engine::state::{SystemSignalWithStartTransfer, TransferKind};
 use crate::engine::{Core, RunKey};
 
@@ -142,11 +142,7 @@ impl Core {
             workflow_id: req.workflow_id.clone(),
             run_id: run_id.clone(),
         };
-        let signal_link = request_link(
-            &target,
-            &req.request_id,
-            EventType::WorkflowExecutionSignaled,
-        );
+        let signal_link = signal_link(&target, &req.request_id);
         let response = SignalWithStartWorkflowExecutionResponse {
             run_id,
             started,
