@@ -20,6 +20,8 @@ fn waits(method: &str) -> bool {
             | "ExecuteMultiOperation"
             | "PollActivityExecution"
             | "DescribeActivityExecution"
+            | "PollNexusOperationExecution"
+            | "DescribeNexusOperationExecution"
     )
 }
 

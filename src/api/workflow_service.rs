@@ -485,6 +485,82 @@ impl WorkflowService for WorkflowHandler {
         self.activities_count(req).await
     }
 
+    async fn start_nexus_operation_execution(
+        &self,
+        req: Request<StartNexusOperationExecutionRequest>,
+    ) -> Reply<StartNexusOperationExecutionResponse> {
+        let started = self
+            .engine
+            .start_nexus_operation_execution(req.into_inner());
+        ok(started.await)
+    }
+
+    async fn describe_nexus_operation_execution(
+        &self,
+        req: Request<DescribeNexusOperationExecutionRequest>,
+    ) -> Reply<DescribeNexusOperationExecutionResponse> {
+        let deadline = self.poll_deadline(&req, self.engine.config.long_poll_timeout);
+        let answer = self
+            .engine
+            .describe_nexus_operation_execution(req.into_inner(), deadline);
+        ok(answer.await)
+    }
+
+    async fn poll_nexus_operation_execution(
+        &self,
+        req: Request<PollNexusOperationExecutionRequest>,
+    ) -> Reply<PollNexusOperationExecutionResponse> {
+        let deadline = self.poll_deadline(&req, self.engine.config.long_poll_timeout);
+        let answer = self
+            .engine
+            .poll_nexus_operation_execution(req.into_inner(), deadline);
+        ok(answer.await)
+    }
+
+    async fn request_cancel_nexus_operation_execution(
+        &self,
+        req: Request<RequestCancelNexusOperationExecutionRequest>,
+    ) -> Reply<RequestCancelNexusOperationExecutionResponse> {
+        let done = self
+            .engine
+            .request_cancel_nexus_operation_execution(req.into_inner());
+        ok(done.await.map(|_| Default::default()))
+    }
+
+    async fn terminate_nexus_operation_execution(
+        &self,
+        req: Request<TerminateNexusOperationExecutionRequest>,
+    ) -> Reply<TerminateNexusOperationExecutionResponse> {
+        let done = self
+            .engine
+            .terminate_nexus_operation_execution(req.into_inner());
+        ok(done.await.map(|_| Default::default()))
+    }
+
+    async fn delete_nexus_operation_execution(
+        &self,
+        req: Request<DeleteNexusOperationExecutionRequest>,
+    ) -> Reply<DeleteNexusOperationExecutionResponse> {
+        let done = self
+            .engine
+            .delete_nexus_operation_execution(req.into_inner());
+        ok(done.await.map(|_| Default::default()))
+    }
+
+    async fn list_nexus_operation_executions(
+        &self,
+        req: Request<ListNexusOperationExecutionsRequest>,
+    ) -> Reply<ListNexusOperationExecutionsResponse> {
+        self.nexus_operations_page(req).await
+    }
+
+    async fn count_nexus_operation_executions(
+        &self,
+        req: Request<CountNexusOperationExecutionsRequest>,
+    ) -> Reply<CountNexusOperationExecutionsResponse> {
+        self.nexus_operations_count(req).await
+    }
+
     async fn signal_workflow_execution(
         &self,
         req: Request<SignalWorkflowExecutionRequest>,

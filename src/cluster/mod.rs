@@ -85,6 +85,11 @@ impl Cluster {
                 (ns.to_string(), crate::engine::standalone::storage_id(id))
             }
             RouteKey::Activity(..) => return Ok(None),
+            RouteKey::NexusOperation(ns, id) if !id.is_empty() => (
+                ns.to_string(),
+                crate::engine::nexus::standalone::storage_id(id),
+            ),
+            RouteKey::NexusOperation(..) => return Ok(None),
             RouteKey::Token(token) => match crate::engine::parse_token(token) {
                 Ok((key, _)) => (key.namespace, key.workflow_id),
                 // The handler answers a bad token.

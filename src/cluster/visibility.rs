@@ -5,10 +5,12 @@ use std::cmp::Reverse;
 
 use prost::Message;
 use temporalio_protos::temporal::api::activity::v1::ActivityExecutionListInfo;
+use temporalio_protos::temporal::api::nexus::v1::NexusOperationExecutionListInfo;
 use temporalio_protos::temporal::api::workflow::v1::WorkflowExecutionInfo;
 use temporalio_protos::temporal::api::workflowservice::v1::{
     CountSchedulesRequest, CountSchedulesResponse, ListActivityExecutionsRequest,
     ListActivityExecutionsResponse, ListBatchOperationsRequest, ListBatchOperationsResponse,
+    ListNexusOperationExecutionsRequest, ListNexusOperationExecutionsResponse,
     ListSchedulesRequest, ListSchedulesResponse, ListWorkflowExecutionsRequest,
     ListWorkflowExecutionsResponse,
 };
@@ -123,6 +125,48 @@ impl ExecutionList for ActivityList {
     fn join(executions: Vec<Self::Item>, next_page_token: Vec<u8>) -> Self::Resp {
         ListActivityExecutionsResponse {
             executions,
+            next_page_token,
+        }
+    }
+    fn order(e: &Self::Item) -> (Reverse<i64>, Reverse<i64>, String) {
+        order(&e.close_time, &e.schedule_time, &e.run_id)
+    }
+}
+
+pub struct NexusOperationList;
+
+impl ExecutionList for NexusOperationList {
+    type Req = ListNexusOperationExecutionsRequest;
+    type Resp = ListNexusOperationExecutionsResponse;
+    type Item = NexusOperationExecutionListInfo;
+    const RPC: &'static str = "ListNexusOperationExecutions";
+    async fn list(engine: &Engine, req: Self::Req) -> crate::engine::Result<Self::Resp> {
+        engine.list_nexus_operations(req).await
+    }
+    fn paging(req: &Self::Req) -> ListWorkflowExecutionsRequest {
+        ListWorkflowExecutionsRequest {
+            namespace: req.namespace.clone(),
+            page_size: req.page_size,
+            next_page_token: req.next_page_token.clone(),
+            query: req.query.clone(),
+        }
+    }
+    fn page_size(req: &mut Self::Req) -> &mut i32 {
+        &mut req.page_size
+    }
+    fn first_n(req: &Self::Req, n: usize) -> Self::Req {
+        ListNexusOperationExecutionsRequest {
+            page_size: i32::try_from(n).unwrap_or(i32::MAX),
+            next_page_token: Vec::new(),
+            ..req.clone()
+        }
+    }
+    fn split(resp: Self::Resp) -> (Vec<Self::Item>, Vec<u8>) {
+        (resp.operations, resp.next_page_token)
+    }
+    fn join(operations: Vec<Self::Item>, next_page_token: Vec<u8>) -> Self::Resp {
+        ListNexusOperationExecutionsResponse {
+            operations,
             next_page_token,
         }
     }

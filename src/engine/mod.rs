@@ -104,6 +104,13 @@ pub enum Error {
         start_request_id: String,
         run_id: String,
     },
+    /// A Nexus operation id in use (running, or closed and the reuse policy refuses it).
+    #[error("{message}")]
+    NexusOperationAlreadyStarted {
+        message: String,
+        start_request_id: String,
+        run_id: String,
+    },
     #[error("{0}")]
     FailedPrecondition(String),
     /// A name in use (no error details: Temporal sends none for these).
@@ -340,7 +347,7 @@ impl Engine {
         let open = core
             .runs
             .values()
-            .filter(|r| r.is_open() && !r.is_standalone_activity())
+            .filter(|r| r.is_open() && !r.is_standalone())
             .count();
         (core.matching.backlogs(), open)
     }

@@ -71,6 +71,17 @@ impl Run {
         self.ms.standalone_activity.is_some()
     }
 
+    /// Whether this is a standalone Nexus operation rather than a workflow run.
+    pub fn is_standalone_nexus(&self) -> bool {
+        self.ms.standalone_nexus.is_some()
+    }
+
+    /// Whether this is a standalone execution (activity or Nexus operation): no history, no
+    /// workflow tasks.
+    pub fn is_standalone(&self) -> bool {
+        self.is_standalone_activity() || self.is_standalone_nexus()
+    }
+
     pub fn execution(&self) -> WorkflowExecution {
         WorkflowExecution {
             workflow_id: self.ms.workflow_id.clone(),

@@ -653,9 +653,12 @@ impl Core {
                 "workflow execution already completed".into(),
             ));
         }
+        // No history to close (a namespace's deletion terminates every execution).
         if run.is_standalone_activity() {
-            // No history to close (a namespace's deletion terminates every execution).
             return self.terminate_activity_execution_now(key, reason, identity);
+        }
+        if run.is_standalone_nexus() {
+            return self.terminate_nexus_execution_now(key, reason, identity);
         }
         run.flush_buffer();
         run.append(
@@ -684,6 +687,9 @@ impl Core {
                 self.arm_activity(key, activity);
             }
             return;
+        }
+        if run.is_standalone_nexus() {
+            return self.rearm_nexus_operations(key);
         }
         let tq = run.task_queue();
         if let Some(wft) = &ms.workflow_task {

@@ -12,16 +12,19 @@ use temporalio_protos::temporal::api::operatorservice::v1::{
 use temporalio_protos::temporal::api::workflow::v1::WorkflowExecutionInfo;
 use temporalio_protos::temporal::api::workflowservice::v1::{
     CountActivityExecutionsRequest, CountActivityExecutionsResponse,
+    CountNexusOperationExecutionsRequest, CountNexusOperationExecutionsResponse,
     CountWorkflowExecutionsRequest, CountWorkflowExecutionsResponse, ListActivityExecutionsRequest,
     ListActivityExecutionsResponse, ListClosedWorkflowExecutionsRequest,
+    ListNexusOperationExecutionsRequest, ListNexusOperationExecutionsResponse,
     ListOpenWorkflowExecutionsRequest, ListWorkflowExecutionsRequest,
     ListWorkflowExecutionsResponse, count_activity_executions_response,
-    count_workflow_executions_response, list_closed_workflow_executions_request,
-    list_open_workflow_executions_request,
+    count_nexus_operation_executions_response, count_workflow_executions_response,
+    list_closed_workflow_executions_request, list_open_workflow_executions_request,
 };
 
 use super::{Core, Engine, Error, Result, Run, RunKey, history};
 use crate::engine::clock::opt_ts_millis;
+use crate::engine::nexus::standalone::info as nexus_info;
 use crate::store::NamespaceRecord;
 use crate::store::archive::{Loc, Scanned};
 use crate::visibility::query::{Query, Record, Value};
@@ -51,6 +54,9 @@ impl Core {
         let types = |name: &str| match kind {
             Executions::Activities => crate::engine::standalone::info::attribute_type(name)
                 .or_else(|| sa::lookup(&custom, name)),
+            Executions::NexusOperations => {
+                nexus_info::attribute_type(name).or_else(|| sa::lookup(&custom, name))
+            }
             Executions::Workflows => sa::lookup(&custom, name),
         };
         Query::parse(text, &types).map_err(|e| Error::InvalidArgument(e.to_string()))
@@ -90,12 +96,25 @@ impl Core {
     }
 }
 
-/// What a visibility query lists: workflow runs, or standalone activity executions (two
-/// separate lists, as in Temporal).
+/// What a visibility query lists: workflow runs, standalone activity executions or
+/// standalone Nexus operations (separate lists, as in Temporal).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Executions {
     Workflows,
     Activities,
+    NexusOperations,
+}
+
+impl Executions {
+    fn of(run: &Run) -> Executions {
+        if run.is_standalone_activity() {
+            Executions::Activities
+        } else if run.is_standalone_nexus() {
+            Executions::NexusOperations
+        } else {
+            Executions::Workflows
+        }
+    }
 }
 
 /// Where a matching run is.
@@ -120,11 +139,12 @@ impl Hit {
         source: Source,
         kind: Executions,
     ) -> Option<Hit> {
-        if run.is_standalone_activity() != (kind == Executions::Activities) {
+        if Executions::of(run) != kind {
             return None;
         }
         let workflow;
         let activity;
+        let operation;
         let record: &dyn Record = match kind {
             Executions::Workflows => {
                 workflow = RunRecord {
@@ -136,6 +156,10 @@ impl Hit {
             Executions::Activities => {
                 activity = crate::engine::standalone::info::ActivityRecord { run, custom };
                 &activity
+            }
+            Executions::NexusOperations => {
+                operation = nexus_info::NexusRecord { run, custom };
+                &operation
             }
         };
         if !query.matches(record) {
@@ -377,6 +401,39 @@ impl Engine {
             .await
     }
 
+    pub async fn list_nexus_operations(
+        &self,
+        req: ListNexusOperationExecutionsRequest,
+    ) -> Result<ListNexusOperationExecutionsResponse> {
+        let paging = ListWorkflowExecutionsRequest {
+            namespace: req.namespace.clone(),
+            page_size: req.page_size,
+            next_page_token: req.next_page_token.clone(),
+            query: req.query.clone(),
+        };
+        let (operations, next_page_token) = self
+            .page_of_matches(&paging, Executions::NexusOperations, |core, page| {
+                let mut out = Vec::with_capacity(page.len());
+                for hit in page {
+                    out.extend(core.read_hit(hit, nexus_info::list_info)?);
+                }
+                Ok(out)
+            })
+            .await?;
+        Ok(ListNexusOperationExecutionsResponse {
+            operations,
+            next_page_token,
+        })
+    }
+
+    pub async fn count_nexus_operations(
+        &self,
+        req: CountNexusOperationExecutionsRequest,
+    ) -> Result<CountNexusOperationExecutionsResponse> {
+        self.count_answer(&req.namespace, &req.query, Executions::NexusOperations)
+            .await
+    }
+
     pub async fn add_search_attributes(&self, req: AddSearchAttributesRequest) -> Result<()> {
         self.transact(|core| {
             let mut record = core.namespace_record(&req.namespace)?;
@@ -504,6 +561,12 @@ execution_count!(
     CountWorkflowExecutionsRequest,
     count_workflow_executions_response,
     "CountWorkflowExecutions"
+);
+execution_count!(
+    CountNexusOperationExecutionsResponse,
+    CountNexusOperationExecutionsRequest,
+    count_nexus_operation_executions_response,
+    "CountNexusOperationExecutions"
 );
 execution_count!(
     CountActivityExecutionsResponse,

@@ -172,7 +172,7 @@ pub fn spawn_engine_counters(engine: &Arc<Engine>) -> tokio::task::JoinHandle<()
     tokio::spawn(async move {
         loop {
             match changes.recv().await {
-                // Standalone activity executions are not workflows.
+                // Standalone executions (activities, Nexus operations) are not workflows.
                 Ok(c) if crate::engine::standalone::is_reserved(&c.key.workflow_id) => {}
                 Ok(c) => match c.kind {
                     ChangeKind::Started => registry().lock().workflows_started += 1,

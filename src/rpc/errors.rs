@@ -5,8 +5,8 @@ use prost::Message;
 use temporalio_protos::google::rpc::Status as RpcStatus;
 use temporalio_protos::temporal::api::errordetails::v1::{
     ActivityExecutionAlreadyStartedFailure, NamespaceAlreadyExistsFailure,
-    NamespaceNotFoundFailure, NotFoundFailure, QueryFailedFailure,
-    WorkflowExecutionAlreadyStartedFailure,
+    NamespaceNotFoundFailure, NexusOperationExecutionAlreadyStartedFailure, NotFoundFailure,
+    QueryFailedFailure, WorkflowExecutionAlreadyStartedFailure,
 };
 use tonic::{Code, Status};
 
@@ -83,6 +83,21 @@ pub fn to_status(err: Error) -> Status {
             any(
                 "temporal.api.errordetails.v1.ActivityExecutionAlreadyStartedFailure",
                 &ActivityExecutionAlreadyStartedFailure {
+                    start_request_id,
+                    run_id,
+                },
+            ),
+        ),
+        Error::NexusOperationAlreadyStarted {
+            run_id,
+            start_request_id,
+            ..
+        } => with_detail(
+            Code::AlreadyExists,
+            message,
+            any(
+                "temporal.api.errordetails.v1.NexusOperationExecutionAlreadyStartedFailure",
+                &NexusOperationExecutionAlreadyStartedFailure {
                     start_request_id,
                     run_id,
                 },

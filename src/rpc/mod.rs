@@ -33,6 +33,8 @@ pub enum RouteKey<'a> {
     Id(&'a str, &'a str),
     /// A standalone activity's id in a namespace (a key space of its own).
     Activity(&'a str, &'a str),
+    /// A standalone Nexus operation's id in a namespace (a key space of its own).
+    NexusOperation(&'a str, &'a str),
     /// A task token, which names its workflow.
     Token(&'a [u8]),
 }
@@ -182,6 +184,22 @@ macro_rules! workflow_rpcs {
             list_activity_executions(ListActivityExecutionsRequest) -> ListActivityExecutionsResponse, "ListActivityExecutions",
                 |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
             count_activity_executions(CountActivityExecutionsRequest) -> CountActivityExecutionsResponse, "CountActivityExecutions",
+                |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
+            start_nexus_operation_execution(StartNexusOperationExecutionRequest) -> StartNexusOperationExecutionResponse, "StartNexusOperationExecution",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::NexusOperation(&r.namespace, &r.operation_id);
+            describe_nexus_operation_execution(DescribeNexusOperationExecutionRequest) -> DescribeNexusOperationExecutionResponse, "DescribeNexusOperationExecution",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::NexusOperation(&r.namespace, &r.operation_id);
+            poll_nexus_operation_execution(PollNexusOperationExecutionRequest) -> PollNexusOperationExecutionResponse, "PollNexusOperationExecution",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::NexusOperation(&r.namespace, &r.operation_id);
+            request_cancel_nexus_operation_execution(RequestCancelNexusOperationExecutionRequest) -> RequestCancelNexusOperationExecutionResponse, "RequestCancelNexusOperationExecution",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::NexusOperation(&r.namespace, &r.operation_id);
+            terminate_nexus_operation_execution(TerminateNexusOperationExecutionRequest) -> TerminateNexusOperationExecutionResponse, "TerminateNexusOperationExecution",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::NexusOperation(&r.namespace, &r.operation_id);
+            delete_nexus_operation_execution(DeleteNexusOperationExecutionRequest) -> DeleteNexusOperationExecutionResponse, "DeleteNexusOperationExecution",
+                |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::NexusOperation(&r.namespace, &r.operation_id);
+            list_nexus_operation_executions(ListNexusOperationExecutionsRequest) -> ListNexusOperationExecutionsResponse, "ListNexusOperationExecutions",
+                |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
+            count_nexus_operation_executions(CountNexusOperationExecutionsRequest) -> CountNexusOperationExecutionsResponse, "CountNexusOperationExecutions",
                 |r| Some(&r.namespace), |_| $crate::rpc::RouteKey::Local;
             signal_workflow_execution(SignalWorkflowExecutionRequest) -> SignalWorkflowExecutionResponse, "SignalWorkflowExecution",
                 |r| Some(&r.namespace), |r| $crate::rpc::RouteKey::Id(&r.namespace, $crate::rpc::workflow_id(&r.workflow_execution));

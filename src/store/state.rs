@@ -119,6 +119,10 @@ pub struct MutableState {
     /// answered as it was).
     #[prost(string, repeated, tag = "38")]
     pub attached_request_ids: Vec<String>,
+    /// Set when this is a standalone Nexus operation rather than a workflow run (see
+    /// `engine/nexus/standalone/`).
+    #[prost(message, optional, boxed, tag = "39")]
+    pub standalone_nexus: Option<Box<StandaloneNexusOperation>>,
 }
 
 /// A completion callback of a run, as DescribeWorkflowExecution shows it, and the request
@@ -258,8 +262,43 @@ pub struct StandaloneActivity {
     pub terminate_request_id: String,
 }
 
-/// The scheduled-event id a standalone activity's one activity is kept under (tokens and
-/// timers name an activity by it; there is no history to take it from).
+/// A standalone Nexus operation: an operation a client started on an endpoint, with no
+/// workflow around it. Kept like a standalone activity (a run without history, in a key space
+/// of its own); its one operation is `MutableState::nexus_operations` entry
+/// [`STANDALONE_SCHEDULED_ID`] while it runs, and `closed` once it has ended.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StandaloneNexusOperation {
+    /// The id the client gave (the run's key holds it in the operation key space).
+    #[prost(string, tag = "1")]
+    pub operation_id: String,
+    #[prost(message, optional, tag = "2")]
+    pub user_metadata: Option<temporalio_protos::temporal::api::sdk::v1::UserMetadata>,
+    /// The identity of the client that started it.
+    #[prost(string, tag = "3")]
+    pub identity: String,
+    /// The result, once completed.
+    #[prost(message, optional, tag = "4")]
+    pub result: Option<Payload>,
+    /// The failure, once closed unsuccessfully.
+    #[prost(message, optional, tag = "5")]
+    pub failure: Option<Failure>,
+    /// The operation as it was when it closed.
+    #[prost(message, optional, tag = "6")]
+    pub closed: Option<NexusOperationInfo>,
+    /// The links the handler returned (to what it started).
+    #[prost(message, repeated, tag = "7")]
+    pub links: Vec<temporalio_protos::temporal::api::common::v1::Link>,
+    /// The request id of the termination that closed it (a retried termination is a no-op).
+    #[prost(string, tag = "8")]
+    pub terminate_request_id: String,
+    /// The reason given with the cancellation request, if one came.
+    #[prost(string, tag = "9")]
+    pub cancel_reason: String,
+}
+
+/// The scheduled-event id a standalone activity's one activity (and a standalone Nexus
+/// operation's one operation) is kept under (tokens and timers name it by it; there is no
+/// history to take it from).
 pub const STANDALONE_SCHEDULED_ID: i64 = 1;
 
 /// A run's worker-versioning state.

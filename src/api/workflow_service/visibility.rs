@@ -6,7 +6,7 @@ use temporalio_protos::temporal::api::workflowservice::v1::*;
 use tonic::{Request, Response};
 
 use super::{Reply, WorkflowHandler, ok, same_call};
-use crate::cluster::visibility::{ActivityList, ExecutionList, WorkflowList};
+use crate::cluster::visibility::{ActivityList, ExecutionList, NexusOperationList, WorkflowList};
 use crate::engine::visibility::ExecutionCount;
 use crate::rpc::errors::to_status;
 
@@ -130,6 +130,25 @@ impl WorkflowHandler {
         let local = self
             .engine
             .count_activities(req.get_ref().clone())
+            .await
+            .map_err(to_status)?;
+        self.merged_count(&req, local).await
+    }
+
+    pub(super) async fn nexus_operations_page(
+        &self,
+        req: Request<ListNexusOperationExecutionsRequest>,
+    ) -> Reply<ListNexusOperationExecutionsResponse> {
+        self.executions_page::<NexusOperationList>(req).await
+    }
+
+    pub(super) async fn nexus_operations_count(
+        &self,
+        req: Request<CountNexusOperationExecutionsRequest>,
+    ) -> Reply<CountNexusOperationExecutionsResponse> {
+        let local = self
+            .engine
+            .count_nexus_operations(req.get_ref().clone())
             .await
             .map_err(to_status)?;
         self.merged_count(&req, local).await

@@ -12,11 +12,11 @@ use crate::engine::nexus::system;
 use crate::engine::state::{NexusCancellation, NexusOperationInfo};
 
 const NAME_MAX_BYTES: usize = 1000;
-const HEADER_MAX_BYTES: usize = 8192;
+pub(crate) const HEADER_MAX_BYTES: usize = 8192;
 /// Temporal's default `component.nexusoperations.limit.operation.concurrency`.
 pub const MAX_PENDING_OPERATIONS: usize = 30;
 /// Headers a workflow may not set: the server sets them for each attempt.
-const DISALLOWED_HEADERS: &[&str] = &["request-timeout", "operation-timeout"];
+pub(crate) const DISALLOWED_HEADERS: &[&str] = &["request-timeout", "operation-timeout"];
 
 /// Schedules a Nexus operation: its event now, its first attempt once the whole completion
 /// is accepted (an effect). `endpoints` maps the names the commands use to endpoint ids.

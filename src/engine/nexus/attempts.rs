@@ -289,10 +289,26 @@ impl Core {
         let Some(run) = self.runs.get_mut(key) else {
             return;
         };
-        if run.ms.nexus_operations.remove(&sched).is_none() {
+        let Some(info) = run.ms.nexus_operations.remove(&sched) else {
             return;
+        };
+        if run.is_standalone_nexus() {
+            return self.nexus_execution_ended(key, info, recorded);
         }
         self.add_history_events(key, recorded);
+        self.changed(key);
+    }
+
+    /// Records events of a pending operation that do not end it (its start, the handler's
+    /// answer to a cancellation) in the caller's history; a standalone operation keeps only
+    /// their links.
+    pub(super) fn record_nexus_events(&mut self, key: &RunKey, events: Vec<HistoryEvent>) {
+        if self.runs.get(key).is_some_and(|r| r.is_standalone_nexus()) {
+            let links = events.into_iter().flat_map(|e| e.links).collect();
+            self.note_nexus_links(key, links);
+        } else {
+            self.add_history_events(key, events);
+        }
         self.changed(key);
     }
 

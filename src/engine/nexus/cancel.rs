@@ -223,8 +223,7 @@ impl Core {
     fn record_cancel_outcome(&mut self, key: &RunKey, attrs: Attributes) {
         let mut event = events::new_event(attrs, self.now());
         event.worker_may_ignore = true;
-        self.add_history_events(key, vec![event]);
-        self.changed(key);
+        self.record_nexus_events(key, vec![event]);
     }
 
     /// Re-creates the cancellation's task or timer after a restart.

@@ -60,8 +60,11 @@ impl Core {
             started.links = t.start_link.clone().into_iter().collect();
             recorded.push(started);
         }
-        let outcome = outcome_of(&info, close)
+        let mut outcome = outcome_of(&info, close)
             .ok_or_else(|| "the handler workflow's last event is not a close".to_string())?;
+        if self.runs.get(&key).is_some_and(|r| r.is_standalone_nexus()) {
+            outcome = super::standalone::as_completion(outcome);
+        }
         recorded.push(events::new_event(outcome, now));
         self.end_nexus_operation(&key, sched, recorded);
         Ok(())

@@ -12,6 +12,8 @@ use crate::engine::RunKey;
 
 /// The Nexus link type of a workflow event link.
 const WORKFLOW_EVENT_TYPE: &str = "temporal.api.common.v1.Link.WorkflowEvent";
+/// The Nexus link type of a standalone operation's link.
+const NEXUS_OPERATION_TYPE: &str = "temporal.api.common.v1.Link.NexusOperation";
 
 /// A link to event `event_id` of the run `key`.
 pub(crate) fn event_link(key: &RunKey, event_id: i64, event_type: EventType) -> Link {
@@ -61,6 +63,27 @@ pub(crate) fn scheduled_event_link(key: &RunKey, scheduled_event_id: i64) -> Nex
         EventType::NexusOperationScheduled,
     ))
     .expect("a workflow event link converts")
+}
+
+/// The link a handler gets to a standalone operation (Temporal's form:
+/// `temporal:///namespaces/<ns>/nexus-operations/<operation id>/<run id>/details`).
+pub(crate) fn operation_link(namespace: &str, operation_id: &str, run_id: &str) -> NexusLink {
+    let mut url = url::Url::parse("temporal:///").expect("a valid base URL");
+    url.path_segments_mut()
+        .expect("a hierarchical URL")
+        .clear()
+        .extend([
+            "namespaces",
+            namespace,
+            "nexus-operations",
+            operation_id,
+            run_id,
+            "details",
+        ]);
+    NexusLink {
+        url: url.to_string(),
+        r#type: NEXUS_OPERATION_TYPE.into(),
+    }
 }
 
 /// A workflow event link in the Nexus URL form (None for other kinds of links).

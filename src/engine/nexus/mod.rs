@@ -15,6 +15,7 @@ mod completion;
 pub(crate) mod links;
 mod poll;
 mod respond;
+pub(crate) mod standalone;
 pub(crate) mod system;
 
 use std::collections::BTreeMap;

@@ -9,17 +9,19 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use temporalio_protos::temporal::api::nexus::v1::{
-    CancelOperationRequest, Request as NexusRequest, StartOperationRequest, request,
+    CancelOperationRequest, Link as NexusLink, Request as NexusRequest, StartOperationRequest,
+    request,
 };
 use temporalio_protos::temporal::api::workflowservice::v1::{
     PollNexusTaskQueueRequest, PollNexusTaskQueueResponse,
 };
 
 use super::callbacks::{CALLBACK_TOKEN_HEADER, SYSTEM_CALLBACK_URL};
-use super::links::scheduled_event_link;
+use super::links::{operation_link, scheduled_event_link};
+use super::standalone;
 use crate::engine::clock::{opt_ts_millis, ts_from_millis};
 use crate::engine::matching::{QueueKey, QueueKind, TaskRef};
-use crate::engine::{Core, Engine, Result};
+use crate::engine::{Core, Engine, Result, RunKey};
 
 /// The handler is told to answer this much before the attempt's deadline, so its answer
 /// arrives in time (Temporal's `limit.dispatch.task.timeout.min`).
@@ -45,6 +47,15 @@ impl Engine {
 }
 
 impl Core {
+    /// The link a handler gets to its caller: the workflow's scheduled event, or the
+    /// standalone operation itself.
+    fn caller_link(&self, key: &RunKey, sched: i64) -> NexusLink {
+        match self.runs.get(key).and_then(|r| standalone::standalone(r)) {
+            Some(record) => operation_link(&key.namespace, &record.operation_id, &key.run_id),
+            None => scheduled_event_link(key, sched),
+        }
+    }
+
     /// Hands an operation's attempt (to start or to cancel it) to a handler polling
     /// `namespace`/`queue`, unless the task is stale: the attempt moved on, was taken, or has
     /// too little time left to be answered.
@@ -107,7 +118,7 @@ impl Core {
                     CALLBACK_TOKEN_HEADER.to_string(),
                     String::from_utf8_lossy(&callback_token).into_owned(),
                 )]),
-                links: vec![scheduled_event_link(&key, sched)],
+                links: vec![self.caller_link(&key, sched)],
             })
         };
         if let Some(run) = self.runs.get_mut(&key)

@@ -221,8 +221,7 @@ impl Core {
         let started = op.clone();
         let mut event = crate::engine::events::new_event(event, now);
         event.links = history_links(&links);
-        self.add_history_events(key, vec![event]);
-        self.changed(key);
+        self.record_nexus_events(key, vec![event]);
         // A start-to-close timeout counts from here.
         self.arm_nexus_timeouts(key, &started);
         // The workflow asked to cancel before the handler started it: ask the handler now.

@@ -234,7 +234,7 @@ fn terminal(status: &str) -> Error {
 
 /// Waits until `changed` holds for the run's progress; false when `deadline` came first. A
 /// run that left memory (archived or deleted) counts as changed: the caller looks again.
-async fn waited(
+pub(crate) async fn waited(
     progress: &mut watch::Receiver<RunProgress>,
     deadline: tokio::time::Instant,
     changed: impl FnMut(&RunProgress) -> bool,
@@ -245,12 +245,12 @@ async fn waited(
 }
 
 /// A describe answer's long-poll token: the run and the state it saw.
-fn long_poll_token(run_id: &str, transitions: i64) -> Vec<u8> {
+pub(crate) fn long_poll_token(run_id: &str, transitions: i64) -> Vec<u8> {
     format!("{run_id}/{transitions}").into_bytes()
 }
 
 /// The state transition count a long-poll token saw, checked against the request's run.
-fn seen_transitions(token: &[u8], run_id: &str) -> Result<i64> {
+pub(crate) fn seen_transitions(token: &[u8], run_id: &str) -> Result<i64> {
     if run_id.is_empty() {
         return Err(Error::InvalidArgument(
             "run_id is required with a long_poll_token".into(),

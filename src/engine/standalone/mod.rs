@@ -17,7 +17,7 @@
 //! - `info.rs`: what Describe, Poll and List report of an execution;
 //! - `api.rs`: the other operations (describe and poll long polls, cancel, terminate, delete).
 
-mod api;
+pub(crate) mod api;
 pub mod info;
 mod start;
 
@@ -43,9 +43,10 @@ pub fn storage_id(activity_id: &str) -> String {
     format!("{KEY_PREFIX}{activity_id}")
 }
 
-/// Whether a workflow id lies in the activity key space (and must be refused as one).
+/// Whether a workflow id lies in a standalone execution's key space (activities and Nexus
+/// operations both start with a NUL byte) and must be refused as one.
 pub fn is_reserved(workflow_id: &str) -> bool {
-    workflow_id.starts_with(KEY_PREFIX)
+    workflow_id.starts_with('\0')
 }
 
 impl Core {
