@@ -15,7 +15,7 @@ from pathlib import Path
 
 import nexusrpc
 import pytest
-from temporalio.api.enums.v1 import EventType, NexusOperationCancellationState
+from temporalio.api.enums.v1 import CallbackState, EventType, NexusOperationCancellationState
 from temporalio.api.workflowservice.v1 import DescribeNexusOperationExecutionRequest
 from temporalio.client import Client, NexusOperationFailureError, WorkflowExecutionStatus
 from temporalio.common import (
@@ -34,7 +34,15 @@ from temporalio.exceptions import (
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
-from nexus_standalone_workflows import Entry, Ledger, LedgerHandler, SettlementWorkflow, inbound_links
+from nexus_standalone_workflows import (
+    AppraisalCaller,
+    Entry,
+    Ledger,
+    LedgerHandler,
+    SettlementWorkflow,
+    appraise,
+    inbound_links,
+)
 from conftest import _stop, _wait_until_serving, launch_durin
 from test_nexus_async import handler_namespace
 from test_nexus_endpoints import launch_again
@@ -45,18 +53,19 @@ TIMEOUT = timedelta(seconds=60)
 
 def ledger_worker(client: Client, task_queue: str) -> Worker:
     return Worker(client, task_queue=task_queue, workflows=[SettlementWorkflow],
-                  nexus_service_handlers=[LedgerHandler()])
+                  activities=[appraise], nexus_service_handlers=[LedgerHandler()])
 
 
 async def wait_for_workflow(client: Client, workflow_id: str):
-    """The handler's workflow, once it has started."""
+    """The handler's workflow, once a run of it is running."""
     handle = client.get_workflow_handle(workflow_id)
     for _ in range(300):
         try:
-            await handle.describe()
-            return handle
+            if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+                return handle
         except RPCError:
-            await asyncio.sleep(0.05)
+            pass
+        await asyncio.sleep(0.05)
     raise AssertionError(f"{workflow_id} never started")
 
 
@@ -159,6 +168,51 @@ async def test_a_workflow_run_operation_completes_through_its_callback(client: C
         chain = causes(err.value)
         assert any(isinstance(e, ApplicationError) and e.type == "Ledger" for e in chain), chain
         assert (await failing.describe()).status == NexusOperationExecutionStatus.FAILED
+
+
+async def test_an_activity_backed_operation_ends_when_its_activity_closes(client: Client, unique: str) -> None:
+    handlers = await handler_namespace(client, unique)
+    tq = f"ledger-{unique}"
+    endpoint = await create_endpoint(client, handlers.namespace, tq)
+    ledger = client.create_nexus_client(service=Ledger, endpoint=endpoint)
+    op_id = f"a-{unique}"
+    async with ledger_worker(handlers, tq), Worker(client, task_queue=tq, workflows=[AppraisalCaller]):
+        handle = await ledger.start_operation(Ledger.appraise, Entry(op_id, 7), id=op_id, schedule_to_close_timeout=TIMEOUT)
+        assert await handle.result() == f"appraised {op_id}: 7"
+
+        # The activity kept the callback (with the handler's token and the link to the
+        # operation) and reports it delivered.
+        appraisal = await handlers.get_activity_handle(f"appraise-{op_id}").describe()
+        [callback] = appraisal.raw_callbacks
+        assert callback.info.state == CallbackState.CALLBACK_STATE_SUCCEEDED, callback
+        assert callback.info.callback.nexus.header["nexus-operation-token"], callback
+        [back] = callback.info.callback.links
+        assert (back.nexus_operation.operation_id, back.nexus_operation.run_id) == (op_id, handle.run_id)
+        assert list(appraisal.raw_info.links) == []
+
+        # The activity's failure comes back under the completion's OperationError wrapper.
+        failing = await ledger.start_operation(
+            Ledger.appraise, Entry(f"{op_id}-neg", -1), id=f"{op_id}-neg", schedule_to_close_timeout=TIMEOUT,
+        )
+        with pytest.raises(NexusOperationFailureError) as err:
+            await failing.result()
+        wrapper = err.value.__cause__
+        assert isinstance(wrapper, ApplicationError) and wrapper.type == "OperationError", causes(err.value)
+        assert "nexus operation completed unsuccessfully" in str(wrapper)
+        assert isinstance(wrapper.__cause__, ApplicationError) and wrapper.__cause__.type == "Appraisal"
+        assert wrapper.__cause__.__cause__ is None
+
+        # A workflow caller gets the result too, its Started event linking to the activity.
+        caller = await client.start_workflow(
+            AppraisalCaller.run, args=[endpoint, Entry(f"w-{unique}", 3)], id=f"appraiser-{unique}",
+            task_queue=tq, execution_timeout=TIMEOUT,
+        )
+        assert await caller.result() == f"appraised w-{unique}: 3"
+        events = (await caller.fetch_history()).events
+        [started] = [e for e in events if e.event_type == EventType.EVENT_TYPE_NEXUS_OPERATION_STARTED]
+        [link] = started.links
+        assert link.activity.activity_id == f"appraise-w-{unique}", link
+        assert link.activity.namespace == handlers.namespace, link
 
 
 async def test_cancellation_reaches_the_handler_and_termination_does_not(client: Client, unique: str) -> None:

@@ -16,9 +16,10 @@ use temporalio_protos::temporal::api::history::v1::HistoryEvent;
 use temporalio_protos::temporal::api::workflow::v1::{CallbackInfo, callback_info};
 
 use super::links::{event_link, request_link};
-use crate::engine::clock::ts_from_millis;
+use crate::engine::clock::{opt_ts_millis, ts_from_millis};
+use crate::engine::standalone::{self, start::activity_link};
 use crate::engine::state::{CallbackRecord, NexusCompletionTransfer, TransferKind};
-use crate::engine::{Core, Error, Result, RunKey};
+use crate::engine::{Core, Error, Result, Run, RunKey};
 
 /// Where an asynchronous operation's completion goes: back into this server.
 pub(crate) const SYSTEM_CALLBACK_URL: &str = "temporal://system";
@@ -92,6 +93,52 @@ pub(crate) fn records(
         .collect()
 }
 
+/// The event the callbacks of a closed run report: the workflow's closing event, or a
+/// standalone activity's outcome in the same shape (completed with its result; canceled;
+/// failed, timed out or terminated as a failure with the activity's own failure, as
+/// Temporal's activity callbacks report them).
+fn closing_event(run: &Run) -> Option<HistoryEvent> {
+    use temporalio_protos::temporal::api::activity::v1::activity_execution_outcome::Value;
+    use temporalio_protos::temporal::api::enums::v1::WorkflowExecutionStatus as Status;
+    use temporalio_protos::temporal::api::failure::v1::failure::FailureInfo;
+    use temporalio_protos::temporal::api::history::v1::history_event::Attributes;
+    use temporalio_protos::temporal::api::history::v1::{
+        WorkflowExecutionCanceledEventAttributes, WorkflowExecutionCompletedEventAttributes,
+        WorkflowExecutionFailedEventAttributes,
+    };
+    let Some(activity) = standalone::standalone(run) else {
+        return run.last_event();
+    };
+    let close = match activity.outcome.as_ref()?.value.clone()? {
+        Value::Result(result) => Attributes::WorkflowExecutionCompletedEventAttributes(
+            WorkflowExecutionCompletedEventAttributes {
+                result: Some(result),
+                ..Default::default()
+            },
+        ),
+        Value::Failure(f) if run.ms.status == Status::Canceled as i32 => {
+            let details = match f.failure_info {
+                Some(FailureInfo::CanceledFailureInfo(c)) => c.details,
+                _ => None,
+            };
+            Attributes::WorkflowExecutionCanceledEventAttributes(
+                WorkflowExecutionCanceledEventAttributes {
+                    details,
+                    ..Default::default()
+                },
+            )
+        }
+        Value::Failure(f) => Attributes::WorkflowExecutionFailedEventAttributes(
+            WorkflowExecutionFailedEventAttributes {
+                failure: Some(f),
+                ..Default::default()
+            },
+        ),
+    };
+    let now = opt_ts_millis(&run.ms.close_time);
+    Some(crate::engine::events::new_event(close, now))
+}
+
 /// A header's value, whatever the case of its name.
 fn header<'a>(nexus: &'a callback::Nexus, name: &str) -> Option<&'a str> {
     nexus
@@ -111,7 +158,7 @@ impl Core {
         if run.ms.callbacks.is_empty() {
             return false;
         }
-        let Some(close) = run.last_event() else {
+        let Some(close) = closing_event(run) else {
             return false;
         };
         let records = run.ms.callbacks.clone();
@@ -166,7 +213,10 @@ impl Core {
         if token.nexus_namespace.is_empty() || token.attempt != 0 {
             return Err("invalid callback token: not a Nexus callback token".into());
         }
-        let start_link = if record.attached_request_id.is_empty() {
+        let activity = self.runs.get(key).and_then(|r| standalone::standalone(r));
+        let start_link = if let Some(activity) = activity {
+            activity_link(key, &activity.activity_id)
+        } else if record.attached_request_id.is_empty() {
             event_link(key, 1, EventType::WorkflowExecutionStarted)
         } else {
             request_link(

@@ -12,8 +12,9 @@ use crate::engine::RunKey;
 
 /// The Nexus link type of a workflow event link.
 const WORKFLOW_EVENT_TYPE: &str = "temporal.api.common.v1.Link.WorkflowEvent";
-/// The Nexus link type of a standalone operation's link.
+/// The Nexus link types of links to standalone executions.
 const NEXUS_OPERATION_TYPE: &str = "temporal.api.common.v1.Link.NexusOperation";
+const ACTIVITY_TYPE: &str = "temporal.api.common.v1.Link.Activity";
 
 /// A link to event `event_id` of the run `key`.
 pub(crate) fn event_link(key: &RunKey, event_id: i64, event_type: EventType) -> Link {
@@ -68,21 +69,22 @@ pub(crate) fn scheduled_event_link(key: &RunKey, scheduled_event_id: i64) -> Nex
 /// The link a handler gets to a standalone operation (Temporal's form:
 /// `temporal:///namespaces/<ns>/nexus-operations/<operation id>/<run id>/details`).
 pub(crate) fn operation_link(namespace: &str, operation_id: &str, run_id: &str) -> NexusLink {
+    execution_link(
+        NEXUS_OPERATION_TYPE,
+        [namespace, "nexus-operations", operation_id, run_id],
+    )
+}
+
+/// A link to a standalone execution: `temporal:///namespaces/<ns>/<kind>/<id>/<run>/details`.
+fn execution_link(link_type: &str, [namespace, kind, id, run_id]: [&str; 4]) -> NexusLink {
     let mut url = url::Url::parse("temporal:///").expect("a valid base URL");
     url.path_segments_mut()
         .expect("a hierarchical URL")
         .clear()
-        .extend([
-            "namespaces",
-            namespace,
-            "nexus-operations",
-            operation_id,
-            run_id,
-            "details",
-        ]);
+        .extend(["namespaces", namespace, kind, id, run_id, "details"]);
     NexusLink {
         url: url.to_string(),
-        r#type: NEXUS_OPERATION_TYPE.into(),
+        r#type: link_type.into(),
     }
 }
 
@@ -127,12 +129,10 @@ pub(crate) fn to_nexus(l: &Link) -> Option<NexusLink> {
     })
 }
 
-/// A Nexus link as a history event link; None for a link of another type or a URL that is
-/// not a workflow event's (Temporal skips those too).
+/// A Nexus link as a history event link: to a workflow event, a standalone activity or a
+/// standalone Nexus operation; None for a link of another type or a URL that is not of its
+/// type's form (Temporal skips those too).
 pub(crate) fn from_nexus(l: &NexusLink) -> Option<Link> {
-    if l.r#type != WORKFLOW_EVENT_TYPE {
-        return None;
-    }
     let url = url::Url::parse(&l.url).ok()?;
     if url.scheme() != "temporal" {
         return None;
@@ -145,6 +145,45 @@ pub(crate) fn from_nexus(l: &NexusLink) -> Option<Link> {
                 .into_owned()
         })
         .collect();
+    let execution = |kind: &str| match segments.as_slice() {
+        [namespaces, namespace, k, id, run_id, details]
+            if namespaces == "namespaces"
+                && !namespace.is_empty()
+                && k == kind
+                && details == "details" =>
+        {
+            Some((namespace.clone(), id.clone(), run_id.clone()))
+        }
+        _ => None,
+    };
+    match l.r#type.as_str() {
+        WORKFLOW_EVENT_TYPE => workflow_event_from(&url, &segments),
+        ACTIVITY_TYPE => {
+            let (namespace, activity_id, run_id) = execution("activities")?;
+            Some(Link {
+                variant: Some(link::Variant::Activity(link::Activity {
+                    namespace,
+                    activity_id,
+                    run_id,
+                })),
+            })
+        }
+        NEXUS_OPERATION_TYPE => {
+            let (namespace, operation_id, run_id) = execution("nexus-operations")?;
+            Some(Link {
+                variant: Some(link::Variant::NexusOperation(link::NexusOperation {
+                    namespace,
+                    operation_id,
+                    run_id,
+                })),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// A workflow event link's URL (and its decoded path segments) as the link.
+fn workflow_event_from(url: &url::Url, segments: &[String]) -> Option<Link> {
     let [
         namespaces,
         namespace,
@@ -152,7 +191,7 @@ pub(crate) fn from_nexus(l: &NexusLink) -> Option<Link> {
         workflow_id,
         run_id,
         history,
-    ] = segments.as_slice()
+    ] = segments
     else {
         return None;
     };
@@ -253,6 +292,41 @@ mod tests {
             let nexus = to_nexus(&l).unwrap();
             assert_eq!(from_nexus(&nexus), Some(l));
         }
+    }
+
+    #[test]
+    fn links_to_standalone_executions_are_read() {
+        let op = operation_link("default", "op/1", "r1");
+        assert_eq!(
+            op.url,
+            "temporal:///namespaces/default/nexus-operations/op%2F1/r1/details"
+        );
+        let Some(Link {
+            variant: Some(link::Variant::NexusOperation(n)),
+        }) = from_nexus(&op)
+        else {
+            panic!("not converted: {op:?}");
+        };
+        assert_eq!(
+            (n.namespace.as_str(), n.operation_id.as_str()),
+            ("default", "op/1")
+        );
+        let activity = NexusLink {
+            url: "temporal:///namespaces/ns/activities/act/r2/details".into(),
+            r#type: ACTIVITY_TYPE.into(),
+        };
+        let Some(Link {
+            variant: Some(link::Variant::Activity(a)),
+        }) = from_nexus(&activity)
+        else {
+            panic!("not converted: {activity:?}");
+        };
+        assert_eq!((a.activity_id.as_str(), a.run_id.as_str()), ("act", "r2"));
+        let mismatched = NexusLink {
+            url: "temporal:///namespaces/ns/workflows/w/r/details".into(),
+            r#type: ACTIVITY_TYPE.into(),
+        };
+        assert_eq!(from_nexus(&mismatched), None);
     }
 
     #[test]

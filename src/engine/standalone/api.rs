@@ -70,7 +70,7 @@ impl Engine {
                 } else {
                     Vec::new()
                 },
-                callbacks: Vec::new(),
+                callbacks: run.ms.callbacks.iter().map(info::callback_info).collect(),
             })
         })
         .await

@@ -13,9 +13,10 @@ use temporalio_protos::temporal::api::enums::v1::{
 use super::standalone;
 use crate::engine::Run;
 use crate::engine::clock::{dur_from_millis, dur_millis, opt_ts_millis, ts_from_millis};
-use crate::engine::state::{ActivityInfo, STANDALONE_SCHEDULED_ID};
+use crate::engine::state::{ActivityInfo, CallbackRecord, STANDALONE_SCHEDULED_ID};
 use crate::visibility::query::{Record, Value};
 use crate::visibility::search_attributes::RunRecord;
+use temporalio_protos::temporal::api::{activity, callback};
 
 /// The activity of a standalone execution: pending while it runs, as it closed afterwards.
 pub fn activity_of(run: &Run) -> Option<&ActivityInfo> {
@@ -111,6 +112,28 @@ pub fn describe(run: &Run, include: Include) -> ActivityExecutionInfo {
         start_delay: record.start_delay,
         execution_time: ms.execution_time,
         ..Default::default()
+    }
+}
+
+/// A completion callback of the execution, as DescribeActivityExecution shows it.
+pub fn callback_info(record: &CallbackRecord) -> activity::v1::CallbackInfo {
+    use activity::v1::callback_info::{ActivityClosed, Trigger, trigger};
+    let info = record.info.clone().unwrap_or_default();
+    activity::v1::CallbackInfo {
+        trigger: Some(Trigger {
+            variant: Some(trigger::Variant::ActivityClosed(ActivityClosed {})),
+        }),
+        info: Some(callback::v1::CallbackInfo {
+            callback: info.callback,
+            registration_time: info.registration_time,
+            state: info.state,
+            attempt: info.attempt,
+            last_attempt_complete_time: info.last_attempt_complete_time,
+            last_attempt_failure: info.last_attempt_failure,
+            next_attempt_schedule_time: info.next_attempt_schedule_time,
+            blocked_reason: info.blocked_reason,
+            request_id: info.request_id,
+        }),
     }
 }
 

@@ -19,7 +19,7 @@
 
 pub(crate) mod api;
 pub mod info;
-mod start;
+pub(crate) mod start;
 
 use temporalio_protos::temporal::api::activity::v1::{
     ActivityExecutionOutcome, activity_execution_outcome,
@@ -144,6 +144,8 @@ impl Core {
         });
         self.changed(key);
         self.arm_retention(key);
+        // A Nexus operation the activity backs hears of its end.
+        self.deliver_completion_callbacks(key);
     }
 
     /// Terminates a running standalone activity execution.

@@ -9,9 +9,12 @@ use temporalio_protos::temporal::api::workflowservice::v1::{
     StartActivityExecutionRequest, StartActivityExecutionResponse,
 };
 
+use temporalio_protos::temporal::api::common::v1::{Link, callback, link};
+
 use super::storage_id;
 use crate::engine::clock::{self, dur_from_millis, dur_millis, ts_from_millis};
 use crate::engine::commands::activities::ActivityTimeouts;
+use crate::engine::nexus::callbacks::{MAX_CALLBACKS_PER_WORKFLOW, records};
 use crate::engine::start::is_closed_unsuccessfully;
 use crate::engine::state::{
     ActivityInfo, MutableState, STANDALONE_SCHEDULED_ID, StandaloneActivity,
@@ -29,6 +32,9 @@ impl Core {
     ) -> Result<StartActivityExecutionResponse> {
         self.check_namespace(&req.namespace)?;
         let timeouts = validate(&req)?;
+        crate::engine::nexus::callbacks::validate(&req.completion_callbacks)?;
+        check_on_conflict_options(&req)?;
+        lowercase_callback_headers(&mut req);
         if let Some(attrs) = &req.search_attributes {
             crate::visibility::search_attributes::validate(
                 &self.custom_search_attributes(&req.namespace),
@@ -53,11 +59,13 @@ impl Core {
                 Ok(StartActivityExecutionResponse {
                     run_id: run_id.clone(),
                     started,
-                    link: None,
+                    link: Some(activity_link(&key, &req.activity_id)),
                 })
             };
-            if existing_request == req.request_id {
-                // A retried start: the run it started (Temporal answers `started: false`).
+            let attached = existing.ms.attached_request_ids.contains(&req.request_id);
+            if existing_request == req.request_id || attached {
+                // A retried start: the run it started or attached to (Temporal answers
+                // `started: false`).
                 return reuse(false);
             }
             let already = || Error::ActivityAlreadyStarted {
@@ -67,6 +75,7 @@ impl Core {
             };
             if existing.is_open() {
                 if req.id_conflict_policy == ActivityIdConflictPolicy::UseExisting as i32 {
+                    self.attach_to_running_activity(&key, &req)?;
                     return reuse(false);
                 }
                 return Err(already());
@@ -79,12 +88,48 @@ impl Core {
                 return Err(already());
             }
         }
+        let activity_id = req.activity_id.clone();
         let key = self.create_activity_execution(req, id, timeouts);
         Ok(StartActivityExecutionResponse {
+            link: Some(activity_link(&key, &activity_id)),
             run_id: key.run_id,
             started: true,
-            link: None,
         })
+    }
+
+    /// A start that found the activity running under USE_EXISTING attaches what its
+    /// `on_conflict_options` ask for: its request id (a retry is answered the same), its
+    /// completion callbacks and its links.
+    fn attach_to_running_activity(
+        &mut self,
+        key: &RunKey,
+        req: &StartActivityExecutionRequest,
+    ) -> Result<()> {
+        let Some(options) = &req.on_conflict_options else {
+            return Ok(());
+        };
+        let now = self.now();
+        let run = self.run_mut(key)?;
+        if options.attach_completion_callbacks {
+            let total = run.ms.callbacks.len() + req.completion_callbacks.len();
+            if total > MAX_CALLBACKS_PER_WORKFLOW {
+                return Err(Error::FailedPrecondition(format!(
+                    "cannot attach more than {MAX_CALLBACKS_PER_WORKFLOW} callbacks to an activity"
+                )));
+            }
+            let new = records(&req.completion_callbacks, &req.request_id, now);
+            run.ms.callbacks.extend(new);
+        }
+        if options.attach_request_id {
+            run.ms.attached_request_ids.push(req.request_id.clone());
+        }
+        if options.attach_links
+            && let Some(record) = run.ms.standalone_activity.as_mut()
+        {
+            record.links.extend(req.links.iter().cloned());
+        }
+        self.changed(key);
+        Ok(())
     }
 
     fn create_activity_execution(
@@ -132,6 +177,7 @@ impl Core {
             next_event_id: 1,
             start_time: Some(ts_from_millis(now)),
             execution_time: Some(ts_from_millis(first_dispatch)),
+            callbacks: records(&req.completion_callbacks, "", now),
             start_request_id: req.request_id,
             search_attributes: req.search_attributes,
             activities: [(STANDALONE_SCHEDULED_ID, info.clone())].into(),
@@ -176,6 +222,49 @@ impl Core {
         self.arm_schedule_to_start(&key, &info);
         self.changed(&key);
         key
+    }
+}
+
+/// The link to a standalone activity's run (what a start answers, and what a Nexus caller's
+/// operation links to when the activity completes it).
+pub(crate) fn activity_link(key: &RunKey, activity_id: &str) -> Link {
+    Link {
+        variant: Some(link::Variant::Activity(link::Activity {
+            namespace: key.namespace.clone(),
+            activity_id: activity_id.to_string(),
+            run_id: key.run_id.clone(),
+        })),
+    }
+}
+
+/// Attaching callbacks needs the request id attached (a retry must find them), and that
+/// needs something to attach (Temporal's rules).
+fn check_on_conflict_options(req: &StartActivityExecutionRequest) -> Result<()> {
+    let Some(options) = &req.on_conflict_options else {
+        return Ok(());
+    };
+    if options.attach_completion_callbacks && !options.attach_request_id {
+        return Err(Error::InvalidArgument(
+            "attaching completion callbacks requires attaching the request ID".into(),
+        ));
+    }
+    if options.attach_request_id && req.completion_callbacks.is_empty() && req.links.is_empty() {
+        return Err(Error::InvalidArgument(
+            "attaching the request ID requires completion callbacks or links".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Callback header names are case-insensitive; Temporal keeps an activity's in lowercase.
+fn lowercase_callback_headers(req: &mut StartActivityExecutionRequest) {
+    for c in &mut req.completion_callbacks {
+        if let Some(callback::Variant::Nexus(nexus)) = &mut c.variant {
+            nexus.header = std::mem::take(&mut nexus.header)
+                .into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                .collect();
+        }
     }
 }
 
