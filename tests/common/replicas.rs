@@ -4,7 +4,14 @@
 use std::time::{Duration, Instant};
 
 use temporalio_client::Client;
-use temporalio_client::tonic::Code;
+use temporalio_client::grpc::WorkflowService;
+use temporalio_client::tonic::{Code, Request};
+use temporalio_common::protos::temporal::api::{
+    deployment::v1::WorkerDeploymentOptions,
+    enums::v1::WorkerVersioningMode,
+    taskqueue::v1::TaskQueue,
+    workflowservice::v1::{PollWorkflowTaskQueueRequest, PollWorkflowTaskQueueResponse},
+};
 
 use super::pg_env::PgServer;
 use super::{DurinServer, serving_shards};
@@ -103,4 +110,32 @@ pub async fn start_spread(clients: &[Client], namespace: &str, ids: &[String], t
         })
         .await;
     }
+}
+
+/// One long poll of `task_queue`, versioned when `build_id` is given, for at most `wait`.
+pub async fn poll_workflow_task(
+    client: &Client,
+    task_queue: &str,
+    build_id: Option<&str>,
+    wait: Duration,
+) -> Result<PollWorkflowTaskQueueResponse, temporalio_client::tonic::Status> {
+    let mut raw = client.clone();
+    let mut req = Request::new(PollWorkflowTaskQueueRequest {
+        namespace: "default".into(),
+        task_queue: Some(TaskQueue {
+            name: task_queue.into(),
+            ..Default::default()
+        }),
+        identity: format!("poller-{}", build_id.unwrap_or("unversioned")),
+        deployment_options: build_id.map(|b| WorkerDeploymentOptions {
+            deployment_name: "shipping".into(),
+            build_id: b.into(),
+            worker_versioning_mode: WorkerVersioningMode::Versioned as i32,
+        }),
+        ..Default::default()
+    });
+    req.set_timeout(wait);
+    raw.poll_workflow_task_queue(req)
+        .await
+        .map(|r| r.into_inner())
 }
