@@ -15,7 +15,9 @@ nexus endpoint create` would) routes calls to it. A checkout workflow in `defaul
    for an approval); the caller's operation is started at once and completes when that
    workflow does, through its completion callback (`..._STARTED`, then `..._COMPLETED`);
 5. the caller gives up on a refund: its cancellation reaches the billing handler, which
-   cancels the refund workflow, and the caller's operation ends canceled.
+   cancels the refund workflow, and the caller's operation ends canceled;
+6. a standalone operation: a support tool (a plain client, no workflow) starts a refund on
+   the endpoint by id, waits for its result, describes it and finds it in a list.
 
 Run against a Temporal-compatible server (e.g. `durin dev`):
     TEMPORAL_ADDRESS=127.0.0.1:7233 python examples/python/nexus_operations.py
@@ -41,6 +43,7 @@ from temporalio.api.nexus.v1 import EndpointSpec, EndpointTarget
 from temporalio.api.operatorservice.v1 import CreateNexusEndpointRequest
 from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.common import NexusOperationExecutionStatus
 from temporalio.exceptions import NexusOperationError
 from temporalio.worker import Worker
 
@@ -213,6 +216,24 @@ async def main() -> None:
         print(f"caller history: {events}")
         assert events == ["SCHEDULED", "STARTED", "CANCEL_REQUESTED", "CANCEL_REQUEST_COMPLETED",
                           "CANCELED"], events
+
+        # 6: a standalone refund, started by a client with no workflow of its own.
+        order = Charge(f"goodwill-{suffix}", 500)
+        billing = client.create_nexus_client(service=Billing, endpoint=endpoint)
+        handle = await billing.start_operation(
+            Billing.refund, order, id=f"goodwill-refund-{suffix}",
+            schedule_to_close_timeout=timedelta(seconds=60), summary="goodwill gesture",
+        )
+        await started_in(billing_client, f"refund-{order.order_id}")
+        await billing_client.get_workflow_handle(f"refund-{order.order_id}").signal(RefundWorkflow.approve)
+        result = await handle.result()
+        print(f"standalone refund: {result}")
+        assert result == f"refunded 500 cents for {order.order_id}", result
+        desc = await handle.describe()
+        assert desc.status == NexusOperationExecutionStatus.COMPLETED, desc.status
+        listed = [o.operation_id async for o in client.list_nexus_operations(f'Endpoint = "{endpoint}"')]
+        print(f"standalone operations on {endpoint}: {listed}")
+        assert listed == [handle.operation_id], listed
     print("nexus_operations: OK")
 
 

@@ -40,7 +40,7 @@ EXPECTED = {
     "dynamic_workflow": ["update set-address applied", "then ChargeCard(order-42)"],
     "heartbeats": ["attempt 2 processed items [5, 6, 7, 8, 9]", "stuck_job heartbeat timeout"],
     "namespaces": ["NAMESPACE_STATE_REGISTERED", "hello world from namespace examples-"],
-    "nexus_operations": ["on attempt 2", "big charge refused: BAD_REQUEST"],
+    "nexus_operations": ["on attempt 2", "big charge refused: BAD_REQUEST", "standalone refund: refunded 500"],
     "payload_conversion": ["encoding binary/xor", "3 x secret widget = 21"],
     "queries": ["count_of('apple') -> 2", "query items after completion"],
     "schedules": ["3 actions taken", "delete: describe now fails with NOT_FOUND"],
