@@ -79,7 +79,8 @@ fn load(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
     let mut config = builder
         .with_single_cert(certs, key)
         .map_err(|e| err("certificate and key", &e))?;
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    // HTTP/1.1 too: Nexus handlers call back over it.
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
 }
 

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod authz;
 pub mod multi_operation;
+pub mod nexus_http;
 pub mod operator_service;
 pub mod overload;
 pub mod rate;
@@ -151,6 +152,7 @@ pub async fn serve(
         .send_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(crate::rpc::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(crate::rpc::MAX_MESSAGE_BYTES);
+    let nexus_http = nexus_http::routes(engine.clone(), access.auth.clone());
     let operator = OperatorServiceServer::new(Guarded::new(
         operator_service::OperatorHandler::new(engine, routing),
         access.auth.clone(),
@@ -158,20 +160,25 @@ pub async fn serve(
     ))
     .accept_compressed(CompressionEncoding::Gzip)
     .send_compressed(CompressionEncoding::Gzip);
+    // Nexus over HTTP (HTTP/1.1) is served beside the gRPC services, on the same port.
+    let routes = tonic::service::Routes::new(
+        health_service
+            .accept_compressed(CompressionEncoding::Gzip)
+            .send_compressed(CompressionEncoding::Gzip),
+    )
+    .add_service(workflow)
+    .add_service(operator)
+    .into_axum_router()
+    .merge(nexus_http);
     let router = Server::builder()
+        .accept_http1(true)
         .layer(crate::metrics::RpcMetricsLayer)
         .layer(auth::AuthenticateLayer::new(access.auth.clone()))
         .layer(overload::OverloadLayer::new(
             access.max_inflight,
             access.max_waiting,
         ))
-        .add_service(
-            health_service
-                .accept_compressed(CompressionEncoding::Gzip)
-                .send_compressed(CompressionEncoding::Gzip),
-        )
-        .add_service(workflow)
-        .add_service(operator);
+        .add_routes(tonic::service::Routes::from(routes));
     let cap = Arc::new(tokio::sync::Semaphore::new(access.max_connections.max(1)));
     let clients = async move {
         match access.tls {

@@ -194,6 +194,12 @@ pub struct EngineArgs {
     /// interfaces).
     #[arg(long, env = "DURIN_ADVERTISE_ADDRESS")]
     pub advertise_address: Option<String>,
+    /// The client port's URL as Nexus handlers at external endpoints reach it, e.g.
+    /// `https://durin.example.com:7233`: they are given
+    /// `<it>/namespaces/<namespace>/nexus/callback` to complete asynchronous operations
+    /// (default: `http(s)://` and the listen address).
+    #[arg(long, env = "DURIN_NEXUS_CALLBACK_URL")]
+    pub nexus_callback_url: Option<String>,
     /// Port replicas call each other on (with --postgres), apart from the client port. 0:
     /// any free port; the port is advertised to the others through the database.
     #[arg(long, default_value_t = 0, env = "DURIN_CLUSTER_PORT")]
@@ -542,6 +548,20 @@ async fn start_engine(
     }
     let addr = SocketAddr::new(ip, args.port);
     let listener = tokio::net::TcpListener::bind(addr).await?;
+    let scheme = if access.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    engine.set_nexus_callback_base(args.nexus_callback_url.clone().unwrap_or_else(|| {
+        format!(
+            "{scheme}://{}",
+            listener
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default()
+        )
+    }));
     tracing::info!(
         address = %listener.local_addr()?,
         store = %match &args.postgres {
@@ -575,6 +595,7 @@ async fn serve(started: Started) -> Result<(), Box<dyn std::error::Error>> {
     } = started;
     let _timers = engine.spawn_timer_loop();
     let _transfers = engine.spawn_transfer_loop();
+    let _nexus_calls = engine.spawn_nexus_http_loop();
     let _archiver = engine.spawn_archiver();
     let _batches = crate::batch::spawn(
         engine.clone(),

@@ -220,6 +220,10 @@ pub struct Engine {
     /// Outbox items to deliver, taken by the transfer loop (see `transfer.rs`).
     transfer_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<(transfer::Source, u64)>>>,
     transfer_router: std::sync::OnceLock<Arc<dyn transfer::TransferRouter>>,
+    /// Calls to external Nexus handlers, taken by their loop (see `nexus/http/`).
+    nexus_calls_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<nexus::http::HttpCall>>>,
+    /// The client port's base URL, for the callback URL external handlers are given.
+    nexus_callback_base: std::sync::OnceLock<String>,
     /// Workers that stopped: their polls answer empty (see `worker_stop.rs`).
     stopped_workers: worker_stop::StoppedWorkers,
     /// What running workers last reported about themselves (see `workers.rs`).
@@ -265,6 +269,8 @@ pub struct Core {
     archive: Option<archive::Archive>,
     /// Where outbox items go for delivery.
     transfers: Option<transfer::TransferQueue>,
+    /// Where calls to external Nexus handlers are queued (see `nexus/http/`).
+    nexus_calls: Option<tokio::sync::mpsc::UnboundedSender<nexus::http::HttpCall>>,
     tuning: Tuning,
 }
 
@@ -274,6 +280,7 @@ impl Engine {
         let timer_wake = Arc::new(Notify::new());
         let (changes, _) = broadcast::channel(4096);
         let (transfer_tx, transfer_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (nexus_calls_tx, nexus_calls_rx) = tokio::sync::mpsc::unbounded_channel();
         let mut core = Core {
             tokens: TokenSigner::new(&store.token_secret()),
             store: store.clone(),
@@ -305,6 +312,7 @@ impl Engine {
                 None => None,
             },
             transfers: Some(transfer_tx),
+            nexus_calls: Some(nexus_calls_tx),
             tuning: config.tuning,
         };
         let records = store.load()?;
@@ -336,6 +344,8 @@ impl Engine {
             config,
             transfer_rx: Mutex::new(Some(transfer_rx)),
             transfer_router: std::sync::OnceLock::new(),
+            nexus_calls_rx: Mutex::new(Some(nexus_calls_rx)),
+            nexus_callback_base: std::sync::OnceLock::new(),
             stopped_workers: Default::default(),
             workers: Default::default(),
         }))

@@ -201,6 +201,10 @@ pub struct NexusOperationInfo {
     /// The calls asking the handler to cancel the operation (once it has started).
     #[prost(message, optional, tag = "25")]
     pub cancellation: Option<NexusCancellation>,
+    /// Where an external endpoint routed the operation: the handler's URL (its calls go over
+    /// HTTP; empty for a worker endpoint's queue).
+    #[prost(string, tag = "26")]
+    pub handler_url: String,
 }
 
 /// Asking a handler to cancel a started operation: attempts like the start's, retried with

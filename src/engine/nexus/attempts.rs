@@ -71,16 +71,9 @@ impl Core {
             .get(&info.endpoint_id)
             .filter(|e| !e.deleted)
             .and_then(|e| e.spec.as_ref()?.target.as_ref()?.variant.clone());
-        let (namespace, task_queue) = match target {
-            Some(endpoint_target::Variant::Worker(w)) => (w.namespace, w.task_queue),
-            Some(endpoint_target::Variant::External(_)) => {
-                let f = handler_failure(
-                    "NOT_IMPLEMENTED",
-                    "Durin does not call external Nexus endpoints",
-                    Some(false),
-                );
-                return self.fail_nexus_operation(key, sched, f);
-            }
+        let (namespace, task_queue, url) = match target {
+            Some(endpoint_target::Variant::Worker(w)) => (w.namespace, w.task_queue, String::new()),
+            Some(endpoint_target::Variant::External(x)) => (String::new(), String::new(), x.url),
             None => {
                 let f = handler_failure("NOT_FOUND", "endpoint not registered", Some(false));
                 return self.fail_nexus_operation(key, sched, f);
@@ -101,10 +94,11 @@ impl Core {
         info.attempt_deadline = Some(ts_from_millis(now + call));
         info.next_attempt_schedule_time = None;
         info.dispatched = false;
-        info.handler_namespace = namespace.clone();
-        info.handler_task_queue = task_queue.clone();
+        info.handler_namespace = namespace;
+        info.handler_task_queue = task_queue;
+        info.handler_url = url;
         self.changed(key);
-        self.push_nexus_task(key, sched, attempt, (&namespace, &task_queue), false);
+        self.offer_nexus_call(key, sched, attempt, false);
         self.push_timer(
             now + call,
             TimerTask::NexusAttemptTimeout {
@@ -115,7 +109,34 @@ impl Core {
         );
     }
 
-    pub(super) fn push_nexus_task(
+    /// Offers attempt `attempt` of the operation's start (or cancellation) to its handler: a
+    /// task on the endpoint's queue, or a call over HTTP to an external endpoint's URL.
+    pub(super) fn offer_nexus_call(
+        &mut self,
+        key: &RunKey,
+        sched: i64,
+        attempt: i32,
+        cancel: bool,
+    ) {
+        let Some(info) = self.pending_nexus_operation(key, sched) else {
+            return;
+        };
+        if !info.handler_url.is_empty() {
+            return self.push_http_call(super::http::HttpCall {
+                key: key.clone(),
+                sched,
+                attempt,
+                cancel,
+            });
+        }
+        let handler = (
+            info.handler_namespace.as_str(),
+            info.handler_task_queue.as_str(),
+        );
+        self.push_nexus_task(key, sched, attempt, handler, cancel);
+    }
+
+    fn push_nexus_task(
         &mut self,
         key: &RunKey,
         sched: i64,
@@ -335,8 +356,7 @@ impl Core {
                 Ok(PendingNexusOperationState::Scheduled) => {
                     let attempt = info.attempt + 1;
                     if !info.dispatched {
-                        let (ns, tq) = (&info.handler_namespace, &info.handler_task_queue);
-                        self.push_nexus_task(key, sched, attempt, (ns, tq), false);
+                        self.offer_nexus_call(key, sched, attempt, false);
                     }
                     self.push_timer(
                         opt_ts_millis(&info.attempt_deadline),

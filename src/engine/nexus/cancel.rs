@@ -77,9 +77,8 @@ impl Core {
         c.next_attempt_schedule_time = None;
         c.dispatched = false;
         let attempt = c.attempt + 1;
-        let handler = (op.handler_namespace.clone(), op.handler_task_queue.clone());
         self.changed(key);
-        self.push_nexus_task(key, sched, attempt, (&handler.0, &handler.1), true);
+        self.offer_nexus_call(key, sched, attempt, true);
         self.push_timer(
             now + call,
             TimerTask::NexusCancelAttemptTimeout {
@@ -246,11 +245,7 @@ impl Core {
         } else if c.state == CancelState::Scheduled as i32 {
             let attempt = c.attempt + 1;
             if !c.dispatched {
-                let handler = (
-                    info.handler_namespace.as_str(),
-                    info.handler_task_queue.as_str(),
-                );
-                self.push_nexus_task(&key, sched, attempt, handler, true);
+                self.offer_nexus_call(&key, sched, attempt, true);
             }
             let deadline = crate::engine::clock::opt_ts_millis(&c.attempt_deadline);
             self.push_timer(

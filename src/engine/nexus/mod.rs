@@ -12,6 +12,7 @@ mod attempts;
 pub(crate) mod callbacks;
 pub(crate) mod cancel;
 mod completion;
+pub(crate) mod http;
 pub(crate) mod links;
 mod poll;
 mod respond;

@@ -49,7 +49,7 @@ impl Engine {
 impl Core {
     /// The link a handler gets to its caller: the workflow's scheduled event, or the
     /// standalone operation itself.
-    fn caller_link(&self, key: &RunKey, sched: i64) -> NexusLink {
+    pub(super) fn caller_link(&self, key: &RunKey, sched: i64) -> NexusLink {
         match self.runs.get(key).and_then(|r| standalone::standalone(r)) {
             Some(record) => operation_link(&key.namespace, &record.operation_id, &key.run_id),
             None => scheduled_event_link(key, sched),

@@ -145,7 +145,7 @@ impl Core {
         Ok((key, token.scheduled_event_id, token.nexus_cancel))
     }
 
-    fn nexus_start_answered(
+    pub(super) fn nexus_start_answered(
         &mut self,
         key: &RunKey,
         sched: i64,

@@ -1,0 +1,141 @@
+// A Nexus handler served over HTTP with the Nexus Go SDK, for Durin's tests of external
+// endpoints. Service "ledger":
+//   - "echo" (sync): returns its input; "refuse" fails with BAD_REQUEST; "boom" fails the
+//     operation.
+//   - "later" (async): starts, then completes through the caller's callback URL with
+//     "later: <input>" (or, for input "doomed", as failed).
+//   - "wait" (async): starts and waits; a cancel request completes it as canceled.
+//
+// Usage: nexus-http-handler <listen address>; prints "listening on <address>".
+package main
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/nexus-rpc/sdk-go/nexus"
+)
+
+// The callbacks of operations waiting for a cancel, by token.
+var waiting sync.Map
+
+type callback struct {
+	url    string
+	header nexus.Header
+}
+
+func send(cb callback, build func() (nexus.OperationCompletion, error)) {
+	c, err := build()
+	if err != nil {
+		log.Printf("completion: %v", err)
+		return
+	}
+	// The callback's headers go back with the completion (Durin's token among them).
+	header := nexus.Header{}
+	for k, v := range cb.header {
+		header.Set(k, v)
+	}
+	switch c := c.(type) {
+	case *nexus.OperationCompletionSuccessful:
+		c.Header = header
+	case *nexus.OperationCompletionUnsuccessful:
+		c.Header = header
+	}
+	req, err := nexus.NewCompletionHTTPRequest(context.Background(), cb.url, c)
+	if err != nil {
+		log.Printf("completion request: %v", err)
+		return
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		log.Printf("completion delivery: %v", err)
+		return
+	}
+	resp.Body.Close()
+	log.Printf("completion delivered: %s", resp.Status)
+}
+
+type laterOp struct {
+	nexus.UnimplementedOperation[string, string]
+}
+
+func (*laterOp) Name() string { return "later" }
+
+func (*laterOp) Start(ctx context.Context, in string, o nexus.StartOperationOptions) (nexus.HandlerStartOperationResult[string], error) {
+	token := "later-" + o.RequestID
+	cb := callback{url: o.CallbackURL, header: o.CallbackHeader}
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		send(cb, func() (nexus.OperationCompletion, error) {
+			if in == "doomed" {
+				return nexus.NewOperationCompletionUnsuccessful(
+					nexus.NewOperationFailedError("the ledger is closed"),
+					nexus.OperationCompletionUnsuccessfulOptions{OperationToken: token})
+			}
+			return nexus.NewOperationCompletionSuccessful("later: "+in,
+				nexus.OperationCompletionSuccessfulOptions{OperationToken: token, StartTime: time.Now()})
+		})
+	}()
+	return &nexus.HandlerStartOperationResultAsync{OperationToken: token}, nil
+}
+
+type waitOp struct {
+	nexus.UnimplementedOperation[string, string]
+}
+
+func (*waitOp) Name() string { return "wait" }
+
+func (*waitOp) Start(ctx context.Context, in string, o nexus.StartOperationOptions) (nexus.HandlerStartOperationResult[string], error) {
+	token := "wait-" + o.RequestID
+	waiting.Store(token, callback{url: o.CallbackURL, header: o.CallbackHeader})
+	return &nexus.HandlerStartOperationResultAsync{OperationToken: token}, nil
+}
+
+func (*waitOp) Cancel(ctx context.Context, token string, o nexus.CancelOperationOptions) error {
+	v, ok := waiting.LoadAndDelete(token)
+	if !ok {
+		return nexus.HandlerErrorf(nexus.HandlerErrorTypeNotFound, "no operation %s", token)
+	}
+	go send(v.(callback), func() (nexus.OperationCompletion, error) {
+		return nexus.NewOperationCompletionUnsuccessful(
+			nexus.NewOperationCanceledError("canceled by the caller"),
+			nexus.OperationCompletionUnsuccessfulOptions{OperationToken: token})
+	})
+	return nil
+}
+
+func main() {
+	svc := nexus.NewService("ledger")
+	svc.MustRegister(
+		nexus.NewSyncOperation("echo", func(ctx context.Context, in string, o nexus.StartOperationOptions) (string, error) {
+			return in, nil
+		}),
+		nexus.NewSyncOperation("refuse", func(ctx context.Context, in string, o nexus.StartOperationOptions) (string, error) {
+			return "", nexus.HandlerErrorf(nexus.HandlerErrorTypeBadRequest, "refused: %s", in)
+		}),
+		nexus.NewSyncOperation("boom", func(ctx context.Context, in string, o nexus.StartOperationOptions) (string, error) {
+			return "", nexus.NewOperationFailedError("boom: " + in)
+		}),
+		&laterOp{}, &waitOp{},
+	)
+	reg := nexus.NewServiceRegistry()
+	if err := reg.Register(svc); err != nil {
+		log.Fatal(err)
+	}
+	handler, err := reg.NewHandler()
+	if err != nil {
+		log.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", os.Args[1])
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("listening on %s\n", ln.Addr())
+	log.Fatal(http.Serve(ln, nexus.NewHTTPHandler(nexus.HandlerOptions{Handler: handler})))
+}

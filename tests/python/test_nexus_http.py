@@ -1,0 +1,145 @@
+"""Nexus over HTTP: an endpoint whose target is a URL, served by a real Nexus handler (the
+Nexus Go SDK's HTTP handler, `tests/nexus-http-handler`). Durin calls it over HTTP for each
+attempt — synchronous results, handler errors and operation failures come back as a worker's
+would — and the handler completes asynchronous operations by POSTing to Durin's callback
+endpoint (`/namespaces/<ns>/nexus/callback`, on the client port), cancellation included.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import urllib.error
+import urllib.request
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.nexus.v1 import EndpointSpec, EndpointTarget
+from temporalio.api.operatorservice.v1 import CreateNexusEndpointRequest
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from conftest import _stop, launch_durin
+from nexus_http_workflows import LedgerCaller
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def handler(tmp_path_factory: pytest.TempPathFactory):
+    """The Go handler, built and listening on a free port: its base URL."""
+    go = shutil.which("go")
+    assert go, "Go is needed for the Nexus HTTP handler (the test command installs it)"
+    binary = tmp_path_factory.mktemp("nexus-http") / "nexus-http-handler"
+    subprocess.run([go, "build", "-o", str(binary), "."], cwd=REPO / "tests/nexus-http-handler", check=True)
+    process = subprocess.Popen([str(binary), "127.0.0.1:0"], stdout=subprocess.PIPE, text=True)
+    line = process.stdout.readline().strip()
+    assert line.startswith("listening on "), line
+    yield "http://" + line.removeprefix("listening on ")
+    process.kill()
+    process.wait()
+
+
+async def external_endpoint(client: Client, url: str, unique: str) -> str:
+    name = f"ledger-http-{unique}"
+    await client.operator_service.create_nexus_endpoint(CreateNexusEndpointRequest(spec=EndpointSpec(
+        name=name, target=EndpointTarget(external=EndpointTarget.External(url=url)),
+    )))
+    return name
+
+
+async def call(client: Client, tq: str, endpoint: str, operation: str, arg: str, cancel: bool = False):
+    handle = await client.start_workflow(
+        LedgerCaller.run, args=[endpoint, operation, arg, cancel], id=f"{tq}-{operation}-{arg}",
+        task_queue=tq, execution_timeout=timedelta(seconds=60),
+    )
+    result = await handle.result()
+    events = [EventType.Name(e.event_type).removeprefix("EVENT_TYPE_NEXUS_OPERATION_")
+              for e in (await handle.fetch_history()).events if "NEXUS" in EventType.Name(e.event_type)]
+    return result, events
+
+
+async def test_operations_on_an_external_endpoint_go_over_http(client: Client, unique: str, handler: str) -> None:
+    endpoint = await external_endpoint(client, handler, unique)
+    tq = f"http-callers-{unique}"
+    async with Worker(client, task_queue=tq, workflows=[LedgerCaller]):
+        assert await call(client, tq, endpoint, "echo", "hi") == ("hi", ["SCHEDULED", "COMPLETED"])
+        refused, _ = await call(client, tq, endpoint, "refuse", "x")
+        assert refused == "HandlerError: refused: x", refused
+        failed, events = await call(client, tq, endpoint, "boom", "y")
+        assert failed == "ApplicationError: NexusFailure: boom: y", failed
+        assert events == ["SCHEDULED", "FAILED"], events
+
+        # Asynchronous: the handler completes through Durin's callback endpoint.
+        assert await call(client, tq, endpoint, "later", "z") == (
+            "later: z", ["SCHEDULED", "STARTED", "COMPLETED"])
+        doomed, events = await call(client, tq, endpoint, "later", "doomed")
+        assert doomed == "ApplicationError: NexusFailure: the ledger is closed", doomed
+        assert events == ["SCHEDULED", "STARTED", "FAILED"], events
+
+        # A cancellation reaches the handler over HTTP; its canceled completion ends it.
+        canceled, events = await call(client, tq, endpoint, "wait", "w", cancel=True)
+        assert canceled.startswith("CancelledError"), canceled
+        assert events == ["SCHEDULED", "STARTED", "CANCEL_REQUESTED", "CANCEL_REQUEST_COMPLETED",
+                          "CANCELED"], events
+
+
+async def test_a_standalone_operation_on_an_external_endpoint(client: Client, unique: str, handler: str) -> None:
+    endpoint = await external_endpoint(client, handler, unique)
+    ledger = client.create_nexus_client(service="ledger", endpoint=endpoint)
+    handle = await ledger.start_operation("later", "standalone", id=f"http-{unique}", result_type=str,
+                                          schedule_to_close_timeout=timedelta(seconds=30))
+    assert await handle.result() == "later: standalone"
+
+
+async def test_the_callback_endpoint_refuses_what_it_did_not_issue(client: Client) -> None:
+    target = client.service_client.config.target_host
+    request = urllib.request.Request(
+        f"http://{target}/namespaces/default/nexus/callback", data=b'"x"', method="POST",
+        headers={"Temporal-Callback-Token": "forged", "Nexus-Operation-State": "succeeded",
+                 "Content-Type": "application/json"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 400
+    assert b"invalid callback token" in refused.value.read()
+
+
+def post_callback(address: str, namespace: str, bearer: str | None):
+    """POSTs a completion with a forged callback token; the HTTP status it gets."""
+    headers = {"Temporal-Callback-Token": "forged", "Nexus-Operation-State": "succeeded",
+               "Content-Type": "application/json"}
+    if bearer:
+        headers["Authorization"] = f"Bearer {bearer}"
+    request = urllib.request.Request(f"http://{address}/namespaces/{namespace}/nexus/callback",
+                                     data=b'"x"', method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def test_the_callback_endpoint_takes_the_client_ports_bearer_tokens(tmp_path: Path) -> None:
+    import time
+
+    auth = tmp_path / "auth.yaml"
+    auth.write_text("tokens:\n"
+                    "  - {name: team-a, token: team-a-secret, namespaces: [default]}\n"
+                    "  - {name: team-b, token: team-b-secret, namespaces: [team-b]}\n")
+    server = launch_durin(tmp_path, "--auth-file", str(auth))
+    try:
+        for _ in range(200):
+            try:
+                post_callback(server.address, "default", None)
+                break
+            except urllib.error.URLError:
+                time.sleep(0.05)
+        assert post_callback(server.address, "default", None) == 401
+        assert post_callback(server.address, "default", "team-b-secret") == 403
+        # Past authorization, the forged token itself is refused.
+        assert post_callback(server.address, "default", "team-a-secret") == 400
+    finally:
+        _stop(server.process)
