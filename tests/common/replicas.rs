@@ -60,12 +60,21 @@ pub fn serving(server: &DurinServer) -> usize {
 
 /// Two replicas sharing a fresh database, the shards spread over both, and a client of each.
 pub async fn two_replicas(db: &str) -> (PgServer, Vec<DurinServer>, Vec<Client>) {
+    two_replicas_with(db, |_| Vec::new()).await
+}
+
+/// The same, the second replica started with the environment `second_env` gives from the
+/// first (its address, say).
+pub async fn two_replicas_with(
+    db: &str,
+    second_env: impl FnOnce(&DurinServer) -> Vec<(String, String)>,
+) -> (PgServer, Vec<DurinServer>, Vec<Client>) {
     let pg = PgServer::start();
     let db = pg.new_database(db);
-    let mut replicas = Vec::new();
-    for id in ["replica-1", "replica-2"] {
-        replicas.push(DurinServer::start_with(replica(&db, id), Vec::new()).await);
-    }
+    let first = DurinServer::start_with(replica(&db, "replica-1"), Vec::new()).await;
+    let env = second_env(&first);
+    let second = DurinServer::start_with(replica(&db, "replica-2"), env).await;
+    let replicas = vec![first, second];
     let balanced = Instant::now();
     while replicas.iter().any(|r| serving(r) < 2) {
         assert!(

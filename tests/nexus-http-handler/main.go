@@ -12,6 +12,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -31,34 +32,44 @@ type callback struct {
 }
 
 func send(cb callback, build func() (nexus.OperationCompletion, error)) {
-	c, err := build()
-	if err != nil {
-		log.Printf("completion: %v", err)
-		return
+	// Delivered until the caller's server takes it (2xx) or refuses it for good (4xx), with
+	// backoff, as Temporal delivers callbacks. Each try builds the completion afresh (its body
+	// is a reader).
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		c, err := build()
+		if err != nil {
+			log.Printf("completion: %v", err)
+			return
+		}
+		// The callback's headers go back with the completion (Durin's token among them).
+		header := nexus.Header{}
+		for k, v := range cb.header {
+			header.Set(k, v)
+		}
+		switch c := c.(type) {
+		case *nexus.OperationCompletionSuccessful:
+			c.Header = header
+		case *nexus.OperationCompletionUnsuccessful:
+			c.Header = header
+		}
+		req, err := nexus.NewCompletionHTTPRequest(context.Background(), cb.url, c)
+		if err != nil {
+			log.Printf("completion request: %v", err)
+			return
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			log.Printf("completion delivered: %s %s", resp.Status, body)
+			if resp.StatusCode < 500 {
+				return
+			}
+		} else {
+			log.Printf("completion delivery: %v", err)
+		}
+		time.Sleep(wait)
 	}
-	// The callback's headers go back with the completion (Durin's token among them).
-	header := nexus.Header{}
-	for k, v := range cb.header {
-		header.Set(k, v)
-	}
-	switch c := c.(type) {
-	case *nexus.OperationCompletionSuccessful:
-		c.Header = header
-	case *nexus.OperationCompletionUnsuccessful:
-		c.Header = header
-	}
-	req, err := nexus.NewCompletionHTTPRequest(context.Background(), cb.url, c)
-	if err != nil {
-		log.Printf("completion request: %v", err)
-		return
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		log.Printf("completion delivery: %v", err)
-		return
-	}
-	resp.Body.Close()
-	log.Printf("completion delivered: %s", resp.Status)
 }
 
 type laterOp struct {

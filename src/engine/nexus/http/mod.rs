@@ -235,23 +235,62 @@ pub enum HttpOutcome {
 impl Engine {
     /// Ends the operation a completion's callback token names, in `namespace` (the callback
     /// URL's): INVALID_ARGUMENT for a token this server did not give for that namespace,
-    /// NOT_FOUND when the operation is not pending (it ended, or its run closed).
+    /// NOT_FOUND when the operation is not pending (it ended, or its run closed). A caller
+    /// another replica serves gets it from there, as an outbox item would reach it;
+    /// UNAVAILABLE while that replica cannot be reached.
     pub async fn complete_nexus_operation_over_http(
         &self,
         namespace: &str,
         completion: HttpCompletion,
     ) -> crate::engine::Result<()> {
-        self.transact(|core| core.complete_from_http(namespace, completion))
-            .await
+        use crate::engine::Error;
+        use crate::engine::state::{Transfer, TransferKind};
+        use crate::engine::transfer::Source;
+        let (transfer, shard) = self
+            .transact(|core| {
+                let t = core.completion_from_http(namespace, completion)?;
+                let shard = core.shard_of(&t.caller_namespace, &t.caller_workflow_id);
+                Ok((t, shard))
+            })
+            .await?;
+        if self.owns_shard(shard) {
+            return self
+                .transact(|core| {
+                    core.complete_nexus_operation(&transfer)
+                        .map_err(Error::NotFound)
+                })
+                .await;
+        }
+        let Some(router) = self.transfer_router.get() else {
+            return Err(Error::Unavailable(format!(
+                "no replica serves shard {shard}"
+            )));
+        };
+        let caller = RunKey {
+            namespace: transfer.caller_namespace.clone(),
+            workflow_id: transfer.caller_workflow_id.clone(),
+            run_id: transfer.caller_run_id.clone(),
+        };
+        let item = Transfer {
+            id: 0,
+            kind: Some(TransferKind::NexusCompletion(transfer)),
+        };
+        match router.deliver(shard, Source::Run(caller), item).await {
+            Ok(outcome) if outcome.ok => Ok(()),
+            Ok(outcome) => Err(Error::NotFound(outcome.message)),
+            Err(e) => Err(Error::Unavailable(e)),
+        }
     }
 }
 
 impl Core {
-    fn complete_from_http(
+    /// The completion `c` carries, as the transfer that applies it to the caller; refused
+    /// unless its token is one this server gave a handler for `namespace`.
+    fn completion_from_http(
         &mut self,
         namespace: &str,
         c: HttpCompletion,
-    ) -> crate::engine::Result<()> {
+    ) -> crate::engine::Result<crate::engine::state::NexusCompletionTransfer> {
         use crate::engine::Error;
         use crate::engine::state::NexusCompletionTransfer;
         use temporalio_protos::temporal::api::common::v1::Payloads;
@@ -267,11 +306,6 @@ impl Core {
             .map_err(|_| invalid())?;
         if token.nexus_namespace.is_empty() || token.attempt != 0 {
             return Err(invalid());
-        }
-        if !self.owns(&caller.namespace, &caller.workflow_id) {
-            return Err(Error::Unavailable(
-                "another replica serves this operation's caller; retry".into(),
-            ));
         }
         // The outcome in the shape a handler workflow's close has (what completions carry).
         let close = match c.outcome {
@@ -296,7 +330,7 @@ impl Core {
             ),
         };
         let now = self.now();
-        let transfer = NexusCompletionTransfer {
+        Ok(NexusCompletionTransfer {
             caller_namespace: caller.namespace,
             caller_workflow_id: caller.workflow_id,
             caller_run_id: caller.run_id,
@@ -305,8 +339,6 @@ impl Core {
             close: Some(Box::new(crate::engine::events::new_event(close, now))),
             start_link: c.links.iter().find_map(super::links::from_nexus),
             callback_request_id: String::new(),
-        };
-        self.complete_nexus_operation(&transfer)
-            .map_err(Error::NotFound)
+        })
     }
 }
