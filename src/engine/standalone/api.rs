@@ -124,18 +124,9 @@ impl Engine {
             let key =
                 core.resolve_activity_execution(&req.namespace, &req.activity_id, &req.run_id)?;
             let run = core.run_mut(&key)?;
-            // Checked first: a retry may come after the cancellation closed the execution.
-            if !req.request_id.is_empty() && run.ms.cancel_request_id == req.request_id {
+            let closed = || terminal(info::status_of(run).as_str_name());
+            if !super::cancel_needed(run, &req.request_id, closed)? {
                 return Ok(());
-            }
-            if !run.is_open() {
-                return Err(terminal(info::status_of(run).as_str_name()));
-            }
-            if run.ms.cancel_requested {
-                return Err(Error::FailedPrecondition(format!(
-                    "cancellation already requested with request ID {}",
-                    run.ms.cancel_request_id
-                )));
             }
             run.ms.cancel_requested = true;
             run.ms.cancel_request_id = req.request_id.clone();
@@ -180,17 +171,11 @@ impl Engine {
             let Some(record) = run.ms.standalone_activity.as_mut() else {
                 return Err(Error::NotFound("activity execution not found".into()));
             };
-            if !open {
-                if status != ActivityExecutionStatus::Terminated {
-                    return Err(terminal(status.as_str_name()));
-                }
-                if record.terminate_request_id == req.request_id {
-                    return Ok(());
-                }
-                return Err(Error::FailedPrecondition(format!(
-                    "already terminated with request ID {}",
-                    record.terminate_request_id
-                )));
+            let terminated = status == ActivityExecutionStatus::Terminated;
+            let closed = || terminal(status.as_str_name());
+            let recorded = &record.terminate_request_id;
+            if !super::termination_needed(open, terminated, recorded, &req.request_id, closed)? {
+                return Ok(());
             }
             record.terminate_request_id = req.request_id.clone();
             core.terminate_activity_execution_now(&key, &req.reason, &req.identity)

@@ -261,6 +261,71 @@ fn terminated_failure(reason: &str, identity: &str) -> Failure {
     }
 }
 
+impl Core {
+    /// Keeps a new standalone execution's run as its id's current run.
+    pub(crate) fn insert_standalone_run(
+        &mut self,
+        key: &RunKey,
+        ms: crate::engine::state::MutableState,
+    ) {
+        let mut run = Run::new(ms);
+        run.changes.push(ChangeKind::Started);
+        self.runs.insert(key.clone(), Box::new(run));
+        self.current.insert(
+            (key.namespace.clone(), key.workflow_id.clone()),
+            key.run_id.clone(),
+        );
+    }
+}
+
+/// Whether a cancellation request needs doing, under the rules both kinds of standalone
+/// execution share: Ok(false) for a retry of the request already taken (even after the
+/// execution closed), `closed` for a closed execution, FAILED_PRECONDITION when another
+/// request came first; Ok(true) to go on.
+pub(crate) fn cancel_needed(
+    run: &Run,
+    request_id: &str,
+    closed: impl FnOnce() -> Error,
+) -> Result<bool> {
+    if !request_id.is_empty() && run.ms.cancel_request_id == request_id {
+        return Ok(false);
+    }
+    if !run.is_open() {
+        return Err(closed());
+    }
+    if run.ms.cancel_requested {
+        return Err(Error::FailedPrecondition(format!(
+            "cancellation already requested with request ID {}",
+            run.ms.cancel_request_id
+        )));
+    }
+    Ok(true)
+}
+
+/// Whether a termination needs doing: Ok(true) while the execution runs; for a closed one,
+/// Ok(false) if the termination `recorded` that closed it is this request's retry, else an
+/// error (`closed` unless it was terminated).
+pub(crate) fn termination_needed(
+    open: bool,
+    terminated: bool,
+    recorded: &str,
+    request_id: &str,
+    closed: impl FnOnce() -> Error,
+) -> Result<bool> {
+    if open {
+        return Ok(true);
+    }
+    if !terminated {
+        return Err(closed());
+    }
+    if recorded == request_id {
+        return Ok(false);
+    }
+    Err(Error::FailedPrecondition(format!(
+        "already terminated with request ID {recorded}"
+    )))
+}
+
 /// A standalone activity run's record (None for a workflow run).
 pub(crate) fn standalone(run: &Run) -> Option<&super::state::StandaloneActivity> {
     run.ms.standalone_activity.as_deref()

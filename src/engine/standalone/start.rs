@@ -20,7 +20,7 @@ use crate::engine::state::{
     ActivityInfo, MutableState, STANDALONE_SCHEDULED_ID, StandaloneActivity,
 };
 use crate::engine::timers::TimerTask;
-use crate::engine::{ChangeKind, Core, Error, Result, Run, RunKey, retry};
+use crate::engine::{Core, Error, Result, RunKey, retry};
 
 /// Longest activity id accepted (as for workflow ids).
 const MAX_ID_LENGTH: usize = 1000;
@@ -191,13 +191,7 @@ impl Core {
             })),
             ..Default::default()
         };
-        let mut run = Run::new(ms);
-        run.changes.push(ChangeKind::Started);
-        self.runs.insert(key.clone(), Box::new(run));
-        self.current.insert(
-            (key.namespace.clone(), key.workflow_id.clone()),
-            key.run_id.clone(),
-        );
+        self.insert_standalone_run(&key, ms);
         if delay > 0 {
             self.push_timer(
                 first_dispatch,

@@ -10,8 +10,13 @@ use temporalio_protos::temporal::api::workflowservice::v1::*;
 use super::info;
 use crate::engine::clock::ts_from_millis;
 use crate::engine::standalone::api::{long_poll_token, seen_transitions, waited};
+use crate::engine::standalone::{cancel_needed, termination_needed};
 use crate::engine::state::{NexusCancellation, STANDALONE_SCHEDULED_ID};
 use crate::engine::{Engine, Error, Result, Run};
+
+fn already_completed() -> Error {
+    Error::FailedPrecondition("operation already completed".into())
+}
 
 /// Longest cancellation reason accepted.
 const MAX_REASON_LENGTH: usize = 1000;
@@ -181,20 +186,8 @@ impl Engine {
                 core.resolve_nexus_execution(&req.namespace, &req.operation_id, &req.run_id)?;
             let now = core.now();
             let run = core.run_mut(&key)?;
-            // Checked first: a retry may come after the operation closed.
-            if !req.request_id.is_empty() && run.ms.cancel_request_id == req.request_id {
+            if !cancel_needed(run, &req.request_id, already_completed)? {
                 return Ok(());
-            }
-            if !run.is_open() {
-                return Err(Error::FailedPrecondition(
-                    "operation already completed".into(),
-                ));
-            }
-            if run.ms.cancel_requested {
-                return Err(Error::FailedPrecondition(format!(
-                    "cancellation already requested with request ID {}",
-                    run.ms.cancel_request_id
-                )));
             }
             run.ms.cancel_requested = true;
             run.ms.cancel_request_id = req.request_id.clone();
@@ -229,19 +222,17 @@ impl Engine {
             let Some(record) = run.ms.standalone_nexus.as_mut() else {
                 return Err(Error::NotFound("operation not found".into()));
             };
-            if !open {
-                if status != NexusOperationExecutionStatus::Terminated {
-                    return Err(Error::FailedPrecondition(
-                        "operation already completed".into(),
-                    ));
-                }
-                if record.terminate_request_id == req.request_id {
-                    return Ok(());
-                }
-                return Err(Error::FailedPrecondition(format!(
-                    "already terminated with request ID {}",
-                    record.terminate_request_id
-                )));
+            let terminated = status == NexusOperationExecutionStatus::Terminated;
+            let recorded = &record.terminate_request_id;
+            let needed = termination_needed(
+                open,
+                terminated,
+                recorded,
+                &req.request_id,
+                already_completed,
+            )?;
+            if !needed {
+                return Ok(());
             }
             record.terminate_request_id = req.request_id.clone();
             core.terminate_nexus_execution_now(&key, &req.reason, &req.identity)

@@ -19,7 +19,7 @@ use crate::engine::start::is_closed_unsuccessfully;
 use crate::engine::state::{
     MutableState, NexusOperationInfo, STANDALONE_SCHEDULED_ID, StandaloneNexusOperation,
 };
-use crate::engine::{ChangeKind, Core, Error, Result, Run, RunKey};
+use crate::engine::{Core, Error, Result, RunKey};
 
 /// Longest id, name or reason accepted.
 const MAX_LENGTH: usize = 1000;
@@ -165,13 +165,7 @@ impl Core {
             })),
             ..Default::default()
         };
-        let mut run = Run::new(ms);
-        run.changes.push(ChangeKind::Started);
-        self.runs.insert(key.clone(), Box::new(run));
-        self.current.insert(
-            (key.namespace.clone(), key.workflow_id.clone()),
-            key.run_id.clone(),
-        );
+        self.insert_standalone_run(&key, ms);
         self.changed(&key);
         self.dispatch_nexus_attempt(&key, STANDALONE_SCHEDULED_ID);
         key
