@@ -149,6 +149,16 @@ pub struct EngineArgs {
     /// Require a bearer token from this file (YAML: tokens with the namespaces each may use).
     #[arg(long, env = "DURIN_AUTH_FILE")]
     pub auth_file: Option<PathBuf>,
+    /// Where workflows' and activities' Nexus completion callbacks may go besides Durin
+    /// itself: a glob over `scheme://host:port` (`*` any characters), e.g.
+    /// `https://*.example.com:443`. Repeatable; none by default (`durin dev`: `*`).
+    #[arg(
+        long = "allowed-callback-address",
+        value_name = "GLOB",
+        env = "DURIN_ALLOWED_CALLBACK_ADDRESSES",
+        value_delimiter = ';'
+    )]
+    pub allowed_callback_addresses: Vec<String>,
     /// Requests in flight beyond which new ones get RESOURCE_EXHAUSTED.
     #[arg(long, default_value_t = crate::api::DEFAULT_MAX_INFLIGHT)]
     pub max_inflight: usize,
@@ -435,6 +445,8 @@ struct Defaults {
     /// free one (a second `durin dev` on the machine still starts).
     metrics_port: Option<u16>,
     tuning: crate::engine::Tuning,
+    /// Callback addresses allowed when the flags name none.
+    callback_addresses: crate::engine::nexus::callbacks::CallbackAddresses,
 }
 
 /// `durin dev` serves metrics here by default: beside Temporal's 7233 (gRPC) and 8233 (UI).
@@ -475,6 +487,13 @@ async fn start_engine(
 ) -> Result<Started, Box<dyn std::error::Error>> {
     survive_file_size_limit();
     let access = args.access()?;
+    let callback_addresses = if args.allowed_callback_addresses.is_empty() {
+        defaults.callback_addresses.clone()
+    } else {
+        crate::engine::nexus::callbacks::CallbackAddresses {
+            patterns: args.allowed_callback_addresses.clone(),
+        }
+    };
     let data_dir = (args.data_dir.clone())
         .or(defaults.data_dir)
         .unwrap_or_else(default_data_dir);
@@ -507,6 +526,7 @@ async fn start_engine(
             // Closed runs stay in memory until their retention ends (no archive table yet).
             let config = EngineConfig {
                 tuning: defaults.tuning,
+                callback_addresses: callback_addresses.clone(),
                 ..EngineConfig::default()
             };
             let engine = Engine::open(store.clone(), config)?;
@@ -531,6 +551,7 @@ async fn start_engine(
                 archive_after,
                 compact_min_records: args.compact_after_records,
                 tuning: defaults.tuning,
+                callback_addresses: callback_addresses.clone(),
                 ..EngineConfig::default()
             },
         )?,
@@ -641,6 +662,8 @@ async fn dev(args: DevServerArgs, flavor: Flavor) -> Result<(), Box<dyn std::err
             Flavor::Dev => DEV_METRICS_PORT,
         }),
         tuning: args.tuning(),
+        // As `temporal server start-dev`: callbacks may go anywhere.
+        callback_addresses: crate::engine::nexus::callbacks::CallbackAddresses::any(),
     };
     let started = start_engine(args.ip, &args.engine, defaults).await?;
     args.register_search_attributes(&started.engine).await?;

@@ -310,7 +310,10 @@ impl Core {
             // A query waiting for a worker's answer keeps its run in memory, and so do
             // operations owed to other shards (a child's close, a completion callback) until
             // their owner answered: the outbox is only read from memory.
-            if !run.queries.is_empty() || !run.ms.outbox.is_empty() {
+            if !run.queries.is_empty()
+                || !run.ms.outbox.is_empty()
+                || crate::engine::nexus::callback_delivery::delivering(run)
+            {
                 later.push((now + archive.after_ms.max(1000), key));
                 continue;
             }

@@ -175,6 +175,8 @@ pub struct EngineConfig {
     pub clock: Arc<dyn clock::Clock>,
     /// Thresholds a dev server's dynamic config may change.
     pub tuning: Tuning,
+    /// Where completion callbacks may go besides this server.
+    pub callback_addresses: nexus::callbacks::CallbackAddresses,
 }
 
 /// Engine thresholds that `--dynamic-config-value` may set (Temporal's keys in comments).
@@ -206,6 +208,7 @@ impl Default for EngineConfig {
             archive_after: Duration::from_secs(10),
             clock: Arc::new(clock::SystemClock),
             tuning: Tuning::default(),
+            callback_addresses: Default::default(),
         }
     }
 }
@@ -269,6 +272,8 @@ pub struct Core {
     archive: Option<archive::Archive>,
     /// Where outbox items go for delivery.
     transfers: Option<transfer::TransferQueue>,
+    /// Where completion callbacks may go besides this server.
+    callback_addresses: nexus::callbacks::CallbackAddresses,
     /// Where calls to external Nexus handlers are queued (see `nexus/http/`).
     nexus_calls: Option<tokio::sync::mpsc::UnboundedSender<nexus::http::HttpCall>>,
     tuning: Tuning,
@@ -313,6 +318,7 @@ impl Engine {
             },
             transfers: Some(transfer_tx),
             nexus_calls: Some(nexus_calls_tx),
+            callback_addresses: config.callback_addresses.clone(),
             tuning: config.tuning,
         };
         let records = store.load()?;

@@ -96,6 +96,7 @@ impl Core {
             .collect();
         for (key, open) in keys {
             self.requeue_transfers(&key);
+            self.requeue_outside_callbacks(&key);
             if open {
                 self.rearm_run(&key);
             } else {

@@ -168,7 +168,7 @@ impl Core {
         signal: Option<WorkflowExecutionSignaledEventAttributes>,
     ) -> Result<StartWorkflowExecutionResponse> {
         self.check_namespace(&req.namespace)?;
-        validate_start(&req)?;
+        validate_start(&req, &self.callback_addresses)?;
         self.check_owned(&req.namespace, &req.workflow_id)?;
         if let Some(attrs) = &req.search_attributes {
             crate::visibility::search_attributes::validate(

@@ -52,7 +52,10 @@ pub(crate) fn signal_with_start_policies(reuse: i32, conflict: i32) -> (i32, i32
     (reuse, conflict)
 }
 
-pub(crate) fn validate_start(req: &StartWorkflowExecutionRequest) -> Result<()> {
+pub(crate) fn validate_start(
+    req: &StartWorkflowExecutionRequest,
+    addresses: &super::nexus::callbacks::CallbackAddresses,
+) -> Result<()> {
     let invalid = |m: &str| Err(Error::InvalidArgument(m.to_string()));
     check_policy_pair(
         req.workflow_id_reuse_policy,
@@ -116,7 +119,7 @@ pub(crate) fn validate_start(req: &StartWorkflowExecutionRequest) -> Result<()> 
     if let Some(o) = &req.versioning_override {
         super::workflow_options::check_override(o)?;
     }
-    super::nexus::callbacks::validate(&req.completion_callbacks)?;
+    super::nexus::callbacks::validate(&req.completion_callbacks, addresses)?;
     if req.links.len() > MAX_LINKS {
         return Err(Error::InvalidArgument(format!(
             "cannot attach more than {MAX_LINKS} links per request"

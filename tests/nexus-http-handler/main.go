@@ -6,6 +6,9 @@
 //     "later: <input>" (or, for input "doomed", as failed).
 //   - "wait" (async): starts and waits; a cancel request completes it as canceled.
 //
+// Under /callbacks/ it also receives completions (a caller's side): it prints a line
+// "completion <path> <state> <token> <result or error>" for each.
+//
 // Usage: nexus-http-handler <listen address>; prints "listening on <address>".
 package main
 
@@ -121,6 +124,23 @@ func (*waitOp) Cancel(ctx context.Context, token string, o nexus.CancelOperation
 	return nil
 }
 
+type completions struct{}
+
+func (completions) CompleteOperation(ctx context.Context, r *nexus.CompletionRequest) error {
+	outcome := ""
+	if r.Result != nil {
+		var v any
+		if err := r.Result.Consume(&v); err != nil {
+			return err
+		}
+		outcome = fmt.Sprint(v)
+	} else if r.Error != nil {
+		outcome = r.Error.Error()
+	}
+	fmt.Printf("completion %s %s %s %s\n", r.HTTPRequest.URL.Path, r.State, r.OperationToken, outcome)
+	return nil
+}
+
 func main() {
 	svc := nexus.NewService("ledger")
 	svc.MustRegister(
@@ -147,6 +167,9 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	mux := http.NewServeMux()
+	mux.Handle("/callbacks/", nexus.NewCompletionHTTPHandler(nexus.CompletionHandlerOptions{Handler: completions{}}))
+	mux.Handle("/", nexus.NewHTTPHandler(nexus.HandlerOptions{Handler: handler}))
 	fmt.Printf("listening on %s\n", ln.Addr())
-	log.Fatal(http.Serve(ln, nexus.NewHTTPHandler(nexus.HandlerOptions{Handler: handler})))
+	log.Fatal(http.Serve(ln, mux))
 }

@@ -7,8 +7,10 @@ endpoint (`/namespaces/<ns>/nexus/callback`, on the client port), cancellation i
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
+import threading
 import urllib.error
 import urllib.request
 from datetime import timedelta
@@ -27,6 +29,12 @@ from nexus_http_workflows import LedgerCaller
 REPO = Path(__file__).resolve().parents[2]
 
 
+class Handler(str):
+    """The Go program's base URL, and the lines it printed since (completions it received)."""
+
+    lines: list[str]
+
+
 @pytest.fixture(scope="module")
 def handler(tmp_path_factory: pytest.TempPathFactory):
     """The Go handler, built and listening on a free port: its base URL."""
@@ -37,7 +45,10 @@ def handler(tmp_path_factory: pytest.TempPathFactory):
     process = subprocess.Popen([str(binary), "127.0.0.1:0"], stdout=subprocess.PIPE, text=True)
     line = process.stdout.readline().strip()
     assert line.startswith("listening on "), line
-    yield "http://" + line.removeprefix("listening on ")
+    base = Handler("http://" + line.removeprefix("listening on "))
+    base.lines = []
+    threading.Thread(target=lambda: base.lines.extend(iter(process.stdout.readline, "")), daemon=True).start()
+    yield base
     process.kill()
     process.wait()
 
@@ -143,3 +154,49 @@ def test_the_callback_endpoint_takes_the_client_ports_bearer_tokens(tmp_path: Pa
         assert post_callback(server.address, "default", "team-a-secret") == 400
     finally:
         _stop(server.process)
+
+
+async def test_a_workflows_completion_is_posted_to_an_outside_callback(
+    client: Client, unique: str, handler: Handler
+) -> None:
+    """A workflow started with a completion callback to a URL outside Durin (here the Go
+    program's completion receiver) has its outcome posted there when it closes."""
+    from temporalio.api.common.v1 import Callback, Payloads, WorkflowType
+    from temporalio.api.enums.v1 import CallbackState
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import StartWorkflowExecutionRequest
+    from temporalio.converter import default as default_converter
+
+    tq = f"http-callbacks-{unique}"
+
+    async def start(workflow_id: str, arg: str, path: str) -> None:
+        await client.workflow_service.start_workflow_execution(StartWorkflowExecutionRequest(
+            namespace="default", workflow_id=workflow_id, workflow_type=WorkflowType(name="LedgerCaller"),
+            task_queue=TaskQueue(name=tq), request_id=workflow_id,
+            input=Payloads(payloads=default_converter().payload_converter.to_payloads(
+                [arg, "echo", arg, False])),
+            completion_callbacks=[Callback(nexus=Callback.Nexus(
+                url=f"{handler}/callbacks/{path}", header={"nexus-operation-token": f"tok-{path}"}))],
+        ))
+
+    endpoint = await external_endpoint(client, handler, unique)
+    async with Worker(client, task_queue=tq, workflows=[LedgerCaller]):
+        # The caller workflow echoes through the endpoint; its result goes to the callback.
+        await start(f"cb-ok-{unique}", endpoint, f"ok-{unique}")
+        assert await client.get_workflow_handle(f"cb-ok-{unique}").result() == endpoint
+        for _ in range(100):
+            if any(f"/callbacks/ok-{unique} " in line for line in handler.lines):
+                break
+            await asyncio.sleep(0.05)
+        [line] = [line for line in handler.lines if f"/callbacks/ok-{unique} " in line]
+        assert line.split() == ["completion", f"/callbacks/ok-{unique}", "succeeded", f"tok-ok-{unique}", endpoint], line
+        [callback] = (await client.get_workflow_handle(f"cb-ok-{unique}").describe()).raw_description.callbacks
+        assert callback.state == CallbackState.CALLBACK_STATE_SUCCEEDED, callback
+
+    with pytest.raises(Exception) as refused:
+        await client.workflow_service.start_workflow_execution(StartWorkflowExecutionRequest(
+            namespace="default", workflow_id=f"cb-bad-{unique}", workflow_type=WorkflowType(name="X"),
+            task_queue=TaskQueue(name=tq), request_id=f"cb-bad-{unique}",
+            completion_callbacks=[Callback(nexus=Callback.Nexus(url="ftp://example.com/x"))],
+        ))
+    assert "invalid url" in str(refused.value)

@@ -122,12 +122,13 @@ impl Core {
             return;
         };
         if !info.handler_url.is_empty() {
-            return self.push_http_call(super::http::HttpCall {
+            let call = super::http::OperationCall {
                 key: key.clone(),
                 sched,
                 attempt,
                 cancel,
-            });
+            };
+            return self.push_http_call(super::http::HttpCall::Operation(call));
         }
         let handler = (
             info.handler_namespace.as_str(),

@@ -32,8 +32,68 @@ pub(crate) const MAX_CALLBACKS_PER_WORKFLOW: usize = 32;
 /// Bytes of one callback's URL and headers.
 const MAX_CALLBACK_BYTES: usize = 8 * 1024;
 
-/// Checks the callbacks of a start request: Nexus callbacks to this server, within limits.
-pub(crate) fn validate(callbacks: &[Callback]) -> Result<()> {
+/// Where completion callbacks may go besides this server: globs (`*` for any run of
+/// characters) over a URL's `scheme://host:port`, e.g. `https://*.example.com:443` or `*`
+/// (Temporal's `callback.allowedAddresses`).
+#[derive(Clone, Debug, Default)]
+pub struct CallbackAddresses {
+    pub patterns: Vec<String>,
+}
+
+impl CallbackAddresses {
+    /// Anything: what `temporal server start-dev` allows.
+    pub fn any() -> Self {
+        Self {
+            patterns: vec!["*".into()],
+        }
+    }
+
+    fn allows(&self, url: &str) -> std::result::Result<(), String> {
+        let parsed = url::Url::parse(url).map_err(|e| format!("invalid url {url:?}: {e}"))?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+            return Err(format!(
+                "invalid url {url:?}: not an http(s) URL with a host"
+            ));
+        }
+        let origin = format!(
+            "{}://{}:{}",
+            parsed.scheme(),
+            parsed.host_str().unwrap_or_default(),
+            parsed.port_or_known_default().unwrap_or_default()
+        );
+        if self.patterns.iter().any(|p| glob_matches(p, &origin)) {
+            Ok(())
+        } else {
+            Err(format!(
+                "invalid url {url:?}: url does not match any configured callback address                  (--allowed-callback-address)"
+            ))
+        }
+    }
+}
+
+/// Whether `text` matches `pattern`, where `*` stands for any run of characters.
+fn glob_matches(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for middle in &parts[1..parts.len() - 1] {
+        match rest.find(middle) {
+            Some(at) => rest = &rest[at + middle.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Checks the callbacks of a start request: Nexus callbacks to this server, or to an allowed
+/// address, within limits.
+pub(crate) fn validate(callbacks: &[Callback], addresses: &CallbackAddresses) -> Result<()> {
     if callbacks.len() > MAX_CALLBACKS_PER_WORKFLOW {
         return Err(Error::InvalidArgument(format!(
             "cannot attach more than {MAX_CALLBACKS_PER_WORKFLOW} callbacks to a workflow"
@@ -46,11 +106,9 @@ pub(crate) fn validate(callbacks: &[Callback]) -> Result<()> {
             ));
         };
         if nexus.url != SYSTEM_CALLBACK_URL {
-            return Err(Error::InvalidArgument(format!(
-                "invalid url {:?}: Durin delivers completion callbacks to {SYSTEM_CALLBACK_URL}, \
-                 the callback URL it gives Nexus handlers",
-                nexus.url
-            )));
+            addresses
+                .allows(&nexus.url)
+                .map_err(Error::InvalidArgument)?;
         }
         let size = nexus.url.len()
             + nexus
@@ -97,7 +155,7 @@ pub(crate) fn records(
 /// standalone activity's outcome in the same shape (completed with its result; canceled;
 /// failed, timed out or terminated as a failure with the activity's own failure, as
 /// Temporal's activity callbacks report them).
-fn closing_event(run: &Run) -> Option<HistoryEvent> {
+pub(super) fn closing_event(run: &Run) -> Option<HistoryEvent> {
     use temporalio_protos::temporal::api::activity::v1::activity_execution_outcome::Value;
     use temporalio_protos::temporal::api::enums::v1::WorkflowExecutionStatus as Status;
     use temporalio_protos::temporal::api::failure::v1::failure::FailureInfo;
@@ -139,6 +197,23 @@ fn closing_event(run: &Run) -> Option<HistoryEvent> {
     Some(crate::engine::events::new_event(close, now))
 }
 
+/// The link a completion carries to what the callback's run started: the standalone
+/// activity, the workflow's start, or the update that attached the callback.
+pub(super) fn start_link(core: &Core, key: &RunKey, record: &CallbackRecord) -> Link {
+    let activity = core.runs.get(key).and_then(|r| standalone::standalone(r));
+    if let Some(activity) = activity {
+        activity_link(key, &activity.activity_id)
+    } else if record.attached_request_id.is_empty() {
+        event_link(key, 1, EventType::WorkflowExecutionStarted)
+    } else {
+        request_link(
+            key,
+            &record.attached_request_id,
+            EventType::WorkflowExecutionOptionsUpdated,
+        )
+    }
+}
+
 /// A header's value, whatever the case of its name.
 fn header<'a>(nexus: &'a callback::Nexus, name: &str) -> Option<&'a str> {
     nexus
@@ -166,6 +241,10 @@ impl Core {
         for record in records {
             let Some(info) = &record.info else { continue };
             if info.state != CallbackState::Standby as i32 {
+                continue;
+            }
+            if super::callback_delivery::goes_outside(&record) {
+                self.queue_outside_callback(key, &info.request_id);
                 continue;
             }
             let result = self.completion_for(key, &record, &close).map(|completion| {
@@ -213,18 +292,7 @@ impl Core {
         if token.nexus_namespace.is_empty() || token.attempt != 0 {
             return Err("invalid callback token: not a Nexus callback token".into());
         }
-        let activity = self.runs.get(key).and_then(|r| standalone::standalone(r));
-        let start_link = if let Some(activity) = activity {
-            activity_link(key, &activity.activity_id)
-        } else if record.attached_request_id.is_empty() {
-            event_link(key, 1, EventType::WorkflowExecutionStarted)
-        } else {
-            request_link(
-                key,
-                &record.attached_request_id,
-                EventType::WorkflowExecutionOptionsUpdated,
-            )
-        };
+        let start_link = start_link(self, key, record);
         Ok(NexusCompletionTransfer {
             caller_namespace: caller.namespace,
             caller_workflow_id: caller.workflow_id,
@@ -346,5 +414,39 @@ impl Core {
             &req.request_id,
             EventType::WorkflowExecutionOptionsUpdated,
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callback_addresses_match_scheme_host_and_port_globs() {
+        let rules = CallbackAddresses {
+            patterns: vec![
+                "https://*.example.com:443".into(),
+                "http://localhost:*".into(),
+            ],
+        };
+        assert!(rules.allows("https://api.example.com/cb").is_ok());
+        assert!(rules.allows("http://localhost:8080/cb?x=1").is_ok());
+        assert!(
+            rules.allows("http://api.example.com/cb").is_err(),
+            "plain HTTP not allowed"
+        );
+        assert!(rules.allows("https://example.org/cb").is_err());
+        assert!(rules.allows("ftp://localhost/cb").is_err());
+        assert!(
+            CallbackAddresses::default()
+                .allows("https://a.b/c")
+                .is_err()
+        );
+        assert!(
+            CallbackAddresses::any()
+                .allows("http://10.0.0.1:1/c")
+                .is_ok()
+        );
+        assert!(glob_matches("a*b*c", "aXXbYYc") && !glob_matches("a*b*c", "aXXc"));
     }
 }

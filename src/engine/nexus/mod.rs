@@ -9,6 +9,7 @@
 //! retry rules and the history events.
 
 mod attempts;
+pub(crate) mod callback_delivery;
 pub(crate) mod callbacks;
 pub(crate) mod cancel;
 mod completion;

@@ -32,7 +32,10 @@ impl Core {
     ) -> Result<StartActivityExecutionResponse> {
         self.check_namespace(&req.namespace)?;
         let timeouts = validate(&req)?;
-        crate::engine::nexus::callbacks::validate(&req.completion_callbacks)?;
+        crate::engine::nexus::callbacks::validate(
+            &req.completion_callbacks,
+            &self.callback_addresses,
+        )?;
         check_on_conflict_options(&req)?;
         lowercase_callback_headers(&mut req);
         if let Some(attrs) = &req.search_attributes {

@@ -43,6 +43,32 @@ pub struct CancelCall {
     pub timeout: Duration,
 }
 
+/// A completion to post to a caller's callback URL.
+pub struct CompletionPost {
+    pub url: String,
+    /// The callback's own headers (the caller's token among them).
+    pub header: Vec<(String, String)>,
+    /// `succeeded`, `failed` or `canceled`.
+    pub state: &'static str,
+    /// The result (succeeded) or the failure JSON (otherwise), with its content headers.
+    pub content: wire::Content,
+    pub operation_token: String,
+    /// When the operation started and closed, in milliseconds since the epoch.
+    pub start_time: i64,
+    pub close_time: i64,
+    pub links: Vec<NexusLink>,
+}
+
+/// How a completion's delivery went.
+#[derive(Debug)]
+pub enum Delivery {
+    Delivered,
+    /// Refused for good (a 4xx answer).
+    Refused(String),
+    /// Not taken yet (a 5xx answer, or the caller's server unreachable): try again later.
+    Retry(String),
+}
+
 /// A handler's answer.
 #[derive(Debug)]
 pub enum Answer {
@@ -121,6 +147,56 @@ impl HandlerClient {
             req = req.header(k, v);
         }
         self.send(req, Vec::new(), call.timeout, true).await
+    }
+
+    /// Posts a completion to its callback URL.
+    pub async fn complete(&self, post: CompletionPost) -> Delivery {
+        const TIMEOUT: Duration = Duration::from_secs(10);
+        let mut req = http::Request::post(post.url.as_str())
+            .header("nexus-operation-state", post.state)
+            .header("nexus-operation-start-time", http_date(post.start_time))
+            .header("nexus-operation-close-time", rfc3339(post.close_time));
+        if !post.operation_token.is_empty() {
+            req = req.header("nexus-operation-token", &post.operation_token);
+        }
+        for (k, v) in &post.content.headers {
+            req = req.header(format!("content-{k}"), v);
+        }
+        for (k, v) in &post.header {
+            req = req.header(k, v);
+        }
+        for l in &post.links {
+            req = req.header("nexus-link", wire::link_header(l));
+        }
+        let req = match req.body(Full::new(Bytes::from(post.content.body))) {
+            Ok(r) => r,
+            Err(e) => return Delivery::Refused(format!("invalid completion request: {e}")),
+        };
+        let resp = match tokio::time::timeout(TIMEOUT, self.client.request(req)).await {
+            Err(_) => return Delivery::Retry("the callback did not answer in time".into()),
+            Ok(Err(e)) => return Delivery::Retry(format!("calling the callback: {e}")),
+            Ok(Ok(resp)) => resp,
+        };
+        let status = resp.status();
+        let body =
+            tokio::time::timeout(TIMEOUT, Limited::new(resp.into_body(), 64 * 1024).collect())
+                .await
+                .ok()
+                .and_then(|b| b.ok())
+                .map(|b| b.to_bytes().to_vec())
+                .unwrap_or_default();
+        let message = || {
+            serde_json::from_slice::<NexusFailure>(&body)
+                .map(|f| f.message)
+                .unwrap_or_else(|_| format!("callback answered {status}"))
+        };
+        if status.is_success() {
+            Delivery::Delivered
+        } else if status.is_client_error() && status.as_u16() != 429 && status.as_u16() != 408 {
+            Delivery::Refused(message())
+        } else {
+            Delivery::Retry(message())
+        }
     }
 
     async fn send(
@@ -246,6 +322,22 @@ fn handler_error(error_type: &str, message: &str, retryable: Option<bool>) -> An
 
 fn bad_endpoint(message: String) -> Answer {
     handler_error("BAD_REQUEST", &message, Some(false))
+}
+
+/// `Mon, 02 Jan 2006 15:04:05 GMT` (HTTP's date form).
+fn http_date(millis: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(millis)
+        .unwrap_or_default()
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string()
+}
+
+/// RFC 3339 in UTC with milliseconds.
+fn rfc3339(millis: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(millis)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 //! meanwhile. A handler that starts an operation asynchronously completes it later through
 //! Durin's callback endpoint (`api/nexus_http.rs`), whose URL the start carries.
 
-mod client;
+pub(super) mod client;
 pub(crate) mod wire;
 
 use std::sync::Arc;
@@ -15,14 +15,22 @@ use std::time::Duration;
 
 use temporalio_protos::temporal::api::nexus::v1::start_operation_response::{Async, Sync, Variant};
 
-use self::client::{Answer, CancelCall, HandlerClient, StartCall};
+pub(super) use self::client::HandlerClient;
+use self::client::{Answer, CancelCall, StartCall};
 use super::callbacks::CALLBACK_TOKEN_HEADER;
 use crate::engine::clock::opt_ts_millis;
 use crate::engine::{Core, Engine, RunKey};
 
-/// One call to make: attempt `attempt` of the start (or cancellation) of an operation.
+/// One call to make: attempt `attempt` of the start (or cancellation) of an operation, or
+/// the delivery of a closed run's completion callback `request_id` to its URL.
 #[derive(Debug, Clone)]
-pub(crate) struct HttpCall {
+pub(crate) enum HttpCall {
+    Operation(OperationCall),
+    Callback { key: RunKey, request_id: String },
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct OperationCall {
     pub key: RunKey,
     pub sched: i64,
     pub attempt: i32,
@@ -60,7 +68,7 @@ impl Core {
 
     /// The call for `c`, if its attempt is still the one in flight and not yet made; marks
     /// it made.
-    fn prepare_http_call(&mut self, c: &HttpCall, callback_base: &str) -> Option<Prepared> {
+    fn prepare_http_call(&mut self, c: &OperationCall, callback_base: &str) -> Option<Prepared> {
         let now = self.now();
         let info = self.pending_nexus_operation(&c.key, c.sched)?;
         let call = super::call_in_flight(&info, c.cancel)?;
@@ -114,7 +122,7 @@ impl Core {
 
     /// Records the handler's answer to `c`, unless its attempt moved on meanwhile (timed out
     /// and retried, or the operation ended).
-    fn http_call_answered(&mut self, c: &HttpCall, answer: Answer) {
+    fn http_call_answered(&mut self, c: &OperationCall, answer: Answer) {
         let in_flight = self
             .pending_nexus_operation(&c.key, c.sched)
             .and_then(|info| super::call_in_flight(&info, c.cancel));
@@ -188,6 +196,15 @@ impl Engine {
 }
 
 async fn make_call(engine: Arc<Engine>, client: Arc<HandlerClient>, call: HttpCall) {
+    match call {
+        HttpCall::Operation(call) => call_handler(engine, client, call).await,
+        HttpCall::Callback { key, request_id } => {
+            super::callback_delivery::deliver(engine, client, key, request_id).await
+        }
+    }
+}
+
+async fn call_handler(engine: Arc<Engine>, client: Arc<HandlerClient>, call: OperationCall) {
     let base = engine
         .nexus_callback_base
         .get()

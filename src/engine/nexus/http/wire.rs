@@ -124,6 +124,16 @@ pub fn to_failure(f: &NexusFailure, canceled: bool) -> Failure {
     }
 }
 
+/// A Temporal failure as the Nexus failure a completion carries (message and causes).
+pub fn from_failure(f: &Failure) -> NexusFailure {
+    NexusFailure {
+        message: f.message.clone(),
+        stack_trace: f.stack_trace.clone(),
+        cause: f.cause.as_ref().map(|c| Box::new(from_failure(c))),
+        ..Default::default()
+    }
+}
+
 /// The handler error type an HTTP status stands for (None: not a handler error's status).
 pub fn handler_error_type(status: u16) -> Option<&'static str> {
     Some(match status {
