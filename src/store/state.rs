@@ -410,6 +410,10 @@ pub struct NexusCompletionTransfer {
     /// Which of the source run's callbacks this is (its request id).
     #[prost(string, tag = "8")]
     pub callback_request_id: String,
+    /// The handler's own failure for a canceled operation (a completion over HTTP carries
+    /// one; a workflow's cancellation does not, and gets Temporal's "operation canceled").
+    #[prost(message, optional, boxed, tag = "9")]
+    pub canceled_failure: Option<Box<Failure>>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

@@ -308,6 +308,7 @@ impl Core {
                 .as_ref()
                 .map(|i| i.request_id.clone())
                 .unwrap_or_default(),
+            canceled_failure: None,
         })
     }
 

@@ -60,7 +60,8 @@ impl Core {
             started.links = t.start_link.clone().into_iter().collect();
             recorded.push(started);
         }
-        let mut outcome = outcome_of(&info, close)
+        let canceled_failure = t.canceled_failure.as_deref().cloned();
+        let mut outcome = outcome_of(&info, close, canceled_failure)
             .ok_or_else(|| "the handler workflow's last event is not a close".to_string())?;
         if self.runs.get(&key).is_some_and(|r| r.is_standalone_nexus()) {
             outcome = super::standalone::as_completion(outcome);
@@ -72,7 +73,11 @@ impl Core {
 }
 
 /// The caller's event for a handler workflow that closed with `close`.
-fn outcome_of(info: &NexusOperationInfo, close: Attributes) -> Option<Attributes> {
+fn outcome_of(
+    info: &NexusOperationInfo,
+    close: Attributes,
+    canceled_failure: Option<Failure>,
+) -> Option<Attributes> {
     let sched = info.scheduled_event_id;
     let request_id = info.request_id.clone();
     let failed = |cause: Failure| {
@@ -106,13 +111,15 @@ fn outcome_of(info: &NexusOperationInfo, close: Attributes) -> Option<Attributes
                     scheduled_event_id: sched,
                     failure: Some(operation_failure(
                         info,
-                        cause(
-                            "operation canceled",
-                            failure::FailureInfo::CanceledFailureInfo(CanceledFailureInfo {
-                                details: c.details,
-                                ..Default::default()
-                            }),
-                        ),
+                        canceled_failure.unwrap_or_else(|| {
+                            cause(
+                                "operation canceled",
+                                failure::FailureInfo::CanceledFailureInfo(CanceledFailureInfo {
+                                    details: c.details,
+                                    ..Default::default()
+                                }),
+                            )
+                        }),
                     )),
                     request_id,
                 },

@@ -325,6 +325,7 @@ impl Core {
             return Err(invalid());
         }
         // The outcome in the shape a handler workflow's close has (what completions carry).
+        let mut canceled_failure = None;
         let close = match c.outcome {
             HttpOutcome::Succeeded(result) => {
                 Attributes::WorkflowExecutionCompletedEventAttributes(
@@ -342,9 +343,12 @@ impl Core {
                     ..Default::default()
                 },
             ),
-            HttpOutcome::Canceled(_) => Attributes::WorkflowExecutionCanceledEventAttributes(
-                WorkflowExecutionCanceledEventAttributes::default(),
-            ),
+            HttpOutcome::Canceled(failure) => {
+                canceled_failure = Some(Box::new(failure));
+                Attributes::WorkflowExecutionCanceledEventAttributes(
+                    WorkflowExecutionCanceledEventAttributes::default(),
+                )
+            }
         };
         let now = self.now();
         Ok(NexusCompletionTransfer {
@@ -356,6 +360,7 @@ impl Core {
             close: Some(Box::new(crate::engine::events::new_event(close, now))),
             start_link: c.links.iter().find_map(super::links::from_nexus),
             callback_request_id: String::new(),
+            canceled_failure,
         })
     }
 }
