@@ -589,11 +589,10 @@ async fn complete_handler_workflows(client: &Client, task_queue: &str, count: us
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standalone_operations_are_served_across_replicas() {
     use temporalio_common::protos::temporal::api::{
-        enums::v1::{NexusOperationExecutionStatus, NexusOperationWaitStage},
+        enums::v1::NexusOperationExecutionStatus,
         workflowservice::v1::{
             CountNexusOperationExecutionsRequest, ListNexusOperationExecutionsRequest,
-            PollNexusOperationExecutionRequest, StartNexusOperationExecutionRequest,
-            poll_nexus_operation_execution_response::Outcome,
+            StartNexusOperationExecutionRequest, poll_nexus_operation_execution_response::Outcome,
         },
     };
     let (_pg, _replicas, clients) = two_replicas("nexus_standalone_replicas").await;
@@ -639,27 +638,7 @@ async fn standalone_operations_are_served_across_replicas() {
     // Each result is read through the replica that did not start it.
     for (i, id) in ids.iter().enumerate() {
         let client = &clients[(i + 1) % clients.len()];
-        let since = std::time::Instant::now();
-        let outcome = loop {
-            assert!(
-                since.elapsed() < Duration::from_secs(60),
-                "{id} never closed"
-            );
-            let mut raw = client.clone();
-            let mut req = Request::new(PollNexusOperationExecutionRequest {
-                namespace: NAMESPACE.into(),
-                operation_id: id.clone(),
-                wait_stage: NexusOperationWaitStage::Closed as i32,
-                ..Default::default()
-            });
-            req.set_timeout(Duration::from_secs(10));
-            match raw.poll_nexus_operation_execution(req).await {
-                Ok(r) if r.get_ref().outcome.is_some() => break r.into_inner().outcome,
-                Ok(_) => {}
-                Err(s) if s.code() == Code::Unavailable => {}
-                Err(s) => panic!("{id}: {s:?}"),
-            }
-        };
+        let outcome = closed_outcome(client, id).await;
         let Some(Outcome::Result(result)) = outcome else {
             panic!("{id}: {outcome:?}");
         };
@@ -696,6 +675,37 @@ async fn standalone_operations_are_served_across_replicas() {
         .into_inner()
         .count;
     assert_eq!(count, ids.len() as i64);
+}
+
+/// The outcome of the standalone operation `id` once it has closed, polled through `client`.
+async fn closed_outcome(
+    client: &Client,
+    id: &str,
+) -> Option<temporalio_common::protos::temporal::api::workflowservice::v1::poll_nexus_operation_execution_response::Outcome>{
+    use temporalio_common::protos::temporal::api::{
+        enums::v1::NexusOperationWaitStage, workflowservice::v1::PollNexusOperationExecutionRequest,
+    };
+    let since = std::time::Instant::now();
+    loop {
+        assert!(
+            since.elapsed() < Duration::from_secs(60),
+            "{id} never closed"
+        );
+        let mut raw = client.clone();
+        let mut req = Request::new(PollNexusOperationExecutionRequest {
+            namespace: NAMESPACE.into(),
+            operation_id: id.to_string(),
+            wait_stage: NexusOperationWaitStage::Closed as i32,
+            ..Default::default()
+        });
+        req.set_timeout(Duration::from_secs(10));
+        match raw.poll_nexus_operation_execution(req).await {
+            Ok(r) if r.get_ref().outcome.is_some() => return r.into_inner().outcome,
+            Ok(_) => {}
+            Err(s) if s.code() == Code::Unavailable => {}
+            Err(s) => panic!("{id}: {s:?}"),
+        }
+    }
 }
 
 /// A process killed when dropped (also when a test panics).
@@ -742,11 +752,9 @@ fn start_http_handler() -> (KillOnDrop, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_completions_reach_operations_on_either_replica() {
     use temporalio_common::protos::temporal::api::{
-        enums::v1::NexusOperationWaitStage,
         nexus::v1::endpoint_target::External,
         workflowservice::v1::{
-            PollNexusOperationExecutionRequest, StartNexusOperationExecutionRequest,
-            poll_nexus_operation_execution_response::Outcome,
+            StartNexusOperationExecutionRequest, poll_nexus_operation_execution_response::Outcome,
         },
     };
     let (_handler, url) = start_http_handler();
@@ -802,27 +810,7 @@ async fn http_completions_reach_operations_on_either_replica() {
     }
     for (i, id) in ids.iter().enumerate() {
         let client = &clients[i % clients.len()];
-        let since = std::time::Instant::now();
-        let outcome = loop {
-            assert!(
-                since.elapsed() < Duration::from_secs(60),
-                "{id} never closed"
-            );
-            let mut raw = client.clone();
-            let mut req = Request::new(PollNexusOperationExecutionRequest {
-                namespace: NAMESPACE.into(),
-                operation_id: id.clone(),
-                wait_stage: NexusOperationWaitStage::Closed as i32,
-                ..Default::default()
-            });
-            req.set_timeout(Duration::from_secs(10));
-            match raw.poll_nexus_operation_execution(req).await {
-                Ok(r) if r.get_ref().outcome.is_some() => break r.into_inner().outcome,
-                Ok(_) => {}
-                Err(s) if s.code() == Code::Unavailable => {}
-                Err(s) => panic!("{id}: {s:?}"),
-            }
-        };
+        let outcome = closed_outcome(client, id).await;
         let Some(Outcome::Result(result)) = outcome else {
             panic!("{id}: {outcome:?}");
         };
