@@ -334,15 +334,28 @@ impl KubeEnv {
     }
 
     /// Waits until every CRD the API server has is established (served).
+    ///
+    /// A CRD created a moment ago may not have a `status.conditions` list yet, and
+    /// `kubectl wait` then fails at once ("accessor error") instead of waiting: retry that.
     pub async fn crds_established(&self) {
-        self.kubectl_ok(&[
+        let args = [
             "wait",
             "--for=condition=Established",
             "crd",
             "--all",
             "--timeout=60s",
-        ])
-        .await;
+        ];
+        for _ in 0..50 {
+            let out = self.kubectl(&args).await;
+            if out.status.success() {
+                return;
+            }
+            if !String::from_utf8_lossy(&out.stderr).contains("accessor error") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        self.kubectl_ok(&args).await;
     }
 
     /// Applies the CRDs in `path` (a file or directory, server-side) and waits until they
