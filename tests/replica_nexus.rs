@@ -12,15 +12,17 @@
 //!   either, polled, listed and counted through the other.
 //! - The system endpoint: workflows signal-with-start targets in shards of either replica
 //!   (through the outbox when the other serves the target).
-//! - Nexus over HTTP: operations on an external endpoint (the Nexus Go SDK's HTTP handler)
-//!   started through either replica; every completion is posted to the first replica's
-//!   callback, which forwards those of operations the second serves.
+//!
+//! Nexus over HTTP across replicas is in `replica_nexus_http.rs`.
 
 mod common;
 
 use std::time::Duration;
 
-use common::replicas::{poll_workflow_task as poll, retrying, start_spread, two_replicas};
+use common::replicas::{
+    nexus_operation_outcome as closed_outcome, poll_workflow_task as poll, retrying, start_spread,
+    two_replicas,
+};
 use common::unique;
 use temporalio_client::{
     Client,
@@ -675,145 +677,4 @@ async fn standalone_operations_are_served_across_replicas() {
         .into_inner()
         .count;
     assert_eq!(count, ids.len() as i64);
-}
-
-/// The outcome of the standalone operation `id` once it has closed, polled through `client`.
-async fn closed_outcome(
-    client: &Client,
-    id: &str,
-) -> Option<temporalio_common::protos::temporal::api::workflowservice::v1::poll_nexus_operation_execution_response::Outcome>{
-    use temporalio_common::protos::temporal::api::{
-        enums::v1::NexusOperationWaitStage, workflowservice::v1::PollNexusOperationExecutionRequest,
-    };
-    let since = std::time::Instant::now();
-    loop {
-        assert!(
-            since.elapsed() < Duration::from_secs(60),
-            "{id} never closed"
-        );
-        let mut raw = client.clone();
-        let mut req = Request::new(PollNexusOperationExecutionRequest {
-            namespace: NAMESPACE.into(),
-            operation_id: id.to_string(),
-            wait_stage: NexusOperationWaitStage::Closed as i32,
-            ..Default::default()
-        });
-        req.set_timeout(Duration::from_secs(10));
-        match raw.poll_nexus_operation_execution(req).await {
-            Ok(r) if r.get_ref().outcome.is_some() => return r.into_inner().outcome,
-            Ok(_) => {}
-            Err(s) if s.code() == Code::Unavailable => {}
-            Err(s) => panic!("{id}: {s:?}"),
-        }
-    }
-}
-
-/// A process killed when dropped (also when a test panics).
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The Nexus Go SDK's HTTP handler of `tests/nexus-http-handler`, built and listening: the
-/// process and its base URL.
-fn start_http_handler() -> (KillOnDrop, String) {
-    use std::io::BufRead;
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/nexus-http-handler");
-    let binary = std::env::temp_dir().join(format!("nexus-http-handler-{}", std::process::id()));
-    let built = std::process::Command::new("go")
-        .args(["build", "-o"])
-        .arg(&binary)
-        .arg(".")
-        .current_dir(&dir)
-        .status()
-        .expect("Go builds the Nexus handler");
-    assert!(built.success(), "go build failed");
-    let mut child = std::process::Command::new(&binary)
-        .arg("127.0.0.1:0")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("start the Nexus handler");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let address = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected handler output {line:?}"))
-        .to_string();
-    (KillOnDrop(child), format!("http://{address}"))
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http_completions_reach_operations_on_either_replica() {
-    use temporalio_common::protos::temporal::api::{
-        nexus::v1::endpoint_target::External,
-        workflowservice::v1::{
-            StartNexusOperationExecutionRequest, poll_nexus_operation_execution_response::Outcome,
-        },
-    };
-    let (_handler, url) = start_http_handler();
-    // Both replicas give handlers the first one's callback URL: completions for operations
-    // the second serves arrive at the first, which forwards them.
-    let (_pg, _replicas, clients) =
-        common::replicas::two_replicas_with("nexus_http_replicas", |first| {
-            vec![(
-                "DURIN_NEXUS_CALLBACK_URL".to_string(),
-                format!("http://127.0.0.1:{}", first.port()),
-            )]
-        })
-        .await;
-    let endpoint = unique("ep-http");
-    let mut operator = clients[0].clone();
-    operator
-        .create_nexus_endpoint(Request::new(CreateNexusEndpointRequest {
-            spec: Some(EndpointSpec {
-                name: endpoint.clone(),
-                description: None,
-                target: Some(EndpointTarget {
-                    variant: Some(endpoint_target::Variant::External(External { url })),
-                }),
-            }),
-        }))
-        .await
-        .unwrap();
-    let prefix = unique("http-op");
-    let ids: Vec<String> = (0..6).map(|i| format!("{prefix}-{i}")).collect();
-    let json = |text: &str| Payload {
-        metadata: [("encoding".to_string(), b"json/plain".to_vec())].into(),
-        data: serde_json::to_vec(text).unwrap(),
-        ..Default::default()
-    };
-    for (i, id) in ids.iter().enumerate() {
-        let client = &clients[i % clients.len()];
-        retrying("start an operation", || {
-            let mut raw = client.clone();
-            let req = StartNexusOperationExecutionRequest {
-                namespace: NAMESPACE.into(),
-                operation_id: id.clone(),
-                endpoint: endpoint.clone(),
-                service: "ledger".into(),
-                operation: "later".into(),
-                input: Some(json(id)),
-                request_id: format!("start-{id}"),
-                schedule_to_close_timeout: Some(Duration::from_secs(60).try_into().unwrap()),
-                ..Default::default()
-            };
-            async move { raw.start_nexus_operation_execution(Request::new(req)).await }
-        })
-        .await;
-    }
-    for (i, id) in ids.iter().enumerate() {
-        let client = &clients[i % clients.len()];
-        let outcome = closed_outcome(client, id).await;
-        let Some(Outcome::Result(result)) = outcome else {
-            panic!("{id}: {outcome:?}");
-        };
-        assert_eq!(result.data, json(&format!("later: {id}")).data, "{id}");
-    }
 }

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod authz;
 pub mod multi_operation;
+pub mod nexus_dispatch;
 pub mod nexus_http;
 pub mod operator_service;
 pub mod overload;

@@ -1,5 +1,6 @@
 //! Nexus over HTTP, served beside the gRPC services on the client port (same listener, TLS
-//! and bearer tokens): the completion callback a handler at an external endpoint calls when
+//! and bearer tokens): operations started by outside callers (`nexus_dispatch.rs`), and the
+//! completion callback a handler at an external endpoint calls when
 //! an operation it started asynchronously ends — `POST /namespaces/{namespace}/nexus/callback`,
 //! Temporal's path, with the callback token in `Temporal-Callback-Token` and the outcome in
 //! the Nexus completion's headers and body.
@@ -23,21 +24,37 @@ const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 const MAX_TOKEN_BYTES: usize = 4096;
 
 #[derive(Clone)]
-struct Served {
-    engine: Arc<Engine>,
+pub(super) struct Served {
+    pub engine: Arc<Engine>,
     auth: Option<Arc<AuthPolicy>>,
+}
+
+impl Served {
+    /// Checks the request's bearer token for `namespace` as the gRPC port checks it: the
+    /// refusal (401: none or unknown, 403: not for that namespace), if any.
+    pub fn refusal(&self, headers: &HeaderMap, namespace: &str) -> Option<Response> {
+        let policy = self.auth.as_ref()?;
+        let metadata = tonic::metadata::MetadataMap::from_headers(headers.clone());
+        let status = policy.check(&metadata, Some(namespace)).err()?;
+        let code = match status.code() {
+            tonic::Code::PermissionDenied => StatusCode::FORBIDDEN,
+            _ => StatusCode::UNAUTHORIZED,
+        };
+        Some(refuse(code, status.message()))
+    }
 }
 
 /// The HTTP routes.
 pub fn routes(engine: Arc<Engine>, auth: Option<Arc<AuthPolicy>>) -> axum::Router {
-    axum::Router::new()
-        .route("/namespaces/{namespace}/nexus/callback", post(callback))
+    let router =
+        axum::Router::new().route("/namespaces/{namespace}/nexus/callback", post(callback));
+    super::nexus_dispatch::add_routes(router)
         .with_state(Served { engine, auth })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
 /// An error answer: the status and a Nexus failure naming what went wrong.
-fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
+pub(super) fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
     let body = NexusFailure {
         message: message.into(),
         ..Default::default()
@@ -49,17 +66,14 @@ fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
         json,
     )
         .into_response();
-    let retryable = matches!(
-        status,
-        StatusCode::SERVICE_UNAVAILABLE | StatusCode::INTERNAL_SERVER_ERROR
-    );
+    let retryable = matches!(status.as_u16(), 429 | 500 | 503 | 520);
     if let Ok(v) = http::HeaderValue::from_str(&retryable.to_string()) {
         resp.headers_mut().insert("nexus-request-retryable", v);
     }
     resp
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(super) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -69,15 +83,8 @@ async fn callback(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(policy) = &served.auth {
-        let metadata = tonic::metadata::MetadataMap::from_headers(headers.clone());
-        if let Err(status) = policy.check(&metadata, Some(&namespace)) {
-            let code = match status.code() {
-                tonic::Code::PermissionDenied => StatusCode::FORBIDDEN,
-                _ => StatusCode::UNAUTHORIZED,
-            };
-            return refuse(code, status.message());
-        }
+    if let Some(refused) = served.refusal(&headers, &namespace) {
+        return refused;
     }
     let completion = match read_completion(&headers, body) {
         Ok(c) => c,

@@ -72,6 +72,11 @@ pub enum TaskRef {
         attempt: i32,
         cancel: bool,
     },
+    /// A request from an outside caller over HTTP, waiting for a handler (see
+    /// `nexus/inbound.rs`).
+    Inbound {
+        id: String,
+    },
     /// A task another replica already started for a poller here (see `cluster::fetch`).
     Ready(Box<ReadyTask>),
 }
@@ -111,7 +116,7 @@ impl TaskRef {
             | TaskRef::Query { key, .. }
             | TaskRef::Activity { key, .. }
             | TaskRef::Nexus { key, .. } => Some(key),
-            TaskRef::Ready(_) => None,
+            TaskRef::Ready(_) | TaskRef::Inbound { .. } => None,
         }
     }
 }

@@ -276,6 +276,8 @@ pub struct Core {
     callback_addresses: nexus::callbacks::CallbackAddresses,
     /// Where calls to external Nexus handlers are queued (see `nexus/http/`).
     nexus_calls: Option<tokio::sync::mpsc::UnboundedSender<nexus::http::HttpCall>>,
+    /// Requests from outside Nexus callers waiting for a handler (see `nexus/inbound.rs`).
+    inbound_nexus: nexus::inbound::InboundCalls,
     tuning: Tuning,
 }
 
@@ -318,6 +320,7 @@ impl Engine {
             },
             transfers: Some(transfer_tx),
             nexus_calls: Some(nexus_calls_tx),
+            inbound_nexus: Default::default(),
             callback_addresses: config.callback_addresses.clone(),
             tuning: config.tuning,
         };
@@ -490,7 +493,9 @@ impl Core {
 
     pub(crate) fn push_task(&mut self, queue: QueueKey, task: TaskRef) {
         let runs = &self.runs;
+        let inbound = &self.inbound_nexus;
         self.matching.sweep_if_grown(&queue, |t| match t {
+            TaskRef::Inbound { id } => inbound.is_waiting(id),
             // Closed runs answer queries too.
             TaskRef::Query { key, .. } => runs.contains_key(key),
             TaskRef::Ready(_) => true,

@@ -197,7 +197,7 @@ impl Core {
         self.nexus_endpoints.insert(record.id.clone(), record);
     }
 
-    fn live_endpoint(&self, id: &str) -> Option<&NexusEndpointRecord> {
+    pub(crate) fn live_endpoint(&self, id: &str) -> Option<&NexusEndpointRecord> {
         self.nexus_endpoints.get(id).filter(|r| !r.deleted)
     }
 

@@ -257,7 +257,10 @@ impl Core {
                 attempt,
             } => (key, scheduled_event_id, attempt),
             TaskRef::Query { key, query_id } => return Ok(self.start_query_task(&key, &query_id)),
-            TaskRef::Activity { .. } | TaskRef::Nexus { .. } | TaskRef::Ready(_) => {
+            TaskRef::Activity { .. }
+            | TaskRef::Nexus { .. }
+            | TaskRef::Inbound { .. }
+            | TaskRef::Ready(_) => {
                 return Ok(None);
             }
         };

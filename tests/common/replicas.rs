@@ -148,3 +148,35 @@ pub async fn poll_workflow_task(
         .await
         .map(|r| r.into_inner())
 }
+
+/// The outcome of the standalone Nexus operation `id` (in `default`) once it has closed,
+/// polled through `client`.
+pub async fn nexus_operation_outcome(
+    client: &Client,
+    id: &str,
+) -> Option<temporalio_common::protos::temporal::api::workflowservice::v1::poll_nexus_operation_execution_response::Outcome>{
+    use temporalio_common::protos::temporal::api::{
+        enums::v1::NexusOperationWaitStage, workflowservice::v1::PollNexusOperationExecutionRequest,
+    };
+    let since = std::time::Instant::now();
+    loop {
+        assert!(
+            since.elapsed() < Duration::from_secs(60),
+            "{id} never closed"
+        );
+        let mut raw = client.clone();
+        let mut req = Request::new(PollNexusOperationExecutionRequest {
+            namespace: "default".into(),
+            operation_id: id.to_string(),
+            wait_stage: NexusOperationWaitStage::Closed as i32,
+            ..Default::default()
+        });
+        req.set_timeout(Duration::from_secs(10));
+        match raw.poll_nexus_operation_execution(req).await {
+            Ok(r) if r.get_ref().outcome.is_some() => return r.into_inner().outcome,
+            Ok(_) => {}
+            Err(s) if s.code() == Code::Unavailable => {}
+            Err(s) => panic!("{id}: {s:?}"),
+        }
+    }
+}

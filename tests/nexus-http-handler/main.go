@@ -9,11 +9,19 @@
 // Under /callbacks/ it also receives completions (a caller's side): it prints a line
 // "completion <path> <state> <token> <result or error>" for each.
 //
+// It is also a Nexus caller over HTTP (the Nexus Go SDK's client), printing one JSON line
+// with the outcome:
+//
+//	nexus-http-handler start <base URL> <service> <operation> <input> [callback URL]
+//	nexus-http-handler cancel <base URL> <service> <operation> <token>
+//
 // Usage: nexus-http-handler <listen address>; prints "listening on <address>".
 package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -141,7 +149,68 @@ func (completions) CompleteOperation(ctx context.Context, r *nexus.CompletionReq
 	return nil
 }
 
+// call runs one client call and prints its outcome as JSON.
+func call(args []string) {
+	client, err := nexus.NewHTTPClient(nexus.HTTPClientOptions{BaseURL: args[1], Service: args[2]})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out := map[string]any{}
+	if args[0] == "cancel" {
+		handle, err := client.NewHandle(args[3], args[4])
+		if err == nil {
+			err = handle.Cancel(ctx, nexus.CancelOperationOptions{})
+		}
+		out["outcome"] = "cancel-requested"
+		describe(out, err)
+	} else {
+		options := nexus.StartOperationOptions{RequestID: "req-" + args[4], Header: nexus.Header{"x-team": "payments"}}
+		if len(args) > 5 {
+			options.CallbackURL = args[5]
+		}
+		result, err := client.StartOperation(ctx, args[3], args[4], options)
+		switch {
+		case err != nil:
+		case result.Successful != nil:
+			var value string
+			err = result.Successful.Consume(&value)
+			out["outcome"], out["result"] = "sync", value
+		default:
+			out["outcome"], out["token"] = "async", result.Pending.Token
+		}
+		if err == nil {
+			out["links"] = len(result.Links)
+		}
+		describe(out, err)
+	}
+	line, _ := json.Marshal(out)
+	fmt.Println(string(line))
+}
+
+// describe records what an error says: the operation's state, or the handler error's type.
+func describe(out map[string]any, err error) {
+	var opErr *nexus.OperationError
+	var handlerErr *nexus.HandlerError
+	switch {
+	case err == nil:
+		return
+	case errors.As(err, &opErr):
+		out["outcome"], out["message"] = string(opErr.State), opErr.Cause.Error()
+	case errors.As(err, &handlerErr):
+		out["outcome"], out["type"] = "handler-error", string(handlerErr.Type)
+		out["message"] = handlerErr.Error()
+	default:
+		out["outcome"], out["message"] = "error", err.Error()
+	}
+}
+
 func main() {
+	if len(os.Args) > 4 && (os.Args[1] == "start" || os.Args[1] == "cancel") {
+		call(os.Args[1:])
+		return
+	}
 	svc := nexus.NewService("ledger")
 	svc.MustRegister(
 		nexus.NewSyncOperation("echo", func(ctx context.Context, in string, o nexus.StartOperationOptions) (string, error) {

@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import shutil
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -188,3 +190,30 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if failed and _server_log is not None:
         terminalreporter.section(f"durin server log (last {LOG_TAIL_LINES} lines): {_server_log}")
         terminalreporter.write_line(_log_tail(_server_log))
+
+
+class Handler(str):
+    """The Go program's base URL, and the lines it printed since (completions it received)."""
+
+    lines: list[str]
+    binary: Path
+
+
+@pytest.fixture(scope="module")
+def handler(tmp_path_factory: pytest.TempPathFactory):
+    """The Go Nexus program (tests/nexus-http-handler), built and listening on a free port
+    as a handler and a completion receiver: its base URL."""
+    go = shutil.which("go")
+    assert go, "Go is needed for the Nexus HTTP handler (the test command installs it)"
+    binary = tmp_path_factory.mktemp("nexus-http") / "nexus-http-handler"
+    subprocess.run([go, "build", "-o", str(binary), "."], cwd=REPO_ROOT / "tests/nexus-http-handler", check=True)
+    process = subprocess.Popen([str(binary), "127.0.0.1:0"], stdout=subprocess.PIPE, text=True)
+    line = process.stdout.readline().strip()
+    assert line.startswith("listening on "), line
+    base = Handler("http://" + line.removeprefix("listening on "))
+    base.lines = []
+    base.binary = binary
+    threading.Thread(target=lambda: base.lines.extend(iter(process.stdout.readline, "")), daemon=True).start()
+    yield base
+    process.kill()
+    process.wait()

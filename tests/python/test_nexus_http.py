@@ -8,9 +8,6 @@ endpoint (`/namespaces/<ns>/nexus/callback`, on the client port), cancellation i
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
-import threading
 import urllib.error
 import urllib.request
 from datetime import timedelta
@@ -23,35 +20,8 @@ from temporalio.api.operatorservice.v1 import CreateNexusEndpointRequest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from conftest import _stop, launch_durin
+from conftest import Handler, _stop, launch_durin
 from nexus_http_workflows import LedgerCaller
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-class Handler(str):
-    """The Go program's base URL, and the lines it printed since (completions it received)."""
-
-    lines: list[str]
-
-
-@pytest.fixture(scope="module")
-def handler(tmp_path_factory: pytest.TempPathFactory):
-    """The Go handler, built and listening on a free port: its base URL."""
-    go = shutil.which("go")
-    assert go, "Go is needed for the Nexus HTTP handler (the test command installs it)"
-    binary = tmp_path_factory.mktemp("nexus-http") / "nexus-http-handler"
-    subprocess.run([go, "build", "-o", str(binary), "."], cwd=REPO / "tests/nexus-http-handler", check=True)
-    process = subprocess.Popen([str(binary), "127.0.0.1:0"], stdout=subprocess.PIPE, text=True)
-    line = process.stdout.readline().strip()
-    assert line.startswith("listening on "), line
-    base = Handler("http://" + line.removeprefix("listening on "))
-    base.lines = []
-    threading.Thread(target=lambda: base.lines.extend(iter(process.stdout.readline, "")), daemon=True).start()
-    yield base
-    process.kill()
-    process.wait()
-
 
 async def external_endpoint(client: Client, url: str, unique: str) -> str:
     name = f"ledger-http-{unique}"

@@ -14,6 +14,7 @@ pub(crate) mod callbacks;
 pub(crate) mod cancel;
 mod completion;
 pub(crate) mod http;
+pub(crate) mod inbound;
 pub(crate) mod links;
 mod poll;
 mod respond;

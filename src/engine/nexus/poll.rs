@@ -65,6 +65,9 @@ impl Core {
         namespace: &str,
         queue: &str,
     ) -> Option<PollNexusTaskQueueResponse> {
+        if let TaskRef::Inbound { id } = &task {
+            return self.start_inbound_task(id, namespace, queue);
+        }
         let now = self.now();
         let TaskRef::Nexus {
             key,

@@ -18,6 +18,7 @@ use temporalio_protos::temporal::api::workflowservice::v1::{
     RespondNexusTaskCompletedRequest, RespondNexusTaskFailedRequest,
 };
 
+use super::inbound::InboundAnswer;
 use super::{handler_failure, is_retryable, operation_failure};
 use crate::engine::clock::ts_from_millis;
 use crate::engine::state::NexusOperationInfo;
@@ -38,6 +39,14 @@ impl Engine {
         if let response::Variant::StartOperation(start) = &answer {
             check_start_answer(start)?;
         }
+        let answer = match self.answer_inbound_nexus(
+            &req.namespace,
+            &req.task_token,
+            InboundAnswer::Answered(answer),
+        )? {
+            Some(InboundAnswer::Answered(answer)) => answer,
+            _ => return Ok(()),
+        };
         self.transact(|core| {
             let (key, sched, cancel) = core.answered_nexus_task(&req.namespace, &req.task_token)?;
             match answer {
@@ -81,6 +90,14 @@ impl Engine {
             ));
         };
         let retryable = is_retryable(about);
+        let failure = match self.answer_inbound_nexus(
+            &req.namespace,
+            &req.task_token,
+            InboundAnswer::Failed(failure),
+        )? {
+            Some(InboundAnswer::Failed(failure)) => failure,
+            _ => return Ok(()),
+        };
         self.transact(|core| {
             let (key, sched, cancel) = core.answered_nexus_task(&req.namespace, &req.task_token)?;
             if cancel {

@@ -134,22 +134,38 @@ pub fn from_failure(f: &Failure) -> NexusFailure {
     }
 }
 
+/// Handler error types and the HTTP statuses that carry them.
+const HANDLER_ERROR_STATUSES: &[(u16, &str)] = &[
+    (400, "BAD_REQUEST"),
+    (401, "UNAUTHENTICATED"),
+    (403, "UNAUTHORIZED"),
+    (404, "NOT_FOUND"),
+    (408, "REQUEST_TIMEOUT"),
+    (409, "CONFLICT"),
+    (429, "RESOURCE_EXHAUSTED"),
+    (500, "INTERNAL"),
+    (501, "NOT_IMPLEMENTED"),
+    (503, "UNAVAILABLE"),
+    (520, "UPSTREAM_TIMEOUT"),
+];
+
+/// The status of an operation that failed or was canceled.
+pub const OPERATION_FAILED_STATUS: u16 = 424;
+
 /// The handler error type an HTTP status stands for (None: not a handler error's status).
 pub fn handler_error_type(status: u16) -> Option<&'static str> {
-    Some(match status {
-        400 => "BAD_REQUEST",
-        401 => "UNAUTHENTICATED",
-        403 => "UNAUTHORIZED",
-        404 => "NOT_FOUND",
-        408 => "REQUEST_TIMEOUT",
-        409 => "CONFLICT",
-        429 => "RESOURCE_EXHAUSTED",
-        500 => "INTERNAL",
-        501 => "NOT_IMPLEMENTED",
-        503 => "UNAVAILABLE",
-        520 => "UPSTREAM_TIMEOUT",
-        _ => return None,
-    })
+    HANDLER_ERROR_STATUSES
+        .iter()
+        .find(|(s, _)| *s == status)
+        .map(|(_, t)| *t)
+}
+
+/// The HTTP status of a handler error type (500, INTERNAL's, for a type not known).
+pub fn handler_error_status(error_type: &str) -> u16 {
+    HANDLER_ERROR_STATUSES
+        .iter()
+        .find(|(_, t)| *t == error_type)
+        .map_or(500, |(s, _)| *s)
 }
 
 /// A link as a `Nexus-Link` header value: `<url>; type="<type>"`.
