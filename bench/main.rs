@@ -12,6 +12,7 @@
 //! scripts/bench --timers-only        # Durin only: 100,000 sleeping timers
 //! ```
 
+mod raw;
 mod scale;
 mod server;
 mod stats;

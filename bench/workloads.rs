@@ -172,6 +172,10 @@ pub enum Kind {
     Chain10,
     SignalQuery,
     Timers,
+    /// Protocol-level (see `raw.rs`): an empty workflow, 200 callers.
+    RawEmpty,
+    /// Protocol-level: one activity, 200 callers.
+    RawActivity,
 }
 
 pub const ALL: &[Kind] = &[
@@ -181,6 +185,8 @@ pub const ALL: &[Kind] = &[
     Kind::Chain10,
     Kind::SignalQuery,
     Kind::Timers,
+    Kind::RawEmpty,
+    Kind::RawActivity,
 ];
 
 impl Kind {
@@ -192,6 +198,8 @@ impl Kind {
             Kind::Chain10 => "chain10",
             Kind::SignalQuery => "signal-query",
             Kind::Timers => "timers",
+            Kind::RawEmpty => "raw-empty",
+            Kind::RawActivity => "raw-activity",
         }
     }
 
@@ -217,7 +225,13 @@ impl Kind {
             Kind::SignalQuery => (500, 100),
             // Concurrency of the starts.
             Kind::Timers => (1000, 100),
+            Kind::RawEmpty | Kind::RawActivity => (5000, 200),
         }
+    }
+
+    /// Driven at the protocol level (no SDK worker).
+    pub fn is_raw(self) -> bool {
+        matches!(self, Kind::RawEmpty | Kind::RawActivity)
     }
 }
 
@@ -338,6 +352,12 @@ async fn run_inner(
     let mut clients = Vec::with_capacity(pool);
     for _ in 0..pool {
         clients.push(connect(url.clone(), "durin-bench-load").await?);
+    }
+    if spec.kind.is_raw() {
+        let progress = Arc::new(Progress::default());
+        let _worker = crate::raw::start_worker(&worker_client, &task_queue, settings.pollers);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        return measure(server, spec, &clients, &task_queue, &progress, out).await;
     }
     let mut worker = Worker::new(
         runtime,
@@ -624,6 +644,14 @@ async fn drive(
             .await
         }
         Kind::Timers => timers(spec, clients, &tq, progress).await,
+        Kind::RawEmpty | Kind::RawActivity => {
+            let with_activity = spec.kind == Kind::RawActivity;
+            closed_loop(spec, clients, progress, move |client, i| {
+                let tq = tq.clone();
+                async move { crate::raw::one_workflow(client, &tq, i, with_activity).await }
+            })
+            .await
+        }
     }
 }
 
