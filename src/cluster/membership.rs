@@ -72,7 +72,7 @@ async fn balance(
                 continue;
             }
             if let Some(records) = store.take(shard as u32).await? {
-                engine.adopt_shard(shard as u32, records);
+                engine.adopt_shard(shard as u32, records)?;
                 view.owners[shard] = Some(me.clone());
                 held_count += 1;
             }

@@ -8,7 +8,8 @@ use super::{Core, Error, Result, Run, RunKey, clock};
 use crate::store::{LogRecord, Shard, ShardedRecord, encode_execution, log_record};
 
 impl Core {
-    pub(super) fn replay(&mut self, record: LogRecord) {
+    /// Applies one record of the log (Err: the log is damaged).
+    pub(super) fn replay(&mut self, record: LogRecord) -> std::result::Result<(), String> {
         match record.kind {
             Some(log_record::Kind::Namespace(ns)) => {
                 if let Some(name) = ns
@@ -27,7 +28,9 @@ impl Core {
                 }
             }
             Some(log_record::Kind::Execution(exec)) => {
-                let Some(ms) = exec.state else { return };
+                let Some(mut ms) = exec.state else {
+                    return Ok(());
+                };
                 let key = RunKey {
                     namespace: ms.namespace.clone(),
                     workflow_id: ms.workflow_id.clone(),
@@ -36,8 +39,9 @@ impl Core {
                 // The archive holds a closed run's final state; older log records of it are
                 // superseded (they go at the next compaction).
                 if self.archive.as_ref().is_some_and(|a| a.contains(&key)) {
-                    return;
+                    return Ok(());
                 }
+                super::kept_fields::restore(&mut ms, self.runs.get(&key).map(|r| &r.ms))?;
                 // A run's first record is its start, and runs of one id are logged in the
                 // order they start (a closed run's last record before the run that continues
                 // it, see `txn.rs`), so a run seen for the first time is the newest unless it
@@ -75,7 +79,7 @@ impl Core {
             }
             Some(log_record::Kind::Batch(batch)) => {
                 for record in batch.records {
-                    self.replay(record);
+                    self.replay(record)?;
                 }
             }
             Some(log_record::Kind::Deleted(d)) => {
@@ -93,6 +97,7 @@ impl Core {
             Some(log_record::Kind::NexusEndpoint(endpoint)) => self.replay_endpoint(endpoint),
             None => {}
         }
+        Ok(())
     }
 
     /// One record per namespace and per run that together restore the current state.

@@ -18,6 +18,7 @@ pub mod deployments;
 pub mod encoded_history;
 pub mod events;
 pub mod history;
+mod kept_fields;
 pub mod limits;
 mod log;
 pub mod matching;
@@ -327,7 +328,8 @@ impl Engine {
         let records = store.load()?;
         let count = records.len();
         for record in records {
-            core.replay(record);
+            core.replay(record)
+                .map_err(|damage| Error::Store(StoreError::Corrupt(damage)))?;
         }
         core.rearm_where(|_| true);
         // The log holds one record per change; once it is mostly superseded state, rewrite

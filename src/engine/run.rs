@@ -39,6 +39,9 @@ pub struct Run {
     pub(crate) archived: bool,
     /// Being written to the archive.
     pub(crate) archiving: bool,
+    /// What the log holds of the fields its records leave out when unchanged (see
+    /// `kept_fields.rs`).
+    pub(crate) logged: super::kept_fields::LoggedFields,
 }
 
 impl Run {
@@ -59,6 +62,7 @@ impl Run {
             updates_dirty: false,
             archived: false,
             archiving: false,
+            logged: Default::default(),
         }
     }
 

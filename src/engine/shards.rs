@@ -8,16 +8,28 @@ use super::timers::TimerTask;
 use super::{Core, Engine};
 
 impl Engine {
-    /// Starts serving `shard` from its stored records (its lease is already held).
-    pub fn adopt_shard(&self, shard: u32, records: Vec<LogRecord>) {
+    /// Starts serving `shard` from its stored records (its lease is already held). A damaged
+    /// shard is not served: what was loaded of it is dropped and the damage returned.
+    pub fn adopt_shard(
+        &self,
+        shard: u32,
+        records: Vec<LogRecord>,
+    ) -> Result<(), crate::store::StoreError> {
         let mut core = self.core.lock();
         core.owned_shards.insert(shard);
         core.records_in_log += records.len() as u64;
-        for record in records {
-            core.replay(record);
+        let damage = records
+            .into_iter()
+            .find_map(|record| core.replay(record).err());
+        if let Some(damage) = damage {
+            drop(core);
+            tracing::error!(shard, %damage, "the shard's records are damaged; not serving it");
+            self.release_shard(shard);
+            return Err(crate::store::StoreError::Corrupt(damage));
         }
         core.rearm_where(|s| s == shard);
         tracing::info!(shard, runs = core.runs.len(), "serving shard");
+        Ok(())
     }
 
     /// Stops serving `shard`. Returns the log position to wait for before its lease may go:

@@ -665,3 +665,73 @@ async fn a_stale_namespace_read_does_not_undo_a_newer_registration() {
         .unwrap();
     assert!(live(&engine).is_none(), "a newer tombstone deletes it");
 }
+
+/// A run's records after its start leave out the start attributes and memo while they are
+/// unchanged, and replay (after a restart, and after a compaction) gives them back whole.
+#[tokio::test]
+async fn unchanged_start_attributes_are_logged_once_and_replayed_whole() {
+    use temporalio_protos::temporal::api::common::v1::{Memo, Payload, Payloads};
+    let dir = tempfile::tempdir().unwrap();
+    let payload = |text: &str| Payload {
+        metadata: [("encoding".to_string(), b"json/plain".to_vec())].into(),
+        data: text.as_bytes().to_vec(),
+        ..Default::default()
+    };
+    let mut start = start_request("kept");
+    start.input = Some(Payloads {
+        payloads: vec![payload("\"a rather long input that is logged once\"")],
+    });
+    start.memo = Some(Memo {
+        fields: [("owner".to_string(), payload("\"team-a\""))].into(),
+    });
+    let describe = |engine: Arc<Engine>| async move {
+        let info = engine
+            .describe(DescribeWorkflowExecutionRequest {
+                namespace: "default".into(),
+                execution: Some(WorkflowExecution {
+                    workflow_id: "kept".into(),
+                    run_id: String::new(),
+                }),
+            })
+            .await
+            .unwrap();
+        let ms = engine
+            .core
+            .lock()
+            .runs
+            .values()
+            .next()
+            .map(|r| r.ms.clone())
+            .unwrap();
+        (info.workflow_execution_info.unwrap().memo, ms.started)
+    };
+    let before = {
+        let (engine, wal) = open(dir.path()).await;
+        engine.start_workflow(start.clone()).await.unwrap();
+        for n in 0..3 {
+            engine
+                .signal(signal_request("kept", &format!("s{n}")))
+                .await
+                .unwrap();
+        }
+        wal.wait_durable(wal.last_lsn()).await.unwrap();
+        describe(engine).await
+    };
+    assert_eq!(before.0, start.memo);
+    let records = Wal::open(dir.path()).unwrap().load().unwrap();
+    let states: Vec<_> = records.iter().flat_map(executions).collect();
+    assert_eq!(states.len(), 4, "the start and three signals");
+    assert!(states[0].started.is_some() && states[0].kept_fields == 0);
+    for later in &states[1..] {
+        assert!(later.started.is_none() && later.memo.is_none(), "{later:?}");
+        assert_ne!(later.kept_fields, 0);
+    }
+    // A restart replays them whole; so does a compaction of the log.
+    let (engine, _wal) = open(dir.path()).await;
+    assert_eq!(describe(engine).await, before);
+    let (engine, wal) = open_with(dir.path(), 1).await;
+    wal.wait_durable(wal.last_lsn()).await.unwrap();
+    drop(engine);
+    let (engine, _wal) = open(dir.path()).await;
+    assert_eq!(describe(engine).await, before);
+}

@@ -107,7 +107,9 @@ impl Core {
         if !run.is_open() {
             run.history.shrink_to_fit();
         }
+        let elided = run.logged.elide(&mut run.ms);
         let record = encode_execution(&run.ms, run.history.encoded_from(committed));
+        super::kept_fields::put_back(&mut run.ms, elided);
         let shard = crate::store::shard_of(self.shard_count, &key.namespace, &key.workflow_id);
         run.publish_progress();
         if std::mem::take(&mut run.updates_dirty) || !run.is_open() {

@@ -123,6 +123,10 @@ pub struct MutableState {
     /// `engine/nexus/standalone/`).
     #[prost(message, optional, boxed, tag = "39")]
     pub standalone_nexus: Option<Box<StandaloneNexusOperation>>,
+    /// In a log record only: fields left out because they are as the run's previous record
+    /// in the log wrote them (bits of `engine::kept_fields`; always 0 in memory).
+    #[prost(uint32, tag = "40")]
+    pub kept_fields: u32,
 }
 
 /// A completion callback of a run, as DescribeWorkflowExecution shows it, and the request
