@@ -74,6 +74,8 @@ fn bench_runs_at_tiny_size_on_both_servers() {
         "chain10",
         "signal-query",
         "timers",
+        "raw-empty",
+        "raw-activity",
     ];
     for server in ["durin", "temporal"] {
         let run = runs
