@@ -16,14 +16,12 @@ use std::sync::Arc;
 use temporalio_protos::temporal::api::common::v1::Payload;
 use temporalio_protos::temporal::api::failure::v1::Failure;
 use temporalio_protos::temporal::api::nexus::v1::{
-    CancelOperationRequest, Link as NexusLink, Request as NexusRequest, StartOperationRequest,
-    request, response,
+    CancelOperationRequest, Link as NexusLink, StartOperationRequest, request, response,
 };
 use temporalio_protos::temporal::api::workflowservice::v1::PollNexusTaskQueueResponse;
 use tokio::sync::oneshot;
 
 use super::poll::ANSWER_MARGIN_MS;
-use crate::engine::clock::ts_from_millis;
 use crate::engine::matching::{QueueKey, QueueKind, TaskRef};
 use crate::engine::{Core, Engine, Error, Result, RunKey};
 
@@ -296,15 +294,7 @@ impl Core {
                 .issue_nexus(&request_key(namespace, id), 0, 1, namespace, cancel);
         Some(PollNexusTaskQueueResponse {
             task_token,
-            request: Some(NexusRequest {
-                header,
-                scheduled_time: Some(ts_from_millis(now)),
-                capabilities: Some(request::Capabilities {
-                    temporal_failure_responses: true,
-                }),
-                endpoint,
-                variant: Some(variant),
-            }),
+            request: Some(super::poll::task_request(header, now, endpoint, variant)),
             ..Default::default()
         })
     }

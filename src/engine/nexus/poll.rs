@@ -130,18 +130,29 @@ impl Core {
             super::mark_dispatched(info, cancel);
         }
         self.changed(&key);
+        let request = task_request(header, now, info.endpoint.clone(), variant);
         Some(PollNexusTaskQueueResponse {
             task_token,
-            request: Some(NexusRequest {
-                header,
-                scheduled_time: Some(ts_from_millis(now)),
-                capabilities: Some(request::Capabilities {
-                    temporal_failure_responses: true,
-                }),
-                endpoint: info.endpoint.clone(),
-                variant: Some(variant),
-            }),
+            request: Some(request),
             ..Default::default()
         })
+    }
+}
+
+/// A Nexus request as a handler's poll gets it, scheduled `now`.
+pub(super) fn task_request(
+    header: HashMap<String, String>,
+    now: i64,
+    endpoint: String,
+    variant: request::Variant,
+) -> NexusRequest {
+    NexusRequest {
+        header,
+        scheduled_time: Some(ts_from_millis(now)),
+        capabilities: Some(request::Capabilities {
+            temporal_failure_responses: true,
+        }),
+        endpoint,
+        variant: Some(variant),
     }
 }
