@@ -148,7 +148,9 @@ async fn serve(
         Ok(kind) => kind,
         Err(message) => return refuse(StatusCode::BAD_REQUEST, message),
     };
-    let wait_ms = match header(&headers, "request-timeout").map(parse_duration_ms) {
+    let wait_ms = match header(&headers, "request-timeout")
+        .map(|t| crate::go_duration::parse_millis(t.trim()))
+    {
         None => MAX_WAIT_MS,
         Some(Some(ms)) => ms.min(MAX_WAIT_MS),
         Some(None) => return refuse(StatusCode::BAD_REQUEST, "invalid request timeout"),
@@ -238,37 +240,6 @@ fn nexus_headers(headers: &HeaderMap) -> HashMap<String, String> {
         })
         .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_string())))
         .collect()
-}
-
-/// A duration as Go writes it (`Request-Timeout: 1500ms`, `10s`, `1m30s`), in milliseconds.
-fn parse_duration_ms(text: &str) -> Option<i64> {
-    let mut rest = text.trim();
-    let mut total = 0.0_f64;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let value: f64 = rest[..number_len].parse().ok()?;
-        rest = &rest[number_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let millis_per_unit = match &rest[..unit_len] {
-            "ns" => 1e-6,
-            "us" | "µs" => 1e-3,
-            "ms" => 1.0,
-            "s" => 1e3,
-            "m" => 60e3,
-            "h" => 3600e3,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        total += value * millis_per_unit;
-    }
-    Some(total.ceil() as i64)
 }
 
 /// The handler's answer as the Nexus protocol's HTTP response.
@@ -377,21 +348,4 @@ fn add_links(mut resp: Response, links: &[NexusLink]) -> Response {
         add_header(&mut resp, "nexus-link", &wire::link_header(link));
     }
     resp
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn request_timeouts_read_as_go_writes_them() {
-        assert_eq!(parse_duration_ms("1500ms"), Some(1500));
-        assert_eq!(parse_duration_ms("10s"), Some(10_000));
-        assert_eq!(parse_duration_ms("1.5s"), Some(1500));
-        assert_eq!(parse_duration_ms("1m30s"), Some(90_000));
-        assert_eq!(parse_duration_ms("250us"), Some(1));
-        assert_eq!(parse_duration_ms(""), None);
-        assert_eq!(parse_duration_ms("soon"), None);
-        assert_eq!(parse_duration_ms("10"), None);
-    }
 }
