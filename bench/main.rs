@@ -12,9 +12,11 @@
 //! scripts/bench --timers-only        # Durin only: 100,000 sleeping timers
 //! ```
 
+mod production;
 mod raw;
 mod scale;
 mod server;
+mod sleepers;
 mod stats;
 mod workloads;
 
@@ -105,6 +107,21 @@ struct Args {
     /// Scale-out: shards of the cluster.
     #[arg(long, default_value_t = 16)]
     shards: u32,
+    /// Instead of the workloads: this many sleeping workflows on one Durin through the
+    /// protocol-level driver (memory while all sleep, a restart, fire lateness; see
+    /// `sleepers.rs`). `--timer-secs` sets the sleep, `--timer-histories` the lateness sample.
+    #[arg(long)]
+    sleepers: Option<u64>,
+    /// Sleepers: starts in flight.
+    #[arg(long, default_value_t = 200)]
+    sleepers_concurrency: usize,
+    /// Sleepers: skip the restart.
+    #[arg(long)]
+    no_restart: bool,
+    /// Scale-out: also run the production Temporal server built in this directory
+    /// (`scripts/temporal-server`) on the same PostgreSQL, as the anchor.
+    #[arg(long)]
+    temporal_server: Option<PathBuf>,
 }
 
 /// The SDK version the benchmark is built with, from Cargo.lock.
@@ -466,6 +483,30 @@ async fn main() -> Result<()> {
                     pollers: args.worker_pollers,
                     cache: args.worker_cache,
                 },
+                out: args.out.clone(),
+                temporal: args
+                    .temporal_server
+                    .as_deref()
+                    .map(production::TemporalBuild::at)
+                    .transpose()?,
+            },
+        )
+        .await;
+    }
+    if let Some(workflows) = args.sleepers {
+        let bins = Binaries {
+            durin: args.durin.clone(),
+            temporal: args.temporal.clone(),
+        };
+        return sleepers::run(
+            &bins,
+            sleepers::SleepersArgs {
+                workflows,
+                sleep_secs: args.timer_secs,
+                concurrency: args.sleepers_concurrency,
+                pollers: args.worker_pollers,
+                sample: args.timer_histories.unwrap_or(10_000),
+                restart: !args.no_restart,
                 out: args.out.clone(),
             },
         )

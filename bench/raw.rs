@@ -7,13 +7,16 @@
 //! - `raw-activity`: the first workflow task schedules one activity (`echo`), which the
 //!   activity pollers complete with its input; the next workflow task completes the workflow
 //!   with the activity's result.
+//! - `RawTimer` workflows (the sleeping-workflows benchmark, `sleepers.rs`): the first workflow
+//!   task starts a durable timer of the seconds given as input; the next one, after it fired,
+//!   completes the workflow.
 //!
 //! The load is the SDK workloads' closed loop: each caller starts a workflow and long-polls
 //! its close event (GetWorkflowExecutionHistory with the close-event filter), then the next.
 //! Workflow tasks are not sticky: each carries the run's (short) history.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -23,7 +26,7 @@ use temporalio_client::tonic::Request;
 use temporalio_common::protos::temporal::api::{
     command::v1::{
         Command, CompleteWorkflowExecutionCommandAttributes, ScheduleActivityTaskCommandAttributes,
-        command,
+        StartTimerCommandAttributes, command,
     },
     common::v1::{ActivityType, Payload, Payloads, WorkflowType},
     enums::v1::{CommandType, EventType, HistoryEventFilterType},
@@ -42,6 +45,8 @@ use crate::server::NAMESPACE;
 const EMPTY: &str = "RawEmpty";
 /// The workflow type of `raw-activity` workflows.
 const ONE_ACTIVITY: &str = "RawActivity";
+/// The workflow type of sleeping workflows.
+pub const TIMER: &str = "RawTimer";
 /// Long polls end after this long without a task (then poll again).
 const POLL_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -49,6 +54,8 @@ const POLL_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct RawWorker {
     stop: Arc<AtomicBool>,
     tasks: tokio::task::JoinSet<()>,
+    /// Timers the worker's answers started (accepted by the server).
+    pub timers_started: Arc<AtomicU64>,
 }
 
 impl Drop for RawWorker {
@@ -61,24 +68,30 @@ impl Drop for RawWorker {
 /// Starts `pollers` workflow-task pollers and as many activity-task pollers on `task_queue`.
 pub fn start_worker(client: &Client, task_queue: &str, pollers: usize) -> RawWorker {
     let stop = Arc::new(AtomicBool::new(false));
+    let timers_started = Arc::new(AtomicU64::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..pollers {
         let (c, tq, halt) = (client.clone(), task_queue.to_string(), stop.clone());
-        tasks.spawn(async move { workflow_poller(c, tq, halt).await });
+        let timers = timers_started.clone();
+        tasks.spawn(async move { workflow_poller(c, tq, halt, timers).await });
         let (c, tq, halt) = (client.clone(), task_queue.to_string(), stop.clone());
         tasks.spawn(async move { activity_poller(c, tq, halt).await });
     }
-    RawWorker { stop, tasks }
+    RawWorker {
+        stop,
+        tasks,
+        timers_started,
+    }
 }
 
-fn queue(name: &str) -> Option<TaskQueue> {
+pub fn queue(name: &str) -> Option<TaskQueue> {
     Some(TaskQueue {
         name: name.to_string(),
         ..Default::default()
     })
 }
 
-fn json(text: &str) -> Payload {
+pub fn json(text: &str) -> Payload {
     Payload {
         metadata: [("encoding".to_string(), b"json/plain".to_vec())].into(),
         data: format!("{text:?}").into_bytes(),
@@ -86,7 +99,12 @@ fn json(text: &str) -> Payload {
     }
 }
 
-async fn workflow_poller(mut client: Client, task_queue: String, stop: Arc<AtomicBool>) {
+async fn workflow_poller(
+    mut client: Client,
+    task_queue: String,
+    stop: Arc<AtomicBool>,
+    timers_started: Arc<AtomicU64>,
+) {
     while !stop.load(Ordering::Relaxed) {
         let mut poll = Request::new(PollWorkflowTaskQueueRequest {
             namespace: NAMESPACE.into(),
@@ -106,6 +124,9 @@ async fn workflow_poller(mut client: Client, task_queue: String, stop: Arc<Atomi
         let kind = task.workflow_type.as_ref().map_or("", |t| t.name.as_str());
         let events = task.history.map(|h| h.events).unwrap_or_default();
         let commands = next_commands(kind, &events, &task_queue);
+        let starts_timer = commands
+            .iter()
+            .any(|c| c.command_type == CommandType::StartTimer as i32);
         let answer = RespondWorkflowTaskCompletedRequest {
             namespace: NAMESPACE.into(),
             task_token: task.task_token,
@@ -114,9 +135,12 @@ async fn workflow_poller(mut client: Client, task_queue: String, stop: Arc<Atomi
             ..Default::default()
         };
         // A failed answer leaves the task to time out and be retried by the server.
-        let _ = client
+        let answered = client
             .respond_workflow_task_completed(Request::new(answer))
             .await;
+        if answered.is_ok() && starts_timer {
+            timers_started.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -131,15 +155,31 @@ fn next_commands(kind: &str, events: &[HistoryEvent], task_queue: &str) -> Vec<C
         ),
         ..Default::default()
     };
-    if kind != ONE_ACTIVITY {
-        return vec![complete(None)];
-    }
     let attrs = |t: EventType| {
         events
             .iter()
             .find(|e| e.event_type == t as i32)
             .and_then(|e| e.attributes.clone())
     };
+    if kind == TIMER {
+        let has = |t: EventType| events.iter().any(|e| e.event_type == t as i32);
+        if has(EventType::TimerFired) {
+            return vec![complete(None)];
+        }
+        if has(EventType::TimerStarted) {
+            return Vec::new();
+        }
+        let input = match attrs(EventType::WorkflowExecutionStarted) {
+            Some(history_event::Attributes::WorkflowExecutionStartedEventAttributes(started)) => {
+                started.input
+            }
+            _ => None,
+        };
+        return vec![start_timer(timer_secs(input.as_ref()))];
+    }
+    if kind != ONE_ACTIVITY {
+        return vec![complete(None)];
+    }
     if let Some(history_event::Attributes::ActivityTaskCompletedEventAttributes(done)) =
         attrs(EventType::ActivityTaskCompleted)
     {
@@ -173,6 +213,28 @@ fn next_commands(kind: &str, events: &[HistoryEvent], task_queue: &str) -> Vec<C
         )),
         ..Default::default()
     }]
+}
+
+/// The sleep of a `RawTimer` workflow: its input, a JSON number of seconds.
+fn timer_secs(input: Option<&Payloads>) -> u64 {
+    input
+        .and_then(|p| p.payloads.first())
+        .and_then(|p| std::str::from_utf8(&p.data).ok())
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(1)
+}
+
+fn start_timer(secs: u64) -> Command {
+    Command {
+        command_type: CommandType::StartTimer as i32,
+        attributes: Some(command::Attributes::StartTimerCommandAttributes(
+            StartTimerCommandAttributes {
+                timer_id: "sleep".into(),
+                start_to_fire_timeout: Some(Duration::from_secs(secs).try_into().unwrap()),
+            },
+        )),
+        ..Default::default()
+    }
 }
 
 async fn activity_poller(mut client: Client, task_queue: String, stop: Arc<AtomicBool>) {

@@ -1,11 +1,13 @@
 //! The scale-out benchmark (issue #9): throughput of 1, 2 and 3 Durin replicas sharing one
-//! PostgreSQL server, on this machine.
+//! PostgreSQL server, on this machine, and (issue #25) the production Temporal server on the
+//! same PostgreSQL as the anchor.
 //!
-//! For each replica count (interleaved over repetitions) a fresh database is created and the
-//! replicas are started on loopback; once they have spread the shards, one SDK worker per
-//! replica (each connected to its own replica, all on one task queue) and a closed-loop load
-//! generator spread over the replicas run `n` one-activity workflows. Throughput, and the CPU
-//! of the replicas and of PostgreSQL (read from /proc), are reported per replica count.
+//! For each contender (interleaved over repetitions) fresh databases are created and the
+//! servers are started on loopback; once they are ready (Durin's replicas have spread the
+//! shards), one SDK worker per server process (each connected to its own, all on one task
+//! queue) and a closed-loop load generator spread over them run `n` one-activity workflows.
+//! Throughput, and the CPU of the servers and of PostgreSQL (read from /proc), are reported
+//! per contender.
 
 use std::{
     path::{Path, PathBuf},
@@ -22,6 +24,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use temporalio_client::{Client, WorkflowStartOptions};
 use temporalio_sdk::{Runtime, Worker};
 
+use crate::production::{TemporalBuild, TemporalServer};
 use crate::server::{ProcSample, connect, free_port, machine_busy_secs, self_cpu_secs, tree_pids};
 use crate::workloads::{ActivityWorkflow, WorkerSettings, worker_options};
 
@@ -34,12 +37,43 @@ pub struct ScaleArgs {
     pub shards: u32,
     pub settings: WorkerSettings,
     pub out: Option<PathBuf>,
+    /// The production Temporal server to compare with, if any.
+    pub temporal: Option<TemporalBuild>,
+}
+
+/// What serves the workflows in one run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Contender {
+    /// This many Durin replicas.
+    Durin(usize),
+    /// The production Temporal server, every service in one process.
+    Temporal,
+}
+
+impl Contender {
+    fn label(self, args: &ScaleArgs) -> String {
+        match self {
+            Contender::Durin(1) => "Durin, 1 replica".into(),
+            Contender::Durin(n) => format!("Durin, {n} replicas"),
+            Contender::Temporal => format!(
+                "Temporal server {} (one process)",
+                args.temporal.as_ref().map_or("?".into(), |t| t.version())
+            ),
+        }
+    }
+
+    fn key(self) -> String {
+        match self {
+            Contender::Durin(n) => format!("durin-{n}"),
+            Contender::Temporal => "temporal".into(),
+        }
+    }
 }
 
 /// One measured run.
 #[derive(Clone, Debug)]
 struct ScaleRun {
-    replicas: usize,
+    contender: Contender,
     completed: u64,
     wall_secs: f64,
     replica_cores: f64,
@@ -166,39 +200,87 @@ async fn wait_spread(db: &str, replicas: usize, shards: u32) -> Result<()> {
     }
 }
 
-async fn run_once(
-    runtime: &Runtime,
+/// The server processes of one run, stopped when dropped.
+enum Servers {
+    Durin(Vec<Replica>),
+    Temporal(TemporalServer),
+}
+
+impl Servers {
+    fn ports(&self) -> Vec<u16> {
+        match self {
+            Servers::Durin(replicas) => replicas.iter().map(|r| r.port).collect(),
+            Servers::Temporal(t) => vec![t.port],
+        }
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        match self {
+            Servers::Durin(replicas) => replicas
+                .iter()
+                .flat_map(|r| tree_pids(r.child.id()))
+                .collect(),
+            Servers::Temporal(t) => tree_pids(t.pid()),
+        }
+    }
+}
+
+/// Starts `n` Durin replicas on a fresh database; returns once they have spread the shards.
+async fn start_durin(
     pg: &Postgres,
     args: &ScaleArgs,
-    n_replicas: usize,
-    rep: u32,
-) -> Result<ScaleRun> {
-    let db = pg
-        .database(&format!("scale_{n_replicas}_{rep}_{}", std::process::id()))
-        .await?;
-    let logs = tempfile::Builder::new()
-        .prefix("durin-bench-scale-")
-        .tempdir()?;
+    n: usize,
+    db: &str,
+    logs: &Path,
+) -> Result<Servers> {
+    let db = pg.database(db).await?;
     let mut replicas = Vec::new();
-    for i in 0..n_replicas {
+    for i in 0..n {
         replicas.push(start_replica(
             &args.durin,
             &db,
             i,
             args.shards,
-            &logs.path().join(format!("replica-{i}.log")),
+            &logs.join(format!("replica-{i}.log")),
         )?);
         // The first replica creates the schema; the others join it.
         if i == 0 {
             wait_spread(&db, 1, args.shards).await?;
         }
     }
-    wait_spread(&db, n_replicas, args.shards).await?;
+    wait_spread(&db, n, args.shards).await?;
+    Ok(Servers::Durin(replicas))
+}
+
+async fn run_once(
+    runtime: &Runtime,
+    pg: &Postgres,
+    args: &ScaleArgs,
+    contender: Contender,
+    rep: u32,
+) -> Result<ScaleRun> {
+    let db = format!(
+        "scale_{}_{rep}_{}",
+        contender.key().replace('-', "_"),
+        std::process::id()
+    );
+    let logs = tempfile::Builder::new()
+        .prefix("durin-bench-scale-")
+        .tempdir()?;
+    let servers = match contender {
+        Contender::Durin(n) => start_durin(pg, args, n, &db, logs.path()).await?,
+        Contender::Temporal => {
+            let build = args
+                .temporal
+                .as_ref()
+                .ok_or_else(|| anyhow!("no Temporal server build given"))?;
+            Servers::Temporal(build.start(&pg.url, &db, logs.path()).await?)
+        }
+    };
     let mut urls = Vec::new();
-    for r in &replicas {
+    for port in servers.ports() {
         urls.push(temporalio_client::Url::parse(&format!(
-            "http://127.0.0.1:{}",
-            r.port
+            "http://127.0.0.1:{port}"
         ))?);
     }
     let task_queue = format!("scale-{}", uuid::Uuid::new_v4().simple());
@@ -217,10 +299,7 @@ async fn run_once(
         }
     }
     let shutdowns: Vec<_> = workers.iter().map(|w| w.shutdown_handle()).collect();
-    let replica_pids: Vec<u32> = replicas
-        .iter()
-        .flat_map(|r| tree_pids(r.child.id()))
-        .collect();
+    let replica_pids = servers.pids();
     let pg_pids = pg.pids();
 
     let load = async {
@@ -267,11 +346,13 @@ async fn run_once(
         }
         let wall = started.elapsed().as_secs_f64();
         let replica_cpu = ProcSample::of_pids(&replica_pids).cpu_secs - replica_before;
-        let pg_cpu = ProcSample::of_pids(&pg_pids).cpu_secs - pg_before;
+        // PostgreSQL's processes again: backends the servers opened during the load count in
+        // full, and those that ended count in the postmaster's reaped-children time.
+        let pg_cpu = ProcSample::of_pids(&pg.pids()).cpu_secs - pg_before;
         let machine = machine_busy_secs() - machine_before;
         let own = self_cpu_secs() - self_before;
         ScaleRun {
-            replicas: n_replicas,
+            contender,
             completed: done.load(Ordering::Relaxed),
             wall_secs: wall,
             replica_cores: replica_cpu / wall,
@@ -291,7 +372,7 @@ async fn run_once(
         s();
     }
     let _ = tokio::time::timeout(Duration::from_secs(20), runs).await;
-    drop(replicas);
+    drop(servers);
     result
 }
 
@@ -300,14 +381,68 @@ fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() { 0.0 } else { v[v.len() / 2] }
 }
 
+/// The medians of one contender's runs.
+struct Summary {
+    contender: Contender,
+    throughput: f64,
+    server_cores: f64,
+    postgres_cores: f64,
+    completed: u64,
+}
+
+impl Summary {
+    fn of(contender: Contender, all: &[ScaleRun]) -> Self {
+        let runs: Vec<&ScaleRun> = all.iter().filter(|r| r.contender == contender).collect();
+        Summary {
+            contender,
+            throughput: median(
+                runs.iter()
+                    .map(|r| r.completed as f64 / r.wall_secs)
+                    .collect(),
+            ),
+            server_cores: median(runs.iter().map(|r| r.replica_cores).collect()),
+            postgres_cores: median(runs.iter().map(|r| r.postgres_cores).collect()),
+            completed: runs.iter().map(|r| r.completed).min().unwrap_or(0),
+        }
+    }
+
+    /// Milliseconds of CPU per workflow at `cores`.
+    fn ms_per_wf(&self, cores: f64) -> f64 {
+        cores / self.throughput.max(1e-9) * 1000.0
+    }
+
+    fn json(&self, args: &ScaleArgs) -> serde_json::Value {
+        serde_json::json!({
+            "server": self.contender.key(),
+            "label": self.contender.label(args),
+            "throughput_wf_per_s": self.throughput,
+            "server_cores": self.server_cores,
+            "postgres_cores": self.postgres_cores,
+            "server_cpu_ms_per_wf": self.ms_per_wf(self.server_cores),
+            "postgres_cpu_ms_per_wf": self.ms_per_wf(self.postgres_cores),
+            "completed": self.completed,
+            "requested": args.workflows,
+        })
+    }
+}
+
+fn contenders(args: &ScaleArgs) -> Vec<Contender> {
+    let mut c: Vec<Contender> = args.replicas.iter().map(|&n| Contender::Durin(n)).collect();
+    if args.temporal.is_some() {
+        c.push(Contender::Temporal);
+    }
+    c
+}
+
 pub async fn run(runtime: &Runtime, args: ScaleArgs) -> Result<()> {
     let pg = Postgres::start()?;
     let mut all: Vec<ScaleRun> = Vec::new();
     for rep in 0..args.reps {
-        for &n in &args.replicas {
-            let r = run_once(runtime, &pg, &args, n, rep).await?;
+        for contender in contenders(&args) {
+            let r = run_once(runtime, &pg, &args, contender, rep).await?;
             eprintln!(
-                "[rep {rep}] {n} replica(s): {}/{} in {:.1} s = {:.0} wf/s; replicas {:.2} cores, PostgreSQL {:.2}, other {:.2}",
+                "[rep {rep}] {}: {}/{} in {:.1} s = {:.0} wf/s; server {:.2} cores, PostgreSQL {:.2}, other {:.2}",
+                contender.label(&args),
                 r.completed,
                 args.workflows,
                 r.wall_secs,
@@ -319,35 +454,101 @@ pub async fn run(runtime: &Runtime, args: ScaleArgs) -> Result<()> {
             all.push(r);
         }
     }
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let mut md = format!(
-        "# Scale-out: Durin replicas sharing one PostgreSQL\n\n\
-         {} one-activity workflows per run, {} concurrent callers spread over the replicas, one \
-         SDK worker per replica, {} shards, {} repetition(s), medians. Machine: {cores} cores; \
-         the replicas, PostgreSQL, the workers and the load generator all share it.\n\n\
-         | Replicas | Throughput (wf/s) | Replicas' CPU (cores) | PostgreSQL CPU (cores) | CPU per 1,000 wf (s) | Completed |\n\
-         |---|---|---|---|---|---|\n",
-        args.workflows, args.concurrency, args.shards, args.reps
-    );
-    for &n in &args.replicas {
-        let runs: Vec<&ScaleRun> = all.iter().filter(|r| r.replicas == n).collect();
-        let tput = median(
-            runs.iter()
-                .map(|r| r.completed as f64 / r.wall_secs)
-                .collect(),
-        );
-        let rc = median(runs.iter().map(|r| r.replica_cores).collect());
-        let pc = median(runs.iter().map(|r| r.postgres_cores).collect());
-        let per_k = (rc + pc) / tput.max(1e-9) * 1000.0;
-        let completed: u64 = runs.iter().map(|r| r.completed).min().unwrap_or(0);
-        md.push_str(&format!(
-            "| {n} | {tput:.0} | {rc:.2} | {pc:.2} | {per_k:.2} | {completed}/{} |\n",
-            args.workflows
-        ));
-    }
+    let summaries: Vec<Summary> = contenders(&args)
+        .into_iter()
+        .map(|c| Summary::of(c, &all))
+        .collect();
+    let md = markdown(&args, &summaries);
     println!("{md}");
     if let Some(out) = &args.out {
         std::fs::write(out, &md).with_context(|| format!("write {}", out.display()))?;
+        let json = serde_json::json!({
+            "workflows": args.workflows,
+            "concurrency": args.concurrency,
+            "durin_shards": args.shards,
+            "temporal_history_shards": args.temporal.as_ref().map(|t| t.shards()),
+            "repetitions": args.reps,
+            "results": summaries.iter().map(|s| s.json(&args)).collect::<Vec<_>>(),
+            "runs": all.iter().map(|r| serde_json::json!({
+                "server": r.contender.key(),
+                "completed": r.completed,
+                "wall_secs": r.wall_secs,
+                "server_cores": r.replica_cores,
+                "postgres_cores": r.postgres_cores,
+                "other_cores": r.other_cores,
+            })).collect::<Vec<_>>(),
+        });
+        let json_path = out.with_extension("json");
+        std::fs::write(&json_path, serde_json::to_string_pretty(&json)?)
+            .with_context(|| format!("write {}", json_path.display()))?;
     }
     Ok(())
+}
+
+fn markdown(args: &ScaleArgs, summaries: &[Summary]) -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let anchor = match &args.temporal {
+        Some(t) => format!(
+            " The anchor is the Temporal server {} built from its Go module (all services in one \
+             process, {} history shards, its own schema tool) on the same PostgreSQL server.",
+            t.version(),
+            t.shards()
+        ),
+        None => String::new(),
+    };
+    let mut md = format!(
+        "# Scale-out: Durin replicas sharing one PostgreSQL\n\n\
+         {} one-activity workflows per run, {} concurrent callers spread over the server \
+         processes, one SDK worker per process, Durin with {} shards, {} repetition(s), medians. \
+         Machine: {cores} cores; the servers, PostgreSQL, the workers and the load generator all \
+         share it.{anchor}\n\n\
+         | Server | Throughput (wf/s) | Server CPU (cores) | PostgreSQL CPU (cores) | Server CPU per wf (ms) | PostgreSQL CPU per wf (ms) | Completed |\n\
+         |---|---|---|---|---|---|---|\n",
+        args.workflows, args.concurrency, args.shards, args.reps
+    );
+    for s in summaries {
+        md.push_str(&format!(
+            "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {}/{} |\n",
+            s.contender.label(args),
+            s.throughput,
+            s.server_cores,
+            s.postgres_cores,
+            s.ms_per_wf(s.server_cores),
+            s.ms_per_wf(s.postgres_cores),
+            s.completed,
+            args.workflows
+        ));
+    }
+    let Some(anchor) = summaries
+        .iter()
+        .find(|s| s.contender == Contender::Temporal)
+    else {
+        return md;
+    };
+    md.push_str("\n## Against the Temporal server\n\n");
+    md.push_str("| Durin | Throughput | Server CPU per wf | PostgreSQL CPU per wf | Both per wf |\n|---|---|---|---|---|\n");
+    let ratio = |t: f64, d: f64| if d > 0.0 { t / d } else { f64::INFINITY };
+    for s in summaries
+        .iter()
+        .filter(|s| s.contender != Contender::Temporal)
+    {
+        md.push_str(&format!(
+            "| {} | {:.1}× | {:.1}× less | {:.1}× less | {:.1}× less |\n",
+            s.contender.label(args),
+            ratio(s.throughput, anchor.throughput),
+            ratio(
+                anchor.ms_per_wf(anchor.server_cores),
+                s.ms_per_wf(s.server_cores)
+            ),
+            ratio(
+                anchor.ms_per_wf(anchor.postgres_cores),
+                s.ms_per_wf(s.postgres_cores)
+            ),
+            ratio(
+                anchor.ms_per_wf(anchor.server_cores + anchor.postgres_cores),
+                s.ms_per_wf(s.server_cores + s.postgres_cores)
+            ),
+        ));
+    }
+    md
 }

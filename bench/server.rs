@@ -81,48 +81,8 @@ impl Server {
         std::fs::create_dir_all(&data_dir).context("create the data dir")?;
         let log_path = tmp.path().join("server.log");
         let port = free_port()?;
-        let log = File::create(&log_path).context("create the server log")?;
-        let log2 = log.try_clone().context("clone the log handle")?;
-        let mut cmd = match kind {
-            ServerKind::Durin => {
-                let mut c = Command::new(&bins.durin);
-                c.arg("dev")
-                    .arg("--ip")
-                    .arg("127.0.0.1")
-                    .arg("--port")
-                    .arg(port.to_string())
-                    .arg("--data-dir")
-                    .arg(&data_dir)
-                    .env("RUST_LOG", "error")
-                    .env("NO_COLOR", "1");
-                c
-            }
-            ServerKind::Temporal => {
-                let mut c = Command::new(&bins.temporal);
-                c.args(["server", "start-dev", "--db-filename"])
-                    .arg(data_dir.join("temporal.db"))
-                    .arg("--ip")
-                    .arg("127.0.0.1")
-                    .arg("--port")
-                    .arg(port.to_string())
-                    .args(["--headless", "--log-level", "error"]);
-                c
-            }
-        };
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log2));
         let spawned_at = Instant::now();
-        let child = cmd.spawn().with_context(|| {
-            format!(
-                "spawn {} ({})",
-                kind.name(),
-                match kind {
-                    ServerKind::Durin => bins.durin.display(),
-                    ServerKind::Temporal => bins.temporal.display(),
-                }
-            )
-        })?;
+        let child = spawn(kind, bins, port, &data_dir, &log_path)?;
         let mut server = Server {
             kind,
             child: Some(child),
@@ -136,6 +96,22 @@ impl Server {
         server.startup = spawned_at.elapsed();
         tracing::info!(server = kind.name(), startup = ?server.startup, dir = %server.tmp.path().display(), "server ready");
         Ok(server)
+    }
+
+    /// Stops the server (SIGTERM, SIGKILL after `grace`) and starts it again on the same data
+    /// dir and port; returns the time from the new spawn until it answered its first RPC.
+    pub async fn restart(&mut self, bins: &Binaries, grace: Duration) -> Result<Duration> {
+        self.stop(grace).await;
+        let spawned_at = Instant::now();
+        self.child = Some(spawn(
+            self.kind,
+            bins,
+            self.port,
+            &self.data_dir,
+            &self.log_path,
+        )?);
+        self.wait_ready(spawned_at).await?;
+        Ok(spawned_at.elapsed())
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -248,6 +224,61 @@ impl Drop for Server {
             let _ = child.wait();
         }
     }
+}
+
+/// Spawns `kind` on `port` with its data in `data_dir`, its output appended to `log_path`.
+fn spawn(
+    kind: ServerKind,
+    bins: &Binaries,
+    port: u16,
+    data_dir: &Path,
+    log_path: &Path,
+) -> Result<Child> {
+    let log = File::options()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .context("open the server log")?;
+    let log2 = log.try_clone().context("clone the log handle")?;
+    let mut cmd = match kind {
+        ServerKind::Durin => {
+            let mut c = Command::new(&bins.durin);
+            c.arg("dev")
+                .arg("--ip")
+                .arg("127.0.0.1")
+                .arg("--port")
+                .arg(port.to_string())
+                .arg("--data-dir")
+                .arg(data_dir)
+                .env("RUST_LOG", "error")
+                .env("NO_COLOR", "1");
+            c
+        }
+        ServerKind::Temporal => {
+            let mut c = Command::new(&bins.temporal);
+            c.args(["server", "start-dev", "--db-filename"])
+                .arg(data_dir.join("temporal.db"))
+                .arg("--ip")
+                .arg("127.0.0.1")
+                .arg("--port")
+                .arg(port.to_string())
+                .args(["--headless", "--log-level", "error"]);
+            c
+        }
+    };
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(log2));
+    cmd.spawn().with_context(|| {
+        format!(
+            "spawn {} ({})",
+            kind.name(),
+            match kind {
+                ServerKind::Durin => bins.durin.display(),
+                ServerKind::Temporal => bins.temporal.display(),
+            }
+        )
+    })
 }
 
 /// Connects an SDK client (which calls GetSystemInfo) and asks DescribeNamespace("default").
