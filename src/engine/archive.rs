@@ -151,13 +151,12 @@ impl Archive {
         let Some(log_record::Kind::Execution(exec)) = record.kind else {
             return Ok(None);
         };
-        let Some(ms) = exec.state else {
+        let Some(mut ms) = exec.state else {
             return Ok(None);
         };
+        ms.upgrade_timers();
         let mut run = Run::new(ms);
-        for event in &exec.new_events {
-            run.history.push_encoded(event);
-        }
+        run.history.push_all_encoded(&exec.new_events);
         run.history.shrink_to_fit();
         run.archived = true;
         Ok(Some(run))

@@ -8,6 +8,9 @@
 use prost::Message;
 use temporalio_protos::temporal::api::history::v1::HistoryEvent;
 
+/// Histories up to this many bytes are kept without spare capacity (see `reserve`).
+const EXACT_UP_TO: usize = 4096;
+
 #[derive(Default)]
 pub struct EncodedHistory {
     bytes: Vec<u8>,
@@ -28,6 +31,36 @@ impl EncodedHistory {
         // Encoding into a Vec cannot fail.
         let _ = event.encode(&mut self.bytes);
         self.ends.push(self.bytes.len() as u32);
+    }
+
+    /// Appends events, reserving room for all of them first (see `reserve`).
+    pub fn push_all(&mut self, events: &[HistoryEvent]) {
+        self.reserve(events.iter().map(|e| e.encoded_len()).sum(), events.len());
+        for event in events {
+            self.push(event);
+        }
+    }
+
+    /// Appends encoded events, reserving room for all of them first (see `reserve`).
+    pub fn push_all_encoded(&mut self, events: &[Vec<u8>]) {
+        self.reserve(events.iter().map(Vec::len).sum(), events.len());
+        for event in events {
+            self.push_encoded(event);
+        }
+    }
+
+    /// Room for `bytes` more bytes in `events` more events. A small history — most runs in
+    /// memory, a sleeping one among them — takes exactly what it holds, since doubling would
+    /// leave up to half of it empty for the life of the run; a larger one grows geometrically,
+    /// so appending to it stays cheap.
+    fn reserve(&mut self, bytes: usize, events: usize) {
+        if self.bytes.len() + bytes <= EXACT_UP_TO {
+            self.bytes.reserve_exact(bytes);
+            self.ends.reserve_exact(events);
+        } else {
+            self.bytes.reserve(bytes);
+            self.ends.reserve(events);
+        }
     }
 
     /// Appends an event that is already encoded.

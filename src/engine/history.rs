@@ -58,7 +58,7 @@ impl Engine {
                     let exec = req.execution.clone().unwrap_or_default();
                     let key = core.resolve_run(&req.namespace, &exec.workflow_id, &exec.run_id)?;
                     let run = core.run(&key)?;
-                    let progress = run.progress.subscribe();
+                    let progress = run.subscribe_progress();
                     let open = run.is_open();
                     if close_only {
                         if !open {
@@ -201,7 +201,7 @@ pub(crate) fn describe_run(
         auto_reset_points: ms.auto_reset_points.clone(),
         versioning_info: ms
             .versioning
-            .as_ref()
+            .as_deref()
             .map(super::deployments::versioning_info),
         ..Default::default()
     };

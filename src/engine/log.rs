@@ -31,6 +31,7 @@ impl Core {
                 let Some(mut ms) = exec.state else {
                     return Ok(());
                 };
+                ms.upgrade_timers();
                 let key = RunKey {
                     namespace: ms.namespace.clone(),
                     workflow_id: ms.workflow_id.clone(),
@@ -72,9 +73,7 @@ impl Core {
                     .entry(key)
                     .or_insert_with(|| Box::new(Run::new(ms.clone())));
                 run.ms = ms;
-                for event in &exec.new_events {
-                    run.history.push_encoded(event);
-                }
+                run.history.push_all_encoded(&exec.new_events);
                 run.publish_progress();
             }
             Some(log_record::Kind::Batch(batch)) => {

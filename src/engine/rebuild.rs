@@ -94,13 +94,13 @@ fn apply(ms: &mut MutableState, external: &mut BTreeSet<i64>, event: &HistoryEve
             }
         }
         Attributes::WorkflowTaskScheduledEventAttributes(a) => {
-            ms.workflow_task = Some(WorkflowTaskInfo {
+            ms.workflow_task = Some(Box::new(WorkflowTaskInfo {
                 scheduled_event_id: event.event_id,
                 attempt: a.attempt.max(1),
                 scheduled_time: event.event_time,
                 start_to_close_timeout: a.start_to_close_timeout,
                 ..Default::default()
-            });
+            }));
         }
         Attributes::WorkflowTaskStartedEventAttributes(a) => {
             if let Some(wft) = &mut ms.workflow_task {
@@ -162,20 +162,17 @@ fn apply(ms: &mut MutableState, external: &mut BTreeSet<i64>, event: &HistoryEve
             ms.activities.remove(&a.scheduled_event_id);
         }
         Attributes::TimerStartedEventAttributes(a) => {
-            ms.timers.insert(
-                a.timer_id.clone(),
-                TimerInfo {
-                    timer_id: a.timer_id.clone(),
-                    started_event_id: event.event_id,
-                    fire_time: Some(ts_from_millis(at + dur_millis(&a.start_to_fire_timeout))),
-                },
-            );
+            ms.insert_timer(TimerInfo {
+                timer_id: a.timer_id.clone(),
+                started_event_id: event.event_id,
+                fire_time: Some(ts_from_millis(at + dur_millis(&a.start_to_fire_timeout))),
+            });
         }
         Attributes::TimerFiredEventAttributes(a) => {
-            ms.timers.remove(&a.timer_id);
+            ms.remove_timer(&a.timer_id);
         }
         Attributes::TimerCanceledEventAttributes(a) => {
-            ms.timers.remove(&a.timer_id);
+            ms.remove_timer(&a.timer_id);
         }
         Attributes::StartChildWorkflowExecutionInitiatedEventAttributes(a) => {
             ms.children.insert(

@@ -192,7 +192,7 @@ impl Core {
         }
         let mut run = Run::new(ms);
         run.staged = events;
-        fail_task_at_reset_point(&mut run, wft, &base_key.run_id, &req.reason, now);
+        fail_task_at_reset_point(&mut run, *wft, &base_key.run_id, &req.reason, now);
         reapply(&mut run, reapplied, now);
         keep_child_outcomes(&mut run, &later, now);
         run.changes.push(ChangeKind::Started);
@@ -385,6 +385,8 @@ pub(crate) fn add_reset_point(ms: &mut MutableState, mut point: ResetPointInfo, 
         return;
     }
     point.first_workflow_task_completed_id = completed_id;
+    // Most runs keep one point for life: no spare room (a doubling Vec would hold four).
+    points.points.reserve_exact(1);
     points.points.push(point);
     if points.points.len() > MAX_AUTO_RESET_POINTS {
         points.points.remove(0);

@@ -1,6 +1,8 @@
 //! One workflow run in memory: its persisted mutable state, its history, and what is staged
 //! for the next commit.
 
+use std::sync::OnceLock;
+
 use prost::Message;
 use temporalio_protos::temporal::api::common::v1::WorkflowExecution;
 use temporalio_protos::temporal::api::history::v1::HistoryEvent;
@@ -29,11 +31,14 @@ pub struct Run {
     /// Events appended by the change in progress; moved to `history` at commit.
     pub(crate) staged: Vec<HistoryEvent>,
     pub(crate) changes: Vec<ChangeKind>,
-    pub(crate) progress: watch::Sender<RunProgress>,
+    /// Created when the first long poll waits on the run (most runs never have one: a sleeping
+    /// run should not carry a channel; see `subscribe_progress`).
+    progress: OnceLock<watch::Sender<RunProgress>>,
     /// Queries waiting for an answer (kept in memory only; callers retry after a restart).
     pub(crate) queries: Vec<PendingQuery>,
-    /// Bumped at commit whenever an update changed stage; update callers wait on it.
-    pub(crate) updates_changed: watch::Sender<u64>,
+    /// Bumped at commit whenever an update changed stage; update callers wait on it. Created
+    /// by the first caller (`subscribe_updates`).
+    updates_changed: OnceLock<watch::Sender<u64>>,
     pub(crate) updates_dirty: bool,
     /// Read back from the archive (its archived copy is current).
     pub(crate) archived: bool,
@@ -46,19 +51,14 @@ pub struct Run {
 
 impl Run {
     pub fn new(ms: MutableState) -> Self {
-        let (progress, _) = watch::channel(RunProgress {
-            next_event_id: ms.next_event_id,
-            closed: !is_running(&ms),
-            transitions: ms.state_transition_count,
-        });
         Self {
             ms,
             history: EncodedHistory::default(),
             staged: Vec::new(),
             changes: Vec::new(),
-            progress,
+            progress: OnceLock::new(),
             queries: Vec::new(),
-            updates_changed: watch::channel(0).0,
+            updates_changed: OnceLock::new(),
             updates_dirty: false,
             archived: false,
             archiving: false,
@@ -189,12 +189,40 @@ impl Run {
         id
     }
 
-    pub(crate) fn publish_progress(&self) {
-        self.progress.send_replace(RunProgress {
+    fn current_progress(&self) -> RunProgress {
+        RunProgress {
             next_event_id: self.ms.next_event_id,
             closed: !self.is_open(),
             transitions: self.ms.state_transition_count,
-        });
+        }
+    }
+
+    /// Tells long polls waiting on the run where it is now.
+    pub(crate) fn publish_progress(&self) {
+        if let Some(progress) = self.progress.get() {
+            progress.send_replace(self.current_progress());
+        }
+    }
+
+    /// A receiver that sees the run's progress from now on (its current value first).
+    pub(crate) fn subscribe_progress(&self) -> watch::Receiver<RunProgress> {
+        self.progress
+            .get_or_init(|| watch::channel(self.current_progress()).0)
+            .subscribe()
+    }
+
+    /// Tells update callers that an update changed stage (or the run closed).
+    pub(crate) fn publish_updates_changed(&self) {
+        if let Some(changed) = self.updates_changed.get() {
+            changed.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// A receiver that changes whenever an update of the run changes stage.
+    pub(crate) fn subscribe_updates(&self) -> watch::Receiver<u64> {
+        self.updates_changed
+            .get_or_init(|| watch::channel(0).0)
+            .subscribe()
     }
 
     /// All events with id >= `from`, including ones staged but not yet committed.

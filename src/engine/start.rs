@@ -442,7 +442,7 @@ impl Core {
             memo: started.memo.clone(),
             search_attributes: started.search_attributes.clone(),
             run_expiration_time: (run_expiration > 0).then(|| ts_from_millis(run_expiration)),
-            versioning: super::deployments::initial_versioning(&started),
+            versioning: super::deployments::initial_versioning(&started).map(Box::new),
             callbacks: super::nexus::callbacks::records(&started.completion_callbacks, "", now),
             ..Default::default()
         };
@@ -743,7 +743,7 @@ impl Core {
                 TimerTask::WorkflowRunTimeout { key: key.clone() },
             );
         }
-        for timer in ms.timers.values() {
+        for timer in &ms.timers {
             self.push_timer(
                 opt_ts_millis(&timer.fire_time),
                 TimerTask::UserTimer {

@@ -101,9 +101,7 @@ impl Core {
         let run = self.runs.get_mut(key)?;
         run.ms.state_transition_count += 1;
         let committed = run.history.len();
-        for event in std::mem::take(&mut run.staged) {
-            run.history.push(&event);
-        }
+        run.history.push_all(&std::mem::take(&mut run.staged));
         if !run.is_open() {
             run.history.shrink_to_fit();
         }
@@ -113,7 +111,7 @@ impl Core {
         let shard = crate::store::shard_of(self.shard_count, &key.namespace, &key.workflow_id);
         run.publish_progress();
         if std::mem::take(&mut run.updates_dirty) || !run.is_open() {
-            run.updates_changed.send_modify(|n| *n += 1);
+            run.publish_updates_changed();
         }
         let mut closed = false;
         for kind in run.changes.drain(..) {

@@ -120,7 +120,7 @@ impl Engine {
                 let core = self.core.lock();
                 let run = core.run(key)?;
                 let info = run.ms.updates.get(update_id).cloned();
-                (info, run.updates_changed.subscribe())
+                (info, run.subscribe_updates())
             };
             let Some(info) = info else {
                 return Err(Error::NotFound(format!("update {update_id} not found")));

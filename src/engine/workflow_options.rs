@@ -74,7 +74,7 @@ impl Engine {
                 || event.unset_versioning_override
                 || event.priority.is_some();
             if changed {
-                run.ms.versioning = (versioning != RunVersioning::default()).then_some(versioning);
+                run.ms.versioning = (*versioning != RunVersioning::default()).then_some(versioning);
                 // Like any event, it waits while a workflow task runs; it needs no task itself,
                 // and workers skip it (as Temporal marks it).
                 let mut event = events::new_event(

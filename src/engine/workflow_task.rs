@@ -167,7 +167,7 @@ impl Core {
                 ),
             )
         };
-        run.ms.workflow_task = Some(WorkflowTaskInfo {
+        run.ms.workflow_task = Some(Box::new(WorkflowTaskInfo {
             scheduled_event_id,
             attempt,
             scheduled_time: Some(clock::ts_from_millis(now)),
@@ -175,7 +175,7 @@ impl Core {
             start_to_close_timeout: timeout,
             sticky,
             ..Default::default()
-        });
+        }));
         run.changes.push(ChangeKind::WorkflowTaskScheduled);
         let task = TaskRef::Workflow {
             key: key.clone(),
@@ -351,7 +351,7 @@ impl Core {
             1
         };
         let mut history: Vec<HistoryEvent> = run.events_from(first).collect();
-        history.extend(transient_events(run.ms.workflow_task.as_ref()));
+        history.extend(transient_events(run.ms.workflow_task.as_deref()));
         let ms = &run.ms;
         Ok(Some(PollWorkflowTaskQueueResponse {
             task_token: self
@@ -403,7 +403,7 @@ impl Core {
             );
             return Err(not_found());
         }
-        Ok(wft)
+        Ok(*wft)
     }
 
     fn complete_workflow_task(
@@ -438,7 +438,9 @@ impl Core {
         materialize_transient(run, &wft, now);
         // Where the run's next tasks go follows the worker that completed this one.
         let completed = super::deployments::completed_by(&req);
-        run.ms.versioning = completed.next_state(run.ms.versioning.take());
+        run.ms.versioning = completed
+            .next_state(run.ms.versioning.take().map(|v| *v))
+            .map(Box::new);
         #[allow(deprecated)]
         let completed_id = run.append(
             now,
@@ -680,7 +682,7 @@ impl Core {
         let Some(run) = self.runs.get_mut(key) else {
             return;
         };
-        let Some(timer) = run.ms.timers.get(timer_id) else {
+        let Some(timer) = run.ms.timer(timer_id) else {
             return;
         };
         if !run.is_open() || timer.started_event_id != started_event_id {
@@ -698,7 +700,7 @@ impl Core {
             );
             return;
         }
-        run.ms.timers.remove(timer_id);
+        run.ms.remove_timer(timer_id);
         self.add_event(
             key,
             Attributes::TimerFiredEventAttributes(TimerFiredEventAttributes {

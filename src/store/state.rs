@@ -39,8 +39,10 @@ pub struct MutableState {
     /// Boxed: it is most of this struct's size, and a run in memory should stay small.
     #[prost(message, optional, boxed, tag = "10")]
     pub started: Option<Box<WorkflowExecutionStartedEventAttributes>>,
-    #[prost(message, optional, tag = "11")]
-    pub workflow_task: Option<WorkflowTaskInfo>,
+    /// Boxed, as `versioning` is: most runs in memory sleep without one, and a run in memory
+    /// should stay small.
+    #[prost(message, optional, boxed, tag = "11")]
+    pub workflow_task: Option<Box<WorkflowTaskInfo>>,
     /// Started-event id of the last completed workflow task (0: none completed yet).
     #[prost(int64, tag = "12")]
     pub last_completed_wft_started_id: i64,
@@ -49,8 +51,14 @@ pub struct MutableState {
     pub buffered: Vec<HistoryEvent>,
     #[prost(btree_map = "int64, message", tag = "14")]
     pub activities: BTreeMap<i64, ActivityInfo>,
+    /// Timers from records written before `timers` was a list (a map by timer id); moved
+    /// there when such a record is read (`upgrade_timers`), never written.
     #[prost(btree_map = "string, message", tag = "15")]
-    pub timers: BTreeMap<String, TimerInfo>,
+    pub legacy_timers: BTreeMap<String, TimerInfo>,
+    /// Timers started and not yet fired or canceled, in start order. A list, not a map: a run
+    /// has few, and a map's first node alone takes ~900 bytes of every sleeping run's memory.
+    #[prost(message, repeated, tag = "41")]
+    pub timers: Vec<TimerInfo>,
     #[prost(bool, tag = "16")]
     pub cancel_requested: bool,
     #[prost(string, tag = "17")]
@@ -101,8 +109,8 @@ pub struct MutableState {
     #[prost(message, optional, tag = "33")]
     pub auto_reset_points: Option<temporalio_protos::temporal::api::workflow::v1::ResetPoints>,
     /// Worker versioning: where the run's workflow tasks go (None: never versioned).
-    #[prost(message, optional, tag = "34")]
-    pub versioning: Option<RunVersioning>,
+    #[prost(message, optional, boxed, tag = "34")]
+    pub versioning: Option<Box<RunVersioning>>,
     /// Set when this is a standalone activity execution rather than a workflow run (see
     /// `engine/standalone/`).
     #[prost(message, optional, boxed, tag = "35")]
@@ -127,6 +135,32 @@ pub struct MutableState {
     /// in the log wrote them (bits of `engine::kept_fields`; always 0 in memory).
     #[prost(uint32, tag = "40")]
     pub kept_fields: u32,
+}
+
+impl MutableState {
+    /// The pending timer `timer_id`.
+    pub fn timer(&self, timer_id: &str) -> Option<&TimerInfo> {
+        self.timers.iter().find(|t| t.timer_id == timer_id)
+    }
+
+    /// Adds a pending timer (replacing one of the same id), taking no spare room.
+    pub fn insert_timer(&mut self, timer: TimerInfo) {
+        self.remove_timer(&timer.timer_id);
+        self.timers.reserve_exact(1);
+        self.timers.push(timer);
+    }
+
+    pub fn remove_timer(&mut self, timer_id: &str) -> Option<TimerInfo> {
+        let at = self.timers.iter().position(|t| t.timer_id == timer_id)?;
+        Some(self.timers.remove(at))
+    }
+
+    /// Moves timers read from an older record's map into the list.
+    pub fn upgrade_timers(&mut self) {
+        for (_, timer) in std::mem::take(&mut self.legacy_timers) {
+            self.insert_timer(timer);
+        }
+    }
 }
 
 /// A completion callback of a run, as DescribeWorkflowExecution shows it, and the request
@@ -768,3 +802,41 @@ pub struct TaskToken {
 }
 
 pub const TOKEN_MAGIC: u32 = 0x4455_5231;
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+
+    use super::*;
+
+    /// Records written before timers became a list hold them as a map at tag 15; reading one
+    /// gives the same pending timers.
+    #[test]
+    fn timers_from_records_of_the_map_format_are_read_into_the_list() {
+        let timer = |id: &str, started| TimerInfo {
+            timer_id: id.into(),
+            started_event_id: started,
+            fire_time: Some(Timestamp {
+                seconds: 100,
+                nanos: 0,
+            }),
+        };
+        let old = MutableState {
+            legacy_timers: [
+                ("a".to_string(), timer("a", 5)),
+                ("b".to_string(), timer("b", 7)),
+            ]
+            .into(),
+            ..Default::default()
+        };
+        let mut read = MutableState::decode(old.encode_to_vec().as_slice()).unwrap();
+        read.upgrade_timers();
+        assert_eq!(read.timer("a"), Some(&timer("a", 5)));
+        assert_eq!(read.timer("b"), Some(&timer("b", 7)));
+        assert!(read.legacy_timers.is_empty());
+        // Written again, the record holds the list only.
+        let again = MutableState::decode(read.encode_to_vec().as_slice()).unwrap();
+        assert!(again.legacy_timers.is_empty());
+        assert_eq!(again.timers.len(), 2);
+    }
+}

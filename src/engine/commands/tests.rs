@@ -54,14 +54,11 @@ fn running() -> Run {
 }
 
 fn with_timer(mut run: Run) -> Run {
-    run.ms.timers.insert(
-        "t".into(),
-        TimerInfo {
-            timer_id: "t".into(),
-            started_event_id: 5,
-            ..Default::default()
-        },
-    );
+    run.ms.insert_timer(TimerInfo {
+        timer_id: "t".into(),
+        started_event_id: 5,
+        ..Default::default()
+    });
     run
 }
 
@@ -432,6 +429,6 @@ fn staged_events_take_the_next_ids_and_a_timer_is_due_at_the_tasks_time_plus_its
     let ids: Vec<i64> = run.staged.iter().map(|e| e.event_id).collect();
     assert_eq!(ids, vec![WTC + 1, WTC + 2]);
     assert!(matches!(effects[1], Effect::Timer(due, _) if due == NOW + 5_000));
-    assert_eq!(run.ms.timers["t"].started_event_id, WTC + 2);
+    assert_eq!(run.ms.timer("t").unwrap().started_event_id, WTC + 2);
     assert_eq!(run.ms.activities[&(WTC + 1)].activity_id, "a");
 }

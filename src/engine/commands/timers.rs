@@ -20,7 +20,7 @@ pub(super) fn start_timer(
             "TimerId is not set on StartTimerCommand",
         ));
     }
-    if run.ms.timers.contains_key(&a.timer_id) {
+    if run.ms.timer(&a.timer_id).is_some() {
         return Err(bad(
             C::StartTimerDuplicateId,
             format!("timer id {} is already in use", a.timer_id),
@@ -51,14 +51,11 @@ pub(super) fn start_timer(
         }),
     );
     let due = now + ms;
-    run.ms.timers.insert(
-        a.timer_id.clone(),
-        TimerInfo {
-            timer_id: a.timer_id.clone(),
-            started_event_id,
-            fire_time: Some(ts_from_millis(due)),
-        },
-    );
+    run.ms.insert_timer(TimerInfo {
+        timer_id: a.timer_id.clone(),
+        started_event_id,
+        fire_time: Some(ts_from_millis(due)),
+    });
     effects.push(Effect::Timer(
         due,
         TimerTask::UserTimer {
@@ -78,7 +75,7 @@ pub(super) fn cancel_timer(
 ) -> Result<(), CommandError> {
     let TaskContext { wtc_id, now, .. } = cx;
     use WorkflowTaskFailedCause as C;
-    let started_event_id = if let Some(t) = run.ms.timers.remove(&a.timer_id) {
+    let started_event_id = if let Some(t) = run.ms.remove_timer(&a.timer_id) {
         t.started_event_id
     } else if let Some(pos) = run.ms.buffered.iter().position(|e| {
         matches!(&e.attributes, Some(Attributes::TimerFiredEventAttributes(f)) if f.timer_id == a.timer_id)

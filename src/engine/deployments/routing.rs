@@ -79,7 +79,7 @@ impl Core {
     /// The version (canonical string, "" unversioned) a run's task on `task_queue` goes to.
     pub(crate) fn routed_version(&self, key: &RunKey, task_queue: &str, kind: QueueKind) -> String {
         let deployment = self.deployment_of_queue(&key.namespace, task_queue, queue_type(kind));
-        let versioning = self.runs.get(key).and_then(|r| r.ms.versioning.as_ref());
+        let versioning = self.runs.get(key).and_then(|r| r.ms.versioning.as_deref());
         let pinned = versioning.and_then(RunVersioning::pinned_version);
         if let Some(pinned) = pinned {
             // A workflow task always goes to the pinned version; an activity only when its

@@ -40,7 +40,7 @@ impl Engine {
                         &req.activity_id,
                         &req.run_id,
                     )?;
-                    Ok(core.run(&key)?.progress.subscribe())
+                    Ok(core.run(&key)?.subscribe_progress())
                 })
                 .await?;
             if !waited(&mut progress, deadline, |p| p.transitions != seen).await {
@@ -93,7 +93,7 @@ impl Engine {
                     )?;
                     let run = core.run(&key)?;
                     if run.is_open() {
-                        return Ok((None, Some(run.progress.subscribe())));
+                        return Ok((None, Some(run.subscribe_progress())));
                     }
                     let answer = PollActivityExecutionResponse {
                         run_id: key.run_id.clone(),

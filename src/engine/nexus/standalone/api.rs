@@ -69,7 +69,7 @@ impl Engine {
                         &req.operation_id,
                         &req.run_id,
                     )?;
-                    Ok(core.run(&key)?.progress.subscribe())
+                    Ok(core.run(&key)?.subscribe_progress())
                 })
                 .await?;
             if !waited(&mut progress, deadline, |p| p.transitions != seen).await {
@@ -132,7 +132,7 @@ impl Engine {
                         _ => !run.is_open(),
                     };
                     if !reached {
-                        return Ok((None, Some(run.progress.subscribe())));
+                        return Ok((None, Some(run.subscribe_progress())));
                     }
                     let answer = PollNexusOperationExecutionResponse {
                         run_id: key.run_id.clone(),
