@@ -122,6 +122,9 @@ struct Args {
     /// (`scripts/temporal-server`) on the same PostgreSQL, as the anchor.
     #[arg(long)]
     temporal_server: Option<PathBuf>,
+    /// Scale-out: drive the load with the protocol-level driver instead of the SDK.
+    #[arg(long)]
+    scale_raw: bool,
 }
 
 /// The SDK version the benchmark is built with, from Cargo.lock.
@@ -489,6 +492,7 @@ async fn main() -> Result<()> {
                     .as_deref()
                     .map(production::TemporalBuild::at)
                     .transpose()?,
+                raw: args.scale_raw,
             },
         )
         .await;

@@ -56,6 +56,8 @@ pub struct RawWorker {
     tasks: tokio::task::JoinSet<()>,
     /// Timers the worker's answers started (accepted by the server).
     pub timers_started: Arc<AtomicU64>,
+    /// `RawTimer` workflows the worker's answers completed (accepted by the server).
+    pub timers_completed: Arc<AtomicU64>,
 }
 
 impl Drop for RawWorker {
@@ -69,11 +71,12 @@ impl Drop for RawWorker {
 pub fn start_worker(client: &Client, task_queue: &str, pollers: usize) -> RawWorker {
     let stop = Arc::new(AtomicBool::new(false));
     let timers_started = Arc::new(AtomicU64::new(0));
+    let timers_completed = Arc::new(AtomicU64::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..pollers {
         let (c, tq, halt) = (client.clone(), task_queue.to_string(), stop.clone());
-        let timers = timers_started.clone();
-        tasks.spawn(async move { workflow_poller(c, tq, halt, timers).await });
+        let counts = [timers_started.clone(), timers_completed.clone()];
+        tasks.spawn(async move { workflow_poller(c, tq, halt, counts).await });
         let (c, tq, halt) = (client.clone(), task_queue.to_string(), stop.clone());
         tasks.spawn(async move { activity_poller(c, tq, halt).await });
     }
@@ -81,6 +84,7 @@ pub fn start_worker(client: &Client, task_queue: &str, pollers: usize) -> RawWor
         stop,
         tasks,
         timers_started,
+        timers_completed,
     }
 }
 
@@ -103,7 +107,7 @@ async fn workflow_poller(
     mut client: Client,
     task_queue: String,
     stop: Arc<AtomicBool>,
-    timers_started: Arc<AtomicU64>,
+    [timers_started, timers_completed]: [Arc<AtomicU64>; 2],
 ) {
     while !stop.load(Ordering::Relaxed) {
         let mut poll = Request::new(PollWorkflowTaskQueueRequest {
@@ -124,9 +128,9 @@ async fn workflow_poller(
         let kind = task.workflow_type.as_ref().map_or("", |t| t.name.as_str());
         let events = task.history.map(|h| h.events).unwrap_or_default();
         let commands = next_commands(kind, &events, &task_queue);
-        let starts_timer = commands
-            .iter()
-            .any(|c| c.command_type == CommandType::StartTimer as i32);
+        let has = |t: CommandType| commands.iter().any(|c| c.command_type == t as i32);
+        let starts_timer = has(CommandType::StartTimer);
+        let completes_timer = kind == TIMER && has(CommandType::CompleteWorkflowExecution);
         let answer = RespondWorkflowTaskCompletedRequest {
             namespace: NAMESPACE.into(),
             task_token: task.task_token,
@@ -140,6 +144,9 @@ async fn workflow_poller(
             .await;
         if answered.is_ok() && starts_timer {
             timers_started.fetch_add(1, Ordering::Relaxed);
+        }
+        if answered.is_ok() && completes_timer {
+            timers_completed.fetch_add(1, Ordering::Relaxed);
         }
     }
 }

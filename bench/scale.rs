@@ -39,6 +39,8 @@ pub struct ScaleArgs {
     pub out: Option<PathBuf>,
     /// The production Temporal server to compare with, if any.
     pub temporal: Option<TemporalBuild>,
+    /// Drive the load with the protocol-level driver (`raw.rs`) instead of the SDK.
+    pub raw: bool,
 }
 
 /// What serves the workflows in one run.
@@ -285,8 +287,17 @@ async fn run_once(
     }
     let task_queue = format!("scale-{}", uuid::Uuid::new_v4().simple());
     let mut workers = Vec::new();
+    let mut raw_workers = Vec::new();
     for url in &urls {
         let client = connect(url.clone(), "durin-bench-worker").await?;
+        if args.raw {
+            raw_workers.push(crate::raw::start_worker(
+                &client,
+                &task_queue,
+                args.settings.pollers,
+            ));
+            continue;
+        }
         workers.push(
             Worker::new(runtime, client, worker_options(&task_queue, args.settings)?)
                 .map_err(|e| anyhow!("worker: {e:?}"))?,
@@ -314,17 +325,27 @@ async fn run_once(
         let mut callers = Vec::new();
         for c in 0..args.concurrency {
             let client = clients[c % clients.len()].clone();
-            let (next, done, tq, n) = (
+            let (next, done, tq, n, raw) = (
                 next.clone(),
                 done.clone(),
                 task_queue.clone(),
                 args.workflows,
+                args.raw,
             );
             callers.push(tokio::spawn(async move {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= n {
                         return;
+                    }
+                    if raw {
+                        if crate::raw::one_workflow(client.clone(), &tq, i, true)
+                            .await
+                            .is_ok()
+                        {
+                            done.fetch_add(1, Ordering::Relaxed);
+                        }
+                        continue;
                     }
                     let input = format!("input-{i}");
                     let options =
@@ -360,7 +381,15 @@ async fn run_once(
             other_cores: ((machine - replica_cpu - pg_cpu - own) / wall).max(0.0),
         }
     };
-    let runs = futures::future::join_all(workers.iter_mut().map(|w| w.run()));
+    let sdk_workers = !workers.is_empty();
+    let runs = async {
+        let stopped = futures::future::join_all(workers.iter_mut().map(|w| w.run())).await;
+        if !sdk_workers {
+            // The raw driver's pollers run as tasks of their own.
+            futures::future::pending::<()>().await;
+        }
+        stopped
+    };
     let mut runs = pin!(runs);
     let mut load = pin!(load);
     let result = tokio::select! {
@@ -372,6 +401,7 @@ async fn run_once(
         s();
     }
     let _ = tokio::time::timeout(Duration::from_secs(20), runs).await;
+    drop(raw_workers);
     drop(servers);
     result
 }
@@ -463,6 +493,7 @@ pub async fn run(runtime: &Runtime, args: ScaleArgs) -> Result<()> {
     if let Some(out) = &args.out {
         std::fs::write(out, &md).with_context(|| format!("write {}", out.display()))?;
         let json = serde_json::json!({
+            "driver": if args.raw { "raw" } else { "sdk" },
             "workflows": args.workflows,
             "concurrency": args.concurrency,
             "durin_shards": args.shards,
@@ -499,12 +530,20 @@ fn markdown(args: &ScaleArgs, summaries: &[Summary]) -> String {
     let mut md = format!(
         "# Scale-out: Durin replicas sharing one PostgreSQL\n\n\
          {} one-activity workflows per run, {} concurrent callers spread over the server \
-         processes, one SDK worker per process, Durin with {} shards, {} repetition(s), medians. \
+         processes, one {} per process, Durin with {} shards, {} repetition(s), medians. \
          Machine: {cores} cores; the servers, PostgreSQL, the workers and the load generator all \
          share it.{anchor}\n\n\
          | Server | Throughput (wf/s) | Server CPU (cores) | PostgreSQL CPU (cores) | Server CPU per wf (ms) | PostgreSQL CPU per wf (ms) | Completed |\n\
          |---|---|---|---|---|---|---|\n",
-        args.workflows, args.concurrency, args.shards, args.reps
+        args.workflows,
+        args.concurrency,
+        if args.raw {
+            "protocol-level worker (`bench/raw.rs`; the load generator is protocol-level too)"
+        } else {
+            "SDK worker"
+        },
+        args.shards,
+        args.reps
     );
     for s in summaries {
         md.push_str(&format!(
