@@ -15,7 +15,7 @@ use temporalio_common::protos::temporal::api::workflowservice::v1::{
     DescribeNamespaceRequest, ListWorkflowExecutionsRequest, RegisterNamespaceRequest,
 };
 
-use crate::server::NAMESPACE;
+use crate::server::{NAMESPACE, file_tail};
 
 /// History shards of the Temporal server: the number its published PostgreSQL configuration
 /// (`config/development-postgres12.yaml`) uses.
@@ -249,11 +249,7 @@ fn server_config(pg: &PgAddress, db: &str, visibility: &str, frontend: u16) -> R
 async fn register_default_namespace(port: u16, log: &Path) -> Result<()> {
     let url = Url::parse(&format!("http://127.0.0.1:{port}"))?;
     let deadline = Instant::now() + Duration::from_secs(120);
-    let log_tail = || {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    };
+    let log_tail = || file_tail(log, 20);
     let conn = loop {
         let options = ConnectionOptions::new(url.clone())
             .identity("durin-bench-setup".to_string())

@@ -124,9 +124,7 @@ impl Server {
 
     /// The last `n` lines of the server's log, for error messages.
     pub fn log_tail(&self, n: usize) -> String {
-        let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
+        file_tail(&self.log_path, n)
     }
 
     /// Fails if the process has exited.
@@ -224,6 +222,13 @@ impl Drop for Server {
             let _ = child.wait();
         }
     }
+}
+
+/// The last `n` lines of a log file (empty if it cannot be read).
+pub fn file_tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// Spawns `kind` on `port` with its data in `data_dir`, its output appended to `log_path`.

@@ -33,9 +33,12 @@ impl EncodedHistory {
         self.ends.push(self.bytes.len() as u32);
     }
 
-    /// Appends events, reserving room for all of them first (see `reserve`).
+    /// Appends events, reserving room for all of them first (see `reserve`; a history past
+    /// the exact size grows as usual without measuring the events first).
     pub fn push_all(&mut self, events: &[HistoryEvent]) {
-        self.reserve(events.iter().map(|e| e.encoded_len()).sum(), events.len());
+        if self.bytes.len() <= EXACT_UP_TO {
+            self.reserve(events.iter().map(|e| e.encoded_len()).sum(), events.len());
+        }
         for event in events {
             self.push(event);
         }

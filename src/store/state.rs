@@ -143,10 +143,14 @@ impl MutableState {
         self.timers.iter().find(|t| t.timer_id == timer_id)
     }
 
-    /// Adds a pending timer (replacing one of the same id), taking no spare room.
+    /// Adds a pending timer (replacing one of the same id). The first takes no spare room
+    /// (most runs have one at a time); more grow the list as usual, so a run starting
+    /// thousands does not copy it at every start.
     pub fn insert_timer(&mut self, timer: TimerInfo) {
         self.remove_timer(&timer.timer_id);
-        self.timers.reserve_exact(1);
+        if self.timers.capacity() == 0 {
+            self.timers.reserve_exact(1);
+        }
         self.timers.push(timer);
     }
 
