@@ -430,6 +430,9 @@ impl Core {
         }
         if let Some(run) = self.runs.get_mut(key) {
             run.archived = false;
+            // A compaction may have dropped the log's records of it while it was archived:
+            // its next record must be whole.
+            run.logged = Default::default();
         }
         if self.runs.get(key).is_some_and(|r| !r.is_open()) {
             self.note_closed(key);

@@ -42,7 +42,11 @@ impl Core {
                 if self.archive.as_ref().is_some_and(|a| a.contains(&key)) {
                     return Ok(());
                 }
-                super::kept_fields::restore(&mut ms, self.runs.get(&key).map(|r| &r.ms))?;
+                super::kept_fields::restore(
+                    &mut ms,
+                    self.runs.get_mut(&key).map(|r| &mut r.ms),
+                    exec.removed.as_ref(),
+                )?;
                 // A run's first record is its start, and runs of one id are logged in the
                 // order they start (a closed run's last record before the run that continues
                 // it, see `txn.rs`), so a run seen for the first time is the newest unless it

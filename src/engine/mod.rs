@@ -16,6 +16,7 @@ pub mod clock;
 pub mod commands;
 pub mod deployments;
 pub mod encoded_history;
+mod entry_deltas;
 pub mod events;
 pub mod history;
 mod kept_fields;
@@ -455,6 +456,8 @@ impl Engine {
     }
 }
 
+#[cfg(test)]
+mod delta_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

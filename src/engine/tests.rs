@@ -538,7 +538,13 @@ async fn continue_as_new_writes_each_run_once_and_the_new_run_stays_current() {
 
     // Both runs started within one millisecond, and the closed run is written again later
     // (as when an archived run changes).
-    let first_start = last[0].start_time;
+    // (Read from the run's first record: later ones leave the unchanged start time out.)
+    let first_start = records
+        .iter()
+        .flat_map(executions)
+        .find(|ms| ms.run_id == first)
+        .and_then(|ms| ms.start_time);
+    assert!(first_start.is_some());
     let mut rewritten = Vec::new();
     for record in &mut records {
         set_start_time(record, &second, first_start);

@@ -15,7 +15,7 @@ use prost::Message;
 
 use super::schedules::ScheduleKey;
 use super::{ChangeKind, Core, ExecutionChange, RunKey};
-use crate::store::{LogRecord, ShardedRecord, encode_execution, log_record};
+use crate::store::{LogRecord, ShardedRecord, encode_execution_delta, log_record};
 
 /// What the operation in progress wrote, in order.
 enum Entry {
@@ -106,7 +106,11 @@ impl Core {
             run.history.shrink_to_fit();
         }
         let elided = run.logged.elide(&mut run.ms);
-        let record = encode_execution(&run.ms, run.history.encoded_from(committed));
+        let record = encode_execution_delta(
+            &run.ms,
+            run.history.encoded_from(committed),
+            Some(elided.removed()),
+        );
         super::kept_fields::put_back(&mut run.ms, elided);
         let shard = crate::store::shard_of(self.shard_count, &key.namespace, &key.workflow_id);
         run.publish_progress();

@@ -17,7 +17,7 @@ use std::pin::Pin;
 
 pub use records::{
     DeletedRun, ExecutionRecord, LogRecord, NamespaceRecord, NexusEndpointRecord, RecordBatch,
-    encode_batch, encode_execution, log_record,
+    RemovedEntries, encode_batch, encode_execution, encode_execution_delta, log_record,
 };
 
 #[derive(Debug, thiserror::Error)]

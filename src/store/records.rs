@@ -160,6 +160,37 @@ pub struct ExecutionRecord {
     /// an embedded message; kept encoded because that is how the engine holds history).
     #[prost(bytes = "vec", repeated, tag = "2")]
     pub new_events: Vec<Vec<u8>>,
+    /// The entries of the run's keyed collections gone since its previous record, when the
+    /// state's `kept_fields` says a collection holds only what changed (see
+    /// `engine/entry_deltas.rs`).
+    #[prost(message, optional, tag = "3")]
+    pub removed: Option<RemovedEntries>,
+}
+
+/// Keys of the entries a run's record removes from the collections its previous record
+/// held. Timers are named by their started event id.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RemovedEntries {
+    #[prost(int64, repeated, tag = "1")]
+    pub activities: Vec<i64>,
+    #[prost(int64, repeated, tag = "2")]
+    pub timers: Vec<i64>,
+    #[prost(int64, repeated, tag = "3")]
+    pub children: Vec<i64>,
+    #[prost(string, repeated, tag = "4")]
+    pub updates: Vec<String>,
+    #[prost(int64, repeated, tag = "5")]
+    pub nexus_operations: Vec<i64>,
+}
+
+impl RemovedEntries {
+    pub fn is_empty(&self) -> bool {
+        self.activities.is_empty()
+            && self.timers.is_empty()
+            && self.children.is_empty()
+            && self.updates.is_empty()
+            && self.nexus_operations.is_empty()
+    }
 }
 
 /// The front of a [`LogRecord`] as the archive's scans read it: an execution's state without
@@ -193,12 +224,24 @@ pub fn encode_execution<'a>(
     state: &MutableState,
     new_events: impl Iterator<Item = &'a [u8]> + Clone,
 ) -> Vec<u8> {
+    encode_execution_delta(state, new_events, None)
+}
+
+/// [`encode_execution`] with the keys of entries the record removes (`None` or empty: none).
+pub fn encode_execution_delta<'a>(
+    state: &MutableState,
+    new_events: impl Iterator<Item = &'a [u8]> + Clone,
+    removed: Option<&RemovedEntries>,
+) -> Vec<u8> {
+    let removed = removed.filter(|r| !r.is_empty());
     let state_len = state.encoded_len();
+    let removed_len = removed.map_or(0, |r| field_len(r.encoded_len()));
     let inner_len = field_len(state_len)
         + new_events
             .clone()
             .map(|e| field_len(e.len()))
-            .sum::<usize>();
+            .sum::<usize>()
+        + removed_len;
     let mut out = Vec::with_capacity(field_len(inner_len));
     put_header(2, inner_len, &mut out);
     put_header(1, state_len, &mut out);
@@ -206,6 +249,10 @@ pub fn encode_execution<'a>(
     for event in new_events {
         put_header(2, event.len(), &mut out);
         out.extend_from_slice(event);
+    }
+    if let Some(removed) = removed {
+        put_header(3, removed.encoded_len(), &mut out);
+        removed.encode_raw(&mut out);
     }
     out
 }
@@ -330,10 +377,26 @@ mod tests {
             kind: Some(log_record::Kind::Execution(ExecutionRecord {
                 state: Some(state.clone()),
                 new_events: events.clone(),
+                removed: None,
             })),
         };
         let encoded = encode_execution(&state, events.iter().map(Vec::as_slice));
         assert_eq!(encoded, record.encode_to_vec());
+        let removed = RemovedEntries {
+            activities: vec![5, 9],
+            updates: vec!["u".into()],
+            ..Default::default()
+        };
+        let with_removed = LogRecord {
+            kind: Some(log_record::Kind::Execution(ExecutionRecord {
+                state: Some(state.clone()),
+                new_events: events.clone(),
+                removed: Some(removed.clone()),
+            })),
+        };
+        let delta =
+            encode_execution_delta(&state, events.iter().map(Vec::as_slice), Some(&removed));
+        assert_eq!(delta, with_removed.encode_to_vec());
         let batch = LogRecord {
             kind: Some(log_record::Kind::Batch(RecordBatch {
                 records: vec![record.clone(), record],
