@@ -5,7 +5,9 @@
 //! keeps only a small index entry per archived run and reads the record back when asked.
 //!
 //! The archive is a directory of append-only segment files framed like the log (length,
-//! CRC32, payload). Segments are never rewritten: a record is added once, a deletion is
+//! CRC32, payload). A payload is the encoded record, or — when that is smaller — the byte
+//! [`PACKED`] and the record compressed (`log_block::pack`); no encoded record starts with
+//! that byte, so segments written before records were compressed read as they are. Segments are never rewritten: a record is added once, a deletion is
 //! recorded as a tombstone frame, and a whole segment is removed once every run in it is past
 //! its namespace's retention. Because nothing ever moves, a location (segment, offset) stays
 //! valid for as long as the segment exists, unlike offsets into the log, which compaction
@@ -27,6 +29,25 @@ use super::{DeletedRun, LogRecord, StoreError, log_record};
 pub const ARCHIVE_DIR: &str = "archive";
 const SEGMENT_SUFFIX: &str = "seg";
 const FRAME_HEADER: u64 = 8;
+/// Marks a compressed record: a protobuf field key is never 0.
+const PACKED: u8 = 0;
+
+/// A record as a segment stores it (compressed when that is smaller).
+fn stored(record: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    match super::log_block::pack(PACKED, record) {
+        Some(packed) => std::borrow::Cow::Owned(packed),
+        None => std::borrow::Cow::Borrowed(record),
+    }
+}
+
+/// The record a segment's payload holds.
+fn unstored(payload: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, String> {
+    match payload.split_first() {
+        Some((&PACKED, packed)) => super::log_block::unpack(packed).map(std::borrow::Cow::Owned),
+        _ => Ok(std::borrow::Cow::Borrowed(payload)),
+    }
+}
+
 /// A segment is closed and a new one begun once it holds this much.
 pub const SEGMENT_BYTES: u64 = 64 << 20;
 
@@ -160,7 +181,8 @@ impl ArchiveFiles {
         let mut begun = Vec::new();
         let mut buf = Vec::new();
         let mut buf_start = active.len;
-        for payload in payloads {
+        for record in payloads {
+            let payload = stored(record);
             let frame_len = FRAME_HEADER + payload.len() as u64;
             if active.len > 0 && active.len + frame_len > SEGMENT_BYTES {
                 write_sync(&mut active, &buf, buf_start)?;
@@ -181,7 +203,7 @@ impl ArchiveFiles {
                 offset,
                 len,
             });
-            frame::frame(frame::Format::V1, &mut buf, payload);
+            frame::frame(frame::Format::V1, &mut buf, &payload);
             active.len += frame_len;
         }
         write_sync(&mut active, &buf, buf_start)?;
@@ -220,13 +242,15 @@ impl ArchiveFiles {
                 loc.offset
             )));
         }
-        LogRecord::decode(payload).map_err(|e| {
+        let corrupt = |e: String| {
             StoreError::Corrupt(format!(
                 "archive record at {}:{}: {e}",
                 path.display(),
                 loc.offset
             ))
-        })
+        };
+        let record = unstored(payload).map_err(corrupt)?;
+        LogRecord::decode(record.as_ref()).map_err(|e| corrupt(e.to_string()))
     }
 
     /// Reports every frame of a segment (run states without their history) to `visit`.
@@ -331,7 +355,16 @@ fn scan(
             if crc32fast::hash(&payload) != crc {
                 break;
             }
-            LogRecordHead::decode(payload.as_slice())
+            match unstored(&payload) {
+                Ok(record) => LogRecordHead::decode(record.as_ref()),
+                Err(why) => {
+                    return Err(StoreError::Corrupt(format!(
+                        "archive record at {}:{}: {why}",
+                        path.display(),
+                        loc.offset
+                    )));
+                }
+            }
         } else {
             let head = read_head(&mut reader, len)?;
             LogRecordHead::decode(head.as_slice())
@@ -367,6 +400,13 @@ fn read_head(reader: &mut BufReader<File>, len: u32) -> std::io::Result<Vec<u8>>
     let mut front = Vec::with_capacity(16);
     let outer_key = read_varint(reader, &mut remaining, &mut front)?;
     let outer_len = read_varint(reader, &mut remaining, &mut front)?;
+    if front.first() == Some(&PACKED) {
+        // A compressed record: read and unpack it whole (its state is inside).
+        let mut packed = vec![0u8; remaining as usize];
+        reader.read_exact(&mut packed)?;
+        front.extend_from_slice(&packed);
+        return Ok(unstored(&front).map(|r| r.into_owned()).unwrap_or_default());
+    }
     let (Some(outer_key), Some(_)) = (outer_key, outer_len) else {
         reader.seek_relative(remaining as i64)?;
         return Ok(Vec::new());
@@ -501,6 +541,13 @@ mod tests {
             panic!("not an execution");
         };
         assert_eq!(b.new_events.len(), 300);
+        let stored = std::fs::metadata(segment_path(&dir.path().join(ARCHIVE_DIR), 1))
+            .unwrap()
+            .len();
+        assert!(
+            stored < run_record("b", 300).len() as u64 / 2,
+            "the long record is stored compressed ({stored} bytes)"
+        );
         let mut scanned = Vec::new();
         files
             .scan_segment(files.active_segment(), &mut |s| {

@@ -15,8 +15,11 @@
 //! is zeros (a file system that extended the file before writing its data). Anything else is
 //! damage.
 
-/// The first bytes of a v2 log.
-pub const LOG_MAGIC: &[u8; 8] = b"DURINL02";
+/// The first bytes of a log as Durin writes it now (v3: v2 frames holding blocks of records,
+/// see `log_block.rs`).
+pub const LOG_MAGIC: &[u8; 8] = b"DURINL03";
+/// The first bytes of a v2 log (v2 frames, one per record), rewritten as v3 when opened.
+pub const LOG_MAGIC_V2: &[u8; 8] = b"DURINL02";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {

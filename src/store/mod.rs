@@ -7,6 +7,7 @@ pub mod archive;
 pub mod backup;
 mod durability;
 pub mod frame;
+mod log_block;
 pub mod postgres;
 pub mod records;
 pub mod state;

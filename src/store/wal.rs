@@ -1,9 +1,9 @@
 //! The embedded store: one append-only file of length- and checksum-framed records.
 //!
 //! A single writer thread drains every record queued since its last sync, writes them with one
-//! `write` and makes them durable with one `fdatasync` (group commit), then publishes the new
-//! durable position. A torn tail left by a crash is cut off at start-up; damage anywhere else
-//! stops the start (see [`super::frame`]).
+//! `write` as one compressed block (`log_block.rs`) and makes them durable with one
+//! `fdatasync` (group commit), then publishes the new durable position. A torn tail left by a
+//! crash is cut off at start-up; damage anywhere else stops the start (see [`super::frame`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -16,7 +16,8 @@ use prost::Message;
 use tokio::sync::watch;
 
 use super::durability::{Durable, WriterMsg, wait_compacted, wait_durable};
-use super::frame::{self, End, Format, LOG_MAGIC, frame};
+use super::frame::{self, End, Format, LOG_MAGIC, LOG_MAGIC_V2, frame};
+use super::log_block;
 use super::{DurableFuture, LogRecord, Lsn, ShardedRecord, Store, StoreError, encode_batch};
 
 pub const LOG_FILE: &str = "durin.log";
@@ -37,8 +38,8 @@ pub struct Wal {
 
 impl Wal {
     /// Opens (creating if needed) the log in `dir`. A torn tail is cut off; damage anywhere
-    /// else is refused with the way out. A log written before the v2 frame format is
-    /// rewritten in it once.
+    /// else is refused with the way out. A log written in an older format (v1, v2) is
+    /// rewritten in the current one once.
     pub fn open(dir: &Path) -> Result<Arc<Self>, StoreError> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(LOG_FILE);
@@ -54,13 +55,13 @@ impl Wal {
             file.set_len(0)?;
             file.write_all(LOG_MAGIC)?;
             file.sync_all()?;
-        } else if format_of(&path, &data)? == Format::V1 {
+        } else if format_of(&path, &data)? != Layout::V3 {
             let records = intact_records(&path, &data)?;
-            tracing::info!(path = %path.display(), records = records.len(), "rewriting the log in the v2 frame format");
+            tracing::info!(path = %path.display(), records = records.len(), "rewriting the log in the v3 format (compressed blocks)");
             let records: Vec<ShardedRecord> = records.into_iter().map(|r| (None, r)).collect();
             file = rewrite(&path, &records)?;
         } else {
-            let valid_len = checked_end(&path, Format::V2, &data)?;
+            let valid_len = checked_end(&path, Layout::V3, &data)?;
             if valid_len < data.len() as u64 {
                 tracing::warn!(path = %path.display(), valid_len, "cutting a torn tail off the log");
                 file.set_len(valid_len)?;
@@ -207,7 +208,9 @@ fn writer_loop(
     rx: mpsc::Receiver<WriterMsg>,
     durable: watch::Sender<Durable>,
 ) {
+    // The records of the batch in progress, as v2 frames; written as one block.
     let mut buf = Vec::with_capacity(1 << 20);
+    let mut block = Vec::with_capacity(1 << 20);
     let good_len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let mut log = LogFile {
         file: Some(file),
@@ -247,7 +250,7 @@ fn writer_loop(
                 }
                 WriterMsg::Rewrite(lsn, _, records) => {
                     // Everything before the rewrite must be durable in the old file first.
-                    let done = match log.write_batch(path, &buf) {
+                    let done = match log.write_batch(path, blocked(&buf, &mut block)) {
                         Ok(()) => {
                             buf.clear();
                             log.compact(path, &records)
@@ -260,9 +263,13 @@ fn writer_loop(
                     last = last.max(lsn);
                 }
             }
+            // A batch is one block, read back whole: keep it bounded.
+            if buf.len() >= log_block::BLOCK_TARGET {
+                break;
+            }
             next = rx.try_recv().ok();
         }
-        match log.write_batch(path, &buf) {
+        match log.write_batch(path, blocked(&buf, &mut block)) {
             Ok(()) => {
                 buf.clear();
                 if failing {
@@ -290,18 +297,28 @@ fn writer_loop(
     }
 }
 
+/// The block frame of the records in `buf` (empty when there are none), built in `block`.
+fn blocked<'a>(buf: &[u8], block: &'a mut Vec<u8>) -> &'a [u8] {
+    block.clear();
+    if !buf.is_empty() {
+        log_block::put(block, buf);
+    }
+    block
+}
+
 /// Writes `records` to a new log file at `tmp` and syncs it.
 fn write_compacted(tmp: &Path, records: &[ShardedRecord]) -> std::io::Result<()> {
     let mut out = File::create(tmp)?;
-    let mut buf = LOG_MAGIC.to_vec();
+    out.write_all(LOG_MAGIC)?;
+    let (mut buf, mut block) = (Vec::new(), Vec::new());
     for (_, r) in records {
         frame(Format::V2, &mut buf, r);
-        if buf.len() > (8 << 20) {
-            out.write_all(&buf)?;
+        if buf.len() >= log_block::BLOCK_TARGET {
+            out.write_all(blocked(&buf, &mut block))?;
             buf.clear();
         }
     }
-    out.write_all(&buf)?;
+    out.write_all(blocked(&buf, &mut block))?;
     out.sync_all()
 }
 
@@ -322,36 +339,80 @@ fn sync_dir(path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// The frame format of a log's bytes. A file that starts almost like the v2 header is a
-/// damaged v2 log, never read as v1 (whose first frame would then seem to run past the end).
-fn format_of(path: &Path, data: &[u8]) -> Result<Format, StoreError> {
-    if data.starts_with(LOG_MAGIC) {
-        return Ok(Format::V2);
+/// How a log's bytes are laid out: v1 and v2 hold one frame per record (v1 without a file
+/// header); v3 (written now) v2 frames each holding a block of records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layout {
+    V1,
+    V2,
+    V3,
+}
+
+impl Layout {
+    fn framing(self) -> Format {
+        match self {
+            Layout::V1 => Format::V1,
+            Layout::V2 | Layout::V3 => Format::V2,
+        }
     }
-    let differing_bits: u32 = data
-        .iter()
-        .zip(LOG_MAGIC.iter())
-        .map(|(a, b)| (a ^ b).count_ones())
-        .sum();
-    if data.len() >= LOG_MAGIC.len() && differing_bits <= 8 {
+
+    /// Where the first frame starts.
+    fn start(self, data: &[u8]) -> usize {
+        match self {
+            Layout::V1 => 0,
+            Layout::V2 | Layout::V3 => LOG_MAGIC.len().min(data.len()),
+        }
+    }
+}
+
+/// The layout of a log's bytes. A file that starts almost like a header is a damaged one,
+/// never read as v1 (whose first frame would then seem to run past the end).
+fn format_of(path: &Path, data: &[u8]) -> Result<Layout, StoreError> {
+    if data.starts_with(LOG_MAGIC) {
+        return Ok(Layout::V3);
+    }
+    if data.starts_with(LOG_MAGIC_V2) {
+        return Ok(Layout::V2);
+    }
+    let differing_bits = |magic: &[u8]| -> u32 {
+        data.iter()
+            .zip(magic.iter())
+            .map(|(a, b)| (a ^ b).count_ones())
+            .sum()
+    };
+    if data.len() >= LOG_MAGIC.len()
+        && (differing_bits(LOG_MAGIC) <= 8 || differing_bits(LOG_MAGIC_V2) <= 8)
+    {
         return Err(damaged(path, 0, "the file header is damaged"));
     }
-    Ok(Format::V1)
+    Ok(Layout::V1)
 }
 
 /// The length of the log's valid prefix: the whole file, or up to a torn tail. Damage is an
 /// error that names the file, the offset and the way out.
-fn checked_end(path: &Path, format: Format, data: &[u8]) -> Result<u64, StoreError> {
-    let start = if format == Format::V2 {
-        LOG_MAGIC.len()
-    } else {
-        0
-    };
-    match frame::scan(format, data, start).1 {
+fn checked_end(path: &Path, layout: Layout, data: &[u8]) -> Result<u64, StoreError> {
+    match frame::scan(layout.framing(), data, layout.start(data)).1 {
         End::Clean => Ok(data.len() as u64),
         End::TornTail { at } => Ok(at),
         End::Damaged { at, why } => Err(damaged(path, at, &why)),
     }
+}
+
+/// The records in the frames of a log's valid prefix, in order.
+fn records_in(
+    path: &Path,
+    layout: Layout,
+    frames: Vec<frame::Frame<'_>>,
+) -> Result<Vec<Vec<u8>>, StoreError> {
+    if layout != Layout::V3 {
+        return Ok(frames.into_iter().map(|f| f.payload.to_vec()).collect());
+    }
+    let mut records = Vec::new();
+    for f in frames {
+        log_block::records_of(f.payload, &mut records)
+            .map_err(|why| damaged(path, f.offset, &why))?;
+    }
+    Ok(records)
 }
 
 fn damaged(path: &Path, at: u64, why: &str) -> StoreError {
@@ -369,18 +430,10 @@ fn damaged(path: &Path, at: u64, why: &str) -> StoreError {
 
 /// Every record of the log's valid prefix, in order (damage is an error).
 fn intact_records(path: &Path, data: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
-    let format = format_of(path, data)?;
-    checked_end(path, format, data)?;
-    let start = if format == Format::V2 {
-        LOG_MAGIC.len()
-    } else {
-        0
-    };
-    Ok(frame::scan(format, data, start)
-        .0
-        .into_iter()
-        .map(|f| f.payload.to_vec())
-        .collect())
+    let layout = format_of(path, data)?;
+    checked_end(path, layout, data)?;
+    let frames = frame::scan(layout.framing(), data, layout.start(data)).0;
+    records_in(path, layout, frames)
 }
 
 /// The intact prefix of the log in `dir` and how many records it holds. Safe while a server
@@ -390,16 +443,12 @@ fn intact_records(path: &Path, data: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> 
 pub fn intact_log(dir: &Path) -> Result<(Vec<u8>, usize), StoreError> {
     let path = dir.join(LOG_FILE);
     let data = std::fs::read(&path)?;
-    let format = format_of(&path, &data)?;
-    let len = checked_end(&path, format, &data)?;
-    let start = if format == Format::V2 {
-        LOG_MAGIC.len()
-    } else {
-        0
-    };
-    let records = frame::scan(format, &data[..len as usize], start).0.len();
+    let layout = format_of(&path, &data)?;
+    let len = checked_end(&path, layout, &data)?;
     let mut intact = data;
     intact.truncate(len as usize);
+    let frames = frame::scan(layout.framing(), &intact, layout.start(&intact)).0;
+    let records = records_in(&path, layout, frames)?.len();
     Ok((intact, records))
 }
 
@@ -418,15 +467,21 @@ pub struct Salvaged {
 pub fn salvage(dir: &Path) -> Result<Salvaged, StoreError> {
     let path = dir.join(LOG_FILE);
     let data = std::fs::read(&path)?;
-    let (format, start) = match format_of(&path, &data) {
-        Ok(Format::V1) => (Format::V1, 0),
-        _ => (Format::V2, LOG_MAGIC.len().min(data.len())),
-    };
-    let (frames, bytes_skipped) = frame::salvage(format, &data, start);
-    let records: Vec<ShardedRecord> = frames
-        .iter()
-        .filter(|f| LogRecord::decode(f.payload).is_ok())
-        .map(|f| (None, f.payload.to_vec()))
+    // A damaged header: read the frames as the newest layout.
+    let layout = format_of(&path, &data).unwrap_or(Layout::V3);
+    let (frames, bytes_skipped) = frame::salvage(layout.framing(), &data, layout.start(&data));
+    let mut payloads = Vec::new();
+    for f in frames {
+        if layout != Layout::V3 {
+            payloads.push(f.payload.to_vec());
+        } else if let Err(why) = log_block::records_of(f.payload, &mut payloads) {
+            tracing::warn!(offset = f.offset, %why, "salvage skips a block that does not read");
+        }
+    }
+    let records: Vec<ShardedRecord> = payloads
+        .into_iter()
+        .filter(|p| LogRecord::decode(p.as_slice()).is_ok())
+        .map(|p| (None, p))
         .collect();
     let damaged_copy = path.with_extension(format!(
         "log.damaged-{}",
@@ -552,16 +607,16 @@ mod tests {
         assert_eq!(loaded, vec![record("a"), record("b"), record("c")]);
     }
 
+    /// A log of `n` records, each written (and so compressed) on its own.
     async fn log_with(dir: &Path, n: usize) {
         let wal = Wal::open(dir).unwrap();
-        let mut last = 0;
         for i in 0..n {
-            last = wal.append(vec![(
+            let lsn = wal.append(vec![(
                 None,
                 record(&format!("namespace-{i}")).encode_to_vec(),
             )]);
+            wal.wait_durable(lsn).await.unwrap();
         }
-        wal.wait_durable(last).await.unwrap();
     }
 
     #[tokio::test]
@@ -610,7 +665,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_v1_log_is_rewritten_in_v2_with_every_record() {
+    async fn a_v1_log_is_rewritten_in_v3_with_every_record() {
         let dir = tempfile::tempdir().unwrap();
         let mut data = Vec::new();
         for i in 0..50 {
@@ -670,5 +725,37 @@ mod tests {
         log.write_batch(&path, &buf).unwrap();
         let data = std::fs::read(&path).unwrap();
         assert_eq!(frame::scan(Format::V2, &data, LOG_MAGIC.len()).0.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_v2_log_is_rewritten_in_compressed_blocks_with_every_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut data = LOG_MAGIC_V2.to_vec();
+        for i in 0..500 {
+            frame(
+                Format::V2,
+                &mut data,
+                &record(&format!("a-namespace-of-the-v2-log-{i}")).encode_to_vec(),
+            );
+        }
+        std::fs::write(dir.path().join(LOG_FILE), &data).unwrap();
+        let wal = Wal::open(dir.path()).unwrap();
+        let lsn = wal.append(vec![(None, record("new").encode_to_vec())]);
+        wal.wait_durable(lsn).await.unwrap();
+        drop(wal);
+        let v3 = std::fs::read(dir.path().join(LOG_FILE)).unwrap();
+        assert!(v3.starts_with(LOG_MAGIC));
+        assert!(
+            v3.len() < data.len() / 3,
+            "{} bytes as v3, {} as v2",
+            v3.len(),
+            data.len()
+        );
+        let loaded = Wal::open(dir.path()).unwrap().load().unwrap();
+        assert_eq!(loaded.len(), 501);
+        assert_eq!(loaded[499], record("a-namespace-of-the-v2-log-499"));
+        assert_eq!(loaded[500], record("new"));
+        let (intact, records) = intact_log(dir.path()).unwrap();
+        assert_eq!((intact, records), (v3, 501));
     }
 }
