@@ -5,9 +5,9 @@
 //! keeps only a small index entry per archived run and reads the record back when asked.
 //!
 //! The archive is a directory of append-only segment files framed like the log (length,
-//! CRC32, payload). A payload is the encoded record, or — when that is smaller — the byte
-//! [`PACKED`] and the record compressed (`log_block::pack`); no encoded record starts with
-//! that byte, so segments written before records were compressed read as they are. Segments are never rewritten: a record is added once, a deletion is
+//! CRC32, payload). A payload is the encoded record, compressed when that is smaller
+//! (`log_block::pack_record`, behind a marker no encoded record starts with, so segments
+//! written before records were compressed read as they are). Segments are never rewritten: a record is added once, a deletion is
 //! recorded as a tombstone frame, and a whole segment is removed once every run in it is past
 //! its namespace's retention. Because nothing ever moves, a location (segment, offset) stays
 //! valid for as long as the segment exists, unlike offsets into the log, which compaction
@@ -29,24 +29,7 @@ use super::{DeletedRun, LogRecord, StoreError, log_record};
 pub const ARCHIVE_DIR: &str = "archive";
 const SEGMENT_SUFFIX: &str = "seg";
 const FRAME_HEADER: u64 = 8;
-/// Marks a compressed record: a protobuf field key is never 0.
-const PACKED: u8 = 0;
-
-/// A record as a segment stores it (compressed when that is smaller).
-fn stored(record: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    match super::log_block::pack(PACKED, record) {
-        Some(packed) => std::borrow::Cow::Owned(packed),
-        None => std::borrow::Cow::Borrowed(record),
-    }
-}
-
-/// The record a segment's payload holds.
-fn unstored(payload: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, String> {
-    match payload.split_first() {
-        Some((&PACKED, packed)) => super::log_block::unpack(packed).map(std::borrow::Cow::Owned),
-        _ => Ok(std::borrow::Cow::Borrowed(payload)),
-    }
-}
+use super::log_block::{pack_record as stored, unpack_record as unstored};
 
 /// A segment is closed and a new one begun once it holds this much.
 pub const SEGMENT_BYTES: u64 = 64 << 20;
@@ -400,7 +383,7 @@ fn read_head(reader: &mut BufReader<File>, len: u32) -> std::io::Result<Vec<u8>>
     let mut front = Vec::with_capacity(16);
     let outer_key = read_varint(reader, &mut remaining, &mut front)?;
     let outer_len = read_varint(reader, &mut remaining, &mut front)?;
-    if front.first() == Some(&PACKED) {
+    if front.first() == Some(&super::log_block::PACKED_RECORD) {
         // A compressed record: read and unpack it whole (its state is inside).
         let mut packed = vec![0u8; remaining as usize];
         reader.read_exact(&mut packed)?;

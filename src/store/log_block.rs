@@ -56,6 +56,26 @@ pub(super) fn unpack(packed: &[u8]) -> Result<Vec<u8>, String> {
     Ok(raw)
 }
 
+/// Marks a record stored compressed: a protobuf field key, which any encoded record starts
+/// with, is never 0. The archive and PostgreSQL store records this way.
+pub(crate) const PACKED_RECORD: u8 = 0;
+
+/// A record as stored one by one: compressed behind [`PACKED_RECORD`] when that is smaller.
+pub(crate) fn pack_record(record: &[u8]) -> Cow<'_, [u8]> {
+    match pack(PACKED_RECORD, record) {
+        Some(packed) => Cow::Owned(packed),
+        None => Cow::Borrowed(record),
+    }
+}
+
+/// The record [`pack_record`] stored (records stored before compression read as they are).
+pub(crate) fn unpack_record(stored: &[u8]) -> Result<Cow<'_, [u8]>, String> {
+    match stored.split_first() {
+        Some((&PACKED_RECORD, packed)) => unpack(packed).map(Cow::Owned),
+        _ => Ok(Cow::Borrowed(stored)),
+    }
+}
+
 /// Appends to `out` one frame holding the block of `records` (record frames, v2 format).
 pub fn put(out: &mut Vec<u8>, records: &[u8]) {
     if let Some(block) = pack(ZSTD, records) {
@@ -143,5 +163,25 @@ mod tests {
         cut.extend_from_slice(&records(&[b"whole"])[..10]);
         assert!(records_of(&cut, &mut out).is_err());
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn records_stored_one_by_one_read_back_compressed_or_as_written_before() {
+        use prost::Message;
+        let record = crate::store::encode_execution(
+            &crate::store::state::MutableState {
+                workflow_id: "a-workflow-id-that-repeats-a-workflow-id-that-repeats".into(),
+                ..Default::default()
+            },
+            [b"an event that repeats an event that repeats".as_slice(); 8].into_iter(),
+        );
+        let stored = pack_record(&record);
+        assert_eq!(stored[0], PACKED_RECORD);
+        assert!(stored.len() < record.len() / 2);
+        assert_eq!(unpack_record(&stored).unwrap(), record.as_slice());
+        // Small records, and records stored before compression, are as they are.
+        let small = crate::store::LogRecord::default().encode_to_vec();
+        assert_eq!(pack_record(&small), small.as_slice());
+        assert_eq!(unpack_record(&record).unwrap(), record.as_slice());
     }
 }

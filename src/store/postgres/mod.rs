@@ -88,12 +88,11 @@ async fn read_shard(client: &Client, shard: u32) -> Result<(Vec<LogRecord>, i64)
     let mut records = Vec::with_capacity(rows.len());
     for row in rows {
         let seq: i64 = row.get(0);
-        let bytes: &[u8] = row.get(1);
-        records.push(
-            LogRecord::decode(bytes).map_err(|e| {
-                StoreError::Corrupt(format!("log record {seq} of shard {shard}: {e}"))
-            })?,
-        );
+        let stored: &[u8] = row.get(1);
+        let corrupt =
+            |e: String| StoreError::Corrupt(format!("log record {seq} of shard {shard}: {e}"));
+        let bytes = crate::store::log_block::unpack_record(stored).map_err(corrupt)?;
+        records.push(LogRecord::decode(bytes.as_ref()).map_err(|e| corrupt(e.to_string()))?);
         next_seq = seq + 1;
     }
     Ok((records, next_seq))

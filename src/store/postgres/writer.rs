@@ -72,6 +72,12 @@ impl Batch {
                     }
                     None => 0,
                 };
+                // A shard's records are stored compressed when that is smaller (the
+                // cluster-wide ones are read by their key, so stay as they are).
+                let bytes = match shard {
+                    Some(_) => crate::store::log_block::pack_record(&bytes).into_owned(),
+                    None => bytes,
+                };
                 Row { shard, seq, bytes }
             })
             .collect();
