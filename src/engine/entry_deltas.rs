@@ -127,7 +127,29 @@ fn map_delta<K: Ord + Clone, V: Message + Clone>(
     Some(std::mem::replace(map, partial))
 }
 
+/// Whether any of the run's collections is large enough to be tracked.
+pub(crate) fn any_tracked(ms: &MutableState) -> bool {
+    [
+        ms.activities.len(),
+        ms.timers.len(),
+        ms.children.len(),
+        ms.updates.len(),
+        ms.nexus_operations.len(),
+    ]
+    .into_iter()
+    .any(|n| n >= TRACK_FROM)
+}
+
 impl LoggedEntries {
+    /// Nothing is tracked (every collection is small).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.activities.is_none()
+            && self.timers.is_none()
+            && self.children.is_none()
+            && self.updates.is_none()
+            && self.nexus_operations.is_none()
+    }
+
     /// Replaces in `ms` each tracked collection by its changed entries, setting its bit in
     /// `kept`; [`put_back`] restores them once the record is encoded.
     pub(crate) fn elide(&mut self, ms: &mut MutableState, kept: &mut u32) -> Swapped {

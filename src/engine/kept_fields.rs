@@ -32,7 +32,9 @@ const RARE: u32 = 16;
 #[derive(Default, Debug)]
 pub(crate) struct LoggedFields {
     fields: [u128; 5],
-    entries: LoggedEntries,
+    /// Only for runs with a large collection (boxed: most runs have none, and every byte of
+    /// a run counts a million times).
+    entries: Option<Box<LoggedEntries>>,
 }
 
 /// The small fields that rarely change after a run starts, fingerprinted and left out
@@ -191,7 +193,13 @@ impl LoggedFields {
             *rare = now;
             group.put(ms);
         }
-        elided.entries = self.entries.elide(ms, &mut kept);
+        if self.entries.is_some() || entry_deltas::any_tracked(ms) {
+            let entries = self.entries.get_or_insert_with(Default::default);
+            elided.entries = entries.elide(ms, &mut kept);
+            if entries.is_empty() {
+                self.entries = None;
+            }
+        }
         ms.kept_fields = kept;
         elided
     }
