@@ -13,7 +13,7 @@ use rcgen::{
     KeyUsagePurpose,
 };
 
-use super::free_port;
+use super::free_ports;
 
 pub struct KubeEnv {
     tmp: tempfile::TempDir,
@@ -147,7 +147,7 @@ impl KubeEnv {
         let certs = d.join("certs");
         make_certs(&certs);
 
-        let (etcd_port, peer_port, api_port) = (free_port(), free_port(), free_port());
+        let [etcd_port, peer_port, api_port] = free_ports();
         let etcd_url = format!("http://127.0.0.1:{etcd_port}");
         let peer_url = format!("http://127.0.0.1:{peer_port}");
         let (out, err) = log_file(&d.join("etcd.log"));
