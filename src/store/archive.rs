@@ -7,11 +7,11 @@
 //! The archive is a directory of append-only segment files framed like the log (length,
 //! CRC32, payload). A payload is the encoded record, compressed when that is smaller
 //! (`log_block::pack_record`, behind a marker no encoded record starts with, so segments
-//! written before records were compressed read as they are). Segments are never rewritten: a record is added once, a deletion is
-//! recorded as a tombstone frame, and a whole segment is removed once every run in it is past
-//! its namespace's retention. Because nothing ever moves, a location (segment, offset) stays
-//! valid for as long as the segment exists, unlike offsets into the log, which compaction
-//! rewrites.
+//! written before records were compressed read as they are). Segments are never rewritten: a
+//! record is added once, a deletion is recorded as a tombstone frame, and a whole segment is
+//! removed once every run in it is past its namespace's retention. Because nothing ever
+//! moves, a location (segment, offset) stays valid for as long as the segment exists, unlike
+//! offsets into the log, which compaction rewrites.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
@@ -22,6 +22,7 @@ use parking_lot::Mutex;
 use prost::Message;
 
 use super::frame;
+use super::log_block::{pack_record as stored, unpack_record as unstored};
 use super::records::{ExecutionHead, LogRecordHead, log_record_head};
 use super::state::MutableState;
 use super::{DeletedRun, LogRecord, StoreError, log_record};
@@ -29,8 +30,6 @@ use super::{DeletedRun, LogRecord, StoreError, log_record};
 pub const ARCHIVE_DIR: &str = "archive";
 const SEGMENT_SUFFIX: &str = "seg";
 const FRAME_HEADER: u64 = 8;
-use super::log_block::{pack_record as stored, unpack_record as unstored};
-
 /// A segment is closed and a new one begun once it holds this much.
 pub const SEGMENT_BYTES: u64 = 64 << 20;
 
