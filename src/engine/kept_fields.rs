@@ -31,6 +31,9 @@ const RARE: u32 = 16;
 /// Fingerprints of the fields as the log last wrote them for a run (0: not known).
 #[derive(Default, Debug)]
 pub(crate) struct LoggedFields {
+    /// The run's handle in the log (0: none yet): its first record there names the run and
+    /// gives the handle, later ones name it by the handle alone.
+    handle: u64,
     fields: [u128; 5],
     /// Only for runs with a large collection (boxed: most runs have none, and every byte of
     /// a run counts a million times).
@@ -115,6 +118,9 @@ impl Rare {
 /// The fields taken out of a state while its record is encoded.
 #[derive(Default)]
 pub(crate) struct Elided {
+    /// The run's namespace, workflow id and run id, when the record names it by its handle.
+    ids: Option<[String; 3]>,
+    handle: u64,
     started: Option<
         Box<temporalio_protos::temporal::api::history::v1::WorkflowExecutionStartedEventAttributes>,
     >,
@@ -129,6 +135,11 @@ impl Elided {
     /// The entries the record removes from the run's collections (see `entry_deltas.rs`).
     pub(crate) fn removed(&self) -> &RemovedEntries {
         &self.entries.removed
+    }
+
+    /// The run's handle the record carries.
+    pub(crate) fn handle(&self) -> u64 {
+        self.handle
     }
 }
 
@@ -162,12 +173,32 @@ fn take_if_logged<T: Message>(
 }
 
 impl LoggedFields {
+    /// The run's handle in the log (0: none yet).
+    pub(crate) fn handle(&self) -> u64 {
+        self.handle
+    }
+
     /// Takes out of `ms` the fields the log already holds as they are, for one record; the
-    /// caller puts them back with [`put_back`] once the record is encoded.
-    pub(crate) fn elide(&mut self, ms: &mut MutableState) -> Elided {
+    /// caller puts them back with [`put_back`] once the record is encoded. A run without a
+    /// handle in the log is given the next after `last_handle`.
+    pub(crate) fn elide(&mut self, ms: &mut MutableState, last_handle: &mut u64) -> Elided {
         let mut kept = 0;
+        let ids = if self.handle == 0 {
+            *last_handle += 1;
+            self.handle = *last_handle;
+            None
+        } else {
+            use std::mem::take;
+            Some([
+                take(&mut ms.namespace),
+                take(&mut ms.workflow_id),
+                take(&mut ms.run_id),
+            ])
+        };
         let [started, resets, memo, attrs, rare] = &mut self.fields;
         let mut elided = Elided {
+            ids,
+            handle: self.handle,
             started: take_if_logged(&mut ms.started, started, STARTED, &mut kept),
             reset_points: take_if_logged(
                 &mut ms.auto_reset_points,
@@ -208,6 +239,9 @@ impl LoggedFields {
 /// Restores the fields [`LoggedFields::elide`] took out.
 pub(crate) fn put_back(ms: &mut MutableState, elided: Elided) {
     ms.kept_fields = 0;
+    if let Some([namespace, workflow_id, run_id]) = elided.ids {
+        (ms.namespace, ms.workflow_id, ms.run_id) = (namespace, workflow_id, run_id);
+    }
     if elided.started.is_some() {
         ms.started = elided.started;
     }
@@ -302,49 +336,88 @@ mod tests {
         }
     }
 
+    /// One record of `ms`: its state as encoded, with the ids its handle stands for filled
+    /// in as replay does.
+    fn record(logged: &mut LoggedFields, ms: &mut MutableState) -> MutableState {
+        let elided = logged.elide(ms, &mut 0);
+        let mut record = ms.clone();
+        put_back(ms, elided);
+        if record.workflow_id.is_empty() {
+            record.workflow_id = ms.workflow_id.clone();
+        }
+        record
+    }
+
     #[test]
     fn an_unchanged_field_is_left_out_and_restored_from_the_previous_record() {
         let mut logged = LoggedFields::default();
         let mut ms = state(1);
         // First record: whole.
-        let elided = logged.elide(&mut ms);
-        assert_eq!(ms.kept_fields, 0);
-        assert!(ms.started.is_some());
-        let first = ms.clone();
-        put_back(&mut ms, elided);
+        let first = record(&mut logged, &mut ms);
+        assert_eq!(first.kept_fields, 0);
+        assert!(first.started.is_some());
         // Second, unchanged: left out, and replay restores it.
-        let elided = logged.elide(&mut ms);
-        let mut second = ms.clone();
+        let mut second = record(&mut logged, &mut ms);
         assert_eq!(
             (second.kept_fields & STARTED, second.started.is_none()),
             (STARTED, true)
         );
-        put_back(&mut ms, elided);
         assert_eq!(ms, state(1));
         restore(&mut second, Some(&mut first.clone()), None).unwrap();
         assert_eq!(second, state(1));
         // Changed: written again.
         ms.started.as_mut().unwrap().attempt = 2;
-        let elided = logged.elide(&mut ms);
+        let third = record(&mut logged, &mut ms);
         assert_eq!(
             (
-                ms.kept_fields & STARTED,
-                ms.started.as_ref().map(|s| s.attempt)
+                third.kept_fields & STARTED,
+                third.started.as_ref().map(|s| s.attempt)
             ),
             (0, Some(2))
         );
+    }
+
+    #[test]
+    fn a_run_is_named_by_its_ids_once_and_then_by_its_handle() {
+        let mut last_handle = 0;
+        let (mut a, mut b) = (LoggedFields::default(), LoggedFields::default());
+        let named = |ms: &MutableState| {
+            (
+                ms.namespace.clone(),
+                ms.workflow_id.clone(),
+                ms.run_id.clone(),
+            )
+        };
+        let mut ms = MutableState {
+            namespace: "ns".into(),
+            workflow_id: "wf".into(),
+            run_id: "run".into(),
+            ..Default::default()
+        };
+        let whole = ms.clone();
+        let elided = a.elide(&mut ms, &mut last_handle);
+        assert_eq!((elided.handle(), named(&ms)), (1, named(&whole)));
         put_back(&mut ms, elided);
+        let elided = a.elide(&mut ms, &mut last_handle);
+        assert_eq!(
+            (elided.handle(), named(&ms)),
+            (1, Default::default()),
+            "later records name the run by its handle alone"
+        );
+        put_back(&mut ms, elided);
+        assert_eq!(ms, whole, "the ids are put back after encoding");
+        let elided = b.elide(&mut ms.clone(), &mut last_handle);
+        assert_eq!(elided.handle(), 2, "another run gets the next handle");
     }
 
     #[test]
     fn a_record_whose_previous_record_is_missing_is_damage() {
         let mut logged = LoggedFields::default();
         let mut ms = state(1);
-        let _ = logged.elide(&mut ms);
-        let mut record = ms.clone();
-        let _ = logged.elide(&mut record);
+        let _ = record(&mut logged, &mut ms);
+        let mut second = record(&mut logged, &mut ms);
         assert!(
-            restore(&mut record, None, None)
+            restore(&mut second, None, None)
                 .unwrap_err()
                 .contains("does not hold")
         );
@@ -362,14 +435,10 @@ mod tests {
             }),
             ..Default::default()
         };
-        let elided = logged.elide(&mut ms);
-        let first = ms.clone();
-        put_back(&mut ms, elided);
+        let first = record(&mut logged, &mut ms);
         assert_eq!(first.kept_fields & RARE, 0);
 
-        let elided = logged.elide(&mut ms);
-        let mut second = ms.clone();
-        put_back(&mut ms, elided);
+        let mut second = record(&mut logged, &mut ms);
         assert_ne!(second.kept_fields & RARE, 0);
         assert!(second.start_time.is_none() && second.start_request_id.is_empty());
         restore(&mut second, Some(&mut first.clone()), None).unwrap();
@@ -377,9 +446,7 @@ mod tests {
 
         // One field of the group changes: the group is written whole.
         ms.sticky_task_queue = "sticky".into();
-        let elided = logged.elide(&mut ms);
-        let third = ms.clone();
-        put_back(&mut ms, elided);
+        let third = record(&mut logged, &mut ms);
         assert_eq!(third.kept_fields & RARE, 0);
         assert_eq!(
             (

@@ -5,7 +5,7 @@
 use prost::Message;
 
 use super::{Core, Error, Result, Run, RunKey, clock};
-use crate::store::{LogRecord, Shard, ShardedRecord, encode_execution, log_record};
+use crate::store::{LogRecord, Shard, ShardedRecord, encode_execution_delta, log_record};
 
 impl Core {
     /// Applies one record of the log (Err: the log is damaged).
@@ -31,6 +31,7 @@ impl Core {
                 let Some(mut ms) = exec.state else {
                     return Ok(());
                 };
+                self.name_by_handle(&mut ms, exec.handle)?;
                 ms.upgrade_timers();
                 let key = RunKey {
                     namespace: ms.namespace.clone(),
@@ -103,6 +104,43 @@ impl Core {
         Ok(())
     }
 
+    /// Fills in the ids of a run's record that names it by its handle alone, or notes the
+    /// handle a record that names its run gives it (see `ExecutionRecord::handle`).
+    fn name_by_handle(
+        &mut self,
+        ms: &mut super::state::MutableState,
+        handle: u64,
+    ) -> std::result::Result<(), String> {
+        if handle == 0 {
+            return Ok(());
+        }
+        if !ms.run_id.is_empty() {
+            let key = RunKey {
+                namespace: ms.namespace.clone(),
+                workflow_id: ms.workflow_id.clone(),
+                run_id: ms.run_id.clone(),
+            };
+            self.replay_handles.insert(handle, key);
+            return Ok(());
+        }
+        let Some(key) = self.replay_handles.get(&handle) else {
+            return Err(format!(
+                "a run's record names it by handle {handle}, which no earlier record in the \
+                 log gives"
+            ));
+        };
+        ms.namespace.clone_from(&key.namespace);
+        ms.workflow_id.clone_from(&key.workflow_id);
+        ms.run_id.clone_from(&key.run_id);
+        Ok(())
+    }
+
+    /// Forgets the handles of the records just replayed: the next records of every run name
+    /// it again (its `logged` fields start empty), so they are not needed once loaded.
+    pub(super) fn end_replay(&mut self) {
+        self.replay_handles = Default::default();
+    }
+
     /// One record per namespace and per run that together restore the current state.
     fn snapshot_records(&self) -> Vec<ShardedRecord> {
         let namespaces = self.namespaces.values().map(|ns| LogRecord {
@@ -134,7 +172,13 @@ impl Core {
             let run = &self.runs[k];
             (
                 Some(self.shard_of(&k.namespace, &k.workflow_id)),
-                encode_execution(&run.ms, run.history.encoded_from(0)),
+                // The run's handle goes with it, as later records name it by that alone.
+                encode_execution_delta(
+                    &run.ms,
+                    run.history.encoded_from(0),
+                    None,
+                    run.logged.handle(),
+                ),
             )
         });
         namespaces

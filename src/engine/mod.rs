@@ -270,6 +270,10 @@ pub struct Core {
     /// Records in the log since it was last written whole (drives compaction).
     records_in_log: u64,
     compact_min_records: u64,
+    /// The last handle given to a run in the log (see `ExecutionRecord::handle`).
+    last_log_handle: u64,
+    /// While records are replayed: the run each handle the records gave stands for.
+    replay_handles: HashMap<u64, RunKey>,
     /// Closed runs on disk (None: closed runs stay in memory).
     archive: Option<archive::Archive>,
     /// Where outbox items go for delivery.
@@ -312,6 +316,8 @@ impl Engine {
             owned_shards: store.initial_shards().into_iter().collect(),
             records_in_log: 0,
             compact_min_records: 0,
+            last_log_handle: 0,
+            replay_handles: HashMap::new(),
             archive: match &config.archive_dir {
                 Some(dir) => Some(archive::Archive::open(
                     dir,
@@ -332,6 +338,7 @@ impl Engine {
             core.replay(record)
                 .map_err(|damage| Error::Store(StoreError::Corrupt(damage)))?;
         }
+        core.end_replay();
         core.rearm_where(|_| true);
         // The log holds one record per change; once it is mostly superseded state, rewrite
         // it as one record per live object so start-up stays fast and the disk stays small.

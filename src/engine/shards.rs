@@ -21,6 +21,7 @@ impl Engine {
         let damage = records
             .into_iter()
             .find_map(|record| core.replay(record).err());
+        core.end_replay();
         if let Some(damage) = damage {
             drop(core);
             tracing::error!(shard, %damage, "the shard's records are damaged; not serving it");

@@ -454,6 +454,49 @@ fn executions(record: &crate::store::LogRecord) -> Vec<super::state::MutableStat
     }
 }
 
+/// The executions of each log record, each named by its ids even where the record names its
+/// run by a handle (as replay fills them in).
+fn named_executions(records: &[crate::store::LogRecord]) -> Vec<Vec<super::state::MutableState>> {
+    use crate::store::log_record::Kind;
+    fn walk(
+        record: &crate::store::LogRecord,
+        ids: &mut std::collections::HashMap<u64, [String; 3]>,
+        out: &mut Vec<super::state::MutableState>,
+    ) {
+        match &record.kind {
+            Some(Kind::Execution(e)) => {
+                let Some(mut ms) = e.state.clone() else {
+                    return;
+                };
+                if ms.run_id.is_empty() {
+                    [ms.namespace, ms.workflow_id, ms.run_id] = ids[&e.handle].clone();
+                } else {
+                    ids.insert(
+                        e.handle,
+                        [
+                            ms.namespace.clone(),
+                            ms.workflow_id.clone(),
+                            ms.run_id.clone(),
+                        ],
+                    );
+                }
+                out.push(ms);
+            }
+            Some(Kind::Batch(b)) => b.records.iter().for_each(|r| walk(r, ids, out)),
+            _ => {}
+        }
+    }
+    let mut ids = std::collections::HashMap::new();
+    records
+        .iter()
+        .map(|record| {
+            let mut out = Vec::new();
+            walk(record, &mut ids, &mut out);
+            out
+        })
+        .collect()
+}
+
 async fn current_run(engine: &Engine, id: &str) -> String {
     engine
         .describe(DescribeWorkflowExecutionRequest {
@@ -523,7 +566,7 @@ async fn continue_as_new_writes_each_run_once_and_the_new_run_stays_current() {
         first.run_id
     };
     let mut records = Wal::open(dir.path()).unwrap().load().unwrap();
-    let last = executions(records.last().unwrap());
+    let last = named_executions(&records).pop().unwrap();
     let runs: Vec<&str> = last.iter().map(|ms| ms.run_id.as_str()).collect();
     assert_eq!(
         runs.len(),
@@ -728,9 +771,12 @@ async fn unchanged_start_attributes_are_logged_once_and_replayed_whole() {
     let states: Vec<_> = records.iter().flat_map(executions).collect();
     assert_eq!(states.len(), 4, "the start and three signals");
     assert!(states[0].started.is_some() && states[0].kept_fields == 0);
+    assert_eq!(states[0].workflow_id, "kept");
     for later in &states[1..] {
         assert!(later.started.is_none() && later.memo.is_none(), "{later:?}");
         assert_ne!(later.kept_fields, 0);
+        // Named by the handle the first record gave.
+        assert!(later.workflow_id.is_empty() && later.run_id.is_empty());
     }
     // A restart replays them whole; so does a compaction of the log.
     let (engine, _wal) = open(dir.path()).await;

@@ -105,11 +105,12 @@ impl Core {
         if !run.is_open() {
             run.history.shrink_to_fit();
         }
-        let elided = run.logged.elide(&mut run.ms);
+        let elided = run.logged.elide(&mut run.ms, &mut self.last_log_handle);
         let record = encode_execution_delta(
             &run.ms,
             run.history.encoded_from(committed),
             Some(elided.removed()),
+            elided.handle(),
         );
         super::kept_fields::put_back(&mut run.ms, elided);
         let shard = crate::store::shard_of(self.shard_count, &key.namespace, &key.workflow_id);

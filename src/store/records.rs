@@ -165,6 +165,12 @@ pub struct ExecutionRecord {
     /// `engine/entry_deltas.rs`).
     #[prost(message, optional, tag = "3")]
     pub removed: Option<RemovedEntries>,
+    /// The run's handle in this log (0: none). A record whose state names its run (namespace,
+    /// workflow id, run id) gives the run this handle; a later record of the run in the same
+    /// log names it by the handle alone, its state's ids left empty (see
+    /// `engine/kept_fields.rs`).
+    #[prost(uint64, tag = "4")]
+    pub handle: u64,
 }
 
 /// Keys of the entries a run's record removes from the collections its previous record
@@ -224,24 +230,32 @@ pub fn encode_execution<'a>(
     state: &MutableState,
     new_events: impl Iterator<Item = &'a [u8]> + Clone,
 ) -> Vec<u8> {
-    encode_execution_delta(state, new_events, None)
+    encode_execution_delta(state, new_events, None, 0)
 }
 
-/// [`encode_execution`] with the keys of entries the record removes (`None` or empty: none).
+/// [`encode_execution`] with the keys of entries the record removes (`None` or empty: none)
+/// and the run's handle in the log (0: none; see [`ExecutionRecord::handle`]).
 pub fn encode_execution_delta<'a>(
     state: &MutableState,
     new_events: impl Iterator<Item = &'a [u8]> + Clone,
     removed: Option<&RemovedEntries>,
+    handle: u64,
 ) -> Vec<u8> {
+    use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
     let removed = removed.filter(|r| !r.is_empty());
     let state_len = state.encoded_len();
     let removed_len = removed.map_or(0, |r| field_len(r.encoded_len()));
+    let handle_len = match handle {
+        0 => 0,
+        h => 1 + encoded_len_varint(h),
+    };
     let inner_len = field_len(state_len)
         + new_events
             .clone()
             .map(|e| field_len(e.len()))
             .sum::<usize>()
-        + removed_len;
+        + removed_len
+        + handle_len;
     let mut out = Vec::with_capacity(field_len(inner_len));
     put_header(2, inner_len, &mut out);
     put_header(1, state_len, &mut out);
@@ -254,7 +268,63 @@ pub fn encode_execution_delta<'a>(
         put_header(3, removed.encoded_len(), &mut out);
         removed.encode_raw(&mut out);
     }
+    if handle != 0 {
+        encode_key(4, WireType::Varint, &mut out);
+        encode_varint(handle, &mut out);
+    }
     out
+}
+
+/// The records of a damaged log a replay can still apply, in order, and how many it cannot:
+/// one that does not decode, or whose run's earlier records were lost with the damage (it
+/// names the run by a handle no kept record gives, or leaves out fields no kept record of
+/// the run holds; see `engine/kept_fields.rs`).
+pub fn replayable(payloads: Vec<Vec<u8>>) -> (Vec<Vec<u8>>, usize) {
+    type Key = (String, String, String);
+    fn applies(
+        record: &LogRecord,
+        handles: &mut std::collections::HashMap<u64, Key>,
+        seen: &mut std::collections::HashSet<Key>,
+    ) -> bool {
+        match &record.kind {
+            Some(log_record::Kind::Execution(exec)) => {
+                let Some(ms) = &exec.state else { return true };
+                let key = if !ms.run_id.is_empty() {
+                    let key = (
+                        ms.namespace.clone(),
+                        ms.workflow_id.clone(),
+                        ms.run_id.clone(),
+                    );
+                    if exec.handle != 0 {
+                        handles.insert(exec.handle, key.clone());
+                    }
+                    key
+                } else {
+                    match handles.get(&exec.handle) {
+                        Some(key) => key.clone(),
+                        None => return false,
+                    }
+                };
+                let follows = ms.kept_fields == 0 || seen.contains(&key);
+                seen.insert(key);
+                follows
+            }
+            Some(log_record::Kind::Batch(batch)) => {
+                batch.records.iter().all(|r| applies(r, handles, seen))
+            }
+            _ => true,
+        }
+    }
+    let (mut handles, mut seen) = Default::default();
+    let total = payloads.len();
+    let kept: Vec<Vec<u8>> = payloads
+        .into_iter()
+        .filter(|p| {
+            LogRecord::decode(p.as_slice()).is_ok_and(|r| applies(&r, &mut handles, &mut seen))
+        })
+        .collect();
+    let dropped = total - kept.len();
+    (kept, dropped)
 }
 
 /// Encodes `LogRecord { batch: RecordBatch { records } }` from already encoded records.
@@ -365,6 +435,33 @@ mod tests {
     use prost::Message;
 
     #[test]
+    fn salvage_keeps_the_records_a_replay_can_apply() {
+        let named = |run: &str, kept_fields: u32| MutableState {
+            namespace: "ns".into(),
+            workflow_id: "wf".into(),
+            run_id: run.into(),
+            kept_fields,
+            ..Default::default()
+        };
+        let by_handle = MutableState {
+            kept_fields: 1,
+            ..Default::default()
+        };
+        let no_events = std::iter::empty::<&[u8]>;
+        let payloads = vec![
+            encode_execution_delta(&named("r1", 0), no_events(), None, 1),
+            encode_execution_delta(&by_handle, no_events(), None, 1),
+            // Its first record was lost: nothing gave handle 2.
+            encode_execution_delta(&by_handle, no_events(), None, 2),
+            // It leaves out fields of an earlier record of r2 that was lost.
+            encode_execution_delta(&named("r2", 1), no_events(), None, 3),
+            vec![0xff, 0xff, 0xff],
+        ];
+        let (kept, dropped) = replayable(payloads.clone());
+        assert_eq!((kept, dropped), (payloads[..2].to_vec(), 3));
+    }
+
+    #[test]
     fn hand_encoded_records_match_prost() {
         let state = MutableState {
             namespace: "ns".into(),
@@ -378,6 +475,7 @@ mod tests {
                 state: Some(state.clone()),
                 new_events: events.clone(),
                 removed: None,
+                handle: 0,
             })),
         };
         let encoded = encode_execution(&state, events.iter().map(Vec::as_slice));
@@ -392,10 +490,11 @@ mod tests {
                 state: Some(state.clone()),
                 new_events: events.clone(),
                 removed: Some(removed.clone()),
+                handle: 7,
             })),
         };
         let delta =
-            encode_execution_delta(&state, events.iter().map(Vec::as_slice), Some(&removed));
+            encode_execution_delta(&state, events.iter().map(Vec::as_slice), Some(&removed), 7);
         assert_eq!(delta, with_removed.encode_to_vec());
         let batch = LogRecord {
             kind: Some(log_record::Kind::Batch(RecordBatch {

@@ -456,6 +456,9 @@ pub fn intact_log(dir: &Path) -> Result<(Vec<u8>, usize), StoreError> {
 #[derive(Debug)]
 pub struct Salvaged {
     pub records: usize,
+    /// Records read whole but left out: they do not decode, or their run's earlier records
+    /// were lost, so a replay could not apply them.
+    pub records_dropped: usize,
     pub bytes_skipped: u64,
     /// Where the damaged file was kept.
     pub damaged_copy: PathBuf,
@@ -478,11 +481,8 @@ pub fn salvage(dir: &Path) -> Result<Salvaged, StoreError> {
             tracing::warn!(offset = f.offset, %why, "salvage skips a block that does not read");
         }
     }
-    let records: Vec<ShardedRecord> = payloads
-        .into_iter()
-        .filter(|p| LogRecord::decode(p.as_slice()).is_ok())
-        .map(|p| (None, p))
-        .collect();
+    let (payloads, records_dropped) = super::records::replayable(payloads);
+    let records: Vec<ShardedRecord> = payloads.into_iter().map(|p| (None, p)).collect();
     let damaged_copy = path.with_extension(format!(
         "log.damaged-{}",
         std::time::SystemTime::now()
@@ -494,6 +494,7 @@ pub fn salvage(dir: &Path) -> Result<Salvaged, StoreError> {
     rewrite(&path, &records)?;
     Ok(Salvaged {
         records: records.len(),
+        records_dropped,
         bytes_skipped,
         damaged_copy,
     })
