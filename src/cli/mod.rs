@@ -393,11 +393,13 @@ pub async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let dir = args.data_dir.unwrap_or_else(default_data_dir);
             let salvaged = crate::store::wal::salvage(&dir)?;
             eprintln!(
-                "kept {} valid records of {}, skipped {} damaged bytes and {} records whose \
-                 run's earlier records were lost; the damaged log is kept as {}",
+                "kept {} valid records of {}; skipped {} damaged bytes, {} blocks that did not \
+                 read (damaged, or after a damaged one in their compressed run) and {} records \
+                 whose run's earlier records were lost; the damaged log is kept as {}",
                 salvaged.records,
                 dir.join(crate::store::wal::LOG_FILE).display(),
                 salvaged.bytes_skipped,
+                salvaged.blocks_skipped,
                 salvaged.records_dropped,
                 salvaged.damaged_copy.display()
             );

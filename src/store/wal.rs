@@ -217,6 +217,7 @@ fn writer_loop(
         good_len,
         cut_pending: false,
     };
+    let mut blocks = log_block::BlockWriter::new();
     let mut last = 0;
     let mut failing = false;
     loop {
@@ -250,13 +251,16 @@ fn writer_loop(
                 }
                 WriterMsg::Rewrite(lsn, _, records) => {
                     // Everything before the rewrite must be durable in the old file first.
-                    let done = match log.write_batch(path, blocked(&buf, &mut block)) {
+                    let done = match log.write_batch(path, blocked(&buf, &mut block, &mut blocks)) {
                         Ok(()) => {
                             buf.clear();
                             log.compact(path, &records)
                         }
                         Err(e) => Err(e.to_string()),
                     };
+                    // The compacted file (or, if that failed, the old one after a block
+                    // that may not have been written) goes on with a new run of blocks.
+                    blocks.restart();
                     if let Err(e) = done {
                         durable.send_modify(|d| d.compaction_failed(lsn, &e));
                     }
@@ -269,7 +273,7 @@ fn writer_loop(
             }
             next = rx.try_recv().ok();
         }
-        match log.write_batch(path, blocked(&buf, &mut block)) {
+        match log.write_batch(path, blocked(&buf, &mut block, &mut blocks)) {
             Ok(()) => {
                 buf.clear();
                 if failing {
@@ -282,6 +286,9 @@ fn writer_loop(
                 });
             }
             Err(e) => {
+                // The block is written again with what arrives meanwhile; the failed one was
+                // cut from the file, so the stream goes on from a new run.
+                blocks.restart();
                 if !failing {
                     tracing::error!(
                         error = %e,
@@ -298,10 +305,14 @@ fn writer_loop(
 }
 
 /// The block frame of the records in `buf` (empty when there are none), built in `block`.
-fn blocked<'a>(buf: &[u8], block: &'a mut Vec<u8>) -> &'a [u8] {
+fn blocked<'a>(
+    buf: &[u8],
+    block: &'a mut Vec<u8>,
+    blocks: &mut log_block::BlockWriter,
+) -> &'a [u8] {
     block.clear();
     if !buf.is_empty() {
-        log_block::put(block, buf);
+        blocks.put(block, buf);
     }
     block
 }
@@ -311,14 +322,15 @@ fn write_compacted(tmp: &Path, records: &[ShardedRecord]) -> std::io::Result<()>
     let mut out = File::create(tmp)?;
     out.write_all(LOG_MAGIC)?;
     let (mut buf, mut block) = (Vec::new(), Vec::new());
+    let mut blocks = log_block::BlockWriter::new();
     for (_, r) in records {
         frame(Format::V2, &mut buf, r);
         if buf.len() >= log_block::BLOCK_TARGET {
-            out.write_all(blocked(&buf, &mut block))?;
+            out.write_all(blocked(&buf, &mut block, &mut blocks))?;
             buf.clear();
         }
     }
-    out.write_all(blocked(&buf, &mut block))?;
+    out.write_all(blocked(&buf, &mut block, &mut blocks))?;
     out.sync_all()
 }
 
@@ -408,8 +420,10 @@ fn records_in(
         return Ok(frames.into_iter().map(|f| f.payload.to_vec()).collect());
     }
     let mut records = Vec::new();
+    let mut blocks = log_block::BlockReader::default();
     for f in frames {
-        log_block::records_of(f.payload, &mut records)
+        blocks
+            .records_of(f.payload, &mut records)
             .map_err(|why| damaged(path, f.offset, &why))?;
     }
     Ok(records)
@@ -459,6 +473,8 @@ pub struct Salvaged {
     /// Records read whole but left out: they do not decode, or their run's earlier records
     /// were lost, so a replay could not apply them.
     pub records_dropped: usize,
+    /// Whole blocks that did not read: damaged, or after a lost one in their run.
+    pub blocks_skipped: usize,
     pub bytes_skipped: u64,
     /// Where the damaged file was kept.
     pub damaged_copy: PathBuf,
@@ -474,10 +490,13 @@ pub fn salvage(dir: &Path) -> Result<Salvaged, StoreError> {
     let layout = format_of(&path, &data).unwrap_or(Layout::V3);
     let (frames, bytes_skipped) = frame::salvage(layout.framing(), &data, layout.start(&data));
     let mut payloads = Vec::new();
+    let mut blocks = log_block::BlockReader::default();
+    let mut blocks_skipped = 0;
     for f in frames {
         if layout != Layout::V3 {
             payloads.push(f.payload.to_vec());
-        } else if let Err(why) = log_block::records_of(f.payload, &mut payloads) {
+        } else if let Err(why) = blocks.records_of(f.payload, &mut payloads) {
+            blocks_skipped += 1;
             tracing::warn!(offset = f.offset, %why, "salvage skips a block that does not read");
         }
     }
@@ -495,6 +514,7 @@ pub fn salvage(dir: &Path) -> Result<Salvaged, StoreError> {
     Ok(Salvaged {
         records: records.len(),
         records_dropped,
+        blocks_skipped,
         bytes_skipped,
         damaged_copy,
     })
@@ -620,6 +640,22 @@ mod tests {
         }
     }
 
+    /// The namespace names in the log in `dir`, in order.
+    fn names_in(dir: &Path) -> Vec<String> {
+        Wal::open(dir)
+            .unwrap()
+            .load()
+            .unwrap()
+            .into_iter()
+            .filter_map(|r| match r.kind {
+                Some(log_record::Kind::Namespace(ns)) => Some(ns.namespace?.namespace_info?.name),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Each record is written on its own, so each is one block; blocks go in runs of 32 (see
+    /// `log_block.rs`): damage loses the damaged block and the rest of its run.
     #[tokio::test]
     async fn a_flipped_byte_anywhere_refuses_the_start_and_salvage_keeps_the_rest() {
         for percent in [10u64, 35, 60, 85] {
@@ -645,12 +681,19 @@ mod tests {
             assert_eq!(std::fs::read(&path).unwrap(), data);
 
             let salvaged = salvage(dir.path()).unwrap();
-            assert_eq!(
-                salvaged.records, 299,
-                "flip at {percent}%: only the damaged record goes"
-            );
             assert_eq!(std::fs::read(&salvaged.damaged_copy).unwrap(), data);
-            assert_eq!(Wal::open(dir.path()).unwrap().load().unwrap().len(), 299);
+            // What goes: from the damaged block to the end of its run, and nothing else.
+            let kept = names_in(dir.path());
+            assert_eq!(kept.len(), salvaged.records);
+            let first_lost = (0..300)
+                .position(|i| kept.get(i) != Some(&format!("namespace-{i}")))
+                .unwrap();
+            let run_end = (first_lost / 32 + 1) * 32;
+            let want: Vec<String> = (0..first_lost)
+                .chain(run_end.min(300)..300)
+                .map(|i| format!("namespace-{i}"))
+                .collect();
+            assert_eq!(kept, want, "flip at {percent}%: lost from {first_lost}");
         }
     }
 
