@@ -79,6 +79,12 @@ struct Args {
     /// Limit per workload run, seconds (timers get their sleep on top).
     #[arg(long, default_value_t = 300)]
     workload_timeout: u64,
+    /// Seconds after each workload's load that still count for its server CPU (not its
+    /// throughput, and not its disk, read right after the load): Durin writes runs closed
+    /// 10 s earlier to its archive, work that belongs to them and would otherwise land in
+    /// the next workload's figures.
+    #[arg(long, default_value_t = 12)]
+    settle_secs: u64,
     /// Worker slots (workflow and activity tasks each).
     #[arg(long, default_value_t = 500)]
     worker_slots: usize,
@@ -246,6 +252,7 @@ fn plan(args: &Args) -> Result<Plan> {
                     1000
                 }),
                 timeout,
+                settle: Duration::from_secs(if args.tiny { 0 } else { args.settle_secs }),
             }
         })
         .collect();
@@ -402,14 +409,17 @@ fn markdown(
     ));
     out.push_str(&format!(
         "- Protocol: {} repetition(s), servers interleaved ({}), each run on a fresh server \
-         (own temp dir, free port); medians over repetitions\n- Worker: {} task slots, {} \
-         pollers, cache {}; a fresh task queue per workload\n- Workloads: {}\n\n",
+         (own temp dir, free port); medians over repetitions; a workload's server CPU counts \
+         the {} s after its load too (Durin archives closed runs then)\n\
+         - Worker: {} task slots, {} pollers, cache {}; a fresh task queue per workload\n\
+         - Workloads: {}\n\n",
         plan.reps,
         plan.servers
             .iter()
             .map(|s| s.name())
             .collect::<Vec<_>>()
             .join(", "),
+        plan.specs.first().map_or(0, |s| s.settle.as_secs()),
         plan.settings.slots,
         plan.settings.pollers,
         plan.settings.cache,
