@@ -31,7 +31,7 @@ impl Core {
                 let Some(mut ms) = exec.state else {
                     return Ok(());
                 };
-                self.name_by_handle(&mut ms, exec.handle)?;
+                self.replay_handles.name(&mut ms, exec.handle)?;
                 ms.upgrade_timers();
                 let key = RunKey {
                     namespace: ms.namespace.clone(),
@@ -101,37 +101,6 @@ impl Core {
             Some(log_record::Kind::NexusEndpoint(endpoint)) => self.replay_endpoint(endpoint),
             None => {}
         }
-        Ok(())
-    }
-
-    /// Fills in the ids of a run's record that names it by its handle alone, or notes the
-    /// handle a record that names its run gives it (see `ExecutionRecord::handle`).
-    fn name_by_handle(
-        &mut self,
-        ms: &mut super::state::MutableState,
-        handle: u64,
-    ) -> std::result::Result<(), String> {
-        if handle == 0 {
-            return Ok(());
-        }
-        if !ms.run_id.is_empty() {
-            let key = RunKey {
-                namespace: ms.namespace.clone(),
-                workflow_id: ms.workflow_id.clone(),
-                run_id: ms.run_id.clone(),
-            };
-            self.replay_handles.insert(handle, key);
-            return Ok(());
-        }
-        let Some(key) = self.replay_handles.get(&handle) else {
-            return Err(format!(
-                "a run's record names it by handle {handle}, which no earlier record in the \
-                 log gives"
-            ));
-        };
-        ms.namespace.clone_from(&key.namespace);
-        ms.workflow_id.clone_from(&key.workflow_id);
-        ms.run_id.clone_from(&key.run_id);
         Ok(())
     }
 

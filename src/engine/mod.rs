@@ -273,7 +273,7 @@ pub struct Core {
     /// The last handle given to a run in the log (see `ExecutionRecord::handle`).
     last_log_handle: u64,
     /// While records are replayed: the run each handle the records gave stands for.
-    replay_handles: HashMap<u64, RunKey>,
+    replay_handles: crate::store::RunHandles,
     /// Closed runs on disk (None: closed runs stay in memory).
     archive: Option<archive::Archive>,
     /// Where outbox items go for delivery.
@@ -317,7 +317,7 @@ impl Engine {
             records_in_log: 0,
             compact_min_records: 0,
             last_log_handle: 0,
-            replay_handles: HashMap::new(),
+            replay_handles: Default::default(),
             archive: match &config.archive_dir {
                 Some(dir) => Some(archive::Archive::open(
                     dir,

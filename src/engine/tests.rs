@@ -460,7 +460,7 @@ fn named_executions(records: &[crate::store::LogRecord]) -> Vec<Vec<super::state
     use crate::store::log_record::Kind;
     fn walk(
         record: &crate::store::LogRecord,
-        ids: &mut std::collections::HashMap<u64, [String; 3]>,
+        handles: &mut crate::store::RunHandles,
         out: &mut Vec<super::state::MutableState>,
     ) {
         match &record.kind {
@@ -468,30 +468,19 @@ fn named_executions(records: &[crate::store::LogRecord]) -> Vec<Vec<super::state
                 let Some(mut ms) = e.state.clone() else {
                     return;
                 };
-                if ms.run_id.is_empty() {
-                    [ms.namespace, ms.workflow_id, ms.run_id] = ids[&e.handle].clone();
-                } else {
-                    ids.insert(
-                        e.handle,
-                        [
-                            ms.namespace.clone(),
-                            ms.workflow_id.clone(),
-                            ms.run_id.clone(),
-                        ],
-                    );
-                }
+                handles.name(&mut ms, e.handle).unwrap();
                 out.push(ms);
             }
-            Some(Kind::Batch(b)) => b.records.iter().for_each(|r| walk(r, ids, out)),
+            Some(Kind::Batch(b)) => b.records.iter().for_each(|r| walk(r, handles, out)),
             _ => {}
         }
     }
-    let mut ids = std::collections::HashMap::new();
+    let mut handles = crate::store::RunHandles::default();
     records
         .iter()
         .map(|record| {
             let mut out = Vec::new();
-            walk(record, &mut ids, &mut out);
+            walk(record, &mut handles, &mut out);
             out
         })
         .collect()

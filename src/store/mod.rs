@@ -18,7 +18,7 @@ use std::pin::Pin;
 
 pub use records::{
     DeletedRun, ExecutionRecord, LogRecord, NamespaceRecord, NexusEndpointRecord, RecordBatch,
-    RemovedEntries, encode_batch, encode_execution, encode_execution_delta, log_record,
+    RemovedEntries, RunHandles, encode_batch, encode_execution, encode_execution_delta, log_record,
 };
 
 #[derive(Debug, thiserror::Error)]

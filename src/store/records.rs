@@ -275,6 +275,37 @@ pub fn encode_execution_delta<'a>(
     out
 }
 
+/// Which run each handle given by a log's records stands for, as the records are read in
+/// order (see [`ExecutionRecord::handle`]).
+#[derive(Default)]
+pub struct RunHandles(std::collections::HashMap<u64, [String; 3]>);
+
+impl RunHandles {
+    /// Names the run of a record's state: notes the handle a record that names its run gives
+    /// it, or fills in the ids of one that names it by the handle alone (Err: no earlier
+    /// record gave that handle, which is damage).
+    pub fn name(&mut self, ms: &mut MutableState, handle: u64) -> Result<(), String> {
+        if handle == 0 {
+            return Ok(());
+        }
+        if !ms.run_id.is_empty() {
+            let ids = [&ms.namespace, &ms.workflow_id, &ms.run_id].map(String::clone);
+            self.0.insert(handle, ids);
+            return Ok(());
+        }
+        let Some([namespace, workflow_id, run_id]) = self.0.get(&handle) else {
+            return Err(format!(
+                "a run's record names it by handle {handle}, which no earlier record in the \
+                 log gives"
+            ));
+        };
+        ms.namespace.clone_from(namespace);
+        ms.workflow_id.clone_from(workflow_id);
+        ms.run_id.clone_from(run_id);
+        Ok(())
+    }
+}
+
 /// The records of a damaged log a replay can still apply, in order, and how many it cannot:
 /// one that does not decode, or whose run's earlier records were lost with the damage (it
 /// names the run by a handle no kept record gives, or leaves out fields no kept record of
@@ -282,45 +313,36 @@ pub fn encode_execution_delta<'a>(
 pub fn replayable(payloads: Vec<Vec<u8>>) -> (Vec<Vec<u8>>, usize) {
     type Key = (String, String, String);
     fn applies(
-        record: &LogRecord,
-        handles: &mut std::collections::HashMap<u64, Key>,
+        record: LogRecord,
+        handles: &mut RunHandles,
         seen: &mut std::collections::HashSet<Key>,
     ) -> bool {
-        match &record.kind {
+        match record.kind {
             Some(log_record::Kind::Execution(exec)) => {
-                let Some(ms) = &exec.state else { return true };
-                let key = if !ms.run_id.is_empty() {
-                    let key = (
-                        ms.namespace.clone(),
-                        ms.workflow_id.clone(),
-                        ms.run_id.clone(),
-                    );
-                    if exec.handle != 0 {
-                        handles.insert(exec.handle, key.clone());
-                    }
-                    key
-                } else {
-                    match handles.get(&exec.handle) {
-                        Some(key) => key.clone(),
-                        None => return false,
-                    }
+                let Some(mut ms) = exec.state else {
+                    return true;
                 };
-                let follows = ms.kept_fields == 0 || seen.contains(&key);
+                if handles.name(&mut ms, exec.handle).is_err() {
+                    return false;
+                }
+                let follows = ms.kept_fields == 0;
+                let key = (ms.namespace, ms.workflow_id, ms.run_id);
+                let follows = follows || seen.contains(&key);
                 seen.insert(key);
                 follows
             }
             Some(log_record::Kind::Batch(batch)) => {
-                batch.records.iter().all(|r| applies(r, handles, seen))
+                batch.records.into_iter().all(|r| applies(r, handles, seen))
             }
             _ => true,
         }
     }
-    let (mut handles, mut seen) = Default::default();
+    let (mut handles, mut seen) = (RunHandles::default(), Default::default());
     let total = payloads.len();
     let kept: Vec<Vec<u8>> = payloads
         .into_iter()
         .filter(|p| {
-            LogRecord::decode(p.as_slice()).is_ok_and(|r| applies(&r, &mut handles, &mut seen))
+            LogRecord::decode(p.as_slice()).is_ok_and(|r| applies(r, &mut handles, &mut seen))
         })
         .collect();
     let dropped = total - kept.len();
