@@ -41,6 +41,13 @@ async fn metrics_use_temporal_names_after_real_traffic() {
     assert_eq!(sample(&text, backlog), Some(1.0), "{text}");
     assert!(text.contains("durin_open_workflows 1"), "{text}");
     assert!(text.contains("durin_shards_owned 1"), "{text}");
+    // Nobody uses the run while it waits (the server freezes idle runs within a second):
+    // it is frozen, and the worker below thaws it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while sample(&scrape(metrics_port, "/metrics"), "durin_frozen_runs") != Some(1.0) {
+        assert!(std::time::Instant::now() < deadline, "the run never froze");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 
     let _worker = ExampleWorker::start(server.port(), "default", "durin-k8s-examples");
     let frontend = |ns: &str, op: &str| {

@@ -176,6 +176,11 @@ pub struct EngineArgs {
     /// Seconds a closed run stays in memory before it moves to the on-disk archive.
     #[arg(long, default_value_t = 10, env = "DURIN_ARCHIVE_AFTER")]
     pub archive_after: u64,
+    /// Seconds an open workflow run may go unused before it is frozen: kept in memory as its
+    /// compressed log record, a fraction of its decoded size, and thawed when next used
+    /// (0: within a second).
+    #[arg(long, default_value_t = 10, env = "DURIN_FREEZE_IDLE_AFTER")]
+    pub freeze_idle_after: u64,
     /// The log is rewritten as one record per live object once it holds at least this many
     /// records and more than twice as many as live objects.
     #[arg(long, default_value_t = 200_000, env = "DURIN_COMPACT_AFTER_RECORDS")]
@@ -501,6 +506,7 @@ async fn start_engine(
         .or(defaults.data_dir)
         .unwrap_or_else(default_data_dir);
     let archive_after = std::time::Duration::from_secs(args.archive_after);
+    let freeze_idle_after = Some(std::time::Duration::from_secs(args.freeze_idle_after));
     let mut cluster = None;
     let engine = match &args.postgres {
         Some(url) => {
@@ -530,6 +536,7 @@ async fn start_engine(
             let config = EngineConfig {
                 tuning: defaults.tuning,
                 callback_addresses: callback_addresses.clone(),
+                freeze_idle_after,
                 ..EngineConfig::default()
             };
             let engine = Engine::open(store.clone(), config)?;
@@ -555,6 +562,7 @@ async fn start_engine(
                 compact_min_records: args.compact_after_records,
                 tuning: defaults.tuning,
                 callback_addresses: callback_addresses.clone(),
+                freeze_idle_after,
                 ..EngineConfig::default()
             },
         )?,
@@ -621,6 +629,7 @@ async fn serve(started: Started) -> Result<(), Box<dyn std::error::Error>> {
     let _transfers = engine.spawn_transfer_loop();
     let _nexus_calls = engine.spawn_nexus_http_loop();
     let _archiver = engine.spawn_archiver();
+    let _freezer = engine.spawn_freezer();
     let _batches = crate::batch::spawn(
         engine.clone(),
         cluster.as_ref().map(|(_, port)| port.cluster.clone()),

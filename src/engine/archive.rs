@@ -484,7 +484,7 @@ impl Core {
         // Copies read back from those segments go too.
         let gone: Vec<RunKey> = self
             .runs
-            .iter()
+            .live_iter()
             .filter(|(k, r)| r.archived && !archive.contains(k))
             .map(|(k, _)| k.clone())
             .collect();

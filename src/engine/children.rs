@@ -428,12 +428,7 @@ impl Core {
         }
         // A run the resetter terminated does not report to its parent: the new run it was
         // reset to has the same parent and reports when it closes.
-        if !continuing
-            && !self
-                .runs
-                .get(key)
-                .is_some_and(|r| terminated_by_resetter(r))
-        {
+        if !continuing && !self.runs.get(key).is_some_and(terminated_by_resetter) {
             transfers |= self.report_to_parent(key);
             transfers |= self.deliver_completion_callbacks(key);
         }

@@ -90,9 +90,9 @@ fn state(engine: &Engine) -> MutableState {
         .core
         .lock()
         .runs
-        .values()
-        .find(|r| r.ms.workflow_id == "many")
-        .map(|r| r.ms.clone())
+        .iter()
+        .find(|(k, _)| k.workflow_id == "many")
+        .map(|(_, r)| r.ms.clone())
         .unwrap();
     ms.timers.sort_by_key(|t| t.started_event_id);
     ms

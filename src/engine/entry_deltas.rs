@@ -34,7 +34,7 @@ const TRACK_FROM: usize = 8;
 type Logged<K> = Option<Vec<(K, u128)>>;
 
 /// Per collection, what the log holds of a run's entries.
-#[derive(Default, Debug)]
+#[derive(Default, Debug, Clone)]
 pub(crate) struct LoggedEntries {
     activities: Logged<i64>,
     timers: Logged<i64>,

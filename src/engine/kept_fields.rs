@@ -29,7 +29,7 @@ const SEARCH_ATTRIBUTES: u32 = 8;
 const RARE: u32 = 16;
 
 /// Fingerprints of the fields as the log last wrote them for a run (0: not known).
-#[derive(Default, Debug)]
+#[derive(Default, Debug, Clone)]
 pub(crate) struct LoggedFields {
     /// The run's handle in the log (0: none yet): its first record there names the run and
     /// gives the handle, later ones name it by the handle alone.

@@ -4,8 +4,9 @@
 
 use prost::Message;
 
+use super::state::MutableState;
 use super::{Core, Error, Result, Run, RunKey, clock};
-use crate::store::{LogRecord, Shard, ShardedRecord, encode_execution_delta, log_record};
+use crate::store::{LogRecord, Shard, ShardedRecord, log_record};
 
 impl Core {
     /// Applies one record of the log (Err: the log is damaged).
@@ -75,8 +76,7 @@ impl Core {
                 }
                 let run = self
                     .runs
-                    .entry(key)
-                    .or_insert_with(|| Box::new(Run::new(ms.clone())));
+                    .get_or_insert_with(key, || Box::new(Run::new(MutableState::default())));
                 run.ms = ms;
                 run.history.push_all_encoded(&exec.new_events);
                 run.publish_progress();
@@ -116,16 +116,10 @@ impl Core {
             kind: Some(log_record::Kind::Namespace(ns.clone())),
         });
         // Runs faulted in from the archive are durable there.
-        let mut keys: Vec<&RunKey> = self
-            .runs
-            .iter()
-            .filter(|(_, r)| !r.archived)
-            .map(|(k, _)| k)
-            .collect();
+        let mut keys: Vec<(&RunKey, i64)> = self.runs.unarchived().collect();
         // Runs of one workflow id in start order and the current one last (runs can start
         // within one millisecond), so it becomes current again on replay.
-        keys.sort_by_cached_key(|k| {
-            let r = &self.runs[*k];
+        keys.sort_by_cached_key(|&(k, start_ms)| {
             let current = self
                 .current
                 .get(&(k.namespace.clone(), k.workflow_id.clone()))
@@ -134,21 +128,13 @@ impl Core {
                 k.namespace.as_str(),
                 k.workflow_id.as_str(),
                 current,
-                clock::opt_ts_millis(&r.ms.start_time),
+                start_ms,
             )
         });
-        let runs = keys.into_iter().map(|k| {
-            let run = &self.runs[k];
-            (
-                Some(self.shard_of(&k.namespace, &k.workflow_id)),
-                // The run's handle goes with it, as later records name it by that alone.
-                encode_execution_delta(
-                    &run.ms,
-                    run.history.encoded_from(0),
-                    None,
-                    run.logged.handle(),
-                ),
-            )
+        // The run's handle goes with it, as later records name it by that alone.
+        let runs = keys.into_iter().filter_map(|(k, _)| {
+            let shard = self.shard_of(&k.namespace, &k.workflow_id);
+            Some((Some(shard), self.runs.compaction_record(k)?))
         });
         namespaces
             .chain(self.endpoint_snapshot())

@@ -36,6 +36,7 @@ pub mod reset;
 pub mod retention;
 pub mod retry;
 pub mod run;
+mod run_table;
 pub mod schedule_api;
 pub mod schedules;
 pub mod shards;
@@ -179,6 +180,8 @@ pub struct EngineConfig {
     pub tuning: Tuning,
     /// Where completion callbacks may go besides this server.
     pub callback_addresses: nexus::callbacks::CallbackAddresses,
+    /// Runs unused this long are frozen to save memory (None: never; see `run_table.rs`).
+    pub freeze_idle_after: Option<Duration>,
 }
 
 /// Engine thresholds that `--dynamic-config-value` may set (Temporal's keys in comments).
@@ -211,6 +214,7 @@ impl Default for EngineConfig {
             clock: Arc::new(clock::SystemClock),
             tuning: Tuning::default(),
             callback_addresses: Default::default(),
+            freeze_idle_after: Some(Duration::from_secs(10)),
         }
     }
 }
@@ -248,8 +252,8 @@ pub struct Core {
     namespace_tombstones: HashMap<String, u64>,
     /// The cluster's Nexus endpoints (see `nexus_endpoints.rs`).
     nexus_endpoints: nexus_endpoints::Registry,
-    /// Boxed so the table's slots stay small (it is sized for growth, and doubles at once).
-    runs: HashMap<RunKey, Box<Run>>,
+    /// The runs in memory, idle ones frozen (see `run_table.rs`).
+    runs: run_table::RunTable,
     /// (namespace, workflow id) -> the latest run id.
     current: HashMap<(String, String), String>,
     matching: Matching,
@@ -301,7 +305,7 @@ impl Engine {
             namespaces: HashMap::new(),
             namespace_tombstones: HashMap::new(),
             nexus_endpoints: Default::default(),
-            runs: HashMap::new(),
+            runs: Default::default(),
             current: HashMap::new(),
             matching: Matching::default(),
             schedules: HashMap::new(),
@@ -370,15 +374,12 @@ impl Engine {
         }))
     }
 
-    /// Tasks waiting per task queue (for metrics), and the number of open workflow runs.
-    pub fn load_snapshot(&self) -> (Vec<(matching::QueueKey, usize)>, usize) {
+    /// Tasks waiting per task queue (for metrics), the number of open workflow runs, and how
+    /// many of them are frozen.
+    pub fn load_snapshot(&self) -> (Vec<(matching::QueueKey, usize)>, usize, usize) {
         let core = self.core.lock();
-        let open = core
-            .runs
-            .values()
-            .filter(|r| r.is_open() && !r.is_standalone())
-            .count();
-        (core.matching.backlogs(), open)
+        let open = core.runs.open_workflows();
+        (core.matching.backlogs(), open, core.runs.held_frozen())
     }
 
     /// The current time by the engine's clock, in milliseconds since the epoch.
@@ -630,13 +631,13 @@ impl Core {
     }
 
     pub(crate) fn run(&self, key: &RunKey) -> Result<&Run> {
-        self.runs.get(key).map(|r| &**r).ok_or_else(|| {
+        self.runs.get(key).ok_or_else(|| {
             Error::NotFound(format!("workflow execution {} not found", key.workflow_id))
         })
     }
 
     pub(crate) fn run_mut(&mut self, key: &RunKey) -> Result<&mut Run> {
-        self.runs.get_mut(key).map(|r| &mut **r).ok_or_else(|| {
+        self.runs.get_mut(key).ok_or_else(|| {
             Error::NotFound(format!("workflow execution {} not found", key.workflow_id))
         })
     }

@@ -187,7 +187,7 @@ impl Core {
         }
         // Removed in one sweep (run by run, each removal would look for the workflow id's
         // next current run among all runs).
-        self.runs.retain(|k, _| k.namespace != namespace);
+        self.runs.retain_keys(|k| k.namespace != namespace);
         self.current.retain(|(ns, _), _| ns != namespace);
         let schedules: Vec<_> = self
             .schedules

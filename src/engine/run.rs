@@ -66,6 +66,33 @@ impl Run {
         }
     }
 
+    /// A run rebuilt from its frozen form (see `run_table.rs`): state, history and what the
+    /// log holds of it; nothing else was kept, as only a quiet run is frozen.
+    pub(crate) fn thawed(
+        ms: MutableState,
+        events: &[Vec<u8>],
+        logged: super::kept_fields::LoggedFields,
+    ) -> Self {
+        let mut run = Self::new(ms);
+        run.history.push_all_encoded(events);
+        run.logged = logged;
+        run
+    }
+
+    /// Whether the run holds nothing in memory besides its state and history: no change in
+    /// progress, nobody waiting on it, no query pending, not being archived. Only such a run
+    /// may be frozen (see `run_table.rs`).
+    pub(crate) fn is_quiet(&self) -> bool {
+        self.staged.is_empty()
+            && self.changes.is_empty()
+            && self.queries.is_empty()
+            && !self.updates_dirty
+            && !self.archived
+            && !self.archiving
+            && self.progress.get().is_none_or(|p| p.receiver_count() == 0)
+            && (self.updates_changed.get()).is_none_or(|u| u.receiver_count() == 0)
+    }
+
     pub fn is_open(&self) -> bool {
         is_running(&self.ms)
     }

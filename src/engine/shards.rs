@@ -42,7 +42,7 @@ impl Engine {
         let in_shard =
             |namespace: &str, id: &str| crate::store::shard_of(count, namespace, id) == shard;
         core.runs
-            .retain(|k, _| !in_shard(&k.namespace, &k.workflow_id));
+            .retain_keys(|k| !in_shard(&k.namespace, &k.workflow_id));
         core.current.retain(|(ns, id), _| !in_shard(ns, id));
         core.schedules.retain(|(ns, id), _| !in_shard(ns, id));
         core.batches.retain(|(ns, id), _| !in_shard(ns, id));
@@ -77,7 +77,9 @@ impl Engine {
     /// acknowledged yet (for metrics).
     pub fn cluster_snapshot(&self) -> (usize, usize) {
         let core = self.core.lock();
-        let pending = core.runs.values().map(|r| r.ms.outbox.len()).sum::<usize>()
+        let pending = (core.runs.live_iter())
+            .map(|(_, r)| r.ms.outbox.len())
+            .sum::<usize>()
             + core
                 .schedules
                 .values()

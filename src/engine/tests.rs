@@ -267,7 +267,7 @@ async fn a_closed_run_that_still_owes_a_transfer_stays_in_memory() {
         engine.core.lock().runs.contains_key(&key),
         "a run with an unanswered outbox item was archived"
     );
-    let id = engine.core.lock().runs[&key].ms.outbox[0].id;
+    let id = engine.core.lock().runs.get(&key).unwrap().ms.outbox[0].id;
     engine.core.lock().finish_transfer(
         &super::transfer::Source::Run(key.clone()),
         id,
@@ -306,7 +306,7 @@ async fn archived_runs_expire_a_segment_at_a_time_and_stay_expired() {
         }
         engine.archive_once().await;
         assert!(
-            engine.core.lock().runs.is_empty(),
+            engine.core.lock().runs.len() == 0,
             "the closed run left memory"
         );
         engine.roll_archive_segment();
@@ -432,7 +432,7 @@ async fn a_repeated_start_request_answers_the_first_run_even_after_archive_and_r
             .await
             .unwrap();
         engine.archive_once().await;
-        assert!(engine.core.lock().runs.is_empty(), "the run was archived");
+        assert_eq!(engine.core.lock().runs.len(), 0, "the run was archived");
         first
     };
     let engine = open_archiving(dir.path()).await;
@@ -737,9 +737,9 @@ async fn unchanged_start_attributes_are_logged_once_and_replayed_whole() {
             .core
             .lock()
             .runs
-            .values()
+            .iter()
             .next()
-            .map(|r| r.ms.clone())
+            .map(|(_, r)| r.ms.clone())
             .unwrap();
         (info.workflow_execution_info.unwrap().memo, ms.started)
     };

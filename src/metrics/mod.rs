@@ -378,7 +378,7 @@ fn render_persistence(out: &mut String, r: &Registry) {
 }
 
 fn render_engine(out: &mut String, engine: &Engine) {
-    let (backlogs, open) = engine.load_snapshot();
+    let (backlogs, open, frozen) = engine.load_snapshot();
     header(
         out,
         "durin_open_workflows",
@@ -386,6 +386,13 @@ fn render_engine(out: &mut String, engine: &Engine) {
         "Workflow runs currently open.",
     );
     let _ = writeln!(out, "durin_open_workflows {open}");
+    header(
+        out,
+        "durin_frozen_runs",
+        "gauge",
+        "Open workflow runs held frozen in memory (compressed; see --freeze-idle-after).",
+    );
+    let _ = writeln!(out, "durin_frozen_runs {frozen}");
     let (archived, failed_rounds) = engine.archive_snapshot();
     header(
         out,

@@ -64,8 +64,11 @@ struct Peer {
 impl DurinServer {
     /// Start a fresh server (new temp dir, new free port) and wait until it accepts SDK
     /// connections.
+    /// Its runs are frozen within a second of going idle (`--freeze-idle-after 0`), so every
+    /// test also checks that freezing and thawing a run loses nothing.
     pub async fn start() -> Self {
-        Self::start_with(vec!["dev".into()], Vec::new()).await
+        let freeze = vec![("DURIN_FREEZE_IDLE_AFTER".to_string(), "0".to_string())];
+        Self::start_with(vec!["dev".into()], freeze).await
     }
 
     /// Start `durin operator` (engine + controllers) against the cluster in `kubeconfig`.
@@ -120,7 +123,8 @@ impl DurinServer {
     pub async fn with_metrics() -> (Self, u16) {
         let port = free_port();
         let args = vec!["dev".into(), "--metrics-port".into(), port.to_string()];
-        (Self::start_with(args, Vec::new()).await, port)
+        let freeze = vec![("DURIN_FREEZE_IDLE_AFTER".to_string(), "0".to_string())];
+        (Self::start_with(args, freeze).await, port)
     }
 
     /// A `durin dev` server not yet started (its data dir is known, so the environment can

@@ -1,0 +1,386 @@
+//! The runs in memory, by key. A run nobody used for a while (`EngineConfig::freeze_idle_after`)
+//! is frozen: kept as the record log compaction would write for it (its state, its whole
+//! history and its handle in the log), zstd-compressed, instead of as decoded messages. With
+//! mimalloc handing the freed memory back, a million sleeping workflows take 1.9 KB each
+//! instead of 5.8 KB (`bench/results/2026-12-07-sleepers-1m.md`). The next read or change
+//! thaws a run.
+//!
+//! Only quiet open workflow runs freeze (`Run::is_quiet`): nothing is in progress on them and
+//! nobody waits on them, so the state and history are all there is to keep. A run thawed to
+//! be read keeps its frozen form next to the decoded one, and the next sweep that finds it
+//! unused again just drops the decoded one; a run thawed to be changed loses its frozen form
+//! and is encoded anew once idle.
+//!
+//! The freezer (`Engine::spawn_freezer`) ticks the table once a second and sweeps the runs
+//! that became live, oldest first, a few milliseconds at a time under the engine lock.
+
+use std::cell::{Cell, OnceCell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prost::Message;
+
+use super::kept_fields::LoggedFields;
+use super::{Run, RunKey, clock};
+use crate::store::{LogRecord, encode_execution_delta, log_record};
+
+/// zstd's fastest level: a run's record is small, and freezing happens at the start rate.
+const LEVEL: i32 = 1;
+
+/// How long the freezer holds the engine lock at a time.
+const FREEZE_SLICE: Duration = Duration::from_millis(5);
+
+/// A run as compaction would log it, compressed, with what the log holds of it.
+struct Frozen {
+    record: Box<[u8]>,
+    raw_len: u32,
+    logged: LoggedFields,
+    /// The run's start time, which compaction orders runs by (read without thawing).
+    start_ms: i64,
+}
+
+impl Frozen {
+    fn of(run: &Run) -> Option<Self> {
+        let record = compaction_record(run);
+        let packed = zstd::bulk::compress(&record, LEVEL).ok()?;
+        Some(Self {
+            record: packed.into_boxed_slice(),
+            raw_len: u32::try_from(record.len()).ok()?,
+            logged: run.logged.clone(),
+            start_ms: clock::opt_ts_millis(&run.ms.start_time),
+        })
+    }
+
+    /// The record the run was frozen as.
+    fn record(&self) -> Vec<u8> {
+        // These bytes were compressed by `of` in this process: failing to read them back
+        // would be a bug or corrupted memory, not input to refuse.
+        zstd::bulk::decompress(&self.record, self.raw_len as usize)
+            .expect("a frozen run decompresses")
+    }
+
+    fn thaw(&self) -> Box<Run> {
+        let record = LogRecord::decode(self.record().as_slice()).expect("a frozen run decodes");
+        let Some(log_record::Kind::Execution(exec)) = record.kind else {
+            unreachable!("a run is frozen as an execution record")
+        };
+        Box::new(Run::thawed(
+            exec.state.unwrap_or_default(),
+            &exec.new_events,
+            self.logged.clone(),
+        ))
+    }
+}
+
+/// The record compaction writes for a run: its whole state and history, and its handle, as
+/// the run's later records name it by that alone.
+fn compaction_record(run: &Run) -> Vec<u8> {
+    encode_execution_delta(
+        &run.ms,
+        run.history.encoded_from(0),
+        None,
+        run.logged.handle(),
+    )
+}
+
+/// One run: decoded (`live`), frozen, or both while it is only being read.
+struct Slot {
+    live: OnceCell<Box<Run>>,
+    frozen: Option<Box<Frozen>>,
+    /// The tick of the run's last use.
+    touched: Cell<u32>,
+    /// Whether the key waits in `RunTable::live_keys`.
+    queued: Cell<bool>,
+}
+
+impl Slot {
+    fn thaw(&self) -> Box<Run> {
+        match &self.frozen {
+            Some(frozen) => frozen.thaw(),
+            // Every slot is built live, and loses its live run only once frozen.
+            None => unreachable!("a slot without its live run is frozen"),
+        }
+    }
+}
+
+/// A run read while iterating: decoded only if read, and only for as long as it is held.
+pub struct RunRef<'a> {
+    slot: &'a Slot,
+    thawed: OnceCell<Box<Run>>,
+}
+
+impl Deref for RunRef<'_> {
+    type Target = Run;
+
+    fn deref(&self) -> &Run {
+        match self.slot.live.get() {
+            Some(run) => run,
+            None => self.thawed.get_or_init(|| self.slot.thaw()),
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct RunTable {
+    slots: HashMap<RunKey, Slot>,
+    /// Runs that became live, each once, roughly oldest first: the freezer's candidates.
+    live_keys: RefCell<VecDeque<(u32, RunKey)>>,
+    /// Advanced once a second by the freezer.
+    tick: u32,
+}
+
+impl RunTable {
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn contains_key(&self, key: &RunKey) -> bool {
+        self.slots.contains_key(key)
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &RunKey> {
+        self.slots.keys()
+    }
+
+    /// Every run, thawed only where the caller reads it.
+    pub fn iter(&self) -> impl Iterator<Item = (&RunKey, RunRef<'_>)> {
+        self.slots.iter().map(|(key, slot)| {
+            let run = RunRef {
+                slot,
+                thawed: OnceCell::new(),
+            };
+            (key, run)
+        })
+    }
+
+    /// The run, thawed if it was frozen (its frozen form is kept: reading changes nothing).
+    pub fn get(&self, key: &RunKey) -> Option<&Run> {
+        let slot = self.slots.get(key)?;
+        slot.touched.set(self.tick);
+        let run = slot.live.get_or_init(|| {
+            self.enqueue(key, slot);
+            slot.thaw()
+        });
+        Some(run)
+    }
+
+    /// The run to change, thawed if it was frozen (its frozen form is dropped).
+    pub fn get_mut(&mut self, key: &RunKey) -> Option<&mut Run> {
+        let tick = self.tick;
+        let slot = self.slots.get_mut(key)?;
+        let unqueued = (!slot.queued.get()).then(|| key.clone());
+        Some(live_mut(slot, unqueued, tick, self.live_keys.get_mut()))
+    }
+
+    /// The run, created by `make` if there is none.
+    pub fn get_or_insert_with(&mut self, key: RunKey, make: impl FnOnce() -> Box<Run>) -> &mut Run {
+        let tick = self.tick;
+        let queue = self.live_keys.get_mut();
+        match self.slots.entry(key) {
+            std::collections::hash_map::Entry::Occupied(entry) => {
+                let key = (!entry.get().queued.get()).then(|| entry.key().clone());
+                live_mut(entry.into_mut(), key, tick, queue)
+            }
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                queue.push_back((tick, entry.key().clone()));
+                let slot = entry.insert(Slot {
+                    live: OnceCell::from(make()),
+                    frozen: None,
+                    touched: Cell::new(tick),
+                    queued: Cell::new(true),
+                });
+                live_mut(slot, None, tick, queue)
+            }
+        }
+    }
+
+    pub fn insert(&mut self, key: RunKey, run: Box<Run>) {
+        let tick = self.tick;
+        self.live_keys.get_mut().push_back((tick, key.clone()));
+        let slot = Slot {
+            live: OnceCell::from(run),
+            frozen: None,
+            touched: Cell::new(tick),
+            queued: Cell::new(true),
+        };
+        self.slots.insert(key, slot);
+    }
+
+    /// Removes the run (without thawing it); returns whether there was one.
+    pub fn remove(&mut self, key: &RunKey) -> bool {
+        self.slots.remove(key).is_some()
+    }
+
+    pub fn retain_keys(&mut self, mut keep: impl FnMut(&RunKey) -> bool) {
+        self.slots.retain(|key, _| keep(key));
+    }
+
+    /// The runs held decoded, without thawing any: for questions a frozen run answers "no"
+    /// to (archived? owes a transfer? see `freezable`).
+    pub fn live_iter(&self) -> impl Iterator<Item = (&RunKey, &Run)> {
+        (self.slots.iter()).filter_map(|(key, slot)| Some((key, &**slot.live.get()?)))
+    }
+
+    /// Open workflow runs (not standalone executions); frozen runs are all such.
+    pub fn open_workflows(&self) -> usize {
+        let open = |slot: &Slot| {
+            slot.live
+                .get()
+                .is_none_or(|run| run.is_open() && !run.is_standalone())
+        };
+        self.slots.values().filter(|slot| open(slot)).count()
+    }
+
+    /// Runs held only in their frozen form.
+    pub fn held_frozen(&self) -> usize {
+        self.slots
+            .values()
+            .filter(|s| s.live.get().is_none())
+            .count()
+    }
+
+    /// Runs that are not in the archive already, with their start times (for compaction,
+    /// read without thawing).
+    pub fn unarchived(&self) -> impl Iterator<Item = (&RunKey, i64)> {
+        self.slots
+            .iter()
+            .filter_map(|(key, slot)| match slot.live.get() {
+                Some(run) if run.archived => None,
+                Some(run) => Some((key, clock::opt_ts_millis(&run.ms.start_time))),
+                None => Some((key, slot.frozen.as_ref().map_or(0, |f| f.start_ms))),
+            })
+    }
+
+    /// The record compaction writes for the run: the one it was frozen as, or encoded now.
+    pub fn compaction_record(&self, key: &RunKey) -> Option<Vec<u8>> {
+        let slot = self.slots.get(key)?;
+        Some(match (&slot.frozen, slot.live.get()) {
+            (Some(frozen), _) => frozen.record(),
+            (None, Some(run)) => compaction_record(run),
+            (None, None) => return None,
+        })
+    }
+
+    /// Advances the table's clock by one tick (the freezer's second).
+    pub fn tick(&mut self) {
+        self.tick = self.tick.wrapping_add(1);
+    }
+
+    /// Freezes the runs not used for `idle_ticks` ticks, oldest first, until `deadline`.
+    /// Returns whether runs due to be looked at remain.
+    pub fn freeze_idle(&mut self, idle_ticks: u32, deadline: Instant) -> bool {
+        let now = self.tick;
+        let queue = self.live_keys.get_mut();
+        // Each key at most once: those put back for later go behind the rest.
+        for looked in 0..queue.len() {
+            let Some(&(since, _)) = queue.front() else {
+                return false;
+            };
+            if now.wrapping_sub(since) < idle_ticks {
+                return false;
+            }
+            if looked % 64 == 63 && Instant::now() >= deadline {
+                return true;
+            }
+            let Some((_, key)) = queue.pop_front() else {
+                return false;
+            };
+            let Some(slot) = self.slots.get_mut(&key) else {
+                continue;
+            };
+            let Some(run) = slot.live.get() else {
+                slot.queued.set(false);
+                continue;
+            };
+            let touched = slot.touched.get();
+            if now.wrapping_sub(touched) < idle_ticks {
+                queue.push_back((touched, key));
+                continue;
+            }
+            if !freezable(run) {
+                queue.push_back((now, key));
+                continue;
+            }
+            if slot.frozen.is_none() {
+                match Frozen::of(run) {
+                    Some(frozen) => slot.frozen = Some(Box::new(frozen)),
+                    None => continue,
+                }
+            }
+            slot.live = OnceCell::new();
+            slot.queued.set(false);
+        }
+        false
+    }
+
+    /// Marks the run live for the freezer to look at later.
+    fn enqueue(&self, key: &RunKey, slot: &Slot) {
+        if !slot.queued.replace(true) {
+            self.live_keys
+                .borrow_mut()
+                .push_back((self.tick, key.clone()));
+        }
+    }
+}
+
+/// Only quiet open workflow runs freeze, and only without operations owed to other shards (the
+/// outbox is read in memory by whoever delivers them): so a frozen run is never archived, never
+/// standalone and owes nothing, which is what `live_iter` lets callers skip.
+fn freezable(run: &Run) -> bool {
+    run.is_open() && !run.is_standalone() && run.is_quiet() && run.ms.outbox.is_empty()
+}
+
+/// The slot's run to change: thawed if needed, its frozen form dropped, and queued for the
+/// freezer (`unqueued`: the run's key when it is not queued yet).
+fn live_mut<'a>(
+    slot: &'a mut Slot,
+    unqueued: Option<RunKey>,
+    tick: u32,
+    queue: &mut VecDeque<(u32, RunKey)>,
+) -> &'a mut Run {
+    slot.touched.set(tick);
+    if slot.live.get().is_none() {
+        slot.live = OnceCell::from(slot.thaw());
+    }
+    slot.frozen = None;
+    if let Some(key) = unqueued {
+        slot.queued.set(true);
+        queue.push_back((tick, key));
+    }
+    match slot.live.get_mut() {
+        Some(run) => run,
+        None => unreachable!("the slot was just made live"),
+    }
+}
+
+impl super::Engine {
+    /// Freezes idle runs until the engine is dropped (None: the configuration never does).
+    pub fn spawn_freezer(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        let idle_ticks =
+            u32::try_from(self.config.freeze_idle_after?.as_secs()).unwrap_or(u32::MAX);
+        let weak = Arc::downgrade(self);
+        Some(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let Some(engine) = weak.upgrade() else { return };
+                engine.core.lock().runs.tick();
+                // A slice at a time, so that requests wait at most a few milliseconds for
+                // the lock while a burst of runs freezes.
+                while engine
+                    .core
+                    .lock()
+                    .runs
+                    .freeze_idle(idle_ticks, Instant::now() + FREEZE_SLICE)
+                {
+                    tokio::task::yield_now().await;
+                }
+            }
+        }))
+    }
+}
+
+#[cfg(test)]
+#[path = "run_table_tests.rs"]
+mod tests;
