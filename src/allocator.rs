@@ -1,4 +1,7 @@
-//! Tuning of the C allocator (glibc's malloc) that Rust's default allocator sits on.
+//! Tuning of the C allocator (glibc's malloc). Durin's own allocations go to mimalloc (the
+//! global allocator, `main.rs`), which keeps each size class on its own pages and hands pages
+//! that empty back to the system. glibc's malloc still serves the C libraries (zstd's
+//! contexts), and everything in the library's own unit tests, so it is tuned as before:
 //!
 //! glibc gives each thread that allocates under contention its own arena, up to eight per
 //! core, and memory freed in one arena is never reused by another; freed pages inside a heap

@@ -1,5 +1,12 @@
 use clap::Parser;
 
+/// mimalloc rather than the C library's malloc: it keeps allocations of one size together, so
+/// the memory of runs that were frozen or archived goes back to the system instead of staying
+/// as holes between the ones that remain (glibc's resident size stayed at the peak), and it
+/// is faster under the engine's allocation pattern.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     durin::allocator::limit_arenas();
     let cli = durin::cli::Cli::parse();
