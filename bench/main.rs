@@ -82,7 +82,8 @@ struct Args {
     /// Seconds after each workload's load that still count for its server CPU (not its
     /// throughput, and not its disk, read right after the load): Durin writes runs closed
     /// 10 s earlier to its archive, work that belongs to them and would otherwise land in
-    /// the next workload's figures.
+    /// the next workload's figures. With `--sleepers`: how long after all are asleep their
+    /// memory is read (Durin freezes runs unused for 10 s).
     #[arg(long, default_value_t = 12)]
     settle_secs: u64,
     /// Worker slots (workflow and activity tasks each).
@@ -521,6 +522,7 @@ async fn main() -> Result<()> {
                 pollers: args.worker_pollers,
                 sample: args.timer_histories.unwrap_or(10_000),
                 restart: !args.no_restart,
+                settle: Duration::from_secs(args.settle_secs),
                 out: args.out.clone(),
             },
         )

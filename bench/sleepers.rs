@@ -36,6 +36,8 @@ pub struct SleepersArgs {
     /// Histories read for the lateness (evenly spread; all when at least `workflows`).
     pub sample: u64,
     pub restart: bool,
+    /// How long after all are asleep their memory is read (not past the first fire).
+    pub settle: Duration,
     pub out: Option<PathBuf>,
 }
 
@@ -47,6 +49,8 @@ struct Measured {
     start_window_secs: f64,
     start_rate_wf_per_s: f64,
     asleep: u64,
+    /// Seconds after all were asleep that the memory was read.
+    settled_secs: u64,
     rss_asleep_mib: f64,
     peak_rss_mib: f64,
     bytes_per_sleeping_workflow: f64,
@@ -107,6 +111,12 @@ pub async fn run(bins: &Binaries, args: SleepersArgs) -> Result<()> {
             m.asleep
         ));
     }
+    // Durin freezes runs unused for a while: read the memory they settle at.
+    let settle = args
+        .settle
+        .min(asleep_by.saturating_duration_since(Instant::now()));
+    tokio::time::sleep(settle).await;
+    m.settled_secs = settle.as_secs();
     let asleep = server.sample();
     m.rss_asleep_mib = asleep.rss_kib as f64 / 1024.0;
     m.peak_rss_mib = asleep.hwm_kib as f64 / 1024.0;
@@ -263,7 +273,7 @@ fn report(m: &Measured, out: Option<&PathBuf>) -> Result<()> {
          | Figure | Value |\n|---|---|\n\
          | Started in | {:.1} s ({:.0} wf/s) |\n\
          | Asleep at once | {} |\n\
-         | RSS with all asleep | {:.0} MiB ({:.0} B per workflow above the idle server) |\n\
+         | RSS with all asleep, {} s after the last | {:.0} MiB ({:.0} B per workflow above the idle server) |\n\
          | Peak RSS | {:.0} MiB |\n\
          | Data on disk | {:.0} MiB |\n",
         m.workflows,
@@ -271,6 +281,7 @@ fn report(m: &Measured, out: Option<&PathBuf>) -> Result<()> {
         m.start_window_secs,
         m.start_rate_wf_per_s,
         m.asleep,
+        m.settled_secs,
         m.rss_asleep_mib,
         m.bytes_per_sleeping_workflow,
         m.peak_rss_mib,
