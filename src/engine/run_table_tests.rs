@@ -3,10 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use temporalio_protos::temporal::api::common::v1::{
-    Payload, Payloads, WorkflowExecution, WorkflowType,
-};
-use temporalio_protos::temporal::api::taskqueue::v1::TaskQueue;
+use temporalio_protos::temporal::api::common::v1::{Payload, Payloads, WorkflowExecution};
 use temporalio_protos::temporal::api::workflowservice::v1::{
     DescribeWorkflowExecutionRequest, SignalWorkflowExecutionRequest,
     StartWorkflowExecutionRequest, TerminateWorkflowExecutionRequest,
@@ -57,26 +54,16 @@ fn execution(id: &str) -> Option<WorkflowExecution> {
 }
 
 async fn start(engine: &Engine, id: &str) -> RunKey {
-    let run_id = engine
-        .start_workflow(StartWorkflowExecutionRequest {
-            namespace: "default".into(),
-            workflow_id: id.into(),
-            workflow_type: Some(WorkflowType { name: "wf".into() }),
-            task_queue: Some(TaskQueue {
-                name: "tq".into(),
+    let request = StartWorkflowExecutionRequest {
+        input: Some(Payloads {
+            payloads: vec![Payload {
+                data: b"\"hello\"".to_vec(),
                 ..Default::default()
-            }),
-            input: Some(Payloads {
-                payloads: vec![Payload {
-                    data: b"\"hello\"".to_vec(),
-                    ..Default::default()
-                }],
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .run_id;
+            }],
+        }),
+        ..crate::engine::tests::start_request(id)
+    };
+    let run_id = engine.start_workflow(request).await.unwrap().run_id;
     RunKey {
         namespace: "default".into(),
         workflow_id: id.into(),

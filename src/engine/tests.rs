@@ -15,7 +15,7 @@ use super::{ChangeKind, Engine, EngineConfig};
 use crate::store::Store;
 use crate::store::wal::Wal;
 
-fn start_request(id: &str) -> StartWorkflowExecutionRequest {
+pub(super) fn start_request(id: &str) -> StartWorkflowExecutionRequest {
     StartWorkflowExecutionRequest {
         namespace: "default".into(),
         workflow_id: id.into(),
