@@ -100,8 +100,16 @@ impl Server {
 
     /// Stops the server (SIGTERM, SIGKILL after `grace`) and starts it again on the same data
     /// dir and port; returns the time from the new spawn until it answered its first RPC.
-    pub async fn restart(&mut self, bins: &Binaries, grace: Duration) -> Result<Duration> {
+    /// Stops the server (SIGTERM, `grace` to exit) and starts it again on the same data:
+    /// how long the stop took, and the start (spawn to first answer).
+    pub async fn restart(
+        &mut self,
+        bins: &Binaries,
+        grace: Duration,
+    ) -> Result<(Duration, Duration)> {
+        let stopping = Instant::now();
         self.stop(grace).await;
+        let stopped = stopping.elapsed();
         let spawned_at = Instant::now();
         self.child = Some(spawn(
             self.kind,
@@ -111,7 +119,7 @@ impl Server {
             &self.log_path,
         )?);
         self.wait_ready(spawned_at).await?;
-        Ok(spawned_at.elapsed())
+        Ok((stopped, spawned_at.elapsed()))
     }
 
     pub fn pid(&self) -> Option<u32> {

@@ -55,6 +55,8 @@ struct Measured {
     peak_rss_mib: f64,
     bytes_per_sleeping_workflow: f64,
     data_dir_mib: f64,
+    /// The clean stop before the restart (SIGTERM to exit; Durin compacts its log then).
+    stop_secs: Option<f64>,
     restart_secs: Option<f64>,
     rss_after_restart_mib: Option<f64>,
     completed: u64,
@@ -129,10 +131,15 @@ pub async fn run(bins: &Binaries, args: SleepersArgs) -> Result<()> {
     );
 
     if args.restart {
-        let took = server.restart(bins, Duration::from_secs(60)).await?;
+        let (stopped, took) = server.restart(bins, Duration::from_secs(60)).await?;
+        m.stop_secs = Some(stopped.as_secs_f64());
         m.restart_secs = Some(took.as_secs_f64());
         m.rss_after_restart_mib = Some(server.sample().rss_kib as f64 / 1024.0);
-        eprintln!("sleepers: restarted in {:.1} s", took.as_secs_f64());
+        eprintln!(
+            "sleepers: stopped in {:.1} s, restarted in {:.1} s",
+            stopped.as_secs_f64(),
+            took.as_secs_f64()
+        );
         if Instant::now() > asleep_by {
             m.notes
                 .push("the restart ended after the first timers were due".into());
@@ -287,9 +294,12 @@ fn report(m: &Measured, out: Option<&PathBuf>) -> Result<()> {
         m.peak_rss_mib,
         m.data_dir_mib,
     );
-    if let (Some(secs), Some(rss)) = (m.restart_secs, m.rss_after_restart_mib) {
+    if let (Some(stop), Some(secs), Some(rss)) =
+        (m.stop_secs, m.restart_secs, m.rss_after_restart_mib)
+    {
         md.push_str(&format!(
-            "| Restart with all of them (spawn → first answer) | {secs:.1} s |\n\
+            "| Clean stop before the restart (SIGTERM → exit) | {stop:.1} s |\n\
+             | Restart with all of them (spawn → first answer) | {secs:.1} s |\n\
              | RSS after the restart | {rss:.0} MiB |\n"
         ));
     }
