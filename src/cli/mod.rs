@@ -641,8 +641,11 @@ async fn serve(started: Started) -> Result<(), Box<dyn std::error::Error>> {
     };
     let (store, cluster_port) = cluster.unzip();
     crate::api::serve(engine.clone(), cluster_port, listener, access, shutdown).await?;
-    if let Some(store) = &store {
-        crate::cluster::membership::leave(store, &engine).await;
+    match &store {
+        Some(store) => crate::cluster::membership::leave(store, &engine).await,
+        // A replica's shards go on elsewhere at once; a lone server compacts for its next
+        // start.
+        None => engine.checkpoint().await,
     }
     tracing::info!("durin stopped");
     Ok(())

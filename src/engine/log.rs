@@ -8,6 +8,35 @@ use super::state::MutableState;
 use super::{Core, Error, Result, Run, RunKey, clock};
 use crate::store::{LogRecord, Shard, ShardedRecord, log_record};
 
+/// At start-up the run table's clock ticks once per this many records replayed, and a run
+/// freezes once its last record is `REPLAY_IDLE_TICKS` ticks behind: a run's records mostly
+/// lie close together in the log (a compacted log holds one per run), so few thaw again.
+pub(super) const REPLAY_TICK_RECORDS: u64 = 8192;
+pub(super) const REPLAY_IDLE_TICKS: u32 = 4;
+
+impl super::Engine {
+    /// On a clean stop: rewrites the log as one record per live object when more than a
+    /// quarter of its records are superseded, so that the next start replays each run about
+    /// once and seldom thaws a run it froze (as a database's shutdown checkpoint spares its
+    /// next start the redo). A crash skips this; the next start replays what the log holds.
+    pub async fn checkpoint(&self) {
+        let began = std::time::Instant::now();
+        let compaction = {
+            let mut core = self.core.lock();
+            let live = core.live_objects();
+            (core.records_in_log > live + live / 4).then(|| core.compact_now())
+        };
+        let Some(lsn) = compaction else { return };
+        match self.store.wait_compacted(lsn).await {
+            Ok(()) => tracing::info!(
+                took_ms = began.elapsed().as_millis() as u64,
+                "log compacted for the next start"
+            ),
+            Err(e) => tracing::warn!(error = %e, "compacting the log at shutdown failed"),
+        }
+    }
+}
+
 impl Core {
     /// Applies one record of the log (Err: the log is damaged).
     pub(super) fn replay(&mut self, record: LogRecord) -> std::result::Result<(), String> {
@@ -104,6 +133,23 @@ impl Core {
         Ok(())
     }
 
+    /// Applies the `count`th record loaded at start-up. With `freeze`, runs whose records
+    /// stopped coming a while ago in the log are frozen as the replay goes, so a log of a
+    /// million runs is never held decoded all at once.
+    pub(super) fn replay_loaded(
+        &mut self,
+        record: LogRecord,
+        count: u64,
+        freeze: bool,
+    ) -> std::result::Result<(), String> {
+        self.replay(record)?;
+        if freeze && count.is_multiple_of(REPLAY_TICK_RECORDS) {
+            self.runs.tick();
+            self.runs.freeze_idle(REPLAY_IDLE_TICKS, None);
+        }
+        Ok(())
+    }
+
     /// Forgets the handles of the records just replayed: the next records of every run name
     /// it again (its `logged` fields start empty), so they are not needed once loaded.
     pub(super) fn end_replay(&mut self) {
@@ -118,23 +164,20 @@ impl Core {
         // Runs faulted in from the archive are durable there.
         let mut keys: Vec<(&RunKey, i64)> = self.runs.unarchived().collect();
         // Runs of one workflow id in start order and the current one last (runs can start
-        // within one millisecond), so it becomes current again on replay.
+        // within one millisecond), so it becomes current again on replay: all current runs
+        // after all others, each part in start order. (Ordering by the ids as well would
+        // chase a pointer per comparison: seconds under the lock for a million runs.)
         keys.sort_by_cached_key(|&(k, start_ms)| {
             let current = self
                 .current
                 .get(&(k.namespace.clone(), k.workflow_id.clone()))
                 .is_some_and(|c| *c == k.run_id);
-            (
-                k.namespace.as_str(),
-                k.workflow_id.as_str(),
-                current,
-                start_ms,
-            )
+            (current, start_ms)
         });
         // The run's handle goes with it, as later records name it by that alone.
         let runs = keys.into_iter().filter_map(|(k, _)| {
             let shard = self.shard_of(&k.namespace, &k.workflow_id);
-            Some((Some(shard), self.runs.compaction_record(k)?))
+            Some((Some(shard), self.runs.compaction_record_packed(k)?))
         });
         namespaces
             .chain(self.endpoint_snapshot())

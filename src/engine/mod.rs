@@ -336,17 +336,21 @@ impl Engine {
             callback_addresses: config.callback_addresses.clone(),
             tuning: config.tuning,
         };
-        let records = store.load()?;
-        let count = records.len();
-        for record in records {
-            core.replay(record)
-                .map_err(|damage| Error::Store(StoreError::Corrupt(damage)))?;
-        }
+        let began = std::time::Instant::now();
+        let mut count = 0u64;
+        let freeze = config.freeze_idle_after.is_some();
+        store.load_each(&mut |record| {
+            count += 1;
+            core.replay_loaded(record, count, freeze)
+                .map_err(StoreError::Corrupt)
+        })?;
         core.end_replay();
+        let replayed = began.elapsed();
         core.rearm_where(|_| true);
+        let rearmed = began.elapsed() - replayed;
         // The log holds one record per change; once it is mostly superseded state, rewrite
         // it as one record per live object so start-up stays fast and the disk stays small.
-        core.records_in_log = count as u64;
+        core.records_in_log = count;
         core.compact_min_records = config.compact_min_records;
         core.compact_if_superseded();
         // Loading decoded the whole log at once; give that memory back.
@@ -356,6 +360,10 @@ impl Engine {
             runs = core.runs.len(),
             archived = core.archive.as_ref().map_or(0, |a| a.len()),
             namespaces = core.namespaces.len(),
+            frozen = core.runs.open_and_frozen().1,
+            replay_ms = replayed.as_millis() as u64,
+            rearm_ms = rearmed.as_millis() as u64,
+            total_ms = began.elapsed().as_millis() as u64,
             "engine state loaded"
         );
         Ok(Arc::new(Self {
@@ -378,8 +386,8 @@ impl Engine {
     /// many of them are frozen.
     pub fn load_snapshot(&self) -> (Vec<(matching::QueueKey, usize)>, usize, usize) {
         let core = self.core.lock();
-        let open = core.runs.open_workflows();
-        (core.matching.backlogs(), open, core.runs.held_frozen())
+        let (open, frozen) = core.runs.open_and_frozen();
+        (core.matching.backlogs(), open, frozen)
     }
 
     /// The current time by the engine's clock, in milliseconds since the epoch.

@@ -121,12 +121,7 @@ impl Run {
     }
 
     pub fn task_queue(&self) -> String {
-        self.ms
-            .started
-            .as_ref()
-            .and_then(|s| s.task_queue.as_ref())
-            .map(|t| t.name.clone())
-            .unwrap_or_default()
+        task_queue_of(&self.ms)
     }
 
     pub fn wft_started(&self) -> bool {
@@ -265,4 +260,12 @@ impl Run {
     pub fn last_event(&self) -> Option<HistoryEvent> {
         self.staged.last().cloned().or_else(|| self.history.last())
     }
+}
+
+/// The task queue a run's workflow tasks go to.
+pub(crate) fn task_queue_of(ms: &MutableState) -> String {
+    (ms.started.as_ref())
+        .and_then(|s| s.task_queue.as_ref())
+        .map(|t| t.name.clone())
+        .unwrap_or_default()
 }

@@ -14,6 +14,7 @@
 //! The freezer (`Engine::spawn_freezer`) ticks the table once a second and sweeps the runs
 //! that became live, oldest first, a few milliseconds at a time under the engine lock.
 
+use std::borrow::Cow;
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::ops::Deref;
@@ -23,19 +24,20 @@ use std::time::{Duration, Instant};
 use prost::Message;
 
 use super::kept_fields::LoggedFields;
+use super::state::MutableState;
 use super::{Run, RunKey, clock};
-use crate::store::{LogRecord, encode_execution_delta, log_record};
-
-/// zstd's fastest level: a run's record is small, and freezing happens at the start rate.
-const LEVEL: i32 = 1;
+use crate::store::log_block;
+use crate::store::records::{LogRecordHead, log_record_head};
+use crate::store::{ExecutionRecord, LogRecord, encode_execution_delta, log_record};
 
 /// How long the freezer holds the engine lock at a time.
 const FREEZE_SLICE: Duration = Duration::from_millis(5);
 
 /// A run as compaction would log it, compressed, with what the log holds of it.
 struct Frozen {
+    /// As the store keeps a record by itself (`log_block::pack_record`): compressed behind
+    /// a marker, or as it is when that is not smaller. Compaction hands it over as it is.
     record: Box<[u8]>,
-    raw_len: u32,
     logged: LoggedFields,
     /// The run's start time, which compaction orders runs by (read without thawing).
     start_ms: i64,
@@ -44,28 +46,40 @@ struct Frozen {
 impl Frozen {
     fn of(run: &Run) -> Option<Self> {
         let record = compaction_record(run);
-        let packed = zstd::bulk::compress(&record, LEVEL).ok()?;
+        let stored = log_block::pack_record(&record).into_owned();
         Some(Self {
-            record: packed.into_boxed_slice(),
-            raw_len: u32::try_from(record.len()).ok()?,
+            record: stored.into_boxed_slice(),
             logged: run.logged.clone(),
             start_ms: clock::opt_ts_millis(&run.ms.start_time),
         })
     }
 
     /// The record the run was frozen as.
-    fn record(&self) -> Vec<u8> {
-        // These bytes were compressed by `of` in this process: failing to read them back
-        // would be a bug or corrupted memory, not input to refuse.
-        zstd::bulk::decompress(&self.record, self.raw_len as usize)
-            .expect("a frozen run decompresses")
+    fn record(&self) -> Cow<'_, [u8]> {
+        // These bytes were packed by `of` in this process: failing to read them back would be
+        // a bug or corrupted memory, not input to refuse.
+        log_block::unpack_record(&self.record).expect("a frozen run unpacks")
     }
 
-    fn thaw(&self) -> Box<Run> {
-        let record = LogRecord::decode(self.record().as_slice()).expect("a frozen run decodes");
+    fn execution(&self) -> ExecutionRecord {
+        let record = LogRecord::decode(&*self.record()).expect("a frozen run decodes");
         let Some(log_record::Kind::Execution(exec)) = record.kind else {
             unreachable!("a run is frozen as an execution record")
         };
+        exec
+    }
+
+    /// The run's state alone (its history is skipped, not copied).
+    fn state(&self) -> MutableState {
+        let head = LogRecordHead::decode(&*self.record()).expect("a frozen run decodes");
+        match head.kind {
+            Some(log_record_head::Kind::Execution(exec)) => exec.state.unwrap_or_default(),
+            _ => unreachable!("a run is frozen as an execution record"),
+        }
+    }
+
+    fn thaw(&self) -> Box<Run> {
+        let exec = self.execution();
         Box::new(Run::thawed(
             exec.state.unwrap_or_default(),
             &exec.new_events,
@@ -166,6 +180,16 @@ impl RunTable {
         Some(run)
     }
 
+    /// The run, decoded for as long as it is held if it was frozen (nothing is kept): for a
+    /// glance that mostly finds nothing to do, as a stale timer does.
+    pub fn peek(&self, key: &RunKey) -> Option<RunRef<'_>> {
+        let slot = self.slots.get(key)?;
+        Some(RunRef {
+            slot,
+            thawed: OnceCell::new(),
+        })
+    }
+
     /// The run to change, thawed if it was frozen (its frozen form is dropped).
     pub fn get_mut(&mut self, key: &RunKey) -> Option<&mut Run> {
         let tick = self.tick;
@@ -217,28 +241,46 @@ impl RunTable {
         self.slots.retain(|key, _| keep(key));
     }
 
+    /// The run if it is held decoded, without thawing it: for questions a frozen run answers
+    /// "no" to (see `live_iter`).
+    pub fn get_live(&self, key: &RunKey) -> Option<&Run> {
+        Some(&**self.slots.get(key)?.live.get()?)
+    }
+
+    /// A copy of the run's state, decoded for the moment if it is frozen (the run stays
+    /// frozen): for reading a state once, as re-arming its timers after a restart does.
+    pub fn state_copy(&self, key: &RunKey) -> Option<MutableState> {
+        let slot = self.slots.get(key)?;
+        match (slot.live.get(), &slot.frozen) {
+            (Some(run), _) => Some(run.ms.clone()),
+            (None, Some(frozen)) => Some(frozen.state()),
+            (None, None) => None,
+        }
+    }
+
+    /// Every run with whether it is open, without thawing any (frozen runs are all open).
+    pub fn open_flags(&self) -> impl Iterator<Item = (&RunKey, bool)> {
+        (self.slots.iter()).map(|(key, slot)| (key, slot.live.get().is_none_or(|r| r.is_open())))
+    }
+
     /// The runs held decoded, without thawing any: for questions a frozen run answers "no"
     /// to (archived? owes a transfer? see `freezable`).
     pub fn live_iter(&self) -> impl Iterator<Item = (&RunKey, &Run)> {
         (self.slots.iter()).filter_map(|(key, slot)| Some((key, &**slot.live.get()?)))
     }
 
-    /// Open workflow runs (not standalone executions); frozen runs are all such.
-    pub fn open_workflows(&self) -> usize {
-        let open = |slot: &Slot| {
-            slot.live
-                .get()
-                .is_none_or(|run| run.is_open() && !run.is_standalone())
-        };
-        self.slots.values().filter(|slot| open(slot)).count()
-    }
-
-    /// Runs held only in their frozen form.
-    pub fn held_frozen(&self) -> usize {
-        self.slots
-            .values()
-            .filter(|s| s.live.get().is_none())
-            .count()
+    /// Open workflow runs (not standalone executions; frozen runs are all such) and, of them,
+    /// those held only in their frozen form: one pass, for the metrics scrape.
+    pub fn open_and_frozen(&self) -> (usize, usize) {
+        let (mut open, mut frozen) = (0, 0);
+        for slot in self.slots.values() {
+            match slot.live.get() {
+                None => (open, frozen) = (open + 1, frozen + 1),
+                Some(run) if run.is_open() && !run.is_standalone() => open += 1,
+                Some(_) => {}
+            }
+        }
+        (open, frozen)
     }
 
     /// Runs that are not in the archive already, with their start times (for compaction,
@@ -253,11 +295,12 @@ impl RunTable {
             })
     }
 
-    /// The record compaction writes for the run: the one it was frozen as, or encoded now.
-    pub fn compaction_record(&self, key: &RunKey) -> Option<Vec<u8>> {
+    /// The record compaction writes for the run: the one it was frozen as, still packed (the
+    /// store's writer unpacks it, not the engine under its lock), or encoded now.
+    pub fn compaction_record_packed(&self, key: &RunKey) -> Option<Vec<u8>> {
         let slot = self.slots.get(key)?;
         Some(match (&slot.frozen, slot.live.get()) {
-            (Some(frozen), _) => frozen.record(),
+            (Some(frozen), _) => frozen.record.to_vec(),
             (None, Some(run)) => compaction_record(run),
             (None, None) => return None,
         })
@@ -268,9 +311,9 @@ impl RunTable {
         self.tick = self.tick.wrapping_add(1);
     }
 
-    /// Freezes the runs not used for `idle_ticks` ticks, oldest first, until `deadline`.
-    /// Returns whether runs due to be looked at remain.
-    pub fn freeze_idle(&mut self, idle_ticks: u32, deadline: Instant) -> bool {
+    /// Freezes the runs not used for `idle_ticks` ticks, oldest first, until `deadline` (if
+    /// any). Returns whether runs due to be looked at remain.
+    pub fn freeze_idle(&mut self, idle_ticks: u32, deadline: Option<Instant>) -> bool {
         let now = self.tick;
         let queue = self.live_keys.get_mut();
         // Each key at most once: those put back for later go behind the rest.
@@ -281,7 +324,7 @@ impl RunTable {
             if now.wrapping_sub(since) < idle_ticks {
                 return false;
             }
-            if looked % 64 == 63 && Instant::now() >= deadline {
+            if looked % 64 == 63 && deadline.is_some_and(|d| Instant::now() >= d) {
                 return true;
             }
             let Some((_, key)) = queue.pop_front() else {
@@ -372,7 +415,7 @@ impl super::Engine {
                     .core
                     .lock()
                     .runs
-                    .freeze_idle(idle_ticks, Instant::now() + FREEZE_SLICE)
+                    .freeze_idle(idle_ticks, Some(Instant::now() + FREEZE_SLICE))
                 {
                     tokio::task::yield_now().await;
                 }

@@ -30,6 +30,16 @@ impl RunTable {
     fn slot(&self, key: &RunKey) -> &Slot {
         &self.slots[key]
     }
+
+    /// The record compaction writes for the run, unpacked.
+    fn compaction_record(&self, key: &RunKey) -> Option<Vec<u8>> {
+        let slot = self.slots.get(key)?;
+        Some(match (&slot.frozen, slot.live.get()) {
+            (Some(frozen), _) => frozen.record().into_owned(),
+            (None, Some(run)) => super::compaction_record(run),
+            (None, None) => return None,
+        })
+    }
 }
 
 fn later() -> Instant {
@@ -95,7 +105,7 @@ fn freeze_all(engine: &Engine) {
     let mut core = engine.core.lock();
     core.runs.tick();
     assert!(
-        !core.runs.freeze_idle(0, later()),
+        !core.runs.freeze_idle(0, Some(later())),
         "one sweep took them all"
     );
 }
@@ -204,11 +214,11 @@ async fn runs_in_use_closed_or_waited_on_stay_decoded() {
     {
         let mut core = engine.core.lock();
         core.runs.tick();
-        core.runs.freeze_idle(2, later());
+        core.runs.freeze_idle(2, Some(later()));
         assert_eq!(core.runs.frozen_count(), 0);
         core.runs.tick();
         core.runs.tick();
-        core.runs.freeze_idle(2, later());
+        core.runs.freeze_idle(2, Some(later()));
         let frozen = |k: &RunKey| core.runs.slot(k).frozen.is_some();
         assert!(frozen(&idle), "idle for two ticks");
         assert!(!frozen(&closed), "closed runs go to the archive instead");
@@ -217,4 +227,71 @@ async fn runs_in_use_closed_or_waited_on_stay_decoded() {
     drop(progress);
     freeze_all(&engine);
     assert!(engine.core.lock().runs.slot(&waited).frozen.is_some());
+}
+
+#[tokio::test]
+async fn runs_replayed_at_start_freeze_as_the_log_goes_and_are_rearmed_frozen() {
+    use crate::engine::log::{REPLAY_IDLE_TICKS, REPLAY_TICK_RECORDS};
+    use crate::store::Store;
+    use temporalio_protos::temporal::api::workflowservice::v1::PollWorkflowTaskQueueRequest;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut keys = Vec::new();
+    {
+        let engine = open(dir.path()).await;
+        for i in 0..8 {
+            keys.push(start(&engine, &format!("r{i}")).await);
+        }
+        let lsn = engine.store.last_lsn();
+        engine.store.wait_durable(lsn).await.unwrap();
+    }
+    let records = Wal::open(dir.path()).unwrap().load().unwrap();
+    assert!(records.len() >= keys.len());
+
+    // Replayed as at start-up, as if a tick's worth of other records lay between any two.
+    let fresh = tempfile::tempdir().unwrap();
+    let engine = open(fresh.path()).await;
+    {
+        let mut core = engine.core.lock();
+        for (record, n) in records.into_iter().zip(1..) {
+            core.replay_loaded(record, n * REPLAY_TICK_RECORDS, true)
+                .unwrap();
+        }
+        core.end_replay();
+        let frozen = |core: &super::super::Core| {
+            keys.iter()
+                .map(|k| core.runs.slot(k).live.get().is_none())
+                .collect::<Vec<_>>()
+        };
+        let before = frozen(&core);
+        assert!(before[0], "the first run's record lies far behind");
+        assert!(!before[7], "the last run's record is recent");
+        assert!(
+            before.iter().filter(|f| **f).count() >= keys.len() - REPLAY_IDLE_TICKS as usize,
+            "{before:?}"
+        );
+        core.rearm_where(|_| true);
+        assert_eq!(frozen(&core), before, "re-arming thaws nothing");
+    }
+
+    // Every run's workflow task was queued again, frozen or not.
+    let mut polled = Vec::new();
+    for _ in 0..keys.len() {
+        let poll = PollWorkflowTaskQueueRequest {
+            namespace: "default".into(),
+            task_queue: crate::engine::tests::start_request("r0").task_queue,
+            identity: "test".into(),
+            ..Default::default()
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let task = engine
+            .poll_workflow_task(poll, deadline, false)
+            .await
+            .unwrap();
+        polled.push(task.workflow_execution.unwrap().workflow_id);
+    }
+    polled.sort();
+    let mut expected: Vec<String> = keys.iter().map(|k| k.workflow_id.clone()).collect();
+    expected.sort();
+    assert_eq!(polled, expected);
 }

@@ -18,9 +18,9 @@ impl Engine {
         let mut core = self.core.lock();
         core.owned_shards.insert(shard);
         core.records_in_log += records.len() as u64;
-        let damage = records
-            .into_iter()
-            .find_map(|record| core.replay(record).err());
+        let freeze = self.config.freeze_idle_after.is_some();
+        let damage = (records.into_iter().zip(1..))
+            .find_map(|(record, count)| core.replay_loaded(record, count, freeze).err());
         core.end_replay();
         if let Some(damage) = damage {
             drop(core);
@@ -103,11 +103,12 @@ impl Core {
     /// Re-creates queue entries and timers for the runs and schedules in the shards `pick`
     /// selects (after a restart, or when a shard moves here).
     pub(crate) fn rearm_where(&mut self, pick: impl Fn(u32) -> bool) {
+        // Frozen runs stay frozen: each is decoded once, for the moment, by `rearm_run`.
         let keys: Vec<(super::RunKey, bool)> = self
             .runs
-            .iter()
+            .open_flags()
             .filter(|(k, _)| pick(self.shard_of(&k.namespace, &k.workflow_id)))
-            .map(|(k, r)| (k.clone(), r.is_open()))
+            .map(|(k, open)| (k.clone(), open))
             .collect();
         for (key, open) in keys {
             self.requeue_transfers(&key);

@@ -678,20 +678,20 @@ impl Core {
 
     /// Re-creates the queue entries and timers an open run needs (used after a restart).
     pub(crate) fn rearm_run(&mut self, key: &RunKey) {
-        let Some(run) = self.runs.get(key) else {
+        // Read once: a frozen run is decoded for the moment and stays frozen.
+        let Some(ms) = self.runs.state_copy(key) else {
             return;
         };
-        let ms = run.ms.clone();
-        if run.is_standalone_activity() {
+        if ms.standalone_activity.is_some() {
             for activity in ms.activities.values() {
                 self.arm_activity(key, activity);
             }
             return;
         }
-        if run.is_standalone_nexus() {
-            return self.rearm_nexus_operations(key);
+        if ms.standalone_nexus.is_some() {
+            return self.rearm_nexus_operations(key, &ms);
         }
-        let tq = run.task_queue();
+        let tq = super::run::task_queue_of(&ms);
         if let Some(wft) = &ms.workflow_task {
             if wft.started_event_id == 0 {
                 let task = TaskRef::Workflow {
@@ -702,7 +702,12 @@ impl Core {
                 if wft.sticky {
                     // The sticky worker may be gone after a restart; the sticky timeout
                     // moves the task to the normal queue if nobody takes it.
-                    let version = self.routed_version(key, &tq, QueueKind::Workflow);
+                    let version = self.routed_version_with(
+                        key,
+                        ms.versioning.as_deref(),
+                        &tq,
+                        QueueKind::Workflow,
+                    );
                     let sticky =
                         QueueKey::new(&key.namespace, &ms.sticky_task_queue, QueueKind::Workflow)
                             .for_version(version);
@@ -717,7 +722,9 @@ impl Core {
                         },
                     );
                 } else {
-                    self.push_task(self.run_queue(key, &tq, QueueKind::Workflow), task);
+                    let versioning = ms.versioning.as_deref();
+                    let queue = self.run_queue_with(key, versioning, &tq, QueueKind::Workflow);
+                    self.push_task(queue, task);
                 }
             } else {
                 let due =
@@ -756,7 +763,7 @@ impl Core {
         for activity in ms.activities.values() {
             self.arm_activity(key, activity);
         }
-        self.rearm_nexus_operations(key);
+        self.rearm_nexus_operations(key, &ms);
     }
 }
 

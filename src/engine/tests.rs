@@ -776,3 +776,54 @@ async fn unchanged_start_attributes_are_logged_once_and_replayed_whole() {
     let (engine, _wal) = open(dir.path()).await;
     assert_eq!(describe(engine).await, before);
 }
+
+#[tokio::test]
+async fn a_clean_stop_leaves_one_record_per_live_object() {
+    let dir = tempfile::tempdir().unwrap();
+    // Never compacted on its own: only the checkpoint does.
+    let (engine, wal) = open_with(dir.path(), u64::MAX).await;
+    for id in ["a", "b"] {
+        engine.start_workflow(start_request(id)).await.unwrap();
+        for n in 0..3 {
+            let signal = SignalWorkflowExecutionRequest {
+                namespace: "default".into(),
+                workflow_execution: Some(WorkflowExecution {
+                    workflow_id: id.into(),
+                    run_id: String::new(),
+                }),
+                signal_name: format!("s{n}"),
+                ..Default::default()
+            };
+            engine.signal(signal).await.unwrap();
+        }
+    }
+    wal.wait_durable(wal.last_lsn()).await.unwrap();
+    assert!(wal.load().unwrap().len() > 3, "superseded records first");
+
+    engine.checkpoint().await;
+    assert_eq!(wal.load().unwrap().len(), 3, "the namespace and two runs");
+    let records = wal.last_lsn();
+    engine.checkpoint().await;
+    assert_eq!(
+        wal.last_lsn(),
+        records,
+        "nothing superseded: nothing written"
+    );
+    drop(engine);
+    let (engine, _wal) = open_with(dir.path(), u64::MAX).await;
+    let described = engine
+        .describe(DescribeWorkflowExecutionRequest {
+            namespace: "default".into(),
+            execution: Some(WorkflowExecution {
+                workflow_id: "b".into(),
+                run_id: String::new(),
+            }),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        described.workflow_execution_info.unwrap().history_length,
+        5,
+        "started, task scheduled, three signals"
+    );
+}

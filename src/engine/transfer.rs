@@ -126,7 +126,8 @@ impl Core {
 
     /// Queues a run's undelivered transfers (after a restart, or when its shard moved here).
     pub(crate) fn requeue_transfers(&self, key: &RunKey) {
-        let (Some(queue), Some(run)) = (&self.transfers, self.runs.get(key)) else {
+        // A frozen run owes no transfers.
+        let (Some(queue), Some(run)) = (&self.transfers, self.runs.get_live(key)) else {
             return;
         };
         if let Some(t) = run.ms.outbox.first() {

@@ -647,20 +647,23 @@ impl Core {
         scheduled_event_id: i64,
         attempt: i32,
     ) {
-        let Some(run) = self.runs.get(key) else {
-            return;
+        // Mostly stale (the task was answered): a frozen run is not kept thawed for it.
+        let due = {
+            let Some(run) = self.runs.peek(key) else {
+                return;
+            };
+            let Some(wft) = run.ms.workflow_task.as_ref() else {
+                return;
+            };
+            if !run.is_open()
+                || wft.scheduled_event_id != scheduled_event_id
+                || wft.attempt != attempt
+                || wft.started_event_id == 0
+            {
+                return;
+            }
+            opt_ts_millis(&wft.started_time) + dur_millis(&wft.start_to_close_timeout)
         };
-        let Some(wft) = run.ms.workflow_task.as_ref() else {
-            return;
-        };
-        if !run.is_open()
-            || wft.scheduled_event_id != scheduled_event_id
-            || wft.attempt != attempt
-            || wft.started_event_id == 0
-        {
-            return;
-        }
-        let due = opt_ts_millis(&wft.started_time) + dur_millis(&wft.start_to_close_timeout);
         if due > self.now() {
             self.push_timer(
                 due,

@@ -19,6 +19,7 @@
 //! zstd stream.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 
 use zstd::stream::raw::{Decoder, Encoder, InBuffer, Operation, OutBuffer};
 
@@ -41,13 +42,42 @@ pub const BLOCK_TARGET: usize = 8 << 20;
 /// far smaller).
 const MAX_RAW: usize = 1 << 30;
 
+thread_local! {
+    // zstd contexts kept per thread: making one for each small record took more CPU than
+    // compressing it (a third of a restart's, when each frozen run made its own).
+    static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { RefCell::new(None) };
+}
+
+/// `raw` as one zstd frame at the fastest level, with this thread's context.
+fn compress_frame(raw: &[u8]) -> std::io::Result<Vec<u8>> {
+    COMPRESSOR.with_borrow_mut(|kept| match kept {
+        Some(compressor) => compressor.compress(raw),
+        None => kept
+            .insert(zstd::bulk::Compressor::new(LEVEL)?)
+            .compress(raw),
+    })
+}
+
+/// The bytes of one zstd frame, at most `capacity` of them, with this thread's context.
+fn decompress_frame(frame: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
+    DECOMPRESSOR.with_borrow_mut(|kept| match kept {
+        Some(decompressor) => decompressor.decompress(frame, capacity),
+        None => kept
+            .insert(zstd::bulk::Decompressor::new()?)
+            .decompress(frame, capacity),
+    })
+}
+
 /// `marker`, then `raw`'s length (u32 LE) and its zstd frame — when that is smaller than
 /// `raw` (the archive's records use this too, behind a marker of their own).
 pub(super) fn pack(marker: u8, raw: &[u8]) -> Option<Vec<u8>> {
     if raw.len() < COMPRESS_FROM || raw.len() > MAX_RAW {
         return None;
     }
-    let packed = zstd::bulk::compress(raw, LEVEL).ok()?;
+    let packed = compress_frame(raw).ok()?;
     if packed.len() + 5 >= raw.len() {
         return None;
     }
@@ -67,7 +97,7 @@ pub(super) fn unpack(packed: &[u8]) -> Result<Vec<u8>, String> {
     if raw_len > MAX_RAW {
         return Err(format!("a compressed record claims {raw_len} bytes"));
     }
-    let raw = zstd::bulk::decompress(zstd_frame, raw_len)
+    let raw = decompress_frame(zstd_frame, raw_len)
         .map_err(|e| format!("a compressed record does not decompress: {e}"))?;
     if raw.len() != raw_len {
         return Err("a compressed record holds another length than it says".into());
@@ -80,7 +110,11 @@ pub(super) fn unpack(packed: &[u8]) -> Result<Vec<u8>, String> {
 pub(crate) const PACKED_RECORD: u8 = 0;
 
 /// A record as stored one by one: compressed behind [`PACKED_RECORD`] when that is smaller.
+/// A record packed already (a frozen run's, handed to compaction) stays as it is.
 pub(crate) fn pack_record(record: &[u8]) -> Cow<'_, [u8]> {
+    if record.first() == Some(&PACKED_RECORD) {
+        return Cow::Borrowed(record);
+    }
     match pack(PACKED_RECORD, record) {
         Some(packed) => Cow::Owned(packed),
         None => Cow::Borrowed(record),

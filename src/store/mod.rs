@@ -7,7 +7,7 @@ pub mod archive;
 pub mod backup;
 mod durability;
 pub mod frame;
-mod log_block;
+pub(crate) mod log_block;
 pub mod postgres;
 pub mod records;
 pub mod state;
@@ -50,9 +50,22 @@ pub type ShardedRecord = (Shard, Vec<u8>);
 pub type DurableFuture = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
 
 pub trait Store: Send + Sync + 'static {
-    /// Every record appended so far to the shards this replica owns at start-up, in append
-    /// order (used once, at start-up).
-    fn load(&self) -> Result<Vec<LogRecord>, StoreError>;
+    /// Hands `each` every record appended so far to the shards this replica owns at start-up,
+    /// in append order, one at a time: a large log is never held decoded all at once (used
+    /// once, at start-up). Stops at the first error, of the log or of `each`.
+    fn load_each(
+        &self,
+        each: &mut dyn FnMut(LogRecord) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+    /// Every record `load_each` hands over, collected (for tests and tools).
+    fn load(&self) -> Result<Vec<LogRecord>, StoreError> {
+        let mut records = Vec::new();
+        self.load_each(&mut |record| {
+            records.push(record);
+            Ok(())
+        })?;
+        Ok(records)
+    }
     /// Queues the records of one operation (kept all or none). Callers append in the order
     /// their changes were made; the returned position becomes durable no earlier than every
     /// position before it.
@@ -60,7 +73,9 @@ pub trait Store: Send + Sync + 'static {
     /// Resolves once `lsn` (and so everything before it) is on disk.
     fn wait_durable(&self, lsn: Lsn) -> DurableFuture;
     /// Replaces everything appended so far to `shards` (and to no shard) with `records`,
-    /// which must describe the same state; later appends follow them.
+    /// which must describe the same state; later appends follow them. A record may come
+    /// packed (`log_block::pack_record`, as frozen runs hold theirs): the store unpacks it
+    /// or keeps it packed, off the engine's lock.
     fn compact(&self, shards: Vec<u32>, records: Vec<ShardedRecord>) -> Lsn;
     /// Resolves once the compaction at `lsn` is complete; fails if it did not complete.
     fn wait_compacted(&self, lsn: Lsn) -> DurableFuture {

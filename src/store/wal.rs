@@ -324,7 +324,9 @@ fn write_compacted(tmp: &Path, records: &[ShardedRecord]) -> std::io::Result<()>
     let (mut buf, mut block) = (Vec::new(), Vec::new());
     let mut blocks = log_block::BlockWriter::new();
     for (_, r) in records {
-        frame(Format::V2, &mut buf, r);
+        // Compaction hands frozen runs' records over packed (see `Store::compact`).
+        let r = log_block::unpack_record(r).map_err(std::io::Error::other)?;
+        frame(Format::V2, &mut buf, &r);
         if buf.len() >= log_block::BLOCK_TARGET {
             out.write_all(blocked(&buf, &mut block, &mut blocks))?;
             buf.clear();
@@ -416,17 +418,34 @@ fn records_in(
     layout: Layout,
     frames: Vec<frame::Frame<'_>>,
 ) -> Result<Vec<Vec<u8>>, StoreError> {
+    let mut records = Vec::new();
+    each_record_in(path, layout, frames, &mut |record| {
+        records.push(record.to_vec());
+        Ok(())
+    })?;
+    Ok(records)
+}
+
+/// Hands `each` the records of `frames` in order, a block's worth at a time in memory.
+fn each_record_in(
+    path: &Path,
+    layout: Layout,
+    frames: Vec<frame::Frame<'_>>,
+    each: &mut dyn FnMut(&[u8]) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
     if layout != Layout::V3 {
-        return Ok(frames.into_iter().map(|f| f.payload.to_vec()).collect());
+        return frames.into_iter().try_for_each(|f| each(f.payload));
     }
     let mut records = Vec::new();
     let mut blocks = log_block::BlockReader::default();
     for f in frames {
+        records.clear();
         blocks
             .records_of(f.payload, &mut records)
             .map_err(|why| damaged(path, f.offset, &why))?;
+        records.iter().try_for_each(|record| each(record))?;
     }
-    Ok(records)
+    Ok(())
 }
 
 fn damaged(path: &Path, at: u64, why: &str) -> StoreError {
@@ -521,15 +540,19 @@ pub fn salvage(dir: &Path) -> Result<Salvaged, StoreError> {
 }
 
 impl Store for Wal {
-    fn load(&self) -> Result<Vec<LogRecord>, StoreError> {
+    fn load_each(
+        &self,
+        each: &mut dyn FnMut(LogRecord) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let data = std::fs::read(&self.path)?;
-        intact_records(&self.path, &data)?
-            .into_iter()
-            .map(|bytes| {
-                LogRecord::decode(bytes.as_slice())
-                    .map_err(|e| StoreError::Corrupt(format!("log record: {e}")))
-            })
-            .collect()
+        let layout = format_of(&self.path, &data)?;
+        checked_end(&self.path, layout, &data)?;
+        let frames = frame::scan(layout.framing(), &data, layout.start(&data)).0;
+        each_record_in(&self.path, layout, frames, &mut |bytes| {
+            let record = LogRecord::decode(bytes)
+                .map_err(|e| StoreError::Corrupt(format!("log record: {e}")))?;
+            each(record)
+        })
     }
 
     fn append(&self, records: Vec<ShardedRecord>) -> Lsn {

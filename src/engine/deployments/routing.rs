@@ -76,10 +76,34 @@ impl Core {
         queue.for_version(version)
     }
 
+    /// The same for a run whose versioning the caller holds (a frozen run stays frozen).
+    pub(crate) fn run_queue_with(
+        &self,
+        key: &RunKey,
+        versioning: Option<&RunVersioning>,
+        task_queue: &str,
+        kind: QueueKind,
+    ) -> QueueKey {
+        let queue = QueueKey::new(&key.namespace, task_queue, kind);
+        queue.for_version(self.routed_version_with(key, versioning, task_queue, kind))
+    }
+
     /// The version (canonical string, "" unversioned) a run's task on `task_queue` goes to.
     pub(crate) fn routed_version(&self, key: &RunKey, task_queue: &str, kind: QueueKind) -> String {
+        let run = self.runs.peek(key);
+        let versioning = run.as_ref().and_then(|r| r.ms.versioning.as_deref());
+        self.routed_version_with(key, versioning, task_queue, kind)
+    }
+
+    /// The same for a run whose versioning the caller holds.
+    pub(crate) fn routed_version_with(
+        &self,
+        key: &RunKey,
+        versioning: Option<&RunVersioning>,
+        task_queue: &str,
+        kind: QueueKind,
+    ) -> String {
         let deployment = self.deployment_of_queue(&key.namespace, task_queue, queue_type(kind));
-        let versioning = self.runs.get(key).and_then(|r| r.ms.versioning.as_deref());
         let pinned = versioning.and_then(RunVersioning::pinned_version);
         if let Some(pinned) = pinned {
             // A workflow task always goes to the pinned version; an activity only when its

@@ -13,7 +13,7 @@ use temporalio_protos::temporal::api::nexus::v1::endpoint_target;
 use super::{handler_failure, operation_failure};
 use crate::engine::clock::{dur_millis, opt_ts_millis, ts_from_millis};
 use crate::engine::matching::{QueueKey, QueueKind, TaskRef};
-use crate::engine::state::NexusOperationInfo;
+use crate::engine::state::{MutableState, NexusOperationInfo};
 use crate::engine::timers::TimerTask;
 use crate::engine::{Core, RunKey, events};
 
@@ -335,15 +335,10 @@ impl Core {
     }
 
     /// Re-creates an open run's Nexus tasks and timers (after a restart).
-    pub(crate) fn rearm_nexus_operations(&mut self, key: &RunKey) {
-        let Some(run) = self.runs.get(key) else {
-            return;
-        };
-        let operations: Vec<NexusOperationInfo> =
-            run.ms.nexus_operations.values().cloned().collect();
-        for info in operations {
-            self.arm_nexus_timeouts(key, &info);
-            self.rearm_nexus_cancellation(key, &info);
+    pub(crate) fn rearm_nexus_operations(&mut self, key: &RunKey, ms: &MutableState) {
+        for info in ms.nexus_operations.values() {
+            self.arm_nexus_timeouts(key, info);
+            self.rearm_nexus_cancellation(key, info);
             let sched = info.scheduled_event_id;
             match PendingNexusOperationState::try_from(info.state) {
                 Ok(PendingNexusOperationState::BackingOff) => self.push_timer(

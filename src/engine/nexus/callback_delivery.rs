@@ -67,7 +67,8 @@ impl Core {
 
     /// Queues again the callbacks of `key` that were on their way (after a restart).
     pub(crate) fn requeue_outside_callbacks(&mut self, key: &RunKey) {
-        let Some(run) = self.runs.get(key).filter(|r| !r.is_open()) else {
+        // A frozen run is open.
+        let Some(run) = self.runs.get_live(key).filter(|r| !r.is_open()) else {
             return;
         };
         let ids: Vec<String> = run

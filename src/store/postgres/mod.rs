@@ -312,8 +312,12 @@ impl Store for PgStore {
         self.secret.as_bytes().to_vec()
     }
 
-    fn load(&self) -> Result<Vec<LogRecord>, StoreError> {
-        Ok(self.loaded.lock().take().unwrap_or_default())
+    fn load_each(
+        &self,
+        each: &mut dyn FnMut(LogRecord) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let loaded = self.loaded.lock().take().unwrap_or_default();
+        loaded.into_iter().try_for_each(each)
     }
 
     fn append(&self, records: Vec<ShardedRecord>) -> Lsn {
