@@ -83,6 +83,22 @@ fn malformed_flags_are_refused_with_temporals_words() {
     }
 }
 
+#[test]
+fn a_taken_api_port_is_refused_before_the_store_is_touched() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port().to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let data_arg = data.display().to_string();
+    let err = common::refused_start(&["dev", "--port", &port, "--data-dir", &data_arg]);
+    assert!(
+        err.contains(&format!("cannot listen for the API on 127.0.0.1:{port}")),
+        "{err}"
+    );
+    // A replica that cannot serve must not have opened (or, in a cluster, leased) anything.
+    assert!(!data.exists(), "the data dir was created: {err}");
+}
+
 /// The banner's lines up to `Metrics:`, and the port that line names.
 fn read_banner(server: &mut std::process::Child) -> (Vec<String>, u16) {
     let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();

@@ -495,6 +495,11 @@ async fn start_engine(
 ) -> Result<Started, Box<dyn std::error::Error>> {
     survive_file_size_limit();
     let access = args.access()?;
+    // The API port first: a replica that cannot serve must fail before it opens the log or
+    // joins the cluster, where it would take shards the others then wait a lease out for.
+    let addr = SocketAddr::new(ip, args.port);
+    let listener = (tokio::net::TcpListener::bind(addr).await)
+        .map_err(|e| format!("cannot listen for the API on {addr}: {e}"))?;
     let callback_addresses = if args.allowed_callback_addresses.is_empty() {
         defaults.callback_addresses.clone()
     } else {
@@ -578,8 +583,6 @@ async fn start_engine(
         crate::metrics::spawn_engine_counters(&engine);
         tokio::spawn(crate::metrics::serve(engine.clone(), metrics));
     }
-    let addr = SocketAddr::new(ip, args.port);
-    let listener = tokio::net::TcpListener::bind(addr).await?;
     let scheme = if access.tls.is_some() {
         "https"
     } else {

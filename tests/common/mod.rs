@@ -163,14 +163,17 @@ impl DurinServer {
                 .expect("DURIN_TEST_STORE=postgres needs DURIN_TEST_POSTGRES_URL");
             pg_env::new_database(&url, "durin")
         });
+        // Both ports at once: asked for one after the other they can come back the same, and
+        // the peer then cannot listen.
+        let [port, peer_port] = free_ports::<2>();
         let peer = (postgres.is_some() && store == "postgres-cluster").then(|| Peer {
             child: None,
-            port: free_port(),
+            port: peer_port,
             log_path: tmp.path().join("peer.log"),
         });
         DurinServer {
             child: None,
-            port: free_port(),
+            port,
             tmp,
             data_dir,
             log_path,
@@ -244,9 +247,7 @@ impl DurinServer {
 
     /// Last `n` lines of the server log.
     pub fn log_tail(&self, n: usize) -> String {
-        let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
+        file_tail(&self.log_path, n)
     }
 
     fn spawn(&mut self) {
@@ -399,8 +400,21 @@ impl Drop for DurinServer {
                 self.log_path.display(),
                 self.log_tail(60)
             );
+            if let Some(peer) = &self.peer {
+                eprintln!(
+                    "---- peer replica log: {} ----\n{}\n---- end of peer log tail ----",
+                    peer.log_path.display(),
+                    file_tail(&peer.log_path, 40)
+                );
+            }
         }
     }
+}
+
+fn file_tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 pub async fn connect_client(url: Url) -> Result<Client, String> {
