@@ -130,6 +130,11 @@ impl Server {
         Url::parse(&format!("http://127.0.0.1:{}", self.port)).context("server url")
     }
 
+    /// Everything the server logged so far (all of its starts).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
     /// The last `n` lines of the server's log, for error messages.
     pub fn log_tail(&self, n: usize) -> String {
         file_tail(&self.log_path, n)
@@ -263,7 +268,8 @@ fn spawn(
                 .arg(port.to_string())
                 .arg("--data-dir")
                 .arg(data_dir)
-                .env("RUST_LOG", "error")
+                // Log compactions too: the sleepers bench reports how long they held the engine.
+                .env("RUST_LOG", "error,durin::engine::log=info")
                 .env("NO_COLOR", "1");
             c
         }

@@ -158,9 +158,19 @@ where
 async fn workflows_complete_exactly_once_across_repeated_sigkills() {
     let workflows = env_usize("DURIN_CHAOS_WORKFLOWS", 1000);
     let kills = env_usize("DURIN_CHAOS_KILLS", 4);
-    // Closed runs move to the archive after a second, so kills also land mid-archiving.
+    // Closed runs move to the archive after a second and the log is compacted every few
+    // hundred records, so kills also land mid-archiving and mid-compaction (a compaction
+    // spans operations: runs changed while it is under way are taken as they were first).
     let mut server = DurinServer::start_with(
-        vec!["dev".into(), "--archive-after".into(), "1".into()],
+        [
+            "dev",
+            "--archive-after",
+            "1",
+            "--compact-after-records",
+            "500",
+        ]
+        .map(String::from)
+        .to_vec(),
         Vec::new(),
     )
     .await;

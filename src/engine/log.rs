@@ -1,41 +1,16 @@
 //! The engine and its log: rebuilding the state from the records at start-up (or when a
-//! replica adopts a shard), rewriting the log as one record per live object (compaction), and
-//! which shard a record belongs to.
-
-use prost::Message;
+//! replica adopts a shard), and which shard a record belongs to. Rewriting the log as one
+//! record per live object is `compaction.rs`.
 
 use super::state::MutableState;
 use super::{Core, Error, Result, Run, RunKey, clock};
-use crate::store::{LogRecord, Shard, ShardedRecord, log_record};
+use crate::store::{LogRecord, Shard, log_record};
 
 /// At start-up the run table's clock ticks once per this many records replayed, and a run
 /// freezes once its last record is `REPLAY_IDLE_TICKS` ticks behind: a run's records mostly
 /// lie close together in the log (a compacted log holds one per run), so few thaw again.
 pub(super) const REPLAY_TICK_RECORDS: u64 = 8192;
 pub(super) const REPLAY_IDLE_TICKS: u32 = 4;
-
-impl super::Engine {
-    /// On a clean stop: rewrites the log as one record per live object when more than a
-    /// quarter of its records are superseded, so that the next start replays each run about
-    /// once and seldom thaws a run it froze (as a database's shutdown checkpoint spares its
-    /// next start the redo). A crash skips this; the next start replays what the log holds.
-    pub async fn checkpoint(&self) {
-        let began = std::time::Instant::now();
-        let compaction = {
-            let mut core = self.core.lock();
-            let live = core.live_objects();
-            (core.records_in_log > live + live / 4).then(|| core.compact_now())
-        };
-        let Some(lsn) = compaction else { return };
-        match self.store.wait_compacted(lsn).await {
-            Ok(()) => tracing::info!(
-                took_ms = began.elapsed().as_millis() as u64,
-                "log compacted for the next start"
-            ),
-            Err(e) => tracing::warn!(error = %e, "compacting the log at shutdown failed"),
-        }
-    }
-}
 
 impl Core {
     /// Applies one record of the log (Err: the log is damaged).
@@ -154,74 +129,6 @@ impl Core {
     /// it again (its `logged` fields start empty), so they are not needed once loaded.
     pub(super) fn end_replay(&mut self) {
         self.replay_handles = Default::default();
-    }
-
-    /// One record per namespace and per run that together restore the current state.
-    fn snapshot_records(&self) -> Vec<ShardedRecord> {
-        let namespaces = self.namespaces.values().map(|ns| LogRecord {
-            kind: Some(log_record::Kind::Namespace(ns.clone())),
-        });
-        // Runs faulted in from the archive are durable there.
-        let mut keys: Vec<(&RunKey, i64)> = self.runs.unarchived().collect();
-        // Runs of one workflow id in start order and the current one last (runs can start
-        // within one millisecond), so it becomes current again on replay: all current runs
-        // after all others, each part in start order. (Ordering by the ids as well would
-        // chase a pointer per comparison: seconds under the lock for a million runs.)
-        keys.sort_by_cached_key(|&(k, start_ms)| {
-            let current = self
-                .current
-                .get(&(k.namespace.clone(), k.workflow_id.clone()))
-                .is_some_and(|c| *c == k.run_id);
-            (current, start_ms)
-        });
-        // The run's handle goes with it, as later records name it by that alone.
-        let runs = keys.into_iter().filter_map(|(k, _)| {
-            let shard = self.shard_of(&k.namespace, &k.workflow_id);
-            Some((Some(shard), self.runs.compaction_record_packed(k)?))
-        });
-        namespaces
-            .chain(self.endpoint_snapshot())
-            .chain(self.schedule_snapshot())
-            .chain(self.batch_snapshot())
-            .map(|r| (self.record_shard(&r), r.encode_to_vec()))
-            .chain(runs)
-            .collect()
-    }
-
-    /// The log holds one record per change; once it is mostly superseded state, rewrite it as
-    /// one record per live object so the disk stays small and start-up stays fast. The writer
-    /// thread swaps the files in order with other appends.
-    pub(super) fn compact_if_superseded(&mut self) {
-        let live = self.live_objects();
-        if self.records_in_log >= self.compact_min_records && self.records_in_log > 2 * live {
-            self.compact_now();
-        }
-    }
-
-    /// Objects a compacted log holds one record for.
-    fn live_objects(&self) -> u64 {
-        (self.runs.len()
-            + self.namespaces.len()
-            + self.nexus_endpoints.len()
-            + self.schedules.len()
-            + self.batches.len()) as u64
-    }
-
-    /// Rewrites the log as one record per live object; returns the position to wait for.
-    pub(crate) fn compact_now(&mut self) -> crate::store::Lsn {
-        let live = self.live_objects();
-        let began = std::time::Instant::now();
-        let shards = self.owned_shards.iter().copied().collect();
-        let lsn = self.store.compact(shards, self.snapshot_records());
-        tracing::info!(
-            before = self.records_in_log,
-            after = live,
-            lsn,
-            snapshot_ms = began.elapsed().as_millis() as u64,
-            "compacting the log"
-        );
-        self.records_in_log = live;
-        lsn
     }
 
     /// The shard of an id (a workflow id, or a schedule id) in a namespace.

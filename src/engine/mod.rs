@@ -14,6 +14,7 @@ pub mod chain;
 pub mod children;
 pub mod clock;
 pub mod commands;
+mod compaction;
 pub mod deployments;
 pub mod encoded_history;
 mod entry_deltas;
@@ -274,6 +275,8 @@ pub struct Core {
     /// Records in the log since it was last written whole (drives compaction).
     records_in_log: u64,
     compact_min_records: u64,
+    /// The log compaction under way, if any.
+    compaction: Option<compaction::Compaction>,
     /// The last handle given to a run in the log (see `ExecutionRecord::handle`).
     last_log_handle: u64,
     /// While records are replayed: the run each handle the records gave stands for.
@@ -320,6 +323,7 @@ impl Engine {
             owned_shards: store.initial_shards().into_iter().collect(),
             records_in_log: 0,
             compact_min_records: 0,
+            compaction: None,
             last_log_handle: 0,
             replay_handles: Default::default(),
             archive: match &config.archive_dir {
@@ -352,7 +356,9 @@ impl Engine {
         // it as one record per live object so start-up stays fast and the disk stays small.
         core.records_in_log = count;
         core.compact_min_records = config.compact_min_records;
-        core.compact_if_superseded();
+        if core.superseded() {
+            core.compact_now();
+        }
         // Loading decoded the whole log at once; give that memory back.
         crate::allocator::release_free_memory();
         tracing::info!(

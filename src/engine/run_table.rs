@@ -37,7 +37,8 @@ const FREEZE_SLICE: Duration = Duration::from_millis(5);
 struct Frozen {
     /// As the store keeps a record by itself (`log_block::pack_record`): compressed behind
     /// a marker, or as it is when that is not smaller. Compaction hands it over as it is.
-    record: Box<[u8]>,
+    /// Shared, so that a compaction takes it without a copy.
+    record: Arc<[u8]>,
     logged: LoggedFields,
     /// The run's start time, which compaction orders runs by (read without thawing).
     start_ms: i64,
@@ -46,9 +47,8 @@ struct Frozen {
 impl Frozen {
     fn of(run: &Run) -> Option<Self> {
         let record = compaction_record(run);
-        let stored = log_block::pack_record(&record).into_owned();
         Some(Self {
-            record: stored.into_boxed_slice(),
+            record: Arc::from(log_block::pack_record(&record)),
             logged: run.logged.clone(),
             start_ms: clock::opt_ts_millis(&run.ms.start_time),
         })
@@ -107,6 +107,8 @@ struct Slot {
     touched: Cell<u32>,
     /// Whether the key waits in `RunTable::live_keys`.
     queued: Cell<bool>,
+    /// Whether the compaction under way still has to take the run as it was at its start.
+    owed: bool,
 }
 
 impl Slot {
@@ -143,6 +145,8 @@ pub struct RunTable {
     live_keys: RefCell<VecDeque<(u32, RunKey)>>,
     /// Advanced once a second by the freezer.
     tick: u32,
+    /// The live runs a compaction under way takes (see `capture.rs`).
+    capture: Option<capture::Capture>,
 }
 
 impl RunTable {
@@ -192,6 +196,7 @@ impl RunTable {
 
     /// The run to change, thawed if it was frozen (its frozen form is dropped).
     pub fn get_mut(&mut self, key: &RunKey) -> Option<&mut Run> {
+        self.take_owed(key);
         let tick = self.tick;
         let slot = self.slots.get_mut(key)?;
         let unqueued = (!slot.queued.get()).then(|| key.clone());
@@ -200,6 +205,7 @@ impl RunTable {
 
     /// The run, created by `make` if there is none.
     pub fn get_or_insert_with(&mut self, key: RunKey, make: impl FnOnce() -> Box<Run>) -> &mut Run {
+        self.take_owed(&key);
         let tick = self.tick;
         let queue = self.live_keys.get_mut();
         match self.slots.entry(key) {
@@ -214,6 +220,7 @@ impl RunTable {
                     frozen: None,
                     touched: Cell::new(tick),
                     queued: Cell::new(true),
+                    owed: false,
                 });
                 live_mut(slot, None, tick, queue)
             }
@@ -228,17 +235,28 @@ impl RunTable {
             frozen: None,
             touched: Cell::new(tick),
             queued: Cell::new(true),
+            owed: false,
         };
+        self.take_owed(&key);
         self.slots.insert(key, slot);
     }
 
     /// Removes the run (without thawing it); returns whether there was one.
     pub fn remove(&mut self, key: &RunKey) -> bool {
+        self.take_owed(key);
         self.slots.remove(key).is_some()
     }
 
     pub fn retain_keys(&mut self, mut keep: impl FnMut(&RunKey) -> bool) {
-        self.slots.retain(|key, _| keep(key));
+        let mut capture = self.capture.take();
+        self.slots.retain(|key, slot| {
+            let kept = keep(key);
+            if !kept && let Some(capture) = &mut capture {
+                capture.take(key, slot);
+            }
+            kept
+        });
+        self.capture = capture;
     }
 
     /// The run if it is held decoded, without thawing it: for questions a frozen run answers
@@ -281,29 +299,6 @@ impl RunTable {
             }
         }
         (open, frozen)
-    }
-
-    /// Runs that are not in the archive already, with their start times (for compaction,
-    /// read without thawing).
-    pub fn unarchived(&self) -> impl Iterator<Item = (&RunKey, i64)> {
-        self.slots
-            .iter()
-            .filter_map(|(key, slot)| match slot.live.get() {
-                Some(run) if run.archived => None,
-                Some(run) => Some((key, clock::opt_ts_millis(&run.ms.start_time))),
-                None => Some((key, slot.frozen.as_ref().map_or(0, |f| f.start_ms))),
-            })
-    }
-
-    /// The record compaction writes for the run: the one it was frozen as, still packed (the
-    /// store's writer unpacks it, not the engine under its lock), or encoded now.
-    pub fn compaction_record_packed(&self, key: &RunKey) -> Option<Vec<u8>> {
-        let slot = self.slots.get(key)?;
-        Some(match (&slot.frozen, slot.live.get()) {
-            (Some(frozen), _) => frozen.record.to_vec(),
-            (None, Some(run)) => compaction_record(run),
-            (None, None) => return None,
-        })
     }
 
     /// Advances the table's clock by one tick (the freezer's second).
@@ -409,6 +404,10 @@ impl super::Engine {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 let Some(engine) = weak.upgrade() else { return };
                 engine.core.lock().runs.tick();
+                // Operations move a compaction under way on; when they are few, so does this.
+                while engine.core.lock().compaction_slice() {
+                    tokio::task::yield_now().await;
+                }
                 // A slice at a time, so that requests wait at most a few milliseconds for
                 // the lock while a burst of runs freezes.
                 while engine
@@ -423,6 +422,9 @@ impl super::Engine {
         }))
     }
 }
+
+#[path = "run_table_capture.rs"]
+pub mod capture;
 
 #[cfg(test)]
 #[path = "run_table_tests.rs"]

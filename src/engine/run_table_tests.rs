@@ -295,3 +295,120 @@ async fn runs_replayed_at_start_freeze_as_the_log_goes_and_are_rearmed_frozen() 
     expected.sort();
     assert_eq!(polled, expected);
 }
+
+#[tokio::test]
+async fn a_compaction_spread_over_operations_keeps_every_run_as_it_began_and_what_came_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ids = Vec::new();
+    let engine = open(dir.path()).await;
+    for i in 0..5 {
+        let id = format!("frozen-{i}");
+        start(&engine, &id).await;
+        for n in 0..20 {
+            signal(&engine, &id, &format!("before-{n}")).await;
+        }
+        ids.push(id);
+    }
+    freeze_all(&engine);
+    // More live runs than one operation takes, so that the compaction spans several.
+    for i in 0..1000 {
+        let id = format!("live-{i}");
+        start(&engine, &id).await;
+        ids.push(id);
+    }
+    let owed: Vec<String> = {
+        let mut core = engine.core.lock();
+        core.begin_compaction();
+        let owed = ids.iter().filter(|id| {
+            core.runs
+                .slots
+                .iter()
+                .any(|(k, slot)| k.workflow_id == **id && slot.owed)
+        });
+        owed.cloned().collect()
+    };
+    assert_eq!(
+        owed.len(),
+        1000,
+        "the live runs are owed, the frozen ones taken"
+    );
+
+    // Changes while it is under way: a frozen run, runs still owed, a closed run, a new run.
+    signal(&engine, "frozen-0", "during").await;
+    let still_owed = |engine: &Engine, id: &str| {
+        let core = engine.core.lock();
+        core.runs
+            .slots
+            .iter()
+            .any(|(k, s)| k.workflow_id == id && s.owed)
+    };
+    let mut changed: Vec<String> = Vec::new();
+    for _ in 0..3 {
+        let id = (owed.iter())
+            .find(|id| !changed.contains(id) && still_owed(&engine, id))
+            .unwrap();
+        signal(&engine, id, "during").await;
+        changed.push(id.clone());
+    }
+    let closed = (owed.iter())
+        .find(|id| !changed.contains(id) && still_owed(&engine, id))
+        .unwrap();
+    let terminate = TerminateWorkflowExecutionRequest {
+        namespace: "default".into(),
+        workflow_execution: execution(closed),
+        ..Default::default()
+    };
+    engine.terminate(terminate).await.unwrap();
+    start(&engine, "new").await;
+    ids.push("new".into());
+    assert!(engine.core.lock().compaction.is_some(), "still under way");
+    while engine.core.lock().compaction_slice() {}
+    signal(&engine, &changed[0], "after").await;
+
+    let lengths = histories(&engine, &ids).await;
+    assert_eq!(
+        lengths[0],
+        (23, 23),
+        "started, task scheduled, 20 signals before, one during"
+    );
+    engine
+        .store
+        .wait_durable(engine.store.last_lsn())
+        .await
+        .unwrap();
+    let records = engine.store.load().unwrap().len();
+    // The namespace and every run once, then the operations since the compaction began.
+    assert!(
+        records <= 1 + ids.len() + 8,
+        "{records} records for {} runs",
+        ids.len()
+    );
+    drop(engine);
+
+    let engine = open(dir.path()).await;
+    let replayed = histories(&engine, &ids).await;
+    let differ: Vec<_> = (ids.iter().zip(lengths.iter().zip(&replayed)))
+        .filter(|(_, (before, after))| before != after)
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "(described, held) before and after: {differ:?}"
+    );
+}
+
+/// Each workflow's history length as its state counts it, and its events as held.
+async fn histories(engine: &Engine, ids: &[String]) -> Vec<(i64, usize)> {
+    let mut lengths = Vec::new();
+    for id in ids {
+        let described = history_length(engine, id).await;
+        let core = engine.core.lock();
+        let key = core
+            .runs
+            .keys()
+            .find(|k| k.workflow_id == *id)
+            .unwrap()
+            .clone();
+        lengths.push((described, core.runs.get(&key).unwrap().history.len()));
+    }
+    lengths
+}

@@ -580,11 +580,11 @@ async fn continue_as_new_writes_each_run_once_and_the_new_run_stays_current() {
     let mut rewritten = Vec::new();
     for record in &mut records {
         set_start_time(record, &second, first_start);
-        rewritten.push((None, prost::Message::encode_to_vec(record)));
+        rewritten.push((None, prost::Message::encode_to_vec(record).into()));
     }
     rewritten.push((
         None,
-        prost::Message::encode_to_vec(&executions_record(&last[0])),
+        prost::Message::encode_to_vec(&executions_record(&last[0])).into(),
     ));
     let tied = tempfile::tempdir().unwrap();
     {

@@ -58,7 +58,7 @@ impl Core {
         let shard = self.record_shard(&record);
         self.txn
             .entries
-            .push(Entry::Record((shard, record.encode_to_vec())));
+            .push(Entry::Record((shard, record.encode_to_vec().into())));
     }
 
     /// Ends the operation: commits everything it changed and hands the records to the store
@@ -79,7 +79,7 @@ impl Core {
                         let record = LogRecord {
                             kind: Some(log_record::Kind::Schedule(s.record.clone())),
                         };
-                        records.push((self.record_shard(&record), record.encode_to_vec()));
+                        records.push((self.record_shard(&record), record.encode_to_vec().into()));
                     }
                 }
             }
@@ -87,6 +87,7 @@ impl Core {
         self.txn.entries = entries;
         if !records.is_empty() {
             self.records_in_log += 1;
+            self.note_logged(&records);
             self.store.append(records);
         }
     }
@@ -129,6 +130,6 @@ impl Core {
         if closed {
             self.note_closed(key);
         }
-        Some((Some(shard), record))
+        Some((Some(shard), record.into()))
     }
 }

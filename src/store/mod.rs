@@ -44,8 +44,9 @@ pub type Lsn = u64;
 /// The shard a record belongs to; `None` for what the whole cluster shares (namespaces).
 pub type Shard = Option<u32>;
 
-/// An encoded [`LogRecord`] and its shard.
-pub type ShardedRecord = (Shard, Vec<u8>);
+/// An encoded [`LogRecord`] and its shard. The bytes are shared, not copied, where the engine
+/// keeps them too (a frozen run's record, an operation a compaction under way re-logs).
+pub type ShardedRecord = (Shard, bytes::Bytes);
 
 pub type DurableFuture = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
 

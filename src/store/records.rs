@@ -350,11 +350,12 @@ pub fn replayable(payloads: Vec<Vec<u8>>) -> (Vec<Vec<u8>>, usize) {
 }
 
 /// Encodes `LogRecord { batch: RecordBatch { records } }` from already encoded records.
-pub fn encode_batch(records: &[Vec<u8>]) -> Vec<u8> {
-    let inner_len: usize = records.iter().map(|r| field_len(r.len())).sum();
+pub fn encode_batch<R: AsRef<[u8]>>(records: &[R]) -> Vec<u8> {
+    let inner_len: usize = records.iter().map(|r| field_len(r.as_ref().len())).sum();
     let mut out = Vec::with_capacity(field_len(inner_len));
     put_header(3, inner_len, &mut out);
     for record in records {
+        let record = record.as_ref();
         put_header(1, record.len(), &mut out);
         out.extend_from_slice(record);
     }

@@ -58,7 +58,8 @@ impl Wal {
         } else if format_of(&path, &data)? != Layout::V3 {
             let records = intact_records(&path, &data)?;
             tracing::info!(path = %path.display(), records = records.len(), "rewriting the log in the v3 format (compressed blocks)");
-            let records: Vec<ShardedRecord> = records.into_iter().map(|r| (None, r)).collect();
+            let records: Vec<ShardedRecord> =
+                records.into_iter().map(|r| (None, r.into())).collect();
             file = rewrite(&path, &records)?;
         } else {
             let valid_len = checked_end(&path, Layout::V3, &data)?;
@@ -244,7 +245,7 @@ fn writer_loop(
                     if let [(_, bytes)] = records.as_slice() {
                         frame(Format::V2, &mut buf, bytes);
                     } else {
-                        let parts: Vec<Vec<u8>> = records.into_iter().map(|r| r.1).collect();
+                        let parts: Vec<&[u8]> = records.iter().map(|r| &r.1[..]).collect();
                         frame(Format::V2, &mut buf, &encode_batch(&parts));
                     }
                     last = lsn;
@@ -520,7 +521,7 @@ pub fn salvage(dir: &Path) -> Result<Salvaged, StoreError> {
         }
     }
     let (payloads, records_dropped) = super::records::replayable(payloads);
-    let records: Vec<ShardedRecord> = payloads.into_iter().map(|p| (None, p)).collect();
+    let records: Vec<ShardedRecord> = payloads.into_iter().map(|p| (None, p.into())).collect();
     let damaged_copy = path.with_extension(format!(
         "log.damaged-{}",
         std::time::SystemTime::now()
@@ -619,7 +620,10 @@ mod tests {
             let wal = Wal::open(dir.path()).unwrap();
             let mut last = 0;
             for i in 0..100 {
-                last = wal.append(vec![(None, record(&format!("ns{i}")).encode_to_vec())]);
+                last = wal.append(vec![(
+                    None,
+                    record(&format!("ns{i}")).encode_to_vec().into(),
+                )]);
             }
             wal.wait_durable(last).await.unwrap();
         }
@@ -634,17 +638,17 @@ mod tests {
         let loaded = wal.load().unwrap();
         assert_eq!(loaded.len(), 100);
         assert_eq!(loaded[99], record("ns99"));
-        let lsn = wal.append(vec![(None, record("after").encode_to_vec())]);
+        let lsn = wal.append(vec![(None, record("after").encode_to_vec().into())]);
         wal.wait_durable(lsn).await.unwrap();
         assert_eq!(Wal::open(dir.path()).unwrap().load().unwrap().len(), 101);
         let lsn = wal.compact(
             vec![0],
             vec![
-                (None, record("a").encode_to_vec()),
-                (None, record("b").encode_to_vec()),
+                (None, record("a").encode_to_vec().into()),
+                (None, record("b").encode_to_vec().into()),
             ],
         );
-        let after = wal.append(vec![(None, record("c").encode_to_vec())]);
+        let after = wal.append(vec![(None, record("c").encode_to_vec().into())]);
         assert!(after > lsn);
         wal.wait_durable(after).await.unwrap();
         let loaded = Wal::open(dir.path()).unwrap().load().unwrap();
@@ -657,7 +661,7 @@ mod tests {
         for i in 0..n {
             let lsn = wal.append(vec![(
                 None,
-                record(&format!("namespace-{i}")).encode_to_vec(),
+                record(&format!("namespace-{i}")).encode_to_vec().into(),
             )]);
             wal.wait_durable(lsn).await.unwrap();
         }
@@ -745,7 +749,7 @@ mod tests {
         data.extend_from_slice(&[9, 0, 0, 0, 1]); // and a torn tail
         std::fs::write(dir.path().join(LOG_FILE), &data).unwrap();
         let wal = Wal::open(dir.path()).unwrap();
-        let lsn = wal.append(vec![(None, record("new").encode_to_vec())]);
+        let lsn = wal.append(vec![(None, record("new").encode_to_vec().into())]);
         wal.wait_durable(lsn).await.unwrap();
         drop(wal);
         assert!(
@@ -763,12 +767,12 @@ mod tests {
     async fn a_failed_compaction_is_reported_and_the_old_log_keeps_everything() {
         let dir = tempfile::tempdir().unwrap();
         let wal = Wal::open(dir.path()).unwrap();
-        let first = wal.append(vec![(None, record("a").encode_to_vec())]);
+        let first = wal.append(vec![(None, record("a").encode_to_vec().into())]);
         wal.wait_durable(first).await.unwrap();
         // The compaction's new file cannot be created.
         std::fs::create_dir(dir.path().join("durin.log.compacting")).unwrap();
-        let compaction = wal.compact(vec![0], vec![(None, record("only").encode_to_vec())]);
-        let after = wal.append(vec![(None, record("b").encode_to_vec())]);
+        let compaction = wal.compact(vec![0], vec![(None, record("only").encode_to_vec().into())]);
+        let after = wal.append(vec![(None, record("b").encode_to_vec().into())]);
         wal.wait_durable(after).await.unwrap();
         assert!(wal.wait_compacted(compaction).await.is_err());
         drop(wal);
@@ -807,7 +811,7 @@ mod tests {
         }
         std::fs::write(dir.path().join(LOG_FILE), &data).unwrap();
         let wal = Wal::open(dir.path()).unwrap();
-        let lsn = wal.append(vec![(None, record("new").encode_to_vec())]);
+        let lsn = wal.append(vec![(None, record("new").encode_to_vec().into())]);
         wal.wait_durable(lsn).await.unwrap();
         drop(wal);
         let v3 = std::fs::read(dir.path().join(LOG_FILE)).unwrap();

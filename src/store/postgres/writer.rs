@@ -76,7 +76,7 @@ impl Batch {
                 // cluster-wide ones are read by their key, so stay as they are).
                 let bytes = match shard {
                     Some(_) => crate::store::log_block::pack_record(&bytes).into_owned(),
-                    None => bytes,
+                    None => bytes.to_vec(),
                 };
                 Row { shard, seq, bytes }
             })
