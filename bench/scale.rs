@@ -6,8 +6,8 @@
 //! servers are started on loopback; once they are ready (Durin's replicas have spread the
 //! shards), one SDK worker per server process (each connected to its own, all on one task
 //! queue) and a closed-loop load generator spread over them run `n` one-activity workflows.
-//! Throughput, and the CPU of the servers and of PostgreSQL (read from /proc), are reported
-//! per contender.
+//! Throughput, the CPU of the servers and of PostgreSQL (read from /proc), and how much the
+//! servers' databases grew per workflow (`pg_database_size`) are reported per contender.
 
 use std::{
     path::{Path, PathBuf},
@@ -81,6 +81,8 @@ struct ScaleRun {
     replica_cores: f64,
     postgres_cores: f64,
     other_cores: f64,
+    /// How much the server's databases grew during the load, per completed workflow.
+    db_bytes_per_wf: f64,
 }
 
 /// A private PostgreSQL server (`scripts/pg-env`), stopped on drop.
@@ -116,6 +118,24 @@ impl Postgres {
             .and_then(|t| t.lines().next().and_then(|l| l.trim().parse().ok()))
             .map(tree_pids)
             .unwrap_or_default()
+    }
+
+    /// The size on disk of these databases together (tables and indexes; the write-ahead
+    /// log is the server's, shared).
+    async fn size_of(&self, databases: &[String]) -> Result<u64> {
+        let (client, conn) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
+            .await
+            .context("connect to PostgreSQL")?;
+        tokio::spawn(conn);
+        let mut total = 0u64;
+        for name in databases {
+            let row = client
+                .query_one("SELECT pg_database_size($1::text)", &[name])
+                .await
+                .with_context(|| format!("size of database {name}"))?;
+            total += u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);
+        }
+        Ok(total)
     }
 
     /// A fresh database on this server; its URL.
@@ -310,6 +330,11 @@ async fn run_once(
         }
     }
     let shutdowns: Vec<_> = workers.iter().map(|w| w.shutdown_handle()).collect();
+    let databases = match contender {
+        Contender::Durin(_) => vec![db.clone()],
+        Contender::Temporal => vec![db.clone(), format!("{db}_visibility")],
+    };
+    let db_before = pg.size_of(&databases).await?;
     let replica_pids = servers.pids();
     let pg_pids = pg.pids();
 
@@ -372,9 +397,12 @@ async fn run_once(
         let pg_cpu = ProcSample::of_pids(&pg.pids()).cpu_secs - pg_before;
         let machine = machine_busy_secs() - machine_before;
         let own = self_cpu_secs() - self_before;
+        let completed = done.load(Ordering::Relaxed);
+        let db_after = pg.size_of(&databases).await.unwrap_or(db_before);
         ScaleRun {
             contender,
-            completed: done.load(Ordering::Relaxed),
+            completed,
+            db_bytes_per_wf: db_after.saturating_sub(db_before) as f64 / completed.max(1) as f64,
             wall_secs: wall,
             replica_cores: replica_cpu / wall,
             postgres_cores: pg_cpu / wall,
@@ -417,6 +445,7 @@ struct Summary {
     throughput: f64,
     server_cores: f64,
     postgres_cores: f64,
+    db_bytes_per_wf: f64,
     completed: u64,
 }
 
@@ -432,6 +461,7 @@ impl Summary {
             ),
             server_cores: median(runs.iter().map(|r| r.replica_cores).collect()),
             postgres_cores: median(runs.iter().map(|r| r.postgres_cores).collect()),
+            db_bytes_per_wf: median(runs.iter().map(|r| r.db_bytes_per_wf).collect()),
             completed: runs.iter().map(|r| r.completed).min().unwrap_or(0),
         }
     }
@@ -450,6 +480,7 @@ impl Summary {
             "postgres_cores": self.postgres_cores,
             "server_cpu_ms_per_wf": self.ms_per_wf(self.server_cores),
             "postgres_cpu_ms_per_wf": self.ms_per_wf(self.postgres_cores),
+            "database_bytes_per_wf": self.db_bytes_per_wf,
             "completed": self.completed,
             "requested": args.workflows,
         })
@@ -533,8 +564,8 @@ fn markdown(args: &ScaleArgs, summaries: &[Summary]) -> String {
          processes, one {} per process, Durin with {} shards, {} repetition(s), medians. \
          Machine: {cores} cores; the servers, PostgreSQL, the workers and the load generator all \
          share it.{anchor}\n\n\
-         | Server | Throughput (wf/s) | Server CPU (cores) | PostgreSQL CPU (cores) | Server CPU per wf (ms) | PostgreSQL CPU per wf (ms) | Completed |\n\
-         |---|---|---|---|---|---|---|\n",
+         | Server | Throughput (wf/s) | Server CPU (cores) | PostgreSQL CPU (cores) | Server CPU per wf (ms) | PostgreSQL CPU per wf (ms) | Database growth per wf (KB) | Completed |\n\
+         |---|---|---|---|---|---|---|---|\n",
         args.workflows,
         args.concurrency,
         if args.raw {
@@ -547,13 +578,14 @@ fn markdown(args: &ScaleArgs, summaries: &[Summary]) -> String {
     );
     for s in summaries {
         md.push_str(&format!(
-            "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {}/{} |\n",
+            "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {}/{} |\n",
             s.contender.label(args),
             s.throughput,
             s.server_cores,
             s.postgres_cores,
             s.ms_per_wf(s.server_cores),
             s.ms_per_wf(s.postgres_cores),
+            s.db_bytes_per_wf / 1000.0,
             s.completed,
             args.workflows
         ));
@@ -565,14 +597,14 @@ fn markdown(args: &ScaleArgs, summaries: &[Summary]) -> String {
         return md;
     };
     md.push_str("\n## Against the Temporal server\n\n");
-    md.push_str("| Durin | Throughput | Server CPU per wf | PostgreSQL CPU per wf | Both per wf |\n|---|---|---|---|---|\n");
+    md.push_str("| Durin | Throughput | Server CPU per wf | PostgreSQL CPU per wf | Both per wf | Database growth per wf |\n|---|---|---|---|---|---|\n");
     let ratio = |t: f64, d: f64| if d > 0.0 { t / d } else { f64::INFINITY };
     for s in summaries
         .iter()
         .filter(|s| s.contender != Contender::Temporal)
     {
         md.push_str(&format!(
-            "| {} | {:.1}× | {:.1}× less | {:.1}× less | {:.1}× less |\n",
+            "| {} | {:.1}× | {:.1}× less | {:.1}× less | {:.1}× less | {:.1}× less |\n",
             s.contender.label(args),
             ratio(s.throughput, anchor.throughput),
             ratio(
@@ -587,6 +619,7 @@ fn markdown(args: &ScaleArgs, summaries: &[Summary]) -> String {
                 anchor.ms_per_wf(anchor.server_cores + anchor.postgres_cores),
                 s.ms_per_wf(s.server_cores + s.postgres_cores)
             ),
+            ratio(anchor.db_bytes_per_wf, s.db_bytes_per_wf),
         ));
     }
     md

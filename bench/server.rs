@@ -269,7 +269,7 @@ fn spawn(
                 .arg("--data-dir")
                 .arg(data_dir)
                 // Log compactions too: the sleepers bench reports how long they held the engine.
-                .env("RUST_LOG", "error,durin::engine::log=info")
+                .env("RUST_LOG", "error,durin::engine::compaction=info")
                 .env("NO_COLOR", "1");
             c
         }
