@@ -102,7 +102,6 @@ impl Core {
     /// Takes a compaction's snapshot of everything but the live runs, and marks those owed.
     pub(super) fn begin_compaction(&mut self) {
         let began = Instant::now();
-        self.runs.abandon_capture();
         let namespaces = self.namespaces.values().map(|ns| LogRecord {
             kind: Some(log_record::Kind::Namespace(ns.clone())),
         });
@@ -165,16 +164,18 @@ impl Core {
     fn finish_compaction(&mut self) -> Option<Lsn> {
         let began = Instant::now();
         let c = self.compaction.take()?;
-        let taken = self.runs.end_capture();
         if !self
             .owned_shards
             .iter()
             .copied()
             .eq(c.shards.iter().copied())
         {
+            // Not worth encoding the runs still owed.
+            self.runs.abandon_capture();
             tracing::info!("this replica's shards changed while compacting; compacting again");
             return None;
         }
+        let taken = self.runs.end_capture();
         let live = self.order_taken(taken);
         let not_current = live.partition_point(|(current, _)| !current);
         let mut live = live.into_iter().map(|(_, record)| record);
