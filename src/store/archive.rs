@@ -382,7 +382,10 @@ fn read_head(reader: &mut BufReader<File>, len: u32) -> std::io::Result<Vec<u8>>
     let mut front = Vec::with_capacity(16);
     let outer_key = read_varint(reader, &mut remaining, &mut front)?;
     let outer_len = read_varint(reader, &mut remaining, &mut front)?;
-    if front.first() == Some(&super::log_block::PACKED_RECORD) {
+    if front
+        .first()
+        .is_some_and(|&b| super::log_block::is_packed(b))
+    {
         // A compressed record: read and unpack it whole (its state is inside).
         let mut packed = vec![0u8; remaining as usize];
         reader.read_exact(&mut packed)?;

@@ -24,6 +24,7 @@ use std::cell::RefCell;
 use zstd::stream::raw::{Decoder, Encoder, InBuffer, Operation, OutBuffer};
 
 use super::frame::{self, End, Format};
+use super::record_dictionary;
 
 const STORED: u8 = 0;
 const ZSTD: u8 = 1;
@@ -105,26 +106,48 @@ pub(super) fn unpack(packed: &[u8]) -> Result<Vec<u8>, String> {
     Ok(raw)
 }
 
-/// Marks a record stored compressed: a protobuf field key, which any encoded record starts
-/// with, is never 0. The archive and PostgreSQL store records this way.
+/// Marks a record stored compressed on its own (as records were before
+/// [`PACKED_RECORD_DICT`]): a protobuf field key, which any encoded record starts with, is
+/// never below 8. The archive and PostgreSQL store records this way; frozen runs hold theirs so.
 pub(crate) const PACKED_RECORD: u8 = 0;
+/// Marks a record compressed against [`record_dictionary`]'s first version.
+pub(crate) const PACKED_RECORD_DICT: u8 = 1;
 
-/// A record as stored one by one: compressed behind [`PACKED_RECORD`] when that is smaller.
-/// A record packed already (a frozen run's, handed to compaction) stays as it is.
+/// Whether stored bytes starting with `first` are a packed record (not an encoded one).
+pub(crate) fn is_packed(first: u8) -> bool {
+    matches!(first, PACKED_RECORD | PACKED_RECORD_DICT)
+}
+
+/// A record as stored one by one: compressed against the record dictionary behind
+/// [`PACKED_RECORD_DICT`] when that is smaller (or alone, behind [`PACKED_RECORD`], when that
+/// is smaller still). A record packed already (a frozen run's, handed
+/// to compaction) stays as it is.
 pub(crate) fn pack_record(record: &[u8]) -> Cow<'_, [u8]> {
-    if record.first() == Some(&PACKED_RECORD) {
+    if record.first().is_some_and(|&b| is_packed(b)) {
         return Cow::Borrowed(record);
     }
-    match pack(PACKED_RECORD, record) {
-        Some(packed) => Cow::Owned(packed),
-        None => Cow::Borrowed(record),
+    let with_dictionary = record_dictionary::pack(PACKED_RECORD_DICT, record);
+    // A long record has context enough of its own, and one unlike those the dictionary
+    // was trained on (a history of many near-identical events) compresses worse against it.
+    let alone = (record.len() >= ALONE_FROM)
+        .then(|| pack(PACKED_RECORD, record))
+        .flatten();
+    match (with_dictionary, alone) {
+        (Some(a), Some(b)) => Cow::Owned(if a.len() <= b.len() { a } else { b }),
+        (Some(packed), None) | (None, Some(packed)) => Cow::Owned(packed),
+        (None, None) => Cow::Borrowed(record),
     }
 }
+
+/// From this length a record is also compressed without the dictionary, and stored the
+/// smaller way.
+const ALONE_FROM: usize = 1024;
 
 /// The record [`pack_record`] stored (records stored before compression read as they are).
 pub(crate) fn unpack_record(stored: &[u8]) -> Result<Cow<'_, [u8]>, String> {
     match stored.split_first() {
         Some((&PACKED_RECORD, packed)) => unpack(packed).map(Cow::Owned),
+        Some((&PACKED_RECORD_DICT, packed)) => record_dictionary::unpack(packed).map(Cow::Owned),
         _ => Ok(Cow::Borrowed(stored)),
     }
 }
@@ -457,9 +480,14 @@ mod tests {
             [b"an event that repeats an event that repeats".as_slice(); 8].into_iter(),
         );
         let stored = pack_record(&record);
-        assert_eq!(stored[0], PACKED_RECORD);
+        assert_eq!(stored[0], PACKED_RECORD_DICT);
         assert!(stored.len() < record.len() / 2);
         assert_eq!(unpack_record(&stored).unwrap(), record.as_slice());
+        assert_eq!(pack_record(&stored), stored);
+        // Records packed without the dictionary, as before it, still read.
+        let before = pack(PACKED_RECORD, &record).unwrap();
+        assert_eq!(unpack_record(&before).unwrap(), record.as_slice());
+        assert_eq!(pack_record(&before), before.as_slice());
         // Small records, and records stored before compression, are as they are.
         let small = crate::store::LogRecord::default().encode_to_vec();
         assert_eq!(pack_record(&small), small.as_slice());

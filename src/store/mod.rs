@@ -9,6 +9,7 @@ mod durability;
 pub mod frame;
 pub(crate) mod log_block;
 pub mod postgres;
+mod record_dictionary;
 pub mod records;
 pub mod state;
 pub mod wal;
