@@ -120,8 +120,8 @@ pub(crate) fn is_packed(first: u8) -> bool {
 
 /// A record as stored one by one: compressed against the record dictionary behind
 /// [`PACKED_RECORD_DICT`] when that is smaller (or alone, behind [`PACKED_RECORD`], when that
-/// is smaller still). A record packed already (a frozen run's, handed
-/// to compaction) stays as it is.
+/// is smaller still). A record packed already (a frozen run's, handed to compaction) stays as
+/// it is.
 pub(crate) fn pack_record(record: &[u8]) -> Cow<'_, [u8]> {
     if record.first().is_some_and(|&b| is_packed(b)) {
         return Cow::Borrowed(record);

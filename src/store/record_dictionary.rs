@@ -12,14 +12,14 @@
 //! suite ran against it, none of the benchmark's: `durin server start-dev --postgres URL` with
 //! the suite's dynamic config, the suite run against it, the `durin_log` rows read four times
 //! during the run (9,728 distinct records: starts, workflow tasks, activities, timers, signals,
-//! updates, children, failures, compacted runs), each unpacked, then
+//! updates, children, failures), each unpacked, then
 //! `zstd --train -r DIR --maxdict=32768`. A stored record needs the very dictionary it was
 //! packed with, so a released dictionary never changes; a better one comes with a marker of
 //! its own, beside this.
 //!
 //! Layout after the marker: the record's length (varint), then one zstd frame without its
-//! dictionary id, content size or checksum (the store frames records with checksums of its
-//! own).
+//! dictionary id, content size or checksum (as records packed without a dictionary: the log's
+//! and the archive's frames carry checksums of their own).
 
 use std::cell::RefCell;
 use std::sync::LazyLock;
