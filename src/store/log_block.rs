@@ -41,7 +41,7 @@ const COMPRESS_FROM: usize = 128;
 pub const BLOCK_TARGET: usize = 8 << 20;
 /// A block claiming to hold more than this is damage (no write makes one: a single record is
 /// far smaller).
-const MAX_RAW: usize = 1 << 30;
+pub(super) const MAX_RAW: usize = 1 << 30;
 
 thread_local! {
     // zstd contexts kept per thread: making one for each small record took more CPU than

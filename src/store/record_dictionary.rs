@@ -28,6 +28,8 @@ use zstd::bulk::{Compressor, Decompressor};
 use zstd::dict::{DecoderDictionary, EncoderDictionary};
 use zstd::zstd_safe::CParameter;
 
+use super::log_block::MAX_RAW;
+
 /// The first dictionary: never edit it (see the module's comment).
 static DICTIONARY_V1: &[u8] = include_bytes!("record_dictionary_v1.zdict");
 
@@ -35,8 +37,6 @@ static DICTIONARY_V1: &[u8] = include_bytes!("record_dictionary_v1.zdict");
 const LEVEL: i32 = 1;
 /// Below this a record is stored as it is: a frame's own header costs more than it saves.
 const COMPRESS_FROM: usize = 24;
-/// A packed record claiming more than this is damage (a record is far smaller).
-const MAX_RAW: usize = 1 << 30;
 
 static ENCODER: LazyLock<EncoderDictionary<'static>> =
     LazyLock::new(|| EncoderDictionary::copy(DICTIONARY_V1, LEVEL));
@@ -130,6 +130,14 @@ mod tests {
         );
         let packed = pack(9, &record).expect("smaller");
         assert_eq!(packed[0], 9);
+        // What the dictionary is for: smaller than the record compressed alone.
+        let alone = zstd::bulk::compress(&record, LEVEL).unwrap();
+        assert!(
+            packed.len() < alone.len(),
+            "{} bytes with the dictionary, {} alone",
+            packed.len(),
+            alone.len()
+        );
         assert_eq!(unpack(&packed[1..]).unwrap(), record);
         // Damage is refused, not misread.
         let mut cut = packed.clone();
