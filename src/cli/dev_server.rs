@@ -156,6 +156,7 @@ const ALWAYS_ON: &[&str] = &[
     "frontend.enableUpdateWorkflowExecutionAsyncAccepted",
     "frontend.enableExecuteMultiOperation",
     "system.enableEagerWorkflowStart",
+    "system.enableActivityEagerExecution",
     "system.forceSearchAttributesCacheRefreshOnRead",
     "frontend.enableServerVersionCheck",
 ];

@@ -15,7 +15,7 @@ use temporalio_protos::temporal::api::history::v1::{
 };
 use temporalio_protos::temporal::api::taskqueue::v1::TaskQueue;
 use temporalio_protos::temporal::api::workflowservice::v1::{
-    PollWorkflowTaskQueueRequest, PollWorkflowTaskQueueResponse,
+    PollActivityTaskQueueResponse, PollWorkflowTaskQueueRequest, PollWorkflowTaskQueueResponse,
     RespondWorkflowTaskCompletedRequest, RespondWorkflowTaskCompletedResponse,
     RespondWorkflowTaskFailedRequest,
 };
@@ -508,12 +508,14 @@ impl Core {
             }
         };
         let record = outcome.closed.is_none();
+        let mut eager = Vec::new();
         for effect in effects {
             match effect {
                 Effect::Task(queue, task) => {
                     let queue = self.run_queue(&key, &queue.name, queue.kind);
                     self.push_task(queue, task)
                 }
+                Effect::EagerActivity(queue, task) => eager.push((queue, task)),
                 Effect::Timer(due, task) => self.push_timer(due, task),
                 Effect::StartChild(id, attrs) => self.start_child(&key, &attrs, id, record),
                 Effect::SignalExternal(id, attrs) => self.signal_external(&key, &attrs, id, record),
@@ -538,6 +540,7 @@ impl Core {
             }
             self.dispatch_waiting_queries(&key);
         }
+        let activity_tasks = self.start_eager_activities(&key, eager, &req.identity);
         self.changed(&key);
         self.end_if_history_over_limit(&key)?;
         let workflow_task = if req.return_new_workflow_task {
@@ -547,8 +550,41 @@ impl Core {
         };
         Ok(RespondWorkflowTaskCompletedResponse {
             workflow_task,
+            activity_tasks,
             ..Default::default()
         })
+    }
+
+    /// Starts the activities a completing worker asked to run itself and returns their tasks,
+    /// saving it a poll and the server a match. An activity whose run closed gets none; one
+    /// routed to a worker version goes through its queue, as its worker may not be this one.
+    /// If the worker never receives the answer, the attempt's start-to-close timeout retries
+    /// it, as for any task lost with its worker. Temporal does the same (on by default there,
+    /// `system.enableActivityEagerExecution`); SDK workers ask for it when they have a free
+    /// activity slot.
+    fn start_eager_activities(
+        &mut self,
+        key: &RunKey,
+        eager: Vec<(QueueKey, TaskRef)>,
+        identity: &str,
+    ) -> Vec<PollActivityTaskQueueResponse> {
+        if !self.run(key).is_ok_and(|r| r.is_open()) {
+            return Vec::new();
+        }
+        let mut started = Vec::new();
+        for (queue, task) in eager {
+            let routed = self.run_queue(key, &queue.name, queue.kind);
+            if routed != queue {
+                self.push_task(routed, task);
+                continue;
+            }
+            // None: the same task cancelled it, or it is paused (unpausing queues it).
+            if let Some(t) = self.start_activity_task(task, &queue.name, identity) {
+                crate::metrics::record_eager_activity(&key.namespace, &queue.name);
+                started.push(t);
+            }
+        }
+        started
     }
 
     /// The workflow task a completion just scheduled, started for the completing worker (it

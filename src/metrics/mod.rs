@@ -2,7 +2,7 @@
 //! wherever Durin has the same quantity (so Temporal's dashboards and alerts read them):
 //! `service_requests`, `service_latency`, `service_error_with_type`, `service_errors`,
 //! `workflow_success` and its siblings, `approximate_backlog_count`,
-//! `task_schedule_to_start_latency`, `persistence_requests`/`_latency`/`_errors`,
+//! `task_schedule_to_start_latency`, `activity_eager_execution`, `persistence_requests`/`_latency`/`_errors`,
 //! `build_information`, `restarts`; long polls in `long_poll_latency`, apart from the calls
 //! whose latency is the server's; the standard `process_*` metrics; and Durin's own as
 //! `durin_*` (controllers, archive, shards). Temporal's counters carry no `_total` suffix, as
@@ -60,6 +60,9 @@ struct Registry {
     workflows_closed: BTreeMap<(&'static str, String), u64>,
     /// By (namespace, task queue, task type).
     schedule_to_start: BTreeMap<(LabelId, LabelId, &'static str), Histogram>,
+    /// Activity tasks handed to the worker completing a workflow task, by (namespace, task
+    /// queue).
+    eager_activities: BTreeMap<(LabelId, LabelId), u64>,
     persistence: BTreeMap<&'static str, PersistenceStats>,
     reconciles: BTreeMap<(String, &'static str), u64>,
     reflection_lag: Histogram,
@@ -118,6 +121,17 @@ pub fn record_schedule_to_start(
         .entry((namespace, task_queue, task_type))
         .or_default()
         .observe(waited_ms.max(0) as f64 / 1000.0);
+}
+
+/// An activity task started for the worker that scheduled it and returned with its workflow
+/// task's completion (eager execution), without going through the queue.
+pub fn record_eager_activity(namespace: &str, task_queue: &str) {
+    let mut r = registry().lock();
+    let namespace = r.namespaces.id(namespace, true);
+    let task_queue = r.task_queues.id(task_queue, true);
+    *r.eager_activities
+        .entry((namespace, task_queue))
+        .or_default() += 1;
 }
 
 /// One write to the store: `operation` is `AppendLog` (the embedded log's group commit:
@@ -339,6 +353,20 @@ fn render_workflows(out: &mut String, r: &Registry) {
             escape(r.task_queues.name(*tq))
         );
         h.render(out, "task_schedule_to_start_latency", &labels);
+    }
+    header(
+        out,
+        "activity_eager_execution",
+        "counter",
+        "Activity tasks returned with the workflow task completion that scheduled them.",
+    );
+    for ((ns, tq), n) in &r.eager_activities {
+        let _ = writeln!(
+            out,
+            "activity_eager_execution{{namespace=\"{}\",taskqueue=\"{}\"}} {n}",
+            escape(r.namespaces.name(*ns)),
+            escape(r.task_queues.name(*tq))
+        );
     }
 }
 

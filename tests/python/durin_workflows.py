@@ -89,3 +89,14 @@ class CountdownWorkflow:
                 return done
             await workflow.sleep(timedelta(milliseconds=1))
         return -1
+
+
+@workflow.defn
+class GreetOnceWorkflow:
+    """Calls `compose_greeting` once, on the workflow's own task queue, and returns it."""
+
+    @workflow.run
+    async def run(self, name: str) -> str:
+        return await workflow.execute_activity(
+            compose_greeting, name, start_to_close_timeout=timedelta(seconds=30)
+        )

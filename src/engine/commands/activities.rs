@@ -108,14 +108,19 @@ pub(super) fn schedule_activity_task(
     };
     run.ms.activities.insert(scheduled_event_id, info);
     run.changes.push(ChangeKind::ActivityTaskScheduled);
-    effects.push(Effect::Task(
-        QueueKey::new(&key.namespace, &tq, QueueKind::Activity),
-        TaskRef::Activity {
-            key: key.clone(),
-            scheduled_event_id,
-            attempt: 1,
-        },
-    ));
+    let queue = QueueKey::new(&key.namespace, &tq, QueueKind::Activity);
+    let task = TaskRef::Activity {
+        key: key.clone(),
+        scheduled_event_id,
+        attempt: 1,
+    };
+    // A worker polls the workflow's own queue, so only an activity on that queue can be
+    // handed to the worker completing this task (as Temporal does).
+    effects.push(if a.request_eager_execution && tq == run.task_queue() {
+        Effect::EagerActivity(queue, task)
+    } else {
+        Effect::Task(queue, task)
+    });
     if s2c > 0 {
         effects.push(Effect::Timer(
             now + s2c,

@@ -50,6 +50,9 @@ pub(super) fn bad(cause: WorkflowTaskFailedCause, message: impl Into<String>) ->
 /// Side effects applied only once the whole completion is accepted.
 pub enum Effect {
     Task(QueueKey, TaskRef),
+    /// An activity task the completing worker asked to run itself (eager execution): started
+    /// and returned with the completion, unless that is not possible; then queued as usual.
+    EagerActivity(QueueKey, TaskRef),
     Timer(i64, TimerTask),
     StartChild(
         i64,

@@ -136,6 +136,7 @@ struct Applied {
 fn effect_name(e: &Effect) -> &'static str {
     match e {
         Effect::Task(..) => "task",
+        Effect::EagerActivity(..) => "eager activity",
         Effect::Timer(..) => "timer",
         Effect::StartChild(..) => "start child",
         Effect::SignalExternal(..) => "signal external",
