@@ -34,8 +34,9 @@ use temporalio_common::protos::temporal::api::{
     taskqueue::v1::TaskQueue,
     workflowservice::v1::{
         GetWorkflowExecutionHistoryRequest, PollActivityTaskQueueRequest,
-        PollWorkflowTaskQueueRequest, RespondActivityTaskCompletedRequest,
-        RespondWorkflowTaskCompletedRequest, StartWorkflowExecutionRequest,
+        PollActivityTaskQueueResponse, PollWorkflowTaskQueueRequest,
+        RespondActivityTaskCompletedRequest, RespondWorkflowTaskCompletedRequest,
+        StartWorkflowExecutionRequest,
     },
 };
 
@@ -142,6 +143,13 @@ async fn workflow_poller(
         let answered = client
             .respond_workflow_task_completed(Request::new(answer))
             .await;
+        // Activities the server handed back for eager execution run here, as an SDK worker
+        // runs them; a server without eager execution leaves them to the activity pollers.
+        if let Ok(answer) = &answered {
+            for task in &answer.get_ref().activity_tasks {
+                complete_activity(&mut client, task).await;
+            }
+        }
         if answered.is_ok() && starts_timer {
             timers_started.fetch_add(1, Ordering::Relaxed);
         }
@@ -215,6 +223,8 @@ fn next_commands(kind: &str, events: &[HistoryEvent], task_queue: &str) -> Vec<C
                 task_queue: queue(task_queue),
                 input,
                 start_to_close_timeout: Some(Duration::from_secs(10).try_into().unwrap()),
+                // As the SDKs ask, by default, for an activity on the workflow's own queue.
+                request_eager_execution: true,
                 ..Default::default()
             },
         )),
@@ -261,16 +271,21 @@ async fn activity_poller(mut client: Client, task_queue: String, stop: Arc<Atomi
         if task.task_token.is_empty() {
             continue;
         }
-        let _ = client
-            .respond_activity_task_completed(Request::new(RespondActivityTaskCompletedRequest {
-                namespace: NAMESPACE.into(),
-                task_token: task.task_token,
-                result: task.input,
-                identity: "durin-bench-raw".into(),
-                ..Default::default()
-            }))
-            .await;
+        complete_activity(&mut client, &task).await;
     }
+}
+
+/// Completes an activity task with its input.
+async fn complete_activity(client: &mut Client, task: &PollActivityTaskQueueResponse) {
+    let _ = client
+        .respond_activity_task_completed(Request::new(RespondActivityTaskCompletedRequest {
+            namespace: NAMESPACE.into(),
+            task_token: task.task_token.clone(),
+            result: task.input.clone(),
+            identity: "durin-bench-raw".into(),
+            ..Default::default()
+        }))
+        .await;
 }
 
 /// One workflow of the load: started, then its close awaited and checked.
