@@ -114,8 +114,8 @@ pub(super) fn schedule_activity_task(
         scheduled_event_id,
         attempt: 1,
     };
-    // A worker polls the workflow's own queue, so only an activity on that queue can be
-    // handed to the worker completing this task (as Temporal does).
+    // The worker completing this task polls the workflow's own queue and may not run another
+    // queue's activities: SDKs ask only for those on it, and the server holds them to that.
     effects.push(if a.request_eager_execution && tq == run.task_queue() {
         Effect::EagerActivity(queue, task)
     } else {

@@ -51,7 +51,7 @@ pub(super) fn bad(cause: WorkflowTaskFailedCause, message: impl Into<String>) ->
 pub enum Effect {
     Task(QueueKey, TaskRef),
     /// An activity task the completing worker asked to run itself (eager execution): started
-    /// and returned with the completion, unless that is not possible; then queued as usual.
+    /// and returned with the completion, or queued as usual when routed to a worker version.
     EagerActivity(QueueKey, TaskRef),
     Timer(i64, TimerTask),
     StartChild(
