@@ -195,6 +195,38 @@ impl Core {
         }
     }
 
+    /// Starts the activities a completing worker asked to run itself and returns their tasks,
+    /// saving it a poll and the server a match. An activity whose run closed gets none; one
+    /// routed to a worker version goes through its queue, as its worker may not be this one.
+    /// If the worker never receives the answer, the attempt's start-to-close timeout retries
+    /// it, as for any task lost with its worker. Temporal does the same (on by default there,
+    /// `system.enableActivityEagerExecution`); SDK workers ask for it when they have a free
+    /// activity slot.
+    pub(crate) fn start_eager_activities(
+        &mut self,
+        key: &RunKey,
+        eager: Vec<(QueueKey, TaskRef)>,
+        identity: &str,
+    ) -> Vec<PollActivityTaskQueueResponse> {
+        if eager.is_empty() || !self.run(key).is_ok_and(|r| r.is_open()) {
+            return Vec::new();
+        }
+        let mut started = Vec::new();
+        for (queue, task) in eager {
+            let routed = self.run_queue(key, &queue.name, queue.kind);
+            if routed != queue {
+                self.push_task(routed, task);
+                continue;
+            }
+            // None: the same task cancelled it, or it is paused (unpausing queues it).
+            if let Some(t) = self.start_activity_task(task, &queue.name, identity) {
+                crate::metrics::record_eager_activity(&key.namespace, &queue.name);
+                started.push(t);
+            }
+        }
+        started
+    }
+
     /// Starts the attempt a task from `queue` names, unless the task is stale: the attempt
     /// moved on, started, was paused, or the activity moved to another queue.
     pub(crate) fn start_activity_task(

@@ -15,7 +15,7 @@ use temporalio_protos::temporal::api::history::v1::{
 };
 use temporalio_protos::temporal::api::taskqueue::v1::TaskQueue;
 use temporalio_protos::temporal::api::workflowservice::v1::{
-    PollActivityTaskQueueResponse, PollWorkflowTaskQueueRequest, PollWorkflowTaskQueueResponse,
+    PollWorkflowTaskQueueRequest, PollWorkflowTaskQueueResponse,
     RespondWorkflowTaskCompletedRequest, RespondWorkflowTaskCompletedResponse,
     RespondWorkflowTaskFailedRequest,
 };
@@ -553,38 +553,6 @@ impl Core {
             activity_tasks,
             ..Default::default()
         })
-    }
-
-    /// Starts the activities a completing worker asked to run itself and returns their tasks,
-    /// saving it a poll and the server a match. An activity whose run closed gets none; one
-    /// routed to a worker version goes through its queue, as its worker may not be this one.
-    /// If the worker never receives the answer, the attempt's start-to-close timeout retries
-    /// it, as for any task lost with its worker. Temporal does the same (on by default there,
-    /// `system.enableActivityEagerExecution`); SDK workers ask for it when they have a free
-    /// activity slot.
-    fn start_eager_activities(
-        &mut self,
-        key: &RunKey,
-        eager: Vec<(QueueKey, TaskRef)>,
-        identity: &str,
-    ) -> Vec<PollActivityTaskQueueResponse> {
-        if !self.run(key).is_ok_and(|r| r.is_open()) {
-            return Vec::new();
-        }
-        let mut started = Vec::new();
-        for (queue, task) in eager {
-            let routed = self.run_queue(key, &queue.name, queue.kind);
-            if routed != queue {
-                self.push_task(routed, task);
-                continue;
-            }
-            // None: the same task cancelled it, or it is paused (unpausing queues it).
-            if let Some(t) = self.start_activity_task(task, &queue.name, identity) {
-                crate::metrics::record_eager_activity(&key.namespace, &queue.name);
-                started.push(t);
-            }
-        }
-        started
     }
 
     /// The workflow task a completion just scheduled, started for the completing worker (it

@@ -14,38 +14,35 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
-from temporalio.api.command.v1 import Command, ScheduleActivityTaskCommandAttributes
-from temporalio.api.common.v1 import ActivityType
-from temporalio.api.enums.v1 import CommandType, EventType, PendingActivityState
-from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.command.v1 import Command
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.api.workflowservice.v1 import (
     DescribeWorkflowExecutionRequest,
     RespondActivityTaskCompletedRequest,
     RespondWorkflowTaskCompletedRequest,
 )
-from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from conftest import _free_port, _stop, _wait_until_serving, launch_durin
 from durin_workflows import GreetOnceWorkflow, compose_greeting
-from test_protocol import IDENTITY, RPC_TIMEOUT, payload, poll, poll_activity, start, types
+from test_protocol import (
+    IDENTITY,
+    RPC_TIMEOUT,
+    payload,
+    poll,
+    poll_activity,
+    schedule_activity,
+    start,
+    types,
+)
 
 E = EventType
 
 
 def eager_activity(activity_id: str, tq: str) -> Command:
-    return Command(
-        command_type=CommandType.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK,
-        schedule_activity_task_command_attributes=ScheduleActivityTaskCommandAttributes(
-            activity_id=activity_id,
-            activity_type=ActivityType(name="RawActivity"),
-            task_queue=TaskQueue(name=tq),
-            input=payload(f"in-{activity_id}"),
-            start_to_close_timeout={"seconds": 30},
-            request_eager_execution=True,
-        ),
-    )
+    return schedule_activity(activity_id, tq, 30, input_text=f"in-{activity_id}", eager=True)
 
 
 async def pending_states(client: Client, wf_id: str) -> dict[str, int]:

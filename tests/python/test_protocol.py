@@ -347,16 +347,19 @@ async def test_workflow_task_timeout_retries_the_task(client: Client, unique: st
     assert types(final.history.events)[-1] == E.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
 
 
-def schedule_activity(activity_id: str, tq: str, start_to_close_s: int, max_attempts: int = 0) -> Command:
+def schedule_activity(
+    activity_id: str, tq: str, start_to_close_s: int, max_attempts: int = 0, input_text: str = "in", eager: bool = False
+) -> Command:
     return Command(
         command_type=CommandType.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK,
         schedule_activity_task_command_attributes=ScheduleActivityTaskCommandAttributes(
             activity_id=activity_id,
             activity_type=ActivityType(name="RawActivity"),
             task_queue=TaskQueue(name=tq),
-            input=payload("in"),
+            input=payload(input_text),
             start_to_close_timeout={"seconds": start_to_close_s},
             retry_policy=RetryPolicy(maximum_attempts=max_attempts) if max_attempts else None,
+            request_eager_execution=eager,
         ),
     )
 
