@@ -3,8 +3,8 @@
 //!
 //! A snapshot of a million runs must not stop the engine for seconds, so a compaction is
 //! spread out. When it begins (under the engine lock, as one step) it encodes the namespaces,
-//! endpoints, schedules and batch jobs, takes the frozen runs' records as they are (shared,
-//! not copied) and marks the live runs owed. Each operation after that takes a few owed runs,
+//! endpoints, schedules and batch jobs, and marks every run owed without touching one. Each
+//! operation after that takes a few owed runs (a frozen run's record is shared, not copied),
 //! and the run table takes an owed run before it changes (`run_table_capture.rs`), so every
 //! run is snapshotted as it was at the start. The operations logged meanwhile are kept, and
 //! when nothing is owed any more the store gets the snapshot followed by them: the log the
@@ -15,16 +15,17 @@ use std::time::Instant;
 
 use prost::Message;
 
-use super::run_table::capture::TakenRun;
+use super::run_table::capture::TakenRuns;
 use super::{Core, Engine, RunKey};
 use crate::store::{LogRecord, Lsn, ShardedRecord, log_record};
 
-/// Owed runs each operation takes while a compaction is under way: with encoding at a few
-/// microseconds a run, an operation waits well under a millisecond for it, and a hundred
-/// thousand live runs are taken within a few thousand operations.
+/// Runs each operation looks at while a compaction is under way: with encoding a live run
+/// at a few microseconds (sharing a frozen one's record well under one), an operation waits
+/// well under a millisecond for it, and a million runs are taken within some 16,000
+/// operations.
 const OWED_PER_OPERATION: usize = 64;
 
-/// Owed runs the freezer's tick takes at a time when operations are few (a few milliseconds).
+/// Runs the freezer's tick looks at a time when operations are few (a few milliseconds).
 const OWED_PER_SLICE: usize = 1024;
 
 /// A compaction under way.
@@ -33,8 +34,6 @@ pub(super) struct Compaction {
     shards: Vec<u32>,
     /// Namespaces, endpoints, schedules and batch jobs, as at the start.
     objects: Vec<ShardedRecord>,
-    /// The frozen runs as at the start (each the current run of its workflow id).
-    frozen: Vec<ShardedRecord>,
     /// Every record logged since the start, in order, and how many operations logged them.
     since: Vec<ShardedRecord>,
     operations_since: u64,
@@ -99,7 +98,7 @@ impl Core {
             .expect("a compaction begun under this lock finishes")
     }
 
-    /// Takes a compaction's snapshot of everything but the live runs, and marks those owed.
+    /// Takes a compaction's snapshot of everything but the runs, and marks those owed.
     pub(super) fn begin_compaction(&mut self) {
         let began = Instant::now();
         let namespaces = self.namespaces.values().map(|ns| LogRecord {
@@ -111,24 +110,10 @@ impl Core {
             .chain(self.batch_snapshot())
             .map(|r| (self.record_shard(&r), r.encode_to_vec().into()))
             .collect();
-        let (shard_count, current) = (self.shard_count, &self.current);
-        let frozen = self.runs.begin_capture(|key| {
-            // Only open runs freeze, and an open run is its workflow id's current run: the
-            // snapshot puts them with the current runs without looking each up.
-            debug_assert!(
-                is_current(current, key),
-                "frozen run {key:?} is not current"
-            );
-            Some(crate::store::shard_of(
-                shard_count,
-                &key.namespace,
-                &key.workflow_id,
-            ))
-        });
+        self.runs.begin_capture(self.shard_count);
         self.compaction = Some(Compaction {
             shards: self.owned_shards.iter().copied().collect(),
             objects,
-            frozen,
             since: Vec::new(),
             operations_since: 0,
             began,
@@ -176,14 +161,9 @@ impl Core {
             return None;
         }
         let taken = self.runs.end_capture();
-        let live = self.order_taken(taken);
-        let not_current = live.partition_point(|(current, _)| !current);
-        let mut live = live.into_iter().map(|(_, record)| record);
         let mut records = c.objects;
-        records.reserve(c.frozen.len() + live.len() + c.since.len());
-        records.extend(live.by_ref().take(not_current));
-        records.extend(c.frozen);
-        records.extend(live);
+        records.reserve(taken.open.len() + taken.closed.len() + c.since.len());
+        self.order_taken(taken, &mut records);
         let snapshot = records.len() as u64;
         let since = c.since.len();
         records.extend(c.since);
@@ -201,23 +181,18 @@ impl Core {
         Some(lsn)
     }
 
-    /// The live runs taken, in the order replay needs: a workflow id's runs in start order
+    /// Appends the runs taken in the order replay needs: a workflow id's runs in start order
     /// with its current run last (runs can start within one millisecond), so that it becomes
-    /// current again. All others first, then (after the frozen runs) the current ones.
-    fn order_taken(&self, taken: Vec<TakenRun>) -> Vec<(bool, ShardedRecord)> {
-        let mut live: Vec<(bool, i64, ShardedRecord)> = taken
-            .into_iter()
-            .map(|t| {
-                let shard = self.shard_of(&t.key.namespace, &t.key.workflow_id);
-                (
-                    is_current(&self.current, &t.key),
-                    t.start_ms,
-                    (Some(shard), t.record),
-                )
-            })
-            .collect();
-        live.sort_by_key(|&(current, start_ms, _)| (current, start_ms));
-        live.into_iter().map(|(c, _, r)| (c, r)).collect()
+    /// current again. The superseded runs first, by start, then the current ones (one per
+    /// workflow id, so in any order). Only closed runs are looked up: an open workflow run is
+    /// its workflow id's current run.
+    fn order_taken(&self, taken: TakenRuns, records: &mut Vec<ShardedRecord>) {
+        let (mut superseded, current): (Vec<_>, Vec<_>) =
+            (taken.closed.into_iter()).partition(|run| !is_current(&self.current, &run.key));
+        superseded.sort_by_key(|run| run.start_ms);
+        records.extend(superseded.into_iter().map(|run| run.record));
+        records.extend(current.into_iter().map(|run| run.record));
+        records.extend(taken.open);
     }
 }
 

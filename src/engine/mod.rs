@@ -389,11 +389,21 @@ impl Engine {
     }
 
     /// Tasks waiting per task queue (for metrics), the number of open workflow runs, and how
-    /// many of them are frozen.
+    /// many of them are frozen. The runs are counted a part at a time, letting go of the
+    /// engine between parts (a whole pass over a million takes tens of milliseconds): runs
+    /// that change meanwhile may be counted as before or after, as a gauge may.
     pub fn load_snapshot(&self) -> (Vec<(matching::QueueKey, usize)>, usize, usize) {
-        let core = self.core.lock();
-        let (open, frozen) = core.runs.open_and_frozen();
-        (core.matching.backlogs(), open, frozen)
+        const RUNS_PER_PART: usize = 16 * 1024;
+        let backlogs = self.core.lock().matching.backlogs();
+        let (mut open, mut frozen, mut from) = (0, 0, 0);
+        loop {
+            let core = self.core.lock();
+            let (o, f) = core.runs.open_and_frozen_in(from, RUNS_PER_PART);
+            (open, frozen, from) = (open + o, frozen + f, from + RUNS_PER_PART);
+            if from >= core.runs.len() {
+                return (backlogs, open, frozen);
+            }
+        }
     }
 
     /// The current time by the engine's clock, in milliseconds since the epoch.

@@ -16,16 +16,17 @@
 
 use std::borrow::Cow;
 use std::cell::{Cell, OnceCell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use indexmap::IndexMap;
 use prost::Message;
 
 use super::kept_fields::LoggedFields;
 use super::state::MutableState;
-use super::{Run, RunKey, clock};
+use super::{Run, RunKey};
 use crate::store::log_block;
 use crate::store::records::{LogRecordHead, log_record_head};
 use crate::store::{ExecutionRecord, LogRecord, encode_execution_delta, log_record};
@@ -40,8 +41,6 @@ struct Frozen {
     /// Shared, so that a compaction takes it without a copy.
     record: Arc<[u8]>,
     logged: LoggedFields,
-    /// The run's start time, which compaction orders runs by (read without thawing).
-    start_ms: i64,
 }
 
 impl Frozen {
@@ -50,7 +49,6 @@ impl Frozen {
         Some(Self {
             record: Arc::from(log_block::pack_record(&record)),
             logged: run.logged.clone(),
-            start_ms: clock::opt_ts_millis(&run.ms.start_time),
         })
     }
 
@@ -107,8 +105,9 @@ struct Slot {
     touched: Cell<u32>,
     /// Whether the key waits in `RunTable::live_keys`.
     queued: Cell<bool>,
-    /// Whether the compaction under way still has to take the run as it was at its start.
-    owed: bool,
+    /// The compaction epoch the run was created or last taken in: older than the table's
+    /// while a compaction under way still has to take it as it was at its start.
+    epoch: u32,
 }
 
 impl Slot {
@@ -140,13 +139,16 @@ impl Deref for RunRef<'_> {
 
 #[derive(Default)]
 pub struct RunTable {
-    slots: HashMap<RunKey, Slot>,
+    /// Indexed, so that a compaction can walk them a few at a time while they change
+    /// (removal moves the last slot into the hole: `take_moved_behind_cursor`).
+    slots: IndexMap<RunKey, Slot>,
     /// Runs that became live, each once, roughly oldest first: the freezer's candidates.
     live_keys: RefCell<VecDeque<(u32, RunKey)>>,
     /// Advanced once a second by the freezer.
     tick: u32,
-    /// The live runs a compaction under way takes (see `capture.rs`).
+    /// The runs a compaction under way takes (see `capture.rs`), and the epoch it began.
     capture: Option<capture::Capture>,
+    epoch: u32,
 }
 
 impl RunTable {
@@ -208,19 +210,20 @@ impl RunTable {
         self.take_owed(&key);
         let tick = self.tick;
         let queue = self.live_keys.get_mut();
+        let epoch = self.epoch;
         match self.slots.entry(key) {
-            std::collections::hash_map::Entry::Occupied(entry) => {
+            indexmap::map::Entry::Occupied(entry) => {
                 let key = (!entry.get().queued.get()).then(|| entry.key().clone());
                 live_mut(entry.into_mut(), key, tick, queue)
             }
-            std::collections::hash_map::Entry::Vacant(entry) => {
+            indexmap::map::Entry::Vacant(entry) => {
                 queue.push_back((tick, entry.key().clone()));
                 let slot = entry.insert(Slot {
                     live: OnceCell::from(make()),
                     frozen: None,
                     touched: Cell::new(tick),
                     queued: Cell::new(true),
-                    owed: false,
+                    epoch,
                 });
                 live_mut(slot, None, tick, queue)
             }
@@ -235,7 +238,7 @@ impl RunTable {
             frozen: None,
             touched: Cell::new(tick),
             queued: Cell::new(true),
-            owed: false,
+            epoch: self.epoch,
         };
         self.take_owed(&key);
         self.slots.insert(key, slot);
@@ -244,19 +247,26 @@ impl RunTable {
     /// Removes the run (without thawing it); returns whether there was one.
     pub fn remove(&mut self, key: &RunKey) -> bool {
         self.take_owed(key);
-        self.slots.remove(key).is_some()
+        let Some(index) = self.slots.get_index_of(key) else {
+            return false;
+        };
+        self.take_moved_behind_cursor(index);
+        self.slots.swap_remove_index(index);
+        true
     }
 
     pub fn retain_keys(&mut self, mut keep: impl FnMut(&RunKey) -> bool) {
         let mut capture = self.capture.take();
+        let epoch = self.epoch;
         self.slots.retain(|key, slot| {
             let kept = keep(key);
             if !kept && let Some(capture) = &mut capture {
-                capture.take(key, slot);
+                capture.take(epoch, key, slot);
             }
             kept
         });
         self.capture = capture;
+        self.rewind_capture();
     }
 
     /// The run if it is held decoded, without thawing it: for questions a frozen run answers
@@ -290,8 +300,16 @@ impl RunTable {
     /// Open workflow runs (not standalone executions; frozen runs are all such) and, of them,
     /// those held only in their frozen form: one pass, for the metrics scrape.
     pub fn open_and_frozen(&self) -> (usize, usize) {
+        self.open_and_frozen_in(0, usize::MAX)
+    }
+
+    /// [`Self::open_and_frozen`] over the slots `from..from + count` only, so that a scrape
+    /// of a million runs can let go of the engine between parts.
+    pub fn open_and_frozen_in(&self, from: usize, count: usize) -> (usize, usize) {
         let (mut open, mut frozen) = (0, 0);
-        for slot in self.slots.values() {
+        let to = from.saturating_add(count).min(self.slots.len());
+        let slots = self.slots.get_range(from.min(to)..to).into_iter().flatten();
+        for (_, slot) in slots {
             match slot.live.get() {
                 None => (open, frozen) = (open + 1, frozen + 1),
                 Some(run) if run.is_open() && !run.is_standalone() => open += 1,

@@ -316,32 +316,25 @@ async fn a_compaction_spread_over_operations_keeps_every_run_as_it_began_and_wha
         start(&engine, &id).await;
         ids.push(id);
     }
-    let owed: Vec<String> = {
-        let mut core = engine.core.lock();
-        core.begin_compaction();
-        let owed = ids.iter().filter(|id| {
-            core.runs
-                .slots
-                .iter()
-                .any(|(k, slot)| k.workflow_id == **id && slot.owed)
-        });
-        owed.cloned().collect()
+    let still_owed = |engine: &Engine, id: &str| {
+        let core = engine.core.lock();
+        let mut keys = core.runs.keys();
+        keys.any(|k| k.workflow_id == id && core.runs.owes(k))
     };
+    engine.core.lock().begin_compaction();
+    let owed: Vec<String> = (ids.iter())
+        .filter(|id| still_owed(&engine, id))
+        .cloned()
+        .collect();
     assert_eq!(
-        owed.len(),
-        1000,
-        "the live runs are owed, the frozen ones taken"
+        owed, ids,
+        "every run is owed, frozen or live, and none taken yet"
     );
 
     // Changes while it is under way: a frozen run, runs still owed, a closed run, a new run.
+    assert!(still_owed(&engine, "frozen-0"));
     signal(&engine, "frozen-0", "during").await;
-    let still_owed = |engine: &Engine, id: &str| {
-        let core = engine.core.lock();
-        core.runs
-            .slots
-            .iter()
-            .any(|(k, s)| k.workflow_id == id && s.owed)
-    };
+    assert!(!still_owed(&engine, "frozen-0"), "taken before it changed");
     let mut changed: Vec<String> = Vec::new();
     for _ in 0..3 {
         let id = (owed.iter())
@@ -394,6 +387,38 @@ async fn a_compaction_spread_over_operations_keeps_every_run_as_it_began_and_wha
         differ.is_empty(),
         "(described, held) before and after: {differ:?}"
     );
+}
+
+#[tokio::test]
+async fn runs_moved_behind_the_capture_walk_are_still_taken_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path()).await;
+    for i in 0..200 {
+        start(&engine, &format!("run-{i}")).await;
+    }
+    freeze_all(&engine);
+    let mut core = engine.core.lock();
+    let runs = core.runs.len();
+    core.runs.begin_capture(1);
+    assert!(!core.runs.capture_owed(100), "the walk is under way");
+    // Removing a slot the walk passed moves the last one, still owed, into its place.
+    let (passed, _) = core.runs.slots.get_index(10).unwrap();
+    let (last, _) = core.runs.slots.last().unwrap();
+    let (passed, last) = (passed.clone(), last.clone());
+    assert!(core.runs.owes(&last));
+    assert!(core.runs.remove(&passed));
+    assert!(!core.runs.owes(&last), "taken before it moved");
+    // Dropping a slot the walk passed by a filter shifts the ones after it behind the cursor.
+    let (dropped, _) = core.runs.slots.get_index(50).unwrap();
+    let dropped = dropped.clone();
+    core.runs.retain_keys(|key| *key != dropped);
+    let taken = core.runs.end_capture();
+    assert_eq!(
+        taken.open.len(),
+        runs,
+        "every run there was at the start, once"
+    );
+    assert!(taken.closed.is_empty());
 }
 
 /// Each workflow's history length as its state counts it, and its events as held.
