@@ -538,7 +538,8 @@ impl Core {
             TaskRef::Ready(_) => true,
             TaskRef::Workflow { key, .. }
             | TaskRef::Activity { key, .. }
-            | TaskRef::Nexus { key, .. } => runs.get(key).is_some_and(|r| r.is_open()),
+            // Not `get`: a backlog of a hundred thousand frozen runs would all thaw at once.
+            | TaskRef::Nexus { key, .. } => runs.is_open(key),
         });
         self.matching.push(queue, task);
     }

@@ -286,6 +286,12 @@ impl RunTable {
         }
     }
 
+    /// Whether the run is there and open, without thawing it (frozen runs are all open): for
+    /// checks over many runs, as a backlog sweep makes, that must not thaw them all.
+    pub fn is_open(&self, key: &RunKey) -> bool {
+        (self.slots.get(key)).is_some_and(|slot| slot.live.get().is_none_or(|r| r.is_open()))
+    }
+
     /// Every run with whether it is open, without thawing any (frozen runs are all open).
     pub fn open_flags(&self) -> impl Iterator<Item = (&RunKey, bool)> {
         (self.slots.iter()).map(|(key, slot)| (key, slot.live.get().is_none_or(|r| r.is_open())))

@@ -421,6 +421,24 @@ async fn runs_moved_behind_the_capture_walk_are_still_taken_once() {
     assert!(taken.closed.is_empty());
 }
 
+#[tokio::test]
+async fn a_backlog_sweep_over_frozen_runs_thaws_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path()).await;
+    // Nobody polls: each run's first workflow task waits in the queue's backlog, swept
+    // once at 1,024 tasks and next at twice what was left.
+    for i in 0..2048 {
+        start(&engine, &format!("queued-{i}")).await;
+    }
+    freeze_all(&engine);
+    assert_eq!(engine.core.lock().runs.live_count(), 0);
+    // The backlog has doubled since: this task's push sweeps it.
+    start(&engine, "one-more").await;
+    let core = engine.core.lock();
+    assert_eq!(core.runs.live_count(), 1, "only the new run is decoded");
+    assert_eq!(core.runs.frozen_count(), 2048);
+}
+
 /// Each workflow's history length as its state counts it, and its events as held.
 async fn histories(engine: &Engine, ids: &[String]) -> Vec<(i64, usize)> {
     let mut lengths = Vec::new();
