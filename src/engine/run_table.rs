@@ -111,6 +111,11 @@ struct Slot {
 }
 
 impl Slot {
+    /// Whether its run is open, without thawing it (frozen runs are all open).
+    fn is_open(&self) -> bool {
+        self.live.get().is_none_or(|r| r.is_open())
+    }
+
     fn thaw(&self) -> Box<Run> {
         match &self.frozen {
             Some(frozen) => frozen.thaw(),
@@ -289,12 +294,12 @@ impl RunTable {
     /// Whether the run is there and open, without thawing it (frozen runs are all open): for
     /// checks over many runs, as a backlog sweep makes, that must not thaw them all.
     pub fn is_open(&self, key: &RunKey) -> bool {
-        (self.slots.get(key)).is_some_and(|slot| slot.live.get().is_none_or(|r| r.is_open()))
+        self.slots.get(key).is_some_and(Slot::is_open)
     }
 
     /// Every run with whether it is open, without thawing any (frozen runs are all open).
     pub fn open_flags(&self) -> impl Iterator<Item = (&RunKey, bool)> {
-        (self.slots.iter()).map(|(key, slot)| (key, slot.live.get().is_none_or(|r| r.is_open())))
+        (self.slots.iter()).map(|(key, slot)| (key, slot.is_open()))
     }
 
     /// The runs held decoded, without thawing any: for questions a frozen run answers "no"

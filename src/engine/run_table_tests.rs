@@ -101,6 +101,17 @@ async fn history_length(engine: &Engine, id: &str) -> i64 {
     described.workflow_execution_info.unwrap().history_length
 }
 
+/// An engine with `n` runs started (their first workflow tasks queued, nobody polls) and
+/// frozen.
+async fn open_with_frozen_runs(dir: &std::path::Path, n: usize) -> std::sync::Arc<Engine> {
+    let engine = open(dir).await;
+    for i in 0..n {
+        start(&engine, &format!("run-{i}")).await;
+    }
+    freeze_all(&engine);
+    engine
+}
+
 fn freeze_all(engine: &Engine) {
     let mut core = engine.core.lock();
     core.runs.tick();
@@ -392,11 +403,7 @@ async fn a_compaction_spread_over_operations_keeps_every_run_as_it_began_and_wha
 #[tokio::test]
 async fn runs_moved_behind_the_capture_walk_are_still_taken_once() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = open(dir.path()).await;
-    for i in 0..200 {
-        start(&engine, &format!("run-{i}")).await;
-    }
-    freeze_all(&engine);
+    let engine = open_with_frozen_runs(dir.path(), 200).await;
     let mut core = engine.core.lock();
     let runs = core.runs.len();
     core.runs.begin_capture(1);
@@ -424,13 +431,9 @@ async fn runs_moved_behind_the_capture_walk_are_still_taken_once() {
 #[tokio::test]
 async fn a_backlog_sweep_over_frozen_runs_thaws_none() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = open(dir.path()).await;
     // Nobody polls: each run's first workflow task waits in the queue's backlog, swept
     // once at 1,024 tasks and next at twice what was left.
-    for i in 0..2048 {
-        start(&engine, &format!("queued-{i}")).await;
-    }
-    freeze_all(&engine);
+    let engine = open_with_frozen_runs(dir.path(), 2048).await;
     assert_eq!(engine.core.lock().runs.live_count(), 0);
     // The backlog has doubled since: this task's push sweeps it.
     start(&engine, "one-more").await;
