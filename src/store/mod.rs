@@ -7,6 +7,7 @@ pub mod archive;
 pub mod backup;
 mod durability;
 pub mod frame;
+mod group_commit;
 pub(crate) mod log_block;
 pub mod postgres;
 mod record_dictionary;

@@ -2,7 +2,8 @@
 //!
 //! A single writer thread drains every record queued since its last sync, writes them with one
 //! `write` as one compressed block (`log_block.rs`) and makes them durable with one
-//! `fdatasync` (group commit), then publishes the new durable position. A torn tail left by a
+//! `fdatasync` (group commit, paced by `group_commit.rs`), then publishes the new durable
+//! position. A torn tail left by a
 //! crash is cut off at start-up; damage anywhere else stops the start (see [`super::frame`]).
 
 use std::fs::{File, OpenOptions};
@@ -10,6 +11,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
+use std::time::Instant;
 
 use parking_lot::Mutex;
 use prost::Message;
@@ -17,6 +19,7 @@ use tokio::sync::watch;
 
 use super::durability::{Durable, WriterMsg, wait_compacted, wait_durable};
 use super::frame::{self, End, Format, LOG_MAGIC, LOG_MAGIC_V2, frame};
+use super::group_commit::Pacing;
 use super::log_block;
 use super::{DurableFuture, LogRecord, Lsn, ShardedRecord, Store, StoreError, encode_batch};
 
@@ -221,6 +224,7 @@ fn writer_loop(
     let mut blocks = log_block::BlockWriter::new();
     let mut last = 0;
     let mut failing = false;
+    let mut pacing = Pacing::default();
     loop {
         // While a write is failing, keep the unwritten batch and take whatever else arrives
         // without blocking; otherwise wait for work.
@@ -237,6 +241,8 @@ fn writer_loop(
             }
         };
         let mut next = first;
+        let started = Instant::now();
+        let (mut appends, mut held) = (0, false);
         // Drain everything queued, writing appends in batches and rewrites as they come.
         while let Some(msg) = next.take() {
             match msg {
@@ -249,6 +255,7 @@ fn writer_loop(
                         frame(Format::V2, &mut buf, &encode_batch(&parts));
                     }
                     last = lsn;
+                    appends += 1;
                 }
                 WriterMsg::Rewrite(lsn, _, records) => {
                     // Everything before the rewrite must be durable in the old file first.
@@ -273,9 +280,19 @@ fn writer_loop(
                 break;
             }
             next = rx.try_recv().ok();
+            // Others are writing too: give them a moment to join this batch (`group_commit`).
+            if next.is_none() && !held {
+                held = true;
+                if let Some(left) = pacing.hold_left(started, Instant::now()) {
+                    std::thread::sleep(left);
+                    next = rx.try_recv().ok();
+                }
+            }
         }
+        let writing = Instant::now();
         match log.write_batch(path, blocked(&buf, &mut block, &mut blocks)) {
             Ok(()) => {
+                pacing.synced(appends, writing.elapsed());
                 buf.clear();
                 if failing {
                     tracing::info!("log writes succeed again; the store accepts writes");
