@@ -5,8 +5,8 @@
 //! every sync costs kernel time, a disk flush and the wake-ups of everyone waiting on it. When
 //! the last batch showed that others write concurrently, the writer waits up to as long as
 //! the last sync took before writing: the batch about doubles, the syncs per operation about
-//! halve, and no operation waits longer for durability than two syncs. Alone (one operation
-//! at a time) nothing waits. The writer sleeps rather than blocking on its queue, so records
+//! halve, and no operation waits longer for durability than it did before by more than one
+//! sync's time (at most [`MAX_HOLD`]). Alone (one operation at a time) nothing waits. The writer sleeps rather than blocking on its queue, so records
 //! queued meanwhile wake nobody.
 
 use std::time::{Duration, Instant};

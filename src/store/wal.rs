@@ -3,8 +3,8 @@
 //! A single writer thread drains every record queued since its last sync, writes them with one
 //! `write` as one compressed block (`log_block.rs`) and makes them durable with one
 //! `fdatasync` (group commit, paced by `group_commit.rs`), then publishes the new durable
-//! position. A torn tail left by a
-//! crash is cut off at start-up; damage anywhere else stops the start (see [`super::frame`]).
+//! position. A torn tail left by a crash is cut off at start-up; damage anywhere else stops
+//! the start (see [`super::frame`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
